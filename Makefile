@@ -1,0 +1,46 @@
+# vectorlane: `make run` starts the system, `make test` runs the whole suite. Both set up what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.DEFAULT_GOAL := help
+.PHONY: help install run run-embed test test-fast bench protos check-protos clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
+	  echo "installing python3-venv"; apt-get update && apt-get install -y python3-venv; fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install vectorlane with its test and dev tools
+
+run: $(STAMP) ## start the system on its embedded defaults (embed service on :50052)
+	$(BIN)/vectorlane-embed
+
+run-embed: run ## start only the embed service
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/pytest -q tests
+
+test-fast: $(STAMP) ## the suite without the tests marked slow
+	$(BIN)/pytest -q -m 'not slow' tests
+
+bench: $(STAMP) ## run the benchmarks and print numbers and ratios
+	$(BIN)/python benchmarks/bench_embed.py
+
+protos: $(STAMP) ## regenerate the Python stubs from protos/ into client/
+	$(BIN)/python scripts/gen_protos.py
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

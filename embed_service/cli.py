@@ -1,0 +1,36 @@
+"""`vectorlane-embed`: run the embed service until SIGTERM or Ctrl-C, then shut down gracefully."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from embed_service.config import EmbedConfig
+from embed_service.server import EmbedServer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = EmbedConfig.from_args(argv)
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = EmbedServer(config).start()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("embed_service").info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"vectorlane embed service on {server.address}  (try: grpcurl -plaintext {server.address} list)",
+          flush=True)
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The embed service's core, free of gRPC: resolve a function spec to a loaded, cached function, check and
+decode inputs, and hand them to that model's batching queue.
+
+Models are loaded once per (function, settings) and shared by every request; a load that fails is not
+cached, so the next request tries again. Each loaded function gets one BatchQueue per input purpose.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embed_service.batching import BatchQueue, QueueObserver
+from embed_service.errors import EmbedError, InvalidArgument, InvalidInput, ModelLoadFailed
+from embed_service.functions.base import EmbeddingFunction, FunctionRuntime, Modality, Purpose
+from embed_service.functions.registry import Registry
+from embed_service.inputs import EmbedInput, ImagePolicy, prepare_inputs
+
+log = logging.getLogger(__name__)
+
+IsActive = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    name: str
+    description: str
+    modalities: tuple[Modality, ...]
+    settings_schema: dict[str, Any]
+    secret_settings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FunctionDescription:
+    name: str
+    dimensions: int
+    modalities: tuple[Modality, ...]
+    normalized: bool
+    secret_settings: tuple[str, ...]
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    enabled: bool = True
+    max_batch_size: int = 64
+    max_wait_s: float = 0.005
+    max_queued: int = 8192
+
+
+@dataclass(frozen=True)
+class StreamItem:
+    sequence: int
+    spec: FunctionSpec | None
+    inputs: Sequence[EmbedInput | None]
+    purpose: Purpose
+
+
+class LoadObserver:
+    def model_loaded(self, function: str, seconds: float, ok: bool) -> None:
+        """Called after each model load attempt."""
+
+
+class EmbeddingCore:
+    def __init__(self, registry: Registry, runtime: FunctionRuntime, *, images: ImagePolicy = ImagePolicy(),
+                 batching: BatchingConfig = BatchingConfig(), max_inputs_per_request: int = 4096,
+                 queue_observer: QueueObserver | None = None, load_observer: LoadObserver | None = None,
+                 stream_window: int = 8) -> None:
+        self._registry = registry
+        self._runtime = runtime
+        self._images = images
+        self._batching = batching
+        self._max_inputs = max_inputs_per_request
+        self._queue_observer = queue_observer
+        self._load_observer = load_observer or LoadObserver()
+        self._stream_window = stream_window
+        self._functions: dict[str, EmbeddingFunction] = {}
+        self._queues: dict[tuple[str, Purpose], BatchQueue] = {}
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    # ----- functions ---------------------------------------------------------------------------------
+    def list_functions(self, page_size: int = 0, page_token: str = "") -> tuple[list[FunctionInfo], str]:
+        if page_size < 0:
+            raise InvalidArgument("page_size must not be negative", reason="INVALID_PAGE_SIZE")
+        size = min(page_size or 100, 1000)
+        after = _decode_page_token(page_token)
+        names = [n for n in self._registry.names() if n > after]
+        page = names[:size]
+        infos = []
+        for name in page:
+            cls = self._registry.get(name)
+            infos.append(FunctionInfo(name, cls.description, _ordered(cls.modalities), cls.settings_schema(),
+                                      cls.secret_settings))
+        next_token = _encode_page_token(page[-1]) if len(names) > size else ""
+        return infos, next_token
+
+    def describe(self, spec: FunctionSpec) -> FunctionDescription:
+        function = self.function(spec)
+        return FunctionDescription(spec.name, function.ndims(), _ordered(function.modalities),
+                                   function.normalized, function.secret_settings, function.settings())
+
+    def function(self, spec: FunctionSpec) -> EmbeddingFunction:
+        """The loaded function for `spec`, loading it on first use."""
+        key, candidate = self._validate(spec)
+        loaded = self._functions.get(key)
+        if loaded is not None:
+            return loaded
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one load per key; other keys load in parallel
+            loaded = self._functions.get(key)
+            if loaded is not None:
+                return loaded
+            started = time.perf_counter()
+            try:
+                candidate.load(self._runtime)
+            except EmbedError:
+                self._load_observer.model_loaded(spec.name, time.perf_counter() - started, False)
+                raise
+            except Exception as exc:
+                self._load_observer.model_loaded(spec.name, time.perf_counter() - started, False)
+                raise ModelLoadFailed(f"{spec.name}: loading failed: {type(exc).__name__}: {exc}",
+                                      function=spec.name) from exc
+            seconds = time.perf_counter() - started
+            self._load_observer.model_loaded(spec.name, seconds, True)
+            log.info("loaded %s %s in %.2fs (%d dimensions)", spec.name, json.dumps(candidate.given_settings()),
+                     seconds, candidate.ndims())
+            self._functions[key] = candidate
+            return candidate
+
+    def preload(self, specs: Iterable[FunctionSpec]) -> None:
+        for spec in specs:
+            self.function(spec)
+
+    def _validate(self, spec: FunctionSpec) -> tuple[str, EmbeddingFunction]:
+        if not spec.name:
+            raise InvalidArgument("the function name is empty", reason="MISSING_FUNCTION")
+        cls = self._registry.get(spec.name)
+        function = cls.create(spec.settings)
+        key = spec.name + " " + json.dumps(function.settings(), sort_keys=True)
+        return key, function
+
+    # ----- embedding ---------------------------------------------------------------------------------
+    def submit(self, spec: FunctionSpec, inputs: Sequence[EmbedInput | None], purpose: Purpose,
+               is_active: IsActive = lambda: True) -> tuple[int, Future]:
+        """Validates and queues one request; returns the dimensions and a future of its vectors."""
+        if len(inputs) > self._max_inputs:
+            raise InvalidInput(f"{len(inputs)} inputs in one request; the limit is {self._max_inputs}",
+                               reason="TOO_MANY_INPUTS", limit=self._max_inputs)
+        function = self.function(spec)
+        items = prepare_inputs(inputs, function, self._images)
+        dims = function.ndims()
+        if not items:
+            done: Future = Future()
+            done.set_result(np.empty((0, dims), dtype=np.float32))
+            return dims, done
+        return dims, self._queue(spec, function, purpose).submit(items, is_active)
+
+    def embed(self, spec: FunctionSpec, inputs: Sequence[EmbedInput | None], purpose: Purpose = Purpose.SOURCE,
+              is_active: IsActive = lambda: True) -> np.ndarray:
+        _, future = self.submit(spec, inputs, purpose, is_active)
+        return future.result()
+
+    def embed_stream(self, requests: Iterable[StreamItem], is_active: IsActive = lambda: True
+                     ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Embeds a stream of requests, up to `stream_window` at once, answering in the order received."""
+        window: list[tuple[int, int, Future]] = []
+        spec: FunctionSpec | None = None
+        for item in requests:
+            spec = item.spec or spec
+            if spec is None:
+                raise InvalidArgument(f"stream request {item.sequence} names no function, and none came before",
+                                      reason="MISSING_FUNCTION", sequence=item.sequence)
+            dims, future = self.submit(spec, item.inputs, item.purpose, is_active)
+            window.append((item.sequence, dims, future))
+            while len(window) >= self._stream_window or (window and window[0][2].done()):
+                sequence, dims, future = window.pop(0)
+                yield sequence, dims, future.result()
+        for sequence, dims, future in window:
+            yield sequence, dims, future.result()
+
+    def _queue(self, spec: FunctionSpec, function: EmbeddingFunction, purpose: Purpose) -> BatchQueue:
+        key = (spec.name + " " + json.dumps(function.settings(), sort_keys=True), purpose)
+        queue = self._queues.get(key)
+        if queue is None:
+            with self._lock:
+                queue = self._queues.get(key)
+                if queue is None:
+                    cfg = self._batching
+                    queue = BatchQueue(f"{spec.name}/{purpose.value}",
+                                       lambda items: function.embed(items, purpose),
+                                       max_batch_size=cfg.max_batch_size, max_wait_s=cfg.max_wait_s,
+                                       max_queued=cfg.max_queued, coalesce=cfg.enabled,
+                                       observer=self._queue_observer)
+                    self._queues[key] = queue
+        return queue
+
+    def close(self) -> None:
+        with self._lock:
+            queues = list(self._queues.values())
+            self._queues.clear()
+        for queue in queues:
+            queue.close()
+
+
+def _ordered(modalities: Iterable[Modality]) -> tuple[Modality, ...]:
+    order = list(Modality)
+    return tuple(sorted(modalities, key=order.index))
+
+
+def _encode_page_token(after: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode()
+
+
+def _decode_page_token(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        return str(json.loads(base64.urlsafe_b64decode(token.encode()))["after"])
+    except Exception:
+        raise InvalidArgument("page_token is not one this service issued", reason="INVALID_PAGE_TOKEN") from None

@@ -1,0 +1,221 @@
+"""The one small interface every embedding function implements, and what they all share.
+
+A function is a pydantic model of its settings (what `create(**kwargs)` takes in LanceDB). The service
+creates it with `create(settings)`, calls `load(runtime)` once, then `embed(items, purpose)` from a
+batching worker thread; items are `str` for text and `PIL.Image.Image` for images.
+
+Retry lives here so every function has it: transient failures (as `is_transient` judges them) are retried
+with exponential backoff and jitter up to `max_retries` times (0 disables); anything else fails at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pydantic
+import tenacity
+from PIL import Image
+
+from embed_service.errors import EmbedError, InvalidSettings, ModelLoadFailed, UpstreamUnavailable
+from embed_service.secret_refs import SecretRef, SecretResolver
+
+log = logging.getLogger(__name__)
+
+
+class Modality(enum.Enum):
+    TEXT = "text"
+    IMAGE = "image"
+
+
+class Purpose(enum.Enum):
+    SOURCE = "source"
+    QUERY = "query"
+
+
+Item = str | Image.Image
+RetryHook = Callable[[str, int, float, BaseException], None]
+
+
+@dataclass(frozen=True)
+class FunctionRuntime:
+    """What the service lends a function: its secrets, where local model files may live, retry pacing."""
+
+    secrets: SecretResolver = field(default_factory=SecretResolver)
+    model_roots: tuple[Path, ...] = ()
+    retry_initial_delay: float = 1.0
+    retry_max_delay: float = 60.0
+    on_retry: RetryHook | None = None
+
+    def local_model_file(self, value: str, *, setting: str) -> Path:
+        """The path `value` names, refused unless it lies under one of the operator's model roots."""
+        path = Path(value).expanduser().resolve()
+        for root in self.model_roots:
+            if path.is_relative_to(root.resolve()):
+                return path
+        raise InvalidSettings(
+            f"setting {setting!r} names a local file outside the embed service's model roots "
+            f"({', '.join(map(str, self.model_roots)) or 'none configured'}); "
+            "the operator allows model files with --model-roots",
+            reason="MODEL_PATH_NOT_ALLOWED",
+            setting=setting,
+        )
+
+
+def looks_like_path(value: str) -> bool:
+    return value.startswith(("/", "./", "../", "~")) or value.endswith((".json", ".pt", ".pth", ".bin",
+                                                                        ".safetensors"))
+
+
+def resolve_device(requested: str) -> str:
+    """`auto` is CUDA when torch sees a GPU, else CPU; an explicit device that is absent is an error."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadFailed(f"device {requested!r} was asked for but torch sees no CUDA device",
+                              setting="device")
+    return requested
+
+
+class EmbeddingFunction(pydantic.BaseModel):
+    """Base of every embedding function. Subclasses declare settings as pydantic fields."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    registry_name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TEXT})
+    secret_settings: ClassVar[tuple[str, ...]] = ()
+
+    max_retries: int = pydantic.Field(7, ge=0, le=100, description="retries of transient failures; 0 disables")
+
+    _runtime: FunctionRuntime = pydantic.PrivateAttr(default_factory=FunctionRuntime)
+
+    # ----- creation -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, settings: dict[str, Any]) -> "EmbeddingFunction":
+        """Validates settings; unknown or malformed ones raise InvalidSettings naming the setting."""
+        try:
+            return cls(**settings)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            setting = ".".join(str(p) for p in first["loc"]) or "?"
+            if first["type"] == "extra_forbidden":
+                raise InvalidSettings(f"function {cls.registry_name!r} has no setting {setting!r}",
+                                      reason="UNKNOWN_SETTING", function=cls.registry_name,
+                                      setting=setting) from None
+            raise InvalidSettings(f"function {cls.registry_name!r}, setting {setting!r}: {first['msg']}",
+                                  function=cls.registry_name, setting=setting) from None
+        except EmbedError:
+            raise
+
+    @pydantic.model_validator(mode="after")
+    def _secrets_are_references(self) -> "EmbeddingFunction":
+        for name in self.secret_settings:
+            value = getattr(self, name)
+            if value is not None:
+                SecretRef.parse(value, setting=name)
+        return self
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting with defaults filled in; secrets stay references."""
+        return self.model_dump(mode="json")
+
+    def given_settings(self) -> dict[str, Any]:
+        """Only the settings the caller gave (what LanceDB stores as the function's `model`)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    @classmethod
+    def settings_schema(cls) -> dict[str, Any]:
+        return cls.model_json_schema()
+
+    # ----- lifecycle -------------------------------------------------------------------------------
+    def load(self, runtime: FunctionRuntime) -> None:
+        """Loads the model (once; the service caches the loaded function per settings)."""
+        self._runtime = runtime
+        self._load()
+
+    def _load(self) -> None:
+        """Subclasses load their model here, importing optional packages inside."""
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return None if value is None else self._runtime.secrets.resolve(value, setting=name)
+
+    def ndims(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def normalized(self) -> bool:
+        return bool(getattr(self, "normalize", False))
+
+    def health(self) -> bool:
+        return True
+
+    # ----- embedding --------------------------------------------------------------------------------
+    def embed(self, items: Sequence[Item], purpose: Purpose) -> np.ndarray:
+        """Embeds a mixed batch, texts and images each in one call, rows back in the order of `items`."""
+        out = np.empty((len(items), self.ndims()), dtype=np.float32)
+        texts = [i for i, item in enumerate(items) if isinstance(item, str)]
+        images = [i for i, item in enumerate(items) if not isinstance(item, str)]
+        if texts:
+            out[texts] = self._with_retry(self.embed_texts, [items[i] for i in texts], purpose)
+        if images:
+            out[images] = self._with_retry(self.embed_images, [items[i] for i in images], purpose)
+        return out
+
+    def embed_texts(self, texts: list[str], purpose: Purpose) -> np.ndarray:
+        raise NotImplementedError(f"{self.registry_name} does not embed text")  # the core checks first
+
+    def embed_images(self, images: list[Image.Image], purpose: Purpose) -> np.ndarray:
+        raise NotImplementedError(f"{self.registry_name} does not embed images")  # the core checks first
+
+    # ----- retry --------------------------------------------------------------------------------------
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether a failure may pass if tried again (rate limits, 5xx, connection errors, timeouts)."""
+        return isinstance(exc, (ConnectionError, TimeoutError))
+
+    def translate_error(self, exc: BaseException) -> BaseException:
+        """A permanent failure as the domain error the caller should see; unknown ones pass through."""
+        return exc
+
+    def _with_retry(self, call: Callable[..., np.ndarray], *args: Any) -> np.ndarray:
+        runtime = self._runtime
+        attempts = self.max_retries + 1
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            delay = state.next_action.sleep if state.next_action else 0.0
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("%s: attempt %d of %d failed (%s: %s); retrying in %.2fs", self.registry_name,
+                        state.attempt_number, attempts, type(exc).__name__, exc, delay)
+            if runtime.on_retry is not None and exc is not None:
+                runtime.on_retry(self.registry_name, state.attempt_number, delay, exc)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=tenacity.wait_exponential_jitter(initial=runtime.retry_initial_delay,
+                                                  max=runtime.retry_max_delay,
+                                                  jitter=runtime.retry_initial_delay),
+            retry=tenacity.retry_if_exception(self.is_transient),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            result = retrying(call, *args)
+        except EmbedError:
+            raise
+        except Exception as exc:
+            if self.is_transient(exc):
+                raise UpstreamUnavailable(
+                    f"{self.registry_name}: gave up after {attempts} attempt(s); last cause: "
+                    f"{type(exc).__name__}: {exc}",
+                    function=self.registry_name, attempts=attempts) from exc
+            raise self.translate_error(exc) from exc
+        return np.asarray(result, dtype=np.float32)

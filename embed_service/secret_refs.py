@@ -1,0 +1,70 @@
+"""Secret references in LanceDB's syntax: `$var:name` or `$var:name:default`.
+
+A function setting that holds a secret (an API key) is stored and sent only as a reference, so a key can
+never end up in table metadata or a log. The embed service resolves the reference when it builds the
+function: first from a file `<secrets_dir>/<name>` (a mounted Kubernetes Secret), then from the
+environment variable `VECTORLANE_SECRET_<NAME>` (name upper-cased, other characters as `_`), then the
+default given in the reference. Only variables with that prefix are reachable, so a caller cannot ask
+the service to send it an arbitrary environment variable of the process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from embed_service.errors import InvalidSettings, SecretNotFound
+
+_REF = re.compile(r"^\$var:(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?::(?P<default>.*))?$", re.DOTALL)
+ENV_PREFIX = "VECTORLANE_SECRET_"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    default: str | None
+
+    @classmethod
+    def parse(cls, value: str, *, setting: str) -> "SecretRef":
+        match = _REF.match(value)
+        if match is None:
+            raise InvalidSettings(
+                f"setting {setting!r} is a secret: give it as a reference '$var:name' "
+                "(resolved by the embed service from its secrets), never as a literal value",
+                reason="LITERAL_SECRET",
+                setting=setting,
+            )
+        return cls(match["name"], match["default"])
+
+    def env_var(self) -> str:
+        return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()
+
+
+@dataclass(frozen=True)
+class SecretResolver:
+    """Resolves references against a secrets directory and the process environment."""
+
+    secrets_dir: Path | None = None
+    environ: Mapping[str, str] | None = None
+
+    def resolve(self, value: str, *, setting: str) -> str:
+        ref = SecretRef.parse(value, setting=setting)
+        if self.secrets_dir is not None:
+            path = self.secrets_dir / ref.name
+            # The name pattern admits no '/', but '..' could still climb out: refuse anything that does.
+            if path.resolve().parent == self.secrets_dir.resolve() and path.is_file():
+                return path.read_text().strip()
+        env = os.environ if self.environ is None else self.environ
+        if ref.env_var() in env:
+            return env[ref.env_var()]
+        if ref.default is not None:
+            return ref.default
+        raise SecretNotFound(
+            f"secret {ref.name!r} for setting {setting!r} is not configured on the embed service "
+            f"(set {ref.env_var()} or mount a file named {ref.name!r} in the secrets directory)",
+            setting=setting,
+            secret=ref.name,
+        )

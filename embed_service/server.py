@@ -1,0 +1,128 @@
+"""Assembles the embed service: gRPC server, health, reflection, interceptors, metrics, preloading and
+graceful shutdown. `EmbedServer(config).start()` is what the console script and the tests run."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from embed_service.config import EmbedConfig
+from embed_service.core import BatchingConfig, EmbeddingCore
+from embed_service.error_mapping import ErrorMappingInterceptor
+from embed_service.functions.base import FunctionRuntime
+from embed_service.functions.registry import Registry, get_registry
+from embed_service.inputs import ImagePolicy
+from embed_service.metrics import EmbedMetrics, MetricsInterceptor
+from embed_service.secret_refs import SecretResolver
+from embed_service.servicer import EmbeddingServicer
+from vectorlane.embed.v1 import embed_service_pb2 as pb
+from vectorlane.embed.v1 import embed_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EmbeddingService"].full_name
+
+
+def build_core(config: EmbedConfig, metrics: EmbedMetrics, registry: Registry | None = None) -> EmbeddingCore:
+    runtime = FunctionRuntime(
+        secrets=SecretResolver(config.secrets_dir),
+        model_roots=config.model_roots,
+        retry_initial_delay=config.retry_initial_delay,
+        retry_max_delay=config.retry_max_delay,
+        on_retry=metrics.retried,
+    )
+    images = ImagePolicy(roots=config.image_roots, allowed_hosts=frozenset(h.lower() for h in
+                                                                          config.image_allowed_hosts),
+                         max_bytes=config.image_max_bytes)
+    batching = BatchingConfig(enabled=config.batching, max_batch_size=config.max_batch_size,
+                              max_wait_s=config.max_batch_wait_ms / 1000.0, max_queued=config.max_queued_inputs)
+    return EmbeddingCore(registry or get_registry(), runtime, images=images, batching=batching,
+                         max_inputs_per_request=config.max_inputs_per_request, queue_observer=metrics,
+                         load_observer=metrics)
+
+
+class EmbedServer:
+    def __init__(self, config: EmbedConfig, registry: Registry | None = None) -> None:
+        self.config = config
+        self.metrics = EmbedMetrics()
+        self.core = build_core(config, self.metrics, registry)
+        self.health = health.HealthServicer()
+        self.port = 0
+        self.metrics_port: int | None = None
+        self.ready = threading.Event()
+        self.preload_error: BaseException | None = None
+        self._stopped = threading.Event()
+        options = [
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="embed-rpc"),
+            interceptors=[MetricsInterceptor(self.metrics), ErrorMappingInterceptor()],
+            options=options,
+        )
+        pb_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(self.core), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self._server)
+
+    @property
+    def address(self) -> str:
+        host = self.config.host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    def start(self) -> "EmbedServer":
+        self._set_serving(False)
+        self.port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.config.host}:{self.config.port}")
+        self._server.start()
+        if self.config.metrics_port >= 0:
+            self.metrics_port = self.metrics.serve(self.config.metrics_host, self.config.metrics_port)
+        log.info("embed service listening on %s (metrics %s)", self.address,
+                 f"http://{self.config.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "off")
+        threading.Thread(target=self._preload, name="embed-preload", daemon=True).start()
+        return self
+
+    def _preload(self) -> None:
+        specs = self.config.preload_specs()
+        try:
+            for spec in specs:
+                log.info("preloading %s ...", spec.name)
+                self.core.function(spec)
+        except BaseException as exc:  # health stays NOT_SERVING: the operator asked for this model
+            self.preload_error = exc
+            log.error("preloading failed; health stays NOT_SERVING: %s", exc)
+            return
+        if not self._stopped.is_set():
+            self._set_serving(True)
+            log.info("ready: %d function(s) preloaded; health SERVING", len(specs))
+        self.ready.set()
+
+    def _set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, refuse new calls, let in-flight ones finish within the grace period, stop."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.config.grace_seconds if grace is None else grace
+        log.info("shutting down: health NOT_SERVING; in-flight calls get %.1fs", grace)
+        self._set_serving(False)
+        self._server.stop(grace).wait()
+        self.core.close()
+        self.metrics.stop()
+        log.info("embed service stopped")
+
+    def wait(self) -> None:
+        self._server.wait_for_termination()
