@@ -90,6 +90,7 @@ class EmbeddingCore:
         self._load_observer = load_observer or LoadObserver()
         self._stream_window = stream_window
         self._functions: dict[str, EmbeddingFunction] = {}
+        self._aliases: dict[str, tuple[str, EmbeddingFunction]] = {}
         self._queues: dict[tuple[str, Purpose], BatchQueue] = {}
         self._key_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -117,32 +118,41 @@ class EmbeddingCore:
 
     def function(self, spec: FunctionSpec) -> EmbeddingFunction:
         """The loaded function for `spec`, loading it on first use."""
+        return self._loaded(spec)[1]
+
+    def _loaded(self, spec: FunctionSpec) -> tuple[str, EmbeddingFunction]:
+        """(cache key, loaded function) for `spec`. Specs seen before skip validation: a dict look-up."""
+        alias = spec.name + " " + json.dumps(spec.settings, sort_keys=True)
+        known = self._aliases.get(alias)
+        if known is not None:
+            return known
         key, candidate = self._validate(spec)
-        loaded = self._functions.get(key)
-        if loaded is not None:
-            return loaded
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:  # one load per key; other keys load in parallel
             loaded = self._functions.get(key)
-            if loaded is not None:
-                return loaded
-            started = time.perf_counter()
-            try:
-                candidate.load(self._runtime)
-            except EmbedError:
-                self._load_observer.model_loaded(spec.name, time.perf_counter() - started, False)
-                raise
-            except Exception as exc:
-                self._load_observer.model_loaded(spec.name, time.perf_counter() - started, False)
-                raise ModelLoadFailed(f"{spec.name}: loading failed: {type(exc).__name__}: {exc}",
-                                      function=spec.name) from exc
-            seconds = time.perf_counter() - started
-            self._load_observer.model_loaded(spec.name, seconds, True)
-            log.info("loaded %s %s in %.2fs (%d dimensions)", spec.name, json.dumps(candidate.given_settings()),
-                     seconds, candidate.ndims())
-            self._functions[key] = candidate
-            return candidate
+            if loaded is None:
+                loaded = self._load(spec.name, candidate)
+                self._functions[key] = loaded
+        if len(self._aliases) < 10_000:  # spellings of settings are the caller's to vary; keep this bounded
+            self._aliases[alias] = (key, loaded)
+        return key, loaded
+
+    def _load(self, name: str, candidate: EmbeddingFunction) -> EmbeddingFunction:
+        started = time.perf_counter()
+        try:
+            candidate.load(self._runtime)
+        except EmbedError:
+            self._load_observer.model_loaded(name, time.perf_counter() - started, False)
+            raise
+        except Exception as exc:
+            self._load_observer.model_loaded(name, time.perf_counter() - started, False)
+            raise ModelLoadFailed(f"{name}: loading failed: {type(exc).__name__}: {exc}", function=name) from exc
+        seconds = time.perf_counter() - started
+        self._load_observer.model_loaded(name, seconds, True)
+        log.info("loaded %s %s in %.2fs (%d dimensions)", name, json.dumps(candidate.given_settings()), seconds,
+                 candidate.ndims())
+        return candidate
 
     def preload(self, specs: Iterable[FunctionSpec]) -> None:
         for spec in specs:
@@ -163,14 +173,14 @@ class EmbeddingCore:
         if len(inputs) > self._max_inputs:
             raise InvalidInput(f"{len(inputs)} inputs in one request; the limit is {self._max_inputs}",
                                reason="TOO_MANY_INPUTS", limit=self._max_inputs)
-        function = self.function(spec)
+        key, function = self._loaded(spec)
         items = prepare_inputs(inputs, function, self._images)
         dims = function.ndims()
         if not items:
             done: Future = Future()
             done.set_result(np.empty((0, dims), dtype=np.float32))
             return dims, done
-        return dims, self._queue(spec, function, purpose).submit(items, is_active)
+        return dims, self._queue(key, spec.name, function, purpose).submit(items, is_active)
 
     def embed(self, spec: FunctionSpec, inputs: Sequence[EmbedInput | None], purpose: Purpose = Purpose.SOURCE,
               is_active: IsActive = lambda: True) -> np.ndarray:
@@ -195,15 +205,15 @@ class EmbeddingCore:
         for sequence, dims, future in window:
             yield sequence, dims, future.result()
 
-    def _queue(self, spec: FunctionSpec, function: EmbeddingFunction, purpose: Purpose) -> BatchQueue:
-        key = (spec.name + " " + json.dumps(function.settings(), sort_keys=True), purpose)
+    def _queue(self, function_key: str, name: str, function: EmbeddingFunction, purpose: Purpose) -> BatchQueue:
+        key = (function_key, purpose)
         queue = self._queues.get(key)
         if queue is None:
             with self._lock:
                 queue = self._queues.get(key)
                 if queue is None:
                     cfg = self._batching
-                    queue = BatchQueue(f"{spec.name}/{purpose.value}",
+                    queue = BatchQueue(f"{name}/{purpose.value}",
                                        lambda items: function.embed(items, purpose),
                                        max_batch_size=cfg.max_batch_size, max_wait_s=cfg.max_wait_s,
                                        max_queued=cfg.max_queued, coalesce=cfg.enabled,

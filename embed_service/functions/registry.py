@@ -32,6 +32,7 @@ class Registry:
     def __init__(self) -> None:
         self._functions: dict[str, type[EmbeddingFunction]] = {}
         self._lock = threading.Lock()
+        self._discovery_lock = threading.RLock()
         self._discovered = False
 
     def register(self, name: str) -> Callable[[F], F]:
@@ -45,6 +46,10 @@ class Registry:
             return cls
 
         return decorate
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._functions.pop(name, None)
 
     def get(self, name: str) -> type[EmbeddingFunction]:
         self.discover()
@@ -63,15 +68,18 @@ class Registry:
         """Imports the built-in functions and every plug-in entry point, once."""
         if self._discovered:
             return
-        self._discovered = True
-        for module in BUILT_IN_MODULES:
-            importlib.import_module(module)
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                ep.load()
-                log.info("loaded embedding-function plug-in %s (%s)", ep.name, ep.value)
-            except Exception:
-                log.exception("plug-in %s (%s) failed to load; skipping it", ep.name, ep.value)
+        with self._discovery_lock:  # callers on other threads wait for the whole registry, not a part
+            if self._discovered:
+                return
+            for module in BUILT_IN_MODULES:
+                importlib.import_module(module)
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    ep.load()
+                    log.info("loaded embedding-function plug-in %s (%s)", ep.name, ep.value)
+                except Exception:
+                    log.exception("plug-in %s (%s) failed to load; skipping it", ep.name, ep.value)
+            self._discovered = True
 
     def rediscover(self) -> None:
         self._discovered = False
