@@ -44,6 +44,8 @@ class EmbedConfig:
     image_allowed_hosts: tuple[str, ...] = _opt((), "hosts (or host:port) images may be fetched from; * for any")
     image_max_bytes: int = _opt(32 * 1024 * 1024, "largest image accepted, in bytes")
     secrets_dir: Path | None = _opt(None, "folder of mounted secrets, one file per $var:name reference")
+    secret_allowed_hosts: tuple[str, ...] = _opt(("api.openai.com",),
+                                                 "hosts a resolved secret (an API key) may be sent to; * for any")
     retry_initial_delay: float = _opt(1.0, "first retry delay in seconds (doubles each attempt, with jitter)")
     retry_max_delay: float = _opt(60.0, "cap on one retry delay, in seconds")
     grace_seconds: float = _opt(20.0, "on SIGTERM, how long in-flight calls get to finish")

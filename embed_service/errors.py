@@ -18,6 +18,8 @@ its ErrorInfo reason; `metadata` carries the specifics (the function, the settin
      ├── Unavailable                UNAVAILABLE
      │    ├── UpstreamUnavailable   UPSTREAM_UNAVAILABLE (transient failures outlasted max_retries)
      │    └── ShuttingDown          SHUTTING_DOWN
+     ├── PermissionDenied           PERMISSION_DENIED / SECRET_HOST_NOT_ALLOWED (a secret would go to a
+     │                              host the operator did not allow)
      ├── QueueFull                  RESOURCE_EXHAUSTED / QUEUE_FULL
      └── Cancelled                  CANCELLED / CALLER_GONE
 """
@@ -90,6 +92,11 @@ class UpstreamUnavailable(Unavailable):
 
 class ShuttingDown(Unavailable):
     reason = "SHUTTING_DOWN"
+
+
+class PermissionDenied(EmbedError):
+    category = "PERMISSION_DENIED"
+    reason = "PERMISSION_DENIED"
 
 
 class QueueFull(EmbedError):

@@ -32,6 +32,7 @@ def build_core(config: EmbedConfig, metrics: EmbedMetrics, registry: Registry | 
     runtime = FunctionRuntime(
         secrets=SecretResolver(config.secrets_dir),
         model_roots=config.model_roots,
+        secret_hosts=frozenset(h.lower() for h in config.secret_allowed_hosts),
         retry_initial_delay=config.retry_initial_delay,
         retry_max_delay=config.retry_max_delay,
         on_retry=metrics.retried,

@@ -48,9 +48,13 @@ class FunctionRuntime:
 
     secrets: SecretResolver = field(default_factory=SecretResolver)
     model_roots: tuple[Path, ...] = ()
+    secret_hosts: frozenset[str] = frozenset({"api.openai.com"})
     retry_initial_delay: float = 1.0
     retry_max_delay: float = 60.0
     on_retry: RetryHook | None = None
+
+    def may_send_secrets_to(self, host: str) -> bool:
+        return "*" in self.secret_hosts or host.lower() in self.secret_hosts
 
     def local_model_file(self, value: str, *, setting: str) -> Path:
         """The path `value` names, refused unless it lies under one of the operator's model roots."""

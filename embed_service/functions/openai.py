@@ -9,12 +9,13 @@ retries transient failures with backoff, so `max_retries` means one thing for ev
 from __future__ import annotations
 
 import os
+import urllib.parse
 from typing import Any, ClassVar
 
 import numpy as np
 import pydantic
 
-from embed_service.errors import UpstreamAuthFailed, UpstreamRejected, UpstreamUnavailable
+from embed_service.errors import PermissionDenied, UpstreamAuthFailed, UpstreamRejected, UpstreamUnavailable
 from embed_service.functions.base import EmbeddingFunction, Modality, Purpose
 from embed_service.functions.registry import register
 
@@ -53,9 +54,17 @@ class OpenAIEmbeddings(EmbeddingFunction):
     def _load(self) -> None:
         import openai
 
+        host = (urllib.parse.urlsplit(self.base_url).hostname or "") if self.base_url else "api.openai.com"
+        trusted = self._runtime.may_send_secrets_to(host)
         api_key = self.secret("api_key")
-        if api_key is None and self.base_url is not None and not os.environ.get("OPENAI_API_KEY"):
-            api_key = "unused"  # servers like vLLM or Ollama take no key, the client insists on one
+        if api_key is not None and not trusted:
+            raise PermissionDenied(f"openai: the embed service sends secrets only to hosts the operator allowed "
+                                   f"(--secret-allowed-hosts); {host!r} is not one", reason="SECRET_HOST_NOT_ALLOWED",
+                                   function="openai", host=host)
+        if api_key is None and not (trusted and os.environ.get("OPENAI_API_KEY")):
+            # No key of the caller's: servers like vLLM or Ollama take none (the client insists on one), and
+            # the service's own OPENAI_API_KEY goes only to trusted hosts.
+            api_key = "unused" if self.base_url is not None else None
         try:
             self._client = openai.OpenAI(api_key=api_key, base_url=self.base_url, organization=self.organization,
                                          max_retries=0, timeout=self.timeout)

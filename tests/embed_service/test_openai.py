@@ -22,12 +22,13 @@ def upstream():
 @pytest.fixture
 def embed_with_key(start_embed, monkeypatch):
     monkeypatch.setenv("VECTORLANE_SECRET_TEST_KEY", "sk-test-secret-123")
-    return start_embed()
+    return start_embed(secret_allowed_hosts=("127.0.0.1",))
 
 
 def request(upstream, *values, **settings):
     settings = {"name": "text-embedding-3-small", "base_url": upstream.base_url, "api_key": "$var:test_key",
                 "dim": 16, **settings}
+    settings = {k: v for k, v in settings.items() if v is not None}
     return pb.EmbedRequest(function=spec("openai", settings), inputs=texts(*values))
 
 
@@ -126,3 +127,17 @@ def test_missing_secret_is_a_failed_precondition(embed, upstream):
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     info = error_info(err.value)
     assert info.reason == "SECRET_NOT_FOUND" and info.metadata["secret"] == "not_configured"
+
+
+def test_secrets_go_only_to_hosts_the_operator_allowed(start_embed, upstream, monkeypatch):
+    monkeypatch.setenv("VECTORLANE_SECRET_TEST_KEY", "sk-test-secret-123")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-service-own-key")
+    embed = start_embed()  # default: secrets only to api.openai.com
+    with pytest.raises(grpc.RpcError) as err:
+        embed.stub.Embed(request(upstream, "alpha"))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_info(err.value).reason == "SECRET_HOST_NOT_ALLOWED"
+    assert upstream.requests == []
+    # Without a key of the caller's, the service's own OPENAI_API_KEY stays home too.
+    embed.stub.Embed(request(upstream, "alpha", api_key=None))
+    assert upstream.requests[-1]["authorization"] == "Bearer unused"

@@ -85,7 +85,8 @@ class EmbeddingServiceServicer:
 
     def StreamEmbed(self, request_iterator, context):
         """Bulk embedding: send many requests on one stream; each response answers the request with the same
-        `sequence`, in the order the requests were sent. Requests are embedded concurrently.
+        `sequence`, in the order the requests were sent. Requests are embedded concurrently. A request that
+        fails (an unknown function, an undecodable image) ends the stream with that request's error status.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
