@@ -141,15 +141,18 @@ def main() -> None:
           f"p50 {median(off_p50):.1f} ms")
     print(f"{f'{args.clients} clients x 1 text, batching on':<44}{on_m:>10.1f}{on_m / off_m:>9.2f}  (goal >= 4) "
           f"p50 {median(on_p50):.1f} ms")
-    ceiling = rate(64, _one_call(model, batches[0])) / rate(1, _one_call(model, batches[0][:1]))
-    print(f"ceiling for batching on this machine: in-process encode of 64 vs of 1, per text: {ceiling:.2f}x")
+    texts = sentences(args.clients * args.per_client, seed=7)
+    batch_of_clients = median([in_process_at(model, texts, args.clients) for _ in range(args.repeats)])
+    batch_of_one = median([in_process_at(model, texts, 1) for _ in range(args.repeats)])
+    print(f"ceiling on this machine: in-process encode in batches of {args.clients} vs of 1: "
+          f"{batch_of_clients:.1f} vs {batch_of_one:.1f} texts/s = {batch_of_clients / batch_of_one:.2f}x")
 
 
-def _one_call(model, texts: list[str], repeats: int = 5) -> float:
+def in_process_at(model, texts: list[str], batch_size: int) -> float:
     started = time.perf_counter()
-    for _ in range(repeats):
-        model.encode(texts, batch_size=64, normalize_embeddings=True)
-    return (time.perf_counter() - started) / repeats
+    for start in range(0, len(texts), batch_size):
+        model.encode(texts[start:start + batch_size], batch_size=batch_size, normalize_embeddings=True)
+    return rate(len(texts), time.perf_counter() - started)
 
 
 if __name__ == "__main__":
