@@ -25,8 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"vectorlane embed service on {server.address}  (try: grpcurl -plaintext {server.address} list)",
-          flush=True)
+    print(f"vectorlane embed service on {server.address}  (try: grpcurl -plaintext {server.address} list)\n"
+          f"  health:  grpcurl -plaintext {server.address} grpc.health.v1.Health/Check\n"
+          f"  embed:   grpcurl -plaintext -d '{{\"function\": {{\"name\": \"sentence-transformers\"}}, "
+          f"\"inputs\": [{{\"text\": \"hello\"}}]}}' {server.address} "
+          "vectorlane.embed.v1.EmbeddingService/Embed\n"
+          f"  metrics: " + (f"http://{server.config.metrics_host}:{server.metrics_port}/metrics"
+                            if server.metrics_port else "off") +
+          "\n  (grpcurl is .venv/bin/grpcurl after `make install`)", flush=True)
     stop.wait()
     server.stop()
     return 0
