@@ -1,6 +1,6 @@
 """Domain exceptions of the embed service.
 
-Nothing here imports grpc: the core raises these, and `embed_service.error_mapping` is the one place that
+Nothing here imports grpc: the core raises these, and `rpc_common.error_mapping` is the one place that
 turns them into gRPC status codes with a google.rpc.ErrorInfo. Each class fixes its status category and
 its ErrorInfo reason; `metadata` carries the specifics (the function, the setting, the input index).
 
@@ -26,26 +26,16 @@ its ErrorInfo reason; `metadata` carries the specifics (the function, the settin
 
 from __future__ import annotations
 
-from typing import Any
+from rpc_common.errors import (Cancelled as _Cancelled, FailedPrecondition, InvalidArgument, PermissionDenied,
+                               ResourceExhausted, ServiceError, Unavailable)
 
+EmbedError = ServiceError
 
-class EmbedError(Exception):
-    """Base of every error the embed service reports to its callers."""
-
-    category = "INTERNAL"
-    reason = "INTERNAL"
-
-    def __init__(self, message: str, *, reason: str | None = None, **metadata: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        if reason is not None:
-            self.reason = reason
-        self.metadata = {k: str(v) for k, v in metadata.items() if v is not None}
-
-
-class InvalidArgument(EmbedError):
-    category = "INVALID_ARGUMENT"
-    reason = "INVALID_ARGUMENT"
+__all__ = [
+    "Cancelled", "EmbedError", "FailedPrecondition", "InvalidArgument", "InvalidInput", "InvalidSettings",
+    "ModelLoadFailed", "PermissionDenied", "QueueFull", "SecretNotFound", "ShuttingDown", "Unavailable",
+    "UnknownFunction", "UpstreamAuthFailed", "UpstreamRejected", "UpstreamUnavailable",
+]
 
 
 class UnknownFunction(InvalidArgument):
@@ -64,11 +54,6 @@ class UpstreamRejected(InvalidArgument):
     reason = "UPSTREAM_BAD_REQUEST"
 
 
-class FailedPrecondition(EmbedError):
-    category = "FAILED_PRECONDITION"
-    reason = "FAILED_PRECONDITION"
-
-
 class ModelLoadFailed(FailedPrecondition):
     reason = "MODEL_LOAD_FAILED"
 
@@ -81,11 +66,6 @@ class UpstreamAuthFailed(FailedPrecondition):
     reason = "UPSTREAM_AUTH_FAILED"
 
 
-class Unavailable(EmbedError):
-    category = "UNAVAILABLE"
-    reason = "UNAVAILABLE"
-
-
 class UpstreamUnavailable(Unavailable):
     reason = "UPSTREAM_UNAVAILABLE"
 
@@ -94,16 +74,9 @@ class ShuttingDown(Unavailable):
     reason = "SHUTTING_DOWN"
 
 
-class PermissionDenied(EmbedError):
-    category = "PERMISSION_DENIED"
-    reason = "PERMISSION_DENIED"
-
-
-class QueueFull(EmbedError):
-    category = "RESOURCE_EXHAUSTED"
+class QueueFull(ResourceExhausted):
     reason = "QUEUE_FULL"
 
 
-class Cancelled(EmbedError):
-    category = "CANCELLED"
+class Cancelled(_Cancelled):
     reason = "CALLER_GONE"

@@ -5,14 +5,9 @@ Each server owns its CollectorRegistry, so several servers in one process (tests
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import grpc
 import prometheus_client as prom
-
-from embed_service.handler_wrapping import Behaviour, rewrap
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -68,47 +63,3 @@ class EmbedMetrics:
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.registry.get_sample_value(name, labels or {}) or 0.0
-
-
-class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts every RPC by method and final status code, and times it (streams: start to end)."""
-
-    def __init__(self, metrics: EmbedMetrics) -> None:
-        self._m = metrics
-
-    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        if handler is None:
-            return None
-        method = details.method.rsplit("/", 1)[-1]
-        m = self._m
-
-        def record(context: grpc.ServicerContext, started: float, failed: bool) -> None:
-            code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
-            m.requests.labels(method, code.name).inc()
-            m.latency.labels(method).observe(time.perf_counter() - started)
-
-        def unary(inner: Behaviour) -> Behaviour:
-            def call(request: Any, context: grpc.ServicerContext) -> Any:
-                started, failed = time.perf_counter(), True
-                try:
-                    response = inner(request, context)
-                    failed = False
-                    return response
-                finally:
-                    record(context, started, failed)
-
-            return call
-
-        def streaming(inner: Behaviour) -> Behaviour:
-            def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                started, failed = time.perf_counter(), True
-                try:
-                    yield from inner(request, context)
-                    failed = False
-                finally:
-                    record(context, started, failed)
-
-            return call
-
-        return rewrap(handler, unary, streaming)

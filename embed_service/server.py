@@ -13,18 +13,20 @@ from grpc_reflection.v1alpha import reflection
 
 from embed_service.config import EmbedConfig
 from embed_service.core import BatchingConfig, EmbeddingCore
-from embed_service.error_mapping import ErrorMappingInterceptor
 from embed_service.functions.base import FunctionRuntime
 from embed_service.functions.registry import Registry, get_registry
 from embed_service.inputs import ImagePolicy
-from embed_service.metrics import EmbedMetrics, MetricsInterceptor
+from embed_service.metrics import EmbedMetrics
 from embed_service.secret_refs import SecretResolver
 from embed_service.servicer import EmbeddingServicer
+from rpc_common.call_metrics import MetricsInterceptor
+from rpc_common.error_mapping import ErrorMappingInterceptor
 from vectorlane.embed.v1 import embed_service_pb2 as pb
 from vectorlane.embed.v1 import embed_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
+ERROR_DOMAIN = "embed.vectorlane.dev"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EmbeddingService"].full_name
 
 
@@ -65,7 +67,8 @@ class EmbedServer:
         ]
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="embed-rpc"),
-            interceptors=[MetricsInterceptor(self.metrics), ErrorMappingInterceptor()],
+            interceptors=[MetricsInterceptor(self.metrics.requests, self.metrics.latency),
+                          ErrorMappingInterceptor(ERROR_DOMAIN)],
             options=options,
         )
         pb_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(self.core), self._server)

@@ -1,6 +1,6 @@
 """EmbeddingService over gRPC: each method converts the request, calls the core once, converts back.
 
-No error handling here: domain exceptions travel to `error_mapping.ErrorMappingInterceptor`.
+No error handling here: domain exceptions travel to `rpc_common.error_mapping.ErrorMappingInterceptor`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The one place where domain exceptions become gRPC statuses (AIP-193).
 
-Every status carries a google.rpc.ErrorInfo with the exception's UPPER_SNAKE_CASE reason, this service's
+Every status carries a google.rpc.ErrorInfo with the exception's UPPER_SNAKE_CASE reason, the service's
 domain, and its metadata (function, setting, input index). An exception that is not a domain error is a
 bug: it becomes INTERNAL with a request id, and the traceback is logged under that id.
 """
@@ -17,15 +17,12 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from embed_service.errors import EmbedError
-from embed_service.handler_wrapping import Behaviour, rewrap
+from rpc_common.errors import ServiceError
+from rpc_common.handler_wrapping import Behaviour, rewrap
 
 log = logging.getLogger(__name__)
 
-DOMAIN = "embed.vectorlane.dev"
-
-
-def to_status(exc: EmbedError, domain: str = DOMAIN) -> grpc.Status:
+def to_status(exc: ServiceError, domain: str) -> grpc.Status:
     info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=domain, metadata=exc.metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
@@ -36,13 +33,13 @@ def to_status(exc: EmbedError, domain: str = DOMAIN) -> grpc.Status:
 def _internal(method: str, exc: BaseException, domain: str) -> grpc.Status:
     request_id = uuid.uuid4().hex[:16]
     log.error("%s failed with an unexpected error (request id %s)", method, request_id, exc_info=exc)
-    error = EmbedError(f"internal error; the service logged it with request id {request_id}",
+    error = ServiceError(f"internal error; the service logged it with request id {request_id}",
                        request_id=request_id)
     return to_status(error, domain)
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):
-    def __init__(self, domain: str = DOMAIN) -> None:
+    def __init__(self, domain: str) -> None:
         self._domain = domain
 
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
@@ -52,7 +49,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
         method, domain = details.method, self._domain
 
         def status_of(exc: Exception) -> grpc.Status:
-            return to_status(exc, domain) if isinstance(exc, EmbedError) else _internal(method, exc, domain)
+            return to_status(exc, domain) if isinstance(exc, ServiceError) else _internal(method, exc, domain)
 
         def unary(inner: Behaviour) -> Behaviour:
             def call(request: Any, context: grpc.ServicerContext) -> Any:

@@ -1,0 +1,57 @@
+"""Counting and timing every RPC of a server, by method and final status code."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import prometheus_client as prom
+
+from rpc_common.handler_wrapping import Behaviour, rewrap
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Counts every RPC by method and final status code, and times it (streams: start to end)."""
+
+    def __init__(self, requests: prom.Counter, latency: prom.Histogram) -> None:
+        self._requests = requests  # labels: method, code
+        self._latency = latency  # labels: method
+
+    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        method = details.method.rsplit("/", 1)[-1]
+        requests, latency = self._requests, self._latency
+
+        def record(context: grpc.ServicerContext, started: float, failed: bool) -> None:
+            code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
+            requests.labels(method, code.name).inc()
+            latency.labels(method).observe(time.perf_counter() - started)
+
+        def unary(inner: Behaviour) -> Behaviour:
+            def call(request: Any, context: grpc.ServicerContext) -> Any:
+                started, failed = time.perf_counter(), True
+                try:
+                    response = inner(request, context)
+                    failed = False
+                    return response
+                finally:
+                    record(context, started, failed)
+
+            return call
+
+        def streaming(inner: Behaviour) -> Behaviour:
+            def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                started, failed = time.perf_counter(), True
+                try:
+                    yield from inner(request, context)
+                    failed = False
+                finally:
+                    record(context, started, failed)
+
+            return call
+
+        return rewrap(handler, unary, streaming)
