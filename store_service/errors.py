@@ -1,0 +1,35 @@
+"""Domain errors of the store service (no grpc here; `rpc_common.error_mapping` maps them).
+
+    ServiceError (rpc_common.errors)
+     ├── InvalidArgument      INVALID_TABLE_NAME / INVALID_SCHEMA / INVALID_DATA / SCHEMA_MISMATCH ...
+     ├── NotFound             TABLE_NOT_FOUND / VERSION_NOT_FOUND
+     ├── AlreadyExists        TABLE_EXISTS
+     ├── Aborted              WRITE_CONFLICT
+     └── DataLoss             FRAGMENT_CORRUPT / MANIFEST_CORRUPT (a stored file failed its checksum)
+"""
+
+from __future__ import annotations
+
+from rpc_common.errors import (Aborted, AlreadyExists, DataLoss, FailedPrecondition, InvalidArgument, NotFound,
+                               ServiceError)
+
+__all__ = [
+    "Aborted", "AlreadyExists", "DataLoss", "FailedPrecondition", "InvalidArgument", "InvalidTableName",
+    "NotFound", "ServiceError", "TableExists", "TableNotFound", "VersionNotFound",
+]
+
+
+class InvalidTableName(InvalidArgument):
+    reason = "INVALID_TABLE_NAME"
+
+
+class TableNotFound(NotFound):
+    reason = "TABLE_NOT_FOUND"
+
+
+class VersionNotFound(NotFound):
+    reason = "VERSION_NOT_FOUND"
+
+
+class TableExists(AlreadyExists):
+    reason = "TABLE_EXISTS"

@@ -1,0 +1,49 @@
+"""Data fragments: immutable Arrow IPC files, one per committed batch, checked against their checksum on
+every read, so a corrupt file is reported (DATA_LOSS) and never served as data."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+
+from store_service.errors import DataLoss
+from store_service.storage import durable
+from store_service.storage.manifest import FileRef
+
+DATA_DIR = "data"
+DELETIONS_DIR = "_deletions"
+ROW_ID = "_rowid"
+
+
+def write(table_dir: Path, table: pa.Table, subdir: str = DATA_DIR) -> FileRef:
+    """Writes `table` as a new fragment file (fsynced) and returns the reference a manifest will hold."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    data = sink.getvalue().to_pybytes()
+    relative = f"{subdir}/{uuid.uuid4().hex}.arrow"
+    durable.write_new(table_dir / relative, data)
+    return FileRef(relative, table.num_rows, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def read(table_dir: Path, ref: FileRef, *, table: str) -> pa.Table:
+    try:
+        data = (table_dir / ref.path).read_bytes()
+    except FileNotFoundError:
+        raise DataLoss(f"table {table!r}: file {ref.path} is missing", reason="FRAGMENT_MISSING", table=table,
+                       file=ref.path) from None
+    if len(data) != ref.bytes or hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise DataLoss(f"table {table!r}: file {ref.path} does not match its checksum; it is not served",
+                       reason="FRAGMENT_CORRUPT", table=table, file=ref.path)
+    try:
+        result = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+    except pa.ArrowException as exc:
+        raise DataLoss(f"table {table!r}: file {ref.path} is unreadable ({exc})", reason="FRAGMENT_CORRUPT",
+                       table=table, file=ref.path) from None
+    if result.num_rows != ref.rows:
+        raise DataLoss(f"table {table!r}: file {ref.path} holds {result.num_rows} rows, not {ref.rows}",
+                       reason="FRAGMENT_CORRUPT", table=table, file=ref.path)
+    return result

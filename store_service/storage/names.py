@@ -1,0 +1,23 @@
+"""Table names: letters, digits, `_`, `-` and `.`, starting with a letter, digit or `_`, at most 128
+characters. No separator, no `..`: a name can never address anything outside the data directory."""
+
+from __future__ import annotations
+
+import re
+
+from store_service.errors import InvalidTableName
+
+MAX_LENGTH = 128
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def check_table_name(name: str) -> str:
+    if not name:
+        raise InvalidTableName("the table name is empty", table=name)
+    if len(name) > MAX_LENGTH:
+        raise InvalidTableName(f"table names are at most {MAX_LENGTH} characters; this one has {len(name)}",
+                               table=name[:MAX_LENGTH] + "…")
+    if not _NAME.match(name) or ".." in name:
+        raise InvalidTableName(f"table name {name!r} may hold only letters, digits, '_', '-' and '.', must "
+                               "start with a letter, digit or '_', and may not contain '..'", table=name)
+    return name

@@ -1,0 +1,259 @@
+"""Tables on disk: a directory per table holding fragments and versioned manifests.
+
+Every change is a commit: new files are written and fsynced, then manifest N+1 is published atomically,
+so a crash leaves version N or N+1 and never a mix. One writer per table at a time (a thread lock plus an
+flock on the table's `.lock`, which also keeps a second process out); readers pin a manifest and read
+immutable files, so they see a consistent snapshot while a writer commits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from store_service.errors import InvalidArgument, TableExists, TableNotFound
+from store_service.storage import durable, fragments, manifest
+from store_service.storage.fragments import DATA_DIR, DELETIONS_DIR, ROW_ID
+from store_service.storage.manifest import Manifest
+from store_service.storage.names import check_table_name
+
+TABLES_DIR = "tables"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A table as of one version."""
+
+    table: "Table"
+    manifest: Manifest
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.manifest.schema
+
+    def deleted_row_ids(self) -> np.ndarray:
+        ref = self.manifest.deletions
+        if ref is None:
+            return np.empty(0, dtype=np.int64)
+        return self.table._read(ref).column(ROW_ID).to_numpy()
+
+    def to_arrow(self, *, with_row_ids: bool = False) -> pa.Table:
+        """Every live row, in commit order; `_rowid` as the last column when asked for."""
+        parts = [self.table._read(ref) for ref in self.manifest.fragments]
+        schema = self.schema.append(pa.field(ROW_ID, pa.int64(), nullable=False))
+        data = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+        deleted = self.deleted_row_ids()
+        if len(deleted):
+            data = data.filter(pc.invert(pc.is_in(data.column(ROW_ID), value_set=pa.array(deleted))))
+        return data if with_row_ids else data.drop_columns([ROW_ID])
+
+
+class Table:
+    def __init__(self, directory: Path, name: str) -> None:
+        self.name = name
+        self.directory = directory
+        self._thread_lock = threading.Lock()
+        self._cache: dict[str, pa.Table] = {}
+        self._cache_lock = threading.Lock()
+
+    # ----- reading ------------------------------------------------------------------------------------
+    def version_numbers(self) -> list[int]:
+        return manifest.versions(self.directory)
+
+    def manifest(self, version: int | None = None) -> Manifest:
+        if version is None:
+            version = self.version_numbers()[-1]
+        return manifest.read(self.directory, version, table=self.name)
+
+    def snapshot(self, version: int | None = None) -> Snapshot:
+        return Snapshot(self, self.manifest(version))
+
+    def _read(self, ref: manifest.FileRef) -> pa.Table:
+        with self._cache_lock:
+            cached = self._cache.get(ref.path)
+        if cached is None:
+            cached = fragments.read(self.directory, ref, table=self.name)  # files are immutable: cache them
+            with self._cache_lock:
+                self._cache[ref.path] = cached
+        return cached
+
+    # ----- writing ------------------------------------------------------------------------------------
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        with self._thread_lock, open(self.directory / ".lock", "a+b") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def commit(self, change: Callable[[Manifest], Manifest]) -> Manifest:
+        """Applies `change` to the latest manifest and publishes the result as the next version."""
+        with self._writer():
+            base = self.manifest()
+            new = change(base)
+            if new.version != base.version + 1:
+                raise RuntimeError("this is a bug: a commit must publish exactly the next version")
+            manifest.publish(self.directory, new)
+            return new
+
+    def append(self, data: pa.Table) -> Manifest:
+        def change(base: Manifest) -> Manifest:
+            rows = conform(data, base.schema)
+            if rows.num_rows == 0:
+                return base.successor(operation="append")
+            ref = fragments.write(self.directory, _with_row_ids(rows, base.next_row_id))
+            return base.successor(fragments=base.fragments + (ref,), next_row_id=base.next_row_id + rows.num_rows,
+                                  operation="append")
+
+        return self.commit(change)
+
+    def overwrite(self, data: pa.Table, schema: pa.Schema | None = None) -> Manifest:
+        """Replaces every row (and the schema, when given) in one new version; old versions stay readable."""
+
+        def change(base: Manifest) -> Manifest:
+            target = schema or base.schema
+            rows = conform(data, target)
+            refs = (fragments.write(self.directory, _with_row_ids(rows, base.next_row_id)),) if rows.num_rows else ()
+            return base.successor(schema=target, fragments=refs, deletions=None, indexes=(),
+                                  next_row_id=base.next_row_id + rows.num_rows, operation="overwrite")
+
+        return self.commit(change)
+
+    def delete_row_ids(self, row_ids: np.ndarray) -> Manifest:
+        def change(base: Manifest) -> Manifest:
+            previous = Snapshot(self, base).deleted_row_ids()
+            merged = np.union1d(previous, np.asarray(row_ids, dtype=np.int64))
+            if len(merged) == len(previous):
+                return base.successor(operation="delete")
+            ids = pa.table({ROW_ID: pa.array(merged, type=pa.int64())})
+            ref = fragments.write(self.directory, ids, DELETIONS_DIR)
+            return base.successor(deletions=ref, operation="delete")
+
+        return self.commit(change)
+
+    def restore(self, version: int) -> Manifest:
+        """Makes the contents of `version` the latest, as a new version (history is kept)."""
+        old = self.manifest(version)
+
+        def change(base: Manifest) -> Manifest:
+            return base.successor(schema=old.schema, fragments=old.fragments, deletions=old.deletions,
+                                  indexes=old.indexes, operation=f"restore:{version}")
+
+        return self.commit(change)
+
+
+def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`data` with the table's columns in the table's order and types; missing nullable columns are null."""
+    names = set(schema.names)
+    unknown = [n for n in data.column_names if n not in names]
+    if unknown:
+        raise InvalidArgument(f"column {unknown[0]!r} is not in the table's schema", reason="UNKNOWN_COLUMN",
+                              column=unknown[0])
+    columns = []
+    for f in schema:
+        if f.name in data.column_names:
+            column = data.column(f.name)
+            try:
+                columns.append(column.cast(f.type) if column.type != f.type else column)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise InvalidArgument(f"column {f.name!r}: cannot store {column.type} as {f.type} ({exc})",
+                                      reason="SCHEMA_MISMATCH", column=f.name) from None
+        elif f.nullable:
+            columns.append(pa.nulls(data.num_rows, f.type))
+        else:
+            raise InvalidArgument(f"column {f.name!r} is required", reason="MISSING_COLUMN", column=f.name)
+        if not f.nullable and columns[-1].null_count:
+            raise InvalidArgument(f"column {f.name!r} may not hold nulls", reason="NULL_IN_REQUIRED_COLUMN",
+                                  column=f.name)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _with_row_ids(rows: pa.Table, first: int) -> pa.Table:
+    return rows.append_column(pa.field(ROW_ID, pa.int64(), nullable=False),
+                              pa.array(np.arange(first, first + rows.num_rows, dtype=np.int64)))
+
+
+class TableStore:
+    """The tables under one data directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tables_dir = root / TABLES_DIR
+        self.tables_dir.mkdir(parents=True, exist_ok=True)
+        self._open: dict[str, Table] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.tables_dir.iterdir()
+                      if not p.name.startswith(".") and (p / manifest.VERSIONS_DIR).is_dir())
+
+    def open(self, name: str) -> Table:
+        check_table_name(name)
+        with self._lock:
+            table = self._open.get(name)
+            if table is None:
+                directory = self.tables_dir / name
+                if not (directory / manifest.VERSIONS_DIR).is_dir():
+                    raise TableNotFound(f"no table named {name!r}", table=name)
+                table = self._open[name] = Table(directory, name)
+            return table
+
+    def exists(self, name: str) -> bool:
+        check_table_name(name)
+        return (self.tables_dir / name / manifest.VERSIONS_DIR).is_dir()
+
+    def create(self, name: str, schema: pa.Schema, data: pa.Table | None = None) -> Table:
+        """Creates a table at version 1 (with `data` when given); TableExists if the name is taken."""
+        check_table_name(name)
+        staging = self.tables_dir / f".creating-{uuid.uuid4().hex}"
+        try:
+            for sub in (manifest.VERSIONS_DIR, DATA_DIR, DELETIONS_DIR):
+                (staging / sub).mkdir(parents=True)
+            refs: tuple[manifest.FileRef, ...] = ()
+            rows = conform(data, schema) if data is not None else None
+            if rows is not None and rows.num_rows:
+                refs = (fragments.write(staging, _with_row_ids(rows, 0)),)
+            first = Manifest(version=1, schema=schema, fragments=refs,
+                             next_row_id=rows.num_rows if rows is not None else 0)
+            manifest.publish(staging, first)
+            for sub in (DATA_DIR, DELETIONS_DIR):
+                durable.fsync_dir(staging / sub)
+            with self._lock:
+                target = self.tables_dir / name
+                if target.exists():
+                    raise TableExists(f"a table named {name!r} exists", table=name)
+                os.rename(staging, target)  # the table appears whole, or not at all
+                durable.fsync_dir(self.tables_dir)
+                self._open.pop(name, None)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return self.open(name)
+
+    def drop(self, name: str) -> None:
+        check_table_name(name)
+        with self._lock:
+            directory = self.tables_dir / name
+            if not (directory / manifest.VERSIONS_DIR).is_dir():
+                raise TableNotFound(f"no table named {name!r}", table=name)
+            graveyard = self.tables_dir / f".dropped-{uuid.uuid4().hex}"
+            os.rename(directory, graveyard)  # gone from view in one step
+            durable.fsync_dir(self.tables_dir)
+            self._open.pop(name, None)
+        shutil.rmtree(graveyard, ignore_errors=True)
