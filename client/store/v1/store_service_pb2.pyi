@@ -1,0 +1,534 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DataType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DATA_TYPE_UNSPECIFIED: _ClassVar[DataType]
+    DATA_TYPE_BOOL: _ClassVar[DataType]
+    DATA_TYPE_INT32: _ClassVar[DataType]
+    DATA_TYPE_INT64: _ClassVar[DataType]
+    DATA_TYPE_FLOAT32: _ClassVar[DataType]
+    DATA_TYPE_FLOAT64: _ClassVar[DataType]
+    DATA_TYPE_STRING: _ClassVar[DataType]
+    DATA_TYPE_BINARY: _ClassVar[DataType]
+    DATA_TYPE_TIMESTAMP: _ClassVar[DataType]
+    DATA_TYPE_VECTOR: _ClassVar[DataType]
+
+class RowFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROW_FORMAT_UNSPECIFIED: _ClassVar[RowFormat]
+    ROW_FORMAT_JSON: _ClassVar[RowFormat]
+    ROW_FORMAT_ARROW: _ClassVar[RowFormat]
+
+class CreateMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CREATE_MODE_UNSPECIFIED: _ClassVar[CreateMode]
+    CREATE_MODE_CREATE: _ClassVar[CreateMode]
+    CREATE_MODE_OVERWRITE: _ClassVar[CreateMode]
+    CREATE_MODE_EXIST_OK: _ClassVar[CreateMode]
+
+class BadVectorPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BAD_VECTOR_POLICY_UNSPECIFIED: _ClassVar[BadVectorPolicy]
+    BAD_VECTOR_POLICY_ERROR: _ClassVar[BadVectorPolicy]
+    BAD_VECTOR_POLICY_DROP: _ClassVar[BadVectorPolicy]
+    BAD_VECTOR_POLICY_FILL: _ClassVar[BadVectorPolicy]
+    BAD_VECTOR_POLICY_NULL: _ClassVar[BadVectorPolicy]
+
+class AddMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ADD_MODE_UNSPECIFIED: _ClassVar[AddMode]
+    ADD_MODE_APPEND: _ClassVar[AddMode]
+    ADD_MODE_OVERWRITE: _ClassVar[AddMode]
+
+class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    METRIC_UNSPECIFIED: _ClassVar[Metric]
+    METRIC_L2: _ClassVar[Metric]
+    METRIC_COSINE: _ClassVar[Metric]
+    METRIC_DOT: _ClassVar[Metric]
+
+class IndexType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INDEX_TYPE_UNSPECIFIED: _ClassVar[IndexType]
+    INDEX_TYPE_FLAT: _ClassVar[IndexType]
+    INDEX_TYPE_IVF_FLAT: _ClassVar[IndexType]
+    INDEX_TYPE_IVF_PQ: _ClassVar[IndexType]
+    INDEX_TYPE_HNSW: _ClassVar[IndexType]
+DATA_TYPE_UNSPECIFIED: DataType
+DATA_TYPE_BOOL: DataType
+DATA_TYPE_INT32: DataType
+DATA_TYPE_INT64: DataType
+DATA_TYPE_FLOAT32: DataType
+DATA_TYPE_FLOAT64: DataType
+DATA_TYPE_STRING: DataType
+DATA_TYPE_BINARY: DataType
+DATA_TYPE_TIMESTAMP: DataType
+DATA_TYPE_VECTOR: DataType
+ROW_FORMAT_UNSPECIFIED: RowFormat
+ROW_FORMAT_JSON: RowFormat
+ROW_FORMAT_ARROW: RowFormat
+CREATE_MODE_UNSPECIFIED: CreateMode
+CREATE_MODE_CREATE: CreateMode
+CREATE_MODE_OVERWRITE: CreateMode
+CREATE_MODE_EXIST_OK: CreateMode
+BAD_VECTOR_POLICY_UNSPECIFIED: BadVectorPolicy
+BAD_VECTOR_POLICY_ERROR: BadVectorPolicy
+BAD_VECTOR_POLICY_DROP: BadVectorPolicy
+BAD_VECTOR_POLICY_FILL: BadVectorPolicy
+BAD_VECTOR_POLICY_NULL: BadVectorPolicy
+ADD_MODE_UNSPECIFIED: AddMode
+ADD_MODE_APPEND: AddMode
+ADD_MODE_OVERWRITE: AddMode
+METRIC_UNSPECIFIED: Metric
+METRIC_L2: Metric
+METRIC_COSINE: Metric
+METRIC_DOT: Metric
+INDEX_TYPE_UNSPECIFIED: IndexType
+INDEX_TYPE_FLAT: IndexType
+INDEX_TYPE_IVF_FLAT: IndexType
+INDEX_TYPE_IVF_PQ: IndexType
+INDEX_TYPE_HNSW: IndexType
+
+class Field(_message.Message):
+    __slots__ = ("name", "type", "dimensions", "nullable")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    NULLABLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: DataType
+    dimensions: int
+    nullable: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[DataType, str]] = ..., dimensions: _Optional[int] = ..., nullable: _Optional[bool] = ...) -> None: ...
+
+class Schema(_message.Message):
+    __slots__ = ("fields", "arrow_schema")
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    ARROW_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    fields: _containers.RepeatedCompositeFieldContainer[Field]
+    arrow_schema: bytes
+    def __init__(self, fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., arrow_schema: _Optional[bytes] = ...) -> None: ...
+
+class EmbeddingFunctionConfig(_message.Message):
+    __slots__ = ("name", "model", "source_column", "vector_column")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    model: _struct_pb2.Struct
+    source_column: str
+    vector_column: str
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., source_column: _Optional[str] = ..., vector_column: _Optional[str] = ...) -> None: ...
+
+class Rows(_message.Message):
+    __slots__ = ("json", "arrow_ipc")
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    json: JsonRows
+    arrow_ipc: bytes
+    def __init__(self, json: _Optional[_Union[JsonRows, _Mapping]] = ..., arrow_ipc: _Optional[bytes] = ...) -> None: ...
+
+class JsonRows(_message.Message):
+    __slots__ = ("rows",)
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    def __init__(self, rows: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
+
+class Table(_message.Message):
+    __slots__ = ("name", "schema", "embedding_functions", "version", "num_rows", "indexes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    schema: Schema
+    embedding_functions: _containers.RepeatedCompositeFieldContainer[EmbeddingFunctionConfig]
+    version: int
+    num_rows: int
+    indexes: _containers.RepeatedCompositeFieldContainer[Index]
+    def __init__(self, name: _Optional[str] = ..., schema: _Optional[_Union[Schema, _Mapping]] = ..., embedding_functions: _Optional[_Iterable[_Union[EmbeddingFunctionConfig, _Mapping]]] = ..., version: _Optional[int] = ..., num_rows: _Optional[int] = ..., indexes: _Optional[_Iterable[_Union[Index, _Mapping]]] = ...) -> None: ...
+
+class CreateTableRequest(_message.Message):
+    __slots__ = ("name", "schema", "embedding_functions", "rows", "mode", "on_bad_vectors", "fill_value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    ON_BAD_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    FILL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    schema: Schema
+    embedding_functions: _containers.RepeatedCompositeFieldContainer[EmbeddingFunctionConfig]
+    rows: Rows
+    mode: CreateMode
+    on_bad_vectors: BadVectorPolicy
+    fill_value: float
+    def __init__(self, name: _Optional[str] = ..., schema: _Optional[_Union[Schema, _Mapping]] = ..., embedding_functions: _Optional[_Iterable[_Union[EmbeddingFunctionConfig, _Mapping]]] = ..., rows: _Optional[_Union[Rows, _Mapping]] = ..., mode: _Optional[_Union[CreateMode, str]] = ..., on_bad_vectors: _Optional[_Union[BadVectorPolicy, str]] = ..., fill_value: _Optional[float] = ...) -> None: ...
+
+class CreateTableResponse(_message.Message):
+    __slots__ = ("table",)
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    table: Table
+    def __init__(self, table: _Optional[_Union[Table, _Mapping]] = ...) -> None: ...
+
+class GetTableRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetTableResponse(_message.Message):
+    __slots__ = ("table",)
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    table: Table
+    def __init__(self, table: _Optional[_Union[Table, _Mapping]] = ...) -> None: ...
+
+class ListTablesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTablesResponse(_message.Message):
+    __slots__ = ("names", "next_page_token")
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    next_page_token: str
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DropTableRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DropTableResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AddRowsRequest(_message.Message):
+    __slots__ = ("table", "mode", "on_bad_vectors", "fill_value", "rows")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    ON_BAD_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    FILL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    mode: AddMode
+    on_bad_vectors: BadVectorPolicy
+    fill_value: float
+    rows: Rows
+    def __init__(self, table: _Optional[str] = ..., mode: _Optional[_Union[AddMode, str]] = ..., on_bad_vectors: _Optional[_Union[BadVectorPolicy, str]] = ..., fill_value: _Optional[float] = ..., rows: _Optional[_Union[Rows, _Mapping]] = ...) -> None: ...
+
+class AddRowsResponse(_message.Message):
+    __slots__ = ("version", "rows_added")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROWS_ADDED_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    rows_added: int
+    def __init__(self, version: _Optional[int] = ..., rows_added: _Optional[int] = ...) -> None: ...
+
+class DistanceRange(_message.Message):
+    __slots__ = ("lower", "upper")
+    LOWER_FIELD_NUMBER: _ClassVar[int]
+    UPPER_FIELD_NUMBER: _ClassVar[int]
+    lower: float
+    upper: float
+    def __init__(self, lower: _Optional[float] = ..., upper: _Optional[float] = ...) -> None: ...
+
+class Vector(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class SearchRequest(_message.Message):
+    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URI_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    POSTFILTER_FIELD_NUMBER: _ClassVar[int]
+    SELECT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    NPROBES_FIELD_NUMBER: _ClassVar[int]
+    EF_FIELD_NUMBER: _ClassVar[int]
+    REFINE_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    vector: Vector
+    text: str
+    image_bytes: bytes
+    image_uri: str
+    vector_column: str
+    where: str
+    postfilter: bool
+    select: _containers.RepeatedScalarFieldContainer[str]
+    limit: int
+    offset: int
+    distance_range: DistanceRange
+    metric: Metric
+    nprobes: int
+    ef: int
+    refine_factor: int
+    version: int
+    format: RowFormat
+    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("rows", "version")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    rows: Rows
+    version: int
+    def __init__(self, rows: _Optional[_Union[Rows, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ReadRowsRequest(_message.Message):
+    __slots__ = ("table", "where", "select", "limit", "offset", "version", "format")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    SELECT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    where: str
+    select: _containers.RepeatedScalarFieldContainer[str]
+    limit: int
+    offset: int
+    version: int
+    format: RowFormat
+    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ...) -> None: ...
+
+class ReadRowsResponse(_message.Message):
+    __slots__ = ("rows", "version")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    rows: Rows
+    version: int
+    def __init__(self, rows: _Optional[_Union[Rows, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class CountRowsRequest(_message.Message):
+    __slots__ = ("table", "where", "version")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    where: str
+    version: int
+    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class CountRowsResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class DeleteRowsRequest(_message.Message):
+    __slots__ = ("table", "where")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    where: str
+    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ...) -> None: ...
+
+class DeleteRowsResponse(_message.Message):
+    __slots__ = ("version", "rows_deleted")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROWS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    rows_deleted: int
+    def __init__(self, version: _Optional[int] = ..., rows_deleted: _Optional[int] = ...) -> None: ...
+
+class UpdateRowsRequest(_message.Message):
+    __slots__ = ("table", "where", "values")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    where: str
+    values: _struct_pb2.Struct
+    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., values: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class UpdateRowsResponse(_message.Message):
+    __slots__ = ("version", "rows_updated")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROWS_UPDATED_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    rows_updated: int
+    def __init__(self, version: _Optional[int] = ..., rows_updated: _Optional[int] = ...) -> None: ...
+
+class MergeInsertRequest(_message.Message):
+    __slots__ = ("table", "on", "when_matched_update_all", "when_not_matched_insert_all", "when_not_matched_by_source_delete", "when_not_matched_by_source_delete_where", "rows", "on_bad_vectors", "fill_value")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    ON_FIELD_NUMBER: _ClassVar[int]
+    WHEN_MATCHED_UPDATE_ALL_FIELD_NUMBER: _ClassVar[int]
+    WHEN_NOT_MATCHED_INSERT_ALL_FIELD_NUMBER: _ClassVar[int]
+    WHEN_NOT_MATCHED_BY_SOURCE_DELETE_FIELD_NUMBER: _ClassVar[int]
+    WHEN_NOT_MATCHED_BY_SOURCE_DELETE_WHERE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    ON_BAD_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    FILL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    on: _containers.RepeatedScalarFieldContainer[str]
+    when_matched_update_all: bool
+    when_not_matched_insert_all: bool
+    when_not_matched_by_source_delete: bool
+    when_not_matched_by_source_delete_where: str
+    rows: Rows
+    on_bad_vectors: BadVectorPolicy
+    fill_value: float
+    def __init__(self, table: _Optional[str] = ..., on: _Optional[_Iterable[str]] = ..., when_matched_update_all: _Optional[bool] = ..., when_not_matched_insert_all: _Optional[bool] = ..., when_not_matched_by_source_delete: _Optional[bool] = ..., when_not_matched_by_source_delete_where: _Optional[str] = ..., rows: _Optional[_Union[Rows, _Mapping]] = ..., on_bad_vectors: _Optional[_Union[BadVectorPolicy, str]] = ..., fill_value: _Optional[float] = ...) -> None: ...
+
+class MergeInsertResponse(_message.Message):
+    __slots__ = ("version", "rows_inserted", "rows_updated", "rows_deleted")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROWS_INSERTED_FIELD_NUMBER: _ClassVar[int]
+    ROWS_UPDATED_FIELD_NUMBER: _ClassVar[int]
+    ROWS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    rows_inserted: int
+    rows_updated: int
+    rows_deleted: int
+    def __init__(self, version: _Optional[int] = ..., rows_inserted: _Optional[int] = ..., rows_updated: _Optional[int] = ..., rows_deleted: _Optional[int] = ...) -> None: ...
+
+class Index(_message.Message):
+    __slots__ = ("name", "vector_column", "index_type", "metric", "version", "parameters")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    vector_column: str
+    index_type: IndexType
+    metric: Metric
+    version: int
+    parameters: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., vector_column: _Optional[str] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., version: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class CreateIndexRequest(_message.Message):
+    __slots__ = ("table", "vector_column", "index_type", "metric", "num_partitions", "num_sub_vectors", "m", "ef_construction", "replace", "name")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    NUM_PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    NUM_SUB_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    M_FIELD_NUMBER: _ClassVar[int]
+    EF_CONSTRUCTION_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    vector_column: str
+    index_type: IndexType
+    metric: Metric
+    num_partitions: int
+    num_sub_vectors: int
+    m: int
+    ef_construction: int
+    replace: bool
+    name: str
+    def __init__(self, table: _Optional[str] = ..., vector_column: _Optional[str] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., num_partitions: _Optional[int] = ..., num_sub_vectors: _Optional[int] = ..., m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., replace: _Optional[bool] = ..., name: _Optional[str] = ...) -> None: ...
+
+class CreateIndexResponse(_message.Message):
+    __slots__ = ("index", "version")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    index: Index
+    version: int
+    def __init__(self, index: _Optional[_Union[Index, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ListIndexesRequest(_message.Message):
+    __slots__ = ("table",)
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    def __init__(self, table: _Optional[str] = ...) -> None: ...
+
+class ListIndexesResponse(_message.Message):
+    __slots__ = ("indexes",)
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    indexes: _containers.RepeatedCompositeFieldContainer[Index]
+    def __init__(self, indexes: _Optional[_Iterable[_Union[Index, _Mapping]]] = ...) -> None: ...
+
+class DropIndexRequest(_message.Message):
+    __slots__ = ("table", "name")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    name: str
+    def __init__(self, table: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DropIndexResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class Version(_message.Message):
+    __slots__ = ("version", "timestamp", "operation", "num_rows")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    timestamp: float
+    operation: str
+    num_rows: int
+    def __init__(self, version: _Optional[int] = ..., timestamp: _Optional[float] = ..., operation: _Optional[str] = ..., num_rows: _Optional[int] = ...) -> None: ...
+
+class ListVersionsRequest(_message.Message):
+    __slots__ = ("table", "page_size", "page_token")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    page_size: int
+    page_token: str
+    def __init__(self, table: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListVersionsResponse(_message.Message):
+    __slots__ = ("versions", "next_page_token")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[Version]
+    next_page_token: str
+    def __init__(self, versions: _Optional[_Iterable[_Union[Version, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RestoreVersionRequest(_message.Message):
+    __slots__ = ("table", "version")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    version: int
+    def __init__(self, table: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class RestoreVersionResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
