@@ -1,0 +1,275 @@
+"""SQL-style filters compiled to pyarrow compute expressions with a real parser (lark), never eval.
+
+    price < 10 AND (category IN ('a', 'b') OR NOT title LIKE 'x%') AND note IS NOT NULL
+
+Comparisons (= == != <> < <= > >=), AND / OR / NOT, IN (...), NOT IN, LIKE / NOT LIKE (% and _), IS [NOT]
+NULL, BETWEEN ... AND ..., parentheses, TRUE / FALSE; strings in single quotes ('' escapes a quote);
+identifiers plain or in backquotes. Columns must exist and be scalar. A bad filter is InvalidArgument
+(reason INVALID_FILTER) naming the line and column of the problem.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import lark
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from store_service.errors import InvalidArgument
+
+GRAMMAR = r"""
+?start: or_expr
+?or_expr: and_expr (_OR and_expr)*
+?and_expr: not_expr (_AND not_expr)*
+?not_expr: _NOT not_expr            -> negation
+         | predicate
+?predicate: operand COMPARATOR operand                  -> comparison
+          | operand _IN "(" literal ("," literal)* ")"      -> in_list
+          | operand _NOT _IN "(" literal ("," literal)* ")" -> not_in_list
+          | operand _LIKE STRING                           -> like
+          | operand _NOT _LIKE STRING                      -> not_like
+          | operand _IS _NULL                              -> null_test
+          | operand _IS _NOT _NULL                         -> not_null_test
+          | operand _BETWEEN operand _AND operand          -> between
+          | operand _NOT _BETWEEN operand _AND operand     -> not_between
+          | "(" or_expr ")"
+          | column
+          | boolean
+?operand: column | literal
+column: NAME | QUOTED_NAME
+?literal: SIGNED_NUMBER -> number
+        | STRING        -> string
+        | boolean
+        | _NULL         -> null
+boolean: TRUE | FALSE
+
+COMPARATOR: "==" | "=" | "!=" | "<>" | "<=" | ">=" | "<" | ">"
+_OR: "OR"i
+_AND: "AND"i
+_NOT: "NOT"i
+_IN: "IN"i
+_LIKE: "LIKE"i
+_IS: "IS"i
+_NULL: "NULL"i
+_BETWEEN: "BETWEEN"i
+TRUE: "TRUE"i
+FALSE: "FALSE"i
+NAME: /[A-Za-z_][A-Za-z0-9_]*/
+QUOTED_NAME: /`[^`]+`/
+STRING: /'(?:[^']|'')*'/
+%import common.SIGNED_NUMBER
+%import common.WS
+%ignore WS
+"""
+
+# The basic lexer makes keywords reserved (a column cannot be named AND); the contextual one would not.
+_parser = lark.Lark(GRAMMAR, parser="lalr", lexer="basic", maybe_placeholders=False)
+
+_OPERATORS = {"=": "equal", "==": "equal", "!=": "not_equal", "<>": "not_equal", "<": "less",
+              "<=": "less_equal", ">": "greater", ">=": "greater_equal"}
+
+
+class _Null:
+    pass
+
+
+NULL = _Null()
+
+
+def parse_error(message: str, where: str, **position: Any) -> InvalidArgument:
+    return InvalidArgument(f"bad filter {where!r}: {message}", reason="INVALID_FILTER", filter=where, **position)
+
+
+@lru_cache(maxsize=512)
+def _tree(where: str) -> lark.Tree:
+    try:
+        return _parser.parse(where)
+    except lark.UnexpectedInput as exc:
+        if isinstance(exc, lark.UnexpectedToken) and exc.token.type == "$END":
+            lines = where.split("\n")
+            line, column = len(lines), len(lines[-1]) + 1
+            raise parse_error(f"the filter ends too early, at line {line}, column {column}", where, line=line,
+                              column=column) from None
+        found = where[exc.pos_in_stream:exc.pos_in_stream + 12] if exc.pos_in_stream is not None else ""
+        raise parse_error(f"unexpected {found!r} at line {exc.line}, column {exc.column}", where, line=exc.line,
+                          column=exc.column) from None
+
+
+def compile_filter(where: str, schema: pa.Schema) -> pc.Expression:
+    """Compiles `where` into an expression over `schema`'s columns; empty means every row."""
+    if not where.strip():
+        return pc.scalar(True)
+    compiler = _Compiler(where, schema)
+    try:
+        return compiler.as_predicate(compiler.transform(_tree(where)))
+    except lark.exceptions.VisitError as exc:
+        if isinstance(exc.orig_exc, InvalidArgument):
+            raise exc.orig_exc from None
+        raise
+
+
+def referenced_columns(where: str) -> set[str]:
+    if not where.strip():
+        return set()
+    return {_column_name(token) for token in _tree(where).scan_values(
+        lambda t: isinstance(t, lark.Token) and t.type in ("NAME", "QUOTED_NAME"))}
+
+
+def _column_name(token: lark.Token) -> str:
+    return token[1:-1] if token.type == "QUOTED_NAME" else str(token)
+
+
+class _Column:
+    def __init__(self, name: str, field: pa.Field) -> None:
+        self.name = name
+        self.field = field
+        self.expr = pc.field(name)
+
+
+class _Compiler(lark.Transformer):
+    def __init__(self, where: str, schema: pa.Schema) -> None:
+        super().__init__()
+        self._where = where
+        self._schema = schema
+
+    # ----- leaves --------------------------------------------------------------------------------------
+    def column(self, items: list[lark.Token]) -> _Column:
+        token = items[0]
+        name = _column_name(token)
+        index = self._schema.get_field_index(name)
+        if index < 0:
+            raise InvalidArgument(f"bad filter {self._where!r}: no column {name!r} (line {token.line}, column "
+                                  f"{token.column})", reason="UNKNOWN_COLUMN", column=name, filter=self._where)
+        field = self._schema.field(index)
+        if pa.types.is_list(field.type) or pa.types.is_fixed_size_list(field.type):
+            raise parse_error(f"column {name!r} is a vector; filters apply to scalar columns", self._where,
+                              column=name)
+        return _Column(name, field)
+
+    def number(self, items: list[lark.Token]) -> int | float:
+        text = str(items[0])
+        return float(text) if any(c in text for c in ".eE") else int(text)
+
+    def string(self, items: list[lark.Token]) -> str:
+        return str(items[0])[1:-1].replace("''", "'")
+
+    def boolean(self, items: list[lark.Token]) -> bool:
+        return items[0].type == "TRUE"
+
+    def null(self, items: list[Any]) -> _Null:
+        return NULL
+
+    # ----- predicates ----------------------------------------------------------------------------------
+    def comparison(self, items: list[Any]) -> pc.Expression:
+        left, op, right = items
+        if left is NULL or right is NULL:
+            raise parse_error("compare with NULL using IS NULL or IS NOT NULL", self._where)
+        self._check_types(left, right)
+        column = left if isinstance(left, _Column) else right if isinstance(right, _Column) else None
+        return getattr(pc, _OPERATORS[str(op)])(self._expr(left, column), self._expr(right, column))
+
+    def in_list(self, items: list[Any]) -> pc.Expression:
+        operand, *values = items
+        column = self._require_column(operand, "IN")
+        for value in values:
+            self._check_types(column, value)
+        return column.expr.isin([self._value_for(column, v) for v in values if v is not NULL])
+
+    def not_in_list(self, items: list[Any]) -> pc.Expression:
+        # SQL: NULL NOT IN (...) is unknown, so the row is not selected
+        return pc.and_kleene(pc.invert(self.in_list(items)), items[0].expr.is_valid())
+
+    def like(self, items: list[Any]) -> pc.Expression:
+        operand, pattern = items
+        column = self._require_column(operand, "LIKE")
+        if not pa.types.is_string(column.field.type) and not pa.types.is_large_string(column.field.type):
+            raise parse_error(f"LIKE needs a string column; {column.name!r} is {column.field.type}", self._where,
+                              column=column.name)
+        text = str(pattern)[1:-1].replace("''", "'")
+        return pc.match_like(column.expr, text)
+
+    def not_like(self, items: list[Any]) -> pc.Expression:
+        return pc.invert(self.like(items))
+
+    def null_test(self, items: list[Any]) -> pc.Expression:
+        return self._require_column(items[0], "IS NULL").expr.is_null()
+
+    def not_null_test(self, items: list[Any]) -> pc.Expression:
+        return pc.invert(self.null_test(items))
+
+    def between(self, items: list[Any]) -> pc.Expression:
+        operand, low, high = items
+        for bound in (low, high):
+            self._check_types(operand, bound)
+        column = operand if isinstance(operand, _Column) else None
+        expr = self._expr(operand)
+        return pc.and_kleene(pc.greater_equal(expr, self._expr(low, column)),
+                             pc.less_equal(expr, self._expr(high, column)))
+
+    def not_between(self, items: list[Any]) -> pc.Expression:
+        return pc.invert(self.between(items))
+
+    def negation(self, items: list[Any]) -> pc.Expression:
+        return pc.invert(self.as_predicate(items[0]))
+
+    def and_expr(self, items: list[Any]) -> pc.Expression:
+        result = self.as_predicate(items[0])
+        for item in items[1:]:
+            result = pc.and_kleene(result, self.as_predicate(item))
+        return result
+
+    def or_expr(self, items: list[Any]) -> pc.Expression:
+        result = self.as_predicate(items[0])
+        for item in items[1:]:
+            result = pc.or_kleene(result, self.as_predicate(item))
+        return result
+
+    # ----- helpers -------------------------------------------------------------------------------------
+    def as_predicate(self, item: Any) -> pc.Expression:
+        if isinstance(item, bool):
+            return pc.scalar(item)
+        if isinstance(item, _Column):
+            if pa.types.is_boolean(item.field.type):
+                return item.expr
+            raise parse_error(f"column {item.name!r} is {item.field.type}, not a condition", self._where,
+                              column=item.name)
+        if isinstance(item, pc.Expression):
+            return item
+        raise parse_error(f"{item!r} is not a condition", self._where)
+
+    def _require_column(self, operand: Any, what: str) -> _Column:
+        if not isinstance(operand, _Column):
+            raise parse_error(f"{what} needs a column on its left", self._where)
+        return operand
+
+    def _expr(self, operand: Any, column: _Column | None = None) -> pc.Expression:
+        if isinstance(operand, _Column):
+            return operand.expr
+        return pc.scalar(self._value_for(column, operand) if column is not None else operand)
+
+    def _value_for(self, column: _Column, value: Any) -> Any:
+        """A literal in the column's type where Arrow would not convert it itself (timestamps from text)."""
+        if pa.types.is_timestamp(column.field.type) and isinstance(value, str):
+            try:
+                return pa.scalar(value).cast(column.field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise parse_error(f"{value!r} is not a timestamp for column {column.name!r}", self._where,
+                                  column=column.name) from None
+        return value
+
+    def _check_types(self, left: Any, right: Any) -> None:
+        column = left if isinstance(left, _Column) else right if isinstance(right, _Column) else None
+        value = right if column is left else left
+        if column is None or isinstance(value, _Column) or value is NULL:
+            return
+        kind = column.field.type
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+        ok = ((numeric and isinstance(value, (int, float)) and not isinstance(value, bool))
+              or ((pa.types.is_string(kind) or pa.types.is_large_string(kind)) and isinstance(value, str))
+              or (pa.types.is_boolean(kind) and isinstance(value, bool))
+              or (pa.types.is_timestamp(kind) and isinstance(value, str)))
+        if not ok:
+            raise parse_error(f"column {column.name!r} is {kind}; it cannot be compared with {value!r}",
+                              self._where, column=column.name)
