@@ -1,0 +1,187 @@
+"""Vector indexes over FAISS, keyed by the table's stable `_rowid`s.
+
+Kinds: FLAT (exact), IVF_FLAT, IVF_PQ, HNSW; metrics l2 (squared Euclidean), cosine (1 - cos, vectors
+normalized and searched by inner product) and dot (-dot product). Smaller `_distance` is always closer.
+Deleted rows are excluded at search time with an IDSelector (HNSW cannot remove ids, and one mechanism for
+every kind means a deleted row can never come back from any of them). Prefiltering passes the allowed ids
+the same way; when they are few, exact search over them is both faster and complete.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import faiss
+import numpy as np
+
+from store_service.errors import InvalidArgument
+
+KINDS = ("FLAT", "IVF_FLAT", "IVF_PQ", "HNSW")
+METRICS = ("l2", "cosine", "dot")
+EXACT_BELOW = 4096  # allowed-id sets smaller than this are searched exactly
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    kind: str = "FLAT"
+    metric: str = "l2"
+    num_partitions: int = 0
+    num_sub_vectors: int = 0
+    m: int = 32
+    ef_construction: int = 200
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidArgument(f"unknown index type {self.kind!r}; one of {', '.join(KINDS)}",
+                                  reason="INVALID_INDEX", index_type=self.kind)
+        if self.metric not in METRICS:
+            raise InvalidArgument(f"unknown metric {self.metric!r}; one of {', '.join(METRICS)}",
+                                  reason="INVALID_METRIC", metric=self.metric)
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    nprobes: int = 0
+    ef: int = 0
+    refine_factor: int = 0
+
+
+def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if metric == "cosine":
+        vectors = vectors.copy()
+        faiss.normalize_L2(vectors)
+    return vectors
+
+
+def to_distance(scores: np.ndarray, metric: str) -> np.ndarray:
+    """FAISS scores as vectorlane distances: squared L2 as is, inner products turned so smaller is closer."""
+    if metric == "cosine":
+        return 1.0 - scores
+    if metric == "dot":
+        return -scores
+    return scores
+
+
+class VectorIndex:
+    """A FAISS index over (row id, vector) pairs; `add` catches it up with rows committed after it was built."""
+
+    def __init__(self, params: IndexParams, index: faiss.Index, dims: int) -> None:
+        self.params = params
+        self.dims = dims
+        self._index = index
+        self._lock = threading.Lock()  # adds mutate; searches may run together otherwise
+
+    @property
+    def size(self) -> int:
+        return int(self._index.ntotal)
+
+    @classmethod
+    def build(cls, params: IndexParams, vectors: np.ndarray, row_ids: np.ndarray) -> "VectorIndex":
+        if vectors.ndim != 2 or len(vectors) == 0:
+            raise InvalidArgument("an index needs at least one vector to train on", reason="EMPTY_TABLE")
+        n, dims = vectors.shape
+        data = prepare(vectors, params.metric)
+        faiss_metric = faiss.METRIC_L2 if params.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        kind = params.kind
+        if kind == "FLAT":
+            index = faiss.IndexIDMap2(faiss.IndexFlat(dims, faiss_metric))
+        elif kind == "HNSW":
+            graph = faiss.IndexHNSWFlat(dims, params.m or 32, faiss_metric)
+            graph.hnsw.efConstruction = params.ef_construction or 200
+            index = faiss.IndexIDMap2(graph)
+        else:
+            nlist = params.num_partitions or max(1, int(math.sqrt(n)))
+            if nlist > n:
+                raise InvalidArgument(f"num_partitions {nlist} exceeds the {n} rows to train on",
+                                      reason="INVALID_INDEX_PARAMETERS")
+            quantizer = faiss.IndexFlat(dims, faiss_metric)
+            if kind == "IVF_FLAT":
+                index = faiss.IndexIVFFlat(quantizer, dims, nlist, faiss_metric)
+            else:
+                m = params.num_sub_vectors or _default_sub_vectors(dims)
+                if dims % m:
+                    raise InvalidArgument(f"num_sub_vectors {m} must divide the {dims} dimensions",
+                                          reason="INVALID_INDEX_PARAMETERS")
+                nbits = max(1, min(8, int(math.log2(max(2, n // 4)))))  # small tables cannot train 256 codes
+                index = faiss.IndexIVFPQ(quantizer, dims, nlist, m, nbits, faiss_metric)
+            index.train(data)  # faiss's wrapper keeps `quantizer` alive as long as `index`
+        index.add_with_ids(data, np.ascontiguousarray(row_ids, dtype=np.int64))
+        return cls(params, index, dims)
+
+    def add(self, vectors: np.ndarray, row_ids: np.ndarray) -> None:
+        if len(row_ids):
+            with self._lock:
+                self._index.add_with_ids(prepare(vectors, self.params.metric),
+                                         np.ascontiguousarray(row_ids, dtype=np.int64))
+
+    def search(self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
+               excluded: np.ndarray | None = None, options: SearchParams = SearchParams()
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` closest row ids and their distances, closest first, never an excluded id."""
+        q = prepare(query.reshape(1, -1), self.params.metric)
+        selector = _selector(allowed, excluded)
+        params = self._search_params(selector, options)
+        fetch = k * max(1, options.refine_factor) if self.params.kind == "IVF_PQ" else k
+        with self._lock:
+            scores, ids = self._index.search(q, fetch, params=params) if params else self._index.search(q, fetch)
+        keep = ids[0] >= 0
+        return ids[0][keep], to_distance(scores[0][keep], self.params.metric)
+
+    def _search_params(self, selector: Any, options: SearchParams) -> Any:
+        kind = self.params.kind
+        if kind in ("IVF_FLAT", "IVF_PQ"):
+            inner = faiss.extract_index_ivf(self._index)
+            nprobe = options.nprobes or max(1, min(inner.nlist, 20))
+            return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe) if selector else \
+                faiss.SearchParametersIVF(nprobe=nprobe)
+        if kind == "HNSW":
+            ef = options.ef or 64
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=ef) if selector else \
+                faiss.SearchParametersHNSW(efSearch=ef)
+        return faiss.SearchParameters(sel=selector) if selector else None
+
+    def to_bytes(self) -> bytes:
+        with self._lock:
+            return faiss.serialize_index(self._index).tobytes()
+
+    @classmethod
+    def from_bytes(cls, params: IndexParams, data: bytes, dims: int) -> "VectorIndex":
+        return cls(params, faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), dims)
+
+
+def exact_search(vectors: np.ndarray, row_ids: np.ndarray, query: np.ndarray, k: int, metric: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Brute force over the given rows (FAISS's flat kernels), closest first."""
+    if len(row_ids) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    data = prepare(vectors, metric)
+    q = prepare(query.reshape(1, -1), metric)
+    if metric == "l2":
+        scores, positions = faiss.knn(q, data, min(k, len(data)))
+    else:
+        scores, positions = faiss.knn(q, data, min(k, len(data)), metric=faiss.METRIC_INNER_PRODUCT)
+    keep = positions[0] >= 0
+    return np.asarray(row_ids)[positions[0][keep]], to_distance(scores[0][keep], metric)
+
+
+def _selector(allowed: np.ndarray | None, excluded: np.ndarray | None) -> Any:
+    if allowed is not None:
+        ids = np.ascontiguousarray(allowed, dtype=np.int64)
+        if excluded is not None and len(excluded):
+            ids = np.setdiff1d(ids, excluded)
+        return faiss.IDSelectorBatch(ids)
+    if excluded is not None and len(excluded):
+        return faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(excluded, dtype=np.int64)))
+    return None
+
+
+def _default_sub_vectors(dims: int) -> int:
+    for m in (dims // 8, dims // 4, dims // 2, dims):
+        if m >= 1 and dims % m == 0:
+            return m
+    return 1
