@@ -1,0 +1,118 @@
+"""Table schemas and the embedding-function metadata they carry, in LanceDB's layout.
+
+The Arrow schema's metadata key `embedding_functions` holds a JSON list, one entry per vector column:
+`{"name": ..., "model": {...}, "source_column": ..., "vector_column": ...}`. Secrets never go in: a
+setting that looks like a secret (api_key, token, password, secret...) or that the embed service reports as
+secret must be a `$var:name` reference.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from store_service.errors import InvalidArgument
+
+METADATA_KEY = b"embedding_functions"
+_SECRET_NAME = re.compile(r"(api_?key|secret|token|password|credential)", re.IGNORECASE)
+_REFERENCE = re.compile(r"^\$var:[A-Za-z_][A-Za-z0-9_.-]*(:.*)?$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    name: str
+    model: dict[str, Any] = field(default_factory=dict)
+    source_column: str = ""
+    vector_column: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model, "source_column": self.source_column,
+                "vector_column": self.vector_column}
+
+
+def is_vector(field_: pa.Field) -> bool:
+    t = field_.type
+    return pa.types.is_fixed_size_list(t) and (pa.types.is_floating(t.value_type))
+
+
+def vector_dimensions(field_: pa.Field) -> int:
+    return int(field_.type.list_size)
+
+
+def vector_type(dimensions: int) -> pa.DataType:
+    return pa.list_(pa.field("item", pa.float32()), dimensions)
+
+
+def functions_of(schema: pa.Schema) -> list[FunctionConfig]:
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    if not raw:
+        return []
+    return [FunctionConfig(e["name"], dict(e.get("model") or {}), e["source_column"], e["vector_column"])
+            for e in json.loads(raw)]
+
+
+def with_functions(schema: pa.Schema, functions: Iterable[FunctionConfig],
+                   secret_settings: dict[str, Iterable[str]] | None = None) -> pa.Schema:
+    """`schema` carrying `functions` in its metadata, after checking each against the columns and secrets."""
+    configs = list(functions)
+    seen: set[str] = set()
+    for config in configs:
+        check_function(schema, config, (secret_settings or {}).get(config.name, ()))
+        if config.vector_column in seen:
+            raise InvalidArgument(f"vector column {config.vector_column!r} has two embedding functions",
+                                  reason="INVALID_EMBEDDING_FUNCTION", column=config.vector_column)
+        seen.add(config.vector_column)
+    metadata = dict(schema.metadata or {})
+    if configs:
+        metadata[METADATA_KEY] = json.dumps([c.to_json() for c in configs]).encode()
+    else:
+        metadata.pop(METADATA_KEY, None)
+    return schema.with_metadata(metadata)
+
+
+def check_function(schema: pa.Schema, config: FunctionConfig, secret_settings: Iterable[str] = ()) -> None:
+    if not config.name:
+        raise InvalidArgument("an embedding function has no name", reason="INVALID_EMBEDDING_FUNCTION")
+    for role, column in (("source", config.source_column), ("vector", config.vector_column)):
+        if schema.get_field_index(column) < 0:
+            raise InvalidArgument(f"embedding function {config.name!r}: {role} column {column!r} is not in the "
+                                  "schema", reason="UNKNOWN_COLUMN", column=column, function=config.name)
+    source = schema.field(config.source_column)
+    if not (pa.types.is_string(source.type) or pa.types.is_large_string(source.type)
+            or pa.types.is_binary(source.type) or pa.types.is_large_binary(source.type)):
+        raise InvalidArgument(f"source column {config.source_column!r} is {source.type}; it must hold text, image "
+                              "bytes or image URIs", reason="INVALID_EMBEDDING_FUNCTION", column=config.source_column)
+    if not is_vector(schema.field(config.vector_column)):
+        raise InvalidArgument(f"vector column {config.vector_column!r} is not a fixed-size float vector",
+                              reason="INVALID_EMBEDDING_FUNCTION", column=config.vector_column)
+    secret = set(secret_settings)
+    for key, value in config.model.items():
+        looks_secret = key in secret or bool(_SECRET_NAME.search(key))
+        if looks_secret and value is not None and not (isinstance(value, str) and _REFERENCE.match(value)):
+            raise InvalidArgument(f"embedding function {config.name!r}: setting {key!r} is a secret; store it as "
+                                  "a '$var:name' reference, never as a value", reason="LITERAL_SECRET",
+                                  setting=key, function=config.name)
+
+
+def vector_columns(schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if is_vector(f)]
+
+
+def pick_vector_column(schema: pa.Schema, requested: str = "") -> str:
+    columns = vector_columns(schema)
+    if requested:
+        if requested not in columns:
+            raise InvalidArgument(f"{requested!r} is not a vector column of this table (vector columns: "
+                                  f"{', '.join(columns) or 'none'})", reason="UNKNOWN_COLUMN", column=requested)
+        return requested
+    if len(columns) == 1:
+        return columns[0]
+    if not columns:
+        raise InvalidArgument("this table has no vector column", reason="NO_VECTOR_COLUMN")
+    raise InvalidArgument(f"this table has several vector columns ({', '.join(columns)}); name one with "
+                          "vector_column", reason="VECTOR_COLUMN_REQUIRED")
