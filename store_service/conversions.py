@@ -1,0 +1,199 @@
+"""Protobuf <-> Arrow for the store service: schemas, and rows as JSON objects or Arrow IPC bytes.
+
+The only module that knows both sides. Bad bytes or rows that do not fit the schema are InvalidArgument
+with a precise reason; nothing here touches storage.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import math
+from typing import Any
+
+import pyarrow as pa
+from google.protobuf import json_format, struct_pb2
+
+from store_service.errors import InvalidArgument
+from store_service.schema import FunctionConfig, is_vector, vector_dimensions, vector_type
+from vectorlane.store.v1 import store_service_pb2 as pb
+
+_SCALARS = {
+    pb.DATA_TYPE_BOOL: pa.bool_(), pb.DATA_TYPE_INT32: pa.int32(), pb.DATA_TYPE_INT64: pa.int64(),
+    pb.DATA_TYPE_FLOAT32: pa.float32(), pb.DATA_TYPE_FLOAT64: pa.float64(), pb.DATA_TYPE_STRING: pa.string(),
+    pb.DATA_TYPE_BINARY: pa.binary(), pb.DATA_TYPE_TIMESTAMP: pa.timestamp("us", tz="UTC"),
+}
+
+
+# ----- schemas ------------------------------------------------------------------------------------------
+def schema_from_proto(message: pb.Schema, vector_dims: dict[str, int] | None = None) -> pa.Schema:
+    """The Arrow schema a request describes. `vector_dims` fills vector columns given without dimensions
+    (taken from their embedding functions)."""
+    if message.arrow_schema:
+        try:
+            return pa.ipc.read_schema(pa.py_buffer(message.arrow_schema))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidArgument(f"arrow_schema is not a serialized Arrow schema ({exc})",
+                                  reason="INVALID_ARROW_SCHEMA") from None
+    fields = []
+    for f in message.fields:
+        if not f.name:
+            raise InvalidArgument("a field has no name", reason="INVALID_SCHEMA")
+        if f.type == pb.DATA_TYPE_VECTOR:
+            dims = f.dimensions or (vector_dims or {}).get(f.name, 0)
+            if dims <= 0:
+                raise InvalidArgument(f"vector column {f.name!r} needs dimensions (or an embedding function)",
+                                      reason="INVALID_SCHEMA", column=f.name)
+            fields.append(pa.field(f.name, vector_type(dims), nullable=f.nullable))
+        elif f.type in _SCALARS:
+            fields.append(pa.field(f.name, _SCALARS[f.type], nullable=f.nullable))
+        else:
+            raise InvalidArgument(f"field {f.name!r} has no type", reason="INVALID_SCHEMA", column=f.name)
+    if len({f.name for f in fields}) != len(fields):
+        raise InvalidArgument("column names repeat", reason="INVALID_SCHEMA")
+    return pa.schema(fields)
+
+
+def schema_to_proto(schema: pa.Schema) -> pb.Schema:
+    by_type = {v: k for k, v in _SCALARS.items()}
+    fields = []
+    for f in schema:
+        if is_vector(f):
+            fields.append(pb.Field(name=f.name, type=pb.DATA_TYPE_VECTOR, dimensions=vector_dimensions(f),
+                                   nullable=f.nullable))
+        else:
+            fields.append(pb.Field(name=f.name, type=by_type.get(f.type, pb.DATA_TYPE_UNSPECIFIED),
+                                   nullable=f.nullable))
+    return pb.Schema(fields=fields, arrow_schema=schema.serialize().to_pybytes())
+
+
+def function_configs(messages: Any) -> list[FunctionConfig]:
+    return [FunctionConfig(m.name, json_format.MessageToDict(m.model), m.source_column, m.vector_column)
+            for m in messages]
+
+
+def function_config_to_proto(config: FunctionConfig) -> pb.EmbeddingFunctionConfig:
+    model = struct_pb2.Struct()
+    model.update(config.model)
+    return pb.EmbeddingFunctionConfig(name=config.name, model=model, source_column=config.source_column,
+                                      vector_column=config.vector_column)
+
+
+# ----- rows ---------------------------------------------------------------------------------------------
+def rows_to_arrow(message: pb.Rows, schema: pa.Schema | None) -> pa.Table | None:
+    """The rows of a request as an Arrow table (in `schema`'s types when given); None when there are none."""
+    which = message.WhichOneof("format")
+    if which is None:
+        return None
+    if which == "arrow_ipc":
+        try:
+            return pa.ipc.open_stream(pa.py_buffer(message.arrow_ipc)).read_all()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidArgument(f"rows are not a readable Arrow IPC stream ({exc})",
+                                  reason="INVALID_ARROW_IPC") from None
+    rows = [json_format.MessageToDict(r) for r in message.json.rows]
+    if not rows:
+        return None
+    if schema is None:
+        return _infer(rows)
+    known = set(schema.names)
+    for index, row in enumerate(rows):
+        for key in row:
+            if key not in known:
+                raise InvalidArgument(f"row {index}: column {key!r} is not in the table's schema",
+                                      reason="UNKNOWN_COLUMN", column=key, row=index)
+    present = [f for f in schema if any(f.name in r for r in rows)]
+    columns = {}
+    for f in present:
+        values = [_json_value(r.get(f.name), f, i) for i, r in enumerate(rows)]
+        columns[f.name] = _array(values, f)
+    return pa.table(columns)  # vectors of a wrong length stay variable-length lists: the caller decides
+
+
+def _array(values: list[Any], f: pa.Field) -> pa.Array:
+    try:
+        if is_vector(f):
+            return pa.array(values, type=pa.list_(pa.float32())).cast(f.type) if _uniform(values, f) else \
+                pa.array(values, type=pa.list_(pa.float32()))
+        return pa.array(values, type=f.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        raise InvalidArgument(f"column {f.name!r}: values do not fit {f.type} ({exc})", reason="SCHEMA_MISMATCH",
+                              column=f.name) from None
+
+
+def _uniform(values: list[Any], f: pa.Field) -> bool:
+    size = vector_dimensions(f)
+    return all(v is None or len(v) == size for v in values)
+
+
+def _json_value(value: Any, f: pa.Field, row: int) -> Any:
+    if value is None:
+        return None
+    t = f.type
+    if pa.types.is_integer(t) and isinstance(value, float):
+        if not value.is_integer():
+            raise InvalidArgument(f"row {row}: column {f.name!r} is an integer column; got {value}",
+                                  reason="SCHEMA_MISMATCH", column=f.name, row=row)
+        return int(value)
+    if (pa.types.is_binary(t) or pa.types.is_large_binary(t)) and isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            raise InvalidArgument(f"row {row}: column {f.name!r} holds bytes; give them base64-encoded",
+                                  reason="SCHEMA_MISMATCH", column=f.name, row=row) from None
+    if pa.types.is_timestamp(t) and isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgument(f"row {row}: column {f.name!r}: {value!r} is not an RFC 3339 timestamp",
+                                  reason="SCHEMA_MISMATCH", column=f.name, row=row) from None
+    return value
+
+
+def _infer(rows: list[dict[str, Any]]) -> pa.Table:
+    """Schema from first rows: lists of numbers of one length become float32 vectors."""
+    names: list[str] = []
+    for row in rows:
+        names.extend(k for k in row if k not in names)
+    columns = {}
+    for name in names:
+        values = [r.get(name) for r in rows]
+        lists = [v for v in values if v is not None]
+        if lists and all(isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v) for v in lists) \
+                and len({len(v) for v in lists}) == 1:
+            columns[name] = pa.array(values, type=vector_type(len(lists[0])))
+        elif lists and all(isinstance(v, float) and v.is_integer() for v in lists):
+            columns[name] = pa.array([None if v is None else int(v) for v in values], type=pa.int64())
+        else:
+            try:
+                columns[name] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise InvalidArgument(f"column {name!r}: cannot infer one type ({exc})", reason="INVALID_DATA",
+                                      column=name) from None
+    return pa.table(columns)
+
+
+def arrow_to_rows(table: pa.Table, row_format: int) -> pb.Rows:
+    if row_format == pb.ROW_FORMAT_ARROW:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return pb.Rows(arrow_ipc=sink.getvalue().to_pybytes())
+    structs = []
+    for row in table.to_pylist():
+        struct = struct_pb2.Struct()
+        struct.update({k: _to_json(v) for k, v in row.items()})
+        structs.append(struct)
+    return pb.Rows(json=pb.JsonRows(rows=structs))
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    return value
