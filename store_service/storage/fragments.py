@@ -23,13 +23,19 @@ def write(table_dir: Path, table: pa.Table, subdir: str = DATA_DIR) -> FileRef:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    data = sink.getvalue().to_pybytes()
-    relative = f"{subdir}/{uuid.uuid4().hex}.arrow"
+    return write_file(table_dir, sink.getvalue().to_pybytes(), subdir, ".arrow", table.num_rows)
+
+
+def write_file(table_dir: Path, data: bytes, subdir: str, suffix: str, rows: int) -> FileRef:
+    """Writes any immutable table file (fragment, deletions, index) under a fresh name, fsynced."""
+    relative = f"{subdir}/{uuid.uuid4().hex}{suffix}"
+    (table_dir / subdir).mkdir(exist_ok=True)
     durable.write_new(table_dir / relative, data)
-    return FileRef(relative, table.num_rows, hashlib.sha256(data).hexdigest(), len(data))
+    return FileRef(relative, rows, hashlib.sha256(data).hexdigest(), len(data))
 
 
-def read(table_dir: Path, ref: FileRef, *, table: str) -> pa.Table:
+def read_file(table_dir: Path, ref: FileRef, *, table: str) -> bytes:
+    """The bytes of a table file, verified against its size and checksum (DATA_LOSS otherwise)."""
     try:
         data = (table_dir / ref.path).read_bytes()
     except FileNotFoundError:
@@ -38,6 +44,11 @@ def read(table_dir: Path, ref: FileRef, *, table: str) -> pa.Table:
     if len(data) != ref.bytes or hashlib.sha256(data).hexdigest() != ref.sha256:
         raise DataLoss(f"table {table!r}: file {ref.path} does not match its checksum; it is not served",
                        reason="FRAGMENT_CORRUPT", table=table, file=ref.path)
+    return data
+
+
+def read(table_dir: Path, ref: FileRef, *, table: str) -> pa.Table:
+    data = read_file(table_dir, ref, table=table)
     try:
         result = pa.ipc.open_file(pa.py_buffer(data)).read_all()
     except pa.ArrowException as exc:
