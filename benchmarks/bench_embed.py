@@ -21,6 +21,7 @@ import grpc
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from embed_service.cli import address_in_banner  # noqa: E402
 from embed_service.torchvision_compat import ensure_torchvision_importable  # noqa: E402
 from vectorlane.embed.v1 import embed_service_pb2 as pb  # noqa: E402
 from vectorlane.embed.v1 import embed_service_pb2_grpc as pb_grpc  # noqa: E402
@@ -41,11 +42,7 @@ def embed_service(*flags: str):
     process = subprocess.Popen([sys.executable, "-m", "embed_service", *flags], env=env, stdout=subprocess.PIPE,
                                text=True)
     try:
-        target = None
-        for line in process.stdout:
-            if "embed service on" in line:
-                target = line.split(" on ")[1].split()[0]
-                break
+        target = address_in_banner(process.stdout)
         if target is None:
             raise RuntimeError("the embed service did not start")
         channel = grpc.insecure_channel(target)

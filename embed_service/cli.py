@@ -6,10 +6,20 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from embed_service.config import EmbedConfig
 from embed_service.server import EmbedServer
+
+BANNER = "vectorlane embed service on "
+
+
+def address_in_banner(lines: Iterable[str]) -> str | None:
+    """The address from the first line the service prints at start (for programs that start it)."""
+    for line in lines:
+        if line.startswith(BANNER):
+            return line[len(BANNER):].split()[0]
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"vectorlane embed service on {server.address}  (try: grpcurl -plaintext {server.address} list)\n"
+    print(f"{BANNER}{server.address}  (try: grpcurl -plaintext {server.address} list)\n"
           f"  health:  grpcurl -plaintext {server.address} grpc.health.v1.Health/Check\n"
           f"  embed:   grpcurl -plaintext -d '{{\"function\": {{\"name\": \"sentence-transformers\"}}, "
           f"\"inputs\": [{{\"text\": \"hello\"}}]}}' {server.address} "

@@ -15,6 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from embed_service.cli import address_in_banner
 from tests.helpers import spec, texts
 from tests.openai_server import OpenAICompatibleServer
 from vectorlane.embed.v1 import embed_service_pb2 as pb
@@ -65,11 +66,7 @@ def test_sigterm_lets_in_flight_calls_finish_then_exits(tmp_path):
         process = subprocess.Popen([sys.executable, "-m", "embed_service", "--log-level", "INFO"], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            target = None
-            for line in process.stdout:
-                if "embed service on" in line:
-                    target = line.split(" on ")[1].split()[0]
-                    break
+            target = address_in_banner(process.stdout)
             assert target, "the service did not say where it listens"
             channel = grpc.insecure_channel(target)
             stub = pb_grpc.EmbeddingServiceStub(channel)
