@@ -1,26 +1,18 @@
-"""The embed service's settings: every one is a flag and an environment variable `VECTORLANE_<NAME>`.
-
-Flags win over the environment, the environment over the embedded defaults below. Lists are given
-comma-separated (`--image-roots /data/images,/srv/pics`).
-"""
+"""The embed service's settings: every one is a flag and an environment variable `VECTORLANE_<NAME>`
+(see `rpc_common.settings`)."""
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from embed_service.core import FunctionSpec
+from rpc_common import settings
 
-ENV_PREFIX = "VECTORLANE_"
 
-
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+_opt = settings.setting
 
 
 @dataclass(frozen=True)
@@ -62,53 +54,4 @@ class EmbedConfig:
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
                   ) -> "EmbedConfig":
-        import os
-
-        env = os.environ if environ is None else environ
-        parser = argparse.ArgumentParser(prog="vectorlane-embed",
-                                         description="vectorlane embedding service (gRPC)")
-        for f in dataclasses.fields(cls):
-            flag = "--" + f.name.replace("_", "-")
-            env_name = ENV_PREFIX + f.name.upper()
-            help_text = f"{f.metadata['help']} [env {env_name}; default {f.default!r}]"
-            if f.type in ("bool",):
-                parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                                    help=help_text)
-            else:
-                parser.add_argument(flag, dest=f.name, default=None, help=help_text)
-        args = parser.parse_args(argv)
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = getattr(args, f.name)
-            if raw is None:
-                raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None:
-                continue
-            try:
-                values[f.name] = _parse(f.type, raw)
-            except ValueError as exc:
-                parser.error(f"--{f.name.replace('_', '-')}: {exc}")
-        return cls(**values)
-
-
-def _parse(kind: Any, raw: Any) -> Any:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip()
-    if kind == "bool":
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"not a boolean: {text!r}")
-    if kind == "int":
-        return int(text)
-    if kind == "float":
-        return float(text)
-    if kind == "tuple[Path, ...]":
-        return tuple(Path(p).expanduser() for p in text.split(",") if p.strip())
-    if kind == "tuple[str, ...]":
-        return tuple(p.strip() for p in text.split(",") if p.strip())
-    if kind == "Path | None":
-        return Path(text).expanduser() if text else None
-    return text
+        return settings.load(cls, "vectorlane-embed", "vectorlane embedding service (gRPC)", argv, environ)

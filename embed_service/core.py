@@ -7,7 +7,6 @@ cached, so the next request tries again. Each loaded function gets one BatchQueu
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -24,6 +23,7 @@ from embed_service.errors import EmbedError, InvalidArgument, InvalidInput, Mode
 from embed_service.functions.base import EmbeddingFunction, FunctionRuntime, Modality, Purpose
 from embed_service.functions.registry import Registry
 from embed_service.inputs import EmbedInput, ImagePolicy, prepare_inputs
+from rpc_common import paging
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +97,12 @@ class EmbeddingCore:
 
     # ----- functions ---------------------------------------------------------------------------------
     def list_functions(self, page_size: int = 0, page_token: str = "") -> tuple[list[FunctionInfo], str]:
-        if page_size < 0:
-            raise InvalidArgument("page_size must not be negative", reason="INVALID_PAGE_SIZE")
-        size = min(page_size or 100, 1000)
-        after = _decode_page_token(page_token)
-        names = [n for n in self._registry.names() if n > after]
-        page = names[:size]
+        names, next_token = paging.page(self._registry.names(), str, page_size, page_token)
         infos = []
-        for name in page:
+        for name in names:
             cls = self._registry.get(name)
             infos.append(FunctionInfo(name, cls.description, _ordered(cls.modalities), cls.settings_schema(),
                                       cls.secret_settings))
-        next_token = _encode_page_token(page[-1]) if len(names) > size else ""
         return infos, next_token
 
     def describe(self, spec: FunctionSpec) -> FunctionDescription:
@@ -232,16 +226,3 @@ class EmbeddingCore:
 def _ordered(modalities: Iterable[Modality]) -> tuple[Modality, ...]:
     order = list(Modality)
     return tuple(sorted(modalities, key=order.index))
-
-
-def _encode_page_token(after: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode()
-
-
-def _decode_page_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return str(json.loads(base64.urlsafe_b64decode(token.encode()))["after"])
-    except Exception:
-        raise InvalidArgument("page_token is not one this service issued", reason="INVALID_PAGE_TOKEN") from None

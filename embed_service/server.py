@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent import futures
-
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from embed_service.config import EmbedConfig
 from embed_service.core import BatchingConfig, EmbeddingCore
@@ -19,8 +14,7 @@ from embed_service.inputs import ImagePolicy
 from embed_service.metrics import EmbedMetrics
 from embed_service.secret_refs import SecretResolver
 from embed_service.servicer import EmbeddingServicer
-from rpc_common.call_metrics import MetricsInterceptor
-from rpc_common.error_mapping import ErrorMappingInterceptor
+from rpc_common.service_host import ServiceHost, address
 from vectorlane.embed.v1 import embed_service_pb2 as pb
 from vectorlane.embed.v1 import embed_service_pb2_grpc as pb_grpc
 
@@ -54,44 +48,33 @@ class EmbedServer:
         self.config = config
         self.metrics = EmbedMetrics()
         self.core = build_core(config, self.metrics, registry)
-        self.health = health.HealthServicer()
-        self.port = 0
-        self.metrics_port: int | None = None
         self.ready = threading.Event()
         self.preload_error: BaseException | None = None
         self._stopped = threading.Event()
-        options = [
-            ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ]
-        self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="embed-rpc"),
-            interceptors=[MetricsInterceptor(self.metrics.requests, self.metrics.latency),
-                          ErrorMappingInterceptor(ERROR_DOMAIN)],
-            options=options,
-        )
-        pb_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(self.core), self._server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self._server)
+        self._host = ServiceHost(
+            service_name=SERVICE_NAME, domain=ERROR_DOMAIN, metrics=self.metrics, max_workers=config.max_workers,
+            max_message_bytes=config.max_message_bytes, thread_prefix="embed-rpc",
+            add_servicers=lambda server: pb_grpc.add_EmbeddingServiceServicer_to_server(
+                EmbeddingServicer(self.core), server))
+        self.health = self._host.health
+
+    @property
+    def port(self) -> int:
+        return self._host.port
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self._host.metrics_port
 
     @property
     def address(self) -> str:
-        host = self.config.host
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        return address(self.config.host, self.port)
 
     def start(self) -> "EmbedServer":
-        self._set_serving(False)
-        self.port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
-        if self.port == 0:
-            raise OSError(f"cannot listen on {self.config.host}:{self.config.port}")
-        self._server.start()
-        if self.config.metrics_port >= 0:
-            self.metrics_port = self.metrics.serve(self.config.metrics_host, self.config.metrics_port)
+        c = self.config
+        self._host.start(c.host, c.port, c.metrics_host, c.metrics_port)
         log.info("embed service listening on %s (metrics %s)", self.address,
-                 f"http://{self.config.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "off")
+                 f"http://{c.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "off")
         threading.Thread(target=self._preload, name="embed-preload", daemon=True).start()
         return self
 
@@ -106,14 +89,9 @@ class EmbedServer:
             log.error("preloading failed; health stays NOT_SERVING: %s", exc)
             return
         if not self._stopped.is_set():
-            self._set_serving(True)
+            self._host.set_serving(True)
             log.info("ready: %d function(s) preloaded; health SERVING", len(specs))
         self.ready.set()
-
-    def _set_serving(self, serving: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, status)
 
     def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight ones finish within the grace period, stop."""
@@ -122,11 +100,9 @@ class EmbedServer:
         self._stopped.set()
         grace = self.config.grace_seconds if grace is None else grace
         log.info("shutting down: health NOT_SERVING; in-flight calls get %.1fs", grace)
-        self._set_serving(False)
-        self._server.stop(grace).wait()
+        self._host.stop(grace)
         self.core.close()
-        self.metrics.stop()
         log.info("embed service stopped")
 
     def wait(self) -> None:
-        self._server.wait_for_termination()
+        self._host.wait()

@@ -72,3 +72,8 @@ class DataLoss(ServiceError):
 class Cancelled(ServiceError):
     category = "CANCELLED"
     reason = "CANCELLED"
+
+
+class DeadlineExceeded(ServiceError):
+    category = "DEADLINE_EXCEEDED"
+    reason = "DEADLINE_EXCEEDED"

@@ -11,11 +11,21 @@ import datetime as dt
 import math
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from google.protobuf import json_format, struct_pb2
 
+from store_service.bad_vectors import BadVectorPolicy
+from store_service.core import TableInfo
+from store_service.embedder import Query
 from store_service.errors import InvalidArgument
+from store_service.index_catalog import IndexEntry
+from store_service.ingest import BadVectors
+from store_service.merge import MergeRules
 from store_service.schema import FunctionConfig, is_vector, vector_dimensions, vector_type
+from store_service.search import VectorSearch
+from store_service.storage.manifest import Manifest
+from store_service.vector_index import IndexParams, SearchParams
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 _SCALARS = {
@@ -197,3 +207,111 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, list):
         return [_to_json(v) for v in value]
     return value
+
+
+# ----- requests -> domain -------------------------------------------------------------------------------
+_CREATE_MODES = {pb.CREATE_MODE_UNSPECIFIED: "create", pb.CREATE_MODE_CREATE: "create",
+                 pb.CREATE_MODE_OVERWRITE: "overwrite", pb.CREATE_MODE_EXIST_OK: "exist_ok"}
+_ADD_MODES = {pb.ADD_MODE_UNSPECIFIED: "append", pb.ADD_MODE_APPEND: "append", pb.ADD_MODE_OVERWRITE: "overwrite"}
+_POLICIES = {pb.BAD_VECTOR_POLICY_UNSPECIFIED: BadVectorPolicy.ERROR, pb.BAD_VECTOR_POLICY_ERROR: BadVectorPolicy.ERROR,
+             pb.BAD_VECTOR_POLICY_DROP: BadVectorPolicy.DROP, pb.BAD_VECTOR_POLICY_FILL: BadVectorPolicy.FILL,
+             pb.BAD_VECTOR_POLICY_NULL: BadVectorPolicy.NULL}
+_METRICS = {pb.METRIC_UNSPECIFIED: "", pb.METRIC_L2: "l2", pb.METRIC_COSINE: "cosine", pb.METRIC_DOT: "dot"}
+_INDEX_TYPES = {pb.INDEX_TYPE_FLAT: "FLAT", pb.INDEX_TYPE_IVF_FLAT: "IVF_FLAT", pb.INDEX_TYPE_IVF_PQ: "IVF_PQ",
+                pb.INDEX_TYPE_HNSW: "HNSW"}
+
+
+def _enum(table: dict[int, Any], value: int, what: str) -> Any:
+    if value not in table:
+        raise InvalidArgument(f"{what} {value} is not one of the defined values", reason="INVALID_ENUM",
+                              field=what)
+    return table[value]
+
+
+def create_mode(value: int) -> str:
+    return _enum(_CREATE_MODES, value, "mode")
+
+
+def add_mode(value: int) -> str:
+    return _enum(_ADD_MODES, value, "mode")
+
+
+def bad_vectors(policy: int, fill_value: float) -> BadVectors:
+    if not math.isfinite(fill_value):
+        raise InvalidArgument("fill_value must be a finite number", reason="INVALID_FILL_VALUE")
+    return BadVectors(_enum(_POLICIES, policy, "on_bad_vectors"), fill_value)
+
+
+def index_params(request: pb.CreateIndexRequest) -> IndexParams:
+    if request.index_type == pb.INDEX_TYPE_UNSPECIFIED:
+        raise InvalidArgument("index_type is required (FLAT, IVF_FLAT, IVF_PQ or HNSW)", reason="INVALID_INDEX")
+    for name in ("num_partitions", "num_sub_vectors", "m", "ef_construction"):
+        if getattr(request, name) < 0:
+            raise InvalidArgument(f"{name} must not be negative", reason="INVALID_INDEX_PARAMETERS", field=name)
+    return IndexParams(kind=_enum(_INDEX_TYPES, request.index_type, "index_type"),
+                       metric=_enum(_METRICS, request.metric, "metric") or "l2",
+                       num_partitions=request.num_partitions, num_sub_vectors=request.num_sub_vectors,
+                       m=request.m or 32, ef_construction=request.ef_construction or 200)
+
+
+def search_query(request: pb.SearchRequest) -> np.ndarray | Query:
+    which = request.WhichOneof("query")
+    if which == "vector":
+        return np.asarray(request.vector.values, dtype=np.float32)
+    if which == "text":
+        return Query(text=request.text)
+    if which == "image_bytes":
+        return Query(image_bytes=request.image_bytes)
+    if which == "image_uri":
+        return Query(image_uri=request.image_uri)
+    raise InvalidArgument("a search needs a query: vector, text, image_bytes or image_uri", reason="MISSING_QUERY")
+
+
+def vector_search(request: pb.SearchRequest) -> VectorSearch:
+    for name in ("limit", "offset", "nprobes", "ef", "refine_factor"):
+        if getattr(request, name) < 0:
+            raise InvalidArgument(f"{name} must not be negative", reason="INVALID_ARGUMENT", field=name)
+    bounds = request.distance_range
+    return VectorSearch(
+        vector_column=request.vector_column, where=request.where, postfilter=request.postfilter,
+        select=tuple(request.select), limit=request.limit or 10, offset=request.offset,
+        distance_lower=bounds.lower if bounds.HasField("lower") else None,
+        distance_upper=bounds.upper if bounds.HasField("upper") else None,
+        metric=_enum(_METRICS, request.metric, "metric"),
+        options=SearchParams(nprobes=request.nprobes, ef=request.ef, refine_factor=request.refine_factor))
+
+
+def merge_rules(first: pb.MergeInsertRequest) -> MergeRules:
+    return MergeRules(on=tuple(first.on), update_matched=first.when_matched_update_all,
+                      insert_unmatched=first.when_not_matched_insert_all,
+                      delete_unmatched_by_source=first.when_not_matched_by_source_delete,
+                      delete_where=first.when_not_matched_by_source_delete_where)
+
+
+def update_values(values: struct_pb2.Struct, schema: pa.Schema) -> pa.Table:
+    """The values of an update as one row in the table's types."""
+    rows = rows_to_arrow(pb.Rows(json=pb.JsonRows(rows=[values])), schema)
+    return rows if rows is not None else pa.table({})
+
+
+# ----- domain -> responses ------------------------------------------------------------------------------
+def table_to_proto(info: TableInfo) -> pb.Table:
+    return pb.Table(name=info.name, schema=schema_to_proto(info.schema),
+                    embedding_functions=[function_config_to_proto(c) for c in info.functions],
+                    version=info.version, num_rows=info.num_rows, indexes=[index_to_proto(e) for e in info.indexes])
+
+
+def index_to_proto(entry: IndexEntry) -> pb.Index:
+    by_kind = {v: k for k, v in _INDEX_TYPES.items()}
+    by_metric = {v: k for k, v in _METRICS.items() if v}
+    parameters = struct_pb2.Struct()
+    parameters.update({"num_partitions": entry.params.num_partitions, "num_sub_vectors": entry.params.num_sub_vectors,
+                       "m": entry.params.m, "ef_construction": entry.params.ef_construction,
+                       "rows_covered": entry.next_row_id, "dimensions": entry.dims})
+    return pb.Index(name=entry.name, vector_column=entry.vector_column, index_type=by_kind[entry.params.kind],
+                    metric=by_metric[entry.params.metric], version=entry.version, parameters=parameters)
+
+
+def version_to_proto(manifest: Manifest) -> pb.Version:
+    return pb.Version(version=manifest.version, timestamp=manifest.timestamp, operation=manifest.operation,
+                      num_rows=manifest.rows)

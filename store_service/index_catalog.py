@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from store_service.errors import AlreadyExists, InvalidArgument, NotFound
+from store_service.errors import Aborted, AlreadyExists, InvalidArgument, NotFound
 from store_service.schema import pick_vector_column
 from store_service.storage import fragments
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FileRef, Manifest
-from store_service.storage.table import Snapshot, Table
+from store_service.storage.table import Snapshot, Table, extends
 from store_service.vector_index import IndexParams, VectorIndex
 
 INDEXES_DIR = "_indexes"
@@ -79,6 +79,9 @@ def create_index(table: Table, params: IndexParams, *, vector_column: str = "", 
     entry = IndexEntry(name, column, params, snapshot.version, snapshot.manifest.next_row_id, vectors.shape[1], ref)
 
     def change(base: Manifest) -> Manifest:
+        if not extends(snapshot.manifest, base):
+            raise Aborted(f"table {table.name!r} was overwritten or restored while the index was built; build it "
+                          "again", reason="WRITE_CONFLICT", table=table.name)
         kept = []
         for existing in entries(base):
             clash = existing.name == name or existing.vector_column == column

@@ -32,6 +32,10 @@ class FileRef:
     rows: int
     sha256: str
     bytes: int
+    first_row_id: int | None = None  # data fragments: their rows' ids run from here, assigned at commit
+
+    def with_first_row_id(self, first: int) -> "FileRef":
+        return dataclasses.replace(self, first_row_id=first)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from store_service.errors import InvalidArgument, TableExists, TableNotFound
+from store_service.errors import Aborted, InvalidArgument, TableExists, TableNotFound
 from store_service.storage import durable, fragments, manifest
 from store_service.storage.fragments import DATA_DIR, DELETIONS_DIR, ROW_ID
 from store_service.storage.manifest import Manifest
@@ -68,28 +68,45 @@ class Table:
         self.name = name
         self.directory = directory
         self._thread_lock = threading.Lock()
-        self._cache: dict[str, pa.Table] = {}
+        self._cache: dict[str, pa.Table] = {}  # fragment path@first row id -> rows with `_rowid`
         self._cache_lock = threading.Lock()
+        self._latest: tuple[int, int] | None = None  # (versions dir mtime, latest version)
 
     # ----- reading ------------------------------------------------------------------------------------
     def version_numbers(self) -> list[int]:
         return manifest.versions(self.directory)
 
+    def latest_version(self) -> int:
+        """The latest version without listing the directory when nothing changed: commits in this process
+        record it, and a commit by another process changes the versions directory's mtime."""
+        stamp = os.stat(self.directory / manifest.VERSIONS_DIR).st_mtime_ns
+        with self._cache_lock:
+            if self._latest is not None and self._latest[0] == stamp:
+                return self._latest[1]
+        latest = self.version_numbers()[-1]
+        with self._cache_lock:
+            self._latest = (stamp, latest)
+        return latest
+
     def manifest(self, version: int | None = None) -> Manifest:
         if version is None:
-            version = self.version_numbers()[-1]
+            version = self.latest_version()
         return manifest.read(self.directory, version, table=self.name)
 
     def snapshot(self, version: int | None = None) -> Snapshot:
         return Snapshot(self, self.manifest(version))
 
     def _read(self, ref: manifest.FileRef) -> pa.Table:
+        """A data fragment with its `_rowid` column (ids are assigned by the manifest that lists it)."""
+        key = f"{ref.path}@{ref.first_row_id}"
         with self._cache_lock:
-            cached = self._cache.get(ref.path)
+            cached = self._cache.get(key)
         if cached is None:
             cached = fragments.read(self.directory, ref, table=self.name)  # files are immutable: cache them
+            if ref.first_row_id is not None:
+                cached = _with_row_ids(cached, ref.first_row_id)
             with self._cache_lock:
-                self._cache[ref.path] = cached
+                self._cache[key] = cached
         return cached
 
     # ----- writing ------------------------------------------------------------------------------------
@@ -105,47 +122,88 @@ class Table:
     def commit(self, change: Callable[[Manifest], Manifest]) -> Manifest:
         """Applies `change` to the latest manifest and publishes the result as the next version."""
         with self._writer():
-            base = self.manifest()
+            base = self.manifest(self.version_numbers()[-1])  # listed under the lock: authoritative
             new = change(base)
             if new.version != base.version + 1:
                 raise RuntimeError("this is a bug: a commit must publish exactly the next version")
             manifest.publish(self.directory, new)
+            stamp = os.stat(self.directory / manifest.VERSIONS_DIR).st_mtime_ns
+            with self._cache_lock:
+                self._latest = (stamp, new.version)
             return new
 
-    def append(self, data: pa.Table) -> Manifest:
-        def change(base: Manifest) -> Manifest:
-            rows = conform(data, base.schema)
-            if rows.num_rows == 0:
-                return base.successor(operation="append")
-            ref = fragments.write(self.directory, _with_row_ids(rows, base.next_row_id))
-            return base.successor(fragments=base.fragments + (ref,), next_row_id=base.next_row_id + rows.num_rows,
-                                  operation="append")
+    def stage(self, data: pa.Table, schema: pa.Schema) -> Staged:
+        """Writes rows (conformed to `schema`) as a fragment no version lists yet; `commit_rows` publishes
+        it, `discard` removes it. Staging needs no lock, so a long add does not hold up other writers."""
+        rows = conform(data, schema)
+        if rows.num_rows == 0:
+            return Staged(None, schema)
+        return Staged(fragments.write(self.directory, rows), schema)
 
-        return self.commit(change)
+    def discard(self, staged: Iterable[Staged]) -> None:
+        for item in staged:
+            if item.ref is not None:
+                (self.directory / item.ref.path).unlink(missing_ok=True)
+
+    def commit_rows(self, staged: Sequence[Staged] = (), *, delete_row_ids: np.ndarray | None = None,
+                    overwrite: bool = False, schema: pa.Schema | None = None, read_at: Manifest | None = None,
+                    operation: str = "append") -> Manifest:
+        """Publishes staged fragments (their rows get the next row ids) and deletions as one version.
+
+        `read_at`: the version the change was computed from (update, merge, delete by filter); the commit
+        is refused (WRITE_CONFLICT, retry it) if the table was overwritten or restored since. Staged rows
+        must have been conformed to the latest schema, or to `schema` when overwriting with a new one.
+        """
+
+        def change(base: Manifest) -> Manifest:
+            target = schema if (overwrite and schema is not None) else base.schema
+            for item in staged:
+                if not item.schema.equals(target):
+                    raise Aborted(f"table {self.name!r} changed its schema during the write; retry it",
+                                  reason="WRITE_CONFLICT", table=self.name)
+            if read_at is not None and not extends(read_at, base):
+                raise Aborted(f"table {self.name!r} was overwritten or restored during the change; retry it",
+                              reason="WRITE_CONFLICT", table=self.name)
+            if read_at is not None and delete_row_ids is not None and base.deletions != read_at.deletions:
+                since = np.setdiff1d(Snapshot(self, base).deleted_row_ids(), Snapshot(self, read_at).deleted_row_ids())
+                if np.intersect1d(since, delete_row_ids).size:
+                    raise Aborted(f"rows of table {self.name!r} this change replaces were changed by another "
+                                  "writer meanwhile; retry it", reason="WRITE_CONFLICT", table=self.name)
+            next_id = base.next_row_id
+            refs = []
+            for item in staged:
+                if item.ref is not None:
+                    refs.append(item.ref.with_first_row_id(next_id))
+                    next_id += item.ref.rows
+            if overwrite:
+                return base.successor(schema=target, fragments=tuple(refs), deletions=None, indexes=(),
+                                      next_row_id=next_id, operation=operation)
+            deletions = base.deletions
+            if delete_row_ids is not None and len(delete_row_ids):
+                previous = Snapshot(self, base).deleted_row_ids()
+                merged = np.union1d(previous, np.asarray(delete_row_ids, dtype=np.int64))
+                if len(merged) != len(previous):
+                    ids = pa.table({ROW_ID: pa.array(merged, type=pa.int64())})
+                    deletions = fragments.write(self.directory, ids, DELETIONS_DIR)
+            return base.successor(fragments=base.fragments + tuple(refs), deletions=deletions,
+                                  next_row_id=next_id, operation=operation)
+
+        try:
+            return self.commit(change)
+        except BaseException:
+            self.discard(staged)
+            raise
+
+    def append(self, data: pa.Table) -> Manifest:
+        return self.commit_rows([self.stage(data, self.manifest().schema)])
 
     def overwrite(self, data: pa.Table, schema: pa.Schema | None = None) -> Manifest:
         """Replaces every row (and the schema, when given) in one new version; old versions stay readable."""
-
-        def change(base: Manifest) -> Manifest:
-            target = schema or base.schema
-            rows = conform(data, target)
-            refs = (fragments.write(self.directory, _with_row_ids(rows, base.next_row_id)),) if rows.num_rows else ()
-            return base.successor(schema=target, fragments=refs, deletions=None, indexes=(),
-                                  next_row_id=base.next_row_id + rows.num_rows, operation="overwrite")
-
-        return self.commit(change)
+        target = schema or self.manifest().schema
+        return self.commit_rows([self.stage(data, target)], overwrite=True, schema=target, operation="overwrite")
 
     def delete_row_ids(self, row_ids: np.ndarray) -> Manifest:
-        def change(base: Manifest) -> Manifest:
-            previous = Snapshot(self, base).deleted_row_ids()
-            merged = np.union1d(previous, np.asarray(row_ids, dtype=np.int64))
-            if len(merged) == len(previous):
-                return base.successor(operation="delete")
-            ids = pa.table({ROW_ID: pa.array(merged, type=pa.int64())})
-            ref = fragments.write(self.directory, ids, DELETIONS_DIR)
-            return base.successor(deletions=ref, operation="delete")
-
-        return self.commit(change)
+        return self.commit_rows(delete_row_ids=row_ids, operation="delete")
 
     def restore(self, version: int) -> Manifest:
         """Makes the contents of `version` the latest, as a new version (history is kept)."""
@@ -156,6 +214,20 @@ class Table:
                                   indexes=old.indexes, operation=f"restore:{version}")
 
         return self.commit(change)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A written fragment waiting for its commit (None when there were no rows), and the schema it fits."""
+
+    ref: manifest.FileRef | None
+    schema: pa.Schema
+
+
+def extends(read_at: Manifest, base: Manifest) -> bool:
+    """Whether `base` only added to what `read_at` held (appends, deletes, indexes; no overwrite/restore)."""
+    present = {f.path for f in base.fragments}
+    return base.schema.equals(read_at.schema) and all(f.path in present for f in read_at.fragments)
 
 
 def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -228,7 +300,7 @@ class TableStore:
             refs: tuple[manifest.FileRef, ...] = ()
             rows = conform(data, schema) if data is not None else None
             if rows is not None and rows.num_rows:
-                refs = (fragments.write(staging, _with_row_ids(rows, 0)),)
+                refs = (fragments.write(staging, rows).with_first_row_id(0),)
             first = Manifest(version=1, schema=schema, fragments=refs,
                              next_row_id=rows.num_rows if rows is not None else 0)
             manifest.publish(staging, first)

@@ -1,0 +1,73 @@
+"""The gRPC server around a service: interceptors (metrics, error mapping), health, reflection, message
+size limits, the metrics endpoint and graceful shutdown, the same for every vectorlane service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from rpc_common.call_metrics import MetricsInterceptor
+from rpc_common.error_mapping import ErrorMappingInterceptor
+from rpc_common.service_metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+
+class ServiceHost:
+    def __init__(self, *, service_name: str, domain: str, metrics: ServiceMetrics, max_workers: int,
+                 max_message_bytes: int, thread_prefix: str, add_servicers: Callable[[grpc.Server], None],
+                 extra_interceptors: Sequence[grpc.ServerInterceptor] = ()) -> None:
+        self.service_name = service_name
+        self.metrics = metrics
+        self.health = health.HealthServicer()
+        self.port = 0
+        self.metrics_port: int | None = None
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix),
+            interceptors=[MetricsInterceptor(metrics.requests, metrics.latency), *extra_interceptors,
+                          ErrorMappingInterceptor(domain)],
+            options=options,
+        )
+        add_servicers(self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (service_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self._server)
+
+    def start(self, host: str, port: int, metrics_host: str, metrics_port: int) -> None:
+        """Listens (health NOT_SERVING until `set_serving(True)`); metrics_port -1 turns metrics off."""
+        self.set_serving(False)
+        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {host}:{port}")
+        self._server.start()
+        if metrics_port >= 0:
+            self.metrics_port = self.metrics.serve(metrics_host, metrics_port)
+
+    def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", self.service_name):
+            self.health.set(name, status)
+
+    def stop(self, grace: float) -> None:
+        """Health NOT_SERVING, refuse new calls, let in-flight ones finish within `grace` seconds, stop."""
+        self.set_serving(False)
+        self._server.stop(grace).wait()
+        self.metrics.stop()
+
+    def wait(self) -> None:
+        self._server.wait_for_termination()
+
+
+def address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,324 @@
+"""The store's operations in plain Python (no grpc): tables, rows, search, indexes and versions.
+
+Reads use the view of one version (latest unless asked); every change is one commit. Read-modify-write
+changes (update, delete, merge_insert) run one at a time per table in this process and are checked at
+commit against the version they read, so a change from another process cannot be silently lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from rpc_common import paging
+from store_service import index_catalog, search
+from store_service.embedder import NO_DEADLINE, Deadline, Embedder, Query
+from store_service.errors import InvalidArgument, TableExists
+from store_service.index_catalog import IndexEntry, LoadedIndexes
+from store_service.ingest import BadVectors, RowPreparer, stage_stream
+from store_service.merge import MergeRules, plan_merge
+from store_service.schema import FunctionConfig, functions_of, vector_type, with_functions
+from store_service.storage.fragments import ROW_ID
+from store_service.storage.manifest import Manifest
+from store_service.storage.table import Table, TableStore
+from store_service.table_view import TableView, ViewCache
+from store_service.vector_index import IndexParams
+
+log = logging.getLogger(__name__)
+
+CREATE, OVERWRITE, EXIST_OK = "create", "overwrite", "exist_ok"
+APPEND = "append"
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    max_search_limit: int = 10_000
+    max_read_rows: int = 100_000
+    ingest_workers: int = 4
+    ingest_in_flight: int = 3
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    schema: pa.Schema
+    functions: list[FunctionConfig]
+    version: int
+    num_rows: int
+    indexes: list[IndexEntry]
+
+
+@dataclass(frozen=True)
+class Change:
+    """The outcome of a change: the version it made (or the unchanged latest) and the rows it touched."""
+
+    version: int
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+
+class StoreCore:
+    def __init__(self, root: Path, embedder: Embedder, limits: StoreLimits = StoreLimits()) -> None:
+        self.tables = TableStore(root)
+        self.embedder = embedder
+        self.limits = limits
+        self.views = ViewCache()
+        self.indexes = LoadedIndexes()
+        self._pool = ThreadPoolExecutor(max_workers=limits.ingest_workers, thread_name_prefix="store-ingest")
+        self._mutations: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.embedder.close()
+
+    # ----- tables -------------------------------------------------------------------------------------
+    def function_dimensions(self, functions: Iterable[FunctionConfig], deadline: Deadline = NO_DEADLINE
+                            ) -> dict[str, int]:
+        """Vector lengths the embed service reports for server functions, by vector column."""
+        found = {}
+        for config in functions:
+            info = self.embedder.describe(config, deadline)
+            if info is not None:
+                found[config.vector_column] = info.dimensions
+        return found
+
+    def create_table(self, name: str, schema: pa.Schema | None, functions: list[FunctionConfig],
+                     rows: pa.Table | None = None, *, mode: str = CREATE, bad: BadVectors = BadVectors(),
+                     deadline: Deadline = NO_DEADLINE) -> TableInfo:
+        if mode == EXIST_OK and self.tables.exists(name):
+            return self.describe_table(name)
+        if mode == CREATE and self.tables.exists(name):
+            raise TableExists(f"a table named {name!r} exists", table=name)
+        schema = self._complete_schema(schema, functions, rows, deadline)
+        secret = {}
+        for config in functions:
+            info = self.embedder.describe(config, deadline)
+            if info is not None:
+                secret[config.name] = info.secret_settings
+                self._check_dimensions(schema, config, info.dimensions)
+        schema = with_functions(schema, functions, secret)
+        prepared = RowPreparer(schema, self.embedder, bad, deadline).prepare(rows) if rows is not None else None
+        if mode == OVERWRITE and self.tables.exists(name):
+            table = self.tables.open(name)
+            table.overwrite(prepared if prepared is not None else schema.empty_table(), schema)
+        else:
+            self.tables.create(name, schema, prepared)
+        log.info("created table %s (%d functions, %d rows)", name, len(functions),
+                 prepared.num_rows if prepared is not None else 0)
+        return self.describe_table(name)
+
+    def _complete_schema(self, schema: pa.Schema | None, functions: list[FunctionConfig], rows: pa.Table | None,
+                         deadline: Deadline) -> pa.Schema:
+        if schema is not None:
+            return schema
+        if rows is None:
+            raise InvalidArgument("give a schema, or first rows to infer it from", reason="MISSING_SCHEMA")
+        inferred = rows.schema.remove_metadata()
+        dims = self.function_dimensions(functions, deadline)
+        for config in functions:
+            if inferred.get_field_index(config.vector_column) < 0:
+                if config.vector_column not in dims:
+                    raise InvalidArgument(f"cannot infer vector column {config.vector_column!r}: the rows carry "
+                                          "no vectors and its function is not one the embed service has",
+                                          reason="MISSING_SCHEMA", column=config.vector_column)
+                inferred = inferred.append(pa.field(config.vector_column, vector_type(dims[config.vector_column])))
+        return inferred
+
+    @staticmethod
+    def _check_dimensions(schema: pa.Schema, config: FunctionConfig, dims: int) -> None:
+        index = schema.get_field_index(config.vector_column)
+        if index < 0:
+            return  # with_functions reports the unknown column
+        declared = getattr(schema.field(index).type, "list_size", dims)
+        if declared != dims:
+            raise InvalidArgument(f"vector column {config.vector_column!r} has {declared} dimensions; function "
+                                  f"{config.name!r} makes {dims}", reason="WRONG_DIMENSION",
+                                  column=config.vector_column, expected=dims, got=declared)
+
+    def describe_table(self, name: str) -> TableInfo:
+        table = self.tables.open(name)
+        snapshot = table.snapshot()
+        return TableInfo(name, snapshot.schema, functions_of(snapshot.schema), snapshot.version,
+                         snapshot.manifest.rows, index_catalog.entries(snapshot.manifest))
+
+    def table_schema(self, name: str) -> pa.Schema:
+        return self.tables.open(name).manifest().schema
+
+    def list_tables(self, page_size: int = 0, page_token: str = "") -> tuple[list[str], str]:
+        return paging.page(self.tables.names(), str, page_size, page_token)
+
+    def drop_table(self, name: str) -> None:
+        self.tables.drop(name)
+        log.info("dropped table %s", name)
+
+    # ----- rows ---------------------------------------------------------------------------------------
+    def add(self, name: str, batches: Iterable[pa.Table | None], *, mode: str = APPEND,
+            bad: BadVectors = BadVectors(), deadline: Deadline = NO_DEADLINE) -> Change:
+        """Adds every batch in one version (or none of them): appended, or replacing every row."""
+        table = self.tables.open(name)
+        schema = table.manifest().schema
+        preparer = RowPreparer(schema, self.embedder, bad, deadline)
+        staged, rows = stage_stream(table, preparer, _present(batches), self._pool, self.limits.ingest_in_flight)
+        if mode == OVERWRITE:
+            committed = table.commit_rows(staged, overwrite=True, schema=schema, operation="overwrite")
+        else:
+            committed = table.commit_rows(staged, operation="append")
+        return Change(committed.version, inserted=rows)
+
+    def search(self, name: str, query: np.ndarray | Query, request: search.VectorSearch, *, version: int = 0,
+               deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:
+        if request.limit > self.limits.max_search_limit:
+            raise InvalidArgument(f"limit {request.limit} is above the most this store returns "
+                                  f"({self.limits.max_search_limit})", reason="LIMIT_TOO_LARGE")
+        table = self.tables.open(name)
+        view = self.views.get(table, version or None)
+        column = search.check_request(view, request)
+        if isinstance(query, Query):
+            query = self.embedder.embed_query(self._function_of(view, column), query, deadline)
+        index = self._index_for(table, view, column)
+        return search.search(view, query, request, index), view.version
+
+    def _function_of(self, view: TableView, column: str) -> FunctionConfig:
+        for config in functions_of(view.schema):
+            if config.vector_column == column:
+                return config
+        raise InvalidArgument(f"vector column {column!r} has no embedding function; search it with a vector",
+                              reason="NO_EMBEDDING_FUNCTION", column=column)
+
+    def _index_for(self, table: Table, view: TableView, column: str):  # -> VectorIndex | None
+        for entry in index_catalog.entries(view.snapshot.manifest):
+            if entry.vector_column == column:
+                return self.indexes.get(table, view.snapshot, entry)
+        return None
+
+    def read(self, name: str, *, where: str = "", select: tuple[str, ...] = (), limit: int = 0, offset: int = 0,
+             version: int = 0) -> tuple[pa.Table, int]:
+        if limit < 0 or offset < 0:
+            raise InvalidArgument("limit and offset must not be negative", reason="INVALID_LIMIT")
+        view = self.views.get(self.tables.open(name), version or None)
+        for column in select:
+            if column != ROW_ID and column not in view.schema.names:
+                raise InvalidArgument(f"selected column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
+                                      column=column)
+        data = view.data.filter(pa.array(view.mask(where))) if where.strip() else view.data
+        data = data.slice(offset, limit or None) if (offset or limit) else data
+        if data.num_rows > self.limits.max_read_rows:
+            raise InvalidArgument(f"{data.num_rows} rows match; read at most {self.limits.max_read_rows} per call "
+                                  "(page with limit and offset)", reason="TOO_MANY_ROWS")
+        return data.select(list(select) or view.schema.names), view.version
+
+    def count(self, name: str, *, where: str = "", version: int = 0) -> int:
+        view = self.views.get(self.tables.open(name), version or None)
+        return int(view.mask(where).sum()) if where.strip() else view.num_rows
+
+    def delete(self, name: str, where: str) -> Change:
+        if not where.strip():
+            raise InvalidArgument("delete needs a filter; use 'true' to delete every row", reason="MISSING_FILTER")
+        table = self.tables.open(name)
+        with self._mutation(name):
+            view = self.views.get(table)
+            ids = view.row_ids[view.mask(where)]
+            if len(ids) == 0:
+                return Change(view.version)
+            committed = table.commit_rows(delete_row_ids=ids, read_at=view.snapshot.manifest, operation="delete")
+        return Change(committed.version, deleted=len(ids))
+
+    def update(self, name: str, where: str, values: pa.Table, *, deadline: Deadline = NO_DEADLINE) -> Change:
+        """Sets columns (one row of `values`) on the matching rows; vectors of changed sources are recomputed."""
+        if values.num_rows != 1 or values.num_columns == 0:
+            raise InvalidArgument("update needs one value per column to set", reason="MISSING_VALUES")
+        table = self.tables.open(name)
+        with self._mutation(name):
+            view = self.views.get(table)
+            selected = view.mask(where) if where.strip() else np.ones(view.num_rows, dtype=bool)
+            rows = view.data.filter(pa.array(selected))
+            if rows.num_rows == 0:
+                return Change(view.version)
+            ids = rows.column(ROW_ID).to_numpy()
+            rows = rows.drop_columns([ROW_ID])
+            for column in values.column_names:
+                if column == ROW_ID or column not in view.schema.names:
+                    raise InvalidArgument(f"column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
+                                          column=column)
+                repeated = pa.repeat(values.column(column)[0], rows.num_rows)  # conformed (and checked) below
+                rows = rows.set_column(rows.column_names.index(column), column, repeated)
+            for config in functions_of(view.schema):
+                if config.source_column in values.column_names and config.vector_column not in values.column_names:
+                    index = rows.column_names.index(config.vector_column)
+                    rows = rows.set_column(index, config.vector_column,
+                                           pa.nulls(rows.num_rows, view.schema.field(index).type))
+            preparer = RowPreparer(view.schema, self.embedder, BadVectors(), deadline)
+            staged = [table.stage(preparer.prepare(rows), view.schema)]
+            committed = table.commit_rows(staged, delete_row_ids=ids, read_at=view.snapshot.manifest,
+                                          operation="update")
+        return Change(committed.version, updated=len(ids))
+
+    def merge_insert(self, name: str, batches: Iterable[pa.Table | None], rules: MergeRules, *,
+                     bad: BadVectors = BadVectors(), deadline: Deadline = NO_DEADLINE) -> Change:
+        table = self.tables.open(name)
+        incoming = [b for b in _present(batches)]
+        with self._mutation(name):
+            view = self.views.get(table)
+            new_rows = _concat(incoming, view.schema)
+            plan = plan_merge(view, new_rows, rules)
+            preparer = RowPreparer(view.schema, self.embedder, bad, deadline)
+            staged = [table.stage(preparer.prepare(plan.write), view.schema)] if plan.write.num_rows else []
+            if not staged and len(plan.delete_row_ids) == 0:
+                return Change(view.version)
+            committed = table.commit_rows(staged, delete_row_ids=plan.delete_row_ids,
+                                          read_at=view.snapshot.manifest, operation="merge_insert")
+        return Change(committed.version, inserted=plan.inserted, updated=plan.updated, deleted=plan.deleted)
+
+    def _mutation(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._mutations.setdefault(name, threading.Lock())
+
+    # ----- indexes ------------------------------------------------------------------------------------
+    def create_index(self, name: str, params: IndexParams, *, vector_column: str = "", index_name: str = "",
+                     replace: bool = False) -> tuple[IndexEntry, int]:
+        entry, committed = index_catalog.create_index(self.tables.open(name), params, vector_column=vector_column,
+                                                      name=index_name, replace=replace)
+        log.info("table %s: built %s index %s on %s", name, params.kind, entry.name, entry.vector_column)
+        return entry, committed.version
+
+    def list_indexes(self, name: str) -> list[IndexEntry]:
+        return index_catalog.entries(self.tables.open(name).manifest())
+
+    def drop_index(self, name: str, index_name: str) -> int:
+        return index_catalog.drop_index(self.tables.open(name), index_name).version
+
+    # ----- versions -----------------------------------------------------------------------------------
+    def list_versions(self, name: str, page_size: int = 0, page_token: str = "") -> tuple[list[Manifest], str]:
+        table = self.tables.open(name)
+        numbers, next_token = paging.page(table.version_numbers(), int, page_size, page_token)
+        return [table.manifest(n) for n in numbers], next_token
+
+    def restore(self, name: str, version: int) -> int:
+        if version <= 0:
+            raise InvalidArgument("version must be positive", reason="INVALID_VERSION")
+        return self.tables.open(name).restore(version).version
+
+
+def _present(batches: Iterable[pa.Table | None]) -> Iterator[pa.Table]:
+    return (b for b in batches if b is not None and b.num_rows)
+
+
+def _concat(batches: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    if not batches:
+        return pa.table({name: pa.array([], type=schema.field(name).type) for name in schema.names})
+    if len(batches) == 1:
+        return batches[0]
+    try:
+        return pa.concat_tables(batches, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InvalidArgument(f"the batches of rows do not share one schema ({exc})", reason="SCHEMA_MISMATCH") \
+            from None

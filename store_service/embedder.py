@@ -1,0 +1,246 @@
+"""The store's side of the inter-service call: asks the embed service for a function's description, for
+the vectors of rows added without them (source purpose), and for query vectors (query purpose).
+
+Source values go out in chunks of `batch_size` inputs with up to `max_in_flight` chunks in the air, so the
+embed service's dynamic batching stays fed while the store receives and writes other rows. The embed
+service's errors come back as the store's domain errors with the embed service's reason kept; a function the
+embed service does not know is a *local* function (the client computes its vectors).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+import pyarrow as pa
+from google.protobuf import struct_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from rpc_common import errors
+from store_service.schema import FunctionConfig
+from vectorlane.embed.v1 import embed_service_pb2 as epb
+from vectorlane.embed.v1 import embed_service_pb2_grpc as epb_grpc
+
+TEXT, IMAGE = "text", "image"
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """What the embed service says about a configured function."""
+
+    dimensions: int
+    modalities: frozenset[str]
+    secret_settings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Query:
+    """A search query to embed: exactly one of text, image bytes or image URI."""
+
+    text: str | None = None
+    image_bytes: bytes | None = None
+    image_uri: str | None = None
+
+
+class Deadline:
+    """The caller's deadline, passed on to the embed service so a slow model cannot outlive the call."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._at = None if seconds is None else time.monotonic() + seconds
+
+    def remaining(self, cap: float) -> float:
+        if self._at is None:
+            return cap
+        left = self._at - time.monotonic()
+        if left <= 0:
+            raise errors.DeadlineExceeded("the call's deadline passed before embedding finished",
+                                          reason="DEADLINE_EXCEEDED")
+        return min(cap, left)
+
+
+NO_DEADLINE = Deadline(None)
+
+
+class Embedder:
+    def __init__(self, address: str, *, timeout_s: float = 60.0, batch_size: int = 256, max_in_flight: int = 4,
+                 metadata: Sequence[tuple[str, str]] = ()) -> None:
+        self.address = address
+        self._timeout = timeout_s
+        self._batch_size = batch_size
+        self._max_in_flight = max_in_flight
+        self._metadata = tuple(metadata)
+        self._channel = grpc.insecure_channel(address) if address else None
+        self._stub = epb_grpc.EmbeddingServiceStub(self._channel) if self._channel else None
+        self._described: dict[str, FunctionInfo | None] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+
+    # ----- functions ----------------------------------------------------------------------------------
+    def describe(self, config: FunctionConfig, deadline: Deadline = NO_DEADLINE) -> FunctionInfo | None:
+        """The function as the embed service knows it, or None for a local function."""
+        key = _key(config)
+        with self._lock:
+            if key in self._described:
+                return self._described[key]
+        if self._stub is None:
+            info = None
+        else:
+            request = epb.DescribeFunctionRequest(function=_spec(config))
+            try:
+                reply = self._stub.DescribeFunction(request, timeout=deadline.remaining(self._timeout),
+                                                    metadata=self._metadata)
+            except grpc.RpcError as exc:
+                reason, _ = _error_info(exc)
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and reason == "UNKNOWN_FUNCTION":
+                    reply = None
+                else:
+                    raise self._translate(exc, config) from None
+            info = None if reply is None else FunctionInfo(
+                reply.dimensions, frozenset(_MODALITIES[m] for m in reply.modalities if m in _MODALITIES),
+                tuple(reply.secret_settings))
+        with self._lock:
+            self._described[key] = info
+        return info
+
+    def is_server_function(self, config: FunctionConfig, deadline: Deadline = NO_DEADLINE) -> bool:
+        return self.describe(config, deadline) is not None
+
+    # ----- embedding ----------------------------------------------------------------------------------
+    def embed_source(self, config: FunctionConfig, values: pa.Array, deadline: Deadline = NO_DEADLINE
+                     ) -> np.ndarray:
+        """Vectors for source values (no nulls), in order: text for a text function, images (URIs as
+        strings, encoded bytes as binary) for a function that embeds images, as LanceDB's open-clip does."""
+        info = self._require(config, deadline)
+        as_images = IMAGE in info.modalities
+        binary = pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)
+        if binary and not as_images:
+            raise errors.InvalidArgument(f"function {config.name!r} embeds text; column {config.source_column!r} "
+                                         "holds bytes", reason="INVALID_EMBEDDING_FUNCTION",
+                                         column=config.source_column)
+        python = values.to_pylist()
+        if binary:
+            inputs = [epb.EmbedInput(image_bytes=v) for v in python]
+        elif as_images:
+            inputs = [epb.EmbedInput(image_uri=v) for v in python]
+        else:
+            inputs = [epb.EmbedInput(text=v) for v in python]
+        return self._embed(config, inputs, epb.INPUT_PURPOSE_SOURCE, info.dimensions, deadline)
+
+    def embed_query(self, config: FunctionConfig, query: Query, deadline: Deadline = NO_DEADLINE) -> np.ndarray:
+        info = self._require(config, deadline)
+        wanted = TEXT if query.text is not None else IMAGE
+        if wanted not in info.modalities:
+            raise errors.InvalidArgument(f"function {config.name!r} of column {config.vector_column!r} cannot "
+                                         f"embed a {wanted} query", reason="UNSUPPORTED_QUERY_TYPE",
+                                         function=config.name)
+        if query.text is not None:
+            item = epb.EmbedInput(text=query.text)
+        elif query.image_bytes is not None:
+            item = epb.EmbedInput(image_bytes=query.image_bytes)
+        else:
+            item = epb.EmbedInput(image_uri=query.image_uri or "")
+        return self._embed(config, [item], epb.INPUT_PURPOSE_QUERY, info.dimensions, deadline)[0]
+
+    def _require(self, config: FunctionConfig, deadline: Deadline) -> FunctionInfo:
+        info = self.describe(config, deadline)
+        if info is None:
+            raise errors.FailedPrecondition(
+                f"function {config.name!r} of column {config.vector_column!r} is a local function: the embed "
+                "service does not have it, so its vectors must come with the rows (or the query)",
+                reason="LOCAL_FUNCTION", function=config.name, column=config.vector_column)
+        return info
+
+    def _embed(self, config: FunctionConfig, inputs: list[epb.EmbedInput], purpose: int, dims: int,
+               deadline: Deadline) -> np.ndarray:
+        out = np.empty((len(inputs), dims), dtype=np.float32)
+        spec = _spec(config)
+        pending: list[tuple[int, grpc.Future]] = []
+
+        def settle(start: int, future: grpc.Future) -> None:
+            try:
+                reply = future.result()
+            except grpc.RpcError as exc:
+                for _, other in pending:
+                    other.cancel()
+                raise self._translate(exc, config) from None
+            if reply.dimensions != dims or len(reply.embeddings) != min(self._batch_size, len(inputs) - start):
+                raise errors.ServiceError(f"the embed service answered function {config.name!r} with "
+                                          f"{len(reply.embeddings)}x{reply.dimensions} vectors; expected "
+                                          f"{dims} dimensions", reason="EMBED_SERVICE_MISMATCH")
+            for offset, embedding in enumerate(reply.embeddings):
+                out[start + offset] = embedding.values
+
+        for start in range(0, len(inputs), self._batch_size):
+            request = epb.EmbedRequest(function=spec, inputs=inputs[start:start + self._batch_size], purpose=purpose)
+            assert self._stub is not None
+            pending.append((start, self._stub.Embed.future(request, timeout=deadline.remaining(self._timeout),
+                                                           metadata=self._metadata)))
+            if len(pending) >= self._max_in_flight:
+                settle(*pending.pop(0))
+        while pending:
+            settle(*pending.pop(0))
+        return out
+
+    def _translate(self, exc: grpc.RpcError, config: FunctionConfig) -> errors.ServiceError:
+        """The embed service's status as one of the store's errors, keeping its reason and metadata."""
+        reason, metadata = _error_info(exc)
+        code = exc.code()
+        details = exc.details() or code.name
+        message = f"embed service ({self.address}), function {config.name!r}: {details}"
+        metadata = {**metadata, "function": config.name}
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return errors.Unavailable(message, reason=reason or "EMBED_SERVICE_UNAVAILABLE", **metadata)
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return errors.DeadlineExceeded(message, reason=reason or "EMBED_DEADLINE_EXCEEDED", **metadata)
+        if code == grpc.StatusCode.CANCELLED:
+            return errors.Cancelled(message, reason=reason or "CANCELLED", **metadata)
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return errors.FailedPrecondition(f"the store's credentials were refused by the embed service: "
+                                             f"{details}", reason="EMBED_SERVICE_UNAUTHENTICATED")
+        mapped = _CATEGORIES.get(code)
+        if mapped is None:
+            return errors.ServiceError(message, reason=reason or "EMBED_SERVICE_FAILED", **metadata)
+        return mapped(message, reason=reason or mapped.reason, **metadata)
+
+
+_MODALITIES = {epb.MODALITY_TEXT: TEXT, epb.MODALITY_IMAGE: IMAGE}
+_CATEGORIES: dict[grpc.StatusCode, type[errors.ServiceError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+    grpc.StatusCode.ABORTED: errors.Aborted,
+}
+
+
+def _key(config: FunctionConfig) -> str:
+    return config.name + " " + json.dumps(config.model, sort_keys=True)
+
+
+def _spec(config: FunctionConfig) -> epb.FunctionSpec:
+    settings = struct_pb2.Struct()
+    settings.update(config.model)
+    return epb.FunctionSpec(name=config.name, settings=settings)
+
+
+def _error_info(exc: grpc.RpcError) -> tuple[str, dict[str, str]]:
+    try:
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    except ValueError:
+        status = None
+    if status is not None:
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return info.reason, dict(info.metadata)
+    return "", {}

@@ -1,0 +1,116 @@
+"""Rows on their way into a table: vectors checked (`on_bad_vectors`), missing ones computed by the embed
+service for columns with a server function, the result conformed to the table's schema.
+
+A streamed add runs `prepare` + stage (write a fragment no version lists yet) for each incoming batch on a
+worker pool while the next batch is received, keeping a bounded number in flight; only when every batch is
+staged does one commit publish them all. If anything fails (a bad row, the embed service, the caller
+leaving) the staged fragments are removed and the table is exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from store_service.bad_vectors import BadVectorPolicy, clean_vectors
+from store_service.embedder import NO_DEADLINE, Deadline, Embedder
+from store_service.schema import FunctionConfig, functions_of, is_vector, vector_type
+from store_service.storage.table import Staged, Table, conform
+
+
+@dataclass(frozen=True)
+class BadVectors:
+    policy: BadVectorPolicy = BadVectorPolicy.ERROR
+    fill_value: float = 0.0
+
+
+class RowPreparer:
+    """Turns incoming rows into rows of `schema`, computing the vectors a server function can."""
+
+    def __init__(self, schema: pa.Schema, embedder: Embedder, bad: BadVectors = BadVectors(),
+                 deadline: Deadline = NO_DEADLINE) -> None:
+        self.schema = schema
+        self._embedder = embedder
+        self._bad = bad
+        self._deadline = deadline
+        functions = {f.vector_column: f for f in functions_of(schema)}
+        self._server: dict[str, FunctionConfig] = {
+            column: config for column, config in functions.items()
+            if embedder.is_server_function(config, deadline)}
+
+    def prepare(self, rows: pa.Table) -> pa.Table:
+        for field in self.schema:
+            if not is_vector(field):
+                continue
+            dims = field.type.list_size
+            config = self._server.get(field.name)
+            if config is not None:
+                rows = clean_vectors(rows, field.name, dims, self._bad.policy, self._bad.fill_value,
+                                     missing_is_bad=False)
+                rows = self._embed_missing(rows, config, dims)
+            rows = clean_vectors(rows, field.name, dims, self._bad.policy, self._bad.fill_value,
+                                 missing_is_bad=True)
+        return conform(rows, self.schema)
+
+    def _embed_missing(self, rows: pa.Table, config: FunctionConfig, dims: int) -> pa.Table:
+        if rows.num_rows == 0 or config.source_column not in rows.column_names:
+            return rows
+        source = rows.column(config.source_column).combine_chunks()
+        if config.vector_column in rows.column_names:
+            current = rows.column(config.vector_column).combine_chunks()
+            need = current.is_null().to_numpy(zero_copy_only=False) & source.is_valid().to_numpy(
+                zero_copy_only=False)
+        else:
+            current = pa.nulls(rows.num_rows, vector_type(dims))
+            need = source.is_valid().to_numpy(zero_copy_only=False)
+        if not need.any():
+            return rows
+        computed = self._embedder.embed_source(config, source.filter(pa.array(need)), self._deadline)
+        matrix = np.zeros((rows.num_rows, dims), dtype=np.float32)
+        present = current.is_valid().to_numpy(zero_copy_only=False)
+        if present.any():
+            matrix[present] = current.filter(pa.array(present)).flatten().to_numpy(
+                zero_copy_only=False).reshape(-1, dims)
+        matrix[need] = computed
+        valid = present | need
+        column = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), type=vector_type(dims),
+                                                   mask=pa.array(~valid))
+        if config.vector_column in rows.column_names:
+            return rows.set_column(rows.column_names.index(config.vector_column), config.vector_column, column)
+        return rows.append_column(pa.field(config.vector_column, column.type), column)
+
+
+def stage_stream(table: Table, preparer: RowPreparer, batches: Iterable[pa.Table], pool: ThreadPoolExecutor,
+                 max_in_flight: int = 3) -> tuple[list[Staged], int]:
+    """Prepares and stages every batch, overlapping embedding/writing with receiving; (staged, rows).
+    On any failure the staged fragments are removed before the error propagates."""
+    staged: list[Staged] = []
+    pending: list[Future[Staged]] = []
+
+    def work(batch: pa.Table) -> Staged:
+        return table.stage(preparer.prepare(batch), preparer.schema)
+
+    try:
+        for batch in batches:
+            pending.append(pool.submit(work, batch))
+            while len(pending) >= max_in_flight:
+                staged.append(pending.pop(0).result())
+        while pending:
+            staged.append(pending.pop(0).result())
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        for future in pending:
+            if not future.cancelled():
+                try:
+                    staged.append(future.result())
+                except BaseException:  # noqa: S110 - the first error is the one reported
+                    pass
+        table.discard(staged)
+        raise
+    return staged, sum(item.ref.rows for item in staged if item.ref is not None)
+

@@ -1,0 +1,90 @@
+"""merge_insert: which new rows replace which existing rows, which are inserted, which existing rows go.
+
+Rows match on key columns (nulls never match). Two new rows with one key are refused: which would win is
+not defined. The plan is computed on one view; the commit is refused if the table was overwritten since.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from store_service.errors import InvalidArgument
+from store_service.schema import is_vector
+from store_service.storage.fragments import ROW_ID
+from store_service.table_view import TableView
+
+NEW_POSITION = "__vectorlane_new_position"
+
+
+@dataclass(frozen=True)
+class MergeRules:
+    on: tuple[str, ...]
+    update_matched: bool = False
+    insert_unmatched: bool = False
+    delete_unmatched_by_source: bool = False
+    delete_where: str = ""
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    write: pa.Table  # new rows to write (updated and inserted), as given
+    delete_row_ids: np.ndarray  # existing rows replaced or deleted
+    inserted: int
+    updated: int
+    deleted: int
+
+
+def plan_merge(view: TableView, new_rows: pa.Table, rules: MergeRules) -> MergePlan:
+    if not rules.on:
+        raise InvalidArgument("merge_insert needs at least one key column in `on`", reason="MISSING_KEY")
+    if not (rules.update_matched or rules.insert_unmatched or rules.delete_unmatched_by_source):
+        raise InvalidArgument("merge_insert does nothing: set when_matched_update_all, "
+                              "when_not_matched_insert_all or when_not_matched_by_source_delete",
+                              reason="EMPTY_MERGE")
+    keys = []
+    for name in rules.on:
+        if name not in view.schema.names or is_vector(view.schema.field(name)):
+            raise InvalidArgument(f"key column {name!r} is not a scalar column of the table", reason="UNKNOWN_COLUMN",
+                                  column=name)
+        if name not in new_rows.column_names:
+            raise InvalidArgument(f"the new rows have no key column {name!r}", reason="MISSING_COLUMN", column=name)
+        column = new_rows.column(name)
+        target = view.schema.field(name).type
+        try:
+            keys.append(column.cast(target) if column.type != target else column)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InvalidArgument(f"key column {name!r}: cannot compare {column.type} with {target}",
+                                  reason="SCHEMA_MISMATCH", column=name) from None
+    new_keys = pa.table(dict(zip(rules.on, keys))).append_column(
+        NEW_POSITION, pa.array(np.arange(new_rows.num_rows, dtype=np.int64)))
+    counts = new_keys.group_by(list(rules.on)).aggregate([(NEW_POSITION, "count")])
+    if counts.num_rows and max(counts.column(f"{NEW_POSITION}_count").to_pylist()) > 1:
+        raise InvalidArgument("two new rows have the same key; merge_insert needs one row per key",
+                              reason="DUPLICATE_KEY")
+    existing = view.data.select(list(rules.on) + [ROW_ID])
+    joined = new_keys.join(existing, keys=list(rules.on), join_type="inner")
+    matched_new = np.unique(joined.column(NEW_POSITION).to_numpy())
+    matched_existing = np.unique(joined.column(ROW_ID).to_numpy())
+    is_matched = np.zeros(new_rows.num_rows, dtype=bool)
+    is_matched[matched_new] = True
+    write = np.zeros(new_rows.num_rows, dtype=bool)
+    if rules.update_matched:
+        write |= is_matched
+    if rules.insert_unmatched:
+        write |= ~is_matched
+    delete = matched_existing if rules.update_matched else np.empty(0, dtype=np.int64)
+    deleted = 0
+    if rules.delete_unmatched_by_source:
+        candidates = np.ones(view.num_rows, dtype=bool)
+        if rules.delete_where.strip():
+            candidates &= view.mask(rules.delete_where)
+        unmatched = view.row_ids[candidates]
+        unmatched = unmatched[~np.isin(unmatched, matched_existing)]
+        deleted = len(unmatched)
+        delete = np.union1d(delete, unmatched)
+    return MergePlan(new_rows.filter(pa.array(write)), delete.astype(np.int64),
+                     inserted=int((write & ~is_matched).sum()), updated=int((write & is_matched).sum()),
+                     deleted=deleted)

@@ -1,0 +1,165 @@
+"""Vector search over one table view: with the column's index when one fits, exactly otherwise.
+
+Filters run before the vector search by default (the allowed row ids go to FAISS as an IDSelector, or the
+exact scan only looks at matching rows) or after it on request (LanceDB's postfilter: the top `limit +
+offset` candidates are filtered, so fewer may come back). Deleted rows are excluded inside FAISS for every
+index type; index hits that are not in the view's snapshot (rows newer than a pinned version) are dropped.
+`refine_factor` re-ranks `limit * refine_factor` index candidates by exact distance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from store_service.errors import InvalidArgument
+from store_service.schema import pick_vector_column
+from store_service.storage.fragments import ROW_ID
+from store_service.table_view import TableView
+from store_service.vector_index import METRICS, SearchParams, VectorIndex, prepare
+
+DISTANCE = "_distance"
+
+
+@dataclass(frozen=True)
+class VectorSearch:
+    """What to search for, given the query vector."""
+
+    vector_column: str = ""
+    where: str = ""
+    postfilter: bool = False
+    select: tuple[str, ...] = ()
+    limit: int = 10
+    offset: int = 0
+    distance_lower: float | None = None
+    distance_upper: float | None = None
+    metric: str = ""  # empty: the index's metric, or l2 without an index
+    options: SearchParams = SearchParams()
+
+
+def check_request(view: TableView, request: VectorSearch) -> str:
+    """The vector column the request searches, after checking its columns and bounds."""
+    column = pick_vector_column(view.schema, request.vector_column)
+    if request.metric and request.metric not in METRICS:
+        raise InvalidArgument(f"unknown metric {request.metric!r}; one of {', '.join(METRICS)}",
+                              reason="INVALID_METRIC", metric=request.metric)
+    if request.limit < 0 or request.offset < 0:
+        raise InvalidArgument("limit and offset must not be negative", reason="INVALID_LIMIT")
+    for name in request.select:
+        if name != ROW_ID and name not in view.schema.names:
+            raise InvalidArgument(f"selected column {name!r} is not in the table", reason="UNKNOWN_COLUMN",
+                                  column=name)
+    return column
+
+
+def search(view: TableView, query: np.ndarray, request: VectorSearch, index: VectorIndex | None = None
+           ) -> pa.Table:
+    """The closest rows, closest first: the selected columns plus `_distance` (float32)."""
+    column = check_request(view, request)
+    dims = view.schema.field(column).type.list_size
+    query = np.asarray(query, dtype=np.float32).reshape(-1)
+    if query.shape[0] != dims:
+        raise InvalidArgument(f"the query vector has {query.shape[0]} dimensions; column {column!r} has {dims}",
+                              reason="WRONG_DIMENSION", column=column, expected=dims, got=query.shape[0])
+    if not np.all(np.isfinite(query)):
+        raise InvalidArgument("the query vector holds NaN or infinity", reason="BAD_VECTOR", column=column)
+    metric = request.metric or (index.params.metric if index is not None else "l2")
+    if index is not None and index.params.metric != metric:
+        index = None  # an index answers only in its own metric; search exactly in the one asked for
+    _, valid = view.vectors(column)
+    allowed = valid
+    if request.where.strip() and not request.postfilter:
+        allowed = valid & view.mask(request.where)
+    wanted = request.limit + request.offset
+    if index is not None:
+        positions, distances = _index_search(view, index, query, wanted, allowed, request)
+        if request.options.refine_factor:
+            distances = _exact_distances(view, column, metric, query, positions)
+            order = np.argsort(distances, kind="stable")
+            positions, distances = positions[order], distances[order]
+        positions, distances = _in_range(positions, distances, request)
+    else:
+        positions, distances = _exact_search(view, column, metric, query, wanted, allowed, request)
+    if request.where.strip() and request.postfilter:
+        keep = view.mask(request.where)[positions]
+        positions, distances = positions[keep], distances[keep]
+    positions = positions[request.offset:request.offset + request.limit]
+    distances = distances[request.offset:request.offset + request.limit]
+    rows = view.data.take(pa.array(positions, type=pa.int64()))
+    names = list(request.select) or [n for n in view.schema.names]
+    rows = rows.select(names)
+    return rows.append_column(pa.field(DISTANCE, pa.float32()), pa.array(distances.astype(np.float32)))
+
+
+def _index_search(view: TableView, index: VectorIndex, query: np.ndarray, wanted: int, allowed: np.ndarray,
+                  request: VectorSearch) -> tuple[np.ndarray, np.ndarray]:
+    fetch = wanted * max(1, request.options.refine_factor)
+    if fetch == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    everything = bool(allowed.all())
+    allowed_ids = None if everything else view.row_ids[allowed]
+    excluded = view.deleted_row_ids()
+    ids, distances = index.search(query, fetch, allowed=allowed_ids, excluded=excluded, options=request.options)
+    positions, found = view.positions(ids)
+    if not found.all() and allowed_ids is None:
+        # The index holds rows this snapshot does not (a newer commit, an older pinned version): ask again,
+        # allowing exactly this snapshot's rows, so the result is still complete.
+        ids, distances = index.search(query, fetch, allowed=view.row_ids[allowed], options=request.options)
+        positions, found = view.positions(ids)
+    return positions[found], distances[found]
+
+
+def _exact_distances(view: TableView, column: str, metric: str, query: np.ndarray, positions: np.ndarray
+                     ) -> np.ndarray:
+    ready, norms = view.prepared(column, metric)
+    q = prepare(query.reshape(1, -1), metric)[0]
+    return _distances(ready[positions], None if norms is None else norms[positions], q, metric)
+
+
+def _distances(vectors: np.ndarray, norms: np.ndarray | None, q: np.ndarray, metric: str) -> np.ndarray:
+    dots = vectors @ q
+    if metric == "l2":
+        assert norms is not None
+        return np.maximum(norms - 2.0 * dots + float(q @ q), 0.0).astype(np.float32)
+    if metric == "cosine":
+        return (1.0 - dots).astype(np.float32)
+    return (-dots).astype(np.float32)
+
+
+def _exact_search(view: TableView, column: str, metric: str, query: np.ndarray, wanted: int,
+                  allowed: np.ndarray, request: VectorSearch) -> tuple[np.ndarray, np.ndarray]:
+    ready, norms = view.prepared(column, metric)
+    q = prepare(query.reshape(1, -1), metric)[0]
+    if allowed.all():
+        candidates = None
+        distances = _distances(ready, norms, q, metric)
+    else:
+        candidates = np.flatnonzero(allowed)
+        distances = _distances(ready[candidates], None if norms is None else norms[candidates], q, metric)
+    keep = np.ones(len(distances), dtype=bool)
+    if request.distance_lower is not None:
+        keep &= distances >= request.distance_lower
+    if request.distance_upper is not None:
+        keep &= distances < request.distance_upper
+    if not keep.all():
+        candidates = np.flatnonzero(keep) if candidates is None else candidates[keep]
+        distances = distances[keep]
+    k = min(wanted, len(distances))
+    if k == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    top = np.argpartition(distances, k - 1)[:k] if k < len(distances) else np.arange(len(distances))
+    top = top[np.lexsort((top, distances[top]))]  # closest first; ties by position, so results are stable
+    positions = top if candidates is None else candidates[top]
+    return positions.astype(np.int64), distances[top]
+
+
+def _in_range(positions: np.ndarray, distances: np.ndarray, request: VectorSearch
+              ) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.ones(len(distances), dtype=bool)
+    if request.distance_lower is not None:
+        keep &= distances >= request.distance_lower
+    if request.distance_upper is not None:
+        keep &= distances < request.distance_upper
+    return positions[keep], distances[keep]

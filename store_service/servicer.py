@@ -1,0 +1,130 @@
+"""StorageService over gRPC: each method converts the request, calls the core, converts back.
+
+No error handling here: domain exceptions travel to `rpc_common.error_mapping.ErrorMappingInterceptor`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import grpc
+
+from store_service import conversions
+from store_service.core import StoreCore
+from store_service.embedder import Deadline
+from store_service.errors import InvalidArgument
+from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
+
+
+def _deadline(context: grpc.ServicerContext) -> Deadline:
+    return Deadline(context.time_remaining())
+
+
+def _first(requests: Iterator, what: str):  # noqa: ANN202 - the request type of the stream
+    first = next(requests, None)
+    if first is None or not first.table:
+        raise InvalidArgument(f"the first {what} message must name the table", reason="MISSING_TABLE")
+    return first
+
+
+class StorageServicer(pb_grpc.StorageServiceServicer):
+    def __init__(self, core: StoreCore) -> None:
+        self._core = core
+
+    # ----- tables -------------------------------------------------------------------------------------
+    def CreateTable(self, request: pb.CreateTableRequest, context: grpc.ServicerContext) -> pb.CreateTableResponse:
+        deadline = _deadline(context)
+        functions = conversions.function_configs(request.embedding_functions)
+        schema = None
+        if request.HasField("schema") and (request.schema.fields or request.schema.arrow_schema):
+            schema = conversions.schema_from_proto(request.schema, self._core.function_dimensions(functions,
+                                                                                                   deadline))
+        rows = conversions.rows_to_arrow(request.rows, schema)
+        info = self._core.create_table(request.name, schema, functions, rows, mode=conversions.create_mode(request.mode),
+                                       bad=conversions.bad_vectors(request.on_bad_vectors, request.fill_value),
+                                       deadline=deadline)
+        return pb.CreateTableResponse(table=conversions.table_to_proto(info))
+
+    def GetTable(self, request: pb.GetTableRequest, context: grpc.ServicerContext) -> pb.GetTableResponse:
+        return pb.GetTableResponse(table=conversions.table_to_proto(self._core.describe_table(request.name)))
+
+    def ListTables(self, request: pb.ListTablesRequest, context: grpc.ServicerContext) -> pb.ListTablesResponse:
+        names, next_token = self._core.list_tables(request.page_size, request.page_token)
+        return pb.ListTablesResponse(names=names, next_page_token=next_token)
+
+    def DropTable(self, request: pb.DropTableRequest, context: grpc.ServicerContext) -> pb.DropTableResponse:
+        self._core.drop_table(request.name)
+        return pb.DropTableResponse()
+
+    # ----- rows ---------------------------------------------------------------------------------------
+    def AddRows(self, request_iterator: Iterator[pb.AddRowsRequest], context: grpc.ServicerContext
+                ) -> pb.AddRowsResponse:
+        first = _first(request_iterator, "AddRows")
+        schema = self._core.table_schema(first.table)
+        batches = (conversions.rows_to_arrow(m.rows, schema) for m in itertools.chain([first], request_iterator))
+        change = self._core.add(first.table, batches, mode=conversions.add_mode(first.mode),
+                                bad=conversions.bad_vectors(first.on_bad_vectors, first.fill_value),
+                                deadline=_deadline(context))
+        return pb.AddRowsResponse(version=change.version, rows_added=change.inserted)
+
+    def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
+        rows, version = self._core.search(request.table, conversions.search_query(request),
+                                          conversions.vector_search(request), version=request.version,
+                                          deadline=_deadline(context))
+        return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
+
+    def ReadRows(self, request: pb.ReadRowsRequest, context: grpc.ServicerContext) -> pb.ReadRowsResponse:
+        rows, version = self._core.read(request.table, where=request.where, select=tuple(request.select),
+                                        limit=request.limit, offset=request.offset, version=request.version)
+        return pb.ReadRowsResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
+
+    def CountRows(self, request: pb.CountRowsRequest, context: grpc.ServicerContext) -> pb.CountRowsResponse:
+        return pb.CountRowsResponse(count=self._core.count(request.table, where=request.where,
+                                                           version=request.version))
+
+    def DeleteRows(self, request: pb.DeleteRowsRequest, context: grpc.ServicerContext) -> pb.DeleteRowsResponse:
+        change = self._core.delete(request.table, request.where)
+        return pb.DeleteRowsResponse(version=change.version, rows_deleted=change.deleted)
+
+    def UpdateRows(self, request: pb.UpdateRowsRequest, context: grpc.ServicerContext) -> pb.UpdateRowsResponse:
+        values = conversions.update_values(request.values, self._core.table_schema(request.table))
+        change = self._core.update(request.table, request.where, values, deadline=_deadline(context))
+        return pb.UpdateRowsResponse(version=change.version, rows_updated=change.updated)
+
+    def MergeInsert(self, request_iterator: Iterator[pb.MergeInsertRequest], context: grpc.ServicerContext
+                    ) -> pb.MergeInsertResponse:
+        first = _first(request_iterator, "MergeInsert")
+        schema = self._core.table_schema(first.table)
+        batches = (conversions.rows_to_arrow(m.rows, schema) for m in itertools.chain([first], request_iterator))
+        change = self._core.merge_insert(first.table, batches, conversions.merge_rules(first),
+                                         bad=conversions.bad_vectors(first.on_bad_vectors, first.fill_value),
+                                         deadline=_deadline(context))
+        return pb.MergeInsertResponse(version=change.version, rows_inserted=change.inserted,
+                                      rows_updated=change.updated, rows_deleted=change.deleted)
+
+    # ----- indexes ------------------------------------------------------------------------------------
+    def CreateIndex(self, request: pb.CreateIndexRequest, context: grpc.ServicerContext) -> pb.CreateIndexResponse:
+        entry, version = self._core.create_index(request.table, conversions.index_params(request),
+                                                 vector_column=request.vector_column, index_name=request.name,
+                                                 replace=request.replace)
+        return pb.CreateIndexResponse(index=conversions.index_to_proto(entry), version=version)
+
+    def ListIndexes(self, request: pb.ListIndexesRequest, context: grpc.ServicerContext) -> pb.ListIndexesResponse:
+        return pb.ListIndexesResponse(indexes=[conversions.index_to_proto(e)
+                                               for e in self._core.list_indexes(request.table)])
+
+    def DropIndex(self, request: pb.DropIndexRequest, context: grpc.ServicerContext) -> pb.DropIndexResponse:
+        return pb.DropIndexResponse(version=self._core.drop_index(request.table, request.name))
+
+    # ----- versions -----------------------------------------------------------------------------------
+    def ListVersions(self, request: pb.ListVersionsRequest, context: grpc.ServicerContext
+                     ) -> pb.ListVersionsResponse:
+        manifests, next_token = self._core.list_versions(request.table, request.page_size, request.page_token)
+        return pb.ListVersionsResponse(versions=[conversions.version_to_proto(m) for m in manifests],
+                                       next_page_token=next_token)
+
+    def RestoreVersion(self, request: pb.RestoreVersionRequest, context: grpc.ServicerContext
+                       ) -> pb.RestoreVersionResponse:
+        return pb.RestoreVersionResponse(version=self._core.restore(request.table, request.version))
