@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from store_service.bad_vectors import BadVectorPolicy
 from store_service.core import TableInfo
@@ -78,8 +78,19 @@ def schema_to_proto(schema: pa.Schema) -> pb.Schema:
 
 
 def function_configs(messages: Any) -> list[FunctionConfig]:
-    return [FunctionConfig(m.name, json_format.MessageToDict(m.model), m.source_column, m.vector_column)
+    return [FunctionConfig(m.name, _whole_numbers(struct_to_python(m.model)), m.source_column, m.vector_column)
             for m in messages]
+
+
+def _whole_numbers(value: Any) -> Any:
+    """JSON has one number type; settings like dims=16 are stored as the integers the user wrote."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 def function_config_to_proto(config: FunctionConfig) -> pb.EmbeddingFunctionConfig:
@@ -101,7 +112,7 @@ def rows_to_arrow(message: pb.Rows, schema: pa.Schema | None) -> pa.Table | None
         except (pa.ArrowInvalid, OSError) as exc:
             raise InvalidArgument(f"rows are not a readable Arrow IPC stream ({exc})",
                                   reason="INVALID_ARROW_IPC") from None
-    rows = [json_format.MessageToDict(r) for r in message.json.rows]
+    rows = [struct_to_python(r) for r in message.json.rows]
     if not rows:
         return None
     if schema is None:
@@ -118,6 +129,26 @@ def rows_to_arrow(message: pb.Rows, schema: pa.Schema | None) -> pa.Table | None
         values = [_json_value(r.get(f.name), f, i) for i, r in enumerate(rows)]
         columns[f.name] = _array(values, f)
     return pa.table(columns)  # vectors of a wrong length stay variable-length lists: the caller decides
+
+
+def struct_to_python(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as Python values; unlike json_format, NaN numbers survive (to be judged as bad vectors)."""
+    return {key: _python(value) for key, value in struct.fields.items()}
+
+
+def _python(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        return value.number_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return struct_to_python(value.struct_value)
+    if kind == "list_value":
+        return [_python(v) for v in value.list_value.values]
+    return None
 
 
 def _array(values: list[Any], f: pa.Field) -> pa.Array:

@@ -27,6 +27,7 @@ from store_service.merge import MergeRules, plan_merge
 from store_service.schema import FunctionConfig, functions_of, vector_type, with_functions
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
+from store_service.storage.names import check_table_name
 from store_service.storage.table import Table, TableStore
 from store_service.table_view import TableView, ViewCache
 from store_service.vector_index import IndexParams
@@ -81,6 +82,10 @@ class StoreCore:
         self.embedder.close()
 
     # ----- tables -------------------------------------------------------------------------------------
+    @staticmethod
+    def check_name(name: str) -> None:
+        check_table_name(name)
+
     def function_dimensions(self, functions: Iterable[FunctionConfig], deadline: Deadline = NO_DEADLINE
                             ) -> dict[str, int]:
         """Vector lengths the embed service reports for server functions, by vector column."""

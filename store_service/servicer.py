@@ -36,6 +36,7 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
     # ----- tables -------------------------------------------------------------------------------------
     def CreateTable(self, request: pb.CreateTableRequest, context: grpc.ServicerContext) -> pb.CreateTableResponse:
         deadline = _deadline(context)
+        self._core.check_name(request.name)  # before anything else is looked at
         functions = conversions.function_configs(request.embedding_functions)
         schema = None
         if request.HasField("schema") and (request.schema.fields or request.schema.arrow_schema):

@@ -1,0 +1,3 @@
+from store_service.cli import main
+
+raise SystemExit(main())

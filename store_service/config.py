@@ -1,0 +1,37 @@
+"""The store service's settings: every one is a flag and an environment variable `VECTORLANE_<NAME>`
+(see `rpc_common.settings`); `VECTORLANE_DATA_DIR` is where tables live."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rpc_common import settings
+
+_opt = settings.setting
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 in a container)")
+    port: int = _opt(50051, "gRPC port (0 picks a free one)")
+    data_dir: Path = _opt(Path("data"), "directory holding the tables")
+    embed_address: str = _opt("127.0.0.1:50052", "the embed service (host:port); empty: every function is local")
+    embed_timeout_s: float = _opt(120.0, "longest one call to the embed service may take, in seconds")
+    embed_batch_size: int = _opt(256, "source values per Embed call when rows arrive without vectors")
+    embed_in_flight: int = _opt(4, "Embed calls one add keeps in the air")
+    metrics_host: str = _opt("127.0.0.1", "address of the Prometheus /metrics endpoint")
+    metrics_port: int = _opt(9451, "Prometheus /metrics port (0 picks a free one, -1 turns metrics off)")
+    max_workers: int = _opt(32, "gRPC worker threads (concurrent calls being served)")
+    max_message_bytes: int = _opt(64 * 1024 * 1024, "largest request or response message, in bytes")
+    max_search_limit: int = _opt(10_000, "largest `limit` a search may ask for")
+    max_read_rows: int = _opt(100_000, "most rows one ReadRows call returns")
+    ingest_workers: int = _opt(4, "threads preparing (embedding, writing) incoming batches")
+    grace_seconds: float = _opt(20.0, "on SIGTERM, how long in-flight calls get to finish")
+    log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR")
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+                  ) -> "StoreConfig":
+        return settings.load(cls, "vectorlane-store", "vectorlane storage service (gRPC)", argv, environ)

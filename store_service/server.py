@@ -1,0 +1,74 @@
+"""Assembles the store service: the core over a data directory and an embed-service client, behind the
+shared gRPC host (health, reflection, metrics, error mapping, graceful shutdown)."""
+
+from __future__ import annotations
+
+import logging
+
+from rpc_common.service_host import ServiceHost, address
+from store_service.config import StoreConfig
+from store_service.core import StoreCore, StoreLimits
+from store_service.embedder import Embedder
+from store_service.metrics import StoreMetrics
+from store_service.servicer import StorageServicer
+from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "store.vectorlane.dev"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StorageService"].full_name
+
+
+class StoreServer:
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.metrics = StoreMetrics()
+        embedder = Embedder(config.embed_address, timeout_s=config.embed_timeout_s,
+                            batch_size=config.embed_batch_size, max_in_flight=config.embed_in_flight)
+        limits = StoreLimits(max_search_limit=config.max_search_limit, max_read_rows=config.max_read_rows,
+                             ingest_workers=config.ingest_workers)
+        self.core = StoreCore(config.data_dir, embedder, limits)
+        self.metrics.tables.set_function(lambda: len(self.core.tables.names()))
+        self._stopped = False
+        self._host = ServiceHost(
+            service_name=SERVICE_NAME, domain=ERROR_DOMAIN, metrics=self.metrics, max_workers=config.max_workers,
+            max_message_bytes=config.max_message_bytes, thread_prefix="store-rpc",
+            add_servicers=lambda server: pb_grpc.add_StorageServiceServicer_to_server(
+                StorageServicer(self.core), server))
+        self.health = self._host.health
+
+    @property
+    def port(self) -> int:
+        return self._host.port
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self._host.metrics_port
+
+    @property
+    def address(self) -> str:
+        return address(self.config.host, self.port)
+
+    def start(self) -> "StoreServer":
+        c = self.config
+        self._host.start(c.host, c.port, c.metrics_host, c.metrics_port)
+        self._host.set_serving(True)  # tables open lazily; nothing to wait for
+        log.info("store service listening on %s, data in %s, embed service %s (metrics %s)", self.address,
+                 c.data_dir.resolve(), c.embed_address or "none",
+                 f"http://{c.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "off")
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, refuse new calls, let in-flight ones finish (an add commits or leaves nothing)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        grace = self.config.grace_seconds if grace is None else grace
+        log.info("shutting down: health NOT_SERVING; in-flight calls get %.1fs", grace)
+        self._host.stop(grace)
+        self.core.close()
+        log.info("store service stopped")
+
+    def wait(self) -> None:
+        self._host.wait()
