@@ -107,7 +107,7 @@ class VectorIndex:
                 if dims % m:
                     raise InvalidArgument(f"num_sub_vectors {m} must divide the {dims} dimensions",
                                           reason="INVALID_INDEX_PARAMETERS")
-                nbits = max(1, min(8, int(math.log2(max(2, n // 4)))))  # small tables cannot train 256 codes
+                nbits = max(1, min(8, int(math.log2(max(2, n // 39)))))  # FAISS wants 39 points per code
                 index = faiss.IndexIVFPQ(quantizer, dims, nlist, m, nbits, faiss_metric)
             index.train(data)  # faiss's wrapper keeps `quantizer` alive as long as `index`
         index.add_with_ids(data, np.ascontiguousarray(row_ids, dtype=np.int64))

@@ -120,10 +120,10 @@ def rows_of(message: pb.Rows) -> pa.Table:
     return pa.Table.from_pylist([json_format.MessageToDict(r) for r in message.json.rows])
 
 
-def function(name: str, source: str, vector: str, **model: Any) -> pb.EmbeddingFunctionConfig:
+def function(registry_name: str, source: str, vector: str, **model: Any) -> pb.EmbeddingFunctionConfig:
     s = struct_pb2.Struct()
     s.update(model)
-    return pb.EmbeddingFunctionConfig(name=name, model=s, source_column=source, vector_column=vector)
+    return pb.EmbeddingFunctionConfig(name=registry_name, model=s, source_column=source, vector_column=vector)
 
 
 def fields(*specs: tuple[str, int, int]) -> pb.Schema:
