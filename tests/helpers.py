@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -13,6 +18,16 @@ from grpc_status import rpc_status
 from PIL import Image
 
 from vectorlane.embed.v1 import embed_service_pb2 as pb
+
+GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which("grpcurl")
+
+
+def grpcurl(target: str, *args: str, data: dict | None = None) -> subprocess.CompletedProcess:
+    """The real grpcurl binary, plaintext, with `data` as the JSON request."""
+    command = [GRPCURL or "grpcurl", "-plaintext"]
+    if data is not None:
+        command += ["-d", json.dumps(data)]
+    return subprocess.run([*command, target, *args], capture_output=True, text=True, timeout=60)
 
 
 def spec(function: str, settings: dict[str, Any] | None = None, **more: Any) -> pb.FunctionSpec:

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import spec, texts, vectors
+from tests.helpers import GRPCURL, grpcurl, spec, texts, vectors
 from vectorlane.embed.v1 import embed_service_pb2 as pb
 
-GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which("grpcurl")
 pytestmark = pytest.mark.skipif(GRPCURL is None, reason="grpcurl is installed by `make install`")
-
-
-def grpcurl(target: str, *args: str, data: dict | None = None) -> subprocess.CompletedProcess:
-    command = [GRPCURL, "-plaintext"]
-    if data is not None:
-        command += ["-d", json.dumps(data)]
-    return subprocess.run([*command, target, *args], capture_output=True, text=True, timeout=60)
 
 
 def test_list_and_describe(embed):

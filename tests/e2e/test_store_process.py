@@ -1,0 +1,164 @@
+"""The store as users run it: `python -m store_service` processes, killed with -9 mid-stream, restarted on
+the same data; a MiniLM table reopened by a new process; the README's grpcurl walkthrough."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from embed_service.config import EmbedConfig
+from embed_service.server import EmbedServer
+from store_service.cli import address_in_banner
+from tests.helpers import GRPCURL, grpcurl
+from tests.store_service.conftest import arrow_rows, json_rows
+from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.slow
+ROWS_PER_MESSAGE, MESSAGES_PER_ADD, DIMS = 40, 5, 8
+
+
+class StoreProcess:
+    def __init__(self, data_dir: Path, embed_address: str = "") -> None:
+        env = {**os.environ, "VECTORLANE_PORT": "0", "VECTORLANE_METRICS_PORT": "-1",
+               "VECTORLANE_DATA_DIR": str(data_dir), "VECTORLANE_EMBED_ADDRESS": embed_address}
+        self.process = subprocess.Popen([sys.executable, "-m", "store_service", "--log-level", "WARNING"], env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.target = address_in_banner(self.process.stdout)
+        assert self.target, "the store did not say where it listens"
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep the pipe drained
+        self.channel = grpc.insecure_channel(self.target)
+        self.stub = pb_grpc.StorageServiceStub(self.channel)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        self.process.send_signal(sig)
+        self.process.wait(timeout=30)
+        self.channel.close()
+
+
+def add_messages(first_id: int) -> Iterator[pb.AddRowsRequest]:
+    for m in range(MESSAGES_PER_ADD):
+        start = first_id + m * ROWS_PER_MESSAGE
+        ids = np.arange(start, start + ROWS_PER_MESSAGE)
+        vectors = np.random.default_rng(start).standard_normal((ROWS_PER_MESSAGE, DIMS)).astype(np.float32)
+        batch = pa.table({"id": ids, "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), DIMS)})
+        yield pb.AddRowsRequest(table="t", rows=arrow_rows(batch)) if m == 0 else pb.AddRowsRequest(
+            rows=arrow_rows(batch))
+        time.sleep(0.01)  # a client producing rows as it goes: kills land inside streams
+
+
+def test_kill_9_during_streamed_adds_keeps_acknowledged_adds_and_no_partial_add(tmp_path):
+    data = tmp_path / "data"
+    rng = random.Random(11)
+    acked: list[int] = []
+    per_add = ROWS_PER_MESSAGE * MESSAGES_PER_ADD
+    next_add = 0
+    for trial in range(4):
+        store = StoreProcess(data)
+        if trial == 0:
+            store.stub.CreateTable(pb.CreateTableRequest(name="t", schema=pb.Schema(fields=[
+                pb.Field(name="id", type=pb.DATA_TYPE_INT64), pb.Field(name="vector", type=pb.DATA_TYPE_VECTOR,
+                                                                       dimensions=DIMS)])))
+        stop = threading.Event()
+
+        def writer(first: int) -> None:
+            n = first
+            while not stop.is_set():
+                try:
+                    store.stub.AddRows(add_messages(n * per_add), timeout=30)
+                except grpc.RpcError:
+                    return
+                acked.append(n)  # the store answered: acknowledged
+                n += 1
+
+        thread = threading.Thread(target=writer, args=(next_add,))
+        thread.start()
+        time.sleep(rng.uniform(0.5, 1.5))
+        store.kill()
+        stop.set()
+        thread.join(30)
+
+        check = StoreProcess(data)
+        reply = check.stub.ReadRows(pb.ReadRowsRequest(table="t", select=["id"], format=pb.ROW_FORMAT_ARROW))
+        ids = pa.ipc.open_stream(pa.py_buffer(reply.rows.arrow_ipc)).read_all().column("id").to_numpy()
+        adds, counts = np.unique(ids // per_add, return_counts=True)
+        assert set(acked) <= set(adds.tolist()), "an acknowledged add was lost"
+        assert (counts == per_add).all(), "an add is partly visible"
+        assert len(np.unique(ids)) == len(ids)
+        found = check.stub.Search(pb.SearchRequest(table="t", vector=pb.Vector(values=[0.0] * DIMS), limit=3))
+        assert len(found.rows.json.rows) == min(3, len(ids))
+        check.kill(signal.SIGTERM)
+        next_add = int(adds.max()) + 1 if len(adds) else 0
+    assert len(acked) >= 4
+
+
+@pytest.fixture(scope="module")
+def minilm_embed() -> Iterator[EmbedServer]:
+    server = EmbedServer(EmbedConfig(port=0, metrics_port=-1, preload="sentence-transformers")).start()
+    assert server.ready.wait(120), server.preload_error
+    yield server
+    server.stop(0.5)
+
+
+FACTS = ["The Eiffel Tower is in Paris.", "Bananas are rich in potassium.", "The Pacific is the largest ocean.",
+         "Python is a programming language.", "Mount Everest is the highest mountain."]
+
+
+def test_minilm_table_reopened_by_a_new_process_searches_by_text(tmp_path, minilm_embed):
+    data = tmp_path / "data"
+    first = StoreProcess(data, minilm_embed.address)
+    first.stub.CreateTable(pb.CreateTableRequest(
+        name="facts", rows=json_rows([{"id": i, "text": t} for i, t in enumerate(FACTS)]),
+        embedding_functions=[pb.EmbeddingFunctionConfig(name="sentence-transformers", source_column="text",
+                                                        vector_column="vector")]))
+    first.kill(signal.SIGTERM)
+    second = StoreProcess(data, minilm_embed.address)
+    try:
+        for query, expected in [("tall peaks", 4), ("fruit nutrition", 1), ("coding", 3), ("sea", 2)]:
+            reply = second.stub.Search(pb.SearchRequest(table="facts", text=query, limit=1, select=["id", "text"]))
+            assert reply.rows.json.rows[0]["id"] == expected, (query, reply)
+    finally:
+        second.kill(signal.SIGTERM)
+
+
+@pytest.mark.skipif(GRPCURL is None, reason="grpcurl is installed by `make install`")
+def test_grpcurl_walkthrough(tmp_path, minilm_embed):
+    """The README's walkthrough, command for command."""
+    store = StoreProcess(tmp_path / "data", minilm_embed.address)
+    try:
+        service = "vectorlane.store.v1.StorageService"
+        steps = [
+            ("CreateTable", {"name": "notes",
+                             "schema": {"fields": [{"name": "text", "type": "DATA_TYPE_STRING"},
+                                                   {"name": "vector", "type": "DATA_TYPE_VECTOR", "nullable": True}]},
+                             "embedding_functions": [{"name": "sentence-transformers", "source_column": "text",
+                                                      "vector_column": "vector"}]}),
+            ("AddRows", {"table": "notes", "rows": {"json": {"rows": [
+                {"text": "buy milk and eggs"}, {"text": "call the dentist"}, {"text": "book flights to Rome"}]}}}),
+            ("Search", {"table": "notes", "text": "groceries", "limit": 1, "select": ["text"]}),
+        ]
+        outputs = []
+        for method, body in steps:
+            result = grpcurl(store.target, f"{service}/{method}", data=body)
+            assert result.returncode == 0, (method, result.stderr)
+            outputs.append(json.loads(result.stdout))
+        assert outputs[0]["table"]["schema"]["fields"][1]["dimensions"] == 384
+        assert outputs[1] == {"version": "2", "rows_added": "3"}
+        assert outputs[2]["rows"]["json"]["rows"][0]["text"] == "buy milk and eggs"
+        bad = grpcurl(store.target, f"{service}/Search", data={"table": "notes", "text": "x", "where": "text ="})
+        assert bad.returncode != 0 and "INVALID_FILTER" in bad.stderr + bad.stdout
+    finally:
+        store.kill(signal.SIGTERM)
