@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-embed test test-fast bench protos check-protos clean
+.PHONY: help install run run-embed run-store test test-fast bench protos check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,10 +24,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv and install vectorlane with its test and dev tools
 
-run: $(STAMP) ## start the system on its embedded defaults (embed service on :50052)
+run: $(STAMP) ## start the system: embed service on :50052, then the store on :50051 (data: VECTORLANE_DATA_DIR or ./data)
+	$(BIN)/python scripts/run_system.py
+
+run-embed: $(STAMP) ## start only the embed service (:50052)
 	$(BIN)/vectorlane-embed
 
-run-embed: run ## start only the embed service
+run-store: $(STAMP) ## start only the store service (:50051), using the embed service at 127.0.0.1:50052
+	$(BIN)/vectorlane-store
 
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/pytest -q tests
