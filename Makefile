@@ -39,8 +39,13 @@ test: $(STAMP) ## run the whole test suite
 test-fast: $(STAMP) ## the suite without the tests marked slow
 	$(BIN)/pytest -q -m 'not slow' tests
 
-bench: $(STAMP) ## run the benchmarks and print numbers and ratios
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev,bench]'
+	@touch $@
+
+bench: $(VENV)/.bench-installed ## run the benchmarks (embed service; store vs FAISS and LanceDB) and print numbers and ratios
 	$(BIN)/python benchmarks/bench_embed.py
+	$(BIN)/python benchmarks/bench_store.py
 
 protos: $(STAMP) ## regenerate the Python stubs from protos/ into client/
 	$(BIN)/python scripts/gen_protos.py

@@ -87,9 +87,8 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
         positions, distances = positions[keep], distances[keep]
     positions = positions[request.offset:request.offset + request.limit]
     distances = distances[request.offset:request.offset + request.limit]
-    rows = view.data.take(pa.array(positions, type=pa.int64()))
-    names = list(request.select) or [n for n in view.schema.names]
-    rows = rows.select(names)
+    names = list(request.select) or view.schema.names
+    rows = view.data.select(names).take(pa.array(positions, type=pa.int64()))
     return rows.append_column(pa.field(DISTANCE, pa.float32()), pa.array(distances.astype(np.float32)))
 
 

@@ -26,7 +26,7 @@ VIEWS_PER_TABLE = 2
 class TableView:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.data = snapshot.to_arrow(with_row_ids=True)
+        self.data = snapshot.to_arrow(with_row_ids=True).combine_chunks()  # one chunk: fast takes and masks
         self.row_ids = self.data.column(ROW_ID).to_numpy()
         self._ordered = bool(np.all(np.diff(self.row_ids) > 0))
         self._order = None if self._ordered else np.argsort(self.row_ids, kind="stable")
