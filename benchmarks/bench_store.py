@@ -207,6 +207,12 @@ def main() -> None:
                 return run
             measure("LanceDB embedded (brute force)", lance_search(), base)
 
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        health = health_pb2_grpc.HealthStub(store.channel)
+        floor = latency(lambda q: [health.Check(health_pb2.HealthCheckRequest())], queries)[0]
+        print(f"  (floor: an empty gRPC unary call to the same process, grpc.health Check: p50 "
+              f"{percentile_ms(floor, 50):.3f} ms, p99 {percentile_ms(floor, 99):.3f} ms)")
+
         print("\n## search, approximate")
         hnsw = faiss.IndexHNSWFlat(DIMS, 16)
         hnsw.hnsw.efConstruction = 100

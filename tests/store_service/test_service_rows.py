@@ -186,3 +186,20 @@ def test_select_limit_offset_on_reads(store):
     reply = store.stub.ReadRows(pb.ReadRowsRequest(table="docs", select=["id"], limit=2, offset=1,
                                                    where="id >= 0"))
     assert [dict(r) for r in reply.rows.json.rows] == [{"id": 1.0}, {"id": 2.0}]
+
+
+def test_a_corrupt_fragment_is_data_loss_naming_the_table_and_others_keep_working(start_store, embed):
+    store = start_store(embed)
+    create_docs(store.stub, rows=DOCS)
+    create_docs(store.stub, name="healthy", rows=DOCS)
+    fragment = next((store.data_dir / "tables" / "docs" / "data").iterdir())
+    raw = bytearray(fragment.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    fragment.write_bytes(bytes(raw))
+    fresh = start_store(embed, data_dir=store.data_dir)  # nothing cached: the file is read again
+    with pytest.raises(grpc.RpcError) as caught:
+        fresh.stub.ReadRows(pb.ReadRowsRequest(table="docs"))
+    assert caught.value.code() == grpc.StatusCode.DATA_LOSS
+    info = error_info(caught.value)
+    assert info.reason == "FRAGMENT_CORRUPT" and info.metadata["table"] == "docs"
+    assert fresh.stub.CountRows(pb.CountRowsRequest(table="healthy")).count == len(DOCS)
