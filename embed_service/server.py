@@ -14,7 +14,7 @@ from embed_service.inputs import ImagePolicy
 from embed_service.metrics import EmbedMetrics
 from embed_service.secret_refs import SecretResolver
 from embed_service.servicer import EmbeddingServicer
-from rpc_common.service_host import ServiceHost, address
+from rpc_common.service_host import HostedServer, ServiceHost
 from vectorlane.embed.v1 import embed_service_pb2 as pb
 from vectorlane.embed.v1 import embed_service_pb2_grpc as pb_grpc
 
@@ -43,7 +43,7 @@ def build_core(config: EmbedConfig, metrics: EmbedMetrics, registry: Registry | 
                          load_observer=metrics)
 
 
-class EmbedServer:
+class EmbedServer(HostedServer):
     def __init__(self, config: EmbedConfig, registry: Registry | None = None) -> None:
         self.config = config
         self.metrics = EmbedMetrics()
@@ -58,23 +58,11 @@ class EmbedServer:
                 EmbeddingServicer(self.core), server))
         self.health = self._host.health
 
-    @property
-    def port(self) -> int:
-        return self._host.port
-
-    @property
-    def metrics_port(self) -> int | None:
-        return self._host.metrics_port
-
-    @property
-    def address(self) -> str:
-        return address(self.config.host, self.port)
-
     def start(self) -> "EmbedServer":
         c = self.config
         self._host.start(c.host, c.port, c.metrics_host, c.metrics_port)
         log.info("embed service listening on %s (metrics %s)", self.address,
-                 f"http://{c.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "off")
+                 self.metrics_url())
         threading.Thread(target=self._preload, name="embed-preload", daemon=True).start()
         return self
 
@@ -103,6 +91,3 @@ class EmbedServer:
         self._host.stop(grace)
         self.core.close()
         log.info("embed service stopped")
-
-    def wait(self) -> None:
-        self._host.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -71,3 +72,29 @@ class ServiceHost:
 
 def address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class HostedServer:
+    """What every service's server shows of its ServiceHost: where it listens, and waiting for it to end."""
+
+    _host: ServiceHost
+    config: Any  # the service's settings; `host` is the address it listens on
+
+    @property
+    def port(self) -> int:
+        return self._host.port
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self._host.metrics_port
+
+    @property
+    def address(self) -> str:
+        return address(self.config.host, self.port)
+
+    def metrics_url(self) -> str:
+        port = self.metrics_port
+        return f"http://{self.config.metrics_host}:{port}/metrics" if port else "off"
+
+    def wait(self) -> None:
+        self._host.wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from rpc_common.service_host import ServiceHost, address
+from rpc_common.service_host import HostedServer, ServiceHost
 from store_service.config import StoreConfig
 from store_service.core import StoreCore, StoreLimits
 from store_service.embedder import Embedder
@@ -20,7 +20,7 @@ ERROR_DOMAIN = "store.vectorlane.dev"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StorageService"].full_name
 
 
-class StoreServer:
+class StoreServer(HostedServer):
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
         self.metrics = StoreMetrics()
@@ -38,25 +38,13 @@ class StoreServer:
                 StorageServicer(self.core), server))
         self.health = self._host.health
 
-    @property
-    def port(self) -> int:
-        return self._host.port
-
-    @property
-    def metrics_port(self) -> int | None:
-        return self._host.metrics_port
-
-    @property
-    def address(self) -> str:
-        return address(self.config.host, self.port)
-
     def start(self) -> "StoreServer":
         c = self.config
         self._host.start(c.host, c.port, c.metrics_host, c.metrics_port)
         self._host.set_serving(True)  # tables open lazily; nothing to wait for
         log.info("store service listening on %s, data in %s, embed service %s (metrics %s)", self.address,
                  c.data_dir.resolve(), c.embed_address or "none",
-                 f"http://{c.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port else "off")
+                 self.metrics_url())
         return self
 
     def stop(self, grace: float | None = None) -> None:
@@ -69,6 +57,3 @@ class StoreServer:
         self._host.stop(grace)
         self.core.close()
         log.info("store service stopped")
-
-    def wait(self) -> None:
-        self._host.wait()

@@ -43,9 +43,9 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
             schema = conversions.schema_from_proto(request.schema, self._core.function_dimensions(functions,
                                                                                                    deadline))
         rows = conversions.rows_to_arrow(request.rows, schema)
-        info = self._core.create_table(request.name, schema, functions, rows, mode=conversions.create_mode(request.mode),
-                                       bad=conversions.bad_vectors(request.on_bad_vectors, request.fill_value),
-                                       deadline=deadline)
+        bad = conversions.bad_vectors(request.on_bad_vectors, request.fill_value)
+        info = self._core.create_table(request.name, schema, functions, rows,
+                                       mode=conversions.create_mode(request.mode), bad=bad, deadline=deadline)
         return pb.CreateTableResponse(table=conversions.table_to_proto(info))
 
     def GetTable(self, request: pb.GetTableRequest, context: grpc.ServicerContext) -> pb.GetTableResponse:

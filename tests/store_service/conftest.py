@@ -50,8 +50,9 @@ class WordHash(EmbeddingFunction):
         return out
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def word_hash_registered() -> Iterator[None]:
+    """Registered for each store test only, so the embed service's own tests see the registry as shipped."""
     get_registry().register("word-hash")(WordHash)
     yield
     get_registry().unregister("word-hash")

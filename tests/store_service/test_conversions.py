@@ -7,11 +7,11 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pytest
-from google.protobuf import struct_pb2
 
 from store_service import conversions
 from store_service.errors import InvalidArgument
 from store_service.schema import vector_type
+from tests.store_service import conftest
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), ("name", pa.string()), ("score", pa.float64()),
@@ -20,12 +20,7 @@ SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), ("name", pa.stri
 
 
 def json_rows(*rows):
-    structs = []
-    for row in rows:
-        s = struct_pb2.Struct()
-        s.update(row)
-        structs.append(s)
-    return pb.Rows(json=pb.JsonRows(rows=structs))
+    return conftest.json_rows(list(rows))
 
 
 def test_schema_round_trip_through_fields_and_arrow():

@@ -148,6 +148,10 @@ def module_store(tmp_path_factory, tiny_clip):
     from tests.store_service.conftest import BASE, RunningStore
     from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
 
+    from embed_service.functions import get_registry
+    from tests.store_service.conftest import WordHash
+
+    get_registry().register("word-hash")(WordHash)  # before the per-test fixture: the table is made here
     embed = EmbedServer(replace(BASE_CONFIG, model_roots=(tiny_clip.root,))).start()
     data = tmp_path_factory.mktemp("bad") / "data"
     server = StoreServer(replace(BASE, data_dir=data, embed_address=f"127.0.0.1:{embed.port}")).start()
