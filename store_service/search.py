@@ -137,11 +137,7 @@ def _exact_search(view: TableView, column: str, metric: str, query: np.ndarray, 
     else:
         candidates = np.flatnonzero(allowed)
         distances = _distances(ready[candidates], None if norms is None else norms[candidates], q, metric)
-    keep = np.ones(len(distances), dtype=bool)
-    if request.distance_lower is not None:
-        keep &= distances >= request.distance_lower
-    if request.distance_upper is not None:
-        keep &= distances < request.distance_upper
+    keep = _range_mask(distances, request)
     if not keep.all():
         candidates = np.flatnonzero(keep) if candidates is None else candidates[keep]
         distances = distances[keep]
@@ -154,11 +150,16 @@ def _exact_search(view: TableView, column: str, metric: str, query: np.ndarray, 
     return positions.astype(np.int64), distances[top]
 
 
-def _in_range(positions: np.ndarray, distances: np.ndarray, request: VectorSearch
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _range_mask(distances: np.ndarray, request: VectorSearch) -> np.ndarray:
     keep = np.ones(len(distances), dtype=bool)
     if request.distance_lower is not None:
         keep &= distances >= request.distance_lower
     if request.distance_upper is not None:
         keep &= distances < request.distance_upper
+    return keep
+
+
+def _in_range(positions: np.ndarray, distances: np.ndarray, request: VectorSearch
+              ) -> tuple[np.ndarray, np.ndarray]:
+    keep = _range_mask(distances, request)
     return positions[keep], distances[keep]
