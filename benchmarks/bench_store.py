@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from store_service.cli import address_in_banner
+from vectorlane import wire
 from vectorlane.store.v1 import store_service_pb2 as pb
 from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
 
@@ -99,11 +100,11 @@ class StoreProcess:
         self.process.wait(30)
 
 
-def arrow_ipc(table: pa.Table) -> bytes:
+def arrow_ipc(table: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
 def batches(data: np.ndarray, size: int) -> list[pa.Table]:
@@ -113,6 +114,63 @@ def batches(data: np.ndarray, size: int) -> list[pa.Table]:
         out.append(pa.table({"id": pa.array(np.arange(start, start + len(chunk))),
                              "vector": pa.FixedSizeListArray.from_arrays(pa.array(chunk.reshape(-1)), DIMS)}))
     return out
+
+
+def drain_server() -> None:
+    """A bare gRPC server in this process that takes AddRows streams and throws the bytes away: the transport
+    floor of ingest (no decoding, no disk). Prints its port."""
+    from concurrent import futures
+
+    def drain(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        return pb.AddRowsResponse(rows_added=sum(1 for _ in requests)).SerializeToString()
+
+    server = grpc.server(futures.ThreadPoolExecutor(4), options=[("grpc.max_receive_message_length", 256 << 20)])
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "vectorlane.store.v1.StorageService", {"AddRows": grpc.stream_unary_rpc_method_handler(drain)}),))
+    print(server.add_insecure_port("127.0.0.1:0"), flush=True)
+    server.start()
+    server.wait_for_termination()
+
+
+def transport_floor(parts: list[pa.Table], repeats: int) -> list[float]:
+    """rows/s of the per-batch adds' bytes sent to `drain_server` in another process."""
+    process = subprocess.Popen([sys.executable, __file__, "--drain-server"], stdout=subprocess.PIPE, text=True)
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{int(process.stdout.readline())}")
+        add_rows = channel.stream_unary("/vectorlane.store.v1.StorageService/AddRows")
+        rows = sum(p.num_rows for p in parts)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for part in parts:
+                add_rows(iter([wire.encode(pb.AddRowsRequest(table="t"), "rows", arrow_ipc(part))]))
+            samples.append(rows / (time.perf_counter() - start))
+        channel.close()
+        return samples
+    finally:
+        process.kill()
+        process.wait()
+
+
+def disk_floor(parts: list[pa.Table], directory: Path, repeats: int) -> list[float]:
+    """rows/s of writing each batch's Arrow IPC bytes to a new file with fsync, in this process."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = sum(p.num_rows for p in parts)
+    samples = []
+    for r in range(repeats):
+        start = time.perf_counter()
+        for i, part in enumerate(parts):
+            with open(directory / f"{r}-{i}.arrow", "wb") as f:
+                f.write(arrow_ipc(part))
+                f.flush()
+                os.fsync(f.fileno())
+        samples.append(rows / (time.perf_counter() - start))
+    shutil.rmtree(directory)
+    return samples
+
+
+def spread(samples: list[float]) -> str:
+    return f"{np.median(samples):9.0f} [{min(samples):.0f}-{max(samples):.0f}]"
 
 
 def row(name: str, p50: float | None, p99: float | None, q1: float | None, q8: float | None, rec: float | None,
@@ -133,7 +191,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--batch", type=int, default=10_000, help="rows per ingest batch")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each QPS measurement")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each ingest measurement")
+    parser.add_argument("--drain-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.drain_server:
+        return drain_server()
     try:
         import lancedb  # noqa: F401
         have_lancedb = True
@@ -150,29 +212,60 @@ def main() -> None:
     parts = batches(data, args.batch)
     try:
         # ----- ingest ---------------------------------------------------------------------------------
-        print("\n## durable ingest of precomputed vectors (rows/s)")
+        print(f"\n## durable ingest of precomputed vectors (rows/s; median [min-max] of {args.repeats} runs, "
+              f"the two systems alternating)")
         store = StoreProcess(work / "store")
-        store.stub.CreateTable(pb.CreateTableRequest(name="bench", schema=pb.Schema(fields=[
-            pb.Field(name="id", type=pb.DATA_TYPE_INT64),
-            pb.Field(name="vector", type=pb.DATA_TYPE_VECTOR, dimensions=DIMS)])))
-        payloads = [arrow_ipc(p) for p in parts]
-        start = time.perf_counter()
-        for payload in payloads:  # one add (one durable version) per batch, like LanceDB's add below
-            store.stub.AddRows(iter([pb.AddRowsRequest(table="bench", rows=pb.Rows(arrow_ipc=payload))]))
-        store_ingest = args.rows / (time.perf_counter() - start)
-        lance_ingest = None
+        # what the client library sends: Arrow IPC put on the wire by vectorlane.wire (no protobuf copies)
+        add_rows = store.channel.stream_unary("/vectorlane.store.v1.StorageService/AddRows",
+                                              response_deserializer=pb.AddRowsResponse.FromString)
+
+        def store_ingest(name: str, streamed: bool) -> float:
+            store.stub.CreateTable(pb.CreateTableRequest(name=name, schema=pb.Schema(fields=[
+                pb.Field(name="id", type=pb.DATA_TYPE_INT64),
+                pb.Field(name="vector", type=pb.DATA_TYPE_VECTOR, dimensions=DIMS)])))
+            start = time.perf_counter()
+            if streamed:  # one add, one version: batches staged while the next is received
+                add_rows(wire.encode(pb.AddRowsRequest(table=name), "rows", arrow_ipc(part)) for part in parts)
+            else:  # one add (one durable version) per batch, like LanceDB's add per batch
+                for part in parts:
+                    add_rows(iter([wire.encode(pb.AddRowsRequest(table=name), "rows", arrow_ipc(part))]))
+            return args.rows / (time.perf_counter() - start)
+
+        def lance_ingest(db: object, name: str, streamed: bool) -> float:
+            table = db.create_table(name, schema=parts[0].schema)
+            start = time.perf_counter()
+            if streamed:
+                table.add(pa.concat_tables(parts))
+            else:
+                for part in parts:
+                    table.add(part)
+            return args.rows / (time.perf_counter() - start)
+
+        lance_db = None
         if have_lancedb:
             import lancedb
-            db = lancedb.connect(str(work / "lance"))
-            lance_table = db.create_table("bench", schema=parts[0].schema)
-            start = time.perf_counter()
-            for part in parts:
-                lance_table.add(part)
-            lance_ingest = args.rows / (time.perf_counter() - start)
-        print(f"  vectorlane AddRows (Arrow IPC, fsync)  {store_ingest:10.0f} rows/s")
-        if lance_ingest:
-            print(f"  LanceDB add                            {lance_ingest:10.0f} rows/s   vectorlane/LanceDB "
-                  f"{store_ingest / lance_ingest:.2f}x")
+            lance_db = lancedb.connect(str(work / "lance"))
+        for streamed, shape in ((False, f"one add per {args.batch} rows"), (True, "one add of all rows")):
+            ours, theirs = [], []
+            for r in range(args.repeats):
+                name = "bench" if (r == 0 and not streamed) else f"ingest_{int(streamed)}_{r}"
+                ours.append(store_ingest(name, streamed))
+                if name != "bench":
+                    store.stub.DropTable(pb.DropTableRequest(name=name))
+                if lance_db is not None:
+                    theirs.append(lance_ingest(lance_db, f"ingest_{int(streamed)}_{r}", streamed))
+                    lance_db.drop_table(f"ingest_{int(streamed)}_{r}")
+            print(f"  {shape}:")
+            print(f"    vectorlane AddRows (Arrow IPC, fsync)  {spread(ours)} rows/s")
+            if theirs:
+                print(f"    LanceDB add                            {spread(theirs)} rows/s   "
+                      f"vectorlane/LanceDB {np.median(ours) / np.median(theirs):.2f}x", flush=True)
+        print(f"  (floor: the per-batch adds' bytes into a bare gRPC server that discards them, no decoding, no "
+              f"disk: {spread(transport_floor(parts, args.repeats))} rows/s)")
+        print(f"  (floor: the same bytes written to new files with fsync, in-process, no network: "
+              f"{spread(disk_floor(parts, work / 'disk', args.repeats))} rows/s)")
+        if lance_db is not None:
+            lance_table = lance_db.create_table("bench", data=pa.concat_tables(parts))
 
         # ----- search ---------------------------------------------------------------------------------
         def store_search(**options: int) -> Callable[[np.ndarray], list[int]]:
@@ -200,7 +293,7 @@ def main() -> None:
         if have_lancedb:
             def lance_search(**options: int) -> Callable[[np.ndarray], list[int]]:
                 def run(q: np.ndarray) -> list[int]:
-                    query = lance_table.search(q).limit(K).select(["id"])
+                    query = lance_table.search(q).limit(K).select(["id", "_distance"])
                     if options.get("nprobes"):
                         query = query.nprobes(options["nprobes"]).refine_factor(options.get("refine_factor", 1))
                     return query.to_arrow().column("id").to_pylist()

@@ -16,12 +16,11 @@ from embed_service.secret_refs import SecretResolver
 from embed_service.servicer import EmbeddingServicer
 from rpc_common.service_host import HostedServer, ServiceHost
 from vectorlane.embed.v1 import embed_service_pb2 as pb
-from vectorlane.embed.v1 import embed_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "embed.vectorlane.dev"
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EmbeddingService"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["EmbeddingService"]
 
 
 def build_core(config: EmbedConfig, metrics: EmbedMetrics, registry: Registry | None = None) -> EmbeddingCore:
@@ -52,10 +51,8 @@ class EmbedServer(HostedServer):
         self.preload_error: BaseException | None = None
         self._stopped = threading.Event()
         self._host = ServiceHost(
-            service_name=SERVICE_NAME, domain=ERROR_DOMAIN, metrics=self.metrics, max_workers=config.max_workers,
-            max_message_bytes=config.max_message_bytes, thread_prefix="embed-rpc",
-            add_servicers=lambda server: pb_grpc.add_EmbeddingServiceServicer_to_server(
-                EmbeddingServicer(self.core), server))
+            service=SERVICE, servicer=EmbeddingServicer(self.core), domain=ERROR_DOMAIN, metrics=self.metrics,
+            max_workers=config.max_workers, max_message_bytes=config.max_message_bytes, thread_prefix="embed-rpc")
         self.health = self._host.health
 
     def start(self) -> "EmbedServer":

@@ -4,26 +4,30 @@ size limits, the metrics endpoint and graceful shutdown, the same for every vect
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_reflection.v1alpha import reflection
 
 from rpc_common.call_metrics import MetricsInterceptor
 from rpc_common.error_mapping import ErrorMappingInterceptor
+from rpc_common.handlers import add_servicer
 from rpc_common.service_metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
 
 class ServiceHost:
-    def __init__(self, *, service_name: str, domain: str, metrics: ServiceMetrics, max_workers: int,
-                 max_message_bytes: int, thread_prefix: str, add_servicers: Callable[[grpc.Server], None],
+    def __init__(self, *, service: ServiceDescriptor, servicer: object, domain: str, metrics: ServiceMetrics,
+                 max_workers: int, max_message_bytes: int, thread_prefix: str,
+                 decoders: Mapping[str, Callable[[bytes], Any]] | None = None,
                  extra_interceptors: Sequence[grpc.ServerInterceptor] = ()) -> None:
-        self.service_name = service_name
+        """Serves `servicer` for `service` (see `handlers.add_servicer` for `decoders`)."""
+        self.service_name = service.full_name
         self.metrics = metrics
         self.health = health.HealthServicer()
         self.port = 0
@@ -39,10 +43,10 @@ class ServiceHost:
                           ErrorMappingInterceptor(domain)],
             options=options,
         )
-        add_servicers(self._server)
+        add_servicer(self._server, service, servicer, decoders)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
-            (service_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (self.service_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self._server)
 
     def start(self, host: str, port: int, metrics_host: str, metrics_port: int) -> None:

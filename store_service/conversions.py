@@ -27,6 +27,7 @@ from store_service.search import VectorSearch
 from store_service.storage.manifest import Manifest
 from store_service.vector_index import IndexParams, SearchParams
 from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane.wire import Decoded
 
 _SCALARS = {
     pb.DATA_TYPE_BOOL: pa.bool_(), pb.DATA_TYPE_INT32: pa.int32(), pb.DATA_TYPE_INT64: pa.int64(),
@@ -101,17 +102,33 @@ def function_config_to_proto(config: FunctionConfig) -> pb.EmbeddingFunctionConf
 
 
 # ----- rows ---------------------------------------------------------------------------------------------
+_IPC_READ = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
+
+
+def _read_ipc(data: bytes | memoryview) -> pa.Table:
+    """An Arrow IPC stream's rows, over `data` without copying it (unless a buffer sits misaligned)."""
+    try:
+        return pa.ipc.open_stream(pa.py_buffer(data), options=_IPC_READ).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidArgument(f"rows are not a readable Arrow IPC stream ({exc})",
+                              reason="INVALID_ARROW_IPC") from None
+
+
+def request_rows(request: Decoded, schema: pa.Schema | None) -> pa.Table | None:
+    """The rows of a request decoded by `vectorlane.wire.decode` (Arrow IPC left in the received bytes) as
+    an Arrow table; None when there are none."""
+    if request.arrow_ipc is not None:
+        return _read_ipc(request.arrow_ipc)
+    return rows_to_arrow(request.message.rows, schema)
+
+
 def rows_to_arrow(message: pb.Rows, schema: pa.Schema | None) -> pa.Table | None:
     """The rows of a request as an Arrow table (in `schema`'s types when given); None when there are none."""
     which = message.WhichOneof("format")
     if which is None:
         return None
     if which == "arrow_ipc":
-        try:
-            return pa.ipc.open_stream(pa.py_buffer(message.arrow_ipc)).read_all()
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InvalidArgument(f"rows are not a readable Arrow IPC stream ({exc})",
-                                  reason="INVALID_ARROW_IPC") from None
+        return _read_ipc(message.arrow_ipc)
     rows = [struct_to_python(r) for r in message.json.rows]
     if not rows:
         return None

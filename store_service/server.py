@@ -10,14 +10,13 @@ from store_service.config import StoreConfig
 from store_service.core import StoreCore, StoreLimits
 from store_service.embedder import Embedder
 from store_service.metrics import StoreMetrics
-from store_service.servicer import StorageServicer
+from store_service.servicer import DECODERS, StorageServicer
 from vectorlane.store.v1 import store_service_pb2 as pb
-from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "store.vectorlane.dev"
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StorageService"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["StorageService"]
 
 
 class StoreServer(HostedServer):
@@ -32,10 +31,9 @@ class StoreServer(HostedServer):
         self.metrics.tables.set_function(lambda: len(self.core.tables.names()))
         self._stopped = False
         self._host = ServiceHost(
-            service_name=SERVICE_NAME, domain=ERROR_DOMAIN, metrics=self.metrics, max_workers=config.max_workers,
-            max_message_bytes=config.max_message_bytes, thread_prefix="store-rpc",
-            add_servicers=lambda server: pb_grpc.add_StorageServiceServicer_to_server(
-                StorageServicer(self.core), server))
+            service=SERVICE, servicer=StorageServicer(self.core), decoders=DECODERS, domain=ERROR_DOMAIN,
+            metrics=self.metrics, max_workers=config.max_workers, max_message_bytes=config.max_message_bytes,
+            thread_prefix="store-rpc")
         self.health = self._host.health
 
     def start(self) -> "StoreServer":

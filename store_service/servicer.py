@@ -1,4 +1,5 @@
-"""StorageService over gRPC: each method converts the request, calls the core, converts back.
+"""StorageService over gRPC: each method converts the request, calls the core, converts back. Requests that
+carry bulk rows arrive decoded by `DECODERS` (`vectorlane.wire.Decoded`: the Arrow IPC bytes left in place).
 
 No error handling here: domain exceptions travel to `rpc_common.error_mapping.ErrorMappingInterceptor`.
 """
@@ -14,19 +15,28 @@ from store_service import conversions
 from store_service.core import StoreCore
 from store_service.embedder import Deadline
 from store_service.errors import InvalidArgument
+from vectorlane import wire
 from vectorlane.store.v1 import store_service_pb2 as pb
 from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
+from vectorlane.wire import Decoded
 
 
 def _deadline(context: grpc.ServicerContext) -> Deadline:
     return Deadline(context.time_remaining())
 
 
-def _first(requests: Iterator, what: str):  # noqa: ANN202 - the request type of the stream
+def _first(requests: Iterator[Decoded], what: str) -> Decoded:
     first = next(requests, None)
-    if first is None or not first.table:
+    if first is None or not first.message.table:
         raise InvalidArgument(f"the first {what} message must name the table", reason="MISSING_TABLE")
     return first
+
+
+DECODERS = {  # requests with bulk rows: the Arrow IPC payload stays in the received bytes (vectorlane.wire)
+    "CreateTable": lambda data: wire.decode(data, pb.CreateTableRequest, "rows"),
+    "AddRows": lambda data: wire.decode(data, pb.AddRowsRequest, "rows"),
+    "MergeInsert": lambda data: wire.decode(data, pb.MergeInsertRequest, "rows"),
+}
 
 
 class StorageServicer(pb_grpc.StorageServiceServicer):
@@ -34,7 +44,8 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         self._core = core
 
     # ----- tables -------------------------------------------------------------------------------------
-    def CreateTable(self, request: pb.CreateTableRequest, context: grpc.ServicerContext) -> pb.CreateTableResponse:
+    def CreateTable(self, decoded: Decoded, context: grpc.ServicerContext) -> pb.CreateTableResponse:
+        request: pb.CreateTableRequest = decoded.message
         deadline = _deadline(context)
         self._core.check_name(request.name)  # before anything else is looked at
         functions = conversions.function_configs(request.embedding_functions)
@@ -42,7 +53,7 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         if request.HasField("schema") and (request.schema.fields or request.schema.arrow_schema):
             schema = conversions.schema_from_proto(request.schema, self._core.function_dimensions(functions,
                                                                                                    deadline))
-        rows = conversions.rows_to_arrow(request.rows, schema)
+        rows = conversions.request_rows(decoded, schema)
         bad = conversions.bad_vectors(request.on_bad_vectors, request.fill_value)
         info = self._core.create_table(request.name, schema, functions, rows,
                                        mode=conversions.create_mode(request.mode), bad=bad, deadline=deadline)
@@ -60,11 +71,11 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         return pb.DropTableResponse()
 
     # ----- rows ---------------------------------------------------------------------------------------
-    def AddRows(self, request_iterator: Iterator[pb.AddRowsRequest], context: grpc.ServicerContext
-                ) -> pb.AddRowsResponse:
-        first = _first(request_iterator, "AddRows")
+    def AddRows(self, request_iterator: Iterator[Decoded], context: grpc.ServicerContext) -> pb.AddRowsResponse:
+        decoded = _first(request_iterator, "AddRows")
+        first: pb.AddRowsRequest = decoded.message
         schema = self._core.table_schema(first.table)
-        batches = (conversions.rows_to_arrow(m.rows, schema) for m in itertools.chain([first], request_iterator))
+        batches = (conversions.request_rows(m, schema) for m in itertools.chain([decoded], request_iterator))
         change = self._core.add(first.table, batches, mode=conversions.add_mode(first.mode),
                                 bad=conversions.bad_vectors(first.on_bad_vectors, first.fill_value),
                                 deadline=_deadline(context))
@@ -94,11 +105,12 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         change = self._core.update(request.table, request.where, values, deadline=_deadline(context))
         return pb.UpdateRowsResponse(version=change.version, rows_updated=change.updated)
 
-    def MergeInsert(self, request_iterator: Iterator[pb.MergeInsertRequest], context: grpc.ServicerContext
+    def MergeInsert(self, request_iterator: Iterator[Decoded], context: grpc.ServicerContext
                     ) -> pb.MergeInsertResponse:
-        first = _first(request_iterator, "MergeInsert")
+        decoded = _first(request_iterator, "MergeInsert")
+        first: pb.MergeInsertRequest = decoded.message
         schema = self._core.table_schema(first.table)
-        batches = (conversions.rows_to_arrow(m.rows, schema) for m in itertools.chain([first], request_iterator))
+        batches = (conversions.request_rows(m, schema) for m in itertools.chain([decoded], request_iterator))
         change = self._core.merge_insert(first.table, batches, conversions.merge_rules(first),
                                          bad=conversions.bad_vectors(first.on_bad_vectors, first.fill_value),
                                          deadline=_deadline(context))

@@ -16,7 +16,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_new(path: Path, data: bytes) -> None:
+def write_new(path: Path, data: bytes | memoryview) -> None:
     """Writes a file that nothing refers to yet (a fragment under a fresh name) and makes it durable."""
     with open(path, "xb") as f:
         f.write(data)

@@ -4,6 +4,7 @@ every read, so a corrupt file is reported (DATA_LOSS) and never served as data."
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from pathlib import Path
 
@@ -23,15 +24,31 @@ def write(table_dir: Path, table: pa.Table, subdir: str = DATA_DIR) -> FileRef:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    return write_file(table_dir, sink.getvalue().to_pybytes(), subdir, ".arrow", table.num_rows)
+    return write_file(table_dir, memoryview(sink.getvalue()), subdir, ".arrow", table.num_rows)
 
 
-def write_file(table_dir: Path, data: bytes, subdir: str, suffix: str, rows: int) -> FileRef:
-    """Writes any immutable table file (fragment, deletions, index) under a fresh name, fsynced."""
+_HASH_ASIDE_BYTES = 1 << 20  # from this size the checksum is computed on a second thread during the write
+
+
+def write_file(table_dir: Path, data: bytes | memoryview, subdir: str, suffix: str, rows: int) -> FileRef:
+    """Writes any immutable table file (fragment, deletions, index) under a fresh name, fsynced. For a large
+    file the checksum runs beside the write (both release the GIL)."""
     relative = f"{subdir}/{uuid.uuid4().hex}{suffix}"
     (table_dir / subdir).mkdir(exist_ok=True)
-    durable.write_new(table_dir / relative, data)
-    return FileRef(relative, rows, hashlib.sha256(data).hexdigest(), len(data))
+    size = memoryview(data).nbytes
+    digest = hashlib.sha256()
+    hashing = None
+    if size >= _HASH_ASIDE_BYTES:
+        hashing = threading.Thread(target=digest.update, args=(data,), name="fragment-checksum")
+        hashing.start()
+    else:
+        digest.update(data)
+    try:
+        durable.write_new(table_dir / relative, data)
+    finally:
+        if hashing is not None:
+            hashing.join()
+    return FileRef(relative, rows, digest.hexdigest(), size)
 
 
 def read_file(table_dir: Path, ref: FileRef, *, table: str) -> bytes:

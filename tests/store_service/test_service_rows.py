@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pytest
 import grpc
 from google.protobuf import struct_pb2
@@ -12,6 +13,7 @@ from google.protobuf import struct_pb2
 from tests.helpers import error_info
 from tests.store_service.conftest import (POISON, WordHash, add, arrow_rows, create_docs, json_rows, rows_of,
                                           table_files)
+from vectorlane import wire
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 DOCS = [{"id": i, "text": t, "category": c} for i, (t, c) in enumerate([
@@ -54,6 +56,25 @@ def test_arrow_ipc_rows_and_results(store):
     result = rows_of(reply.rows)
     assert result.column("id").to_pylist() == [1]
     assert result.schema.field("_distance").type == pa.float32()
+
+
+def test_wire_encoded_arrow_adds_land_like_protobuf_ones(store):
+    """The client's fast path (vectorlane.wire: no protobuf copies) and a plain protobuf message with the
+    same rows give the same table; JSON and Arrow messages mix in one stream."""
+    create_docs(store.stub)
+    ids = pa.array(range(100, 150), pa.int64())
+    batch = pa.table({"id": ids, "text": [f"word{i} sky" for i in range(50)],
+                      "vector": pa.array([[float(i)] * 32 for i in range(50)], pa.list_(pa.float32(), 32))})
+    add_rows = store.channel.stream_unary("/vectorlane.store.v1.StorageService/AddRows",
+                                          response_deserializer=pb.AddRowsResponse.FromString)
+    reply = add_rows(iter([
+        wire.encode(pb.AddRowsRequest(table="docs"), "rows", arrow_rows(batch.slice(0, 25)).arrow_ipc),
+        pb.AddRowsRequest(rows=json_rows(DOCS[:2])).SerializeToString(),
+        wire.encode(pb.AddRowsRequest(), "rows", memoryview(arrow_rows(batch.slice(25)).arrow_ipc))]))
+    assert (reply.rows_added, reply.version) == (52, 2)
+    data = read_all(store)
+    assert data.column("id").to_pylist() == [0, 1] + list(range(100, 150))
+    assert data.filter(pa.compute.field("id") >= 100).select(["id", "text", "vector"]).equals(batch)
 
 
 def test_overwrite_mode_replaces_rows_in_one_version(store):
