@@ -17,7 +17,7 @@ from google.protobuf import struct_pb2
 
 from store_service.bad_vectors import BadVectorPolicy
 from store_service.core import TableInfo
-from store_service.embedder import Query
+from store_service.embedder import FunctionInfo, Query
 from store_service.errors import InvalidArgument
 from store_service.index_catalog import IndexEntry
 from store_service.ingest import BadVectors
@@ -92,6 +92,13 @@ def _whole_numbers(value: Any) -> Any:
     if isinstance(value, list):
         return [_whole_numbers(v) for v in value]
     return value
+
+
+def function_info_to_proto(info: FunctionInfo | None) -> pb.DescribeFunctionResponse:
+    if info is None:
+        return pb.DescribeFunctionResponse(server_function=False)
+    return pb.DescribeFunctionResponse(server_function=True, dimensions=info.dimensions,
+                                       modalities=sorted(info.modalities), secret_settings=info.secret_settings)
 
 
 def function_config_to_proto(config: FunctionConfig) -> pb.EmbeddingFunctionConfig:

@@ -19,12 +19,12 @@ import pyarrow as pa
 
 from rpc_common import paging
 from store_service import index_catalog, search
-from store_service.embedder import NO_DEADLINE, Deadline, Embedder, Query
+from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import InvalidArgument, TableExists
 from store_service.index_catalog import IndexEntry, LoadedIndexes
 from store_service.ingest import BadVectors, RowPreparer, stage_stream
 from store_service.merge import MergeRules, plan_merge
-from store_service.schema import FunctionConfig, functions_of, vector_type, with_functions
+from store_service.schema import FunctionConfig, check_secrets, functions_of, vector_type, with_functions
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
@@ -95,6 +95,17 @@ class StoreCore:
             if info is not None:
                 found[config.vector_column] = info.dimensions
         return found
+
+    def describe_function(self, config: FunctionConfig, deadline: Deadline = NO_DEADLINE) -> FunctionInfo | None:
+        """The function as the embed service hosts it, or None for a local function; a literal secret is
+        refused before anything is sent."""
+        if not config.name:
+            raise InvalidArgument("the function has no registry name", reason="INVALID_EMBEDDING_FUNCTION")
+        check_secrets(config)
+        info = self.embedder.describe(config, deadline)
+        if info is not None:
+            check_secrets(config, info.secret_settings)
+        return info
 
     def create_table(self, name: str, schema: pa.Schema | None, functions: list[FunctionConfig],
                      rows: pa.Table | None = None, *, mode: str = CREATE, bad: BadVectors = BadVectors(),

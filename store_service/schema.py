@@ -90,6 +90,11 @@ def check_function(schema: pa.Schema, config: FunctionConfig, secret_settings: I
     if not is_vector(schema.field(config.vector_column)):
         raise InvalidArgument(f"vector column {config.vector_column!r} is not a fixed-size float vector",
                               reason="INVALID_EMBEDDING_FUNCTION", column=config.vector_column)
+    check_secrets(config, secret_settings)
+
+
+def check_secrets(config: FunctionConfig, secret_settings: Iterable[str] = ()) -> None:
+    """Refuses a secret setting (named so by the embed service, or looking like a key) given as a value."""
     secret = set(secret_settings)
     for key, value in config.model.items():
         looks_secret = key in secret or bool(_SECRET_NAME.search(key))

@@ -141,3 +141,9 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
     def RestoreVersion(self, request: pb.RestoreVersionRequest, context: grpc.ServicerContext
                        ) -> pb.RestoreVersionResponse:
         return pb.RestoreVersionResponse(version=self._core.restore(request.table, request.version))
+
+    # ----- functions ----------------------------------------------------------------------------------
+    def DescribeFunction(self, request: pb.DescribeFunctionRequest, context: grpc.ServicerContext
+                         ) -> pb.DescribeFunctionResponse:
+        config = conversions.function_configs([request.function])[0]
+        return conversions.function_info_to_proto(self._core.describe_function(config, _deadline(context)))

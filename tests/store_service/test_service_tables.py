@@ -107,3 +107,25 @@ def test_local_function_needs_vectors_and_dimensions(start_store):
         local.stub.Search(pb.SearchRequest(table="t", text="with"))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(caught.value).reason == "LOCAL_FUNCTION"
+
+
+def test_describe_function_through_the_store(store, start_store, tiny_clip):
+    """A client that reaches only the store resolves functions: server ones with their dimensions and
+    checked settings, anything else as local."""
+    reply = store.stub.DescribeFunction(pb.DescribeFunctionRequest(function=function("word-hash", "", "", dims=12)))
+    assert (reply.server_function, reply.dimensions, list(reply.modalities)) == (True, 12, ["text"])
+    clip = store.stub.DescribeFunction(pb.DescribeFunctionRequest(function=function("open-clip", "", "",
+                                                                                 **tiny_clip.settings())))
+    assert clip.server_function and sorted(clip.modalities) == ["image", "text"]
+    local = store.stub.DescribeFunction(pb.DescribeFunctionRequest(function=function("my-local-thing", "", "")))
+    assert not local.server_function and local.dimensions == 0
+    with pytest.raises(grpc.RpcError) as caught:
+        store.stub.DescribeFunction(pb.DescribeFunctionRequest(function=function("word-hash", "", "", dims=1)))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as caught:
+        store.stub.DescribeFunction(pb.DescribeFunctionRequest(function=function("openai", "", "", api_key="sk-1")))
+    assert error_info(caught.value).reason == "LITERAL_SECRET"
+    assert "sk-1" not in caught.value.details()
+    without_embed = start_store(data_dir=store.data_dir.parent / "other")  # no embed service: all local
+    assert not without_embed.stub.DescribeFunction(
+        pb.DescribeFunctionRequest(function=function("word-hash", "", ""))).server_function

@@ -532,3 +532,21 @@ class RestoreVersionResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     version: int
     def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class DescribeFunctionRequest(_message.Message):
+    __slots__ = ("function",)
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    function: EmbeddingFunctionConfig
+    def __init__(self, function: _Optional[_Union[EmbeddingFunctionConfig, _Mapping]] = ...) -> None: ...
+
+class DescribeFunctionResponse(_message.Message):
+    __slots__ = ("server_function", "dimensions", "modalities", "secret_settings")
+    SERVER_FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    MODALITIES_FIELD_NUMBER: _ClassVar[int]
+    SECRET_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    server_function: bool
+    dimensions: int
+    modalities: _containers.RepeatedScalarFieldContainer[str]
+    secret_settings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, server_function: _Optional[bool] = ..., dimensions: _Optional[int] = ..., modalities: _Optional[_Iterable[str]] = ..., secret_settings: _Optional[_Iterable[str]] = ...) -> None: ...

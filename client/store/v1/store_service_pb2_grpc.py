@@ -115,6 +115,11 @@ class StorageServiceStub:
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionRequest.SerializeToString,
                 response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionResponse.FromString,
                 _registered_method=True)
+        self.DescribeFunction = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/DescribeFunction',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionResponse.FromString,
+                _registered_method=True)
 
 
 class StorageServiceServicer:
@@ -235,6 +240,15 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribeFunction(self, request, context):
+        """Describes an embedding function as this store would use it: a server function (the embed service
+        hosts it: its dimensions and modalities, its settings checked) or a local one (the client computes its
+        vectors). Lets a client that reaches only the store resolve `get_registry().get(name).create(...)`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -317,6 +331,11 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.RestoreVersion,
                     request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionRequest.FromString,
                     response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionResponse.SerializeToString,
+            ),
+            'DescribeFunction': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeFunction,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -752,6 +771,33 @@ class StorageService:
             '/vectorlane.store.v1.StorageService/RestoreVersion',
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionRequest.SerializeToString,
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeFunction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/DescribeFunction',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionResponse.FromString,
             options,
             channel_credentials,
             insecure,
