@@ -1,10 +1,28 @@
 """vectorlane: LanceDB's embedding functions API over gRPC.
 
-The client library (connect, get_registry, LanceModel, tables and queries) arrives with the storage
-service; today this package carries the generated protobuf stubs of the contract in protos/:
-`vectorlane.embed.v1` (EmbeddingService).
+    import vectorlane
+    from vectorlane.embeddings import get_registry
+    from vectorlane.pydantic import LanceModel, Vector
+
+    db = vectorlane.connect("grpc://localhost:50051")
+    func = get_registry().get("sentence-transformers").create()
+
+    class Words(LanceModel):
+        text: str = func.SourceField()
+        vector: Vector(func.ndims()) = func.VectorField()
+
+    table = db.create_table("words", schema=Words)
+    table.add([{"text": "hello world"}, {"text": "goodbye world"}])
+    table.search("greetings").limit(1).to_pandas()
+
+`connect_async` gives the same API for asyncio. The generated protobuf stubs of the contract are
+`vectorlane.store.v1` and `vectorlane.embed.v1`.
 """
+
+from vectorlane.connection import DEFAULT_URI, Connection, connect, connect_async
+from vectorlane.errors import VectorlaneError
+from vectorlane.table import Table
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["DEFAULT_URI", "Connection", "Table", "VectorlaneError", "__version__", "connect", "connect_async"]

@@ -1,0 +1,222 @@
+"""Every client operation, once: generators that yield the calls they need (`_transport.Unary`/`Upload`) and
+turn the replies into results. `Connection` and `Table` hand them to their transport (sync or asyncio)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+from google.protobuf import struct_pb2
+
+from vectorlane import rows as rowlib
+from vectorlane import wire
+from vectorlane._transport import Op, Unary, Upload
+from vectorlane.embeddings.config import EmbeddingFunctionConfig
+from vectorlane.errors import NotFoundError
+from vectorlane.store.v1 import store_service_pb2 as pb
+
+if TYPE_CHECKING:
+    from vectorlane.connection import Connection
+    from vectorlane.table import Table
+
+ROWS_PER_MESSAGE = 10_000
+PROGRESS_FROM_ROWS = 50_000  # adds of at least this many rows show a progress bar
+
+_CREATE_MODES = {"create": pb.CREATE_MODE_CREATE, "overwrite": pb.CREATE_MODE_OVERWRITE}
+_ADD_MODES = {"append": pb.ADD_MODE_APPEND, "overwrite": pb.ADD_MODE_OVERWRITE}
+_BAD_VECTORS = {"error": pb.BAD_VECTOR_POLICY_ERROR, "drop": pb.BAD_VECTOR_POLICY_DROP,
+                "fill": pb.BAD_VECTOR_POLICY_FILL, "null": pb.BAD_VECTOR_POLICY_NULL}
+METRICS = {"l2": pb.METRIC_L2, "cosine": pb.METRIC_COSINE, "dot": pb.METRIC_DOT}
+INDEX_TYPES = {"FLAT": pb.INDEX_TYPE_FLAT, "IVF_FLAT": pb.INDEX_TYPE_IVF_FLAT, "IVF_PQ": pb.INDEX_TYPE_IVF_PQ,
+               "HNSW": pb.INDEX_TYPE_HNSW}
+
+
+def choice(value: str, allowed: dict[str, Any], what: str) -> Any:
+    try:
+        return allowed[value]
+    except KeyError:
+        raise ValueError(f"{what} must be one of {sorted(allowed)}, not {value!r}") from None
+
+
+def struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(values)
+    return message
+
+
+# ----- functions and tables ------------------------------------------------------------------------------
+def describe_function(name: str, settings: dict[str, Any]) -> Op[pb.DescribeFunctionResponse]:
+    config = pb.EmbeddingFunctionConfig(name=name, model=struct(settings))
+    return (yield Unary("DescribeFunction", pb.DescribeFunctionRequest(function=config)))
+
+
+def table_names(page_token: str | None, limit: int | None) -> Op[list[str]]:
+    if limit is not None:
+        reply = yield Unary("ListTables", pb.ListTablesRequest(page_size=limit, page_token=page_token or ""))
+        return list(reply.names)
+    names, token = [], page_token or ""
+    while True:
+        reply = yield Unary("ListTables", pb.ListTablesRequest(page_size=1000, page_token=token))
+        names.extend(reply.names)
+        token = reply.next_page_token
+        if not token:
+            return names
+
+
+def _schema_and_functions(schema: Any, functions: list[EmbeddingFunctionConfig]
+                          ) -> tuple[pa.Schema | None, list[EmbeddingFunctionConfig]]:
+    from vectorlane.pydantic import LanceModel
+    if isinstance(schema, type) and issubclass(schema, LanceModel):
+        return schema.to_arrow_schema(), schema.parse_embedding_functions() + functions
+    if schema is None or isinstance(schema, pa.Schema):
+        return schema, functions
+    raise TypeError(f"schema must be a LanceModel subclass or a pyarrow.Schema, not {schema!r}")
+
+
+def create_table(connection: "Connection", name: str, data: Any, schema: Any, mode: str, exist_ok: bool,
+                 on_bad_vectors: str, fill_value: float, functions: list[EmbeddingFunctionConfig]) -> Op["Table"]:
+    arrow_schema, configs = _schema_and_functions(schema, functions)
+    if data is None and arrow_schema is None:
+        raise ValueError("create_table needs a schema, data, or both")
+    create_mode = choice(mode, _CREATE_MODES, "mode")
+    if exist_ok and create_mode == pb.CREATE_MODE_CREATE:
+        create_mode = pb.CREATE_MODE_EXIST_OK
+    request = pb.CreateTableRequest(name=name, embedding_functions=[c.to_proto() for c in configs], mode=create_mode,
+                                    on_bad_vectors=choice(on_bad_vectors, _BAD_VECTORS, "on_bad_vectors"),
+                                    fill_value=fill_value)
+    if arrow_schema is not None:
+        request.schema.arrow_schema = arrow_schema.serialize().to_pybytes()
+    if data is None:
+        reply = yield Unary("CreateTable", request)
+    else:
+        table = rowlib.to_arrow(data, arrow_schema)
+        if arrow_schema is not None:
+            table = rowlib.fill_local_vectors(table, configs, arrow_schema)
+        else:
+            _check_local_functions_given(table, configs)
+        reply = yield Unary("CreateTable", wire.encode(request, "rows", rowlib.ipc(table)))
+    from vectorlane.table import Table
+    return Table(connection, reply.table)
+
+
+def _check_local_functions_given(table: pa.Table, configs: list[EmbeddingFunctionConfig]) -> None:
+    for config in configs:
+        if config.function.is_local and config.vector_column not in table.column_names:
+            raise ValueError(f"local function {config.function.name!r}: pass a schema (its vector column "
+                             f"{config.vector_column!r} needs a dimension) or rows with vectors")
+
+
+def open_table(connection: "Connection", name: str) -> Op["Table"]:
+    from vectorlane.table import Table
+    reply = yield Unary("GetTable", pb.GetTableRequest(name=name))
+    return Table(connection, reply.table)
+
+
+def drop_table(name: str, ignore_missing: bool) -> Op[None]:
+    try:
+        yield Unary("DropTable", pb.DropTableRequest(name=name))
+    except NotFoundError:
+        if not ignore_missing:
+            raise
+
+
+def describe(name: str) -> Op[pb.Table]:
+    return (yield Unary("GetTable", pb.GetTableRequest(name=name))).table
+
+
+# ----- rows ---------------------------------------------------------------------------------------------
+def _messages(first: Any, method_rows: Iterator[pa.Table], total: int, label: str) -> Iterator[bytes]:
+    bar = None
+    if total >= PROGRESS_FROM_ROWS:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, unit="rows", desc=label)
+    try:
+        head = first
+        for part in method_rows:
+            yield wire.encode(head, "rows", rowlib.ipc(part))
+            head = type(first)()
+            if bar is not None:
+                bar.update(part.num_rows)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def add(table: "Table", data: Any, mode: str, on_bad_vectors: str, fill_value: float) -> Op[int]:
+    """Streams the rows in messages of ROWS_PER_MESSAGE; one new version (returned) holds them all."""
+    arrow = rowlib.fill_local_vectors(rowlib.to_arrow(data, table.schema), table.function_configs(), table.schema)
+    first = pb.AddRowsRequest(table=table.name, mode=choice(mode, _ADD_MODES, "mode"),
+                              on_bad_vectors=choice(on_bad_vectors, _BAD_VECTORS, "on_bad_vectors"),
+                              fill_value=fill_value)
+    messages = _messages(first, rowlib.chunks(arrow, ROWS_PER_MESSAGE), arrow.num_rows, f"add to {table.name}")
+    reply = yield Upload("AddRows", messages)
+    return reply.version
+
+
+def merge_insert(table: "Table", data: Any, on: list[str], update_all: bool, insert_all: bool,
+                 delete_by_source: bool, delete_where: str, on_bad_vectors: str, fill_value: float
+                 ) -> Op[pb.MergeInsertResponse]:
+    arrow = rowlib.fill_local_vectors(rowlib.to_arrow(data, table.schema), table.function_configs(), table.schema)
+    first = pb.MergeInsertRequest(table=table.name, on=on, when_matched_update_all=update_all,
+                                  when_not_matched_insert_all=insert_all,
+                                  when_not_matched_by_source_delete=delete_by_source,
+                                  when_not_matched_by_source_delete_where=delete_where,
+                                  on_bad_vectors=choice(on_bad_vectors, _BAD_VECTORS, "on_bad_vectors"),
+                                  fill_value=fill_value)
+    messages = _messages(first, rowlib.chunks(arrow, ROWS_PER_MESSAGE), arrow.num_rows, f"merge into {table.name}")
+    return (yield Upload("MergeInsert", messages))
+
+
+def read(table: "Table", where: str, select: list[str], limit: int, version: int) -> Op[pa.Table]:
+    reply = yield Unary("ReadRows", pb.ReadRowsRequest(table=table.name, where=where, select=select, limit=limit,
+                                                       version=version, format=pb.ROW_FORMAT_ARROW))
+    return rowlib.read_ipc(reply.rows.arrow_ipc)
+
+
+def count(table: "Table", where: str, version: int) -> Op[int]:
+    reply = yield Unary("CountRows", pb.CountRowsRequest(table=table.name, where=where, version=version))
+    return reply.count
+
+
+def delete(table: "Table", where: str) -> Op[int]:
+    return (yield Unary("DeleteRows", pb.DeleteRowsRequest(table=table.name, where=where))).version
+
+
+def update(table: "Table", where: str, values: dict[str, Any]) -> Op[int]:
+    values = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in values.items()}
+    reply = yield Unary("UpdateRows", pb.UpdateRowsRequest(table=table.name, where=where, values=struct(values)))
+    return reply.version
+
+
+def search(request: pb.SearchRequest) -> Op[pa.Table]:
+    reply = yield Unary("Search", request)
+    return rowlib.read_ipc(reply.rows.arrow_ipc)
+
+
+# ----- indexes and versions -----------------------------------------------------------------------------
+def create_index(request: pb.CreateIndexRequest) -> Op[pb.Index]:
+    return (yield Unary("CreateIndex", request)).index
+
+
+def list_indexes(name: str) -> Op[list[pb.Index]]:
+    return list((yield Unary("ListIndexes", pb.ListIndexesRequest(table=name))).indexes)
+
+
+def drop_index(name: str, index: str) -> Op[int]:
+    return (yield Unary("DropIndex", pb.DropIndexRequest(table=name, name=index))).version
+
+
+def list_versions(name: str) -> Op[list[pb.Version]]:
+    versions, token = [], ""
+    while True:
+        reply = yield Unary("ListVersions", pb.ListVersionsRequest(table=name, page_size=1000, page_token=token))
+        versions.extend(reply.versions)
+        token = reply.next_page_token
+        if not token:
+            return versions
+
+
+def restore(name: str, version: int) -> Op[int]:
+    return (yield Unary("RestoreVersion", pb.RestoreVersionRequest(table=name, version=version))).version

@@ -1,0 +1,131 @@
+"""The only place the client does I/O. Every operation is written once, as a generator that yields the calls
+it needs and receives their replies (`Op`); a sync transport (grpc) and an async one (grpc.aio) drive the
+same generators, so the async client is the sync one's logic, not a copy of it.
+
+    def count(table):                        # an operation
+        reply = yield Unary("CountRows", pb.CountRowsRequest(table=table))
+        return reply.count
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar, Union
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.message import Message
+
+from vectorlane.errors import from_rpc_error
+from vectorlane.store.v1 import store_service_pb2 as pb
+
+SERVICE = pb.DESCRIPTOR.services_by_name["StorageService"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Unary:
+    """One request (a message, or its encoded bytes from `vectorlane.wire`), one reply."""
+
+    method: str
+    request: Message | bytes
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A client stream of already-encoded request messages (see `vectorlane.wire`), one reply."""
+
+    method: str
+    messages: Iterable[bytes]
+
+
+Call = Union[Unary, Upload]
+Op = Generator[Call, Any, T]
+
+
+@dataclass(frozen=True)
+class ChannelOptions:
+    """How a connection talks to the store: per-call timeout (seconds, None: none), metadata sent on every
+    call (the api key as `authorization: Bearer ...`), gRPC channel options."""
+
+    timeout: float | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    grpc_options: tuple[tuple[str, Any], ...] = ()
+
+
+def _reply_type(method: str) -> Callable[[bytes], Message]:
+    return message_factory.GetMessageClass(SERVICE.methods_by_name[method].output_type).FromString
+
+
+def _callable(channel: grpc.Channel | grpc.aio.Channel, call: Call) -> Any:
+    """The channel's multi-callable for `call` (same API on grpc and grpc.aio channels)."""
+    path, reply = f"/{SERVICE.full_name}/{call.method}", _reply_type(call.method)
+    if isinstance(call, Upload):
+        return channel.stream_unary(path, response_deserializer=reply)  # messages are already bytes
+    serializer = None if isinstance(call.request, bytes) else type(call.request).SerializeToString
+    return channel.unary_unary(path, request_serializer=serializer, response_deserializer=reply)
+
+
+def _payload(call: Call) -> Any:
+    return iter(call.messages) if isinstance(call, Upload) else call.request
+
+
+class SyncTransport:
+    def __init__(self, channel: grpc.Channel, options: ChannelOptions) -> None:
+        self.channel = channel
+        self.options = options
+
+    def call(self, call: Call) -> Any:
+        kwargs = {"timeout": self.options.timeout, "metadata": self.options.metadata or None}
+        try:
+            return _callable(self.channel, call)(_payload(call), **kwargs)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    def run(self, op: Op[T]) -> T:
+        try:
+            call = next(op)
+            while True:
+                try:
+                    reply = self.call(call)
+                except Exception as exc:  # noqa: BLE001 - handed to the operation, which may handle it
+                    call = op.throw(exc)
+                else:
+                    call = op.send(reply)
+        except StopIteration as done:
+            return done.value
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class AsyncTransport:
+    def __init__(self, channel: grpc.aio.Channel, options: ChannelOptions) -> None:
+        self.channel = channel
+        self.options = options
+
+    async def call(self, call: Call) -> Any:
+        kwargs = {"timeout": self.options.timeout, "metadata": self.options.metadata or None}
+        try:
+            return await _callable(self.channel, call)(_payload(call), **kwargs)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    def run(self, op: Op[T]) -> Awaitable[T]:
+        async def drive() -> T:
+            try:
+                call = next(op)
+                while True:
+                    try:
+                        reply = await self.call(call)
+                    except Exception as exc:  # noqa: BLE001 - handed to the operation
+                        call = op.throw(exc)
+                    else:
+                        call = op.send(reply)
+            except StopIteration as done:
+                return done.value
+        return drive()
+
+    def close(self) -> Awaitable[None]:
+        return self.channel.close()

@@ -1,0 +1,161 @@
+"""`connect()` / `connect_async()`: a connection to the store, LanceDB's `DBConnection` surface.
+
+The same `Connection` class serves both: over a sync transport its methods return results, over the async
+one they return awaitables (`await db.open_table("pets")`). The logic is in `_ops`, written once.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import grpc
+
+from vectorlane import _ops
+from vectorlane._transport import AsyncTransport, ChannelOptions, SyncTransport
+from vectorlane.embeddings.config import EmbeddingFunctionConfig
+from vectorlane.store.v1 import store_service_pb2 as pb
+
+DEFAULT_URI = "grpc://localhost:50051"
+_MAX_MESSAGE = 256 << 20
+
+
+def _credentials(root_certificates: str | Path | bytes | None, client_cert: str | Path | bytes | None,
+                 client_key: str | Path | bytes | None) -> grpc.ChannelCredentials:
+    def read(value: str | Path | bytes | None) -> bytes | None:
+        return value if isinstance(value, bytes) or value is None else Path(value).read_bytes()
+    return grpc.ssl_channel_credentials(read(root_certificates), read(client_key), read(client_cert))
+
+
+def _target(uri: str) -> tuple[str, bool]:
+    """(host:port, tls) of `grpc://host:port` / `grpcs://host:port` (or a bare `host:port`)."""
+    parsed = urlparse(uri if "://" in uri else f"grpc://{uri}")
+    if parsed.scheme not in ("grpc", "grpcs") or not parsed.hostname:
+        raise ValueError(f"expected grpc://host:port or grpcs://host:port, not {uri!r}")
+    host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+    return f"{host}:{parsed.port or 50051}", parsed.scheme == "grpcs"
+
+
+class Connection:
+    """Tables in one store. Get one from `vectorlane.connect` or `vectorlane.connect_async`."""
+
+    def __init__(self, uri: str, transport: SyncTransport | AsyncTransport, describer: SyncTransport) -> None:
+        self.uri = uri
+        self._transport = transport
+        self._describer = describer  # sync, also for async connections: ndims() is asked at class definition
+        self.is_async = isinstance(transport, AsyncTransport)
+
+    def _run(self, op: _ops.Op) -> Any:
+        return self._transport.run(op)
+
+    def __repr__(self) -> str:
+        return f"{'Async' if self.is_async else ''}Connection({self.uri!r})"
+
+    # ----- tables -------------------------------------------------------------------------------------
+    def table_names(self, page_token: str | None = None, limit: int | None = None) -> Any:
+        """Table names in order; with `limit`, one page of at most `limit` names after `page_token` (the
+        last name of the previous page)."""
+        return self._run(_ops.table_names(page_token, limit))
+
+    def create_table(self, name: str, data: Any = None, schema: Any = None, mode: str = "create",
+                     exist_ok: bool = False, on_bad_vectors: str = "error", fill_value: float = 0.0,
+                     embedding_functions: list[EmbeddingFunctionConfig] | None = None) -> Any:
+        """A new table from a schema (a `LanceModel` subclass or an Arrow schema) and/or first rows. `mode`:
+        "create" (an existing table is an error unless `exist_ok`) or "overwrite"."""
+        return self._run(_ops.create_table(self, name, data, schema, mode, exist_ok, on_bad_vectors, fill_value,
+                                           list(embedding_functions or [])))
+
+    def open_table(self, name: str) -> Any:
+        return self._run(_ops.open_table(self, name))
+
+    def drop_table(self, name: str, ignore_missing: bool = False) -> Any:
+        return self._run(_ops.drop_table(name, ignore_missing))
+
+    def describe_function(self, name: str, settings: dict[str, Any]) -> pb.DescribeFunctionResponse:
+        """What the store says about a function (always synchronous)."""
+        return self._describer.run(_ops.describe_function(name, settings))
+
+    # ----- lifetime -----------------------------------------------------------------------------------
+    def close(self) -> Any:
+        if self._describer is not self._transport:
+            self._describer.close()
+        return self._transport.close()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+_latest: Connection | None = None
+_latest_lock = threading.Lock()
+
+
+def describe_function(name: str, settings: dict[str, Any]) -> pb.DescribeFunctionResponse:
+    """Asks the most recently opened connection's store about a server function (what `ServerFunction.ndims()`
+    uses: `get_registry()` is process-wide, as in LanceDB, and connect() comes first)."""
+    with _latest_lock:
+        connection = _latest
+    if connection is None:
+        raise RuntimeError(f"resolving embedding function {name!r} needs the store: call vectorlane.connect() first")
+    return connection.describe_function(name, settings)
+
+
+def _options(api_key: str | None, timeout: float | None, grpc_options: dict[str, Any] | None) -> ChannelOptions:
+    metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+    options = {"grpc.max_send_message_length": _MAX_MESSAGE, "grpc.max_receive_message_length": _MAX_MESSAGE,
+               **(grpc_options or {})}
+    return ChannelOptions(timeout=timeout, metadata=metadata, grpc_options=tuple(options.items()))
+
+
+def _channel(module: Any, target: str, tls: bool, options: ChannelOptions, certificates: tuple) -> Any:
+    if tls:
+        return module.secure_channel(target, _credentials(*certificates), options=list(options.grpc_options))
+    return module.insecure_channel(target, options=list(options.grpc_options))
+
+
+def connect(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = None,
+            root_certificates: str | Path | bytes | None = None, client_cert: str | Path | bytes | None = None,
+            client_key: str | Path | bytes | None = None, grpc_options: dict[str, Any] | None = None
+            ) -> Connection:
+    """A connection to the store at `uri` (`grpc://host:port`; `grpcs://` for TLS, with `root_certificates`
+    and, for mTLS, `client_cert` + `client_key`, as file paths or PEM bytes). `api_key` is sent as a bearer
+    token on every call; `timeout` (seconds) bounds each call."""
+    global _latest
+    target, tls = _target(uri)
+    options = _options(api_key, timeout, grpc_options)
+    certificates = (root_certificates, client_cert, client_key)
+    transport = SyncTransport(_channel(grpc, target, tls, options, certificates), options)
+    connection = Connection(uri, transport, transport)
+    with _latest_lock:
+        _latest = connection
+    return connection
+
+
+async def connect_async(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = None,
+                        root_certificates: str | Path | bytes | None = None,
+                        client_cert: str | Path | bytes | None = None, client_key: str | Path | bytes | None = None,
+                        grpc_options: dict[str, Any] | None = None) -> Connection:
+    """`connect` for asyncio (grpc.aio): every call of the connection and its tables is awaited."""
+    global _latest
+    target, tls = _target(uri)
+    options = _options(api_key, timeout, grpc_options)
+    certificates = (root_certificates, client_cert, client_key)
+    transport = AsyncTransport(_channel(grpc.aio, target, tls, options, certificates), options)
+    describer = SyncTransport(_channel(grpc, target, tls, options, certificates), options)
+    connection = Connection(uri, transport, describer)
+    with _latest_lock:
+        _latest = connection
+    return connection
+
+
+__all__ = ["DEFAULT_URI", "Connection", "connect", "connect_async", "describe_function"]

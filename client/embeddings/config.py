@@ -1,0 +1,36 @@
+"""`EmbeddingFunctionConfig`: which function fills which vector column from which source column — one entry
+of a table's `embedding_functions` metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf import json_format, struct_pb2
+
+from vectorlane.embeddings.base import EmbeddingFunction
+from vectorlane.embeddings.registry import get_registry
+from vectorlane.store.v1 import store_service_pb2 as pb
+
+
+@dataclass(frozen=True)
+class EmbeddingFunctionConfig:
+    function: EmbeddingFunction
+    source_column: str
+    vector_column: str
+
+    def to_proto(self) -> pb.EmbeddingFunctionConfig:
+        model = struct_pb2.Struct()
+        model.update(self.function.settings())
+        return pb.EmbeddingFunctionConfig(name=self.function.name, model=model, source_column=self.source_column,
+                                          vector_column=self.vector_column)
+
+    @classmethod
+    def from_proto(cls, message: pb.EmbeddingFunctionConfig) -> "EmbeddingFunctionConfig":
+        settings = {k: _whole(v) for k, v in json_format.MessageToDict(message.model).items()}
+        return cls(get_registry().function_for(message.name, settings), message.source_column,
+                   message.vector_column)
+
+
+def _whole(value: object) -> object:
+    """JSON numbers come back as floats; settings like dims=16 are the integers the user wrote."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value

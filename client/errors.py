@@ -1,0 +1,98 @@
+"""What a failed call raises: one exception class per gRPC status, each also the built-in exception a Python
+user would catch (a bad argument is a ValueError, a missing table a LookupError, an unreachable service a
+ConnectionError, a deadline a TimeoutError), carrying the service's ErrorInfo reason and metadata."""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+class VectorlaneError(Exception):
+    """A call the service refused or could not answer. `code`: the gRPC status; `reason`: the ErrorInfo
+    reason (for example TABLE_NOT_FOUND, INVALID_FILTER); `metadata`: its details (column, table, ...)."""
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str, *, reason: str = "", metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.metadata = dict(metadata or {})
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.reason}]" if self.reason else self.message
+
+
+class InvalidArgumentError(VectorlaneError, ValueError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFoundError(VectorlaneError, LookupError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExistsError(VectorlaneError, ValueError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPreconditionError(VectorlaneError, RuntimeError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class AbortedError(VectorlaneError, RuntimeError):
+    """A write conflicted with another one (WRITE_CONFLICT): read again and retry."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class PermissionDeniedError(VectorlaneError, PermissionError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class UnauthenticatedError(VectorlaneError, PermissionError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class ResourceExhaustedError(VectorlaneError, RuntimeError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class UnavailableError(VectorlaneError, ConnectionError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceededError(VectorlaneError, TimeoutError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class DataLossError(VectorlaneError, OSError):
+    code = grpc.StatusCode.DATA_LOSS
+
+
+class CancelledError(VectorlaneError):
+    code = grpc.StatusCode.CANCELLED
+
+
+_BY_CODE = {cls.code: cls for cls in (
+    InvalidArgumentError, NotFoundError, AlreadyExistsError, FailedPreconditionError, AbortedError,
+    PermissionDeniedError, UnauthenticatedError, ResourceExhaustedError, UnavailableError, DeadlineExceededError,
+    DataLossError, CancelledError)}
+
+
+def from_rpc_error(error: grpc.RpcError) -> VectorlaneError:
+    """The exception for a failed call (sync or grpc.aio), with the ErrorInfo the service attached."""
+    code = error.code() if callable(getattr(error, "code", None)) else grpc.StatusCode.UNKNOWN
+    message = (error.details() if callable(getattr(error, "details", None)) else "") or str(code)
+    reason, metadata = "", {}
+    try:
+        status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
+    except ValueError:
+        status = None
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            reason, metadata = info.reason, dict(info.metadata)
+            break
+    return _BY_CODE.get(code, VectorlaneError)(message, reason=reason, metadata=metadata)

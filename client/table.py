@@ -1,0 +1,158 @@
+"""`Table`: LanceDB's table surface over the store. On an async connection every method that talks to the
+store returns an awaitable; `search()` only builds a query (its `to_*` methods are the calls)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from vectorlane import _ops
+from vectorlane.embeddings.config import EmbeddingFunctionConfig
+from vectorlane.query import MergeInsertBuilder, Query
+from vectorlane.store.v1 import store_service_pb2 as pb
+
+if TYPE_CHECKING:
+    from vectorlane.connection import Connection
+
+
+class Table:
+    def __init__(self, connection: "Connection", description: pb.Table, checked_out: int = 0) -> None:
+        self._connection = connection
+        self._description = description
+        self._schema = pa.ipc.read_schema(pa.py_buffer(description.schema.arrow_schema))
+        self._functions = [EmbeddingFunctionConfig.from_proto(m) for m in description.embedding_functions]
+        self._checked_out = checked_out  # 0: the latest version
+
+    def _run(self, op: _ops.Op) -> Any:
+        return self._connection._run(op)
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r})"
+
+    # ----- what the table is --------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._description.name
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema, with the `embedding_functions` metadata, as of opening the table."""
+        return self._schema
+
+    @property
+    def embedding_functions(self) -> dict[str, EmbeddingFunctionConfig]:
+        """The functions the table records, by vector column."""
+        return {c.vector_column: c for c in self._functions}
+
+    def function_configs(self) -> list[EmbeddingFunctionConfig]:
+        return list(self._functions)
+
+    @property
+    def version(self) -> Any:
+        """The version this table reads: the checked-out one, or the latest (asked from the store)."""
+        if self._checked_out:
+            return self._checked_out if not self._connection.is_async else _ready(self._checked_out)
+        return self._run(_version(self.name))
+
+    # ----- rows ---------------------------------------------------------------------------------------
+    def add(self, data: Any, mode: str = "append", on_bad_vectors: str = "error", fill_value: float = 0.0) -> Any:
+        """Adds rows (dicts, pydantic models, pandas, Arrow) in one new version; rows without vectors are
+        embedded (server functions by the store, local ones here). Returns the new version."""
+        self._writable("add")
+        return self._run(_ops.add(self, data, mode, on_bad_vectors, fill_value))
+
+    def search(self, query: Any = None, vector_column_name: str | None = None, query_type: str = "auto") -> Query:
+        """A query: by text, image (PIL image, bytes, a path) or vector; None reads rows without ranking."""
+        return Query(self, query, vector_column_name, query_type)
+
+    def count_rows(self, filter: str | None = None) -> Any:  # noqa: A002 - LanceDB's name
+        return self._run(_ops.count(self, filter or "", self._checked_out))
+
+    def delete(self, where: str) -> Any:
+        self._writable("delete")
+        return self._run(_ops.delete(self, where))
+
+    def update(self, where: str | None = None, values: dict[str, Any] | None = None) -> Any:
+        """Sets `values` on the rows matching `where` (all rows without it); vectors of changed sources are
+        recomputed by the store."""
+        self._writable("update")
+        if not values:
+            raise ValueError("update needs values")
+        return self._run(_ops.update(self, where or "", values))
+
+    def merge_insert(self, on: str | list[str]) -> MergeInsertBuilder:
+        self._writable("merge_insert")
+        return MergeInsertBuilder(self, [on] if isinstance(on, str) else list(on))
+
+    def to_arrow(self) -> Any:
+        return self._run(_ops.read(self, "", [], 0, self._checked_out))
+
+    def to_pandas(self) -> Any:
+        return _then(self._connection, self.to_arrow(), lambda t: t.to_pandas())
+
+    def head(self, n: int = 5) -> Any:
+        return self._run(_ops.read(self, "", [], n, self._checked_out))
+
+    # ----- indexes ------------------------------------------------------------------------------------
+    def create_index(self, metric: str = "l2", num_partitions: int = 0, num_sub_vectors: int = 0,
+                     vector_column_name: str | None = None, replace: bool = True, index_type: str = "IVF_PQ",
+                     m: int = 0, ef_construction: int = 0) -> Any:
+        """Builds a FAISS index (FLAT, IVF_FLAT, IVF_PQ or HNSW); 0 lets the store choose a parameter."""
+        self._writable("create_index")
+        request = pb.CreateIndexRequest(
+            table=self.name, vector_column=vector_column_name or "", metric=_ops.choice(metric, _ops.METRICS, "metric"),
+            index_type=_ops.choice(index_type.upper(), _ops.INDEX_TYPES, "index_type"), num_partitions=num_partitions,
+            num_sub_vectors=num_sub_vectors, m=m, ef_construction=ef_construction, replace=replace)
+        return self._run(_ops.create_index(request))
+
+    def list_indices(self) -> Any:
+        return self._run(_ops.list_indexes(self.name))
+
+    def drop_index(self, name: str) -> Any:
+        return self._run(_ops.drop_index(self.name, name))
+
+    # ----- versions -----------------------------------------------------------------------------------
+    def list_versions(self) -> Any:
+        return self._run(_ops.list_versions(self.name))
+
+    def checkout(self, version: int) -> None:
+        """Reads (search, count, to_arrow) at `version` from now on; writes are refused until
+        `checkout_latest()` or `restore()`."""
+        if version <= 0:
+            raise ValueError("versions start at 1")
+        self._checked_out = version
+
+    def checkout_latest(self) -> None:
+        self._checked_out = 0
+
+    def restore(self, version: int | None = None) -> Any:
+        """Makes `version` (or the checked-out one) the latest, as a new version; reads follow the latest."""
+        target = version or self._checked_out
+        if not target:
+            raise ValueError("restore needs a version, or a checked-out table")
+        self._checked_out = 0
+        return self._run(_ops.restore(self.name, target))
+
+    def _writable(self, what: str) -> None:
+        if self._checked_out:
+            raise ValueError(f"{what}: the table is checked out at version {self._checked_out}; call "
+                             "checkout_latest() or restore() first")
+
+
+def _version(name: str) -> _ops.Op[int]:
+    return (yield from _ops.describe(name)).version
+
+
+async def _ready(value: Any) -> Any:
+    return value
+
+
+def _then(connection: "Connection", result: Any, after: Any) -> Any:
+    """`after(result)`, or for an async connection an awaitable of it."""
+    if not connection.is_async:
+        return after(result)
+
+    async def later() -> Any:
+        return after(await result)
+    return later()

@@ -1,0 +1,145 @@
+"""The LanceDB embedding-functions walkthrough against vectorlane, through the real services."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+import vectorlane
+from tests.helpers import png
+from vectorlane.embeddings import get_registry
+from vectorlane.errors import InvalidArgumentError, NotFoundError
+from vectorlane.pydantic import LanceModel, Vector
+
+COLORS = {"red": (220, 20, 20), "green": (20, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
+
+
+def test_text_walkthrough_with_a_server_function(db):
+    func = get_registry().get("word-hash").create(dims=16)
+    assert func.ndims() == 16
+
+    class Words(LanceModel):
+        id: int
+        text: str = func.SourceField()
+        vector: Vector(func.ndims()) = func.VectorField()
+
+    table = db.create_table("words", schema=Words)
+    assert db.table_names() == ["words"]
+    assert table.schema.field("vector").type == pa.list_(pa.float32(), 16)
+    recorded = table.embedding_functions["vector"]
+    assert (recorded.function.name, recorded.function.settings(), recorded.source_column) == \
+        ("word-hash", {"dims": 16}, "text")
+
+    table.add([{"id": 1, "text": "red apple pie"}, {"id": 2, "text": "blue whale song"},
+               {"id": 3, "text": "fast red car"}])
+    table.add(pd.DataFrame({"id": [4], "text": ["green apple tart"]}))
+    assert table.count_rows() == 4 and table.count_rows("id > 2") == 2
+
+    found = table.search("apple tart").limit(2).to_pandas()
+    assert list(found["id"]) == [4, 1]
+    assert "_distance" in found.columns and found["_distance"].is_monotonic_increasing
+    models = table.search("whale").limit(1).to_pydantic(Words)
+    assert isinstance(models[0], Words) and models[0].text == "blue whale song" and len(models[0].vector) == 16
+
+    reopened = db.open_table("words")
+    assert reopened.search("red").where("id != 1").limit(5).select(["id"]).to_list()[0]["id"] == 3
+
+
+def test_image_walkthrough_with_open_clip(db, images, tiny_clip):
+    clip = get_registry().get("open-clip").create(**tiny_clip.settings())
+
+    class Pets(LanceModel):
+        vector: Vector(clip.ndims()) = clip.VectorField()
+        image_uri: str = clip.SourceField()
+
+        @property
+        def image(self) -> Image.Image:
+            return Image.open(self.image_uri)
+
+    uris = []
+    for name, color in COLORS.items():
+        path = images / f"{name}.png"
+        path.write_bytes(png(color, pattern=name == "blue"))
+        uris.append(str(path))
+    table = db.create_table("pets", schema=Pets)
+    table.add([{"image_uri": u} for u in uris])
+    assert table.count_rows() == 4
+
+    assert len(table.search("dog").limit(3).to_pandas()) == 3  # text query, open-clip's text tower
+    query = Image.open(images / "blue.png")
+    hits = table.search(query).limit(3).to_pydantic(Pets)
+    assert hits[0].image_uri == str(images / "blue.png")
+    assert hits[0].image.size == query.size
+    by_bytes = table.search((images / "green.png").read_bytes()).limit(1).to_list()
+    assert by_bytes[0]["image_uri"].endswith("green.png")
+    by_path = table.search(images / "red.png").limit(1).to_list()
+    assert by_path[0]["image_uri"].endswith("red.png")
+
+
+def test_vectors_filters_versions_and_indexes(db):
+    func = get_registry().get("word-hash").create(dims=8)
+
+    class Doc(LanceModel):
+        id: int
+        kind: str
+        text: str = func.SourceField()
+        vector: Vector(8) = func.VectorField()
+
+    table = db.create_table("docs", schema=Doc)
+    rng = np.random.default_rng(0)
+    given = rng.standard_normal((300, 8)).astype(np.float32)
+    v1 = table.add([{"id": i, "kind": "even" if i % 2 == 0 else "odd", "text": f"doc {i}", "vector": given[i]}
+                    for i in range(300)])
+    assert table.version == v1
+    top = table.search(given[7]).limit(1).to_list()[0]
+    assert top["id"] == 7 and top["_distance"] == pytest.approx(0.0, abs=1e-5)
+    assert all(r["kind"] == "odd" for r in table.search(given[8]).where("kind = 'odd'").limit(5).to_list())
+    assert table.search(given[8]).where("kind = 'odd'", prefilter=False).limit(1).to_list() == []
+
+    table.create_index(index_type="HNSW", metric="l2", m=16)
+    assert [i.index_type for i in table.list_indices()] == [vectorlane.store.v1.store_service_pb2.INDEX_TYPE_HNSW]
+    assert table.search(given[42]).limit(1).ef(64).to_list()[0]["id"] == 42
+
+    v_delete = table.delete("id >= 100")
+    assert table.count_rows() == 100
+    table.update(where="id = 5", values={"text": "changed words"})
+    assert table.search("changed words").limit(1).to_list()[0]["id"] == 5
+
+    versions = table.list_versions()
+    assert [v.version for v in versions][-1] == table.version
+    table.checkout(v_delete - 1)
+    assert table.count_rows() == 300
+    with pytest.raises(ValueError, match="checked out"):
+        table.add([{"id": 1000, "kind": "x", "text": "y"}])
+    table.restore()
+    assert table.count_rows() == 300 and table.version > v_delete
+
+    result = (table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+              .execute([{"id": 0, "kind": "zero", "text": "zero"}, {"id": 500, "kind": "new", "text": "new"}]))
+    assert (result.rows_updated, result.rows_inserted) == (1, 1)
+    assert table.count_rows("kind = 'zero'") == 1 and table.count_rows() == 301
+
+
+def test_errors_are_python_exceptions_with_the_reason(db):
+    with pytest.raises(NotFoundError) as missing:
+        db.open_table("nope")
+    assert missing.value.reason == "TABLE_NOT_FOUND" and isinstance(missing.value, LookupError)
+    func = get_registry().get("word-hash").create(dims=8)
+
+    class Doc(LanceModel):
+        text: str = func.SourceField()
+        vector: Vector(8) = func.VectorField()
+
+    table = db.create_table("docs", schema=Doc)
+    with pytest.raises(InvalidArgumentError) as bad:
+        table.search("x").where("text = = 'a'").to_list()
+    assert bad.value.reason == "INVALID_FILTER" and isinstance(bad.value, ValueError)
+    with pytest.raises(ValueError, match="not in the table's schema"):
+        table.add([{"text": "a", "colour": "red"}])
+    db.drop_table("docs")
+    db.drop_table("docs", ignore_missing=True)
+    with pytest.raises(NotFoundError):
+        db.drop_table("docs")
