@@ -162,3 +162,29 @@ def test_grpcurl_walkthrough(tmp_path, minilm_embed):
         assert bad.returncode != 0 and "INVALID_FILTER" in bad.stderr + bad.stdout
     finally:
         store.kill(signal.SIGTERM)
+
+
+def test_client_walkthrough_with_minilm(tmp_path, minilm_embed):
+    """The README's Python walkthrough (LanceDB's, with only the import and connect line changed) against a
+    store process and the MiniLM embed service."""
+    import vectorlane
+    from vectorlane.embeddings import get_registry
+    from vectorlane.pydantic import LanceModel, Vector
+
+    store = StoreProcess(tmp_path / "data", minilm_embed.address)
+    try:
+        db = vectorlane.connect(f"grpc://{store.target}")
+        func = get_registry().get("sentence-transformers").create()
+
+        class Words(LanceModel):
+            text: str = func.SourceField()
+            vector: Vector(func.ndims()) = func.VectorField()
+
+        table = db.create_table("words", schema=Words)
+        table.add([{"text": t} for t in FACTS])
+        assert table.search("tall peaks").limit(1).to_pandas()["text"][0] == FACTS[4]
+        assert table.search("fruit nutrition").limit(1).to_pydantic(Words)[0].text == FACTS[1]
+        assert func.ndims() == 384
+        db.close()
+    finally:
+        store.kill(signal.SIGTERM)

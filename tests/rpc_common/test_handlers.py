@@ -53,7 +53,8 @@ def test_a_decoder_replaces_the_request_deserializer(serve):
 
     def decode(data: bytes) -> health_pb2.HealthCheckRequest:
         seen.append(data)
-        return health_pb2.HealthCheckRequest(service="decoded:" + health_pb2.HealthCheckRequest.FromString(data).service)
+        original = health_pb2.HealthCheckRequest.FromString(data)
+        return health_pb2.HealthCheckRequest(service="decoded:" + original.service)
 
     stub = serve({"Check": decode})
     assert stub.Check(health_pb2.HealthCheckRequest(service="x")).status == len("decoded:x")
