@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from vectorlane.table import Table
 
 ROWS_PER_MESSAGE = 10_000
+IMAGE_BYTES_PER_MESSAGE = 16 << 20  # local image files sent with the rows: at most this much per message
 PROGRESS_FROM_ROWS = 50_000  # adds of at least this many rows show a progress bar
 
 _CREATE_MODES = {"create": pb.CREATE_MODE_CREATE, "overwrite": pb.CREATE_MODE_OVERWRITE}
@@ -127,14 +128,35 @@ def describe(name: str) -> Op[pb.Table]:
 
 
 # ----- rows ---------------------------------------------------------------------------------------------
-def _messages(first: Any, method_rows: Iterator[pa.Table], total: int, label: str) -> Iterator[bytes]:
+def image_columns(table: "Table") -> Op[list[str]]:
+    """Source columns of URIs that a server function embeds as images (asked once per table)."""
+    if table._image_columns is None:
+        found = []
+        for config in table.function_configs():
+            source = table.schema.field(config.source_column)
+            if config.function.is_local or not pa.types.is_string(source.type):
+                continue
+            info = yield Unary("DescribeFunction", pb.DescribeFunctionRequest(function=config.to_proto()))
+            if "image" in info.modalities:
+                found.append(config.source_column)
+        table._image_columns = found
+    return table._image_columns
+
+
+def _messages(table: "Table", first: Any, rows: pa.Table, image_columns: list[str], label: str
+              ) -> Iterator[bytes]:
+    """The stream's encoded messages: `first` (the options) with the first part, then one per part of
+    ROWS_PER_MESSAGE rows, each with the local image files its rows name when the connection uploads them."""
     bar = None
-    if total >= PROGRESS_FROM_ROWS:
+    if rows.num_rows >= PROGRESS_FROM_ROWS:
         from tqdm.auto import tqdm
-        bar = tqdm(total=total, unit="rows", desc=label)
+        bar = tqdm(total=rows.num_rows, unit="rows", desc=label)
+    columns = [c for c in image_columns if c in rows.column_names] if table._connection.upload_images else []
     try:
         head = first
-        for part in method_rows:
+        for part, images in rowlib.with_images(rowlib.chunks(rows, ROWS_PER_MESSAGE), columns,
+                                               IMAGE_BYTES_PER_MESSAGE):
+            head.images.update(images)
             yield wire.encode(head, "rows", rowlib.ipc(part))
             head = type(first)()
             if bar is not None:
@@ -150,8 +172,8 @@ def add(table: "Table", data: Any, mode: str, on_bad_vectors: str, fill_value: f
     first = pb.AddRowsRequest(table=table.name, mode=choice(mode, _ADD_MODES, "mode"),
                               on_bad_vectors=choice(on_bad_vectors, _BAD_VECTORS, "on_bad_vectors"),
                               fill_value=fill_value)
-    messages = _messages(first, rowlib.chunks(arrow, ROWS_PER_MESSAGE), arrow.num_rows, f"add to {table.name}")
-    reply = yield Upload("AddRows", messages)
+    images = yield from image_columns(table)
+    reply = yield Upload("AddRows", _messages(table, first, arrow, images, f"add to {table.name}"))
     return reply.version
 
 
@@ -165,8 +187,8 @@ def merge_insert(table: "Table", data: Any, on: list[str], update_all: bool, ins
                                   when_not_matched_by_source_delete_where=delete_where,
                                   on_bad_vectors=choice(on_bad_vectors, _BAD_VECTORS, "on_bad_vectors"),
                                   fill_value=fill_value)
-    messages = _messages(first, rowlib.chunks(arrow, ROWS_PER_MESSAGE), arrow.num_rows, f"merge into {table.name}")
-    return (yield Upload("MergeInsert", messages))
+    images = yield from image_columns(table)
+    return (yield Upload("MergeInsert", _messages(table, first, arrow, images, f"merge into {table.name}")))
 
 
 def read(table: "Table", where: str, select: list[str], limit: int, version: int) -> Op[pa.Table]:

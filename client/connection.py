@@ -41,8 +41,10 @@ def _target(uri: str) -> tuple[str, bool]:
 class Connection:
     """Tables in one store. Get one from `vectorlane.connect` or `vectorlane.connect_async`."""
 
-    def __init__(self, uri: str, transport: SyncTransport | AsyncTransport, describer: SyncTransport) -> None:
+    def __init__(self, uri: str, transport: SyncTransport | AsyncTransport, describer: SyncTransport,
+                 upload_images: bool = True) -> None:
         self.uri = uri
+        self.upload_images = upload_images
         self._transport = transport
         self._describer = describer  # sync, also for async connections: ndims() is asked at class definition
         self.is_async = isinstance(transport, AsyncTransport)
@@ -79,6 +81,10 @@ class Connection:
 
     # ----- lifetime -----------------------------------------------------------------------------------
     def close(self) -> Any:
+        global _latest
+        with _latest_lock:
+            if _latest is self:
+                _latest = None
         if self._describer is not self._transport:
             self._describer.close()
         return self._transport.close()
@@ -125,17 +131,19 @@ def _channel(module: Any, target: str, tls: bool, options: ChannelOptions, certi
 
 def connect(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = None,
             root_certificates: str | Path | bytes | None = None, client_cert: str | Path | bytes | None = None,
-            client_key: str | Path | bytes | None = None, grpc_options: dict[str, Any] | None = None
-            ) -> Connection:
+            client_key: str | Path | bytes | None = None, grpc_options: dict[str, Any] | None = None,
+            upload_images: bool = True) -> Connection:
     """A connection to the store at `uri` (`grpc://host:port`; `grpcs://` for TLS, with `root_certificates`
     and, for mTLS, `client_cert` + `client_key`, as file paths or PEM bytes). `api_key` is sent as a bearer
-    token on every call; `timeout` (seconds) bounds each call."""
+    token on every call; `timeout` (seconds) bounds each call. `upload_images`: rows whose image URIs name
+    local files send those files' bytes with them (turn it off when the embed service reads the same
+    storage, so it fetches the URIs itself)."""
     global _latest
     target, tls = _target(uri)
     options = _options(api_key, timeout, grpc_options)
     certificates = (root_certificates, client_cert, client_key)
     transport = SyncTransport(_channel(grpc, target, tls, options, certificates), options)
-    connection = Connection(uri, transport, transport)
+    connection = Connection(uri, transport, transport, upload_images)
     with _latest_lock:
         _latest = connection
     return connection
@@ -144,7 +152,7 @@ def connect(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: floa
 async def connect_async(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = None,
                         root_certificates: str | Path | bytes | None = None,
                         client_cert: str | Path | bytes | None = None, client_key: str | Path | bytes | None = None,
-                        grpc_options: dict[str, Any] | None = None) -> Connection:
+                        grpc_options: dict[str, Any] | None = None, upload_images: bool = True) -> Connection:
     """`connect` for asyncio (grpc.aio): every call of the connection and its tables is awaited."""
     global _latest
     target, tls = _target(uri)
@@ -152,7 +160,7 @@ async def connect_async(uri: str = DEFAULT_URI, *, api_key: str | None = None, t
     certificates = (root_certificates, client_cert, client_key)
     transport = AsyncTransport(_channel(grpc.aio, target, tls, options, certificates), options)
     describer = SyncTransport(_channel(grpc, target, tls, options, certificates), options)
-    connection = Connection(uri, transport, describer)
+    connection = Connection(uri, transport, describer, upload_images)
     with _latest_lock:
         _latest = connection
     return connection

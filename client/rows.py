@@ -1,10 +1,13 @@
 """Rows in and out of the client: whatever a user hands `add` (dicts, pydantic models, pandas, Arrow) as an
-Arrow table in the table's types, local functions' vectors filled in, and Arrow IPC for the wire."""
+Arrow table in the table's types, local functions' vectors filled in, the local image files rows name, and
+Arrow IPC for the wire."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -100,3 +103,40 @@ def read_ipc(data: bytes) -> pa.Table:
 def chunks(table: pa.Table, rows: int) -> Iterator[pa.Table]:
     for start in range(0, max(table.num_rows, 1), rows):
         yield table.slice(start, rows)
+
+
+def local_image(uri: str) -> Path | None:
+    """The local file an image URI names (a path or file:// URI), if it is one that exists here."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme == "":
+        path = Path(uri)
+    else:
+        return None
+    return path if path.is_file() else None
+
+
+def with_images(parts: Iterator[pa.Table], columns: list[str], max_bytes: int
+                ) -> Iterator[tuple[pa.Table, dict[str, bytes]]]:
+    """Each part with the bytes of the local image files its `columns` name, by URI; a part whose images
+    exceed `max_bytes` is split so each message stays under it (one image may exceed it alone)."""
+    for part in parts:
+        if not columns:
+            yield part, {}
+            continue
+        start, images, size = 0, {}, 0
+        uris = [part.column(c).to_pylist() for c in columns]
+        for row in range(part.num_rows):
+            found = {}
+            for uri in (values[row] for values in uris):
+                path = local_image(uri) if isinstance(uri, str) and uri not in images else None
+                if path is not None:
+                    found[uri] = path.read_bytes()
+            added = sum(len(b) for b in found.values())
+            if images and size + added > max_bytes:
+                yield part.slice(start, row - start), images
+                start, images, size = row, {}, 0
+            images.update(found)
+            size += added
+        yield part.slice(start), images

@@ -23,6 +23,7 @@ class Table:
         self._schema = pa.ipc.read_schema(pa.py_buffer(description.schema.arrow_schema))
         self._functions = [EmbeddingFunctionConfig.from_proto(m) for m in description.embedding_functions]
         self._checked_out = checked_out  # 0: the latest version
+        self._image_columns: list[str] | None = None  # see _ops.image_columns
 
     def _run(self, op: _ops.Op) -> Any:
         return self._connection._run(op)

@@ -22,7 +22,7 @@ from store_service import index_catalog, search
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import InvalidArgument, TableExists
 from store_service.index_catalog import IndexEntry, LoadedIndexes
-from store_service.ingest import BadVectors, RowPreparer, stage_stream
+from store_service.ingest import BadVectors, Batch, RowPreparer, stage_stream
 from store_service.merge import MergeRules, plan_merge
 from store_service.schema import FunctionConfig, check_secrets, functions_of, vector_type, with_functions
 from store_service.storage.fragments import ROW_ID
@@ -177,7 +177,7 @@ class StoreCore:
         log.info("dropped table %s", name)
 
     # ----- rows ---------------------------------------------------------------------------------------
-    def add(self, name: str, batches: Iterable[pa.Table | None], *, mode: str = APPEND,
+    def add(self, name: str, batches: Iterable[Batch], *, mode: str = APPEND,
             bad: BadVectors = BadVectors(), deadline: Deadline = NO_DEADLINE) -> Change:
         """Adds every batch in one version (or none of them): appended, or replacing every row."""
         table = self.tables.open(name)
@@ -278,16 +278,18 @@ class StoreCore:
                                           operation="update")
         return Change(committed.version, updated=len(ids))
 
-    def merge_insert(self, name: str, batches: Iterable[pa.Table | None], rules: MergeRules, *,
+    def merge_insert(self, name: str, batches: Iterable[Batch], rules: MergeRules, *,
                      bad: BadVectors = BadVectors(), deadline: Deadline = NO_DEADLINE) -> Change:
         table = self.tables.open(name)
-        incoming = [b for b in _present(batches)]
+        incoming = list(_present(batches))
+        images = {uri: data for batch in incoming for uri, data in batch.images.items()}
         with self._mutation(name):
             view = self.views.get(table)
-            new_rows = _concat(incoming, view.schema)
+            new_rows = _concat([b.rows for b in incoming], view.schema)
             plan = plan_merge(view, new_rows, rules)
             preparer = RowPreparer(view.schema, self.embedder, bad, deadline)
-            staged = [table.stage(preparer.prepare(plan.write), view.schema)] if plan.write.num_rows else []
+            staged = ([table.stage(preparer.prepare(plan.write, images), view.schema)]
+                      if plan.write.num_rows else [])
             if not staged and len(plan.delete_row_ids) == 0:
                 return Change(view.version)
             committed = table.commit_rows(staged, delete_row_ids=plan.delete_row_ids,
@@ -324,8 +326,8 @@ class StoreCore:
         return self.tables.open(name).restore(version).version
 
 
-def _present(batches: Iterable[pa.Table | None]) -> Iterator[pa.Table]:
-    return (b for b in batches if b is not None and b.num_rows)
+def _present(batches: Iterable[Batch]) -> Iterator[Batch]:
+    return (b for b in batches if b.rows is not None and b.rows.num_rows)
 
 
 def _concat(batches: list[pa.Table], schema: pa.Schema) -> pa.Table:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -115,10 +115,11 @@ class Embedder:
         return self.describe(config, deadline) is not None
 
     # ----- embedding ----------------------------------------------------------------------------------
-    def embed_source(self, config: FunctionConfig, values: pa.Array, deadline: Deadline = NO_DEADLINE
-                     ) -> np.ndarray:
+    def embed_source(self, config: FunctionConfig, values: pa.Array, deadline: Deadline = NO_DEADLINE,
+                     images: Mapping[str, bytes] | None = None) -> np.ndarray:
         """Vectors for source values (no nulls), in order: text for a text function, images (URIs as
-        strings, encoded bytes as binary) for a function that embeds images, as LanceDB's open-clip does."""
+        strings, encoded bytes as binary) for a function that embeds images, as LanceDB's open-clip does;
+        a URI found in `images` is embedded from those bytes instead of being fetched."""
         info = self._require(config, deadline)
         as_images = IMAGE in info.modalities
         binary = pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)
@@ -130,7 +131,9 @@ class Embedder:
         if binary:
             inputs = [epb.EmbedInput(image_bytes=v) for v in python]
         elif as_images:
-            inputs = [epb.EmbedInput(image_uri=v) for v in python]
+            images = images or {}
+            inputs = [epb.EmbedInput(image_bytes=images[v]) if v in images else epb.EmbedInput(image_uri=v)
+                      for v in python]
         else:
             inputs = [epb.EmbedInput(text=v) for v in python]
         return self._embed(config, inputs, epb.INPUT_PURPOSE_SOURCE, info.dimensions, deadline)

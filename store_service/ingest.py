@@ -9,9 +9,9 @@ leaving) the staged fragments are removed and the table is exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,15 @@ class BadVectors:
     fill_value: float = 0.0
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Rows as one request message brought them, with the encoded images that message sent for image URIs
+    in its rows (embedded instead of fetching those URIs; the rows keep the URIs)."""
+
+    rows: pa.Table | None
+    images: Mapping[str, bytes] = field(default_factory=dict)
+
+
 class RowPreparer:
     """Turns incoming rows into rows of `schema`, computing the vectors a server function can."""
 
@@ -42,21 +51,22 @@ class RowPreparer:
             column: config for column, config in functions.items()
             if embedder.is_server_function(config, deadline)}
 
-    def prepare(self, rows: pa.Table) -> pa.Table:
-        for field in self.schema:
-            if not is_vector(field):
+    def prepare(self, rows: pa.Table, images: Mapping[str, bytes] | None = None) -> pa.Table:
+        for column in self.schema:
+            if not is_vector(column):
                 continue
-            dims = field.type.list_size
-            config = self._server.get(field.name)
+            dims = column.type.list_size
+            config = self._server.get(column.name)
             if config is not None:
-                rows = clean_vectors(rows, field.name, dims, self._bad.policy, self._bad.fill_value,
+                rows = clean_vectors(rows, column.name, dims, self._bad.policy, self._bad.fill_value,
                                      missing_is_bad=False)
-                rows = self._embed_missing(rows, config, dims)
-            rows = clean_vectors(rows, field.name, dims, self._bad.policy, self._bad.fill_value,
+                rows = self._embed_missing(rows, config, dims, images or {})
+            rows = clean_vectors(rows, column.name, dims, self._bad.policy, self._bad.fill_value,
                                  missing_is_bad=True)
         return conform(rows, self.schema)
 
-    def _embed_missing(self, rows: pa.Table, config: FunctionConfig, dims: int) -> pa.Table:
+    def _embed_missing(self, rows: pa.Table, config: FunctionConfig, dims: int, images: Mapping[str, bytes]
+                       ) -> pa.Table:
         if rows.num_rows == 0 or config.source_column not in rows.column_names:
             return rows
         source = rows.column(config.source_column).combine_chunks()
@@ -69,7 +79,7 @@ class RowPreparer:
             need = source.is_valid().to_numpy(zero_copy_only=False)
         if not need.any():
             return rows
-        computed = self._embedder.embed_source(config, source.filter(pa.array(need)), self._deadline)
+        computed = self._embedder.embed_source(config, source.filter(pa.array(need)), self._deadline, images)
         matrix = np.zeros((rows.num_rows, dims), dtype=np.float32)
         present = current.is_valid().to_numpy(zero_copy_only=False)
         if present.any():
@@ -84,15 +94,15 @@ class RowPreparer:
         return rows.append_column(pa.field(config.vector_column, column.type), column)
 
 
-def stage_stream(table: Table, preparer: RowPreparer, batches: Iterable[pa.Table], pool: ThreadPoolExecutor,
+def stage_stream(table: Table, preparer: RowPreparer, batches: Iterable[Batch], pool: ThreadPoolExecutor,
                  max_in_flight: int = 3) -> tuple[list[Staged], int]:
     """Prepares and stages every batch, overlapping embedding/writing with receiving; (staged, rows).
     On any failure the staged fragments are removed before the error propagates."""
     staged: list[Staged] = []
     pending: list[Future[Staged]] = []
 
-    def work(batch: pa.Table) -> Staged:
-        return table.stage(preparer.prepare(batch), preparer.schema)
+    def work(batch: Batch) -> Staged:
+        return table.stage(preparer.prepare(batch.rows, batch.images), preparer.schema)
 
     try:
         for batch in batches:

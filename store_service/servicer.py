@@ -15,6 +15,7 @@ from store_service import conversions
 from store_service.core import StoreCore
 from store_service.embedder import Deadline
 from store_service.errors import InvalidArgument
+from store_service.ingest import Batch
 from vectorlane import wire
 from vectorlane.store.v1 import store_service_pb2 as pb
 from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
@@ -75,7 +76,8 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         decoded = _first(request_iterator, "AddRows")
         first: pb.AddRowsRequest = decoded.message
         schema = self._core.table_schema(first.table)
-        batches = (conversions.request_rows(m, schema) for m in itertools.chain([decoded], request_iterator))
+        batches = (Batch(conversions.request_rows(m, schema), m.message.images)
+                   for m in itertools.chain([decoded], request_iterator))
         change = self._core.add(first.table, batches, mode=conversions.add_mode(first.mode),
                                 bad=conversions.bad_vectors(first.on_bad_vectors, first.fill_value),
                                 deadline=_deadline(context))
@@ -110,7 +112,8 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         decoded = _first(request_iterator, "MergeInsert")
         first: pb.MergeInsertRequest = decoded.message
         schema = self._core.table_schema(first.table)
-        batches = (conversions.request_rows(m, schema) for m in itertools.chain([decoded], request_iterator))
+        batches = (Batch(conversions.request_rows(m, schema), m.message.images)
+                   for m in itertools.chain([decoded], request_iterator))
         change = self._core.merge_insert(first.table, batches, conversions.merge_rules(first),
                                          bad=conversions.bad_vectors(first.on_bad_vectors, first.fill_value),
                                          deadline=_deadline(context))

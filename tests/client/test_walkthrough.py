@@ -143,3 +143,48 @@ def test_errors_are_python_exceptions_with_the_reason(db):
     db.drop_table("docs", ignore_missing=True)
     with pytest.raises(NotFoundError):
         db.drop_table("docs")
+
+
+def test_local_image_files_travel_with_the_rows(start_embed, start_store, tmp_path, tiny_clip, monkeypatch):
+    """An embed service that may not read this machine's files (no image roots): the client sends the bytes
+    of the files the rows name, in messages of bounded size, and the rows keep their URIs."""
+    from vectorlane import _ops
+
+    store = start_store(start_embed())  # no image_roots: local paths are refused by the embed service
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    uris = []
+    for name, color in COLORS.items():
+        path = folder / f"{name}.png"
+        path.write_bytes(png(color, pattern=name == "blue"))
+        uris.append(str(path) if name != "green" else path.as_uri())  # a path or a file:// URI
+    refusing = vectorlane.connect(f"grpc://{store.target}", upload_images=False)
+    clip = get_registry().get("open-clip").create(**tiny_clip.settings())
+
+    class Pets(LanceModel):
+        vector: Vector(clip.ndims()) = clip.VectorField()
+        image_uri: str = clip.SourceField()
+
+    table = refusing.create_table("pets", schema=Pets)
+    with pytest.raises(InvalidArgumentError) as refused:
+        table.add([{"image_uri": u} for u in uris])
+    assert refused.value.reason == "IMAGE_URI_NOT_ALLOWED"
+    assert table.count_rows() == 0
+
+    monkeypatch.setattr(_ops, "IMAGE_BYTES_PER_MESSAGE", 1)  # every image in a message of its own
+    db = vectorlane.connect(f"grpc://{store.target}")
+    table = db.open_table("pets")
+    version = table.add([{"image_uri": u} for u in uris])
+    assert table.count_rows() == 4 and [v.version for v in table.list_versions()] == [1, version]
+    assert sorted(r["image_uri"] for r in table.to_arrow().to_pylist()) == sorted(uris)
+    hit = table.search(Image.open(folder / "blue.png")).limit(1).to_list()[0]
+    assert hit["image_uri"] == str(folder / "blue.png")
+    green = table.search((folder / "green.png").read_bytes()).limit(1).to_list()[0]
+    assert green["image_uri"] == (folder / "green.png").as_uri()
+    extra = folder / "another-yellow.png"
+    extra.write_bytes(png(COLORS["yellow"]))
+    merged = table.merge_insert("image_uri").when_not_matched_insert_all().execute(
+        [{"image_uri": str(extra)}, {"image_uri": uris[0]}])
+    assert (merged.rows_inserted, table.count_rows()) == (1, 5)
+    refusing.close()
+    db.close()

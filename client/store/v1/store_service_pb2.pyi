@@ -222,18 +222,27 @@ class DropTableResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class AddRowsRequest(_message.Message):
-    __slots__ = ("table", "mode", "on_bad_vectors", "fill_value", "rows")
+    __slots__ = ("table", "mode", "on_bad_vectors", "fill_value", "rows", "images")
+    class ImagesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
     TABLE_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     ON_BAD_VECTORS_FIELD_NUMBER: _ClassVar[int]
     FILL_VALUE_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
     table: str
     mode: AddMode
     on_bad_vectors: BadVectorPolicy
     fill_value: float
     rows: Rows
-    def __init__(self, table: _Optional[str] = ..., mode: _Optional[_Union[AddMode, str]] = ..., on_bad_vectors: _Optional[_Union[BadVectorPolicy, str]] = ..., fill_value: _Optional[float] = ..., rows: _Optional[_Union[Rows, _Mapping]] = ...) -> None: ...
+    images: _containers.ScalarMap[str, bytes]
+    def __init__(self, table: _Optional[str] = ..., mode: _Optional[_Union[AddMode, str]] = ..., on_bad_vectors: _Optional[_Union[BadVectorPolicy, str]] = ..., fill_value: _Optional[float] = ..., rows: _Optional[_Union[Rows, _Mapping]] = ..., images: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
 
 class AddRowsResponse(_message.Message):
     __slots__ = ("version", "rows_added")
@@ -382,7 +391,14 @@ class UpdateRowsResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ..., rows_updated: _Optional[int] = ...) -> None: ...
 
 class MergeInsertRequest(_message.Message):
-    __slots__ = ("table", "on", "when_matched_update_all", "when_not_matched_insert_all", "when_not_matched_by_source_delete", "when_not_matched_by_source_delete_where", "rows", "on_bad_vectors", "fill_value")
+    __slots__ = ("table", "on", "when_matched_update_all", "when_not_matched_insert_all", "when_not_matched_by_source_delete", "when_not_matched_by_source_delete_where", "rows", "on_bad_vectors", "fill_value", "images")
+    class ImagesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
     TABLE_FIELD_NUMBER: _ClassVar[int]
     ON_FIELD_NUMBER: _ClassVar[int]
     WHEN_MATCHED_UPDATE_ALL_FIELD_NUMBER: _ClassVar[int]
@@ -392,6 +408,7 @@ class MergeInsertRequest(_message.Message):
     ROWS_FIELD_NUMBER: _ClassVar[int]
     ON_BAD_VECTORS_FIELD_NUMBER: _ClassVar[int]
     FILL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
     table: str
     on: _containers.RepeatedScalarFieldContainer[str]
     when_matched_update_all: bool
@@ -401,7 +418,8 @@ class MergeInsertRequest(_message.Message):
     rows: Rows
     on_bad_vectors: BadVectorPolicy
     fill_value: float
-    def __init__(self, table: _Optional[str] = ..., on: _Optional[_Iterable[str]] = ..., when_matched_update_all: _Optional[bool] = ..., when_not_matched_insert_all: _Optional[bool] = ..., when_not_matched_by_source_delete: _Optional[bool] = ..., when_not_matched_by_source_delete_where: _Optional[str] = ..., rows: _Optional[_Union[Rows, _Mapping]] = ..., on_bad_vectors: _Optional[_Union[BadVectorPolicy, str]] = ..., fill_value: _Optional[float] = ...) -> None: ...
+    images: _containers.ScalarMap[str, bytes]
+    def __init__(self, table: _Optional[str] = ..., on: _Optional[_Iterable[str]] = ..., when_matched_update_all: _Optional[bool] = ..., when_not_matched_insert_all: _Optional[bool] = ..., when_not_matched_by_source_delete: _Optional[bool] = ..., when_not_matched_by_source_delete_where: _Optional[str] = ..., rows: _Optional[_Union[Rows, _Mapping]] = ..., on_bad_vectors: _Optional[_Union[BadVectorPolicy, str]] = ..., fill_value: _Optional[float] = ..., images: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
 
 class MergeInsertResponse(_message.Message):
     __slots__ = ("version", "rows_inserted", "rows_updated", "rows_deleted")
