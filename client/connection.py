@@ -6,6 +6,7 @@ one they return awaitables (`await db.open_table("pets")`). The logic is in `_op
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,17 @@ from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 DEFAULT_URI = "grpc://localhost:50051"
+DEFAULT_TIMEOUT = 300.0  # seconds per call: a deadline on every call, long enough for a large add
 _MAX_MESSAGE = 256 << 20
+# Calls that change nothing are retried by gRPC itself when the store is briefly unreachable (a restart, a
+# rollout): up to 5 attempts, 0.1 s doubling to 2 s. Writes are never retried blindly.
+_IDEMPOTENT = ("GetTable", "ListTables", "Search", "ReadRows", "CountRows", "ListIndexes", "ListVersions",
+               "DescribeFunction")
+_SERVICE_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": "vectorlane.store.v1.StorageService", "method": m} for m in _IDEMPOTENT],
+    "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"]},
+}]})
 
 
 def _credentials(root_certificates: str | Path | bytes | None, client_cert: str | Path | bytes | None,
@@ -119,7 +130,7 @@ def describe_function(name: str, settings: dict[str, Any]) -> pb.DescribeFunctio
 def _options(api_key: str | None, timeout: float | None, grpc_options: dict[str, Any] | None) -> ChannelOptions:
     metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
     options = {"grpc.max_send_message_length": _MAX_MESSAGE, "grpc.max_receive_message_length": _MAX_MESSAGE,
-               **(grpc_options or {})}
+               "grpc.enable_retries": 1, "grpc.service_config": _SERVICE_CONFIG, **(grpc_options or {})}
     return ChannelOptions(timeout=timeout, metadata=metadata, grpc_options=tuple(options.items()))
 
 
@@ -129,13 +140,13 @@ def _channel(module: Any, target: str, tls: bool, options: ChannelOptions, certi
     return module.insecure_channel(target, options=list(options.grpc_options))
 
 
-def connect(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = None,
+def connect(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = DEFAULT_TIMEOUT,
             root_certificates: str | Path | bytes | None = None, client_cert: str | Path | bytes | None = None,
             client_key: str | Path | bytes | None = None, grpc_options: dict[str, Any] | None = None,
             upload_images: bool = True) -> Connection:
     """A connection to the store at `uri` (`grpc://host:port`; `grpcs://` for TLS, with `root_certificates`
     and, for mTLS, `client_cert` + `client_key`, as file paths or PEM bytes). `api_key` is sent as a bearer
-    token on every call; `timeout` (seconds) bounds each call. `upload_images`: rows whose image URIs name
+    token on every call; `timeout` (seconds; None: none) bounds each call. `upload_images`: rows whose image URIs name
     local files send those files' bytes with them (turn it off when the embed service reads the same
     storage, so it fetches the URIs itself)."""
     global _latest
@@ -149,7 +160,7 @@ def connect(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: floa
     return connection
 
 
-async def connect_async(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = None,
+async def connect_async(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = DEFAULT_TIMEOUT,
                         root_certificates: str | Path | bytes | None = None,
                         client_cert: str | Path | bytes | None = None, client_key: str | Path | bytes | None = None,
                         grpc_options: dict[str, Any] | None = None, upload_images: bool = True) -> Connection:

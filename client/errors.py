@@ -96,3 +96,8 @@ def from_rpc_error(error: grpc.RpcError) -> VectorlaneError:
             reason, metadata = info.reason, dict(info.metadata)
             break
     return _BY_CODE.get(code, VectorlaneError)(message, reason=reason, metadata=metadata)
+
+
+__all__ = ["AbortedError", "AlreadyExistsError", "CancelledError", "DataLossError", "DeadlineExceededError",
+           "FailedPreconditionError", "InvalidArgumentError", "NotFoundError", "PermissionDeniedError",
+           "ResourceExhaustedError", "UnauthenticatedError", "UnavailableError", "VectorlaneError", "from_rpc_error"]

@@ -119,3 +119,6 @@ class LanceModel(pydantic.BaseModel):
             if key not in vectors:
                 raise ValueError(f"{cls.__name__}: source field {source!r} has no VectorField of the same function")
         return configs
+
+
+__all__ = ["FixedSizeListMixin", "LanceModel", "Vector"]

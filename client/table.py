@@ -157,3 +157,6 @@ def _then(connection: "Connection", result: Any, after: Any) -> Any:
     async def later() -> Any:
         return after(await result)
     return later()
+
+
+__all__ = ["Table"]

@@ -131,3 +131,6 @@ def decode(data: bytes, message_class: type[M], rows_field: str) -> Decoded:
     if payload is not None and message.HasField(rows_field):  # Arrow came last: JSON before it is replaced
         getattr(message, rows_field).ClearField("format")
     return Decoded(message, payload)
+
+
+__all__ = ["Decoded", "decode", "encode"]

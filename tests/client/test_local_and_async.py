@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 import vectorlane
+from tests.helpers import GRPCURL, grpcurl
 from vectorlane.embeddings import TextEmbeddingFunction, get_registry, register
 from vectorlane.errors import FailedPreconditionError, NotFoundError
 from vectorlane.pydantic import LanceModel, Vector
@@ -70,6 +71,10 @@ def test_a_local_function_runs_in_the_client_and_the_table_records_it(db, servic
     assert refused.value.reason == "LOCAL_FUNCTION"
     assert table2.search([0, 0, 0, 0, 0, 0, 0, 1.0]).limit(1).to_list()[0]["text"] == "hhhh"
     other.close()
+    if GRPCURL is not None:  # and from grpcurl: the same clear refusal
+        done = grpcurl(services.target, "vectorlane.store.v1.StorageService/Search",
+                       data={"table": "letters", "text": "abc"})
+        assert done.returncode != 0 and "FailedPrecondition" in done.stderr and "LOCAL_FUNCTION" in done.stderr
 
 
 def test_the_async_client_has_the_same_surface(services):
