@@ -102,12 +102,12 @@ class LanceModel(pydantic.BaseModel):
         sources: dict[int, tuple[EmbeddingFunction, str]] = {}
         vectors: dict[int, tuple[EmbeddingFunction, str]] = {}
         for name, info in cls.model_fields.items():
-            marks = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-            for key, found in ((SOURCE_KEY, sources), (VECTOR_KEY, vectors)):
-                function = marks.get(key)
+            marks: dict[str, Any] = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            for mark, found in ((SOURCE_KEY, sources), (VECTOR_KEY, vectors)):
+                function = marks.get(mark)
                 if function is not None:
                     if id(function) in found:
-                        raise ValueError(f"{cls.__name__}: two {key.split('_')[0]} fields for one function "
+                        raise ValueError(f"{cls.__name__}: two {mark.split('_')[0]} fields for one function "
                                          f"({found[id(function)][1]!r} and {name!r})")
                     found[id(function)] = (function, name)
         configs = []
@@ -115,7 +115,7 @@ class LanceModel(pydantic.BaseModel):
             if key not in sources:
                 raise ValueError(f"{cls.__name__}: vector field {vector!r} has no SourceField of the same function")
             configs.append(EmbeddingFunctionConfig(function, sources[key][1], vector))
-        for key, (function, source) in sources.items():
+        for key, (_, source) in sources.items():
             if key not in vectors:
                 raise ValueError(f"{cls.__name__}: source field {source!r} has no VectorField of the same function")
         return configs

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pydantic
 
 from vectorlane import _ops
 from vectorlane.store.v1 import store_service_pb2 as pb
@@ -108,7 +109,7 @@ class Query:
     def to_list(self) -> Any:
         return self._then(lambda t: t.to_pylist())
 
-    def to_pydantic(self, model: type) -> Any:
+    def to_pydantic(self, model: type[pydantic.BaseModel]) -> Any:
         """The rows as instances of `model` (columns it does not declare, such as `_distance`, left out)."""
         names = set(model.model_fields)
         return self._then(lambda t: [model(**{k: v for k, v in row.items() if k in names}) for row in t.to_pylist()])

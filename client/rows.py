@@ -26,8 +26,8 @@ def to_arrow(data: Any, schema: pa.Schema | None = None) -> pa.Table:
     elif _is_pandas(data):
         table = pa.Table.from_pandas(data, preserve_index=False)
     else:
-        rows = [data] if isinstance(data, (dict, pydantic.BaseModel)) else list(data)
-        rows = [r.model_dump() if isinstance(r, pydantic.BaseModel) else r for r in rows]
+        items = [data] if isinstance(data, (dict, pydantic.BaseModel)) else list(data)
+        rows: list[dict[str, Any]] = [r.model_dump() if isinstance(r, pydantic.BaseModel) else r for r in items]
         if not all(isinstance(r, dict) for r in rows):
             raise TypeError("rows must be dicts, pydantic models, a pandas DataFrame or an Arrow table")
         if schema is None:
@@ -125,7 +125,8 @@ def with_images(parts: Iterator[pa.Table], columns: list[str], max_bytes: int
         if not columns:
             yield part, {}
             continue
-        start, images, size = 0, {}, 0
+        start, size = 0, 0
+        images: dict[str, bytes] = {}
         uris = [part.column(c).to_pylist() for c in columns]
         for row in range(part.num_rows):
             found = {}
@@ -136,7 +137,8 @@ def with_images(parts: Iterator[pa.Table], columns: list[str], max_bytes: int
             added = sum(len(b) for b in found.values())
             if images and size + added > max_bytes:
                 yield part.slice(start, row - start), images
-                start, images, size = row, {}, 0
+                start, size = row, 0
+                images = {}
             images.update(found)
             size += added
         yield part.slice(start), images

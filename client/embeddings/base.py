@@ -12,7 +12,7 @@ metadata as `{"name", "model", "source_column", "vector_column"}`, as LanceDB re
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pydantic
@@ -57,12 +57,12 @@ class EmbeddingFunction(pydantic.BaseModel, ABC):
 
     def SourceField(self, **kwargs: Any) -> Any:  # noqa: N802 - LanceDB's name
         """Marks a model field as this function's input."""
-        return pydantic.Field(json_schema_extra={SOURCE_KEY: self}, **kwargs)
+        return pydantic.Field(json_schema_extra=cast(Any, {SOURCE_KEY: self}), **kwargs)
 
     def VectorField(self, **kwargs: Any) -> Any:  # noqa: N802 - LanceDB's name
         """Marks a model field as the vectors this function fills (None until the store or client fills it)."""
         kwargs.setdefault("default", None)
-        return pydantic.Field(json_schema_extra={VECTOR_KEY: self}, **kwargs)
+        return pydantic.Field(json_schema_extra=cast(Any, {VECTOR_KEY: self}), **kwargs)
 
     def __hash__(self) -> int:
         return id(self)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import os
 import subprocess
 import sys
 from concurrent import futures
@@ -181,3 +182,13 @@ def test_public_modules_export_what_they_define(module):
 
 def test_the_package_is_typed():
     assert (Path(vectorlane.__file__).parent / "py.typed").is_file()
+
+
+def test_the_client_type_checks_clean(tmp_path):
+    """mypy over the package as users import it (`vectorlane`, which lives in client/)."""
+    pytest.importorskip("mypy")
+    (tmp_path / "vectorlane").symlink_to(Path(vectorlane.__file__).parent, target_is_directory=True)
+    done = subprocess.run([sys.executable, "-m", "mypy", "-p", "vectorlane", "--ignore-missing-imports",
+                           "--cache-dir", str(tmp_path / ".mypy_cache")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "MYPYPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stdout + done.stderr
