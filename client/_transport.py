@@ -67,8 +67,36 @@ def _callable(channel: grpc.Channel | grpc.aio.Channel, call: Call) -> Any:
     return channel.unary_unary(path, request_serializer=serializer, response_deserializer=reply)
 
 
+class _Messages:
+    """An upload's messages as gRPC consumes them (on its own thread), keeping the error that stopped them:
+    gRPC only reports such a stream as CANCELLED, and the user should see what really went wrong."""
+
+    def __init__(self, messages: Iterable[bytes]) -> None:
+        self._messages = iter(messages)
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> "_Messages":
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._messages)
+        except StopIteration:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
 def _payload(call: Call) -> Any:
-    return iter(call.messages) if isinstance(call, Upload) else call.request
+    return _Messages(call.messages) if isinstance(call, Upload) else call.request
+
+
+def _failure(exc: grpc.RpcError, payload: Any) -> BaseException:
+    """What to raise for a failed call: the error of the upload's own messages, or the service's."""
+    if isinstance(payload, _Messages) and payload.error is not None:
+        return payload.error
+    return from_rpc_error(exc)
 
 
 class SyncTransport:
@@ -78,10 +106,11 @@ class SyncTransport:
 
     def call(self, call: Call) -> Any:
         kwargs = {"timeout": self.options.timeout, "metadata": self.options.metadata or None}
+        payload = _payload(call)
         try:
-            return _callable(self.channel, call)(_payload(call), **kwargs)
+            return _callable(self.channel, call)(payload, **kwargs)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+            raise _failure(exc, payload) from None
 
     def run(self, op: Op[T]) -> T:
         try:
@@ -107,10 +136,11 @@ class AsyncTransport:
 
     async def call(self, call: Call) -> Any:
         kwargs = {"timeout": self.options.timeout, "metadata": self.options.metadata or None}
+        payload = _payload(call)
         try:
-            return await _callable(self.channel, call)(_payload(call), **kwargs)
+            return await _callable(self.channel, call)(payload, **kwargs)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+            raise _failure(exc, payload) from None
 
     def run(self, op: Op[T]) -> Awaitable[T]:
         async def drive() -> T:

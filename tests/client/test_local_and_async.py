@@ -128,3 +128,33 @@ def test_large_adds_stream_in_batches_with_progress(db, capsys):
     assert table.count_rows() == rows
     assert [v.version for v in table.list_versions()] == [1, version] and version == 2  # one version for all
     assert "60000/60000" in capsys.readouterr().err  # the tqdm bar
+
+
+def test_an_add_that_fails_in_the_client_midway_raises_that_error_and_changes_nothing(db, monkeypatch):
+    """The rows are produced while they stream; a failure there (here: reading the third message's rows)
+    surfaces as itself, not as a bare CANCELLED, and the add is atomic."""
+    from vectorlane import _ops
+    from vectorlane import rows as rowlib
+
+    func = get_registry().get("word-hash").create(dims=8)
+
+    class Doc(LanceModel):
+        id: int
+        text: str = func.SourceField()
+        vector: Vector(8) = func.VectorField()
+
+    table = db.create_table("docs", schema=Doc)
+    table.add([{"id": 0, "text": "first"}])
+    monkeypatch.setattr(_ops, "ROWS_PER_MESSAGE", 2)
+    real_ipc, seen = rowlib.ipc, []
+
+    def failing_ipc(part):
+        seen.append(part.num_rows)
+        if len(seen) == 3:
+            raise OSError("disk went away while reading rows")
+        return real_ipc(part)
+
+    monkeypatch.setattr(rowlib, "ipc", failing_ipc)
+    with pytest.raises(OSError, match="disk went away"):
+        table.add([{"id": i, "text": f"row {i}"} for i in range(1, 8)])
+    assert table.count_rows() == 1 and [v.version for v in table.list_versions()] == [1, 2]
