@@ -192,3 +192,46 @@ def test_the_client_type_checks_clean(tmp_path):
                            "--cache-dir", str(tmp_path / ".mypy_cache")], cwd=tmp_path, capture_output=True,
                           text=True, timeout=600, env={**os.environ, "MYPYPATH": str(tmp_path)})
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_server_function_settings_are_checked_by_the_embed_service(db):
+    from vectorlane.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError):
+        get_registry().get("word-hash").create(dims=1).ndims()  # out of the function's range
+    with pytest.raises(InvalidArgumentError) as literal:
+        get_registry().get("openai").create(api_key="sk-live-abc").ndims()
+    assert literal.value.reason == "LITERAL_SECRET" and "sk-live-abc" not in str(literal.value)
+    func = get_registry().get("word-hash").create(dims=8, max_retries=0)
+    assert func.ndims() == 8
+
+    class Doc(LanceModel):
+        text: str = func.SourceField()
+        vector: Vector(8) = func.VectorField()
+
+    table = db.create_table("docs", schema=Doc)
+    assert table.embedding_functions["vector"].function.settings() == {"dims": 8, "max_retries": 0}
+    assert json.loads(table.schema.metadata[b"embedding_functions"])[0]["model"] == {"dims": 8, "max_retries": 0}
+
+
+def test_search_options_reach_the_store(db):
+    import numpy as np
+
+    func = get_registry().get("word-hash").create(dims=4)
+
+    class Doc(LanceModel):
+        id: int
+        text: str = func.SourceField()
+        vector: Vector(4) = func.VectorField()
+
+    table = db.create_table("docs", schema=Doc)
+    vectors = np.eye(4, dtype=np.float32) * np.array([[1], [2], [3], [4]], dtype=np.float32)
+    table.add([{"id": i, "text": str(i), "vector": v} for i, v in enumerate(vectors)])
+    query = [1.0, 0.0, 0.0, 0.0]
+    assert [r["id"] for r in table.search(query).limit(4).to_list()] == [0, 1, 2, 3]
+    assert [r["id"] for r in table.search(query).limit(2).offset(1).to_list()] == [1, 2]
+    assert [r["id"] for r in table.search(query).metric("dot").limit(1).to_list()] == [0]
+    assert [r["id"] for r in table.search(query).distance_range(4.5, 10.5).to_list()] == [1, 2]
+    table.create_index(index_type="IVF_FLAT", num_partitions=1)
+    assert table.search(query).nprobes(1).refine_factor(2).limit(1).to_list()[0]["id"] == 0
+    assert table.search().where("id >= 2").to_arrow().num_rows == 2  # no query: a filtered read
