@@ -10,13 +10,14 @@ from pathlib import Path
 
 from embed_service.core import FunctionSpec
 from rpc_common import settings
+from rpc_common.security import SecuritySettings
 
 
 _opt = settings.setting
 
 
 @dataclass(frozen=True)
-class EmbedConfig:
+class EmbedConfig(SecuritySettings):
     host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 in a container)")
     port: int = _opt(50052, "gRPC port (0 picks a free one)")
     metrics_host: str = _opt("127.0.0.1", "address of the Prometheus /metrics endpoint")

@@ -52,7 +52,8 @@ class EmbedServer(HostedServer):
         self._stopped = threading.Event()
         self._host = ServiceHost(
             service=SERVICE, servicer=EmbeddingServicer(self.core), domain=ERROR_DOMAIN, metrics=self.metrics,
-            max_workers=config.max_workers, max_message_bytes=config.max_message_bytes, thread_prefix="embed-rpc")
+            max_workers=config.max_workers, max_message_bytes=config.max_message_bytes, thread_prefix="embed-rpc",
+            security=config)
         self.health = self._host.health
 
     def start(self) -> "EmbedServer":

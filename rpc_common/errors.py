@@ -77,3 +77,8 @@ class Cancelled(ServiceError):
 class DeadlineExceeded(ServiceError):
     category = "DEADLINE_EXCEEDED"
     reason = "DEADLINE_EXCEEDED"
+
+
+class Unauthenticated(ServiceError):
+    category = "UNAUTHENTICATED"
+    reason = "UNAUTHENTICATED"

@@ -4,7 +4,7 @@ size limits, the metrics endpoint and graceful shutdown, the same for every vect
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent import futures
 from typing import Any
 
@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from rpc_common.call_metrics import MetricsInterceptor
 from rpc_common.error_mapping import ErrorMappingInterceptor
 from rpc_common.handlers import add_servicer
+from rpc_common.security import AuthInterceptor, SecuritySettings, server_credentials
 from rpc_common.service_metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,12 @@ class ServiceHost:
     def __init__(self, *, service: ServiceDescriptor, servicer: object, domain: str, metrics: ServiceMetrics,
                  max_workers: int, max_message_bytes: int, thread_prefix: str,
                  decoders: Mapping[str, Callable[[bytes], Any]] | None = None,
-                 extra_interceptors: Sequence[grpc.ServerInterceptor] = ()) -> None:
-        """Serves `servicer` for `service` (see `handlers.add_servicer` for `decoders`)."""
+                 security: SecuritySettings = SecuritySettings()) -> None:
+        """Serves `servicer` for `service` (see `handlers.add_servicer` for `decoders`), with `security`'s
+        tokens, reflection choice and TLS."""
         self.service_name = service.full_name
+        self._credentials = server_credentials(security)
+        tokens = security.tokens()
         self.metrics = metrics
         self.health = health.HealthServicer()
         self.port = 0
@@ -39,20 +43,23 @@ class ServiceHost:
         ]
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix),
-            interceptors=[MetricsInterceptor(metrics.requests, metrics.latency), *extra_interceptors,
-                          ErrorMappingInterceptor(domain)],
+            interceptors=[MetricsInterceptor(metrics.requests, metrics.latency), ErrorMappingInterceptor(domain),
+                          *([AuthInterceptor(tokens)] if tokens else [])],
             options=options,
         )
         add_servicer(self._server, service, servicer, decoders)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection(
-            (self.service_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self._server)
+        if security.reflection:
+            reflection.enable_server_reflection(
+                (self.service_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME), self._server)
 
     def start(self, host: str, port: int, metrics_host: str, metrics_port: int) -> None:
         """Listens (health NOT_SERVING until `set_serving(True)`); metrics_port -1 turns metrics off."""
         self.set_serving(False)
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        target = f"{host}:{port}"
+        self.port = (self._server.add_secure_port(target, self._credentials) if self._credentials is not None
+                     else self._server.add_insecure_port(target))
         if self.port == 0:
             raise OSError(f"cannot listen on {host}:{port}")
         self._server.start()

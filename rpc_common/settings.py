@@ -18,9 +18,9 @@ ENV_PREFIX = "VECTORLANE_"
 T = TypeVar("T")
 
 
-def setting(default: Any, help: str) -> Any:
-    """A settings field with its help text."""
-    return field(default=default, metadata={"help": help})
+def setting(default: Any, help: str, secret: bool = False) -> Any:
+    """A settings field with its help text; a secret one is left out of the settings' repr (and so of logs)."""
+    return field(default=default, metadata={"help": help, "secret": secret}, repr=not secret)
 
 
 def load(cls: type[T], prog: str, description: str, argv: Sequence[str] | None = None,

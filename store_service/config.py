@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rpc_common import settings
+from rpc_common.security import SecuritySettings
 
 _opt = settings.setting
 
 
 @dataclass(frozen=True)
-class StoreConfig:
+class StoreConfig(SecuritySettings):
     host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 in a container)")
     port: int = _opt(50051, "gRPC port (0 picks a free one)")
     data_dir: Path = _opt(Path("data"), "directory holding the tables")
@@ -21,6 +22,11 @@ class StoreConfig:
     embed_timeout_s: float = _opt(120.0, "longest one call to the embed service may take, in seconds")
     embed_batch_size: int = _opt(256, "source values per Embed call when rows arrive without vectors")
     embed_in_flight: int = _opt(4, "Embed calls one add keeps in the air")
+    embed_auth_token: str = _opt("", "bearer token this store presents to the embed service (secret: prefer "
+                                     "VECTORLANE_EMBED_AUTH_TOKEN)", secret=True)
+    embed_tls_ca: Path | None = _opt(None, "PEM CA of the embed service's certificate: TLS towards it")
+    embed_tls_cert: Path | None = _opt(None, "PEM certificate this store presents to the embed service (mTLS)")
+    embed_tls_key: Path | None = _opt(None, "PEM private key of --embed-tls-cert")
     metrics_host: str = _opt("127.0.0.1", "address of the Prometheus /metrics endpoint")
     metrics_port: int = _opt(9451, "Prometheus /metrics port (0 picks a free one, -1 turns metrics off)")
     max_workers: int = _opt(32, "gRPC worker threads (concurrent calls being served)")

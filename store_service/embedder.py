@@ -69,13 +69,21 @@ NO_DEADLINE = Deadline(None)
 
 class Embedder:
     def __init__(self, address: str, *, timeout_s: float = 60.0, batch_size: int = 256, max_in_flight: int = 4,
-                 metadata: Sequence[tuple[str, str]] = ()) -> None:
+                 metadata: Sequence[tuple[str, str]] = (), credentials: grpc.ChannelCredentials | None = None
+                 ) -> None:
+        """`metadata` goes with every call (the store's bearer token); `credentials`: TLS towards the embed
+        service (None: plaintext)."""
         self.address = address
         self._timeout = timeout_s
         self._batch_size = batch_size
         self._max_in_flight = max_in_flight
         self._metadata = tuple(metadata)
-        self._channel = grpc.insecure_channel(address) if address else None
+        if not address:
+            self._channel = None
+        elif credentials is not None:
+            self._channel = grpc.secure_channel(address, credentials)
+        else:
+            self._channel = grpc.insecure_channel(address)
         self._stub = epb_grpc.EmbeddingServiceStub(self._channel) if self._channel else None
         self._described: dict[str, FunctionInfo | None] = {}
         self._lock = threading.Lock()

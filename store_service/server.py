@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from rpc_common.security import channel_credentials
 from rpc_common.service_host import HostedServer, ServiceHost
 from store_service.config import StoreConfig
 from store_service.core import StoreCore, StoreLimits
@@ -23,8 +24,14 @@ class StoreServer(HostedServer):
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
         self.metrics = StoreMetrics()
+        credentials = None
+        if config.embed_tls_ca or config.embed_tls_cert:
+            credentials = channel_credentials(config.embed_tls_ca, config.embed_tls_cert, config.embed_tls_key)
+        token = config.embed_auth_token
         embedder = Embedder(config.embed_address, timeout_s=config.embed_timeout_s,
-                            batch_size=config.embed_batch_size, max_in_flight=config.embed_in_flight)
+                            batch_size=config.embed_batch_size, max_in_flight=config.embed_in_flight,
+                            metadata=(("authorization", f"Bearer {token}"),) if token else (),
+                            credentials=credentials)
         limits = StoreLimits(max_search_limit=config.max_search_limit, max_read_rows=config.max_read_rows,
                              ingest_workers=config.ingest_workers)
         self.core = StoreCore(config.data_dir, embedder, limits)
@@ -33,7 +40,7 @@ class StoreServer(HostedServer):
         self._host = ServiceHost(
             service=SERVICE, servicer=StorageServicer(self.core), decoders=DECODERS, domain=ERROR_DOMAIN,
             metrics=self.metrics, max_workers=config.max_workers, max_message_bytes=config.max_message_bytes,
-            thread_prefix="store-rpc")
+            thread_prefix="store-rpc", security=config)
         self.health = self._host.health
 
     def start(self) -> "StoreServer":
