@@ -17,6 +17,8 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
 	  echo "installing python3-venv"; apt-get update && apt-get install -y python3-venv; fi
+	@command -v openssl >/dev/null || { echo "installing openssl (the TLS tests make certificates with it)"; \
+	  apt-get update && apt-get install -y openssl; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev]'

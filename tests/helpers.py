@@ -22,9 +22,10 @@ from vectorlane.embed.v1 import embed_service_pb2 as pb
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which("grpcurl")
 
 
-def grpcurl(target: str, *args: str, data: dict | None = None) -> subprocess.CompletedProcess:
-    """The real grpcurl binary, plaintext, with `data` as the JSON request."""
-    command = [GRPCURL or "grpcurl", "-plaintext"]
+def grpcurl(target: str, *args: str, data: dict | None = None, flags: tuple[str, ...] = ()
+            ) -> subprocess.CompletedProcess:
+    """The real grpcurl binary, plaintext, with `data` as the JSON request and extra `flags` (-H ...)."""
+    command = [GRPCURL or "grpcurl", "-plaintext", *flags]
     if data is not None:
         command += ["-d", json.dumps(data)]
     return subprocess.run([*command, target, *args], capture_output=True, text=True, timeout=60)
