@@ -36,6 +36,7 @@ class EmbedConfig(SecuritySettings):
     image_roots: tuple[Path, ...] = _opt((), "folders image paths and file:// URIs may be read from")
     image_allowed_hosts: tuple[str, ...] = _opt((), "hosts (or host:port) images may be fetched from; * for any")
     image_max_bytes: int = _opt(32 * 1024 * 1024, "largest image accepted, in bytes")
+    image_fetch_timeout_s: float = _opt(10.0, "longest an image URL fetch may take, in seconds")
     secrets_dir: Path | None = _opt(None, "folder of mounted secrets, one file per $var:name reference")
     secret_allowed_hosts: tuple[str, ...] = _opt(("api.openai.com",),
                                                  "hosts a resolved secret (an API key) may be sent to; * for any")

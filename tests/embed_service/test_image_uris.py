@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
@@ -24,14 +25,27 @@ def image_root(tmp_path):
     return root
 
 
+class ImageHost(str):
+    """host:port of a local HTTP server; `requests` lists the paths it was asked for."""
+
+    requests: list[str]
+
+
 @pytest.fixture
 def image_host():
+    requests: list[str] = []
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
         def do_GET(self):  # noqa: N802
-            if self.path == "/red.png":
+            requests.append(self.path)
+            if self.path == "/slow.png":
+                time.sleep(3)
+                self.send_response(200)
+                self.end_headers()
+            elif self.path == "/red.png":
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(RED)))
                 self.end_headers()
@@ -46,7 +60,9 @@ def image_host():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{server.server_address[1]}"
+    host = ImageHost(f"127.0.0.1:{server.server_address[1]}")
+    host.requests = requests
+    yield host
     server.shutdown()
     server.server_close()
 
@@ -91,11 +107,23 @@ def test_no_roots_means_no_local_files(embed, tiny_clip, image_root):
 def test_http_only_to_allowed_hosts(start_embed, tiny_clip, image_host):
     closed = start_embed()
     assert reason_of(closed, tiny_clip, f"http://{image_host}/red.png") == "IMAGE_URI_NOT_ALLOWED"
+    other = start_embed(image_allowed_hosts=("images.example.org",))
+    assert reason_of(other, tiny_clip, f"http://{image_host}/red.png") == "IMAGE_URI_NOT_ALLOWED"
+    assert image_host.requests == []  # refused before any request was made
     open_ = start_embed(image_allowed_hosts=(image_host,))
     assert embed_uris(open_, tiny_clip, f"http://{image_host}/red.png").shape == (1, 128)
     assert reason_of(open_, tiny_clip, f"http://{image_host}/redirect") == "INVALID_IMAGE_URI"
     assert reason_of(open_, tiny_clip, f"http://{image_host}/absent.png") == "INVALID_IMAGE_URI"
     assert reason_of(open_, tiny_clip, "gopher://example/x") == "INVALID_IMAGE_URI"
+    assert image_host.requests == ["/red.png", "/redirect", "/absent.png"]  # the redirect was not followed
+
+
+def test_image_fetches_are_bounded_in_time(start_embed, tiny_clip, image_host):
+    embed = start_embed(image_allowed_hosts=(image_host,), image_fetch_timeout_s=0.5)
+    with pytest.raises(grpc.RpcError) as err:
+        embed_uris(embed, tiny_clip, f"http://{image_host}/slow.png")
+    assert error_info(err.value).reason == "INVALID_IMAGE_URI"
+    assert "timed out" in err.value.details()  # given up on after 0.5 s, not after the server's 3 s
 
 
 def test_oversized_images_are_refused(start_embed, tiny_clip):
