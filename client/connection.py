@@ -26,7 +26,7 @@ _MAX_MESSAGE = 256 << 20
 # rollout): up to 5 attempts, 0.1 s doubling to 2 s. Writes are never retried blindly.
 _IDEMPOTENT = ("GetTable", "ListTables", "Search", "ReadRows", "CountRows", "ListIndexes", "ListVersions",
                "DescribeFunction")
-_SERVICE_CONFIG = json.dumps({"methodConfig": [{
+_SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [{
     "name": [{"service": "vectorlane.store.v1.StorageService", "method": m} for m in _IDEMPOTENT],
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,
                     "retryableStatusCodes": ["UNAVAILABLE"]},
@@ -130,7 +130,12 @@ def describe_function(name: str, settings: dict[str, Any]) -> pb.DescribeFunctio
 def _options(api_key: str | None, timeout: float | None, grpc_options: dict[str, Any] | None) -> ChannelOptions:
     metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
     options = {"grpc.max_send_message_length": _MAX_MESSAGE, "grpc.max_receive_message_length": _MAX_MESSAGE,
-               "grpc.enable_retries": 1, "grpc.service_config": _SERVICE_CONFIG, **(grpc_options or {})}
+               "grpc.enable_retries": 1, "grpc.service_config": _SERVICE_CONFIG,
+               # idle connections kept alive (the services allow pings every 20 s); the service config picks
+               # round_robin so dns:///headless-service:port spreads calls over every pod
+               "grpc.keepalive_time_ms": 30_000, "grpc.keepalive_timeout_ms": 10_000,
+               "grpc.keepalive_permit_without_calls": 1, "grpc.http2.max_pings_without_data": 0,
+               **(grpc_options or {})}
     return ChannelOptions(timeout=timeout, metadata=metadata, grpc_options=tuple(options.items()))
 
 

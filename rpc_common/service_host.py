@@ -22,6 +22,26 @@ from rpc_common.service_metrics import ServiceMetrics
 log = logging.getLogger(__name__)
 
 
+# Connections are closed gracefully after 5 minutes so clients re-resolve and spread over new pods after a
+# rollout or a scale-up; clients may keep idle connections alive with pings every 30 s or more.
+CONNECTION_OPTIONS = (
+    ("grpc.max_connection_age_ms", 5 * 60 * 1000),
+    ("grpc.max_connection_age_grace_ms", 60 * 1000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 20 * 1000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+# What a client of a vectorlane service sets to match: pings every 30 s, per-request balancing over
+# every address a name resolves to (dns:///headless-service:port).
+CLIENT_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30 * 1000),
+    ("grpc.keepalive_timeout_ms", 10 * 1000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.lb_policy_name", "round_robin"),
+)
+
+
 class ServiceHost:
     def __init__(self, *, service: ServiceDescriptor, servicer: object, domain: str, metrics: ServiceMetrics,
                  max_workers: int, max_message_bytes: int, thread_prefix: str,
@@ -40,6 +60,7 @@ class ServiceHost:
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
+            *CONNECTION_OPTIONS,
         ]
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix),

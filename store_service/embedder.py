@@ -23,6 +23,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from rpc_common import errors
+from rpc_common.service_host import CLIENT_OPTIONS
 from store_service.schema import FunctionConfig
 from vectorlane.embed.v1 import embed_service_pb2 as epb
 from vectorlane.embed.v1 import embed_service_pb2_grpc as epb_grpc
@@ -81,9 +82,9 @@ class Embedder:
         if not address:
             self._channel = None
         elif credentials is not None:
-            self._channel = grpc.secure_channel(address, credentials)
+            self._channel = grpc.secure_channel(address, credentials, options=CLIENT_OPTIONS)
         else:
-            self._channel = grpc.insecure_channel(address)
+            self._channel = grpc.insecure_channel(address, options=CLIENT_OPTIONS)
         self._stub = epb_grpc.EmbeddingServiceStub(self._channel) if self._channel else None
         self._described: dict[str, FunctionInfo | None] = {}
         self._lock = threading.Lock()

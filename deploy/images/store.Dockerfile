@@ -1,0 +1,18 @@
+# The store service.   docker build -f deploy/images/store.Dockerfile -t vectorlane/store:0.1.0 .
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY client ./client
+COPY rpc_common ./rpc_common
+COPY embed_service ./embed_service
+COPY store_service ./store_service
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+ && pip install -c constraints.txt .
+# a fixed non-root user; tables live on the /data volume
+RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin vectorlane \
+ && mkdir -p /data && chown 10001:10001 /data
+USER 10001:10001
+VOLUME ["/data"]
+EXPOSE 50051 9451
+ENTRYPOINT ["vectorlane-store"]
