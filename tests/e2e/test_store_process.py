@@ -134,57 +134,64 @@ def test_minilm_table_reopened_by_a_new_process_searches_by_text(tmp_path, minil
         second.kill(signal.SIGTERM)
 
 
+def readme_block(heading: str, language: str) -> str:
+    """The first ```language code block after `heading` in the README."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    after = text[text.index(heading):]
+    start = after.index(f"```{language}\n") + len(language) + 4
+    return after[start:after.index("```", start)]
+
+
+def json_values(text: str) -> list:
+    """The JSON documents grpcurl printed one after another."""
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        value, end = decoder.raw_decode(text, at + len(text[at:]) - len(text[at:].lstrip()))
+        values.append(value)
+        at = end
+    return values
+
+
 @pytest.mark.skipif(GRPCURL is None, reason="grpcurl is installed by `make install`")
 def test_grpcurl_walkthrough(tmp_path, minilm_embed):
-    """The README's walkthrough, command for command."""
+    """The README's grpcurl walkthrough, run by bash exactly as written (only the address differs: this
+    store listens on a free port rather than 50051)."""
     store = StoreProcess(tmp_path / "data", minilm_embed.address)
     try:
-        service = "vectorlane.store.v1.StorageService"
-        steps = [
-            ("CreateTable", {"name": "notes",
-                             "schema": {"fields": [{"name": "text", "type": "DATA_TYPE_STRING"},
-                                                   {"name": "vector", "type": "DATA_TYPE_VECTOR", "nullable": True}]},
-                             "embedding_functions": [{"name": "sentence-transformers", "source_column": "text",
-                                                      "vector_column": "vector"}]}),
-            ("AddRows", {"table": "notes", "rows": {"json": {"rows": [
-                {"text": "buy milk and eggs"}, {"text": "call the dentist"}, {"text": "book flights to Rome"}]}}}),
-            ("Search", {"table": "notes", "text": "groceries", "limit": 1, "select": ["text"]}),
-        ]
-        outputs = []
-        for method, body in steps:
-            result = grpcurl(store.target, f"{service}/{method}", data=body)
-            assert result.returncode == 0, (method, result.stderr)
-            outputs.append(json.loads(result.stdout))
-        assert outputs[0]["table"]["schema"]["fields"][1]["dimensions"] == 384
-        assert outputs[1] == {"version": "2", "rows_added": "3"}
-        assert outputs[2]["rows"]["json"]["rows"][0]["text"] == "buy milk and eggs"
-        bad = grpcurl(store.target, f"{service}/Search", data={"table": "notes", "text": "x", "where": "text ="})
+        script = readme_block("### The same from grpcurl", "sh").replace("localhost:50051", store.target)
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=Path(__file__).resolve().parents[2],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        created, added, found, counted, versions = json_values(done.stdout)
+        assert created["table"]["schema"]["fields"][1]["dimensions"] == 384
+        assert added == {"version": "2", "rows_added": "3"}
+        assert found["rows"]["json"]["rows"][0]["text"] == "buy milk and eggs"
+        assert counted == {"count": "3"}
+        assert [v["version"] for v in versions["versions"]] == ["1", "2"]
+        bad = grpcurl(store.target, "vectorlane.store.v1.StorageService/Search",
+                      data={"table": "notes", "text": "x", "where": "text ="})
         assert bad.returncode != 0 and "INVALID_FILTER" in bad.stderr + bad.stdout
     finally:
         store.kill(signal.SIGTERM)
 
 
 def test_client_walkthrough_with_minilm(tmp_path, minilm_embed):
-    """The README's Python walkthrough (LanceDB's, with only the import and connect line changed) against a
-    store process and the MiniLM embed service."""
-    import vectorlane
-    from vectorlane.embeddings import get_registry
-    from vectorlane.pydantic import LanceModel, Vector
-
+    """The README's quickstart, run as written (only the address differs) against a store process and the
+    MiniLM embed service; then what it printed there is checked."""
     store = StoreProcess(tmp_path / "data", minilm_embed.address)
     try:
-        db = vectorlane.connect(f"grpc://{store.target}")
-        func = get_registry().get("sentence-transformers").create()
-
-        class Words(LanceModel):
-            text: str = func.SourceField()
-            vector: Vector(func.ndims()) = func.VectorField()
-
-        table = db.create_table("words", schema=Words)
-        table.add([{"text": t} for t in FACTS])
-        assert table.search("tall peaks").limit(1).to_pandas()["text"][0] == FACTS[4]
-        assert table.search("fruit nutrition").limit(1).to_pydantic(Words)[0].text == FACTS[1]
+        code = readme_block("## Quickstart", "python")
+        assert "grpc://localhost:50051" in code
+        namespace: dict = {}
+        exec(compile(code.replace("grpc://localhost:50051", f"grpc://{store.target}"), "README.md", "exec",
+                     dont_inherit=True),  # as a user runs it: without this module's `from __future__`
+             namespace)
+        table, func = namespace["table"], namespace["func"]
+        result = table.search("greetings").limit(1).to_pandas()
+        assert list(result.columns) == ["text", "vector", "_distance"] and result["text"][0] == "hello world"
         assert func.ndims() == 384
-        db.close()
+        assert json.loads(table.schema.metadata[b"embedding_functions"]) == [
+            {"name": "sentence-transformers", "model": {}, "source_column": "text", "vector_column": "vector"}]
+        namespace["db"].close()
     finally:
         store.kill(signal.SIGTERM)
