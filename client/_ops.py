@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from vectorlane.table import Table
 
 ROWS_PER_MESSAGE = 10_000
+ROW_BYTES_PER_MESSAGE = 16 << 20  # and fewer rows when they are wide: messages stay well under the servers' 64 MiB
 IMAGE_BYTES_PER_MESSAGE = 16 << 20  # local image files sent with the rows: at most this much per message
 PROGRESS_FROM_ROWS = 50_000  # adds of at least this many rows show a progress bar
 
@@ -154,8 +155,8 @@ def _messages(table: "Table", first: Any, rows: pa.Table, image_columns: list[st
     columns = [c for c in image_columns if c in rows.column_names] if table._connection.upload_images else []
     try:
         head = first
-        for part, images in rowlib.with_images(rowlib.chunks(rows, ROWS_PER_MESSAGE), columns,
-                                               IMAGE_BYTES_PER_MESSAGE):
+        parts = rowlib.chunks(rows, ROWS_PER_MESSAGE, ROW_BYTES_PER_MESSAGE)
+        for part, images in rowlib.with_images(parts, columns, IMAGE_BYTES_PER_MESSAGE):
             head.images.update(images)
             yield wire.encode(head, "rows", rowlib.ipc(part))
             head = type(first)()

@@ -100,7 +100,10 @@ def read_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
-def chunks(table: pa.Table, rows: int) -> Iterator[pa.Table]:
+def chunks(table: pa.Table, rows: int, max_bytes: int | None = None) -> Iterator[pa.Table]:
+    """Slices of at most `rows` rows and, by the table's average row size, about `max_bytes` bytes."""
+    if max_bytes is not None and table.num_rows:
+        rows = max(1, min(rows, int(max_bytes * table.num_rows / max(table.nbytes, 1))))
     for start in range(0, max(table.num_rows, 1), rows):
         yield table.slice(start, rows)
 

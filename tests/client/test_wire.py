@@ -73,3 +73,16 @@ def test_decode_follows_protobuf_when_the_oneof_is_set_twice():
 def test_decode_refuses_malformed_bytes(data):
     with pytest.raises(DecodeError):
         wire.decode(data, pb.AddRowsRequest, "rows")
+
+
+def test_wide_rows_are_sent_in_smaller_messages():
+    import numpy as np
+    import pyarrow as pa
+
+    from vectorlane import rows as rowlib
+
+    wide = pa.table({"vector": pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(3072 * 1000, np.float32)), 3072)})
+    parts = list(rowlib.chunks(wide, 10_000, 1 << 20))  # 12 KB rows, 1 MiB messages
+    assert sum(p.num_rows for p in parts) == 1000 and all(p.nbytes <= 1 << 20 for p in parts)
+    assert len(parts) == 12
+    assert [p.num_rows for p in rowlib.chunks(wide, 300)] == [300, 300, 300, 100]
