@@ -195,3 +195,67 @@ def test_client_walkthrough_with_minilm(tmp_path, minilm_embed):
         namespace["db"].close()
     finally:
         store.kill(signal.SIGTERM)
+
+
+def test_sigterm_during_load_drains_in_flight_calls_and_loses_nothing(tmp_path):
+    """A rolling restart as Kubernetes does it: SIGTERM while a streamed add and searches are running.
+    Health turns NOT_SERVING for watchers, the add in flight completes (acknowledged, so it is kept) within
+    the grace period, calls after the signal are refused cleanly, and the process exits."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    data = tmp_path / "data"
+    env_grace = {"VECTORLANE_GRACE_SECONDS": "10"}
+    os.environ.update(env_grace)
+    try:
+        store = StoreProcess(data)
+    finally:
+        for key in env_grace:
+            os.environ.pop(key)
+    schema = pb.Schema(fields=[pb.Field(name="id", type=pb.DATA_TYPE_INT64),
+                               pb.Field(name="vector", type=pb.DATA_TYPE_VECTOR, dimensions=DIMS)])
+    store.stub.CreateTable(pb.CreateTableRequest(name="t", schema=schema))
+    statuses: list[int] = []
+    watch = health_pb2_grpc.HealthStub(store.channel).Watch(health_pb2.HealthCheckRequest())
+
+    def watcher() -> None:
+        try:
+            for reply in watch:
+                statuses.append(reply.status)
+        except grpc.RpcError:
+            pass
+
+    threading.Thread(target=watcher, daemon=True).start()
+    signalled = threading.Event()
+
+    def slow_add() -> Iterator[pb.AddRowsRequest]:
+        for message in add_messages(0):
+            yield message
+            if not signalled.is_set():
+                signalled.set()  # the first message is out: now the store is told to stop
+                time.sleep(0.5)
+
+    outcome: dict = {}
+
+    def adder() -> None:
+        try:
+            outcome["reply"] = store.stub.AddRows(slow_add(), timeout=60)
+        except grpc.RpcError as exc:
+            outcome["error"] = exc.code()
+
+    thread = threading.Thread(target=adder)
+    thread.start()
+    assert signalled.wait(30)
+    store.process.send_signal(signal.SIGTERM)
+    thread.join(60)
+    assert store.process.wait(timeout=30) == 0  # exited by itself, well within the grace period
+    assert health_pb2.HealthCheckResponse.NOT_SERVING in statuses[1:], statuses
+    assert "reply" in outcome, outcome  # the add in flight was let finish and was acknowledged
+    acknowledged = outcome["reply"].rows_added
+    assert acknowledged == ROWS_PER_MESSAGE * MESSAGES_PER_ADD
+    store.channel.close()
+
+    again = StoreProcess(data)
+    try:
+        assert again.stub.CountRows(pb.CountRowsRequest(table="t")).count == acknowledged
+    finally:
+        again.kill(signal.SIGTERM)
