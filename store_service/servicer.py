@@ -12,10 +12,11 @@ from collections.abc import Iterator
 import grpc
 
 from store_service import conversions
-from store_service.core import StoreCore
+from store_service.core import Change, StoreCore
 from store_service.embedder import Deadline
 from store_service.errors import InvalidArgument
 from store_service.ingest import Batch
+from store_service.metrics import StoreMetrics
 from vectorlane import wire
 from vectorlane.store.v1 import store_service_pb2 as pb
 from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
@@ -41,8 +42,14 @@ DECODERS = {  # requests with bulk rows: the Arrow IPC payload stays in the rece
 
 
 class StorageServicer(pb_grpc.StorageServiceServicer):
-    def __init__(self, core: StoreCore) -> None:
+    def __init__(self, core: StoreCore, metrics: StoreMetrics | None = None) -> None:
         self._core = core
+        self._metrics = metrics or StoreMetrics()
+
+    def _changed(self, operation: str, change: Change) -> None:
+        for kind, count in (("insert", change.inserted), ("update", change.updated), ("delete", change.deleted)):
+            if count:
+                self._metrics.rows_changed.labels(f"{operation}:{kind}").inc(count)
 
     # ----- tables -------------------------------------------------------------------------------------
     def CreateTable(self, decoded: Decoded, context: grpc.ServicerContext) -> pb.CreateTableResponse:
@@ -81,6 +88,7 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         change = self._core.add(first.table, batches, mode=conversions.add_mode(first.mode),
                                 bad=conversions.bad_vectors(first.on_bad_vectors, first.fill_value),
                                 deadline=_deadline(context))
+        self._changed("add", change)
         return pb.AddRowsResponse(version=change.version, rows_added=change.inserted)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
@@ -100,11 +108,13 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
 
     def DeleteRows(self, request: pb.DeleteRowsRequest, context: grpc.ServicerContext) -> pb.DeleteRowsResponse:
         change = self._core.delete(request.table, request.where)
+        self._changed("delete", change)
         return pb.DeleteRowsResponse(version=change.version, rows_deleted=change.deleted)
 
     def UpdateRows(self, request: pb.UpdateRowsRequest, context: grpc.ServicerContext) -> pb.UpdateRowsResponse:
         values = conversions.update_values(request.values, self._core.table_schema(request.table))
         change = self._core.update(request.table, request.where, values, deadline=_deadline(context))
+        self._changed("update", change)
         return pb.UpdateRowsResponse(version=change.version, rows_updated=change.updated)
 
     def MergeInsert(self, request_iterator: Iterator[Decoded], context: grpc.ServicerContext
@@ -117,14 +127,21 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         change = self._core.merge_insert(first.table, batches, conversions.merge_rules(first),
                                          bad=conversions.bad_vectors(first.on_bad_vectors, first.fill_value),
                                          deadline=_deadline(context))
+        self._changed("merge_insert", change)
         return pb.MergeInsertResponse(version=change.version, rows_inserted=change.inserted,
                                       rows_updated=change.updated, rows_deleted=change.deleted)
 
     # ----- indexes ------------------------------------------------------------------------------------
     def CreateIndex(self, request: pb.CreateIndexRequest, context: grpc.ServicerContext) -> pb.CreateIndexResponse:
-        entry, version = self._core.create_index(request.table, conversions.index_params(request),
-                                                 vector_column=request.vector_column, index_name=request.name,
-                                                 replace=request.replace)
+        params = conversions.index_params(request)
+        outcome = "error"
+        with self._metrics.index_build_seconds.time():
+            try:
+                entry, version = self._core.create_index(request.table, params, vector_column=request.vector_column,
+                                                         index_name=request.name, replace=request.replace)
+                outcome = "ok"
+            finally:
+                self._metrics.index_builds.labels(params.kind, outcome).inc()
         return pb.CreateIndexResponse(index=conversions.index_to_proto(entry), version=version)
 
     def ListIndexes(self, request: pb.ListIndexesRequest, context: grpc.ServicerContext) -> pb.ListIndexesResponse:
