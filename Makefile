@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-embed run-store test test-fast bench protos check-protos clean
+.PHONY: help install run run-embed run-store test test-fast bench protos settings-table check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ bench: $(VENV)/.bench-installed ## run the benchmarks (embed service; store vs F
 
 protos: $(STAMP) ## regenerate the Python stubs from protos/ into client/
 	$(BIN)/python scripts/gen_protos.py
+
+settings-table: $(STAMP) ## regenerate the README's table of every setting
+	$(BIN)/python scripts/settings_table.py --write
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache build *.egg-info
