@@ -98,9 +98,25 @@ def create_table(connection: "Connection", name: str, data: Any, schema: Any, mo
             table = rowlib.fill_local_vectors(table, configs, arrow_schema)
         else:
             _check_local_functions_given(table, configs)
-        reply = yield Unary("CreateTable", wire.encode(request, "rows", rowlib.ipc(table)))
+        first, rest = _split(table)
+        reply = yield Unary("CreateTable", wire.encode(request, "rows", rowlib.ipc(first)))
+        if rest is not None:  # too big for one message: the rest streams in as one add (version 2)
+            from vectorlane.table import Table
+            created = Table(connection, reply.table)
+            try:
+                yield from add(created, rest, "append", on_bad_vectors, fill_value)
+            except BaseException:
+                yield from drop_table(name, ignore_missing=True)  # a failed create leaves no table
+                raise
+            reply = yield Unary("GetTable", pb.GetTableRequest(name=name))
     from vectorlane.table import Table
     return Table(connection, reply.table)
+
+
+def _split(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
+    """The rows one CreateTable message carries, and the rest (None when they all fit)."""
+    first = next(rowlib.chunks(table, ROWS_PER_MESSAGE, ROW_BYTES_PER_MESSAGE))
+    return (table, None) if first.num_rows >= table.num_rows else (first, table.slice(first.num_rows))
 
 
 def _check_local_functions_given(table: pa.Table, configs: list[EmbeddingFunctionConfig]) -> None:

@@ -21,7 +21,7 @@ from vectorlane.store.v1 import store_service_pb2 as pb
 
 DEFAULT_URI = "grpc://localhost:50051"
 DEFAULT_TIMEOUT = 300.0  # seconds per call: a deadline on every call, long enough for a large add
-_MAX_MESSAGE = 256 << 20
+_MAX_MESSAGE = 64 << 20  # the services' default --max-message-bytes
 # Calls that change nothing are retried by gRPC itself when the store is briefly unreachable (a restart, a
 # rollout): up to 5 attempts, 0.1 s doubling to 2 s. Writes are never retried blindly.
 _IDEMPOTENT = ("GetTable", "ListTables", "Search", "ReadRows", "CountRows", "ListIndexes", "ListVersions",

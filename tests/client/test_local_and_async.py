@@ -158,3 +158,19 @@ def test_an_add_that_fails_in_the_client_midway_raises_that_error_and_changes_no
     with pytest.raises(OSError, match="disk went away"):
         table.add([{"id": i, "text": f"row {i}"} for i in range(1, 8)])
     assert table.count_rows() == 1 and [v.version for v in table.list_versions()] == [1, 2]
+
+
+def test_create_table_with_more_data_than_one_message_holds(db, monkeypatch):
+    from vectorlane import _ops
+
+    monkeypatch.setattr(_ops, "ROW_BYTES_PER_MESSAGE", 2_000)  # ~40 rows per message
+    func = get_registry().get("word-hash").create(dims=32)
+    rows = [{"id": i, "text": f"word{i} shared"} for i in range(500)]
+    table = db.create_table("many", data=rows, embedding_functions=[
+        vectorlane.embeddings.EmbeddingFunctionConfig(func, "text", "vector")])
+    assert table.count_rows() == 500 and table.schema.field("vector").type.list_size == 32
+    assert table.search("word7 shared").limit(1).to_list()[0]["id"] == 7  # the same text: distance 0
+    with pytest.raises(vectorlane.VectorlaneError):  # the rest fails to embed: no table is left behind
+        db.create_table("poisoned", data=rows[:100] + [{"id": 999, "text": "poison"}], embedding_functions=[
+            vectorlane.embeddings.EmbeddingFunctionConfig(func, "text", "vector")])
+    assert "poisoned" not in db.table_names()

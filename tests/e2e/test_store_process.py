@@ -259,3 +259,58 @@ def test_sigterm_during_load_drains_in_flight_calls_and_loses_nothing(tmp_path):
         assert again.stub.CountRows(pb.CountRowsRequest(table="t")).count == acknowledged
     finally:
         again.kill(signal.SIGTERM)
+
+
+def _free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.skipif(GRPCURL is None, reason="grpcurl is installed by `make install`")
+def test_readme_walkthroughs_run_as_written_against_make_run(tmp_path):
+    """`make run` on its default ports, then the README's grpcurl walkthrough and Python quickstart exactly
+    as written (localhost:50051), then SIGTERM stops both services."""
+    ports = (50051, 50052, 9451, 9452)
+    if not all(_free(p) for p in ports):
+        pytest.skip(f"the default ports {ports} are in use on this machine")
+    root = Path(__file__).resolve().parents[2]
+    system = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=root, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                              env={**os.environ, "VECTORLANE_DATA_DIR": str(tmp_path / "data")})
+    try:
+        channel = grpc.insecure_channel("localhost:50051")
+        grpc.channel_ready_future(channel).result(timeout=300)
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        deadline = time.monotonic() + 120
+        while health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest()).status != \
+                health_pb2.HealthCheckResponse.SERVING:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        channel.close()
+
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block("### The same from grpcurl", "sh")],
+                              cwd=root, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        found = json_values(done.stdout)[2]
+        assert found["rows"]["json"]["rows"][0]["text"] == "buy milk and eggs"
+
+        namespace: dict = {}
+        exec(compile(readme_block("## Quickstart", "python"), "README.md", "exec", dont_inherit=True), namespace)
+        assert namespace["table"].search("greetings").limit(1).to_list()[0]["text"] == "hello world"
+        namespace["db"].close()
+    finally:
+        os.killpg(system.pid, signal.SIGTERM)
+        try:
+            output, _ = system.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(system.pid, signal.SIGKILL)
+            output, _ = system.communicate()
+            pytest.fail(f"`make run` did not stop within 60 s of SIGTERM:\n{output}")
+    assert system.returncode in (0, 2, -15), output  # make reports the interrupted recipe; both children stopped
+    assert all(_free(p) for p in ports[:2]), "a service outlived `make run`"
