@@ -262,13 +262,25 @@ def test_sigterm_during_load_drains_in_flight_calls_and_loses_nothing(tmp_path):
 
 
 def _free(port: int) -> bool:
+    """Nothing listens on `port` (connections closed moments ago may linger in TIME_WAIT: allowed)."""
     import socket
 
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
             return False
+    return True
+
+
+def _freed(ports: tuple[int, ...], seconds: float = 30.0) -> bool:
+    """All `ports` free within `seconds` (make exits on SIGTERM at once; its children finish stopping)."""
+    deadline = time.monotonic() + seconds
+    while not all(_free(p) for p in ports):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
     return True
 
 
@@ -313,4 +325,4 @@ def test_readme_walkthroughs_run_as_written_against_make_run(tmp_path):
             output, _ = system.communicate()
             pytest.fail(f"`make run` did not stop within 60 s of SIGTERM:\n{output}")
     assert system.returncode in (0, 2, -15), output  # make reports the interrupted recipe; both children stopped
-    assert all(_free(p) for p in ports[:2]), "a service outlived `make run`"
+    assert _freed(ports[:2]), "a service outlived `make run`"
