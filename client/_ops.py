@@ -79,6 +79,8 @@ def _schema_and_functions(schema: Any, functions: list[EmbeddingFunctionConfig]
 
 def create_table(connection: "Connection", name: str, data: Any, schema: Any, mode: str, exist_ok: bool,
                  on_bad_vectors: str, fill_value: float, functions: list[EmbeddingFunctionConfig]) -> Op["Table"]:
+    from vectorlane.table import Table
+
     arrow_schema, configs = _schema_and_functions(schema, functions)
     if data is None and arrow_schema is None:
         raise ValueError("create_table needs a schema, data, or both")
@@ -101,7 +103,6 @@ def create_table(connection: "Connection", name: str, data: Any, schema: Any, mo
         first, rest = _split(table)
         reply = yield Unary("CreateTable", wire.encode(request, "rows", rowlib.ipc(first)))
         if rest is not None:  # too big for one message: the rest streams in as one add (version 2)
-            from vectorlane.table import Table
             created = Table(connection, reply.table)
             try:
                 yield from add(created, rest, "append", on_bad_vectors, fill_value)
@@ -109,7 +110,6 @@ def create_table(connection: "Connection", name: str, data: Any, schema: Any, mo
                 yield from drop_table(name, ignore_missing=True)  # a failed create leaves no table
                 raise
             reply = yield Unary("GetTable", pb.GetTableRequest(name=name))
-    from vectorlane.table import Table
     return Table(connection, reply.table)
 
 

@@ -53,6 +53,9 @@ class ChannelOptions:
     metadata: tuple[tuple[str, str], ...] = ()
     grpc_options: tuple[tuple[str, Any], ...] = ()
 
+    def per_call(self) -> dict[str, Any]:
+        return {"timeout": self.timeout, "metadata": self.metadata or None}
+
 
 def _reply_type(method: str) -> Callable[[bytes], Message]:
     return message_factory.GetMessageClass(SERVICE.methods_by_name[method].output_type).FromString
@@ -105,10 +108,9 @@ class SyncTransport:
         self.options = options
 
     def call(self, call: Call) -> Any:
-        kwargs = {"timeout": self.options.timeout, "metadata": self.options.metadata or None}
         payload = _payload(call)
         try:
-            return _callable(self.channel, call)(payload, **kwargs)
+            return _callable(self.channel, call)(payload, **self.options.per_call())
         except grpc.RpcError as exc:
             raise _failure(exc, payload) from None
 
@@ -135,10 +137,9 @@ class AsyncTransport:
         self.options = options
 
     async def call(self, call: Call) -> Any:
-        kwargs = {"timeout": self.options.timeout, "metadata": self.options.metadata or None}
         payload = _payload(call)
         try:
-            return await _callable(self.channel, call)(payload, **kwargs)
+            return await _callable(self.channel, call)(payload, **self.options.per_call())
         except grpc.RpcError as exc:
             raise _failure(exc, payload) from None
 
