@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-embed run-store test test-fast bench protos settings-table check-protos clean
+.PHONY: help install run run-embed run-store test test-fast bench bench-quick protos settings-table check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,9 +45,11 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev,bench]'
 	@touch $@
 
-bench: $(VENV)/.bench-installed ## run the benchmarks (embed service; store vs FAISS and LanceDB) and print numbers and ratios
-	$(BIN)/python benchmarks/bench_embed.py
-	$(BIN)/python benchmarks/bench_store.py
+bench: $(VENV)/.bench-installed ## the performance report vs FAISS, LanceDB, Chroma (about an hour): benchmarks/results/REPORT.md
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(VENV)/.bench-installed ## a small run of every benchmark (a few minutes), report in /tmp/vectorlane-bench
+	$(BIN)/python -m benchmarks --quick --out /tmp/vectorlane-bench
 
 protos: $(STAMP) ## regenerate the Python stubs from protos/ into client/
 	$(BIN)/python scripts/gen_protos.py

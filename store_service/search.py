@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from store_service import scan
 from store_service.errors import InvalidArgument
 from store_service.schema import pick_vector_column
 from store_service.storage.fragments import ROW_ID
@@ -114,17 +115,7 @@ def _exact_distances(view: TableView, column: str, metric: str, query: np.ndarra
                      ) -> np.ndarray:
     ready, norms = view.prepared(column, metric)
     q = prepare(query.reshape(1, -1), metric)[0]
-    return _distances(ready[positions], None if norms is None else norms[positions], q, metric)
-
-
-def _distances(vectors: np.ndarray, norms: np.ndarray | None, q: np.ndarray, metric: str) -> np.ndarray:
-    dots = vectors @ q
-    if metric == "l2":
-        assert norms is not None
-        return np.maximum(norms - 2.0 * dots + float(q @ q), 0.0).astype(np.float32)
-    if metric == "cosine":
-        return (1.0 - dots).astype(np.float32)
-    return (-dots).astype(np.float32)
+    return scan.distances(ready[positions], None if norms is None else norms[positions], q, metric)
 
 
 def _exact_search(view: TableView, column: str, metric: str, query: np.ndarray, wanted: int,
@@ -133,10 +124,10 @@ def _exact_search(view: TableView, column: str, metric: str, query: np.ndarray, 
     q = prepare(query.reshape(1, -1), metric)[0]
     if allowed.all():
         candidates = None
-        distances = _distances(ready, norms, q, metric)
+        distances = scan.distances(ready, norms, q, metric)
     else:
         candidates = np.flatnonzero(allowed)
-        distances = _distances(ready[candidates], None if norms is None else norms[candidates], q, metric)
+        distances = scan.distances(ready[candidates], None if norms is None else norms[candidates], q, metric)
     keep = _range_mask(distances, request)
     if not keep.all():
         candidates = np.flatnonzero(keep) if candidates is None else candidates[keep]

@@ -7,6 +7,7 @@ import logging
 
 from rpc_common.security import channel_credentials
 from rpc_common.service_host import HostedServer, ServiceHost
+from store_service import scan
 from store_service.config import StoreConfig
 from store_service.core import StoreCore, StoreLimits
 from store_service.embedder import Embedder
@@ -34,6 +35,7 @@ class StoreServer(HostedServer):
                             credentials=credentials)
         limits = StoreLimits(max_search_limit=config.max_search_limit, max_read_rows=config.max_read_rows,
                              ingest_workers=config.ingest_workers)
+        scan.use_single_threaded_blas()  # exact scans parallelise across queries and chunks, not inside BLAS
         self.core = StoreCore(config.data_dir, embedder, limits)
         self.metrics.tables.set_function(lambda: len(self.core.tables.names()))
         self.metrics.watch_tables(self._table_states)
