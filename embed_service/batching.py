@@ -1,7 +1,9 @@
 """Dynamic batching: one queue per loaded model coalesces concurrent requests into model calls.
 
 Like Triton's dynamic batcher: a batch closes when it holds `max_batch_size` inputs or when its oldest
-input has waited `max_wait_s`. The queue owns all of its state; one worker thread per queue runs the model,
+input has waited `max_wait_s`; and, unlike it, as soon as inputs stop arriving (none for `quiet_s`), so a lone
+caller does not pay the whole window (measured: a single-text MiniLM call took 21 ms through the service
+against 12 ms in-process with a 5 ms window and no quiet rule). The queue owns all of its state; one worker thread per queue runs the model,
 so model code never runs on gRPC's threads. A request whose caller has gone is dropped before its inputs
 reach the model; a queue holding `max_queued` inputs refuses more (QueueFull). With `coalesce=False`
 each model call serves exactly one request (batching off, for comparison).
@@ -62,12 +64,14 @@ class _Slot:
 
 class BatchQueue:
     def __init__(self, name: str, run_batch: Callable[[list[Any]], np.ndarray], *, max_batch_size: int = 64,
-                 max_wait_s: float = 0.005, max_queued: int = 8192, coalesce: bool = True,
-                 observer: QueueObserver | None = None) -> None:
+                 max_wait_s: float = 0.005, quiet_s: float = 0.001, max_queued: int = 8192,
+                 coalesce: bool = True, observer: QueueObserver | None = None) -> None:
         self.name = name
         self._run_batch = run_batch
         self._max_batch = max_batch_size
         self._max_wait = max_wait_s
+        self._quiet = quiet_s
+        self._last_arrival = 0.0
         self._max_queued = max_queued
         self._coalesce = coalesce
         self._observer = observer
@@ -88,6 +92,7 @@ class BatchQueue:
                 raise QueueFull(f"the queue for {self.name} holds {len(self._slots)} inputs; adding "
                                 f"{len(items)} would pass its limit of {self._max_queued}", queue=self.name)
             self._slots.extend(_Slot(request, i, item, now) for i, item in enumerate(items))
+            self._last_arrival = now
             self._cond.notify()
             depth = len(self._slots)
         self._observe_depth(depth)
@@ -117,7 +122,7 @@ class BatchQueue:
             if self._coalesce:
                 deadline = self._slots[0].enqueued + self._max_wait
                 while len(self._slots) < self._max_batch and not self._closed:
-                    remaining = deadline - time.monotonic()
+                    remaining = min(deadline, self._last_arrival + self._quiet) - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)

@@ -28,6 +28,7 @@ class EmbedConfig(SecuritySettings):
     batching: bool = _opt(True, "coalesce concurrent requests into model calls (dynamic batching)")
     max_batch_size: int = _opt(64, "most inputs in one model call")
     max_batch_wait_ms: float = _opt(5.0, "longest an input waits for a batch to fill, in milliseconds")
+    batch_quiet_ms: float = _opt(1.0, "a filling batch closes once no input has arrived for this long, in ms")
     max_queued_inputs: int = _opt(8192, "inputs a model's queue holds before answering RESOURCE_EXHAUSTED")
     preload: str = _opt("sentence-transformers",
                         "functions to load at start, comma-separated names or a JSON list of "

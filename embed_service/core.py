@@ -60,6 +60,7 @@ class BatchingConfig:
     enabled: bool = True
     max_batch_size: int = 64
     max_wait_s: float = 0.005
+    quiet_s: float = 0.001
     max_queued: int = 8192
 
 
@@ -210,6 +211,7 @@ class EmbeddingCore:
                     queue = BatchQueue(f"{name}/{purpose.value}",
                                        lambda items: function.embed(items, purpose),
                                        max_batch_size=cfg.max_batch_size, max_wait_s=cfg.max_wait_s,
+                                       quiet_s=cfg.quiet_s,
                                        max_queued=cfg.max_queued, coalesce=cfg.enabled,
                                        observer=self._queue_observer)
                     self._queues[key] = queue

@@ -36,7 +36,8 @@ def build_core(config: EmbedConfig, metrics: EmbedMetrics, registry: Registry | 
                                                                           config.image_allowed_hosts),
                          max_bytes=config.image_max_bytes, fetch_timeout=config.image_fetch_timeout_s)
     batching = BatchingConfig(enabled=config.batching, max_batch_size=config.max_batch_size,
-                              max_wait_s=config.max_batch_wait_ms / 1000.0, max_queued=config.max_queued_inputs)
+                              max_wait_s=config.max_batch_wait_ms / 1000.0,
+                              quiet_s=config.batch_quiet_ms / 1000.0, max_queued=config.max_queued_inputs)
     return EmbeddingCore(registry or get_registry(), runtime, images=images, batching=batching,
                          max_inputs_per_request=config.max_inputs_per_request, queue_observer=metrics,
                          load_observer=metrics)

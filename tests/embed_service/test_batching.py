@@ -68,6 +68,20 @@ def test_batches_close_at_max_size_and_split_large_requests():
     assert [len(b) for b in model.batches] == [4, 4, 2]
 
 
+def test_a_batch_closes_once_inputs_stop_arriving_not_at_the_end_of_the_window():
+    model = RecordingModel()
+    queue = BatchQueue("q", model, max_batch_size=64, max_wait_s=30.0, quiet_s=0.3)
+    try:
+        burst = [queue.submit([i]) for i in range(4)]  # back to back: well inside the quiet gap
+        for future in burst:
+            future.result(timeout=10)  # a 30 s window would time out here; the quiet gap closes the batch
+        lone = queue.submit([9])
+        assert lone.result(timeout=10)[0, 0] == 9
+    finally:
+        queue.close()
+    assert model.batches == [[0, 1, 2, 3], [9]]
+
+
 def test_requests_whose_caller_has_gone_are_dropped():
     model = RecordingModel(delay=0.2)
     queue = BatchQueue("q", model, max_batch_size=1, max_wait_s=0.0)
