@@ -102,10 +102,11 @@ def main() -> None:
                                        repeats=args.repeats, batch_sizes=[1, 16, 64]),
                 "minilm_concurrency": step("MiniLM 32 concurrent clients", "embedding:minilm_concurrency",
                                            clients=32, per_client=4, repeats=args.repeats),
-                "open_clip": [m for m in (step(f"open-clip {arch} images", "embedding:open_clip_images", architecture=arch,
-                                   work=str(work / "models"), count=64 if arch == "tiny" else 32,
-                                   batch=32 if arch == "tiny" else 16, repeats=args.repeats)
-                              for arch in args.clip.split(",") if arch) if m]}
+                "open_clip": [m for m in (
+                    step(f"open-clip {arch} images", "embedding:open_clip_images", architecture=arch,
+                         work=str(work / "models"), count=64 if arch == "tiny" else 32,
+                         batch=32 if arch == "tiny" else 16, repeats=args.repeats)
+                    for arch in args.clip.split(",") if arch) if m]}
             save()
         if "scenario" in sections:
             scenario: dict[str, Any] = {"texts": args.texts, "queries": args.text_queries, "runs": {}}

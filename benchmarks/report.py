@@ -47,6 +47,7 @@ def search_table(size: dict, kind: str) -> list[str]:
     base = faiss.get("exact") if kind == "exact" else best_setting(faiss)
     lance = systems.get("lancedb", {})
     lance_base = lance.get("exact") if kind == "exact" else best_setting(lance)
+    lance_qps = med(lance_base["qps"]["1"]) if lance_base else None
     lines = ["| system | method | p50 ms | p99 ms | QPS 1 client | QPS 4 | QPS 16 | recall@10 | p50 over FAISS "
              "| QPS@1 vs LanceDB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for key, result in systems.items():
@@ -61,7 +62,7 @@ def search_table(size: dict, kind: str) -> list[str]:
                 f"| {result['system']} | {label} | {spread(m['p50_ms'], 3)} | {spread(m['p99_ms'], 3)} | "
                 f"{spread(m['qps']['1'])} | {spread(m['qps']['4'])} | {spread(m['qps']['16'])} | {m['recall']:.3f} | "
                 f"{'baseline' if m is base else fmt(over, 3, ' ms')} | "
-                f"{'baseline' if m is lance_base else times(med(m['qps']['1']), med(lance_base['qps']['1']) if lance_base else None)} |")
+                f"{'baseline' if m is lance_base else times(med(m['qps']['1']), lance_qps)} |")
     return lines
 
 
@@ -132,7 +133,8 @@ def embedding_section(embedding: dict) -> list[str]:
     clips = embedding.get("open_clip") or []
     if clips:
         out += ["open-clip with random weights, JPEG bytes in (images/s):", "",
-                "| architecture | device | batch | in-process | through the service | ratio |", "|---|---|---|---|---|---|"]
+                "| architecture | device | batch | in-process | through the service | ratio |",
+                "|---|---|---|---|---|---|"]
         for m in clips:
             out.append(f"| {m['architecture']} | {m['device'].upper()} {m['precision']} | {m['batch']} | "
                        f"{spread(m['in_process'], 1)} | {spread(m['service'], 1)} | "
@@ -289,6 +291,7 @@ def plot(results: dict, out: Path) -> list[Path]:
                                 yerr=errors([m["qps"][c] for c in clients]), marker="o", capsize=3,
                                 label=f"{result['system']} (recall {m['recall']:.2f})")
             ax.set_xscale("log", base=2)
+            ax.set_xticks([1, 4, 16], ["1", "4", "16"])
             ax.set_yscale("log")
             ax.set_xlabel("client threads")
             ax.set_ylabel("queries/s (log)")
@@ -368,3 +371,11 @@ def plot(results: dict, out: Path) -> list[Path]:
         axes[1].legend(fontsize=7)
         save(fig, "scenario.png")
     return written
+
+
+if __name__ == "__main__":  # python -m benchmarks.report DIR: re-render DIR/REPORT.md and plots from its results.json
+    import json
+    import sys
+
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results")
+    write(json.loads((folder / "results.json").read_text()), folder)

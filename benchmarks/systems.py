@@ -169,7 +169,8 @@ class LanceDB(VectorSystem):
         handle = self.tables[table]
 
         def search(nprobes: int, refine: int) -> Search:
-            return lambda q: (handle.search(q).limit(K).nprobes(nprobes).refine_factor(refine).select(["id", "_distance"])
+            return lambda q: (handle.search(q).limit(K).nprobes(nprobes).refine_factor(refine)
+                              .select(["id", "_distance"])
                               .to_arrow().column("id").to_pylist())
 
         return [(f"nprobes {n}, refine {r}", search(n, r)) for n, r in ((20, 5), (50, 10))]

@@ -3,8 +3,8 @@
 Like Triton's dynamic batcher: a batch closes when it holds `max_batch_size` inputs or when its oldest
 input has waited `max_wait_s`; and, unlike it, as soon as inputs stop arriving (none for `quiet_s`), so a lone
 caller does not pay the whole window (measured: a single-text MiniLM call took 21 ms through the service
-against 12 ms in-process with a 5 ms window and no quiet rule). The queue owns all of its state; one worker thread per queue runs the model,
-so model code never runs on gRPC's threads. A request whose caller has gone is dropped before its inputs
+against 12 ms in-process with a 5 ms window and no quiet rule). The queue owns all of its state; one worker
+thread per queue runs the model, so model code never runs on gRPC's threads. A request whose caller has gone is dropped before its inputs
 reach the model; a queue holding `max_queued` inputs refuses more (QueueFull). With `coalesce=False`
 each model call serves exactly one request (batching off, for comparison).
 """
