@@ -40,6 +40,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--text-queries", type=int, default=1_000, help="text searches in the scenario")
     parser.add_argument("--clip", default="tiny,ViT-B-32", help="open-clip architectures (random weights)")
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs: checks the pipeline")
+    parser.add_argument("--update", action="store_true",
+                        help="merge into --out's results.json (the report lists which parts each run measured)")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.queries, args.exact_queries, args.repeats, args.seconds = "20000", 50, 20, 2, 0.3
@@ -54,8 +56,16 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="vl-bench-"))
-    results: dict[str, Any] = {"machine": machine(), "config": {k: str(v) for k, v in vars(args).items()},
-                               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    previous = args.out / "results.json"
+    results: dict[str, Any] = json.loads(previous.read_text()) if args.update and previous.exists() else {}
+    if results:
+        results.setdefault("updates", []).append({"started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                  "sections": sections, "systems": systems, "sizes": sizes})
+        results["failures"] = [f for f in results.get("failures", [])
+                               if not any(f.startswith(f"{s} at ") for s in systems)]
+    else:
+        results = {"machine": machine(), "config": {k: str(v) for k, v in vars(args).items()},
+                   "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(f"# vectorlane benchmark report -> {args.out}\n# machine: {results['machine']['cpu']}, "
           f"{results['machine']['cpus']} CPUs, GPU {results['machine']['gpu'] or 'none'}", flush=True)
 
@@ -78,11 +88,10 @@ def main() -> None:
 
     try:
         if "vectors" in sections:
-            results["vectors"] = {}
+            results.setdefault("vectors", {})
             for rows in sizes:
                 size_dir = work / f"size-{rows}"
-                entry: dict[str, Any] = {"rows": rows, "systems": {}}
-                results["vectors"][str(rows)] = entry
+                entry: dict[str, Any] = results["vectors"].setdefault(str(rows), {"rows": rows, "systems": {}})
                 step(f"data: {rows} rows", "vectors:prepare", rows=rows, queries=args.queries, work=str(size_dir))
                 entry["floors"] = step(f"ingest floors at {rows}", "vectors:ingest_floors", work=str(size_dir),
                                        batch=args.batch, repeats=args.repeats)

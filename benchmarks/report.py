@@ -228,6 +228,12 @@ def write(results: dict, out: Path) -> None:
              "`results.json` beside this file, with each repeat's samples.", "",
              *machine_lines(results["machine"]), f"- **Settings:** {results['config']}", "",
              "## Goals", "", *goals(results), ""]
+    for update in results.get("updates", []):
+        lines += [f"- **Measured again in a later run ({update['started']}):** sections "
+                  f"{', '.join(update['sections'])}; systems {', '.join(update['systems'])}; sizes "
+                  f"{', '.join(map(str, update['sizes']))}"]
+    if results.get("updates"):
+        lines.append("")
     if results.get("failures"):
         lines += ["**Measurements that failed in this run** (left out below):", "",
                   *(f"- {failure}" for failure in results["failures"]), ""]

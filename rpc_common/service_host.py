@@ -23,12 +23,16 @@ log = logging.getLogger(__name__)
 
 
 # Connections are closed gracefully after 5 minutes so clients re-resolve and spread over new pods after a
-# rollout or a scale-up; clients may keep idle connections alive with pings every 30 s or more.
+# rollout or a scale-up; calls in flight then get up to an hour to finish (an index build over millions of rows
+# takes minutes). Clients may keep connections alive with pings every 30 s or more, also during a long call
+# that sends no data: the key is gRPC core's GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS (an unknown
+# key would be ignored, leaving the 5-minute default, and a long call's pings would end in GOAWAY
+# "too_many_pings").
 CONNECTION_OPTIONS = (
     ("grpc.max_connection_age_ms", 5 * 60 * 1000),
-    ("grpc.max_connection_age_grace_ms", 60 * 1000),
+    ("grpc.max_connection_age_grace_ms", 60 * 60 * 1000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 20 * 1000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 20 * 1000),
     ("grpc.http2.max_pings_without_data", 0),
 )
 # What a client of a vectorlane service sets to match: pings every 30 s, per-request balancing over
