@@ -43,9 +43,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--update", action="store_true",
                         help="merge into --out's results.json (the report lists which parts each run measured)")
     args = parser.parse_args()
-    if args.quick:
-        args.sizes, args.queries, args.exact_queries, args.repeats, args.seconds = "20000", 50, 20, 2, 0.3
-        args.texts, args.text_queries, args.clip, args.batch = 500, 50, "tiny", 5_000
+    if args.quick:  # small defaults; what was given on the command line still wins
+        quick = {"sizes": "20000", "queries": 50, "exact_queries": 20, "repeats": 2, "seconds": 0.3, "texts": 500,
+                 "text_queries": 50, "clip": "tiny", "batch": 5_000}
+        for name, value in quick.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
     return args
 
 
