@@ -93,7 +93,29 @@ class Faiss(VectorSystem):
         return [("ef 64", lambda q: self.hnsw.search(q.reshape(1, -1), K)[1][0].tolist())]
 
 
-class Vectorlane(VectorSystem):
+class LanceStyle(VectorSystem):
+    """A system with LanceDB's API (vectorlane's client has the same): one durable version per `add`."""
+    db: Any
+    columns = ["id"]  # what a search selects
+
+    def __init__(self) -> None:
+        self.tables: dict[str, Any] = {}
+
+    def ingest(self, table: str, parts: list[pa.Table]) -> None:
+        handle = self.db.create_table(table, schema=parts[0].schema)
+        for part in parts:
+            handle.add(part)
+        self.tables[table] = handle
+
+    def drop(self, table: str) -> None:
+        self.db.drop_table(table)
+
+    def exact(self, table: str) -> Search:
+        handle = self.tables[table]
+        return lambda q: handle.search(q).limit(K).select(self.columns).to_arrow().column("id").to_pylist()
+
+
+class Vectorlane(LanceStyle):
     name = "vectorlane (gRPC)"
     exact_label = "flat scan"
     index_label = "HNSW M16 efC100, ef 64"
@@ -105,20 +127,7 @@ class Vectorlane(VectorSystem):
         self.service = Service.start("store_service", VECTORLANE_DATA_DIR=str(self.data_dir),
                                      VECTORLANE_EMBED_ADDRESS="")
         self.db = vectorlane.connect(self.service.target, timeout=7200)
-        self.tables: dict[str, Any] = {}
-
-    def ingest(self, table: str, parts: list[pa.Table]) -> None:
-        handle = self.db.create_table(table, schema=parts[0].schema)
-        for part in parts:  # one durable version per add, like LanceDB's
-            handle.add(part)
-        self.tables[table] = handle
-
-    def drop(self, table: str) -> None:
-        self.db.drop_table(table)
-
-    def exact(self, table: str) -> Search:
-        handle = self.tables[table]
-        return lambda q: handle.search(q).limit(K).select(["id"]).to_arrow().column("id").to_pylist()
+        super().__init__()
 
     def build_index(self, table: str, rows: int) -> None:
         self.tables[table].create_index(index_type="HNSW", m=16, ef_construction=100)
@@ -136,30 +145,18 @@ class Vectorlane(VectorSystem):
         self.service.stop()
 
 
-class LanceDB(VectorSystem):
+class LanceDB(LanceStyle):
     name = "LanceDB embedded"
     exact_label = "brute force"
     index_label = "IVF_PQ sqrt(n) partitions, 48 sub-vectors, refine"
+    columns = ["id", "_distance"]  # LanceDB warns on every search that leaves `_distance` out
 
     def __init__(self, work: Path) -> None:
         import lancedb
 
         self.path = work / "lancedb"
         self.db = lancedb.connect(str(self.path))
-        self.tables: dict[str, Any] = {}
-
-    def ingest(self, table: str, parts: list[pa.Table]) -> None:
-        handle = self.db.create_table(table, schema=parts[0].schema)
-        for part in parts:
-            handle.add(part)
-        self.tables[table] = handle
-
-    def drop(self, table: str) -> None:
-        self.db.drop_table(table)
-
-    def exact(self, table: str) -> Search:
-        handle = self.tables[table]
-        return lambda q: handle.search(q).limit(K).select(["id", "_distance"]).to_arrow().column("id").to_pylist()
+        super().__init__()
 
     def build_index(self, table: str, rows: int) -> None:
         self.tables[table].create_index(metric="l2", num_partitions=max(1, int(np.sqrt(rows))), num_sub_vectors=48,
@@ -170,8 +167,7 @@ class LanceDB(VectorSystem):
 
         def search(nprobes: int, refine: int) -> Search:
             return lambda q: (handle.search(q).limit(K).nprobes(nprobes).refine_factor(refine)
-                              .select(["id", "_distance"])
-                              .to_arrow().column("id").to_pylist())
+                              .select(self.columns).to_arrow().column("id").to_pylist())
 
         return [(f"nprobes {n}, refine {r}", search(n, r)) for n, r in ((20, 5), (50, 10))]
 
