@@ -32,12 +32,6 @@ def summary(samples: Sequence[float]) -> dict[str, Any]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "samples": values}
 
 
-def ratio(numerator: dict | None, denominator: dict | None) -> float | None:
-    if not numerator or not denominator or not denominator["median"]:
-        return None
-    return numerator["median"] / denominator["median"]
-
-
 def percentile_ms(seconds: Sequence[float], p: float) -> float:
     return float(np.percentile(np.asarray(seconds) * 1000.0, p))
 

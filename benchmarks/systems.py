@@ -9,7 +9,6 @@ search, one approximate index and its search settings. Each is used the way its 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -220,9 +219,3 @@ def available(key: str) -> bool:
 
     module = {"faiss": "faiss", "vectorlane": "vectorlane", "lancedb": "lancedb", "chroma": "chromadb"}[key]
     return importlib.util.find_spec(module) is not None
-
-
-def timed(action: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
