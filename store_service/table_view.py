@@ -59,7 +59,7 @@ class TableView:
         if len(self.row_ids) == 0:
             return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
         sorted_ids = self.row_ids if self._ordered else self.row_ids[self._order]
-        at = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+        at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)  # np.clip costs ~30 µs here
         found = sorted_ids[at] == ids
         return (at if self._ordered else self._order[at]), found
 
