@@ -10,6 +10,7 @@ from google.protobuf import json_format, struct_pb2
 
 from embed_service.core import FunctionDescription, FunctionInfo, FunctionSpec, StreamItem
 from embed_service.functions.base import Modality, Purpose
+from rpc_common.errors import InvalidArgument
 from embed_service.inputs import EmbedInput, ImageBytes, ImageUri, TextInput
 from vectorlane.embed.v1 import embed_service_pb2 as pb
 
@@ -29,7 +30,10 @@ def function_spec(message: pb.FunctionSpec) -> FunctionSpec:
 
 
 def purpose(value: int) -> Purpose:
-    return _PURPOSE_FROM_PB.get(value, Purpose.SOURCE)
+    if value not in _PURPOSE_FROM_PB:
+        raise InvalidArgument(f"purpose {value} is not one of the defined values", reason="INVALID_ENUM",
+                              field="purpose")
+    return _PURPOSE_FROM_PB[value]
 
 
 def embed_input(message: pb.EmbedInput) -> EmbedInput | None:

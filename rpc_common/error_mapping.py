@@ -17,8 +17,9 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from rpc_common.errors import ServiceError
+from rpc_common.errors import InvalidArgument, ServiceError
 from rpc_common.handler_wrapping import Behaviour, rewrap
+from rpc_common.handlers import Undecodable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,18 @@ def to_status(exc: ServiceError, domain: str) -> grpc.Status:
     detail.Pack(info)
     code = getattr(code_pb2, exc.category)
     return rpc_status.to_status(status_pb2.Status(code=code, message=exc.message, details=[detail]))
+
+
+def _decoded(message: Any) -> Any:
+    if isinstance(message, Undecodable):
+        raise InvalidArgument(f"the request is not a valid {message.message_type} message: {message.error}",
+                              reason="MALFORMED_REQUEST", message_type=message.message_type)
+    return message
+
+
+def _checked(request: Any, streaming: bool) -> Any:
+    """The request, or for a request stream its messages, each refused if its bytes did not decode."""
+    return (_decoded(message) for message in request) if streaming else _decoded(request)
 
 
 def _internal(method: str, exc: BaseException, domain: str) -> grpc.Status:
@@ -46,7 +59,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None:
             return None
-        method, domain = details.method, self._domain
+        method, domain, request_stream = details.method, self._domain, handler.request_streaming
 
         def status_of(exc: Exception) -> grpc.Status:
             return to_status(exc, domain) if isinstance(exc, ServiceError) else _internal(method, exc, domain)
@@ -54,7 +67,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
         def unary(inner: Behaviour) -> Behaviour:
             def call(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
-                    return inner(request, context)
+                    return inner(_checked(request, request_stream), context)
                 except Exception as exc:
                     context.abort_with_status(status_of(exc))
 
@@ -63,7 +76,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
         def streaming(inner: Behaviour) -> Behaviour:
             def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 try:
-                    yield from inner(request, context)
+                    yield from inner(_checked(request, request_stream), context)
                 except Exception as exc:
                     context.abort_with_status(status_of(exc))
 

@@ -1,0 +1,396 @@
+"""The catalogue of bad requests, across every RPC of both services: what each is and the status and
+ErrorInfo reason it gets. `tests/test_bad_inputs.py` sends each one to real servers (auth on) and checks the
+answer, that both services keep serving, and that no stored byte changed. The same catalogue is the README's
+"Errors" section: `python -m tests.bad_inputs` rewrites it, and a test fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf import struct_pb2
+from PIL import Image
+
+from vectorlane.embed.v1 import embed_service_pb2 as epb
+from vectorlane.embed.v1 import embed_service_pb2_grpc as epb_grpc
+from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
+
+INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
+UNAUTHENTICATED, EXHAUSTED = grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.RESOURCE_EXHAUSTED
+DOCS, PLAIN, CLIP = "docs", "plain", "clip"  # the tables: with word-hash, with no function, with open-clip
+STORE_TOKEN, EMBED_TOKEN = "catalogue-store-token", "catalogue-embed-token"
+EMBED_MAX_MESSAGE = 4 * 1024 * 1024  # the embed service's --max-message-bytes in the catalogue's setup
+IMAGE_MAX_BYTES = 50_000             # its --image-max-bytes
+MAX_INPUTS = 64                      # its --max-inputs-per-request
+README = Path(__file__).resolve().parents[1] / "README.md"
+BEGIN, END = "<!-- errors:begin (python -m tests.bad_inputs) -->", "<!-- errors:end -->"
+
+
+@dataclass
+class Targets:
+    """What a case may call: stubs that present the right token, the bare channels, and the image root."""
+    store: pb_grpc.StorageServiceStub
+    embed: epb_grpc.EmbeddingServiceStub
+    store_channel: grpc.Channel
+    embed_channel: grpc.Channel
+    image_root: Path
+    clip: epb.FunctionSpec  # the tiny open_clip checkpoint, as an embed FunctionSpec
+
+    def raw(self, service: str, method: str, payload: bytes | list[bytes], token: str | None = "right",
+            streaming: bool = False) -> Any:
+        """`payload` sent as a request's bytes (a stream's messages' when a list), unchecked by protobuf."""
+        full, channel, right = (("vectorlane.store.v1.StorageService", self.store_channel, STORE_TOKEN)
+                                if service == "store" else
+                                ("vectorlane.embed.v1.EmbeddingService", self.embed_channel, EMBED_TOKEN))
+        metadata = () if token is None else (("authorization", f"Bearer {right if token == 'right' else token}"),)
+        path = f"/{full}/{method}"
+        if streaming:
+            messages = payload if isinstance(payload, list) else [payload]
+            return channel.stream_unary(path)(iter(messages), metadata=metadata, timeout=30)
+        return channel.unary_unary(path)(payload, metadata=metadata, timeout=30)
+
+
+@dataclass(frozen=True)
+class Case:
+    service: str            # "store" or "embed"
+    rpc: str
+    what: str               # the bad input, as the README says it
+    call: Callable[[Targets], Any]
+    code: grpc.StatusCode
+    reason: str | None      # None: refused by the gRPC transport itself, before the service sees it
+
+    @property
+    def key(self) -> str:
+        return f"{self.service} {self.rpc}: {self.what}"
+
+
+# ----- request builders --------------------------------------------------------------------------------------
+def struct(**kv: Any) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(kv)
+    return s
+
+
+def json_rows(*rows: dict[str, Any]) -> pb.Rows:
+    return pb.Rows(json=pb.JsonRows(rows=[struct(**row) for row in rows]))
+
+
+def add(*messages: pb.AddRowsRequest) -> Callable[[Targets], Any]:
+    return lambda t: t.store.AddRows(iter(messages))
+
+
+def merge(*messages: pb.MergeInsertRequest) -> Callable[[Targets], Any]:
+    return lambda t: t.store.MergeInsert(iter(messages))
+
+
+def search(**fields: Any) -> Callable[[Targets], Any]:
+    fields.setdefault("table", DOCS)
+    return lambda t: t.store.Search(pb.SearchRequest(**fields))
+
+
+def embed_fn(function: str, **settings: Any) -> epb.FunctionSpec:
+    return epb.FunctionSpec(name=function, settings=struct(**settings))
+
+
+def embed(inputs: list[epb.EmbedInput], function: epb.FunctionSpec | None = None, **fields: Any
+          ) -> Callable[[Targets], Any]:
+    return lambda t: t.embed.Embed(epb.EmbedRequest(function=function or t.clip, inputs=inputs, **fields))
+
+
+def clip_with(**settings: Any) -> Callable[[Targets], epb.FunctionSpec]:
+    def spec(t: Targets) -> epb.FunctionSpec:
+        merged = epb.FunctionSpec()
+        merged.CopyFrom(t.clip)
+        merged.settings.update(settings)
+        return merged
+
+    return spec
+
+
+def image_bytes(size: int, seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def stream_embed(*messages: epb.StreamEmbedRequest) -> Callable[[Targets], Any]:
+    return lambda t: list(t.embed.StreamEmbed(iter(messages), timeout=30))
+
+
+TEXT = [epb.EmbedInput(text="hello")]
+VECTOR_FIELD = pb.Field(name="v", type=pb.DATA_TYPE_VECTOR, dimensions=4)
+ANY_VECTOR = pb.Field(name="v", type=pb.DATA_TYPE_VECTOR)  # dimensions from its function
+
+
+def _function(name: str, source: str, vector: str, **model: Any) -> pb.EmbeddingFunctionConfig:
+    return pb.EmbeddingFunctionConfig(name=name, source_column=source, vector_column=vector, model=struct(**model))
+
+
+STORE_CASES = [
+    # --- tables
+    Case("store", "CreateTable", "name with a path separator (`a/b`)", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="a/b", schema=pb.Schema(fields=[VECTOR_FIELD]))), INVALID, "INVALID_TABLE_NAME"),
+    Case("store", "CreateTable", "name `..`", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="..", schema=pb.Schema(fields=[VECTOR_FIELD]))), INVALID, "INVALID_TABLE_NAME"),
+    Case("store", "CreateTable", "name with a NUL byte", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="a\x00b", schema=pb.Schema(fields=[VECTOR_FIELD]))), INVALID,
+         "INVALID_TABLE_NAME"),
+    Case("store", "CreateTable", "non-ASCII name (`表`)", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="表", schema=pb.Schema(fields=[VECTOR_FIELD]))), INVALID, "INVALID_TABLE_NAME"),
+    Case("store", "CreateTable", "name of an existing table", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name=DOCS, schema=pb.Schema(fields=[VECTOR_FIELD]))), grpc.StatusCode.ALREADY_EXISTS,
+         "TABLE_EXISTS"),
+    Case("store", "CreateTable", "two columns with one name", lambda t: t.store.CreateTable(pb.CreateTableRequest(
+        name="dup", schema=pb.Schema(fields=[pb.Field(name="a", type=pb.DATA_TYPE_INT32),
+                                             pb.Field(name="a", type=pb.DATA_TYPE_INT32)]))), INVALID,
+         "INVALID_SCHEMA"),
+    Case("store", "CreateTable", "corrupt Arrow schema bytes", lambda t: t.store.CreateTable(pb.CreateTableRequest(
+        name="bad", schema=pb.Schema(arrow_schema=b"not a schema"))), INVALID, "INVALID_ARROW_SCHEMA"),
+    Case("store", "CreateTable", "function whose source column is missing", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="f", schema=pb.Schema(fields=[ANY_VECTOR]),
+                              embedding_functions=[_function("word-hash", "text", "v")])), INVALID,
+         "UNKNOWN_COLUMN"),
+    Case("store", "CreateTable", "function setting the function does not have", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="f", schema=pb.Schema(fields=[pb.Field(name="t", type=pb.DATA_TYPE_STRING),
+                                                                 pb.Field(name="v", type=pb.DATA_TYPE_VECTOR)]),
+                              embedding_functions=[_function("word-hash", "t", "v", colour="red")])), INVALID,
+         "UNKNOWN_SETTING"),
+    Case("store", "CreateTable", "neither schema nor rows", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="empty")), INVALID, "MISSING_SCHEMA"),
+    Case("store", "GetTable", "unknown table", lambda t: t.store.GetTable(pb.GetTableRequest(name="nope")),
+         NOT_FOUND, "TABLE_NOT_FOUND"),
+    Case("store", "ListTables", "page token it never issued", lambda t: t.store.ListTables(
+        pb.ListTablesRequest(page_token="zz")), INVALID, "INVALID_PAGE_TOKEN"),
+    Case("store", "DropTable", "unknown table", lambda t: t.store.DropTable(pb.DropTableRequest(name="nope")),
+         NOT_FOUND, "TABLE_NOT_FOUND"),
+    Case("store", "DropTable", "path-like name (`../docs`)", lambda t: t.store.DropTable(
+        pb.DropTableRequest(name="../docs")), INVALID, "INVALID_TABLE_NAME"),
+    # --- adding rows
+    Case("store", "AddRows", "vector of the wrong dimension", add(pb.AddRowsRequest(
+        table=DOCS, rows=json_rows({"id": 9, "vector": [1, 2]}))), INVALID, "BAD_VECTOR"),
+    Case("store", "AddRows", "NaN in a vector", add(pb.AddRowsRequest(
+        table=DOCS, rows=json_rows({"id": 9, "text": "x", "vector": [float("nan")] * 32}))), INVALID,
+         "BAD_VECTOR"),
+    Case("store", "AddRows", "column the table does not have", add(pb.AddRowsRequest(
+        table=DOCS, rows=json_rows({"id": 9, "colour": "red"}))), INVALID, "UNKNOWN_COLUMN"),
+    Case("store", "AddRows", "string for an integer column", add(pb.AddRowsRequest(
+        table=DOCS, rows=json_rows({"id": "nine"}))), INVALID, "SCHEMA_MISMATCH"),
+    Case("store", "AddRows", "corrupt Arrow IPC", add(pb.AddRowsRequest(
+        table=DOCS, rows=pb.Rows(arrow_ipc=b"\xff\xff\xff\xffgarbage"))), INVALID, "INVALID_ARROW_IPC"),
+    Case("store", "AddRows", "no table named", add(pb.AddRowsRequest(rows=json_rows({"id": 1}))), INVALID,
+         "MISSING_TABLE"),
+    Case("store", "AddRows", "empty stream", add(), INVALID, "MISSING_TABLE"),
+    Case("store", "AddRows", "unknown table", add(pb.AddRowsRequest(table="nope", rows=json_rows({"id": 1}))),
+         NOT_FOUND, "TABLE_NOT_FOUND"),
+    Case("store", "AddRows", "infinite fill value", add(pb.AddRowsRequest(
+        table=DOCS, on_bad_vectors=pb.BAD_VECTOR_POLICY_FILL, fill_value=float("inf"),
+        rows=json_rows({"id": 1}))), INVALID, "INVALID_FILL_VALUE"),
+    Case("store", "AddRows", "text its function refuses (embed error passed through)", add(pb.AddRowsRequest(
+        table=DOCS, rows=json_rows({"id": 1, "text": "poison"}))), INVALID, "INVALID_INPUT"),
+    Case("store", "AddRows", "bytes that are not an AddRowsRequest",
+         lambda t: t.raw("store", "AddRows", b"\x0a\xff\xff\xff", streaming=True), INVALID, "MALFORMED_REQUEST"),
+    Case("store", "AddRows", "a valid first message, then bytes that are not a message", lambda t: t.raw(
+        "store", "AddRows", [pb.AddRowsRequest(table=DOCS, rows=json_rows({"id": 50, "text": "fine"}))
+                             .SerializeToString(), b"\x0a\xff\xff\xff"], streaming=True), INVALID,
+         "MALFORMED_REQUEST"),
+    # --- search
+    Case("store", "Search", "unknown table", search(table="nope", text="x"), NOT_FOUND, "TABLE_NOT_FOUND"),
+    Case("store", "Search", "path-like table name", search(table="../docs", text="x"), INVALID,
+         "INVALID_TABLE_NAME"),
+    Case("store", "Search", "vector of the wrong dimension", search(vector=pb.Vector(values=[1.0] * 3)), INVALID,
+         "WRONG_DIMENSION"),
+    Case("store", "Search", "NaN in the query vector", search(vector=pb.Vector(values=[float("nan")] * 32)),
+         INVALID, "BAD_VECTOR"),
+    Case("store", "Search", "infinity in the query vector", search(vector=pb.Vector(values=[float("inf")] * 32)),
+         INVALID, "BAD_VECTOR"),
+    Case("store", "Search", "no query", search(), INVALID, "MISSING_QUERY"),
+    Case("store", "Search", "text query on a table without a function", search(table=PLAIN, text="x"), INVALID,
+         "NO_EMBEDDING_FUNCTION"),
+    Case("store", "Search", "image query to a text-only function", search(image_bytes=image_bytes(8)), INVALID,
+         "UNSUPPORTED_QUERY_TYPE"),
+    Case("store", "Search", "corrupt image query (embed error passed through)",
+         search(table=CLIP, image_bytes=b"\x89PNG\r\n\x1a\nnot"), INVALID, "INVALID_IMAGE"),
+    Case("store", "Search", "image URI outside what the operator allowed",
+         search(table=CLIP, image_uri="file:///etc/passwd"), INVALID, "IMAGE_URI_NOT_ALLOWED"),
+    Case("store", "Search", "filter that does not parse", search(text="x", where="id = = 3"), INVALID,
+         "INVALID_FILTER"),
+    Case("store", "Search", "filter on an unknown column", search(text="x", where="colour = 'red'"), INVALID,
+         "UNKNOWN_COLUMN"),
+    Case("store", "Search", "unknown column in select", search(text="x", select=["nope"]), INVALID,
+         "UNKNOWN_COLUMN"),
+    Case("store", "Search", "scalar column as the vector column", search(text="x", vector_column="id"), INVALID,
+         "UNKNOWN_COLUMN"),
+    Case("store", "Search", "limit over --max-search-limit", search(text="x", limit=10 ** 6), INVALID,
+         "LIMIT_TOO_LARGE"),
+    Case("store", "Search", "negative offset", search(text="x", offset=-1), INVALID, "INVALID_ARGUMENT"),
+    Case("store", "Search", "undefined metric enum value", search(text="x", metric=17), INVALID, "INVALID_ENUM"),
+    Case("store", "Search", "version that does not exist", search(text="x", version=99), NOT_FOUND,
+         "VERSION_NOT_FOUND"),
+    Case("store", "Search", "message over --max-message-bytes", search(text="x" * (65 * 1024 * 1024)), EXHAUSTED,
+         None),
+    Case("store", "Search", "bytes that are not a SearchRequest", lambda t: t.raw("store", "Search", b"\xff\xff\xff"),
+         INVALID, "MALFORMED_REQUEST"),
+    Case("store", "Search", "no token", lambda t: t.raw("store", "Search", b"", token=None), UNAUTHENTICATED,
+         "MISSING_CREDENTIALS"),
+    Case("store", "Search", "wrong token", lambda t: t.raw("store", "Search", b"", token="guess"), UNAUTHENTICATED,
+         "INVALID_TOKEN"),
+    # --- reads and changes
+    Case("store", "ReadRows", "version that does not exist", lambda t: t.store.ReadRows(
+        pb.ReadRowsRequest(table=DOCS, version=99)), NOT_FOUND, "VERSION_NOT_FOUND"),
+    Case("store", "ReadRows", "unknown column in select", lambda t: t.store.ReadRows(
+        pb.ReadRowsRequest(table=DOCS, select=["x"])), INVALID, "UNKNOWN_COLUMN"),
+    Case("store", "CountRows", "filter that does not parse", lambda t: t.store.CountRows(
+        pb.CountRowsRequest(table=DOCS, where="text LIKE")), INVALID, "INVALID_FILTER"),
+    Case("store", "DeleteRows", "no filter (deleting everything must be said: `true`)", lambda t: t.store.DeleteRows(
+        pb.DeleteRowsRequest(table=DOCS)), INVALID, "MISSING_FILTER"),
+    Case("store", "DeleteRows", "filter that does not parse", lambda t: t.store.DeleteRows(
+        pb.DeleteRowsRequest(table=DOCS, where="id IN (1,")), INVALID, "INVALID_FILTER"),
+    Case("store", "UpdateRows", "unknown column", lambda t: t.store.UpdateRows(pb.UpdateRowsRequest(
+        table=DOCS, where="id = 1", values=struct(colour="red"))), INVALID, "UNKNOWN_COLUMN"),
+    Case("store", "UpdateRows", "string for an integer column", lambda t: t.store.UpdateRows(
+        pb.UpdateRowsRequest(table=DOCS, values=struct(id="x"))), INVALID, "SCHEMA_MISMATCH"),
+    Case("store", "UpdateRows", "no values", lambda t: t.store.UpdateRows(
+        pb.UpdateRowsRequest(table=DOCS, where="id = 1")), INVALID, "MISSING_VALUES"),
+    Case("store", "UpdateRows", "vector of the wrong dimension", lambda t: t.store.UpdateRows(
+        pb.UpdateRowsRequest(table=DOCS, values=struct(vector=[1, 2]))), INVALID, "BAD_VECTOR"),
+    Case("store", "MergeInsert", "no key columns", merge(pb.MergeInsertRequest(
+        table=DOCS, when_not_matched_insert_all=True, rows=json_rows({"id": 1}))), INVALID, "MISSING_KEY"),
+    Case("store", "MergeInsert", "vector column as the key", merge(pb.MergeInsertRequest(
+        table=DOCS, on=["vector"], when_not_matched_insert_all=True, rows=json_rows({"id": 1}))), INVALID,
+         "UNKNOWN_COLUMN"),
+    Case("store", "MergeInsert", "no action asked for", merge(pb.MergeInsertRequest(
+        table=DOCS, on=["id"], rows=json_rows({"id": 1}))), INVALID, "EMPTY_MERGE"),
+    # --- indexes and versions
+    Case("store", "CreateIndex", "no index type", lambda t: t.store.CreateIndex(pb.CreateIndexRequest(table=DOCS)),
+         INVALID, "INVALID_INDEX"),
+    Case("store", "CreateIndex", "more partitions than rows", lambda t: t.store.CreateIndex(pb.CreateIndexRequest(
+        table=DOCS, index_type=pb.INDEX_TYPE_IVF_FLAT, num_partitions=1000)), INVALID, "INVALID_INDEX_PARAMETERS"),
+    Case("store", "CreateIndex", "sub-vectors that do not divide the dimension", lambda t: t.store.CreateIndex(
+        pb.CreateIndexRequest(table=DOCS, index_type=pb.INDEX_TYPE_IVF_PQ, num_partitions=1, num_sub_vectors=5)),
+         INVALID, "INVALID_INDEX_PARAMETERS"),
+    Case("store", "CreateIndex", "scalar column", lambda t: t.store.CreateIndex(pb.CreateIndexRequest(
+        table=DOCS, index_type=pb.INDEX_TYPE_FLAT, vector_column="id")), INVALID, "UNKNOWN_COLUMN"),
+    Case("store", "ListIndexes", "unknown table", lambda t: t.store.ListIndexes(
+        pb.ListIndexesRequest(table="nope")), NOT_FOUND, "TABLE_NOT_FOUND"),
+    Case("store", "DropIndex", "unknown index", lambda t: t.store.DropIndex(pb.DropIndexRequest(
+        table=DOCS, name="nope")), NOT_FOUND, "INDEX_NOT_FOUND"),
+    Case("store", "ListVersions", "page token it never issued", lambda t: t.store.ListVersions(
+        pb.ListVersionsRequest(table=DOCS, page_token="zz")), INVALID, "INVALID_PAGE_TOKEN"),
+    Case("store", "RestoreVersion", "version that does not exist", lambda t: t.store.RestoreVersion(
+        pb.RestoreVersionRequest(table=DOCS, version=99)), NOT_FOUND, "VERSION_NOT_FOUND"),
+    Case("store", "RestoreVersion", "version 0", lambda t: t.store.RestoreVersion(
+        pb.RestoreVersionRequest(table=DOCS)), INVALID, "INVALID_VERSION"),
+    Case("store", "DescribeFunction", "setting the function does not have", lambda t: t.store.DescribeFunction(
+        pb.DescribeFunctionRequest(function=_function("word-hash", "", "", colour="red"))), INVALID,
+         "UNKNOWN_SETTING"),
+]
+
+EMBED_CASES = [
+    Case("embed", "Embed", "unknown function", embed(TEXT, embed_fn("no-such")), INVALID, "UNKNOWN_FUNCTION"),
+    Case("embed", "Embed", "non-ASCII unknown function name", embed(TEXT, embed_fn("модель")), INVALID,
+         "UNKNOWN_FUNCTION"),
+    Case("embed", "Embed", "no function", lambda t: t.embed.Embed(epb.EmbedRequest(inputs=TEXT)), INVALID,
+         "MISSING_FUNCTION"),
+    Case("embed", "Embed", "setting the function does not have",
+         lambda t: embed(TEXT, clip_with(colour="blue")(t))(t), INVALID, "UNKNOWN_SETTING"),
+    Case("embed", "Embed", "setting out of range (`batch_size: -3`)",
+         lambda t: embed(TEXT, clip_with(batch_size=-3)(t))(t), INVALID, "INVALID_SETTING"),
+    Case("embed", "Embed", "API key given literally instead of as `$var:name`",
+         embed(TEXT, embed_fn("openai", name="m", api_key="sk-literal-key")), INVALID, "LITERAL_SECRET"),
+    Case("embed", "Embed", "model file outside --model-roots",
+         lambda t: embed(TEXT, clip_with(pretrained="/etc/passwd")(t))(t), INVALID, "MODEL_PATH_NOT_ALLOWED"),
+    Case("embed", "Embed", "architecture open_clip does not know",
+         embed(TEXT, embed_fn("open-clip", name="No-Such-Arch", pretrained=None, device="cpu")),
+         grpc.StatusCode.FAILED_PRECONDITION, "MODEL_LOAD_FAILED"),
+    Case("embed", "Embed", "input with nothing set", embed([epb.EmbedInput(text="a"), epb.EmbedInput()]), INVALID,
+         "MISSING_INPUT"),
+    Case("embed", "Embed", f"more than {MAX_INPUTS} inputs (--max-inputs-per-request)",
+         embed(TEXT * (MAX_INPUTS + 1)), INVALID, "TOO_MANY_INPUTS"),
+    Case("embed", "Embed", "undefined purpose enum value", embed(TEXT, purpose=17), INVALID, "INVALID_ENUM"),
+    Case("embed", "Embed", "bytes that are not an image", embed([epb.EmbedInput(image_bytes=b"\x89PNG\r\n\x1a\nnot")]),
+         INVALID, "INVALID_IMAGE"),
+    Case("embed", "Embed", "truncated PNG", embed([epb.EmbedInput(image_bytes=image_bytes(64)[:-40])]), INVALID,
+         "INVALID_IMAGE"),
+    Case("embed", "Embed", f"image over --image-max-bytes ({IMAGE_MAX_BYTES})",
+         embed([epb.EmbedInput(image_bytes=image_bytes(200))]), INVALID, "IMAGE_TOO_LARGE"),
+    Case("embed", "Embed", "image to a text-only function", embed([epb.EmbedInput(image_bytes=image_bytes(8))],
+                                                                   embed_fn("word-hash")), INVALID,
+         "UNSUPPORTED_MODALITY"),
+    Case("embed", "Embed", "image path outside --image-roots", embed([epb.EmbedInput(image_uri="/etc/hostname")]),
+         INVALID, "IMAGE_URI_NOT_ALLOWED"),
+    Case("embed", "Embed", "`..` out of the image root", embed([epb.EmbedInput(image_uri="../secret.png")]),
+         INVALID, "IMAGE_URI_NOT_ALLOWED"),
+    Case("embed", "Embed", "`file:///etc/passwd`", embed([epb.EmbedInput(image_uri="file:///etc/passwd")]),
+         INVALID, "IMAGE_URI_NOT_ALLOWED"),
+    Case("embed", "Embed", "http URL to a host not in --image-allowed-hosts",
+         embed([epb.EmbedInput(image_uri="http://169.254.169.254/latest/meta-data")]), INVALID,
+         "IMAGE_URI_NOT_ALLOWED"),
+    Case("embed", "Embed", "image under the root that does not exist",
+         embed([epb.EmbedInput(image_uri="missing.png")]), INVALID, "INVALID_IMAGE_URI"),
+    Case("embed", "Embed", "message over --max-message-bytes", embed([epb.EmbedInput(text="x" * EMBED_MAX_MESSAGE)]),
+         EXHAUSTED, None),
+    Case("embed", "Embed", "bytes that are not an EmbedRequest", lambda t: t.raw("embed", "Embed", b"\x12\x05ab"),
+         INVALID, "MALFORMED_REQUEST"),
+    Case("embed", "Embed", "no token", lambda t: t.raw("embed", "Embed", b"", token=None), UNAUTHENTICATED,
+         "MISSING_CREDENTIALS"),
+    Case("embed", "Embed", "wrong token", lambda t: t.raw("embed", "Embed", b"", token="guess"), UNAUTHENTICATED,
+         "INVALID_TOKEN"),
+    Case("embed", "StreamEmbed", "first message without a function", stream_embed(
+        epb.StreamEmbedRequest(sequence=1, inputs=TEXT)), INVALID, "MISSING_FUNCTION"),
+    Case("embed", "StreamEmbed", "unknown function", stream_embed(
+        epb.StreamEmbedRequest(sequence=1, function=embed_fn("no-such"), inputs=TEXT)), INVALID,
+         "UNKNOWN_FUNCTION"),
+    Case("embed", "DescribeFunction", "unknown function", lambda t: t.embed.DescribeFunction(
+        epb.DescribeFunctionRequest(function=embed_fn("no-such"))), INVALID, "UNKNOWN_FUNCTION"),
+    Case("embed", "DescribeFunction", "setting the function does not have", lambda t: t.embed.DescribeFunction(
+        epb.DescribeFunctionRequest(function=clip_with(colour="blue")(t))), INVALID, "UNKNOWN_SETTING"),
+    Case("embed", "ListFunctions", "page token it never issued", lambda t: t.embed.ListFunctions(
+        epb.ListFunctionsRequest(page_token="garbage!")), INVALID, "INVALID_PAGE_TOKEN"),
+]
+
+CASES = {case.key: case for case in STORE_CASES + EMBED_CASES}
+assert len(CASES) == len(STORE_CASES) + len(EMBED_CASES), "two cases share a description"
+
+
+# ----- the README section ------------------------------------------------------------------------------------
+def markdown() -> str:
+    lines = [BEGIN,
+             "Every bad request below is sent by `tests/test_bad_inputs.py` to both services running with auth on;",
+             "each gets exactly this status and `google.rpc.ErrorInfo` reason (domain `store.vectorlane.dev` or",
+             "`embed.vectorlane.dev`), both services keep serving, and no stored byte changes. A reason of *(none)*",
+             f"means gRPC itself refuses the message before the service reads it. {len(CASES)} cases:",
+             "",
+             "| service | RPC | bad input | status | reason |",
+             "|---|---|---|---|---|"]
+    for case in STORE_CASES + EMBED_CASES:
+        reason = f"`{case.reason}`" if case.reason else "*(none)*"
+        lines.append(f"| {case.service} | {case.rpc} | {case.what} | {case.code.name} | {reason} |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def readme_section(text: str) -> str | None:
+    found = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), text, flags=re.S)
+    return found.group(0) if found else None
+
+
+def write_readme() -> None:
+    text = README.read_text()
+    if readme_section(text) is None:
+        raise SystemExit(f"README.md has no {BEGIN} ... {END} block to fill")
+    README.write_text(text.replace(readme_section(text) or "", markdown()))
+
+
+if __name__ == "__main__":
+    write_readme()
+    print(f"README.md: errors section rewritten ({len(CASES)} cases)", file=sys.stderr)
