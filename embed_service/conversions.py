@@ -6,12 +6,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from embed_service.core import FunctionDescription, FunctionInfo, FunctionSpec, StreamItem
 from embed_service.functions.base import Modality, Purpose
-from rpc_common.errors import InvalidArgument
 from embed_service.inputs import EmbedInput, ImageBytes, ImageUri, TextInput
+from rpc_common.errors import InvalidArgument
+from rpc_common.structs import struct_to_python
 from vectorlane.embed.v1 import embed_service_pb2 as pb
 
 _MODALITY_TO_PB = {Modality.TEXT: pb.MODALITY_TEXT, Modality.IMAGE: pb.MODALITY_IMAGE}
@@ -26,7 +27,7 @@ _PURPOSE_TO_PB = {Purpose.SOURCE: pb.INPUT_PURPOSE_SOURCE, Purpose.QUERY: pb.INP
 
 # ----- requests -------------------------------------------------------------------------------------------
 def function_spec(message: pb.FunctionSpec) -> FunctionSpec:
-    return FunctionSpec(message.name, json_format.MessageToDict(message.settings))
+    return FunctionSpec(message.name, struct_to_python(message.settings))
 
 
 def purpose(value: int) -> Purpose:

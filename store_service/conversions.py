@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 from google.protobuf import struct_pb2
 
+from rpc_common.structs import struct_to_python
 from store_service.bad_vectors import BadVectorPolicy
 from store_service.core import TableInfo
 from store_service.embedder import FunctionInfo, Query
@@ -155,26 +156,6 @@ def rows_to_arrow(message: pb.Rows, schema: pa.Schema | None) -> pa.Table | None
     return pa.table(columns)  # vectors of a wrong length stay variable-length lists: the caller decides
 
 
-def struct_to_python(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """A Struct as Python values; unlike json_format, NaN numbers survive (to be judged as bad vectors)."""
-    return {key: _python(value) for key, value in struct.fields.items()}
-
-
-def _python(value: struct_pb2.Value) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind == "number_value":
-        return value.number_value
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "struct_value":
-        return struct_to_python(value.struct_value)
-    if kind == "list_value":
-        return [_python(v) for v in value.list_value.values]
-    return None
-
-
 def _array(values: list[Any], f: pa.Field) -> pa.Array:
     try:
         if is_vector(f):
@@ -188,7 +169,7 @@ def _array(values: list[Any], f: pa.Field) -> pa.Array:
 
 def _uniform(values: list[Any], f: pa.Field) -> bool:
     size = vector_dimensions(f)
-    return all(v is None or len(v) == size for v in values)
+    return all(v is None or (isinstance(v, list) and len(v) == size) for v in values)
 
 
 def _json_value(value: Any, f: pa.Field, row: int) -> Any:

@@ -150,7 +150,8 @@ class _Compiler(lark.Transformer):
 
     def number(self, items: list[lark.Token]) -> int | float:
         text = str(items[0])
-        return float(text) if any(c in text for c in ".eE") else int(text)
+        value = float(text) if any(c in text for c in ".eE") else int(text)
+        return value if -2 ** 63 <= value < 2 ** 63 else float(value)  # past int64: compared as a float
 
     def string(self, items: list[lark.Token]) -> str:
         return str(items[0])[1:-1].replace("''", "'")
@@ -175,10 +176,17 @@ class _Compiler(lark.Transformer):
         column = self._require_column(operand, "IN")
         for value in values:
             self._check_types(column, value)
-        return column.expr.isin([self._value_for(column, v) for v in values if v is not NULL])
+        known = [self._value_for(column, v) for v in values if v is not NULL]
+        if not known:
+            return pc.scalar(False)  # x IN (NULL) is unknown: no row
+        if any(isinstance(v, float) for v in known) and not pa.types.is_floating(column.field.type):
+            return column.expr.cast(pa.float64()).isin(pa.array(known, pa.float64()))
+        return column.expr.isin(pa.array(known, column.field.type))
 
     def not_in_list(self, items: list[Any]) -> pc.Expression:
-        # SQL: NULL NOT IN (...) is unknown, so the row is not selected
+        # SQL: NULL NOT IN (...) is unknown, and so is anything NOT IN a list holding NULL: no row for either
+        if any(v is NULL for v in items[1:]):
+            return pc.scalar(False)
         return pc.and_kleene(pc.invert(self.in_list(items)), items[0].expr.is_valid())
 
     def like(self, items: list[Any]) -> pc.Expression:
@@ -201,6 +209,8 @@ class _Compiler(lark.Transformer):
 
     def between(self, items: list[Any]) -> pc.Expression:
         operand, low, high = items
+        if NULL in (operand, low, high):
+            raise parse_error("BETWEEN with NULL is never true; test for NULL with IS NULL or IS NOT NULL", self._where)
         for bound in (low, high):
             self._check_types(operand, bound)
         column = operand if isinstance(operand, _Column) else None
@@ -260,16 +270,32 @@ class _Compiler(lark.Transformer):
         return value
 
     def _check_types(self, left: Any, right: Any) -> None:
-        column = left if isinstance(left, _Column) else right if isinstance(right, _Column) else None
-        value = right if column is left else left
-        if column is None or isinstance(value, _Column) or value is NULL:
+        """Both sides comparable in Arrow: the same kind (number, string, boolean, timestamp); a timestamp
+        column also takes a string literal. NULL was dealt with by the caller."""
+        if left is NULL or right is NULL:
             return
-        kind = column.field.type
-        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
-        ok = ((numeric and isinstance(value, (int, float)) and not isinstance(value, bool))
-              or ((pa.types.is_string(kind) or pa.types.is_large_string(kind)) and isinstance(value, str))
-              or (pa.types.is_boolean(kind) and isinstance(value, bool))
-              or (pa.types.is_timestamp(kind) and isinstance(value, str)))
-        if not ok:
-            raise parse_error(f"column {column.name!r} is {kind}; it cannot be compared with {value!r}",
-                              self._where, column=column.name)
+        kinds = (_kind(left), _kind(right))
+        text_for_timestamp = "timestamp" in kinds and any(isinstance(x, str) for x in (left, right))
+        if kinds[0] == kinds[1] or text_for_timestamp:
+            return
+        column = left if isinstance(left, _Column) else right if isinstance(right, _Column) else None
+        described = [f"column {x.name!r} ({x.field.type})" if isinstance(x, _Column) else repr(x)
+                     for x in (left, right)]
+        raise parse_error(f"{described[0]} cannot be compared with {described[1]}", self._where,
+                          **({"column": column.name} if column is not None else {}))
+
+
+def _kind(operand: Any) -> str:
+    """What an operand compares as: number, string, boolean, timestamp, or its Arrow type for others."""
+    if isinstance(operand, _Column):
+        kind = operand.field.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            return "number"
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return "string"
+        if pa.types.is_boolean(kind):
+            return "boolean"
+        return "timestamp" if pa.types.is_timestamp(kind) else str(kind)
+    if isinstance(operand, bool):
+        return "boolean"
+    return "number" if isinstance(operand, (int, float)) else "string" if isinstance(operand, str) else "?"

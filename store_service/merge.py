@@ -40,6 +40,9 @@ class MergePlan:
 def plan_merge(view: TableView, new_rows: pa.Table, rules: MergeRules) -> MergePlan:
     if not rules.on:
         raise InvalidArgument("merge_insert needs at least one key column in `on`", reason="MISSING_KEY")
+    if len(set(rules.on)) != len(rules.on):
+        raise InvalidArgument(f"merge_insert names a key column twice in `on`: {list(rules.on)}",
+                              reason="DUPLICATE_KEY_COLUMN")
     if not (rules.update_matched or rules.insert_unmatched or rules.delete_unmatched_by_source):
         raise InvalidArgument("merge_insert does nothing: set when_matched_update_all, "
                               "when_not_matched_insert_all or when_not_matched_by_source_delete",

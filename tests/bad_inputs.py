@@ -9,8 +9,9 @@ from __future__ import annotations
 import io
 import re
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -263,8 +264,13 @@ STORE_CASES = [
         pb.UpdateRowsRequest(table=DOCS, where="id = 1")), INVALID, "MISSING_VALUES"),
     Case("store", "UpdateRows", "vector of the wrong dimension", lambda t: t.store.UpdateRows(
         pb.UpdateRowsRequest(table=DOCS, values=struct(vector=[1, 2]))), INVALID, "BAD_VECTOR"),
+    Case("store", "UpdateRows", "`false` as a vector (found by fuzzing: was INTERNAL)", lambda t: t.store.UpdateRows(
+        pb.UpdateRowsRequest(table=DOCS, values=struct(vector=False))), INVALID, "SCHEMA_MISMATCH"),
     Case("store", "MergeInsert", "no key columns", merge(pb.MergeInsertRequest(
         table=DOCS, when_not_matched_insert_all=True, rows=json_rows({"id": 1}))), INVALID, "MISSING_KEY"),
+    Case("store", "MergeInsert", "one key column named twice (found by fuzzing: was INTERNAL)", merge(
+        pb.MergeInsertRequest(table=DOCS, on=["id", "id"], when_not_matched_by_source_delete=True)), INVALID,
+         "DUPLICATE_KEY_COLUMN"),
     Case("store", "MergeInsert", "vector column as the key", merge(pb.MergeInsertRequest(
         table=DOCS, on=["vector"], when_not_matched_insert_all=True, rows=json_rows({"id": 1}))), INVALID,
          "UNKNOWN_COLUMN"),
@@ -360,6 +366,65 @@ EMBED_CASES = [
 
 CASES = {case.key: case for case in STORE_CASES + EMBED_CASES}
 assert len(CASES) == len(STORE_CASES) + len(EMBED_CASES), "two cases share a description"
+
+
+# ----- the services the cases go to -------------------------------------------------------------------------
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor,
+              grpc.UnaryStreamClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call, as the client library does."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details: Any) -> Any:
+        return details._replace(metadata=tuple(details.metadata or ()) + (self._header,))
+
+    def intercept_unary_unary(self, continuation: Callable, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    intercept_stream_unary = intercept_unary_stream = intercept_stream_stream = intercept_unary_unary
+
+
+@contextmanager
+def serving(root: Path, tiny_clip: Any) -> Iterator[Targets]:
+    """A store and an embed service with auth on, as the catalogue expects them, with its three tables."""
+    from embed_service.functions import get_registry
+    from embed_service.server import EmbedServer
+    from store_service.server import StoreServer
+    from tests.conftest import BASE_CONFIG
+    from tests.store_service.conftest import BASE, WordHash, create_docs, fields, function
+
+    get_registry().register("word-hash")(WordHash)
+    (root / "images").mkdir()
+    embed = EmbedServer(replace(BASE_CONFIG, model_roots=(tiny_clip.root,), auth_tokens=(EMBED_TOKEN,),
+                                image_roots=(root / "images",), image_max_bytes=IMAGE_MAX_BYTES,
+                                max_inputs_per_request=MAX_INPUTS,
+                                max_message_bytes=EMBED_MAX_MESSAGE)).start()
+    store = StoreServer(replace(BASE, data_dir=root / "data", embed_address=f"127.0.0.1:{embed.port}",
+                                auth_tokens=(STORE_TOKEN,), embed_auth_token=EMBED_TOKEN)).start()
+    big = [("grpc.max_send_message_length", 128 * 1024 * 1024)]
+    store_channel = grpc.insecure_channel(f"127.0.0.1:{store.port}", options=big)
+    embed_channel = grpc.insecure_channel(f"127.0.0.1:{embed.port}", options=big)
+    found = Targets(
+        store=pb_grpc.StorageServiceStub(grpc.intercept_channel(store_channel, _Bearer(STORE_TOKEN))),
+        embed=epb_grpc.EmbeddingServiceStub(grpc.intercept_channel(embed_channel, _Bearer(EMBED_TOKEN))),
+        store_channel=store_channel, embed_channel=embed_channel, image_root=root / "images",
+        clip=embed_fn("open-clip", **tiny_clip.settings()))
+    create_docs(found.store, rows=[{"id": i, "text": f"row {i}", "category": "c"} for i in range(20)])
+    found.store.CreateTable(pb.CreateTableRequest(name=PLAIN, schema=fields(
+        ("id", pb.DATA_TYPE_INT64, 0), ("vector", pb.DATA_TYPE_VECTOR, 4)),
+        rows=json_rows(*({"id": i, "vector": [float(i), 0.0, 1.0, 0.5]} for i in range(5)))))
+    found.store.CreateTable(pb.CreateTableRequest(name=CLIP, schema=fields(
+        ("id", pb.DATA_TYPE_INT64, 0), ("text", pb.DATA_TYPE_STRING, 0), ("vector", pb.DATA_TYPE_VECTOR, 0)),
+        embedding_functions=[function("open-clip", "text", "vector", **tiny_clip.settings())]))
+    try:
+        yield found
+    finally:
+        store_channel.close()
+        embed_channel.close()
+        store.stop(0.2)
+        embed.stop(0.2)
+        get_registry().unregister("word-hash")
 
 
 # ----- the README section ------------------------------------------------------------------------------------

@@ -49,6 +49,10 @@ def ids(where: str) -> list[int]:
     ("added >= '2024-01-04'", [4, 5]),
     ("(id = 1 OR id = 2) AND (id = 2 OR id = 3)", [2]),
     ("id > -1 AND price > 1e1", [3]),
+    # found by fuzzing (each was INTERNAL): NULL in a list, int64 overflow, a float in an integer list
+    ("category IN (NULL)", []), ("category IN ('b', NULL)", [2]), ("category NOT IN ('b', NULL)", []),
+    ("id IN (99999999999999999999)", []), ("id < 99999999999999999999", [1, 2, 3, 4, 5]),
+    ("id IN (2.5, 3)", [3]), ("added IN ('2024-01-02')", [2]), ("id = price", [])
 ])
 def test_filter_forms(where, expected):
     assert ids(where) == expected
@@ -68,6 +72,10 @@ def test_filter_forms(where, expected):
     ("price", "INVALID_FILTER", "not a condition"),
     ("added > 'yesterday'", "INVALID_FILTER", "not a timestamp"),
     ("title = 'unterminated", "INVALID_FILTER", "column"),
+    ("id = title", "INVALID_FILTER", "cannot be compared"),  # found by fuzzing: was INTERNAL
+    ("1 = 'a'", "INVALID_FILTER", "cannot be compared"),
+    ("in_stock = 1", "INVALID_FILTER", "cannot be compared"),
+    ("id BETWEEN id AND NULL", "INVALID_FILTER", "IS NULL"),
 ])
 def test_bad_filters_are_explained(where, reason, fragment):
     with pytest.raises(InvalidArgument) as err:
