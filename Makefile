@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-embed run-store test test-fast bench bench-quick protos settings-table check-protos clean
+.PHONY: help install run run-embed run-store test stress test-fast bench bench-quick protos settings-table check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ run-store: $(STAMP) ## start only the store service (:50051), using the embed se
 
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/pytest -q tests
+
+stress: $(STAMP) ## the long reliability suites: 25 kill -9 trials, 500 random fuzz examples per RPC, a 5-minute soak
+	VECTORLANE_CRASH_TRIALS=25 VECTORLANE_FUZZ_EXAMPLES=500 VECTORLANE_FUZZ_RANDOM=1 VECTORLANE_SOAK_SECONDS=300 \
+		$(BIN)/pytest -q -s tests/reliability tests/test_fuzz.py tests/test_bad_inputs.py
 
 test-fast: $(STAMP) ## the suite without the tests marked slow
 	$(BIN)/pytest -q -m 'not slow' tests

@@ -43,6 +43,11 @@ CLIENT_OPTIONS = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.lb_policy_name", "round_robin"),
+    # A peer that went away and came back is used again within a second or two: gRPC's default reconnect
+    # backoff grows to two minutes, during which every call fails at once with UNAVAILABLE.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
 )
 
 

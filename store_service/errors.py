@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 from rpc_common.errors import (Aborted, AlreadyExists, DataLoss, FailedPrecondition, InvalidArgument, NotFound,
-                               ServiceError)
+                               ResourceExhausted, ServiceError, Unavailable)
 
 __all__ = [
     "Aborted", "AlreadyExists", "DataLoss", "FailedPrecondition", "InvalidArgument", "InvalidTableName",
-    "NotFound", "ServiceError", "TableExists", "TableNotFound", "VersionNotFound",
+    "NotFound", "ServiceError", "StorageFailed", "StorageFull", "TableExists", "TableNotFound", "VersionNotFound",
 ]
 
 
@@ -33,3 +33,13 @@ class VersionNotFound(NotFound):
 
 class TableExists(AlreadyExists):
     reason = "TABLE_EXISTS"
+
+
+class StorageFull(ResourceExhausted):
+    """The data directory's filesystem is out of space (or quota): nothing was committed."""
+    reason = "STORAGE_FULL"
+
+
+class StorageFailed(Unavailable):
+    """Writing to the data directory failed for another reason (I/O error, read-only): nothing was committed."""
+    reason = "STORAGE_FAILED"

@@ -1,40 +1,70 @@
 """Durable file operations: data reaches the disk (fsync) before anything refers to it, and a file that is
-published by name appears whole or not at all (write a temporary, fsync, rename, fsync the directory)."""
+published by name appears whole or not at all (write a temporary, fsync, rename, fsync the directory).
+
+A write that fails (a full disk, an I/O error) leaves no partial file behind and raises StorageFull or
+StorageFailed, which callers see as RESOURCE_EXHAUSTED / UNAVAILABLE instead of an internal error.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from store_service.errors import StorageFailed, StorageFull
+
+
+@contextmanager
+def _storage_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        where = f"{path.parent.name}/{path.name}"  # never the data directory's absolute path
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(f"the store's disk is full: could not write {where}; nothing was committed",
+                              file=where) from exc
+        raise StorageFailed(f"the store could not write {where} ({os.strerror(exc.errno or errno.EIO)}); "
+                            "nothing was committed", file=where) from exc
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with _storage_errors(path):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
-def write_new(path: Path, data: bytes | memoryview) -> None:
-    """Writes a file that nothing refers to yet (a fragment under a fresh name) and makes it durable."""
+def _write(path: Path, data: bytes | memoryview) -> None:
     with open(path, "xb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_new(path: Path, data: bytes | memoryview) -> None:
+    """Writes a file that nothing refers to yet (a fragment under a fresh name) and makes it durable."""
+    with _storage_errors(path):
+        try:
+            _write(path, data)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
     fsync_dir(path.parent)
 
 
 def publish(path: Path, data: bytes) -> None:
     """Atomically puts `data` at `path`: readers see the old file, or no file, or all of `data`."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _storage_errors(path):
+        try:
+            _write(tmp, data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     fsync_dir(path.parent)
