@@ -38,7 +38,7 @@ run-store: $(STAMP) ## start only the store service (:50051), using the embed se
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/pytest -q tests
 
-stress: $(STAMP) ## the long reliability suites: 25 kill -9 trials, 500 random fuzz examples per RPC, a 5-minute soak
+stress: $(STAMP) ## long reliability suites: 25 kill -9 trials, 500 fuzz examples per RPC, 5-min soak
 	VECTORLANE_CRASH_TRIALS=25 VECTORLANE_FUZZ_EXAMPLES=500 VECTORLANE_FUZZ_RANDOM=1 VECTORLANE_SOAK_SECONDS=300 \
 		$(BIN)/pytest -q -s tests/reliability tests/test_fuzz.py tests/test_bad_inputs.py
 
