@@ -128,6 +128,18 @@ def stream_embed(*messages: epb.StreamEmbedRequest) -> Callable[[Targets], Any]:
     return lambda t: list(t.embed.StreamEmbed(iter(messages), timeout=30))
 
 
+def wire_cases(service: str, rpc: str, garbage: bytes) -> list[Case]:
+    """What gets refused before the request is read: bytes that are not the message, no token, a wrong one."""
+    return [
+        Case(service, rpc, f"bytes that are not a {rpc}Request message", lambda t: t.raw(service, rpc, garbage),
+             INVALID, "MALFORMED_REQUEST"),
+        Case(service, rpc, "no token", lambda t: t.raw(service, rpc, b"", token=None), UNAUTHENTICATED,
+             "MISSING_CREDENTIALS"),
+        Case(service, rpc, "wrong token", lambda t: t.raw(service, rpc, b"", token="guess"), UNAUTHENTICATED,
+             "INVALID_TOKEN"),
+    ]
+
+
 TEXT = [epb.EmbedInput(text="hello")]
 VECTOR_FIELD = pb.Field(name="v", type=pb.DATA_TYPE_VECTOR, dimensions=4)
 ANY_VECTOR = pb.Field(name="v", type=pb.DATA_TYPE_VECTOR)  # dimensions from its function
@@ -239,12 +251,7 @@ STORE_CASES = [
          "VERSION_NOT_FOUND"),
     Case("store", "Search", "message over --max-message-bytes", search(text="x" * (65 * 1024 * 1024)), EXHAUSTED,
          None),
-    Case("store", "Search", "bytes that are not a SearchRequest", lambda t: t.raw("store", "Search", b"\xff\xff\xff"),
-         INVALID, "MALFORMED_REQUEST"),
-    Case("store", "Search", "no token", lambda t: t.raw("store", "Search", b"", token=None), UNAUTHENTICATED,
-         "MISSING_CREDENTIALS"),
-    Case("store", "Search", "wrong token", lambda t: t.raw("store", "Search", b"", token="guess"), UNAUTHENTICATED,
-         "INVALID_TOKEN"),
+    *wire_cases("store", "Search", b"\xff\xff\xff"),
     # --- reads and changes
     Case("store", "ReadRows", "version that does not exist", lambda t: t.store.ReadRows(
         pb.ReadRowsRequest(table=DOCS, version=99)), NOT_FOUND, "VERSION_NOT_FOUND"),
@@ -345,12 +352,7 @@ EMBED_CASES = [
          embed([epb.EmbedInput(image_uri="missing.png")]), INVALID, "INVALID_IMAGE_URI"),
     Case("embed", "Embed", "message over --max-message-bytes", embed([epb.EmbedInput(text="x" * EMBED_MAX_MESSAGE)]),
          EXHAUSTED, None),
-    Case("embed", "Embed", "bytes that are not an EmbedRequest", lambda t: t.raw("embed", "Embed", b"\x12\x05ab"),
-         INVALID, "MALFORMED_REQUEST"),
-    Case("embed", "Embed", "no token", lambda t: t.raw("embed", "Embed", b"", token=None), UNAUTHENTICATED,
-         "MISSING_CREDENTIALS"),
-    Case("embed", "Embed", "wrong token", lambda t: t.raw("embed", "Embed", b"", token="guess"), UNAUTHENTICATED,
-         "INVALID_TOKEN"),
+    *wire_cases("embed", "Embed", b"\x12\x05ab"),
     Case("embed", "StreamEmbed", "first message without a function", stream_embed(
         epb.StreamEmbedRequest(sequence=1, inputs=TEXT)), INVALID, "MISSING_FUNCTION"),
     Case("embed", "StreamEmbed", "unknown function", stream_embed(
