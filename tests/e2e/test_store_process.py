@@ -225,6 +225,10 @@ def test_sigterm_during_load_drains_in_flight_calls_and_loses_nothing(tmp_path):
             pass
 
     threading.Thread(target=watcher, daemon=True).start()
+    give_up = time.monotonic() + 30
+    while not statuses and time.monotonic() < give_up:  # the watch is established (its first answer is in)
+        time.sleep(0.05)
+    assert statuses == [health_pb2.HealthCheckResponse.SERVING], statuses
     signalled = threading.Event()
 
     def slow_add() -> Iterator[pb.AddRowsRequest]:
