@@ -40,6 +40,7 @@ def sentence(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(6))
 
 
+@pytest.mark.timeout(SECONDS + 300)  # the run itself, plus start-up and the model load
 def test_writers_and_readers_at_once_see_only_whole_adds_and_exact_counts(services):
     embed, store = services
     embed_stub = epb_grpc.EmbeddingServiceStub(embed.channel)
