@@ -2,8 +2,9 @@
 
 Filters run before the vector search by default (the allowed row ids go to FAISS as an IDSelector, or the
 exact scan only looks at matching rows) or after it on request (LanceDB's postfilter: the top `limit +
-offset` candidates are filtered, so fewer may come back). Deleted rows are excluded inside FAISS for every
-index type; index hits that are not in the view's snapshot (rows newer than a pinned version) are dropped.
+offset` candidates are filtered, so fewer may come back). Rows an index holds but the view does not (deleted,
+or in a fragment a delete dropped) are excluded inside FAISS for every index type; index hits newer than the
+view's snapshot (a pinned older version) are dropped and the search asked again over the view's rows.
 `refine_factor` re-ranks `limit * refine_factor` index candidates by exact distance.
 """
 
@@ -98,9 +99,12 @@ def _index_search(view: TableView, index: VectorIndex, query: np.ndarray, wanted
     fetch = wanted * max(1, request.options.refine_factor)
     if fetch == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    everything = bool(allowed.all())
-    allowed_ids = None if everything else view.row_ids[allowed]
-    excluded = view.deleted_row_ids()
+    excluded = None
+    allowed_ids = None if allowed.all() else view.row_ids[allowed]
+    if allowed_ids is None:
+        excluded = view.missing_row_ids()
+        if excluded is None:
+            allowed_ids = view.row_ids
     ids, distances = index.search(query, fetch, allowed=allowed_ids, excluded=excluded, options=request.options)
     positions, found = view.positions(ids)
     if not found.all() and allowed_ids is None:

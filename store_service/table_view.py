@@ -30,7 +30,7 @@ class TableView:
         self.row_ids = self.data.column(ROW_ID).to_numpy()
         self._ordered = bool(np.all(np.diff(self.row_ids) > 0))
         self._order = None if self._ordered else np.argsort(self.row_ids, kind="stable")
-        self._deleted: np.ndarray | None = None
+        self._missing: np.ndarray | None = None
         self._vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._prepared: dict[tuple[str, str], tuple[np.ndarray, np.ndarray | None]] = {}
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -48,10 +48,14 @@ class TableView:
     def num_rows(self) -> int:
         return self.data.num_rows
 
-    def deleted_row_ids(self) -> np.ndarray:
-        if self._deleted is None:
-            self._deleted = self.snapshot.deleted_row_ids()
-        return self._deleted
+    def missing_row_ids(self) -> np.ndarray | None:
+        """Ids an index built on an earlier version may hold but this view does not (deleted or dropped rows),
+        for searches to exclude; None when they outnumber the view's rows: then allow the view's ids instead."""
+        if self.snapshot.missing_count() > self.num_rows:
+            return None
+        if self._missing is None:
+            self._missing = self.snapshot.missing_row_ids()
+        return self._missing
 
     def positions(self, row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions, found): where each id sits in `data`; `found` is False for ids not in this view."""

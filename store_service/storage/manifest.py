@@ -1,5 +1,8 @@
 """Versioned manifests: version N of a table lists its schema, fragments, deleted row ids and indexes.
 
+A delete that covers every row of a fragment drops the fragment from the next manifest (older versions keep
+it), so memory and manifests follow the rows a table holds, not every row it ever held.
+
 A manifest is JSON at `_versions/<N>.manifest`, published by atomic rename after fsync; the highest N
 present is the table's latest version. Manifests are immutable once published.
 """
@@ -48,6 +51,7 @@ class Manifest:
     indexes: tuple[dict[str, Any], ...] = ()
     operation: str = "create"
     timestamp: float = field(default_factory=time.time)
+    lineage: int = 1  # the version whose create, overwrite or restore began this version's row history
 
     @property
     def rows(self) -> int:
@@ -67,6 +71,7 @@ class Manifest:
             "indexes": list(self.indexes),
             "operation": self.operation,
             "timestamp": self.timestamp,
+            "lineage": self.lineage,
         }
         return json.dumps(body, indent=1).encode()
 
@@ -86,6 +91,7 @@ class Manifest:
                 indexes=tuple(body["indexes"]),
                 operation=str(body["operation"]),
                 timestamp=float(body["timestamp"]),
+                lineage=int(body.get("lineage", 1)),
             )
         except (ValueError, KeyError, TypeError, pa.ArrowException) as exc:
             raise DataLoss(f"table {table!r}: a manifest is unreadable ({exc})", reason="MANIFEST_CORRUPT",

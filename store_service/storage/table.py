@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
 
 TABLES_DIR = "tables"
+VERSIONS_CACHED = 4  # versions whose files stay cached in memory (the latest and those just before)
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,25 @@ class Snapshot:
             return np.empty(0, dtype=np.int64)
         return self.table._read(ref).column(ROW_ID).to_numpy()
 
+    def missing_row_ids(self) -> np.ndarray:
+        """Row ids below `next_row_id` this version does not hold, sorted: its deleted rows, the rows of
+        fragments a delete dropped whole, and rows added after the version a restore went back to."""
+        parts = [self.deleted_row_ids()]
+        covered = 0
+        for start, end in _ranges(self.manifest):
+            if start > covered:
+                parts.append(np.arange(covered, start, dtype=np.int64))
+            covered = max(covered, end)
+        if self.manifest.next_row_id > covered:
+            parts.append(np.arange(covered, self.manifest.next_row_id, dtype=np.int64))
+        return np.sort(np.concatenate(parts))
+
+    def missing_count(self) -> int:
+        return self.manifest.next_row_id - self.manifest.rows
+
     def to_arrow(self, *, with_row_ids: bool = False) -> pa.Table:
         """Every live row, in commit order; `_rowid` as the last column when asked for."""
+        self.table._retain(self.manifest)
         parts = [self.table._read(ref) for ref in self.manifest.fragments]
         schema = self.schema.append(pa.field(ROW_ID, pa.int64(), nullable=False))
         data = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
@@ -69,6 +88,7 @@ class Table:
         self.directory = directory
         self._thread_lock = threading.Lock()
         self._cache: dict[str, pa.Table] = {}  # fragment path@first row id -> rows with `_rowid`
+        self._cached_versions: OrderedDict[int, frozenset[str]] = OrderedDict()  # what the cache keeps
         self._cache_lock = threading.Lock()
         self._latest: tuple[int, int] | None = None  # (versions dir mtime, latest version)
 
@@ -96,9 +116,21 @@ class Table:
     def snapshot(self, version: int | None = None) -> Snapshot:
         return Snapshot(self, self.manifest(version))
 
+    def _retain(self, version: Manifest) -> None:
+        """Keeps the files of `version` and the few versions read before it cached, and drops the rest, so
+        the cache follows the versions in use rather than every fragment ever read."""
+        with self._cache_lock:
+            self._cached_versions[version.version] = frozenset(map(_cache_key, _files(version)))
+            self._cached_versions.move_to_end(version.version)
+            while len(self._cached_versions) > VERSIONS_CACHED:
+                self._cached_versions.popitem(last=False)
+            kept = frozenset().union(*self._cached_versions.values())
+            for key in [k for k in self._cache if k not in kept]:
+                del self._cache[key]
+
     def _read(self, ref: manifest.FileRef) -> pa.Table:
         """A data fragment with its `_rowid` column (ids are assigned by the manifest that lists it)."""
-        key = f"{ref.path}@{ref.first_row_id}"
+        key = _cache_key(ref)
         with self._cache_lock:
             cached = self._cache.get(key)
         if cached is None:
@@ -164,11 +196,11 @@ class Table:
             if read_at is not None and not extends(read_at, base):
                 raise Aborted(f"table {self.name!r} was overwritten or restored during the change; retry it",
                               reason="WRITE_CONFLICT", table=self.name)
-            if read_at is not None and delete_row_ids is not None and base.deletions != read_at.deletions:
-                since = np.setdiff1d(Snapshot(self, base).deleted_row_ids(), Snapshot(self, read_at).deleted_row_ids())
-                if np.intersect1d(since, delete_row_ids).size:
-                    raise Aborted(f"rows of table {self.name!r} this change replaces were changed by another "
-                                  "writer meanwhile; retry it", reason="WRITE_CONFLICT", table=self.name)
+            deleting = np.unique(np.asarray(delete_row_ids if delete_row_ids is not None else [], dtype=np.int64))
+            previous = Snapshot(self, base).deleted_row_ids() if len(deleting) else np.empty(0, dtype=np.int64)
+            if read_at is not None and len(deleting) and not _held(base, previous, deleting).all():
+                raise Aborted(f"rows of table {self.name!r} this change replaces were changed by another "
+                              "writer meanwhile; retry it", reason="WRITE_CONFLICT", table=self.name)
             next_id = base.next_row_id
             refs = []
             for item in staged:
@@ -177,15 +209,14 @@ class Table:
                     next_id += item.ref.rows
             if overwrite:
                 return base.successor(schema=target, fragments=tuple(refs), deletions=None, indexes=(),
-                                      next_row_id=next_id, operation=operation)
-            deletions = base.deletions
-            if delete_row_ids is not None and len(delete_row_ids):
-                previous = Snapshot(self, base).deleted_row_ids()
-                merged = np.union1d(previous, np.asarray(delete_row_ids, dtype=np.int64))
-                if len(merged) != len(previous):
-                    ids = pa.table({ROW_ID: pa.array(merged, type=pa.int64())})
-                    deletions = fragments.write(self.directory, ids, DELETIONS_DIR)
-            return base.successor(fragments=base.fragments + tuple(refs), deletions=deletions,
+                                      next_row_id=next_id, operation=operation, lineage=base.version + 1)
+            kept, deletions = base.fragments, base.deletions
+            merged = np.union1d(previous, deleting)
+            if len(merged) != len(previous):
+                kept, merged = _drop_whole(base.fragments, merged)
+                deletions = (fragments.write(self.directory, pa.table({ROW_ID: pa.array(merged, type=pa.int64())}),
+                                             DELETIONS_DIR) if len(merged) else None)
+            return base.successor(fragments=kept + tuple(refs), deletions=deletions,
                                   next_row_id=next_id, operation=operation)
 
         try:
@@ -211,7 +242,7 @@ class Table:
 
         def change(base: Manifest) -> Manifest:
             return base.successor(schema=old.schema, fragments=old.fragments, deletions=old.deletions,
-                                  indexes=old.indexes, operation=f"restore:{version}")
+                                  indexes=old.indexes, operation=f"restore:{version}", lineage=base.version + 1)
 
         return self.commit(change)
 
@@ -225,9 +256,43 @@ class Staged:
 
 
 def extends(read_at: Manifest, base: Manifest) -> bool:
-    """Whether `base` only added to what `read_at` held (appends, deletes, indexes; no overwrite/restore)."""
-    present = {f.path for f in base.fragments}
-    return base.schema.equals(read_at.schema) and all(f.path in present for f in read_at.fragments)
+    """Whether `base` grew from `read_at` by appends, deletes and index changes only (no overwrite/restore)."""
+    return base.lineage == read_at.lineage and base.schema.equals(read_at.schema)
+
+
+def _ranges(version: Manifest) -> list[tuple[int, int]]:
+    """The row-id range [start, end) of each data fragment of `version`, in id order."""
+    return sorted((f.first_row_id, f.first_row_id + f.rows) for f in version.fragments if f.first_row_id is not None)
+
+
+def _held(version: Manifest, deleted: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Which of `ids` are rows of `version`: inside one of its fragments and not deleted."""
+    ranges = np.array(_ranges(version), dtype=np.int64).reshape(-1, 2)
+    at = np.searchsorted(ranges[:, 0], ids, side="right") - 1
+    inside = (at >= 0) & (ids < ranges[np.maximum(at, 0), 1]) if len(ranges) else np.zeros(len(ids), dtype=bool)
+    return inside & ~np.isin(ids, deleted)
+
+
+def _drop_whole(refs: tuple[manifest.FileRef, ...], deleted: np.ndarray
+                ) -> tuple[tuple[manifest.FileRef, ...], np.ndarray]:
+    """(fragments that keep a live row, the deleted ids inside them): a fragment whose every row is deleted
+    leaves the manifest, and its ids leave the deletions."""
+    kept, kept_ids = [], []
+    for ref in refs:
+        start, end = ref.first_row_id, ref.first_row_id + ref.rows
+        inside = deleted[np.searchsorted(deleted, start):np.searchsorted(deleted, end)]
+        if len(inside) < ref.rows:
+            kept.append(ref)
+            kept_ids.append(inside)
+    return tuple(kept), (np.concatenate(kept_ids) if kept_ids else np.empty(0, dtype=np.int64))
+
+
+def _files(version: Manifest) -> tuple[manifest.FileRef, ...]:
+    return version.fragments + ((version.deletions,) if version.deletions else ())
+
+
+def _cache_key(ref: manifest.FileRef) -> str:
+    return f"{ref.path}@{ref.first_row_id}"
 
 
 def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:

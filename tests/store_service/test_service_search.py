@@ -133,6 +133,17 @@ def test_every_index_agrees_with_exact_search(vec_store, index_type):
     assert search(store, fresh, limit=1, **opts).column("id").to_pylist() == [99999]
     filtered = search(store, centers[0], limit=5, where="bucket = 7", **opts)
     assert set(filtered.column("bucket").to_pylist()) == {7}
+    # Deleting every row of the second add drops its fragment; the index still holds those rows and never
+    # answers with them, and the rows that remain are found as before.
+    store.stub.DeleteRows(pb.DeleteRowsRequest(table="vecs", where="id >= 2000 AND id < 4000"))
+    remaining = np.ones(len(vectors), dtype=bool)
+    remaining[2000:] = False
+    remaining[[top[0], top[1]]] = False
+    for c in (0, 5, 9):
+        found = search(store, centers[c], limit=10, **opts).column("id").to_pylist()
+        assert all(i < 2000 or i == 99999 for i in found)
+        truth = exact_ids(vectors, centers[c], 10, allowed=remaining)
+        assert found[0] in (truth[0], 99999, top[1]) and len(set(found) & set(truth)) >= 8
     # Reopened by a new server, the index file is loaded and caught up, with the same answers.
     store.server.stop(0.2)
 

@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from store_service.errors import DataLoss, InvalidArgument, InvalidTableName, TableExists, TableNotFound, VersionNotFound
+from store_service.errors import (Aborted, DataLoss, InvalidArgument, InvalidTableName, TableExists, TableNotFound,
+                                  VersionNotFound)
 from store_service.storage.table import TableStore
 
 FUNCTIONS = [{"name": "sentence-transformers", "model": {"name": "all-MiniLM-L6-v2"}, "source_column": "text",
@@ -153,3 +154,59 @@ def test_readers_see_whole_versions_while_a_writer_commits(store):
     reader.join()
     assert seen and all(n % 10 == 0 for n in seen)
     assert table.snapshot().to_arrow().num_rows == 200
+
+
+def ids_of(table) -> list[int]:
+    return table.snapshot().to_arrow().column("id").to_pylist()
+
+
+def row_ids_where(table, low: int, high: int) -> np.ndarray:
+    data = table.snapshot().to_arrow(with_row_ids=True)
+    chosen = [(low <= i < high) for i in data.column("id").to_pylist()]
+    return data.column("_rowid").to_numpy()[chosen]
+
+
+def test_deleting_every_row_of_a_fragment_drops_it_and_older_versions_keep_it(store):
+    table = store.create("docs", SCHEMA, rows(0, 3))
+    table.append(rows(3, 3))
+    table.append(rows(6, 3))
+    table.delete_row_ids(row_ids_where(table, 4, 6))  # part of the second fragment: recorded as deletions
+    assert len(table.manifest().fragments) == 3 and table.manifest().deletions.rows == 2
+    table.delete_row_ids(row_ids_where(table, 3, 4))  # its last row: the whole fragment leaves
+    latest = table.manifest()
+    assert len(latest.fragments) == 2 and latest.deletions is None and latest.rows == 6
+    assert ids_of(table) == [0, 1, 2, 6, 7, 8]
+    assert table.snapshot(4).to_arrow().column("id").to_pylist() == [0, 1, 2, 3, 6, 7, 8]
+    assert table.snapshot().missing_row_ids().tolist() == [3, 4, 5]
+    table.restore(4)
+    assert ids_of(table) == [0, 1, 2, 3, 6, 7, 8]
+    table.delete_row_ids(row_ids_where(table, 0, 100))
+    assert table.manifest().fragments == () and table.manifest().rows == 0
+    table.append(rows(9, 1))
+    assert ids_of(table) == [9] and table.snapshot().to_arrow(with_row_ids=True).column("_rowid").to_pylist() == [9]
+
+
+def test_a_change_read_before_a_fragment_was_dropped_conflicts_only_if_it_touches_those_rows(store):
+    table = store.create("docs", SCHEMA, rows(0, 3))
+    table.append(rows(3, 3))
+    read_at = table.manifest()
+    first, second = row_ids_where(table, 0, 3), row_ids_where(table, 3, 6)
+    table.delete_row_ids(first)  # another writer drops the first fragment
+    with pytest.raises(Aborted) as conflict:
+        table.commit_rows(delete_row_ids=first[:1], read_at=read_at, operation="update")
+    assert conflict.value.reason == "WRITE_CONFLICT"
+    table.commit_rows(delete_row_ids=second[:1], read_at=read_at, operation="delete")  # other rows: no conflict
+    assert ids_of(table) == [4, 5]
+
+
+def test_the_fragment_cache_follows_the_versions_in_use(store):
+    table = store.create("docs", SCHEMA)
+    for i in range(60):
+        table.append(rows(i * 10, 10))
+        table.snapshot().to_arrow()
+        if i >= 3:
+            table.delete_row_ids(row_ids_where(table, (i - 3) * 10, (i - 2) * 10))
+            table.snapshot().to_arrow()
+    assert ids_of(table) == list(range(570, 600))
+    assert len(table.manifest().fragments) == 3
+    assert len(table._cache) <= 8  # the fragments of the last few versions, not the 60 ever written
