@@ -30,6 +30,9 @@ class EmbedConfig(SecuritySettings):
     max_batch_wait_ms: float = _opt(5.0, "longest an input waits for a batch to fill, in milliseconds")
     batch_quiet_ms: float = _opt(1.0, "a filling batch closes once no input has arrived for this long, in ms")
     max_queued_inputs: int = _opt(8192, "inputs a model's queue holds before answering RESOURCE_EXHAUSTED")
+    cache_mib: int = _opt(256, "embedding cache size in MiB: vectors of texts and image bytes already embedded "
+                                "for source columns, by function, settings and content (0 turns it off)")
+    cache_queries: bool = _opt(False, "also cache query embeddings (text and image searches)")
     preload: str = _opt("sentence-transformers",
                         "functions to load at start, comma-separated names or a JSON list of "
                         '{"name": ..., "settings": {...}}; health is NOT_SERVING until they are loaded')

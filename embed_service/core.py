@@ -3,6 +3,8 @@ decode inputs, and hand them to that model's batching queue.
 
 Models are loaded once per (function, settings) and shared by every request; a load that fails is not
 cached, so the next request tries again. Each loaded function gets one BatchQueue per input purpose.
+Inputs the embedding cache holds are answered from it; only the others (each distinct content once) reach
+the model.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from embed_service.batching import BatchQueue, QueueObserver
+from embed_service.cache import EmbeddingCache, content_digest
 from embed_service.errors import EmbedError, InvalidArgument, InvalidInput, ModelLoadFailed
 from embed_service.functions.base import EmbeddingFunction, FunctionRuntime, Modality, Purpose
 from embed_service.functions.registry import Registry
@@ -81,8 +84,9 @@ class EmbeddingCore:
     def __init__(self, registry: Registry, runtime: FunctionRuntime, *, images: ImagePolicy = ImagePolicy(),
                  batching: BatchingConfig = BatchingConfig(), max_inputs_per_request: int = 4096,
                  queue_observer: QueueObserver | None = None, load_observer: LoadObserver | None = None,
-                 stream_window: int = 8) -> None:
+                 stream_window: int = 8, cache: EmbeddingCache | None = None) -> None:
         self._registry = registry
+        self._cache = cache or EmbeddingCache(0)
         self._runtime = runtime
         self._images = images
         self._batching = batching
@@ -169,13 +173,56 @@ class EmbeddingCore:
             raise InvalidInput(f"{len(inputs)} inputs in one request; the limit is {self._max_inputs}",
                                reason="TOO_MANY_INPUTS", limit=self._max_inputs)
         key, function = self._loaded(spec)
-        items = prepare_inputs(inputs, function, self._images)
         dims = function.ndims()
+        if not self._cache.applies_to(purpose):
+            items = prepare_inputs(inputs, function, self._images)
+            if not items:
+                return dims, _resolved(np.empty((0, dims), dtype=np.float32))
+            return dims, self._queue(key, spec.name, function, purpose).submit(items, is_active)
+        return dims, self._submit_cached(key, spec.name, function, inputs, purpose, is_active)
+
+    def _submit_cached(self, key: str, name: str, function: EmbeddingFunction,
+                       inputs: Sequence[EmbedInput | None], purpose: Purpose, is_active: IsActive) -> Future:
+        """Answers cached inputs from the cache and queues the rest, each distinct content once."""
+        digests = [content_digest(value) for value in inputs]
+        found = self._cache.lookup(key, purpose, digests)
+        first_of: dict[bytes, int] = {}  # digest -> position among the inputs sent to the model
+        sent: list[int] = []  # request positions sent to the model
+        source: list[int] = []  # for each input missing from the cache: its row among the model's vectors
+        for position, (digest, vector) in enumerate(zip(digests, found)):
+            if vector is not None:
+                continue
+            if digest is not None and digest in first_of:
+                source.append(first_of[digest])
+                continue
+            if digest is not None:
+                first_of[digest] = len(sent)
+            source.append(len(sent))
+            sent.append(position)
+        items = prepare_inputs([inputs[i] for i in sent], function, self._images, positions=sent)
+        dims = function.ndims()
+        result = np.empty((len(inputs), dims), dtype=np.float32)
+        hits = [i for i, v in enumerate(found) if v is not None]
+        if hits:
+            result[hits] = np.stack([found[i] for i in hits])
         if not items:
-            done: Future = Future()
-            done.set_result(np.empty((0, dims), dtype=np.float32))
-            return dims, done
-        return dims, self._queue(key, spec.name, function, purpose).submit(items, is_active)
+            return _resolved(result)
+        missing = [i for i, v in enumerate(found) if v is None]
+        computed = self._queue(key, name, function, purpose).submit(items, is_active)
+        answer: Future = Future()
+
+        def complete(done: Future) -> None:
+            error = done.exception()
+            if error is not None:
+                answer.set_exception(error)
+                return
+            vectors = done.result()
+            self._cache.store(key, purpose, [digests[i] for i in sent], vectors)
+            result[missing] = vectors[source]
+            answer.set_result(result)
+
+        computed.add_done_callback(complete)
+        return answer
 
     def embed(self, spec: FunctionSpec, inputs: Sequence[EmbedInput | None], purpose: Purpose = Purpose.SOURCE,
               is_active: IsActive = lambda: True) -> np.ndarray:
@@ -228,3 +275,9 @@ class EmbeddingCore:
 def _ordered(modalities: Iterable[Modality]) -> tuple[Modality, ...]:
     order = list(Modality)
     return tuple(sorted(modalities, key=order.index))
+
+
+def _resolved(value: np.ndarray) -> Future:
+    done: Future = Future()
+    done.set_result(value)
+    return done

@@ -56,10 +56,12 @@ def modality_of(value: EmbedInput) -> Modality:
 
 
 def prepare_inputs(inputs: Sequence[EmbedInput | None], function: EmbeddingFunction,
-                   policy: ImagePolicy) -> list[Item]:
-    """Checks each input against the function's modalities and decodes images; errors name the index."""
+                   policy: ImagePolicy, positions: Sequence[int] | None = None) -> list[Item]:
+    """Checks each input against the function's modalities and decodes images; errors name the index (the
+    input's place in the request: `positions[i]` when only some of its inputs are given)."""
     items: list[Item] = []
-    for index, value in enumerate(inputs):
+    for at, value in enumerate(inputs):
+        index = positions[at] if positions is not None else at
         if value is None:
             raise InvalidInput(f"input {index} is empty: set text, image_bytes or image_uri",
                                reason="MISSING_INPUT", index=index)

@@ -1,5 +1,5 @@
 """Prometheus metrics of the embed service: the RPC series every service has, plus batching, queue
-depth, retries and model loads."""
+depth, retries, model loads and the embedding cache."""
 
 from __future__ import annotations
 
@@ -23,6 +23,24 @@ class EmbedMetrics(ServiceMetrics):
                                     ["function"], registry=r)
         self.model_loads = prom.Counter("vectorlane_embed_model_loads", "model loads, by function and outcome",
                                         ["function", "outcome"], registry=r)
+        self.cache_hits = prom.Counter("vectorlane_embed_cache_hits", "inputs answered from the embedding cache, "
+                                       "by function", ["function"], registry=r)
+        self.cache_misses = prom.Counter("vectorlane_embed_cache_misses", "cacheable inputs the cache did not hold, "
+                                         "by function", ["function"], registry=r)
+        self.cache_entries = prom.Gauge("vectorlane_embed_cache_entries", "vectors in the embedding cache",
+                                        registry=r)
+        self.cache_bytes = prom.Gauge("vectorlane_embed_cache_bytes", "bytes the embedding cache holds", registry=r)
+
+    # CacheObserver
+    def cache_lookup(self, function: str, hits: int, misses: int) -> None:
+        if hits:
+            self.cache_hits.labels(function).inc(hits)
+        if misses:
+            self.cache_misses.labels(function).inc(misses)
+
+    def cache_size(self, entries: int, size_bytes: int) -> None:
+        self.cache_entries.set(entries)
+        self.cache_bytes.set(size_bytes)
 
     # QueueObserver
     def queue_depth(self, queue: str, depth: int) -> None:

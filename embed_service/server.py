@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from embed_service.cache import EmbeddingCache
 from embed_service.config import EmbedConfig
 from embed_service.core import BatchingConfig, EmbeddingCore
 from embed_service.functions.base import FunctionRuntime
@@ -38,9 +39,10 @@ def build_core(config: EmbedConfig, metrics: EmbedMetrics, registry: Registry | 
     batching = BatchingConfig(enabled=config.batching, max_batch_size=config.max_batch_size,
                               max_wait_s=config.max_batch_wait_ms / 1000.0,
                               quiet_s=config.batch_quiet_ms / 1000.0, max_queued=config.max_queued_inputs)
+    cache = EmbeddingCache(config.cache_mib * 1024 * 1024, cache_queries=config.cache_queries, observer=metrics)
     return EmbeddingCore(registry or get_registry(), runtime, images=images, batching=batching,
                          max_inputs_per_request=config.max_inputs_per_request, queue_observer=metrics,
-                         load_observer=metrics)
+                         load_observer=metrics, cache=cache)
 
 
 class EmbedServer(HostedServer):

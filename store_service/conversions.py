@@ -23,6 +23,7 @@ from store_service.errors import InvalidArgument
 from store_service.index_catalog import IndexEntry
 from store_service.ingest import BadVectors
 from store_service.merge import MergeRules
+from store_service.operations import Operation
 from store_service.schema import FunctionConfig, is_vector, vector_dimensions, vector_type
 from store_service.search import VectorSearch
 from store_service.storage.manifest import Manifest
@@ -351,3 +352,24 @@ def index_to_proto(entry: IndexEntry) -> pb.Index:
 def version_to_proto(manifest: Manifest) -> pb.Version:
     return pb.Version(version=manifest.version, timestamp=manifest.timestamp, operation=manifest.operation,
                       num_rows=manifest.rows)
+
+
+_OPERATION_KINDS = {"CHANGE_FUNCTION": pb.OPERATION_KIND_CHANGE_FUNCTION, "ADD_FUNCTION": pb.OPERATION_KIND_ADD_FUNCTION,
+                    "DROP_FUNCTION": pb.OPERATION_KIND_DROP_FUNCTION}
+
+
+def operation_to_proto(operation: Operation) -> pb.Operation:
+    message = pb.Operation(
+        name=operation.name, table=operation.table, kind=_OPERATION_KINDS[operation.kind],
+        state=pb.OperationState.Value(f"OPERATION_STATE_{operation.state}"), done=operation.done,
+        vector_column=operation.vector_column, rows_done=operation.rows_done, rows_total=operation.rows_total,
+        rows_per_second=operation.rows_per_second, eta_seconds=operation.eta_seconds,
+        result_version=operation.result_version, base_version=operation.base_version)
+    if operation.function is not None:
+        message.function.CopyFrom(function_config_to_proto(operation.function))
+    if operation.error is not None:
+        message.error.CopyFrom(pb.OperationError(code=operation.error.code, reason=operation.error.reason,
+                                                 message=operation.error.message))
+    message.create_time.FromNanoseconds(int(operation.created * 1e9))
+    message.update_time.FromNanoseconds(int(operation.updated * 1e9))
+    return message

@@ -21,9 +21,11 @@ from rpc_common import paging
 from store_service import index_catalog, search
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import InvalidArgument, TableExists
+from store_service.function_changes import FunctionChanges
 from store_service.index_catalog import IndexEntry, LoadedIndexes
 from store_service.ingest import BadVectors, Batch, RowPreparer, stage_stream
 from store_service.merge import MergeRules, plan_merge
+from store_service.reembed import Reembedder
 from store_service.schema import FunctionConfig, check_secrets, functions_of, vector_type, with_functions
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
@@ -76,8 +78,11 @@ class StoreCore:
         self._pool = ThreadPoolExecutor(max_workers=limits.ingest_workers, thread_name_prefix="store-ingest")
         self._mutations: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        self.reembedder = Reembedder(embedder)
+        self.functions = FunctionChanges(self.tables, embedder, self.reembedder)
 
     def close(self) -> None:
+        self.reembedder.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.embedder.close()
 

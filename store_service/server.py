@@ -60,6 +60,9 @@ class StoreServer(HostedServer):
         c = self.config
         self._host.start(c.host, c.port, c.metrics_host, c.metrics_port)
         self._host.set_serving(True)  # tables open lazily; nothing to wait for
+        resumed = self.core.functions.resume_all()
+        if resumed:
+            log.info("resumed %d re-embedding operation(s)", resumed)
         log.info("store service listening on %s, data in %s, embed service %s (metrics %s)", self.address,
                  c.data_dir.resolve(), c.embed_address or "none",
                  self.metrics_url())

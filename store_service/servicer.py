@@ -167,3 +167,33 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
                          ) -> pb.DescribeFunctionResponse:
         config = conversions.function_configs([request.function])[0]
         return conversions.function_info_to_proto(self._core.describe_function(config, _deadline(context)))
+
+    # ----- embedding-function changes (long-running operations) -------------------------------------
+    def AlterEmbeddingFunction(self, request: pb.AlterEmbeddingFunctionRequest, context: grpc.ServicerContext
+                               ) -> pb.Operation:
+        config = conversions.function_configs([request.function])[0]
+        return conversions.operation_to_proto(self._core.functions.alter(request.table, config, _deadline(context)))
+
+    def AddEmbeddingFunction(self, request: pb.AddEmbeddingFunctionRequest, context: grpc.ServicerContext
+                             ) -> pb.Operation:
+        config = conversions.function_configs([request.function])[0]
+        return conversions.operation_to_proto(self._core.functions.add(request.table, config, _deadline(context)))
+
+    def DropEmbeddingFunction(self, request: pb.DropEmbeddingFunctionRequest, context: grpc.ServicerContext
+                              ) -> pb.Operation:
+        return conversions.operation_to_proto(self._core.functions.drop(request.table, request.vector_column))
+
+    def GetOperation(self, request: pb.GetOperationRequest, context: grpc.ServicerContext) -> pb.Operation:
+        return conversions.operation_to_proto(self._core.functions.get(request.name))
+
+    def ListOperations(self, request: pb.ListOperationsRequest, context: grpc.ServicerContext
+                       ) -> pb.ListOperationsResponse:
+        operations, token = self._core.functions.list(request.table, request.page_size, request.page_token)
+        return pb.ListOperationsResponse(operations=[conversions.operation_to_proto(o) for o in operations],
+                                         next_page_token=token)
+
+    def CancelOperation(self, request: pb.CancelOperationRequest, context: grpc.ServicerContext) -> pb.Operation:
+        return conversions.operation_to_proto(self._core.functions.cancel(request.name))
+
+    def ResumeOperation(self, request: pb.ResumeOperationRequest, context: grpc.ServicerContext) -> pb.Operation:
+        return conversions.operation_to_proto(self._core.functions.resume(request.name))

@@ -128,6 +128,10 @@ class Table:
             for key in [k for k in self._cache if k not in kept]:
                 del self._cache[key]
 
+    def fragment(self, ref: manifest.FileRef) -> pa.Table:
+        """The rows of one data fragment of this table, with their `_rowid` column."""
+        return self._read(ref)
+
     def _read(self, ref: manifest.FileRef) -> pa.Table:
         """A data fragment with its `_rowid` column (ids are assigned by the manifest that lists it)."""
         key = _cache_key(ref)

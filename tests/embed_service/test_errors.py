@@ -138,7 +138,8 @@ def test_full_queue_is_resource_exhausted(start_embed, monkeypatch):
         request = pb.EmbedRequest(function=function, inputs=texts("a"))
         embed.stub.Embed(request)  # loaded
         with ThreadPoolExecutor(6) as pool:
-            futures = [pool.submit(embed.stub.Embed, request) for _ in range(6)]
+            futures = [pool.submit(embed.stub.Embed, pb.EmbedRequest(function=function, inputs=texts(f"a{i}")))
+                       for i in range(6)]  # each its own text: a cached one would not queue
             outcomes = []
             for f in futures:
                 try:

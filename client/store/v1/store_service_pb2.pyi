@@ -1,4 +1,7 @@
+import datetime
+
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -62,6 +65,22 @@ class IndexType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INDEX_TYPE_IVF_FLAT: _ClassVar[IndexType]
     INDEX_TYPE_IVF_PQ: _ClassVar[IndexType]
     INDEX_TYPE_HNSW: _ClassVar[IndexType]
+
+class OperationKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPERATION_KIND_UNSPECIFIED: _ClassVar[OperationKind]
+    OPERATION_KIND_CHANGE_FUNCTION: _ClassVar[OperationKind]
+    OPERATION_KIND_ADD_FUNCTION: _ClassVar[OperationKind]
+    OPERATION_KIND_DROP_FUNCTION: _ClassVar[OperationKind]
+
+class OperationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPERATION_STATE_UNSPECIFIED: _ClassVar[OperationState]
+    OPERATION_STATE_RUNNING: _ClassVar[OperationState]
+    OPERATION_STATE_PAUSED: _ClassVar[OperationState]
+    OPERATION_STATE_SUCCEEDED: _ClassVar[OperationState]
+    OPERATION_STATE_FAILED: _ClassVar[OperationState]
+    OPERATION_STATE_CANCELLED: _ClassVar[OperationState]
 DATA_TYPE_UNSPECIFIED: DataType
 DATA_TYPE_BOOL: DataType
 DATA_TYPE_INT32: DataType
@@ -96,6 +115,16 @@ INDEX_TYPE_FLAT: IndexType
 INDEX_TYPE_IVF_FLAT: IndexType
 INDEX_TYPE_IVF_PQ: IndexType
 INDEX_TYPE_HNSW: IndexType
+OPERATION_KIND_UNSPECIFIED: OperationKind
+OPERATION_KIND_CHANGE_FUNCTION: OperationKind
+OPERATION_KIND_ADD_FUNCTION: OperationKind
+OPERATION_KIND_DROP_FUNCTION: OperationKind
+OPERATION_STATE_UNSPECIFIED: OperationState
+OPERATION_STATE_RUNNING: OperationState
+OPERATION_STATE_PAUSED: OperationState
+OPERATION_STATE_SUCCEEDED: OperationState
+OPERATION_STATE_FAILED: OperationState
+OPERATION_STATE_CANCELLED: OperationState
 
 class Field(_message.Message):
     __slots__ = ("name", "type", "dimensions", "nullable")
@@ -568,3 +597,109 @@ class DescribeFunctionResponse(_message.Message):
     modalities: _containers.RepeatedScalarFieldContainer[str]
     secret_settings: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, server_function: _Optional[bool] = ..., dimensions: _Optional[int] = ..., modalities: _Optional[_Iterable[str]] = ..., secret_settings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AlterEmbeddingFunctionRequest(_message.Message):
+    __slots__ = ("table", "function")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    function: EmbeddingFunctionConfig
+    def __init__(self, table: _Optional[str] = ..., function: _Optional[_Union[EmbeddingFunctionConfig, _Mapping]] = ...) -> None: ...
+
+class AddEmbeddingFunctionRequest(_message.Message):
+    __slots__ = ("table", "function")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    function: EmbeddingFunctionConfig
+    def __init__(self, table: _Optional[str] = ..., function: _Optional[_Union[EmbeddingFunctionConfig, _Mapping]] = ...) -> None: ...
+
+class DropEmbeddingFunctionRequest(_message.Message):
+    __slots__ = ("table", "vector_column")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    vector_column: str
+    def __init__(self, table: _Optional[str] = ..., vector_column: _Optional[str] = ...) -> None: ...
+
+class Operation(_message.Message):
+    __slots__ = ("name", "table", "kind", "state", "done", "vector_column", "function", "rows_done", "rows_total", "rows_per_second", "eta_seconds", "error", "result_version", "base_version", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    ROWS_DONE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ROWS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESULT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    table: str
+    kind: OperationKind
+    state: OperationState
+    done: bool
+    vector_column: str
+    function: EmbeddingFunctionConfig
+    rows_done: int
+    rows_total: int
+    rows_per_second: float
+    eta_seconds: float
+    error: OperationError
+    result_version: int
+    base_version: int
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., table: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., state: _Optional[_Union[OperationState, str]] = ..., done: _Optional[bool] = ..., vector_column: _Optional[str] = ..., function: _Optional[_Union[EmbeddingFunctionConfig, _Mapping]] = ..., rows_done: _Optional[int] = ..., rows_total: _Optional[int] = ..., rows_per_second: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., error: _Optional[_Union[OperationError, _Mapping]] = ..., result_version: _Optional[int] = ..., base_version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class OperationError(_message.Message):
+    __slots__ = ("code", "reason", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    reason: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class GetOperationRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListOperationsRequest(_message.Message):
+    __slots__ = ("table", "page_size", "page_token")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    page_size: int
+    page_token: str
+    def __init__(self, table: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListOperationsResponse(_message.Message):
+    __slots__ = ("operations", "next_page_token")
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    operations: _containers.RepeatedCompositeFieldContainer[Operation]
+    next_page_token: str
+    def __init__(self, operations: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelOperationRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ResumeOperationRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...

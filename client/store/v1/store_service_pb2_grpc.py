@@ -120,6 +120,41 @@ class StorageServiceStub:
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.SerializeToString,
                 response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionResponse.FromString,
                 _registered_method=True)
+        self.AlterEmbeddingFunction = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/AlterEmbeddingFunction',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterEmbeddingFunctionRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+                _registered_method=True)
+        self.AddEmbeddingFunction = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/AddEmbeddingFunction',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddEmbeddingFunctionRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+                _registered_method=True)
+        self.DropEmbeddingFunction = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/DropEmbeddingFunction',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropEmbeddingFunctionRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+                _registered_method=True)
+        self.GetOperation = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/GetOperation',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+                _registered_method=True)
+        self.ListOperations = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/ListOperations',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListOperationsRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListOperationsResponse.FromString,
+                _registered_method=True)
+        self.CancelOperation = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/CancelOperation',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.CancelOperationRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+                _registered_method=True)
+        self.ResumeOperation = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/ResumeOperation',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ResumeOperationRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class StorageServiceServicer:
@@ -249,6 +284,59 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AlterEmbeddingFunction(self, request, context):
+        """Changes the embedding function of a vector column (another model, other settings, even another
+        dimension). Returns at once with a long-running operation that re-embeds every row in the background;
+        the table stays usable on its old vectors and switches to the new ones in one version when done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddEmbeddingFunction(self, request, context):
+        """Adds a vector column with its embedding function, backfilled from an existing source column in the
+        background (a long-running operation, like AlterEmbeddingFunction).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropEmbeddingFunction(self, request, context):
+        """Drops a vector column with its embedding function and index, as an operation that completes at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOperation(self, request, context):
+        """The current state of an operation: rows done and total, rate, ETA, error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOperations(self, request, context):
+        """A table's operations, oldest first, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOperation(self, request, context):
+        """Cancels an operation that has not switched the table yet: its work is discarded and the table is
+        exactly as before. FAILED_PRECONDITION once it is done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeOperation(self, request, context):
+        """Continues a paused operation (one the embed service failed beyond its retries) from where it stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -336,6 +424,41 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.DescribeFunction,
                     request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.FromString,
                     response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionResponse.SerializeToString,
+            ),
+            'AlterEmbeddingFunction': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlterEmbeddingFunction,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterEmbeddingFunctionRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.SerializeToString,
+            ),
+            'AddEmbeddingFunction': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddEmbeddingFunction,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddEmbeddingFunctionRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.SerializeToString,
+            ),
+            'DropEmbeddingFunction': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropEmbeddingFunction,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropEmbeddingFunctionRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.SerializeToString,
+            ),
+            'GetOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperation,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.GetOperationRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.SerializeToString,
+            ),
+            'ListOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOperations,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListOperationsRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListOperationsResponse.SerializeToString,
+            ),
+            'CancelOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOperation,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.CancelOperationRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.SerializeToString,
+            ),
+            'ResumeOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeOperation,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ResumeOperationRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -798,6 +921,195 @@ class StorageService:
             '/vectorlane.store.v1.StorageService/DescribeFunction',
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.SerializeToString,
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlterEmbeddingFunction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/AlterEmbeddingFunction',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterEmbeddingFunctionRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddEmbeddingFunction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/AddEmbeddingFunction',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddEmbeddingFunctionRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropEmbeddingFunction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/DropEmbeddingFunction',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropEmbeddingFunctionRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/GetOperation',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.GetOperationRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/ListOperations',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListOperationsRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/CancelOperation',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.CancelOperationRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/ResumeOperation',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.ResumeOperationRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,

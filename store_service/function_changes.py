@@ -1,0 +1,138 @@
+"""Changing, adding and dropping a table's embedding functions, as long-running operations: checked up front
+(nothing starts for a change that cannot work), recorded durably, run by the Reembedder, resumed on restart."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pyarrow as pa
+
+from rpc_common import paging
+from store_service.embedder import IMAGE, NO_DEADLINE, Deadline, Embedder
+from store_service.errors import FailedPrecondition, InvalidArgument
+from store_service.operations import (ADD, CANCELLED, CHANGE, DROP, PAUSED, RUNNING, Operation, OperationLog,
+                                      new_operation, parse_name)
+from store_service.reembed import Reembedder, plan
+from store_service.schema import FunctionConfig, check_secrets
+from store_service.storage.table import Table, TableStore
+
+log = logging.getLogger(__name__)
+
+
+class FunctionChanges:
+    def __init__(self, tables: TableStore, embedder: Embedder, reembedder: Reembedder) -> None:
+        self.tables = tables
+        self.embedder = embedder
+        self.reembedder = reembedder
+        self._lock = threading.Lock()  # one start at a time, so two callers cannot both start on one table
+
+    def resume_all(self) -> int:
+        """Restarts every operation a previous run of the store left RUNNING; returns how many."""
+        count = 0
+        for name in self.tables.names():
+            table = self.tables.open(name)
+            for operation in OperationLog(table.directory).all():
+                if operation.state == RUNNING:
+                    log.info("resuming operation %s (%d of %d rows done)", operation.name, operation.rows_done,
+                             operation.rows_total)
+                    self.reembedder.start(table, operation)
+                    count += 1
+        return count
+
+    # ----- starting ------------------------------------------------------------------------------------
+    def alter(self, table_name: str, function: FunctionConfig, deadline: Deadline = NO_DEADLINE) -> Operation:
+        return self._start(table_name, CHANGE, function.vector_column, function, deadline)
+
+    def add(self, table_name: str, function: FunctionConfig, deadline: Deadline = NO_DEADLINE) -> Operation:
+        return self._start(table_name, ADD, function.vector_column, function, deadline)
+
+    def drop(self, table_name: str, vector_column: str) -> Operation:
+        return self._start(table_name, DROP, vector_column, None, NO_DEADLINE)
+
+    def _start(self, table_name: str, kind: str, column: str, function: FunctionConfig | None,
+               deadline: Deadline) -> Operation:
+        table = self.tables.open(table_name)
+        if not column:
+            raise InvalidArgument("name the vector column", reason="MISSING_COLUMN")
+        dims, secrets = 0, ()
+        if function is not None:
+            if not function.name or not function.source_column:
+                raise InvalidArgument("the function needs a registry name and a source column",
+                                      reason="INVALID_EMBEDDING_FUNCTION")
+            check_secrets(function)
+            info = self.embedder.describe(function, deadline)
+            if info is None:
+                raise FailedPrecondition(f"function {function.name!r} is not one the embed service has: the store "
+                                         "cannot compute its vectors", reason="LOCAL_FUNCTION", function=function.name)
+            dims, secrets = info.dimensions, info.secret_settings
+        snapshot = table.snapshot()
+        target = plan(snapshot.schema, kind, column, function, dims, secrets)
+        if function is not None:
+            self._check_source(snapshot.schema, function, info.modalities)
+        with self._lock:
+            records = OperationLog(table.directory)
+            for existing in records.all():
+                if existing.state in (RUNNING, PAUSED):
+                    raise FailedPrecondition(f"table {table_name!r} has operation {existing.name} in progress; "
+                                             "wait for it or cancel it", reason="OPERATION_IN_PROGRESS",
+                                             operation=existing.name)
+            operation = new_operation(table_name, kind, target.column, function, snapshot.version)
+            records.save(operation.but(rows_total=snapshot.manifest.rows))
+        log.info("table %s: operation %s (%s %s) started", table_name, operation.name, kind.lower(), column)
+        self.reembedder.start(table, records.load(operation.id, table=table_name))
+        return records.load(operation.id, table=table_name)
+
+    @staticmethod
+    def _check_source(schema: pa.Schema, function: FunctionConfig, modalities: frozenset[str]) -> None:
+        source = schema.field(function.source_column).type
+        binary = pa.types.is_binary(source) or pa.types.is_large_binary(source)
+        if binary and IMAGE not in modalities:
+            raise InvalidArgument(f"function {function.name!r} embeds text; source column "
+                                  f"{function.source_column!r} holds bytes", reason="INVALID_EMBEDDING_FUNCTION",
+                                  column=function.source_column, function=function.name)
+
+    # ----- looking and steering ------------------------------------------------------------------------
+    def get(self, name: str) -> Operation:
+        table, operation_id = self._locate(name)
+        return OperationLog(table.directory).load(operation_id, table=table.name)
+
+    def list(self, table_name: str, page_size: int = 0, page_token: str = "") -> tuple[list[Operation], str]:
+        table = self.tables.open(table_name)
+        operations = OperationLog(table.directory).all()
+        by_id = {op.id: op for op in operations}
+        ids, token = paging.page([op.id for op in operations], str, page_size, page_token)
+        return [by_id[i] for i in ids], token
+
+    def cancel(self, name: str) -> Operation:
+        table, operation_id = self._locate(name)
+        records = OperationLog(table.directory)
+        with self._lock:
+            operation = records.load(operation_id, table=table.name)
+            if operation.done:
+                raise FailedPrecondition(f"operation {name} is {operation.state.lower()}; there is nothing to cancel",
+                                         reason="OPERATION_DONE", operation=name)
+            records.save(operation.but(cancel_requested=True))
+        if not self.reembedder.cancel(operation):  # paused (or its thread just ended): settle it here
+            records.remove_work(operation_id)
+            records.save(records.load(operation_id, table=table.name).but(state=CANCELLED, chunks=()))
+        else:
+            self.reembedder.wait(operation)
+        return records.load(operation_id, table=table.name)
+
+    def resume(self, name: str) -> Operation:
+        table, operation_id = self._locate(name)
+        records = OperationLog(table.directory)
+        with self._lock:
+            operation = records.load(operation_id, table=table.name)
+            if operation.state != PAUSED:
+                raise FailedPrecondition(f"operation {name} is {operation.state.lower()}, not paused",
+                                         reason="OPERATION_NOT_PAUSED", operation=name)
+            operation = operation.but(state=RUNNING, error=None)
+            records.save(operation)
+        self.reembedder.start(table, operation)
+        return records.load(operation_id, table=table.name)
+
+    def _locate(self, name: str) -> tuple[Table, str]:
+        table_name, operation_id = parse_name(name)
+        return self.tables.open(table_name), operation_id

@@ -1,0 +1,143 @@
+"""Long-running operations on a table (AIP-151 style): their records on disk, durable across restarts.
+
+An operation lives in `<table>/_operations/<id>/`: `state.json` (published by fsync + atomic rename after
+every step) and the files its work produced so far (`chunks/`). Its name is
+`tables/<table>/operations/<id>`, so GetOperation finds it from the name alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from store_service.errors import InvalidArgument, NotFound
+from store_service.schema import FunctionConfig
+from store_service.storage import durable
+from store_service.storage.manifest import FileRef
+from store_service.storage.names import check_table_name
+
+OPERATIONS_DIR = "_operations"
+STATE_FILE = "state.json"
+
+RUNNING, PAUSED, SUCCEEDED, FAILED, CANCELLED = "RUNNING", "PAUSED", "SUCCEEDED", "FAILED", "CANCELLED"
+DONE_STATES = (SUCCEEDED, FAILED, CANCELLED)
+CHANGE, ADD, DROP = "CHANGE_FUNCTION", "ADD_FUNCTION", "DROP_FUNCTION"
+_NAME = re.compile(r"^tables/([^/]+)/operations/([0-9a-f]{32})$")
+
+
+@dataclass(frozen=True)
+class OperationError:
+    code: str  # a grpc.StatusCode name
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    table: str
+    kind: str
+    vector_column: str
+    function: FunctionConfig | None  # the function the column gets (None: dropped)
+    state: str = RUNNING
+    base_version: int = 0  # the latest version when the operation started
+    rows_total: int = 0
+    rows_done: int = 0
+    rows_per_second: float = 0.0
+    chunks: tuple[FileRef, ...] = ()  # committed work: (`_rowid`, vector) files, in the order written
+    error: OperationError | None = None
+    result_version: int = 0  # the version that switched the table over
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    cancel_requested: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"tables/{self.table}/operations/{self.id}"
+
+    @property
+    def done(self) -> bool:
+        return self.state in DONE_STATES
+
+    @property
+    def eta_seconds(self) -> float:
+        left = self.rows_total - self.rows_done
+        return left / self.rows_per_second if self.rows_per_second > 0 and left > 0 else 0.0
+
+    def but(self, **changes: Any) -> "Operation":
+        return dataclasses.replace(self, updated=time.time(), **changes)
+
+    def to_json(self) -> bytes:
+        body = dataclasses.asdict(self)
+        body["function"] = self.function.to_json() if self.function else None
+        return json.dumps(body, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "Operation":
+        body = json.loads(data)
+        function = body.pop("function")
+        error = body.pop("error")
+        chunks = body.pop("chunks")
+        return cls(function=FunctionConfig(**function) if function else None,
+                   error=OperationError(**error) if error else None,
+                   chunks=tuple(FileRef(**c) for c in chunks), **body)
+
+
+def new_operation(table: str, kind: str, vector_column: str, function: FunctionConfig | None,
+                  base_version: int) -> Operation:
+    return Operation(uuid.uuid4().hex, table, kind, vector_column, function, base_version=base_version)
+
+
+def parse_name(name: str) -> tuple[str, str]:
+    """(table, id) from `tables/<table>/operations/<id>`."""
+    match = _NAME.match(name)
+    if match is None:
+        raise InvalidArgument(f"{name!r} is not an operation name (tables/<table>/operations/<id>)",
+                              reason="INVALID_OPERATION_NAME")
+    check_table_name(match.group(1))
+    return match.group(1), match.group(2)
+
+
+class OperationLog:
+    """The operations of one table directory."""
+
+    def __init__(self, table_dir: Path) -> None:
+        self.directory = table_dir / OPERATIONS_DIR
+
+    def folder(self, operation_id: str) -> Path:
+        return self.directory / operation_id
+
+    def save(self, operation: Operation) -> None:
+        folder = self.folder(operation.id)
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            durable.fsync_dir(self.directory)
+        durable.publish(folder / STATE_FILE, operation.to_json())
+
+    def load(self, operation_id: str, *, table: str) -> Operation:
+        try:
+            return Operation.from_json((self.folder(operation_id) / STATE_FILE).read_bytes())
+        except FileNotFoundError:
+            raise NotFound(f"table {table!r} has no operation {operation_id}", reason="OPERATION_NOT_FOUND",
+                           operation=operation_id) from None
+
+    def all(self) -> list[Operation]:
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for folder in self.directory.iterdir():
+            state = folder / STATE_FILE
+            if state.is_file():
+                found.append(Operation.from_json(state.read_bytes()))
+        return sorted(found, key=lambda op: (op.created, op.id))
+
+    def remove_work(self, operation_id: str) -> None:
+        """Deletes the files an operation's work produced (its record stays)."""
+        shutil.rmtree(self.folder(operation_id) / "chunks", ignore_errors=True)

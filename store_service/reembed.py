@@ -1,0 +1,381 @@
+"""Changing, adding or dropping a table's embedding function, with the re-embedding done in the background.
+
+An operation embeds the source column of every row the table holds, in chunks that are committed to the
+operation's own files (never to the table) as they finish, so a store killed mid-way resumes where it was and
+never embeds a finished chunk again. Reading, embedding and writing overlap: up to `IN_FLIGHT` chunks are
+being embedded (each streamed to the embed service in large batches) while the finished one is written.
+Meanwhile the table is untouched and fully usable; rows added meanwhile get old vectors from their add and
+new ones from a catch-up pass. When every row is covered, the fragments are rewritten with the new column,
+the column's index is rebuilt (retrained when the dimension changes), and one commit switches the table.
+Rows that arrived after the last pass are embedded inside that commit, so no row is missed at the switch.
+Older versions keep the old column and function: restore brings them back.
+
+An embed-service failure beyond its retries pauses the operation with the error (ResumeOperation continues
+it); cancelling removes its work and leaves the table exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from store_service.embedder import Embedder
+from store_service.errors import Aborted, FailedPrecondition, InvalidArgument, ServiceError
+from store_service.index_catalog import INDEXES_DIR, IndexEntry, entries
+from store_service.operations import (ADD, CANCELLED, CHANGE, DROP, FAILED, OPERATIONS_DIR, PAUSED, RUNNING,
+                                      SUCCEEDED, Operation, OperationError, OperationLog)
+from store_service.schema import FunctionConfig, functions_of, vector_type, with_functions
+from store_service.storage import fragments
+from store_service.storage.fragments import ROW_ID
+from store_service.storage.manifest import FileRef, Manifest
+from store_service.storage.table import Snapshot, Table, conform, extends
+from store_service.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 2048  # rows embedded and committed to the operation's files at a time
+IN_FLIGHT = 3  # chunks being embedded at once while the finished ones are written
+SWITCH_ATTEMPTS = 5  # catch-up passes before the switch embeds the remaining rows under the table's lock
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the table looks like after the operation: its schema (with the function metadata)."""
+
+    schema: pa.Schema
+    column: str
+    function: FunctionConfig | None
+
+
+def plan(schema: pa.Schema, kind: str, column: str, function: FunctionConfig | None, dims: int,
+         secret_settings: tuple[str, ...] = ()) -> Plan:
+    """Checks the change against the table's schema and returns the schema after it; refused before any work."""
+    functions = [f for f in functions_of(schema) if f.vector_column != column]
+    index = schema.get_field_index(column)
+    if kind == ADD:
+        if index >= 0:
+            raise InvalidArgument(f"column {column!r} exists; change its function instead", reason="COLUMN_EXISTS",
+                                  column=column)
+        target = schema.append(pa.field(column, vector_type(dims), nullable=True))
+    else:
+        if index < 0:
+            raise InvalidArgument(f"the table has no column {column!r}", reason="UNKNOWN_COLUMN", column=column)
+        if not pa.types.is_fixed_size_list(schema.field(index).type):
+            raise InvalidArgument(f"column {column!r} is not a vector column", reason="NOT_A_VECTOR_COLUMN",
+                                  column=column)
+        if kind == DROP:
+            return Plan(with_functions(schema.remove(index), functions), column, None)
+        target = schema.set(index, pa.field(column, vector_type(dims), nullable=True))
+    assert function is not None
+    functions.append(function)
+    return Plan(with_functions(target, functions, {function.name: secret_settings}), column, function)
+
+
+class Reembedder:
+    """Runs the store's re-embedding operations, one background thread each, and resumes them after a restart."""
+
+    def __init__(self, embedder: Embedder, on_switch: Callable[[Table], None] = lambda table: None) -> None:
+        self.embedder = embedder
+        self._on_switch = on_switch
+        self._running: dict[str, threading.Event] = {}  # operation name -> its cancel flag
+        self._threads: dict[str, threading.Thread] = {}
+        self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="reembed-embed")
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            flags = list(self._running.values())
+            threads = list(self._threads.values())
+        for flag in flags:
+            flag.set()  # stops between chunks; the record stays RUNNING, so the next start resumes it
+        for thread in threads:
+            thread.join(timeout=30)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def is_running(self, operation: Operation) -> bool:
+        with self._lock:
+            return operation.name in self._running
+
+    def start(self, table: Table, operation: Operation) -> None:
+        with self._lock:
+            if self._closed or operation.name in self._running:
+                return
+            flag = self._running[operation.name] = threading.Event()
+            thread = threading.Thread(target=self._run, args=(table, operation, flag),
+                                      name=f"reembed-{operation.id[:8]}", daemon=True)
+            self._threads[operation.name] = thread
+        thread.start()
+
+    def cancel(self, operation: Operation) -> bool:
+        """Asks a running operation to stop; False when none runs here (the caller settles the record)."""
+        with self._lock:
+            flag = self._running.get(operation.name)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    def wait(self, operation: Operation, timeout: float = 60.0) -> None:
+        """Waits for the thread running `operation` (if any) to end."""
+        with self._lock:
+            thread = self._threads.get(operation.name)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # ----- the work ------------------------------------------------------------------------------------
+    def _run(self, table: Table, operation: Operation, stop: threading.Event) -> None:
+        records = OperationLog(table.directory)
+        try:
+            operation = Job(table, records, operation, self.embedder, self._pool, stop).run()
+            if operation.state == SUCCEEDED:
+                self._on_switch(table)
+        except ServiceError as exc:
+            state = PAUSED if exc.category in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED") else FAILED
+            current = records.load(operation.id, table=table.name)
+            records.save(current.but(state=state, error=OperationError(exc.category, exc.reason, exc.message)))
+            log.warning("operation %s %s: %s", operation.name, state.lower(), exc.message)
+        except Exception as exc:  # a bug: the record says so rather than staying RUNNING forever
+            log.exception("operation %s failed", operation.name)
+            current = records.load(operation.id, table=table.name)
+            records.save(current.but(state=FAILED, error=OperationError("INTERNAL", "INTERNAL",
+                                                                        f"{type(exc).__name__}: {exc}")))
+        finally:
+            with self._lock:
+                self._running.pop(operation.name, None)
+                self._threads.pop(operation.name, None)
+
+
+class Job:
+    """One run of one operation, from its record to the switch (or a stop)."""
+
+    def __init__(self, table: Table, records: OperationLog, operation: Operation, embedder: Embedder,
+                 pool: ThreadPoolExecutor, stop: threading.Event) -> None:
+        self.table = table
+        self.records = records
+        self.operation = operation
+        self.embedder = embedder
+        self.pool = pool
+        self.stop = stop
+        self.chunk_dir = f"{OPERATIONS_DIR}/{operation.id}/chunks"
+        self.done_ids = np.empty(0, dtype=np.int64)  # row ids the operation's chunks cover, sorted
+        self.started = time.monotonic()
+        self.embedded_this_run = 0
+
+    def run(self) -> Operation:
+        self._load_chunks()
+        for _ in range(SWITCH_ATTEMPTS):
+            snapshot = self.table.snapshot()
+            target = self._target(snapshot)
+            pending = self._pending(snapshot)
+            self._save(rows_total=snapshot.manifest.rows, rows_done=snapshot.manifest.rows - len(pending))
+            if len(pending) == 0 or self.operation.kind == DROP:
+                break
+            if not self._embed_all(snapshot, pending, target):
+                return self._cancelled()
+        if self.stop.is_set():
+            return self._settle_stop()
+        return self._switch(self.table.snapshot())
+
+    # ----- planning ------------------------------------------------------------------------------------
+    def _target(self, snapshot: Snapshot) -> Plan:
+        op = self.operation
+        dims = 0
+        if op.function is not None:
+            info = self.embedder.describe(op.function)
+            if info is None:
+                raise FailedPrecondition(f"function {op.function.name!r} is not one the embed service has",
+                                         reason="LOCAL_FUNCTION", function=op.function.name)
+            dims = info.dimensions
+        current = snapshot.schema
+        if op.kind == CHANGE or op.kind == DROP:
+            if current.get_field_index(op.vector_column) < 0:
+                raise FailedPrecondition(f"column {op.vector_column!r} left the table while the operation ran",
+                                         reason="TABLE_CHANGED", column=op.vector_column)
+        elif current.get_field_index(op.vector_column) >= 0:
+            raise FailedPrecondition(f"column {op.vector_column!r} appeared while the operation ran",
+                                     reason="TABLE_CHANGED", column=op.vector_column)
+        return plan(current, op.kind, op.vector_column, op.function, dims)
+
+    def _pending(self, snapshot: Snapshot) -> pa.Table:
+        """The snapshot's rows (`_rowid` and source) no chunk covers yet, in row-id order."""
+        op = self.operation
+        if op.function is None:
+            return pa.table({ROW_ID: pa.array([], type=pa.int64())})
+        data = snapshot.to_arrow(with_row_ids=True).select([ROW_ID, op.function.source_column])
+        ids = data.column(ROW_ID).to_numpy()
+        return data.filter(pa.array(~np.isin(ids, self.done_ids))).sort_by(ROW_ID)
+
+    # ----- embedding -----------------------------------------------------------------------------------
+    def _embed_all(self, snapshot: Snapshot, pending: pa.Table, target: Plan) -> bool:
+        """Embeds `pending` chunk by chunk, committing each to the operation; False if stopped."""
+        dims = target.schema.field(target.column).type.list_size
+        in_flight: deque[tuple[pa.Table, Future]] = deque()
+        starts = iter(range(0, pending.num_rows, CHUNK_ROWS))
+        while True:
+            while len(in_flight) < IN_FLIGHT and not self.stop.is_set():
+                start = next(starts, None)
+                if start is None:
+                    break
+                chunk = pending.slice(start, CHUNK_ROWS)
+                in_flight.append((chunk, self.pool.submit(self._vectors, chunk, dims)))
+            if not in_flight:
+                return not self.stop.is_set()
+            chunk, future = in_flight.popleft()
+            vectors = future.result()
+            self._commit_chunk(chunk.column(ROW_ID).to_numpy(), vectors, dims)
+            if self.stop.is_set():
+                for _, rest in in_flight:
+                    rest.cancel()
+                return False
+
+    def _vectors(self, rows: pa.Table, dims: int) -> pa.Array:
+        """The new vectors of `rows` (null where the source is null), as a vector array."""
+        assert self.operation.function is not None
+        source = rows.column(1).combine_chunks()
+        present = source.is_valid().to_numpy(zero_copy_only=False)
+        matrix = np.zeros((rows.num_rows, dims), dtype=np.float32)
+        if present.any():
+            matrix[present] = self.embedder.embed_source(self.operation.function, source.filter(pa.array(present)))
+        flat = pa.array(matrix.reshape(-1), type=pa.float32())
+        return pa.FixedSizeListArray.from_arrays(flat, dims, mask=pa.array(~present))
+
+    def _commit_chunk(self, row_ids: np.ndarray, vectors: pa.Array, dims: int) -> None:
+        data = pa.table({ROW_ID: pa.array(row_ids, type=pa.int64()), "vector": vectors.cast(vector_type(dims))})
+        ref = fragments.write(self.table.directory, data, self.chunk_dir)
+        self.done_ids = np.union1d(self.done_ids, row_ids)
+        self.embedded_this_run += len(row_ids)
+        rate = self.embedded_this_run / max(1e-6, time.monotonic() - self.started)
+        self._save(chunks=self.operation.chunks + (ref,), rows_done=self.operation.rows_done + len(row_ids),
+                   rows_per_second=rate)
+
+    def _load_chunks(self) -> None:
+        ids = [fragments.read(self.table.directory, ref, table=self.table.name).column(ROW_ID).to_numpy()
+               for ref in self.operation.chunks]
+        self.done_ids = np.unique(np.concatenate(ids)) if ids else np.empty(0, dtype=np.int64)
+
+    def _chunk_vectors(self) -> pa.Table:
+        """Every chunk's (`_rowid`, vector), sorted by row id."""
+        parts = [fragments.read(self.table.directory, ref, table=self.table.name) for ref in self.operation.chunks]
+        if not parts:
+            return pa.table({ROW_ID: pa.array([], type=pa.int64())})
+        return pa.concat_tables(parts).sort_by(ROW_ID)
+
+    # ----- the switch ----------------------------------------------------------------------------------
+    def _switch(self, snapshot: Snapshot) -> Operation:
+        target = self._target(snapshot)
+        new = self._chunk_vectors()
+        rewritten = {ref.path: self._rewrite(ref, target, new) for ref in snapshot.manifest.fragments}
+        index = self._rebuild_index(snapshot, target, new)
+        written = [r for r in rewritten.values()] + ([index.file] if index is not None else [])
+        late: list[FileRef] = []
+
+        def change(base: Manifest) -> Manifest:
+            if not extends(snapshot.manifest, base):
+                raise Aborted(f"table {self.table.name!r} was overwritten, restored or altered during the switch",
+                              reason="WRITE_CONFLICT", table=self.table.name)
+            refs = []
+            for ref in base.fragments:
+                replaced = rewritten.get(ref.path)
+                if replaced is None:  # added after the last pass: embedded now, under the table's lock
+                    replaced = self._rewrite(ref, target, self._late_vectors(ref, target))
+                    late.append(replaced)
+                refs.append(replaced)
+            indexes = [e.to_json() for e in entries(base) if e.vector_column != target.column]
+            if index is not None:
+                indexes.append(index.to_json())
+            return base.successor(schema=target.schema, fragments=tuple(refs), indexes=tuple(indexes),
+                                  operation=f"{self.operation.kind.lower()}:{target.column}")
+
+        try:
+            committed = self.table.commit(change)
+        except BaseException:
+            for ref in written + late:
+                (self.table.directory / ref.path).unlink(missing_ok=True)
+            raise
+        self.records.remove_work(self.operation.id)
+        log.info("operation %s switched table %s to version %d", self.operation.name, self.table.name,
+                 committed.version)
+        return self._save(state=SUCCEEDED, result_version=committed.version, rows_total=committed.rows,
+                          rows_done=committed.rows, chunks=(), error=None)
+
+    def _rewrite(self, ref: FileRef, target: Plan, new: pa.Table) -> FileRef:
+        """The fragment `ref` with the target column (from `new`, by row id) in the target schema."""
+        rows = self.table.fragment(ref)
+        if target.function is not None:
+            ids = rows.column(ROW_ID).to_numpy()
+            known = new.column(ROW_ID).to_numpy()
+            at = np.minimum(np.searchsorted(known, ids), max(0, len(known) - 1))
+            found = (known[at] == ids) if len(known) else np.zeros(len(ids), dtype=bool)
+            dims = target.schema.field(target.column).type.list_size
+            if len(known):
+                column = new.column("vector").combine_chunks().take(pa.array(at))
+                column = pc.if_else(pa.array(found), column, pa.nulls(len(ids), vector_type(dims)))
+            else:
+                column = pa.nulls(len(ids), vector_type(dims))
+            rows = rows.drop_columns([c for c in (target.column,) if c in rows.column_names])
+            rows = rows.append_column(pa.field(target.column, vector_type(dims)), column)
+        rows = conform(rows.drop_columns([ROW_ID]).select([n for n in target.schema.names
+                                                            if n in rows.column_names]), target.schema)
+        return fragments.write(self.table.directory, rows).with_first_row_id(ref.first_row_id)
+
+    def _late_vectors(self, ref: FileRef, target: Plan) -> pa.Table:
+        rows = self.table.fragment(ref)
+        if target.function is None:
+            return pa.table({ROW_ID: pa.array([], type=pa.int64())})
+        dims = target.schema.field(target.column).type.list_size
+        rows = rows.select([ROW_ID, target.function.source_column])
+        return pa.table({ROW_ID: rows.column(ROW_ID), "vector": self._vectors(rows, dims)})
+
+    def _rebuild_index(self, snapshot: Snapshot, target: Plan, new: pa.Table) -> IndexEntry | None:
+        """The column's index again, same type and parameters, trained on the new vectors."""
+        existing = [e for e in entries(snapshot.manifest) if e.vector_column == target.column]
+        if not existing or target.function is None:
+            return None
+        old = existing[0]
+        live = snapshot.to_arrow(with_row_ids=True).column(ROW_ID).to_numpy()
+        known = new.filter(pc.and_(pc.is_in(new.column(ROW_ID), value_set=pa.array(live)),
+                                   pc.is_valid(new.column("vector"))))
+        dims = target.schema.field(target.column).type.list_size
+        if known.num_rows == 0:
+            return None
+        vectors = known.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, dims)
+        row_ids = known.column(ROW_ID).to_numpy()
+        params = old.params
+        if params.num_partitions > len(row_ids):
+            params = type(params)(**{**params.__dict__, "num_partitions": 0})
+        index = VectorIndex.build(params, vectors, row_ids)
+        ref = fragments.write_file(self.table.directory, index.to_bytes(), INDEXES_DIR, ".faiss", index.size)
+        return IndexEntry(old.name, target.column, params, snapshot.version, snapshot.manifest.next_row_id, dims,
+                          ref)
+
+    # ----- the record ----------------------------------------------------------------------------------
+    def _save(self, **changes) -> Operation:
+        self.operation = self.operation.but(**changes)
+        self.records.save(self.operation)
+        return self.operation
+
+    def _settle_stop(self) -> Operation:
+        current = self.records.load(self.operation.id, table=self.table.name)
+        return self._cancelled() if current.cancel_requested else self.operation
+
+    def _cancelled(self) -> Operation:
+        current = self.records.load(self.operation.id, table=self.table.name)
+        if not current.cancel_requested:
+            return self.operation  # stopped by a shutdown: the record stays RUNNING and resumes on restart
+        self.records.remove_work(self.operation.id)
+        return self._save(state=CANCELLED, chunks=(), cancel_requested=True)
+
+
+__all__ = ["ADD", "CANCELLED", "CHANGE", "DROP", "FAILED", "PAUSED", "RUNNING", "SUCCEEDED", "Job", "Plan",
+           "Reembedder", "plan"]
