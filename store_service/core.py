@@ -30,7 +30,8 @@ from store_service.schema import FunctionConfig, check_secrets, functions_of, ve
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
-from store_service.storage.table import Table, TableStore
+from store_service.storage import fragments
+from store_service.storage.table import Staged, Table, TableStore
 from store_service.table_view import TableView, ViewCache
 from store_service.vector_index import IndexParams
 
@@ -192,8 +193,27 @@ class StoreCore:
         if mode == OVERWRITE:
             committed = table.commit_rows(staged, overwrite=True, schema=schema, operation="overwrite")
         else:
-            committed = table.commit_rows(staged, operation="append")
+            committed = table.commit_rows(staged, operation="append",
+                                          restage=lambda items, now: self._restage(table, items, now, bad))
         return Change(committed.version, inserted=rows)
+
+    def _restage(self, table: Table, staged: list[Staged], schema: pa.Schema, bad: BadVectors) -> list[Staged]:
+        """Staged rows again for `schema`, which an embedding-function switch made the latest while they were
+        staged: columns the switch changed (or dropped) are left out, so their vectors come from the new
+        function, and columns it added are computed."""
+        before = staged[0].schema if staged else schema
+        changed = {f.name for f in before if schema.get_field_index(f.name) < 0 or not schema.field(f.name).equals(f)}
+        old_functions = {c.vector_column: c for c in functions_of(before)}
+        changed |= {c.vector_column for c in functions_of(schema) if old_functions.get(c.vector_column) != c}
+        preparer = RowPreparer(schema, self.embedder, bad)
+        again = []
+        for item in staged:
+            if item.ref is not None:
+                rows = fragments.read(table.directory, item.ref, table=table.name)
+                rows = rows.drop_columns([c for c in rows.column_names if c in changed])
+                again.append(table.stage(preparer.prepare(rows), schema))
+        table.discard(staged)
+        return again
 
     def search(self, name: str, query: np.ndarray | Query, request: search.VectorSearch, *, version: int = 0,
                deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:

@@ -86,7 +86,7 @@ class Reembedder:
     def __init__(self, embedder: Embedder, on_switch: Callable[[Table], None] = lambda table: None) -> None:
         self.embedder = embedder
         self._on_switch = on_switch
-        self._running: dict[str, threading.Event] = {}  # operation name -> its cancel flag
+        self._running: dict[str, tuple[threading.Event, threading.Event]] = {}  # name -> (stop, cancel)
         self._threads: dict[str, threading.Thread] = {}
         self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="reembed-embed")
         self._lock = threading.Lock()
@@ -97,8 +97,8 @@ class Reembedder:
             self._closed = True
             flags = list(self._running.values())
             threads = list(self._threads.values())
-        for flag in flags:
-            flag.set()  # stops between chunks; the record stays RUNNING, so the next start resumes it
+        for stop, _ in flags:
+            stop.set()  # stops between chunks; the record stays RUNNING, so the next start resumes it
         for thread in threads:
             thread.join(timeout=30)
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -111,8 +111,8 @@ class Reembedder:
         with self._lock:
             if self._closed or operation.name in self._running:
                 return
-            flag = self._running[operation.name] = threading.Event()
-            thread = threading.Thread(target=self._run, args=(table, operation, flag),
+            flags = self._running[operation.name] = (threading.Event(), threading.Event())
+            thread = threading.Thread(target=self._run, args=(table, operation, *flags),
                                       name=f"reembed-{operation.id[:8]}", daemon=True)
             self._threads[operation.name] = thread
         thread.start()
@@ -120,10 +120,11 @@ class Reembedder:
     def cancel(self, operation: Operation) -> bool:
         """Asks a running operation to stop; False when none runs here (the caller settles the record)."""
         with self._lock:
-            flag = self._running.get(operation.name)
-        if flag is None:
+            flags = self._running.get(operation.name)
+        if flags is None:
             return False
-        flag.set()
+        flags[1].set()
+        flags[0].set()
         return True
 
     def wait(self, operation: Operation, timeout: float = 60.0) -> None:
@@ -134,10 +135,10 @@ class Reembedder:
             thread.join(timeout)
 
     # ----- the work ------------------------------------------------------------------------------------
-    def _run(self, table: Table, operation: Operation, stop: threading.Event) -> None:
+    def _run(self, table: Table, operation: Operation, stop: threading.Event, cancel: threading.Event) -> None:
         records = OperationLog(table.directory)
         try:
-            operation = Job(table, records, operation, self.embedder, self._pool, stop).run()
+            operation = Job(table, records, operation, self.embedder, self._pool, stop, cancel).run()
             if operation.state == SUCCEEDED:
                 self._on_switch(table)
         except ServiceError as exc:
@@ -160,13 +161,14 @@ class Job:
     """One run of one operation, from its record to the switch (or a stop)."""
 
     def __init__(self, table: Table, records: OperationLog, operation: Operation, embedder: Embedder,
-                 pool: ThreadPoolExecutor, stop: threading.Event) -> None:
+                 pool: ThreadPoolExecutor, stop: threading.Event, cancel: threading.Event) -> None:
         self.table = table
         self.records = records
         self.operation = operation
         self.embedder = embedder
         self.pool = pool
-        self.stop = stop
+        self.stop = stop  # set by a shutdown (the record stays RUNNING and resumes) or by a cancel
+        self.cancel = cancel
         self.chunk_dir = f"{OPERATIONS_DIR}/{operation.id}/chunks"
         self.done_ids = np.empty(0, dtype=np.int64)  # row ids the operation's chunks cover, sorted
         self.started = time.monotonic()
@@ -275,7 +277,8 @@ class Job:
     def _switch(self, snapshot: Snapshot) -> Operation:
         target = self._target(snapshot)
         new = self._chunk_vectors()
-        rewritten = {ref.path: self._rewrite(ref, target, new) for ref in snapshot.manifest.fragments}
+        deleted = snapshot.deleted_row_ids()
+        rewritten = {ref.path: self._rewrite(ref, target, new, deleted) for ref in snapshot.manifest.fragments}
         index = self._rebuild_index(snapshot, target, new)
         written = [r for r in rewritten.values()] + ([index.file] if index is not None else [])
         late: list[FileRef] = []
@@ -288,7 +291,7 @@ class Job:
             for ref in base.fragments:
                 replaced = rewritten.get(ref.path)
                 if replaced is None:  # added after the last pass: embedded now, under the table's lock
-                    replaced = self._rewrite(ref, target, self._late_vectors(ref, target))
+                    replaced = self._rewrite(ref, target, new, Snapshot(self.table, base).deleted_row_ids())
                     late.append(replaced)
                 refs.append(replaced)
             indexes = [e.to_json() for e in entries(base) if e.vector_column != target.column]
@@ -309,33 +312,31 @@ class Job:
         return self._save(state=SUCCEEDED, result_version=committed.version, rows_total=committed.rows,
                           rows_done=committed.rows, chunks=(), error=None)
 
-    def _rewrite(self, ref: FileRef, target: Plan, new: pa.Table) -> FileRef:
-        """The fragment `ref` with the target column (from `new`, by row id) in the target schema."""
+    def _rewrite(self, ref: FileRef, target: Plan, new: pa.Table, deleted: np.ndarray) -> FileRef:
+        """The fragment `ref` in the target schema, its target column from `new` by row id; live rows that
+        `new` lacks (committed after the last pass) are embedded here."""
         rows = self.table.fragment(ref)
         if target.function is not None:
+            dims = target.schema.field(target.column).type.list_size
             ids = rows.column(ROW_ID).to_numpy()
             known = new.column(ROW_ID).to_numpy()
             at = np.minimum(np.searchsorted(known, ids), max(0, len(known) - 1))
             found = (known[at] == ids) if len(known) else np.zeros(len(ids), dtype=bool)
-            dims = target.schema.field(target.column).type.list_size
-            if len(known):
-                column = new.column("vector").combine_chunks().take(pa.array(at))
-                column = pc.if_else(pa.array(found), column, pa.nulls(len(ids), vector_type(dims)))
-            else:
-                column = pa.nulls(len(ids), vector_type(dims))
+            column = (new.column("vector").combine_chunks().take(pa.array(at)) if len(known)
+                      else pa.nulls(len(ids), vector_type(dims)))
+            late = ~found & ~np.isin(ids, deleted)
+            if late.any():
+                source = rows.select([ROW_ID, target.function.source_column]).filter(pa.array(late))
+                filled = np.full(len(ids), -1, dtype=np.int64)
+                filled[late] = np.arange(int(late.sum()))
+                extra = self._vectors(source, dims)
+                column = pc.if_else(pa.array(late), extra.take(pa.array(np.maximum(filled, 0))), column)
+            column = pc.if_else(pa.array(found | late), column, pa.nulls(len(ids), vector_type(dims)))
             rows = rows.drop_columns([c for c in (target.column,) if c in rows.column_names])
             rows = rows.append_column(pa.field(target.column, vector_type(dims)), column)
-        rows = conform(rows.drop_columns([ROW_ID]).select([n for n in target.schema.names
-                                                            if n in rows.column_names]), target.schema)
+        rows = rows.drop_columns([ROW_ID])
+        rows = conform(rows.select([n for n in target.schema.names if n in rows.column_names]), target.schema)
         return fragments.write(self.table.directory, rows).with_first_row_id(ref.first_row_id)
-
-    def _late_vectors(self, ref: FileRef, target: Plan) -> pa.Table:
-        rows = self.table.fragment(ref)
-        if target.function is None:
-            return pa.table({ROW_ID: pa.array([], type=pa.int64())})
-        dims = target.schema.field(target.column).type.list_size
-        rows = rows.select([ROW_ID, target.function.source_column])
-        return pa.table({ROW_ID: rows.column(ROW_ID), "vector": self._vectors(rows, dims)})
 
     def _rebuild_index(self, snapshot: Snapshot, target: Plan, new: pa.Table) -> IndexEntry | None:
         """The column's index again, same type and parameters, trained on the new vectors."""
@@ -366,12 +367,10 @@ class Job:
         return self.operation
 
     def _settle_stop(self) -> Operation:
-        current = self.records.load(self.operation.id, table=self.table.name)
-        return self._cancelled() if current.cancel_requested else self.operation
+        return self._cancelled() if self.cancel.is_set() else self.operation
 
     def _cancelled(self) -> Operation:
-        current = self.records.load(self.operation.id, table=self.table.name)
-        if not current.cancel_requested:
+        if not self.cancel.is_set():
             return self.operation  # stopped by a shutdown: the record stays RUNNING and resumes on restart
         self.records.remove_work(self.operation.id)
         return self._save(state=CANCELLED, chunks=(), cancel_requested=True)

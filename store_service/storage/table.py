@@ -183,20 +183,24 @@ class Table:
 
     def commit_rows(self, staged: Sequence[Staged] = (), *, delete_row_ids: np.ndarray | None = None,
                     overwrite: bool = False, schema: pa.Schema | None = None, read_at: Manifest | None = None,
-                    operation: str = "append") -> Manifest:
+                    operation: str = "append", restage: Restage | None = None) -> Manifest:
         """Publishes staged fragments (their rows get the next row ids) and deletions as one version.
 
         `read_at`: the version the change was computed from (update, merge, delete by filter); the commit
         is refused (WRITE_CONFLICT, retry it) if the table was overwritten or restored since. Staged rows
-        must have been conformed to the latest schema, or to `schema` when overwriting with a new one.
+        must have been conformed to the latest schema, or to `schema` when overwriting with a new one;
+        `restage` (an append's) conforms them again, under the lock, if the schema changed meanwhile (an
+        embedding function switched), instead of refusing the commit.
         """
+        current = list(staged)
 
         def change(base: Manifest) -> Manifest:
             target = schema if (overwrite and schema is not None) else base.schema
-            for item in staged:
-                if not item.schema.equals(target):
+            if any(not item.schema.equals(target) for item in current):
+                if restage is None or overwrite:
                     raise Aborted(f"table {self.name!r} changed its schema during the write; retry it",
                                   reason="WRITE_CONFLICT", table=self.name)
+                current[:] = restage(current, target)
             if read_at is not None and not extends(read_at, base):
                 raise Aborted(f"table {self.name!r} was overwritten or restored during the change; retry it",
                               reason="WRITE_CONFLICT", table=self.name)
@@ -207,7 +211,7 @@ class Table:
                               "writer meanwhile; retry it", reason="WRITE_CONFLICT", table=self.name)
             next_id = base.next_row_id
             refs = []
-            for item in staged:
+            for item in current:
                 if item.ref is not None:
                     refs.append(item.ref.with_first_row_id(next_id))
                     next_id += item.ref.rows
@@ -226,7 +230,7 @@ class Table:
         try:
             return self.commit(change)
         except BaseException:
-            self.discard(staged)
+            self.discard(current)
             raise
 
     def append(self, data: pa.Table) -> Manifest:
@@ -257,6 +261,9 @@ class Staged:
 
     ref: manifest.FileRef | None
     schema: pa.Schema
+
+
+Restage = Callable[[list["Staged"], pa.Schema], list["Staged"]]
 
 
 def extends(read_at: Manifest, base: Manifest) -> bool:

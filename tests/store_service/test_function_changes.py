@@ -1,0 +1,174 @@
+"""Changing, adding and dropping a table's embedding function as long-running operations: the switch is one
+atomic version with every row re-embedded and the index rebuilt, old versions keep the old column, cancel
+leaves the table as it was, a paused operation resumes, bad changes are refused before any work."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tests.helpers import error_info
+from tests.store_service.conftest import WordHash, add, arrow_rows, function, json_rows, rows_of
+from vectorlane.store.v1 import store_service_pb2 as pb
+
+WORDS = "river stone cloud maple copper violet harbor lantern meadow ember falcon quartz".split()
+
+
+def sentences(start: int, count: int) -> list[str]:
+    rng = np.random.default_rng(start)
+    return [" ".join(rng.choice(WORDS, 5)) + f" n{i}" for i in range(start, start + count)]
+
+
+def make_table(store, rows: int, dims: int = 32, name: str = "docs") -> None:
+    store.stub.CreateTable(pb.CreateTableRequest(name=name, schema=pb.Schema(fields=[
+        pb.Field(name="id", type=pb.DATA_TYPE_INT64), pb.Field(name="text", type=pb.DATA_TYPE_STRING, nullable=True),
+        pb.Field(name="vector", type=pb.DATA_TYPE_VECTOR)]),
+        embedding_functions=[function("word-hash", "text", "vector", dims=dims)]))
+    for start in range(0, rows, 1000):
+        count = min(1000, rows - start)
+        add(store.stub, name, arrow_rows(pa.table({"id": np.arange(start, start + count),
+                                                   "text": sentences(start, count)})))
+
+
+def wait(store, operation: pb.Operation, timeout: float = 120.0) -> pb.Operation:
+    deadline = time.monotonic() + timeout
+    while not operation.done and operation.state != pb.OPERATION_STATE_PAUSED:
+        assert time.monotonic() < deadline, f"operation still {pb.OperationState.Name(operation.state)}"
+        time.sleep(0.05)
+        operation = store.stub.GetOperation(pb.GetOperationRequest(name=operation.name))
+    return operation
+
+
+def read_all(store, name: str = "docs", version: int = 0) -> pa.Table:
+    reply = store.stub.ReadRows(pb.ReadRowsRequest(table=name, format=pb.ROW_FORMAT_ARROW, version=version))
+    return rows_of(reply.rows).sort_by("id")
+
+
+def expected(texts: list[str], dims: int) -> np.ndarray:
+    return WordHash(dims=dims).embed_texts(texts, None)
+
+
+def test_change_the_function_to_another_dimension_rebuilds_the_index_and_keeps_old_versions(store):
+    make_table(store, 3000)
+    store.stub.CreateIndex(pb.CreateIndexRequest(table="docs", index_type=pb.INDEX_TYPE_IVF_FLAT, num_partitions=16))
+    before = store.stub.GetTable(pb.GetTableRequest(name="docs")).table
+    started = store.stub.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+        table="docs", function=function("word-hash", "text", "vector", dims=16)))
+    assert started.name.startswith("tables/docs/operations/") and started.kind == pb.OPERATION_KIND_CHANGE_FUNCTION
+    done = wait(store, started)
+    assert done.state == pb.OPERATION_STATE_SUCCEEDED, done.error
+    assert done.rows_done == done.rows_total == 3000 and done.result_version == before.version + 1
+    table = store.stub.GetTable(pb.GetTableRequest(name="docs")).table
+    assert table.version == done.result_version
+    assert [(f.name, f.dimensions) for f in table.schema.fields if f.name == "vector"] == [("vector", 16)]
+    assert table.embedding_functions[0].model["dims"] == 16
+    assert [(i.index_type, i.version) for i in table.indexes] == [(pb.INDEX_TYPE_IVF_FLAT, before.version)]
+    data = read_all(store)
+    vectors = np.asarray(data.column("vector").to_pylist(), dtype=np.float32)
+    np.testing.assert_allclose(vectors, expected(data.column("text").to_pylist(), 16), atol=1e-5)
+    # Searched by text through the rebuilt index: the same answers as exact search over the new vectors.
+    for query in ("river stone", "maple copper violet", "falcon quartz ember"):
+        reply = store.stub.Search(pb.SearchRequest(table="docs", text=query, limit=5, nprobes=16,
+                                                   format=pb.ROW_FORMAT_ARROW))
+        found = rows_of(reply.rows).column("id").to_pylist()
+        q = expected([query], 16)[0]
+        truth = np.argsort(((vectors - q) ** 2).sum(1), kind="stable")[:5]
+        assert found[0] == data.column("id")[int(truth[0])].as_py()
+    # The version before the switch still holds the old function and vectors; restore brings them back.
+    old = read_all(store, version=before.version)
+    assert len(old.column("vector")[0].as_py()) == 32
+    store.stub.RestoreVersion(pb.RestoreVersionRequest(table="docs", version=before.version))
+    restored = store.stub.GetTable(pb.GetTableRequest(name="docs")).table
+    assert restored.embedding_functions[0].model["dims"] == 32
+    assert len(read_all(store).column("vector")[0].as_py()) == 32
+
+
+def test_add_a_vector_column_backfilled_from_a_source_and_drop_it(store):
+    make_table(store, 1500)
+    done = wait(store, store.stub.AddEmbeddingFunction(pb.AddEmbeddingFunctionRequest(
+        table="docs", function=function("word-hash", "text", "small", dims=8))))
+    assert done.state == pb.OPERATION_STATE_SUCCEEDED and done.kind == pb.OPERATION_KIND_ADD_FUNCTION
+    data = read_all(store)
+    np.testing.assert_allclose(np.asarray(data.column("small").to_pylist(), dtype=np.float32),
+                               expected(data.column("text").to_pylist(), 8), atol=1e-5)
+    reply = store.stub.Search(pb.SearchRequest(table="docs", text="river", vector_column="small", limit=3))
+    assert len(reply.rows.json.rows) == 3
+    dropped = wait(store, store.stub.DropEmbeddingFunction(pb.DropEmbeddingFunctionRequest(table="docs",
+                                                                                          vector_column="small")))
+    assert dropped.state == pb.OPERATION_STATE_SUCCEEDED
+    table = store.stub.GetTable(pb.GetTableRequest(name="docs")).table
+    assert "small" not in [f.name for f in table.schema.fields]
+    assert [f.vector_column for f in table.embedding_functions] == ["vector"]
+    listed = store.stub.ListOperations(pb.ListOperationsRequest(table="docs")).operations
+    assert [o.kind for o in listed] == [pb.OPERATION_KIND_ADD_FUNCTION, pb.OPERATION_KIND_DROP_FUNCTION]
+
+
+def test_rows_added_during_the_backfill_get_new_vectors_and_searches_never_fail(store):
+    make_table(store, 4000)
+    operation = store.stub.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+        table="docs", function=function("word-hash", "text", "vector", dims=24)))
+    added = 0
+    while not operation.done:
+        add(store.stub, "docs", json_rows([{"id": 10_000 + added, "text": f"late row {added} river"}]))
+        added += 1
+        reply = store.stub.Search(pb.SearchRequest(table="docs", text="river", limit=3))
+        assert len(reply.rows.json.rows) == 3
+        operation = store.stub.GetOperation(pb.GetOperationRequest(name=operation.name))
+    assert operation.state == pb.OPERATION_STATE_SUCCEEDED, operation.error
+    data = read_all(store)
+    assert data.num_rows == 4000 + added
+    np.testing.assert_allclose(np.asarray(data.column("vector").to_pylist(), dtype=np.float32),
+                               expected(data.column("text").to_pylist(), 24), atol=1e-5)
+
+
+def test_cancel_leaves_the_table_exactly_as_it_was(store):
+    make_table(store, 4000)
+    before = store.stub.GetTable(pb.GetTableRequest(name="docs")).table
+    data_before = read_all(store)
+    operation = store.stub.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+        table="docs", function=function("word-hash", "text", "vector", dims=16)))
+    cancelled = store.stub.CancelOperation(pb.CancelOperationRequest(name=operation.name))
+    if cancelled.state == pb.OPERATION_STATE_SUCCEEDED:
+        pytest.skip("the operation finished before the cancel arrived")
+    assert cancelled.state == pb.OPERATION_STATE_CANCELLED and cancelled.done
+    after = store.stub.GetTable(pb.GetTableRequest(name="docs")).table
+    assert after == before
+    assert read_all(store).equals(data_before)
+    assert not list((store.data_dir / "tables" / "docs" / "_operations").glob("*/chunks/*"))
+    with pytest.raises(grpc.RpcError) as again:
+        store.stub.CancelOperation(pb.CancelOperationRequest(name=operation.name))
+    assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize("request_, code, reason", [
+    (pb.AlterEmbeddingFunctionRequest(table="docs", function=function("word-hash", "id", "vector")),
+     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_EMBEDDING_FUNCTION"),
+    (pb.AlterEmbeddingFunctionRequest(table="docs", function=function("word-hash", "text", "nope")),
+     grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_COLUMN"),
+    (pb.AlterEmbeddingFunctionRequest(table="docs", function=function("no-such-function", "text", "vector")),
+     grpc.StatusCode.FAILED_PRECONDITION, "LOCAL_FUNCTION"),
+    (pb.AlterEmbeddingFunctionRequest(table="docs", function=function("openai", "text", "vector",
+                                                                      api_key="sk-literal")),
+     grpc.StatusCode.INVALID_ARGUMENT, "LITERAL_SECRET"),
+    (pb.AddEmbeddingFunctionRequest(table="docs", function=function("word-hash", "text", "vector")),
+     grpc.StatusCode.INVALID_ARGUMENT, "COLUMN_EXISTS"),
+    (pb.AlterEmbeddingFunctionRequest(table="nope", function=function("word-hash", "text", "vector")),
+     grpc.StatusCode.NOT_FOUND, "TABLE_NOT_FOUND"),
+    (pb.GetOperationRequest(name="operations/../../x"), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_OPERATION_NAME"),
+    (pb.GetOperationRequest(name="tables/docs/operations/" + "0" * 32), grpc.StatusCode.NOT_FOUND,
+     "OPERATION_NOT_FOUND"),
+])
+def test_changes_that_cannot_work_are_refused_before_any_work(store, request_, code, reason):
+    make_table(store, 10)
+    method = {pb.AlterEmbeddingFunctionRequest: store.stub.AlterEmbeddingFunction,
+              pb.AddEmbeddingFunctionRequest: store.stub.AddEmbeddingFunction,
+              pb.GetOperationRequest: store.stub.GetOperation}[type(request_)]
+    with pytest.raises(grpc.RpcError) as refused:
+        method(request_)
+    assert refused.value.code() == code and error_info(refused.value).reason == reason
+    assert store.stub.ListOperations(pb.ListOperationsRequest(table="docs")).operations == []
+    assert store.stub.GetTable(pb.GetTableRequest(name="docs")).table.version == 2
