@@ -15,6 +15,7 @@ from vectorlane import wire
 from vectorlane._transport import Op, Unary, Upload
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.errors import NotFoundError
+from vectorlane.operations import Operation
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
@@ -259,3 +260,18 @@ def list_versions(name: str) -> Op[list[pb.Version]]:
 
 def restore(name: str, version: int) -> Op[int]:
     return (yield Unary("RestoreVersion", pb.RestoreVersionRequest(table=name, version=version))).version
+
+
+# ----- long-running operations ---------------------------------------------------------------------------
+def start_operation(connection: "Connection", method: str, request: Any) -> Op[Operation]:
+    return Operation(connection, (yield Unary(method, request)))
+
+
+def list_operations(connection: "Connection", name: str) -> Op[list[Operation]]:
+    found, token = [], ""
+    while True:
+        reply = yield Unary("ListOperations", pb.ListOperationsRequest(table=name, page_size=1000, page_token=token))
+        found.extend(Operation(connection, m) for m in reply.operations)
+        token = reply.next_page_token
+        if not token:
+            return found

@@ -86,6 +86,10 @@ class Connection:
     def drop_table(self, name: str, ignore_missing: bool = False) -> Any:
         return self._run(_ops.drop_table(name, ignore_missing))
 
+    def get_operation(self, name: str) -> Any:
+        """A long-running operation by its name (`tables/<table>/operations/<id>`)."""
+        return self._run(_ops.start_operation(self, "GetOperation", pb.GetOperationRequest(name=name)))
+
     def describe_function(self, name: str, settings: dict[str, Any]) -> pb.DescribeFunctionResponse:
         """What the store says about a function (always synchronous)."""
         return self._describer.run(_ops.describe_function(name, settings))

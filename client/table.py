@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from vectorlane import _ops
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
+from vectorlane.operations import Operation
 from vectorlane.query import MergeInsertBuilder, Query
 from vectorlane.store.v1 import store_service_pb2 as pb
 
@@ -19,11 +20,9 @@ if TYPE_CHECKING:
 class Table:
     def __init__(self, connection: "Connection", description: pb.Table, checked_out: int = 0) -> None:
         self._connection = connection
-        self._description = description
-        self._schema = pa.ipc.read_schema(pa.py_buffer(description.schema.arrow_schema))
-        self._functions = [EmbeddingFunctionConfig.from_proto(m) for m in description.embedding_functions]
-        self._checked_out = checked_out  # 0: the latest version
         self._image_columns: list[str] | None = None  # see _ops.image_columns
+        self._set_description(description)
+        self._checked_out = checked_out  # 0: the latest version
 
     def _run(self, op: _ops.Op) -> Any:
         return self._connection._run(op)
@@ -112,6 +111,67 @@ class Table:
 
     def drop_index(self, name: str) -> Any:
         return self._run(_ops.drop_index(self.name, name))
+
+    # ----- embedding functions (long-running operations) ---------------------------------------------
+    def alter_embedding_function(self, vector_column: str, function: Any, source_column: str | None = None,
+                                 wait: bool = False, progress: bool = False, timeout: float | None = None) -> Any:
+        """Gives `vector_column` another embedding function (`get_registry().get(name).create(...)`; another
+        model, other settings, even another dimension). The store re-embeds every row in the background and
+        switches the table in one version; until then searches use the old vectors. Returns the Operation
+        (waited for when `wait` or `progress`)."""
+        self._writable("alter_embedding_function")
+        current = self.embedding_functions.get(vector_column)
+        source = source_column or (current.source_column if current else "")
+        if not source:
+            raise ValueError(f"{vector_column!r} has no function yet: name its source_column")
+        config = EmbeddingFunctionConfig(function, source, vector_column).to_proto()
+        request = pb.AlterEmbeddingFunctionRequest(table=self.name, function=config)
+        return self._operation("AlterEmbeddingFunction", request, wait or progress, progress, timeout)
+
+    def add_embedding_function(self, vector_column: str, function: Any, source_column: str, wait: bool = False,
+                               progress: bool = False, timeout: float | None = None) -> Any:
+        """Adds a vector column filled by `function` from `source_column`, backfilled in the background."""
+        self._writable("add_embedding_function")
+        config = EmbeddingFunctionConfig(function, source_column, vector_column).to_proto()
+        request = pb.AddEmbeddingFunctionRequest(table=self.name, function=config)
+        return self._operation("AddEmbeddingFunction", request, wait or progress, progress, timeout)
+
+    def drop_embedding_function(self, vector_column: str, wait: bool = True, timeout: float | None = None) -> Any:
+        """Drops a vector column with its function and index (older versions keep them)."""
+        self._writable("drop_embedding_function")
+        request = pb.DropEmbeddingFunctionRequest(table=self.name, vector_column=vector_column)
+        return self._operation("DropEmbeddingFunction", request, wait, False, timeout)
+
+    def list_operations(self) -> Any:
+        """The table's operations, oldest first."""
+        return self._run(_ops.list_operations(self._connection, self.name))
+
+    def _operation(self, method: str, request: Any, wait: bool, progress: bool, timeout: float | None) -> Any:
+        started = self._run(_ops.start_operation(self._connection, method, request))
+        if not wait:
+            return started
+        if self._connection.is_async:
+            async def waited() -> Operation:
+                operation = await started
+                await operation.wait(timeout, progress)
+                await self.reload()
+                return operation
+            return waited()
+        started.wait(timeout, progress)
+        self.reload()
+        return started
+
+    def reload(self) -> Any:
+        """Reads the table's description again (schema, functions), as after a function change."""
+        def op() -> _ops.Op[None]:
+            self._set_description((yield from _ops.describe(self.name)))
+        return self._run(op())
+
+    def _set_description(self, description: pb.Table) -> None:
+        self._description = description
+        self._schema = pa.ipc.read_schema(pa.py_buffer(description.schema.arrow_schema))
+        self._functions = [EmbeddingFunctionConfig.from_proto(m) for m in description.embedding_functions]
+        self._image_columns = None
 
     # ----- versions -----------------------------------------------------------------------------------
     def list_versions(self) -> Any:
