@@ -306,6 +306,39 @@ STORE_CASES = [
     Case("store", "DescribeFunction", "setting the function does not have", lambda t: t.store.DescribeFunction(
         pb.DescribeFunctionRequest(function=_function("word-hash", "", "", colour="red"))), INVALID,
          "UNKNOWN_SETTING"),
+    Case("store", "AlterEmbeddingFunction", "source column of numbers for a text function",
+         lambda t: t.store.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+             table=DOCS, function=_function("word-hash", "id", "vector"))), INVALID, "INVALID_EMBEDDING_FUNCTION"),
+    Case("store", "AlterEmbeddingFunction", "function the embed service does not have",
+         lambda t: t.store.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+             table=DOCS, function=_function("no-such", "text", "vector"))), grpc.StatusCode.FAILED_PRECONDITION,
+         "LOCAL_FUNCTION"),
+    Case("store", "AlterEmbeddingFunction", "API key given literally instead of as `$var:name`",
+         lambda t: t.store.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+             table=DOCS, function=_function("openai", "text", "vector", api_key="sk-literal"))), INVALID,
+         "LITERAL_SECRET"),
+    Case("store", "AddEmbeddingFunction", "vector column that exists", lambda t: t.store.AddEmbeddingFunction(
+        pb.AddEmbeddingFunctionRequest(table=DOCS, function=_function("word-hash", "text", "vector"))), INVALID,
+         "COLUMN_EXISTS"),
+    Case("store", "AddEmbeddingFunction", "path-like table name", lambda t: t.store.AddEmbeddingFunction(
+        pb.AddEmbeddingFunctionRequest(table="../docs", function=_function("word-hash", "text", "v2"))), INVALID,
+         "INVALID_TABLE_NAME"),
+    Case("store", "DropEmbeddingFunction", "scalar column", lambda t: t.store.DropEmbeddingFunction(
+        pb.DropEmbeddingFunctionRequest(table=DOCS, vector_column="id")), INVALID, "NOT_A_VECTOR_COLUMN"),
+    Case("store", "DropEmbeddingFunction", "unknown column", lambda t: t.store.DropEmbeddingFunction(
+        pb.DropEmbeddingFunctionRequest(table=DOCS, vector_column="nope")), INVALID, "UNKNOWN_COLUMN"),
+    Case("store", "GetOperation", "path-like operation name", lambda t: t.store.GetOperation(
+        pb.GetOperationRequest(name="tables/../operations/x")), INVALID, "INVALID_OPERATION_NAME"),
+    Case("store", "GetOperation", "operation that does not exist", lambda t: t.store.GetOperation(
+        pb.GetOperationRequest(name=f"tables/{DOCS}/operations/{'0' * 32}")), NOT_FOUND, "OPERATION_NOT_FOUND"),
+    Case("store", "ListOperations", "unknown table", lambda t: t.store.ListOperations(
+        pb.ListOperationsRequest(table="nope")), NOT_FOUND, "TABLE_NOT_FOUND"),
+    Case("store", "ListOperations", "page token it never issued", lambda t: t.store.ListOperations(
+        pb.ListOperationsRequest(table=DOCS, page_token="zz")), INVALID, "INVALID_PAGE_TOKEN"),
+    Case("store", "CancelOperation", "operation that does not exist", lambda t: t.store.CancelOperation(
+        pb.CancelOperationRequest(name=f"tables/{DOCS}/operations/{'1' * 32}")), NOT_FOUND, "OPERATION_NOT_FOUND"),
+    Case("store", "ResumeOperation", "empty name", lambda t: t.store.ResumeOperation(
+        pb.ResumeOperationRequest()), INVALID, "INVALID_OPERATION_NAME"),
 ]
 
 EMBED_CASES = [
