@@ -354,7 +354,8 @@ def version_to_proto(manifest: Manifest) -> pb.Version:
                       num_rows=manifest.rows)
 
 
-_OPERATION_KINDS = {"CHANGE_FUNCTION": pb.OPERATION_KIND_CHANGE_FUNCTION, "ADD_FUNCTION": pb.OPERATION_KIND_ADD_FUNCTION,
+_OPERATION_KINDS = {"CHANGE_FUNCTION": pb.OPERATION_KIND_CHANGE_FUNCTION,
+                    "ADD_FUNCTION": pb.OPERATION_KIND_ADD_FUNCTION,
                     "DROP_FUNCTION": pb.OPERATION_KIND_DROP_FUNCTION}
 
 

@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -83,9 +82,8 @@ def plan(schema: pa.Schema, kind: str, column: str, function: FunctionConfig | N
 class Reembedder:
     """Runs the store's re-embedding operations, one background thread each, and resumes them after a restart."""
 
-    def __init__(self, embedder: Embedder, on_switch: Callable[[Table], None] = lambda table: None) -> None:
+    def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
-        self._on_switch = on_switch
         self._running: dict[str, tuple[threading.Event, threading.Event]] = {}  # name -> (stop, cancel)
         self._threads: dict[str, threading.Thread] = {}
         self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="reembed-embed")
@@ -138,9 +136,7 @@ class Reembedder:
     def _run(self, table: Table, operation: Operation, stop: threading.Event, cancel: threading.Event) -> None:
         records = OperationLog(table.directory)
         try:
-            operation = Job(table, records, operation, self.embedder, self._pool, stop, cancel).run()
-            if operation.state == SUCCEEDED:
-                self._on_switch(table)
+            Job(table, records, operation, self.embedder, self._pool, stop, cancel).run()
         except ServiceError as exc:
             state = PAUSED if exc.category in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED") else FAILED
             current = records.load(operation.id, table=table.name)
