@@ -268,7 +268,8 @@ def start_operation(connection: "Connection", method: str, request: Any) -> Op[O
 
 
 def list_operations(connection: "Connection", name: str) -> Op[list[Operation]]:
-    found, token = [], ""
+    found: list[Operation] = []
+    token = ""
     while True:
         reply = yield Unary("ListOperations", pb.ListOperationsRequest(table=name, page_size=1000, page_token=token))
         found.extend(Operation(connection, m) for m in reply.operations)
