@@ -16,6 +16,7 @@ it); cancelling removes its work and leaves the table exactly as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -30,7 +31,7 @@ import pyarrow.compute as pc
 from store_service.embedder import Embedder
 from store_service.errors import Aborted, FailedPrecondition, InvalidArgument, ServiceError
 from store_service.index_catalog import INDEXES_DIR, IndexEntry, entries
-from store_service.operations import (ADD, CANCELLED, CHANGE, DROP, FAILED, OPERATIONS_DIR, PAUSED, RUNNING,
+from store_service.operations import (ADD, CANCELLED, CHANGE, DROP, FAILED, OPERATIONS_DIR, PAUSED,
                                       SUCCEEDED, Operation, OperationError, OperationLog)
 from store_service.schema import FunctionConfig, functions_of, vector_type, with_functions
 from store_service.storage import fragments
@@ -276,7 +277,7 @@ class Job:
         deleted = snapshot.deleted_row_ids()
         rewritten = {ref.path: self._rewrite(ref, target, new, deleted) for ref in snapshot.manifest.fragments}
         index = self._rebuild_index(snapshot, target, new)
-        written = [r for r in rewritten.values()] + ([index.file] if index is not None else [])
+        written = list(rewritten.values()) + ([index.file] if index is not None else [])
         late: list[FileRef] = []
 
         def change(base: Manifest) -> Manifest:
@@ -350,7 +351,7 @@ class Job:
         row_ids = known.column(ROW_ID).to_numpy()
         params = old.params
         if params.num_partitions > len(row_ids):
-            params = type(params)(**{**params.__dict__, "num_partitions": 0})
+            params = dataclasses.replace(params, num_partitions=0)  # fewer rows than partitions now
         index = VectorIndex.build(params, vectors, row_ids)
         ref = fragments.write_file(self.table.directory, index.to_bytes(), INDEXES_DIR, ".faiss", index.size)
         return IndexEntry(old.name, target.column, params, snapshot.version, snapshot.manifest.next_row_id, dims,
@@ -372,5 +373,4 @@ class Job:
         return self._save(state=CANCELLED, chunks=(), cancel_requested=True)
 
 
-__all__ = ["ADD", "CANCELLED", "CHANGE", "DROP", "FAILED", "PAUSED", "RUNNING", "SUCCEEDED", "Job", "Plan",
-           "Reembedder", "plan"]
+__all__ = ["Job", "Plan", "Reembedder", "plan"]
