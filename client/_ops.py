@@ -152,7 +152,10 @@ def image_columns(table: "Table") -> Op[list[str]]:
         found = []
         for config in table.function_configs():
             source = table.schema.field(config.source_column)
-            if config.function.is_local or not pa.types.is_string(source.type):
+            if config.function.is_local or not pa.types.is_string(source.type) or config.source_type == "text":
+                continue
+            if config.source_type == "image":
+                found.append(config.source_column)
                 continue
             info = yield Unary("DescribeFunction", pb.DescribeFunctionRequest(function=config.to_proto()))
             if "image" in info.modalities:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pydantic
 from pydantic_core import core_schema
 
-from vectorlane.embeddings.base import SOURCE_KEY, VECTOR_KEY, EmbeddingFunction
+from vectorlane.embeddings.base import SOURCE_KEY, SOURCE_TYPE_KEY, VECTOR_KEY, EmbeddingFunction
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 
 
@@ -101,8 +101,11 @@ class LanceModel(pydantic.BaseModel):
         """One config per function used by the model's fields: its source field and its vector field."""
         sources: dict[int, tuple[EmbeddingFunction, str]] = {}
         vectors: dict[int, tuple[EmbeddingFunction, str]] = {}
+        source_types: dict[int, str | None] = {}
         for name, info in cls.model_fields.items():
             marks: dict[str, Any] = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if marks.get(SOURCE_KEY) is not None:
+                source_types[id(marks[SOURCE_KEY])] = marks.get(SOURCE_TYPE_KEY)
             for mark, found in ((SOURCE_KEY, sources), (VECTOR_KEY, vectors)):
                 function = marks.get(mark)
                 if function is not None:
@@ -114,7 +117,7 @@ class LanceModel(pydantic.BaseModel):
         for key, (function, vector) in vectors.items():
             if key not in sources:
                 raise ValueError(f"{cls.__name__}: vector field {vector!r} has no SourceField of the same function")
-            configs.append(EmbeddingFunctionConfig(function, sources[key][1], vector))
+            configs.append(EmbeddingFunctionConfig(function, sources[key][1], vector, source_types.get(key)))
         for key, (_, source) in sources.items():
             if key not in vectors:
                 raise ValueError(f"{cls.__name__}: source field {source!r} has no VectorField of the same function")

@@ -114,25 +114,31 @@ class Table:
 
     # ----- embedding functions (long-running operations) ---------------------------------------------
     def alter_embedding_function(self, vector_column: str, function: Any, source_column: str | None = None,
-                                 wait: bool = False, progress: bool = False, timeout: float | None = None) -> Any:
+                                 wait: bool = False, progress: bool = False, timeout: float | None = None,
+                                 source_type: str | None = None) -> Any:
         """Gives `vector_column` another embedding function (`get_registry().get(name).create(...)`; another
         model, other settings, even another dimension). The store re-embeds every row in the background and
-        switches the table in one version; until then searches use the old vectors. Returns the Operation
-        (waited for when `wait` or `progress`)."""
+        switches the table in one version; until then searches use the old vectors. `source_type` ("text" or
+        "image") says what the source holds when the function embeds both (open-clip); it defaults to the
+        column's current one. Returns the Operation (waited for when `wait` or `progress`)."""
         self._writable("alter_embedding_function")
         current = self.embedding_functions.get(vector_column)
         source = source_column or (current.source_column if current else "")
         if not source:
             raise ValueError(f"{vector_column!r} has no function yet: name its source_column")
-        config = EmbeddingFunctionConfig(function, source, vector_column).to_proto()
+        if source_type is None and current is not None and current.source_column == source:
+            source_type = current.source_type
+        config = EmbeddingFunctionConfig(function, source, vector_column, source_type).to_proto()
         request = pb.AlterEmbeddingFunctionRequest(table=self.name, function=config)
         return self._operation("AlterEmbeddingFunction", request, wait or progress, progress, timeout)
 
     def add_embedding_function(self, vector_column: str, function: Any, source_column: str, wait: bool = False,
-                               progress: bool = False, timeout: float | None = None) -> Any:
-        """Adds a vector column filled by `function` from `source_column`, backfilled in the background."""
+                               progress: bool = False, timeout: float | None = None,
+                               source_type: str | None = None) -> Any:
+        """Adds a vector column filled by `function` from `source_column`, backfilled in the background
+        (`source_type` as in `alter_embedding_function`)."""
         self._writable("add_embedding_function")
-        config = EmbeddingFunctionConfig(function, source_column, vector_column).to_proto()
+        config = EmbeddingFunctionConfig(function, source_column, vector_column, source_type).to_proto()
         request = pb.AddEmbeddingFunctionRequest(table=self.name, function=config)
         return self._operation("AddEmbeddingFunction", request, wait or progress, progress, timeout)
 

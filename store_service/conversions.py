@@ -24,7 +24,7 @@ from store_service.index_catalog import IndexEntry
 from store_service.ingest import BadVectors
 from store_service.merge import MergeRules
 from store_service.operations import Operation
-from store_service.schema import FunctionConfig, is_vector, vector_dimensions, vector_type
+from store_service.schema import IMAGE, TEXT, FunctionConfig, is_vector, vector_dimensions, vector_type
 from store_service.search import VectorSearch
 from store_service.storage.manifest import Manifest
 from store_service.vector_index import IndexParams, SearchParams
@@ -81,8 +81,12 @@ def schema_to_proto(schema: pa.Schema) -> pb.Schema:
 
 
 def function_configs(messages: Any) -> list[FunctionConfig]:
-    return [FunctionConfig(m.name, _whole_numbers(struct_to_python(m.model)), m.source_column, m.vector_column)
+    return [FunctionConfig(m.name, _whole_numbers(struct_to_python(m.model)), m.source_column, m.vector_column,
+                           _SOURCE_TYPES.get(m.source_type, ""))
             for m in messages]
+
+
+_SOURCE_TYPES = {pb.SOURCE_TYPE_TEXT: TEXT, pb.SOURCE_TYPE_IMAGE: IMAGE}
 
 
 def _whole_numbers(value: Any) -> Any:
@@ -106,8 +110,9 @@ def function_info_to_proto(info: FunctionInfo | None) -> pb.DescribeFunctionResp
 def function_config_to_proto(config: FunctionConfig) -> pb.EmbeddingFunctionConfig:
     model = struct_pb2.Struct()
     model.update(config.model)
+    source_type = {v: k for k, v in _SOURCE_TYPES.items()}.get(config.source_type, pb.SOURCE_TYPE_UNSPECIFIED)
     return pb.EmbeddingFunctionConfig(name=config.name, model=model, source_column=config.source_column,
-                                      vector_column=config.vector_column)
+                                      vector_column=config.vector_column, source_type=source_type)
 
 
 # ----- rows ---------------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from store_service.index_catalog import IndexEntry, LoadedIndexes
 from store_service.ingest import BadVectors, Batch, RowPreparer, stage_stream
 from store_service.merge import MergeRules, plan_merge
 from store_service.reembed import Reembedder
-from store_service.schema import FunctionConfig, check_secrets, functions_of, vector_type, with_functions
+from store_service.schema import (FunctionConfig, check_secrets, functions_of, source_kind, vector_type,
+                                  with_functions)
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
@@ -121,13 +122,17 @@ class StoreCore:
         if mode == CREATE and self.tables.exists(name):
             raise TableExists(f"a table named {name!r} exists", table=name)
         schema = self._complete_schema(schema, functions, rows, deadline)
-        secret = {}
+        secret, modalities = {}, {}
         for config in functions:
             info = self.embedder.describe(config, deadline)
             if info is not None:
                 secret[config.name] = info.secret_settings
+                modalities[config.vector_column] = info.modalities
                 self._check_dimensions(schema, config, info.dimensions)
         schema = with_functions(schema, functions, secret)
+        for config in functions:
+            if config.vector_column in modalities:
+                source_kind(config, schema.field(config.source_column).type, modalities[config.vector_column])
         prepared = RowPreparer(schema, self.embedder, bad, deadline).prepare(rows) if rows is not None else None
         if mode == OVERWRITE and self.tables.exists(name):
             table = self.tables.open(name)

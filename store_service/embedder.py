@@ -24,12 +24,9 @@ from grpc_status import rpc_status
 
 from rpc_common import errors
 from rpc_common.service_host import CLIENT_OPTIONS
-from store_service.schema import FunctionConfig
+from store_service.schema import IMAGE, TEXT, FunctionConfig, is_binary, source_kind
 from vectorlane.embed.v1 import embed_service_pb2 as epb
 from vectorlane.embed.v1 import embed_service_pb2_grpc as epb_grpc
-
-TEXT, IMAGE = "text", "image"
-
 
 @dataclass(frozen=True)
 class FunctionInfo:
@@ -130,14 +127,9 @@ class Embedder:
         strings, encoded bytes as binary) for a function that embeds images, as LanceDB's open-clip does;
         a URI found in `images` is embedded from those bytes instead of being fetched."""
         info = self._require(config, deadline)
-        as_images = IMAGE in info.modalities
-        binary = pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)
-        if binary and not as_images:
-            raise errors.InvalidArgument(f"function {config.name!r} embeds text; column {config.source_column!r} "
-                                         "holds bytes", reason="INVALID_EMBEDDING_FUNCTION",
-                                         column=config.source_column)
+        as_images = source_kind(config, values.type, info.modalities) == IMAGE
         python = values.to_pylist()
-        if binary:
+        if is_binary(values.type):
             inputs = [epb.EmbedInput(image_bytes=v) for v in python]
         elif as_images:
             images = images or {}

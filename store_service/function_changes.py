@@ -6,15 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 
-import pyarrow as pa
 
 from rpc_common import paging
-from store_service.embedder import IMAGE, NO_DEADLINE, Deadline, Embedder
+from store_service.embedder import NO_DEADLINE, Deadline, Embedder
 from store_service.errors import FailedPrecondition, InvalidArgument
 from store_service.operations import (ADD, CANCELLED, CHANGE, DROP, PAUSED, RUNNING, Operation, OperationLog,
                                       new_operation, parse_name)
 from store_service.reembed import Reembedder, plan
-from store_service.schema import FunctionConfig, check_secrets
+from store_service.schema import FunctionConfig, check_secrets, source_kind
 from store_service.storage.table import Table, TableStore
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class FunctionChanges:
         snapshot = table.snapshot()
         target = plan(snapshot.schema, kind, column, function, dims, secrets)
         if function is not None:
-            self._check_source(snapshot.schema, function, info.modalities)
+            source_kind(function, snapshot.schema.field(function.source_column).type, info.modalities)
         with self._lock:
             records = OperationLog(table.directory)
             for existing in records.all():
@@ -82,15 +81,6 @@ class FunctionChanges:
         log.info("table %s: operation %s (%s %s) started", table_name, operation.name, kind.lower(), column)
         self.reembedder.start(table, records.load(operation.id, table=table_name))
         return records.load(operation.id, table=table_name)
-
-    @staticmethod
-    def _check_source(schema: pa.Schema, function: FunctionConfig, modalities: frozenset[str]) -> None:
-        source = schema.field(function.source_column).type
-        binary = pa.types.is_binary(source) or pa.types.is_large_binary(source)
-        if binary and IMAGE not in modalities:
-            raise InvalidArgument(f"function {function.name!r} embeds text; source column "
-                                  f"{function.source_column!r} holds bytes", reason="INVALID_EMBEDDING_FUNCTION",
-                                  column=function.source_column, function=function.name)
 
     # ----- looking and steering ------------------------------------------------------------------------
     def get(self, name: str) -> Operation:

@@ -1,7 +1,8 @@
 """Table schemas and the embedding-function metadata they carry, in LanceDB's layout.
 
 The Arrow schema's metadata key `embedding_functions` holds a JSON list, one entry per vector column:
-`{"name": ..., "model": {...}, "source_column": ..., "vector_column": ...}`. Secrets never go in: a
+`{"name": ..., "model": {...}, "source_column": ..., "vector_column": ...}`, plus `"source_type": "text"` or
+`"image"` when the table says what its source holds instead of leaving it inferred. Secrets never go in: a
 setting that looks like a secret (api_key, token, password, secret...) or that the embed service reports as
 secret must be a `$var:name` reference.
 """
@@ -20,6 +21,7 @@ from store_service.errors import InvalidArgument
 
 METADATA_KEY = b"embedding_functions"
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|credential)", re.IGNORECASE)
+TEXT, IMAGE = "text", "image"
 _REFERENCE = re.compile(r"^\$var:[A-Za-z_][A-Za-z0-9_.-]*(:.*)?$", re.DOTALL)
 
 
@@ -29,10 +31,12 @@ class FunctionConfig:
     model: dict[str, Any] = field(default_factory=dict)
     source_column: str = ""
     vector_column: str = ""
+    source_type: str = ""  # TEXT, IMAGE, or "" to infer it from the column and the function
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "source_column": self.source_column,
-                "vector_column": self.vector_column}
+        entry = {"name": self.name, "model": self.model, "source_column": self.source_column,
+                 "vector_column": self.vector_column}
+        return {**entry, "source_type": self.source_type} if self.source_type else entry
 
 
 def is_vector(field_: pa.Field) -> bool:
@@ -52,7 +56,8 @@ def functions_of(schema: pa.Schema) -> list[FunctionConfig]:
     raw = (schema.metadata or {}).get(METADATA_KEY)
     if not raw:
         return []
-    return [FunctionConfig(e["name"], dict(e.get("model") or {}), e["source_column"], e["vector_column"])
+    return [FunctionConfig(e["name"], dict(e.get("model") or {}), e["source_column"], e["vector_column"],
+                           e.get("source_type") or "")
             for e in json.loads(raw)]
 
 
@@ -83,14 +88,41 @@ def check_function(schema: pa.Schema, config: FunctionConfig, secret_settings: I
             raise InvalidArgument(f"embedding function {config.name!r}: {role} column {column!r} is not in the "
                                   "schema", reason="UNKNOWN_COLUMN", column=column, function=config.name)
     source = schema.field(config.source_column)
-    if not (pa.types.is_string(source.type) or pa.types.is_large_string(source.type)
-            or pa.types.is_binary(source.type) or pa.types.is_large_binary(source.type)):
+    if not (pa.types.is_string(source.type) or pa.types.is_large_string(source.type) or is_binary(source.type)):
         raise InvalidArgument(f"source column {config.source_column!r} is {source.type}; it must hold text, image "
                               "bytes or image URIs", reason="INVALID_EMBEDDING_FUNCTION", column=config.source_column)
+    if config.source_type not in ("", TEXT, IMAGE):
+        raise InvalidArgument(f"source type {config.source_type!r} is not text or image",
+                              reason="INVALID_EMBEDDING_FUNCTION", column=config.source_column)
+    if config.source_type == TEXT and is_binary(source.type):
+        raise InvalidArgument(f"source column {config.source_column!r} holds bytes; it cannot be embedded as text",
+                              reason="INVALID_EMBEDDING_FUNCTION", column=config.source_column)
     if not is_vector(schema.field(config.vector_column)):
         raise InvalidArgument(f"vector column {config.vector_column!r} is not a fixed-size float vector",
                               reason="INVALID_EMBEDDING_FUNCTION", column=config.vector_column)
     check_secrets(config, secret_settings)
+
+
+def is_binary(type_: pa.DataType) -> bool:
+    return pa.types.is_binary(type_) or pa.types.is_large_binary(type_)
+
+
+def source_kind(config: FunctionConfig, column_type: pa.DataType, modalities: Iterable[str]) -> str:
+    """What `config`'s function embeds its source values as (TEXT or IMAGE): the recorded source type, else
+    images for bytes or for a function that embeds images (LanceDB's open-clip), else text. A kind the
+    function cannot embed is refused."""
+    modalities = frozenset(modalities)
+    kind = config.source_type or (IMAGE if is_binary(column_type) or IMAGE in modalities else TEXT)
+    if kind == TEXT and is_binary(column_type):
+        raise InvalidArgument(f"function {config.name!r} embeds text; source column {config.source_column!r} "
+                              "holds bytes", reason="INVALID_EMBEDDING_FUNCTION", column=config.source_column,
+                              function=config.name)
+    if kind not in modalities:
+        raise InvalidArgument(f"function {config.name!r} cannot embed {kind} (it embeds "
+                              f"{', '.join(sorted(modalities)) or 'nothing'}); source column "
+                              f"{config.source_column!r}", reason="INVALID_EMBEDDING_FUNCTION",
+                              column=config.source_column, function=config.name)
+    return kind
 
 
 def check_secrets(config: FunctionConfig, secret_settings: Iterable[str] = ()) -> None:

@@ -178,6 +178,12 @@ STORE_CASES = [
                                                                  pb.Field(name="v", type=pb.DATA_TYPE_VECTOR)]),
                               embedding_functions=[_function("word-hash", "t", "v", colour="red")])), INVALID,
          "UNKNOWN_SETTING"),
+    Case("store", "CreateTable", "images as the source of a text-only function", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="f", schema=pb.Schema(fields=[pb.Field(name="t", type=pb.DATA_TYPE_STRING),
+                                                                 pb.Field(name="v", type=pb.DATA_TYPE_VECTOR)]),
+                              embedding_functions=[pb.EmbeddingFunctionConfig(
+                                  name="word-hash", source_column="t", vector_column="v",
+                                  source_type=pb.SOURCE_TYPE_IMAGE)])), INVALID, "INVALID_EMBEDDING_FUNCTION"),
     Case("store", "CreateTable", "neither schema nor rows", lambda t: t.store.CreateTable(
         pb.CreateTableRequest(name="empty")), INVALID, "MISSING_SCHEMA"),
     Case("store", "GetTable", "unknown table", lambda t: t.store.GetTable(pb.GetTableRequest(name="nope")),

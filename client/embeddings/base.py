@@ -18,6 +18,7 @@ import numpy as np
 import pydantic
 
 SOURCE_KEY, VECTOR_KEY = "source_column_for", "vector_column_for"
+SOURCE_TYPE_KEY = "source_type"
 
 
 class EmbeddingFunction(pydantic.BaseModel, ABC):
@@ -55,9 +56,13 @@ class EmbeddingFunction(pydantic.BaseModel, ABC):
     def is_local(self) -> bool:
         return True
 
-    def SourceField(self, **kwargs: Any) -> Any:  # noqa: N802 - LanceDB's name
-        """Marks a model field as this function's input."""
-        return pydantic.Field(json_schema_extra=cast(Any, {SOURCE_KEY: self}), **kwargs)
+    def SourceField(self, source_type: str | None = None, **kwargs: Any) -> Any:  # noqa: N802 - LanceDB's name
+        """Marks a model field as this function's input; `source_type="text"` makes a function that embeds
+        images too (open-clip) embed the field's strings as text rather than as image URIs."""
+        marks: dict[str, Any] = {SOURCE_KEY: self}
+        if source_type is not None:
+            marks[SOURCE_TYPE_KEY] = source_type
+        return pydantic.Field(json_schema_extra=cast(Any, marks), **kwargs)
 
     def VectorField(self, **kwargs: Any) -> Any:  # noqa: N802 - LanceDB's name
         """Marks a model field as the vectors this function fills (None until the store or client fills it)."""

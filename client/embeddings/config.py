@@ -12,23 +12,34 @@ from vectorlane.embeddings.registry import get_registry
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 
+SOURCE_TYPES = {None: pb.SOURCE_TYPE_UNSPECIFIED, "text": pb.SOURCE_TYPE_TEXT, "image": pb.SOURCE_TYPE_IMAGE}
+
+
 @dataclass(frozen=True)
 class EmbeddingFunctionConfig:
     function: EmbeddingFunction
     source_column: str
     vector_column: str
+    # "text" or "image"; None lets the store infer it (bytes and, for a function that embeds images such as
+    # open-clip, strings are images; strings are text otherwise).
+    source_type: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source_type not in SOURCE_TYPES:
+            raise ValueError(f"source_type must be 'text', 'image' or None, not {self.source_type!r}")
 
     def to_proto(self) -> pb.EmbeddingFunctionConfig:
         model = struct_pb2.Struct()
         model.update(self.function.settings())
         return pb.EmbeddingFunctionConfig(name=self.function.name, model=model, source_column=self.source_column,
-                                          vector_column=self.vector_column)
+                                          vector_column=self.vector_column, source_type=SOURCE_TYPES[self.source_type])
 
     @classmethod
     def from_proto(cls, message: pb.EmbeddingFunctionConfig) -> "EmbeddingFunctionConfig":
         settings = {k: _whole(v) for k, v in json_format.MessageToDict(message.model).items()}
+        source_type = next((k for k, v in SOURCE_TYPES.items() if v == message.source_type), None)
         return cls(get_registry().function_for(message.name, settings), message.source_column,
-                   message.vector_column)
+                   message.vector_column, source_type)
 
 
 def _whole(value: object) -> object:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -77,6 +79,28 @@ def test_image_walkthrough_with_open_clip(db, images, tiny_clip):
     assert by_bytes[0]["image_uri"].endswith("green.png")
     by_path = table.search(images / "red.png").limit(1).to_list()
     assert by_path[0]["image_uri"].endswith("red.png")
+
+
+def test_open_clip_text_column_embeds_captions_as_text(db, images, tiny_clip):
+    clip = get_registry().get("open-clip").create(**tiny_clip.settings())
+
+    class Captions(LanceModel):
+        caption: str = clip.SourceField(source_type="text")
+        vector: Vector(clip.ndims()) = clip.VectorField()
+
+    table = db.create_table("captions", schema=Captions)
+    recorded = json.loads(table.schema.metadata[b"embedding_functions"])
+    assert [(e["source_column"], e["source_type"]) for e in recorded] == [("caption", "text")]
+    captions = ["a photo of a dog", "a red sports car", "/etc/passwd"]  # a path is only text here
+    table.add([{"caption": c} for c in captions])
+    stored = table.to_arrow().column("vector").to_pylist()
+    for caption, vector in zip(captions, stored):
+        query = table.search(caption).limit(1).to_list()[0]
+        assert query["caption"] == caption and query["_distance"] < 1e-6
+        np.testing.assert_allclose(query["vector"], vector, atol=1e-6)
+    path = images / "red.png"
+    path.write_bytes(png(COLORS["red"]))
+    assert len(table.search(Image.open(path)).limit(2).to_list()) == 2  # image queries still work
 
 
 def test_vectors_filters_versions_and_indexes(db):

@@ -156,6 +156,9 @@ def test_cancel_leaves_the_table_exactly_as_it_was(store):
      grpc.StatusCode.INVALID_ARGUMENT, "LITERAL_SECRET"),
     (pb.AddEmbeddingFunctionRequest(table="docs", function=function("word-hash", "text", "vector")),
      grpc.StatusCode.INVALID_ARGUMENT, "COLUMN_EXISTS"),
+    (pb.AlterEmbeddingFunctionRequest(table="docs", function=pb.EmbeddingFunctionConfig(
+        name="word-hash", source_column="text", vector_column="vector", source_type=pb.SOURCE_TYPE_IMAGE)),
+     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_EMBEDDING_FUNCTION"),
     (pb.AlterEmbeddingFunctionRequest(table="nope", function=function("word-hash", "text", "vector")),
      grpc.StatusCode.NOT_FOUND, "TABLE_NOT_FOUND"),
     (pb.GetOperationRequest(name="operations/../../x"), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_OPERATION_NAME"),

@@ -24,6 +24,12 @@ class DataType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DATA_TYPE_TIMESTAMP: _ClassVar[DataType]
     DATA_TYPE_VECTOR: _ClassVar[DataType]
 
+class SourceType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SOURCE_TYPE_UNSPECIFIED: _ClassVar[SourceType]
+    SOURCE_TYPE_TEXT: _ClassVar[SourceType]
+    SOURCE_TYPE_IMAGE: _ClassVar[SourceType]
+
 class RowFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ROW_FORMAT_UNSPECIFIED: _ClassVar[RowFormat]
@@ -91,6 +97,9 @@ DATA_TYPE_STRING: DataType
 DATA_TYPE_BINARY: DataType
 DATA_TYPE_TIMESTAMP: DataType
 DATA_TYPE_VECTOR: DataType
+SOURCE_TYPE_UNSPECIFIED: SourceType
+SOURCE_TYPE_TEXT: SourceType
+SOURCE_TYPE_IMAGE: SourceType
 ROW_FORMAT_UNSPECIFIED: RowFormat
 ROW_FORMAT_JSON: RowFormat
 ROW_FORMAT_ARROW: RowFormat
@@ -147,16 +156,18 @@ class Schema(_message.Message):
     def __init__(self, fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., arrow_schema: _Optional[bytes] = ...) -> None: ...
 
 class EmbeddingFunctionConfig(_message.Message):
-    __slots__ = ("name", "model", "source_column", "vector_column")
+    __slots__ = ("name", "model", "source_column", "vector_column", "source_type")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SOURCE_COLUMN_FIELD_NUMBER: _ClassVar[int]
     VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     model: _struct_pb2.Struct
     source_column: str
     vector_column: str
-    def __init__(self, name: _Optional[str] = ..., model: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., source_column: _Optional[str] = ..., vector_column: _Optional[str] = ...) -> None: ...
+    source_type: SourceType
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., source_column: _Optional[str] = ..., vector_column: _Optional[str] = ..., source_type: _Optional[_Union[SourceType, str]] = ...) -> None: ...
 
 class Rows(_message.Message):
     __slots__ = ("json", "arrow_ipc")
