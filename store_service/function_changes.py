@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 
-
 from rpc_common import paging
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder
 from store_service.errors import FailedPrecondition, InvalidArgument
