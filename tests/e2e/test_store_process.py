@@ -162,12 +162,20 @@ def test_grpcurl_walkthrough(tmp_path, minilm_embed):
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=Path(__file__).resolve().parents[2],
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        created, added, found, counted, versions = json_values(done.stdout)
+        created, added, found, counted, versions, operation, found_after = json_values(done.stdout)
         assert created["table"]["schema"]["fields"][1]["dimensions"] == 384
         assert added == {"version": "2", "rows_added": "3"}
         assert found["rows"]["json"]["rows"][0]["text"] == "buy milk and eggs"
         assert counted == {"count": "3"}
         assert [v["version"] for v in versions["versions"]] == ["1", "2"]
+        # The function change: one operation, done, every row re-embedded, switched in version 3.
+        assert (operation["state"], operation["done"], operation["rows_done"], operation["rows_total"],
+                operation["result_version"]) == ("OPERATION_STATE_SUCCEEDED", True, "3", "3", "3")
+        assert found_after["rows"]["json"]["rows"][0]["text"] == "buy milk and eggs"
+        assert found_after["version"] == "3"
+        described = grpcurl(store.target, "vectorlane.store.v1.StorageService/GetTable", data={"name": "notes"})
+        functions = json.loads(described.stdout)["table"]["embedding_functions"]
+        assert [f["model"] for f in functions] == [{"normalize": False}]
         bad = grpcurl(store.target, "vectorlane.store.v1.StorageService/Search",
                       data={"table": "notes", "text": "x", "where": "text ="})
         assert bad.returncode != 0 and "INVALID_FILTER" in bad.stderr + bad.stdout
