@@ -70,6 +70,11 @@ class OpenAICompatibleServer:
         with self._lock:
             self._failures.extend([status] * times)
 
+    def recover(self) -> None:
+        """Drops the scripted failures not answered yet: the next call succeeds."""
+        with self._lock:
+            self._failures.clear()
+
     def _record(self, body: dict, authorization: str) -> int:
         with self._lock:
             self.requests.append({"body": body, "authorization": authorization})

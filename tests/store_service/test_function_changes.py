@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from tests.helpers import error_info
+from tests.openai_server import OpenAICompatibleServer, text_vector
 from tests.store_service.conftest import WordHash, add, arrow_rows, function, json_rows, rows_of
 from vectorlane.store.v1 import store_service_pb2 as pb
 
@@ -142,6 +143,43 @@ def test_cancel_leaves_the_table_exactly_as_it_was(store):
     with pytest.raises(grpc.RpcError) as again:
         store.stub.CancelOperation(pb.CancelOperationRequest(name=operation.name))
     assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_the_embed_service_failing_beyond_its_retries_pauses_and_resume_finishes(start_embed, start_store,
+                                                                                   monkeypatch):
+    monkeypatch.setenv("VECTORLANE_SECRET_OP_KEY", "sk-operation-secret")
+    store = start_store(start_embed(secret_allowed_hosts=("127.0.0.1",)))
+    make_table(store, 1500)
+    before = store.stub.GetTable(pb.GetTableRequest(name="docs")).table
+    with OpenAICompatibleServer(dims=16) as upstream:
+        upstream.fail_next(500, 100_000)  # down until it recovers
+        openai = function("openai", "text", "vector", name="text-embedding-3-small", dim=16, max_retries=2,
+                          base_url=upstream.base_url, api_key="$var:op_key")
+        paused = wait(store, store.stub.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(table="docs",
+                                                                                               function=openai)))
+        assert paused.state == pb.OPERATION_STATE_PAUSED and not paused.done
+        assert (paused.error.code, paused.error.reason) == ("UNAVAILABLE", "UPSTREAM_UNAVAILABLE")
+        assert "sk-operation-secret" not in str(paused)
+        assert len(upstream.requests) >= 3  # the first call and its two retries, at least
+        # Paused, the table is untouched and fully usable; another change waits for this one.
+        assert store.stub.GetTable(pb.GetTableRequest(name="docs")).table == before
+        assert len(store.stub.Search(pb.SearchRequest(table="docs", text="river", limit=3)).rows.json.rows) == 3
+        with pytest.raises(grpc.RpcError) as busy:
+            store.stub.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+                table="docs", function=function("word-hash", "text", "vector", dims=8)))
+        assert error_info(busy.value).reason == "OPERATION_IN_PROGRESS"
+
+        upstream.recover()
+        resumed = store.stub.ResumeOperation(pb.ResumeOperationRequest(name=paused.name))
+        assert resumed.state == pb.OPERATION_STATE_RUNNING
+        done = wait(store, resumed)
+    assert done.state == pb.OPERATION_STATE_SUCCEEDED and not done.HasField("error"), done
+    assert done.rows_done == done.rows_total == 1500
+    data = read_all(store)
+    np.testing.assert_allclose(np.asarray(data.column("vector").to_pylist(), dtype=np.float32),
+                               [text_vector(t, 16) for t in data.column("text").to_pylist()], atol=1e-6)
+    assert store.stub.GetTable(pb.GetTableRequest(name="docs")).table.embedding_functions[0].model["api_key"] == \
+        "$var:op_key"
 
 
 @pytest.mark.parametrize("request_, code, reason", [
