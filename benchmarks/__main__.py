@@ -22,7 +22,7 @@ from benchmarks import report
 from benchmarks.common import ROOT, in_worker, machine
 from benchmarks.systems import SYSTEMS, available
 
-SECTIONS = ("vectors", "embedding", "scenario", "cold_start")
+SECTIONS = ("vectors", "embedding", "backfill", "scenario", "cold_start")
 
 
 def arguments() -> argparse.Namespace:
@@ -38,6 +38,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=10_000, help="rows per ingest call")
     parser.add_argument("--texts", type=int, default=10_000, help="texts added in the end-to-end scenario")
     parser.add_argument("--text-queries", type=int, default=1_000, help="text searches in the scenario")
+    parser.add_argument("--backfill-rows", type=int, default=10_000, help="rows re-embedded by the backfill run")
     parser.add_argument("--clip", default="tiny,ViT-B-32", help="open-clip architectures (random weights)")
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs: checks the pipeline")
     parser.add_argument("--update", action="store_true",
@@ -45,7 +46,7 @@ def arguments() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:  # small defaults; what was given on the command line still wins
         quick = {"sizes": "20000", "queries": 50, "exact_queries": 20, "repeats": 2, "seconds": 0.3, "texts": 500,
-                 "text_queries": 50, "clip": "tiny", "batch": 5_000}
+                 "text_queries": 50, "clip": "tiny", "batch": 5_000, "backfill_rows": 1_000}
         for name, value in quick.items():
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
@@ -119,6 +120,10 @@ def main() -> None:
                          work=str(work / "models"), count=64 if arch == "tiny" else 32,
                          batch=32 if arch == "tiny" else 16, repeats=args.repeats)
                     for arch in args.clip.split(",") if arch) if m]}
+            save()
+        if "backfill" in sections:
+            results["backfill"] = step("MiniLM backfill", "backfill:minilm_backfill", rows=args.backfill_rows,
+                                       repeats=args.repeats, work=str(work / "backfill"))
             save()
         if "scenario" in sections:
             scenario: dict[str, Any] = {"texts": args.texts, "queries": args.text_queries, "runs": {}}
