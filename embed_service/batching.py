@@ -4,9 +4,11 @@ Like Triton's dynamic batcher: a batch closes when it holds `max_batch_size` inp
 input has waited `max_wait_s`; and, unlike it, as soon as inputs stop arriving (none for `quiet_s`), so a lone
 caller does not pay the whole window (measured: a single-text MiniLM call took 21 ms through the service
 against 12 ms in-process with a 5 ms window and no quiet rule). The queue owns all of its state; one worker
-thread per queue runs the model, so model code never runs on gRPC's threads. A request whose caller has gone is dropped before its inputs
-reach the model; a queue holding `max_queued` inputs refuses more (QueueFull). With `coalesce=False`
-each model call serves exactly one request (batching off, for comparison).
+thread per queue runs the model, so model code never runs on gRPC's threads. A model error that names one
+input fails only that input's request (with the input's index in it); the other requests in the batch run
+again without it. A request whose caller has gone is dropped before its inputs reach the model; a queue
+holding `max_queued` inputs refuses more (QueueFull). With `coalesce=False` each model call serves exactly
+one request (batching off, for comparison).
 """
 
 from __future__ import annotations
@@ -60,6 +62,15 @@ class _Slot:
     position: int
     item: Any
     enqueued: float
+
+
+def _culprit(exc: BaseException, live: list[_Slot]) -> _Slot | None:
+    """The input a model call's error names (a ServiceError's `index` metadata, within the batch), if any."""
+    metadata = getattr(exc, "metadata", None)
+    index = metadata.get("index") if isinstance(metadata, dict) else None
+    if not isinstance(index, str) or not index.isdigit() or int(index) >= len(live):
+        return None
+    return live[int(index)]
 
 
 class BatchQueue:
@@ -141,24 +152,37 @@ class BatchQueue:
             live = [s for s in batch if self._wanted(s.request)]
             if not live:
                 continue
+            self._run(live)
+
+    def _run(self, live: list[_Slot]) -> None:
+        """One model call for `live`; when it fails because of one input (an error with its `index`), only
+        that input's request fails, with the index of its own input, and the others' inputs run again."""
+        while live:
             started = time.perf_counter()
             try:
                 vectors = self._run_batch([s.item for s in live])
-            except BaseException as exc:  # every caller in the batch hears of it; the worker goes on
-                for request in {id(s.request): s.request for s in live}.values():
-                    request.fail(exc)
+            except BaseException as exc:  # the worker goes on whatever the model raised
+                culprit = _culprit(exc, live)
+                if culprit is None:  # every caller in the batch hears of it
+                    for request in {id(s.request): s.request for s in live}.values():
+                        request.fail(exc)
+                    return
+                exc.metadata["index"] = str(culprit.position)
+                culprit.request.fail(exc)
+                live = [s for s in live if s.request is not culprit.request]
                 continue
             finally:
                 if self._observer is not None:
                     self._observer.batch_run(self.name, len(live), time.perf_counter() - started)
             if len(vectors) != len(live):
-                exc = RuntimeError(f"this is a bug: {self.name} returned {len(vectors)} vectors for "
+                bug = RuntimeError(f"this is a bug: {self.name} returned {len(vectors)} vectors for "
                                    f"{len(live)} inputs")
                 for s in live:
-                    s.request.fail(exc)
-                continue
+                    s.request.fail(bug)
+                return
             for slot, vector in zip(live, vectors):
                 slot.request.fill(slot.position, vector)
+            return
 
     @staticmethod
     def _wanted(request: _Request) -> bool:

@@ -214,6 +214,9 @@ class EmbeddingCore:
         def complete(done: Future) -> None:
             error = done.exception()
             if error is not None:
+                index = getattr(error, "metadata", {}).get("index", "")
+                if isinstance(index, str) and index.isdigit() and int(index) < len(sent):
+                    error.metadata["index"] = str(sent[int(index)])  # the input's place in the request
                 answer.set_exception(error)
                 return
             vectors = done.result()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from embed_service.batching import BatchQueue
-from embed_service.errors import Cancelled, QueueFull
+from embed_service.errors import Cancelled, InvalidInput, QueueFull
 from tests.helpers import spec, texts, vectors
 from vectorlane.embed.v1 import embed_service_pb2 as pb
 
@@ -135,3 +135,27 @@ def test_a_failing_batch_fails_its_callers_and_the_queue_goes_on():
         assert queue.submit([2]).result(timeout=5).shape == (1, 2)
     finally:
         queue.close()
+
+
+def test_an_input_the_model_refuses_fails_only_its_own_request():
+    batches = []
+
+    def picky(items):
+        batches.append(list(items))
+        if "bad" in items:
+            raise InvalidInput("an input is bad", index=items.index("bad"))
+        return np.asarray([[float(len(i)), 0.0] for i in items], dtype=np.float32)
+
+    queue = BatchQueue("q", picky, max_batch_size=16, max_wait_s=1.0, quiet_s=0.2)
+    try:
+        first = queue.submit(["a", "bb"])
+        second = queue.submit(["ccc", "bad", "dddd"])
+        third = queue.submit(["eeeee"])
+        np.testing.assert_array_equal(first.result(timeout=5)[:, 0], [1, 2])
+        np.testing.assert_array_equal(third.result(timeout=5)[:, 0], [5])
+        with pytest.raises(InvalidInput) as refused:
+            second.result(timeout=5)
+    finally:
+        queue.close()
+    assert refused.value.metadata["index"] == "1"  # its place in its own request, not in the shared batch
+    assert batches == [["a", "bb", "ccc", "bad", "dddd", "eeeee"], ["a", "bb", "eeeee"]]
