@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -136,7 +136,13 @@ class Embedder:
             inputs = [epb.EmbedInput(image_bytes=images[v]) if v in images else epb.EmbedInput(image_uri=v)
                       for v in python]
         else:
-            inputs = [epb.EmbedInput(text=v) for v in python]
+            # Shortest texts first: each model batch then pads to similar lengths (as SentenceTransformer.encode
+            # sorts its input); the vectors go back to the rows' order.
+            order = np.argsort(np.fromiter(map(len, python), dtype=np.int64, count=len(python)), kind="stable")
+            inputs = [epb.EmbedInput(text=python[i]) for i in order]
+            out = np.empty((len(python), info.dimensions), dtype=np.float32)
+            out[order] = self._embed(config, inputs, epb.INPUT_PURPOSE_SOURCE, info.dimensions, deadline, order)
+            return out
         return self._embed(config, inputs, epb.INPUT_PURPOSE_SOURCE, info.dimensions, deadline)
 
     def embed_query(self, config: FunctionConfig, query: Query, deadline: Deadline = NO_DEADLINE) -> np.ndarray:
@@ -164,10 +170,13 @@ class Embedder:
         return info
 
     def _embed(self, config: FunctionConfig, inputs: list[epb.EmbedInput], purpose: int, dims: int,
-               deadline: Deadline) -> np.ndarray:
+               deadline: Deadline, positions: np.ndarray | None = None) -> np.ndarray:
+        """Vectors of `inputs`, sent in calls of `batch_size`; an input's error names its place in the caller's
+        values (`positions[i]` for input i when the caller reordered them)."""
         out = np.empty((len(inputs), dims), dtype=np.float32)
         spec = _spec(config)
         pending: list[tuple[int, grpc.Future]] = []
+        where = positions if positions is not None else np.arange(len(inputs))
 
         def settle(start: int, future: grpc.Future) -> None:
             try:
@@ -175,7 +184,7 @@ class Embedder:
             except grpc.RpcError as exc:
                 for _, other in pending:
                     other.cancel()
-                raise self._translate(exc, config) from None
+                raise self._translate(exc, config, lambda i: int(where[start + i])) from None
             if reply.dimensions != dims or len(reply.embeddings) != min(self._batch_size, len(inputs) - start):
                 raise errors.ServiceError(f"the embed service answered function {config.name!r} with "
                                           f"{len(reply.embeddings)}x{reply.dimensions} vectors; expected "
@@ -194,12 +203,17 @@ class Embedder:
             settle(*pending.pop(0))
         return out
 
-    def _translate(self, exc: grpc.RpcError, config: FunctionConfig) -> errors.ServiceError:
-        """The embed service's status as one of the store's errors, keeping its reason and metadata."""
+    def _translate(self, exc: grpc.RpcError, config: FunctionConfig,
+                   place: Callable[[int], int] | None = None) -> errors.ServiceError:
+        """The embed service's status as one of the store's errors, keeping its reason and metadata; the index
+        of a failing input becomes its place among the values the caller gave (`place`)."""
         reason, metadata = _error_info(exc)
         code = exc.code()
         details = exc.details() or code.name
         message = f"embed service ({self.address}), function {config.name!r}: {details}"
+        if place is not None and metadata.get("index", "").isdigit():
+            metadata["index"] = str(place(int(metadata["index"])))
+            message += f" (value {metadata['index']} of those sent)"
         metadata = {**metadata, "function": config.name}
         if code == grpc.StatusCode.UNAVAILABLE:
             return errors.Unavailable(message, reason=reason or "EMBED_SERVICE_UNAVAILABLE", **metadata)

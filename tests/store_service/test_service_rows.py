@@ -98,6 +98,16 @@ def test_an_add_that_fails_midway_leaves_nothing(store):
     assert table_files(store.data_dir, "docs") == before  # staged fragments were removed
 
 
+def test_a_failing_input_is_named_by_its_place_among_the_rows(store):
+    create_docs(store.stub, rows=DOCS)
+    texts = ["a much longer text than the others here", "short", f"the {POISON} is here", "mid length text", "x"]
+    with pytest.raises(grpc.RpcError) as caught:
+        add(store.stub, "docs", json_rows([{"id": 300 + i, "text": t} for i, t in enumerate(texts)]))
+    info = error_info(caught.value)
+    assert (info.reason, info.metadata["index"]) == ("INVALID_INPUT", "2")  # sent sorted by length, named as given
+    assert "(value 2 of those sent)" in caught.value.details()
+
+
 def test_embed_service_going_away_midway_is_unavailable_and_changes_nothing(start_store, start_embed):
     embed = start_embed()
     store = start_store(embed)
