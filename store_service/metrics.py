@@ -1,5 +1,6 @@
 """Prometheus metrics of the store service: the RPC series every service has, plus rows changed by
-operation, index builds, and each table's rows and version (read from its latest manifest at scrape time)."""
+operation, index builds, function-change operations (running, runs ended by state, rows re-embedded), and
+each table's rows and version (read from its latest manifest at scrape time)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,22 @@ class StoreMetrics(ServiceMetrics):
         self.index_build_seconds = prom.Histogram("vectorlane_store_index_build_seconds", "index build time",
                                                   buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800),
                                                   registry=self.registry)
+
+        self.operations_running = prom.Gauge("vectorlane_store_operations_running",
+                                             "function-change operations running in this process",
+                                             registry=self.registry)
+        self.operation_runs = prom.Counter("vectorlane_store_operation_runs", "runs of function-change "
+                                           "operations that ended, by kind and the state they ended in",
+                                           ["kind", "state"], registry=self.registry)
+        self.reembedded = prom.Counter("vectorlane_store_reembedded_rows", "rows embedded by function-change "
+                                       "operations, by kind", ["kind"], registry=self.registry)
+
+    # the re-embedder's observer
+    def rows_reembedded(self, kind: str, rows: int) -> None:
+        self.reembedded.labels(kind.lower()).inc(rows)
+
+    def run_ended(self, kind: str, state: str) -> None:
+        self.operation_runs.labels(kind.lower(), state.lower()).inc()
 
     def watch_tables(self, tables: Callable[[], Iterable[TableState]]) -> None:
         """Reports every table's rows and version, as `tables()` gives them when Prometheus scrapes."""

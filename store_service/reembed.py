@@ -23,6 +23,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +32,7 @@ import pyarrow.compute as pc
 from store_service.embedder import Embedder
 from store_service.errors import Aborted, FailedPrecondition, InvalidArgument, ServiceError
 from store_service.index_catalog import INDEXES_DIR, IndexEntry, entries
-from store_service.operations import (ADD, CANCELLED, CHANGE, DROP, FAILED, OPERATIONS_DIR, PAUSED,
+from store_service.operations import (ADD, CANCELLED, CHANGE, DROP, FAILED, OPERATIONS_DIR, PAUSED, RUNNING,
                                       SUCCEEDED, Operation, OperationError, OperationLog)
 from store_service.schema import FunctionConfig, functions_of, vector_type, with_functions
 from store_service.storage import fragments
@@ -45,6 +46,14 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 2048  # rows embedded and committed to the operation's files at a time
 IN_FLIGHT = 3  # chunks being embedded at once while the finished ones are written
 SWITCH_ATTEMPTS = 5  # catch-up passes before the switch embeds the remaining rows under the table's lock
+
+
+class Observer(Protocol):
+    """What the operations report as they go (the store's metrics)."""
+
+    def rows_reembedded(self, kind: str, rows: int) -> None: ...
+
+    def run_ended(self, kind: str, state: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -83,8 +92,9 @@ def plan(schema: pa.Schema, kind: str, column: str, function: FunctionConfig | N
 class Reembedder:
     """Runs the store's re-embedding operations, one background thread each, and resumes them after a restart."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, observer: Observer | None = None) -> None:
         self.embedder = embedder
+        self.observer = observer
         self._running: dict[str, tuple[threading.Event, threading.Event]] = {}  # name -> (stop, cancel)
         self._threads: dict[str, threading.Thread] = {}
         self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="reembed-embed")
@@ -105,6 +115,10 @@ class Reembedder:
     def is_running(self, operation: Operation) -> bool:
         with self._lock:
             return operation.name in self._running
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
 
     def start(self, table: Table, operation: Operation) -> None:
         with self._lock:
@@ -137,7 +151,7 @@ class Reembedder:
     def _run(self, table: Table, operation: Operation, stop: threading.Event, cancel: threading.Event) -> None:
         records = OperationLog(table.directory)
         try:
-            Job(table, records, operation, self.embedder, self._pool, stop, cancel).run()
+            Job(table, records, operation, self.embedder, self._pool, stop, cancel, self.observer).run()
         except ServiceError as exc:
             state = PAUSED if exc.category in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED") else FAILED
             current = records.load(operation.id, table=table.name)
@@ -152,14 +166,26 @@ class Reembedder:
             with self._lock:
                 self._running.pop(operation.name, None)
                 self._threads.pop(operation.name, None)
+            if self.observer is not None:
+                self._report_end(records, table, operation, stop)
+
+    def _report_end(self, records: OperationLog, table: Table, operation: Operation, stop: threading.Event) -> None:
+        try:
+            ended = records.load(operation.id, table=table.name).state
+        except (ServiceError, OSError):  # the table was dropped meanwhile, with its operations
+            return
+        if not (ended == RUNNING and stop.is_set()):  # a shutdown's stop is not an end: the run resumes
+            self.observer.run_ended(operation.kind, ended)
 
 
 class Job:
     """One run of one operation, from its record to the switch (or a stop)."""
 
     def __init__(self, table: Table, records: OperationLog, operation: Operation, embedder: Embedder,
-                 pool: ThreadPoolExecutor, stop: threading.Event, cancel: threading.Event) -> None:
+                 pool: ThreadPoolExecutor, stop: threading.Event, cancel: threading.Event,
+                 observer: Observer | None = None) -> None:
         self.table = table
+        self.observer = observer
         self.records = records
         self.operation = operation
         self.embedder = embedder
@@ -246,6 +272,8 @@ class Job:
         matrix = np.zeros((rows.num_rows, dims), dtype=np.float32)
         if present.any():
             matrix[present] = self.embedder.embed_source(self.operation.function, source.filter(pa.array(present)))
+            if self.observer is not None:
+                self.observer.rows_reembedded(self.operation.kind, int(present.sum()))
         flat = pa.array(matrix.reshape(-1), type=pa.float32())
         return pa.FixedSizeListArray.from_arrays(flat, dims, mask=pa.array(~present))
 

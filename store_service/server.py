@@ -39,6 +39,8 @@ class StoreServer(HostedServer):
         self.core = StoreCore(config.data_dir, embedder, limits)
         self.metrics.tables.set_function(lambda: len(self.core.tables.names()))
         self.metrics.watch_tables(self._table_states)
+        self.core.reembedder.observer = self.metrics
+        self.metrics.operations_running.set_function(self.core.reembedder.running)
         self._stopped = False
         self._host = ServiceHost(
             service=SERVICE, servicer=StorageServicer(self.core, self.metrics), decoders=DECODERS, domain=ERROR_DOMAIN,

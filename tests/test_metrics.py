@@ -1,5 +1,5 @@
 """Both services' Prometheus endpoints scraped after real traffic: RPCs by method and code, latency, rows
-changed, per-table rows and versions, index builds, embed batches and queues."""
+changed, per-table rows and versions, index builds, function-change operations, embed batches and queues."""
 
 from __future__ import annotations
 
@@ -57,6 +57,13 @@ def test_metrics_after_traffic(start_embed, start_store):  # noqa: F811
     assert value(ours, "vectorlane_store_table_version", table="docs") == version
     assert value(ours, "vectorlane_store_index_builds_total", index_type="FLAT", outcome="ok") == 1
     assert value(ours, "vectorlane_store_tables") == 1
+
+    # A function change: the rows it re-embedded, its run's end, nothing left running.
+    table.alter_embedding_function("vector", get_registry().get("word-hash").create(dims=4), wait=True)
+    after = scrape(store.server.metrics_url())
+    assert value(after, "vectorlane_store_reembedded_rows_total", kind="change_function") == 2
+    assert value(after, "vectorlane_store_operation_runs_total", kind="change_function", state="succeeded") == 1
+    assert value(after, "vectorlane_store_operations_running") == 0
 
     theirs = scrape(embed.server.metrics_url())
     embed_calls = sum(v for (name, labels), v in theirs.items()
