@@ -20,8 +20,8 @@ import pyarrow as pa
 from store_service.errors import InvalidArgument
 
 METADATA_KEY = b"embedding_functions"
+TEXT, IMAGE = "text", "image"  # what a source column holds (FunctionConfig.source_type)
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|credential)", re.IGNORECASE)
-TEXT, IMAGE = "text", "image"
 _REFERENCE = re.compile(r"^\$var:[A-Za-z_][A-Za-z0-9_.-]*(:.*)?$", re.DOTALL)
 
 
