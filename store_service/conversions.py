@@ -87,6 +87,7 @@ def function_configs(messages: Any) -> list[FunctionConfig]:
 
 
 _SOURCE_TYPES = {pb.SOURCE_TYPE_TEXT: TEXT, pb.SOURCE_TYPE_IMAGE: IMAGE}
+_SOURCE_TYPE_ENUMS = {kind: enum for enum, kind in _SOURCE_TYPES.items()}
 
 
 def _whole_numbers(value: Any) -> Any:
@@ -110,7 +111,7 @@ def function_info_to_proto(info: FunctionInfo | None) -> pb.DescribeFunctionResp
 def function_config_to_proto(config: FunctionConfig) -> pb.EmbeddingFunctionConfig:
     model = struct_pb2.Struct()
     model.update(config.model)
-    source_type = {v: k for k, v in _SOURCE_TYPES.items()}.get(config.source_type, pb.SOURCE_TYPE_UNSPECIFIED)
+    source_type = _SOURCE_TYPE_ENUMS.get(config.source_type, pb.SOURCE_TYPE_UNSPECIFIED)
     return pb.EmbeddingFunctionConfig(name=config.name, model=model, source_column=config.source_column,
                                       vector_column=config.vector_column, source_type=source_type)
 
