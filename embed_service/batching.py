@@ -89,6 +89,7 @@ class BatchQueue:
         self._slots: deque[_Slot] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._running = False  # a model call is under way
         self._worker = threading.Thread(target=self._work, name=f"batch-{name}", daemon=True)
         self._worker.start()
 
@@ -113,6 +114,11 @@ class BatchQueue:
         with self._cond:
             return len(self._slots)
 
+    def idle(self) -> bool:
+        """Nothing queued and no model call under way."""
+        with self._cond:
+            return not self._slots and not self._running
+
     def close(self) -> None:
         """Stops the worker after its current batch; inputs still queued fail with ShuttingDown."""
         with self._cond:
@@ -130,6 +136,7 @@ class BatchQueue:
                 self._cond.wait()
             if self._closed:
                 return None
+            self._running = True
             if self._coalesce:
                 deadline = self._slots[0].enqueued + self._max_wait
                 while len(self._slots) < self._max_batch and not self._closed:
@@ -149,10 +156,13 @@ class BatchQueue:
 
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
-            live = [s for s in batch if self._wanted(s.request)]
-            if not live:
-                continue
-            self._run(live)
+            try:
+                live = [s for s in batch if self._wanted(s.request)]
+                if live:
+                    self._run(live)
+            finally:
+                with self._cond:
+                    self._running = False
 
     def _run(self, live: list[_Slot]) -> None:
         """One model call for `live`; when it fails because of one input (an error with its `index`), only

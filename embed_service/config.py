@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embed_service.core import FunctionSpec
+from embed_service.secret_hosts import SecretHosts
 from rpc_common import settings
 from rpc_common.security import SecuritySettings
 
@@ -36,18 +37,37 @@ class EmbedConfig(SecuritySettings):
     preload: str = _opt("sentence-transformers",
                         "functions to load at start, comma-separated names or a JSON list of "
                         '{"name": ..., "settings": {...}}; health is NOT_SERVING until they are loaded')
-    model_roots: tuple[Path, ...] = _opt((), "folders local model files (checkpoints, configs) may come from")
+    max_loaded_models: int = _opt(4, "distinct models held loaded; the least recently used idle one is evicted "
+                                     "for a new one (variants differing only in batch_size, normalize or "
+                                     "max_retries share one model)")
+    max_function_variants: int = _opt(32, "distinct (function, settings) variants held, each with its batching "
+                                          "queues")
+    model_roots: tuple[Path, ...] = _opt((), "folders local model files (checkpoints, configs) may come from; "
+                                             "every path a setting names must resolve inside one")
+    allow_downloads: bool = _opt(False, "let settings name models a library fetches from a model hub (or its "
+                                        "cache); off: models come only from --model-roots and bundled packages")
+    allow_remote_code: bool = _opt(False, "let a caller's trust_remote_code run a model folder's own Python code")
     image_roots: tuple[Path, ...] = _opt((), "folders image paths and file:// URIs may be read from")
     image_allowed_hosts: tuple[str, ...] = _opt((), "hosts (or host:port) images may be fetched from; * for any")
     image_max_bytes: int = _opt(32 * 1024 * 1024, "largest image accepted, in bytes")
-    image_fetch_timeout_s: float = _opt(10.0, "longest an image URL fetch may take, in seconds")
+    image_max_pixels: int = _opt(64_000_000, "largest decoded image, in pixels")
+    image_max_pixels_per_request: int = _opt(64_000_000, "decoded pixels one request's images may hold together")
+    image_fetch_timeout_s: float = _opt(10.0, "longest an image URL fetch may take in all (connect and read), "
+                                              "in seconds")
     secrets_dir: Path | None = _opt(None, "folder of mounted secrets, one file per $var:name reference")
     secret_allowed_hosts: tuple[str, ...] = _opt(("api.openai.com",),
-                                                 "hosts a resolved secret (an API key) may be sent to; * for any")
+                                                 "endpoints a resolved secret (an API key) may be sent to: "
+                                                 "[scheme://]host[:port], https and its port unless given; "
+                                                 "http only where an entry says http://; * as the port for "
+                                                 "any; * for any host over https")
     retry_initial_delay: float = _opt(1.0, "first retry delay in seconds (doubles each attempt, with jitter)")
     retry_max_delay: float = _opt(60.0, "cap on one retry delay, in seconds")
     grace_seconds: float = _opt(20.0, "on SIGTERM, how long in-flight calls get to finish")
     log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        SecretHosts.parse(self.secret_allowed_hosts)  # a malformed entry: refuse to start (ValueError)
 
     def preload_specs(self) -> list[FunctionSpec]:
         text = self.preload.strip()

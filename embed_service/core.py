@@ -1,8 +1,10 @@
 """The embed service's core, free of gRPC: resolve a function spec to a loaded, cached function, check and
 decode inputs, and hand them to that model's batching queue.
 
-Models are loaded once per (function, settings) and shared by every request; a load that fails is not
-cached, so the next request tries again. Each loaded function gets one BatchQueue per input purpose.
+Functions are loaded once per (function, settings) and shared by every request, in bounded numbers, and
+variants that differ only in how the model is called share one model (`embed_service.loaded`); a load that
+fails is not cached, so the next request tries again. Each loaded function gets one BatchQueue per input
+purpose.
 Inputs the embedding cache holds are answered from it; only the others (each distinct content once) reach
 the model.
 """
@@ -11,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -22,10 +22,11 @@ import numpy as np
 
 from embed_service.batching import BatchQueue, QueueObserver
 from embed_service.cache import EmbeddingCache, content_digest
-from embed_service.errors import EmbedError, InvalidArgument, InvalidInput, ModelLoadFailed
+from embed_service.errors import InvalidArgument, InvalidInput, ModelCacheFull
 from embed_service.functions.base import EmbeddingFunction, FunctionRuntime, Modality, Purpose
 from embed_service.functions.registry import Registry
 from embed_service.inputs import EmbedInput, ImagePolicy, prepare_inputs
+from embed_service.loaded import LoadedFunction, LoadedFunctions, LoadObserver
 from rpc_common import paging
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class BatchingConfig:
     max_wait_s: float = 0.005
     quiet_s: float = 0.001
     max_queued: int = 8192
+    max_models: int = 4  # distinct loaded models
+    max_functions: int = 32  # distinct (function, settings) variants, each with its queues
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,6 @@ class StreamItem:
     purpose: Purpose
 
 
-class LoadObserver:
-    def model_loaded(self, function: str, seconds: float, ok: bool) -> None:
-        """Called after each model load attempt."""
-
-
 class EmbeddingCore:
     def __init__(self, registry: Registry, runtime: FunctionRuntime, *, images: ImagePolicy = ImagePolicy(),
                  batching: BatchingConfig = BatchingConfig(), max_inputs_per_request: int = 4096,
@@ -87,18 +85,14 @@ class EmbeddingCore:
                  stream_window: int = 8, cache: EmbeddingCache | None = None) -> None:
         self._registry = registry
         self._cache = cache or EmbeddingCache(0)
-        self._runtime = runtime
         self._images = images
         self._batching = batching
         self._max_inputs = max_inputs_per_request
         self._queue_observer = queue_observer
-        self._load_observer = load_observer or LoadObserver()
         self._stream_window = stream_window
-        self._functions: dict[str, EmbeddingFunction] = {}
-        self._aliases: dict[str, tuple[str, EmbeddingFunction]] = {}
-        self._queues: dict[tuple[str, Purpose], BatchQueue] = {}
-        self._key_locks: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self._loaded = LoadedFunctions(runtime, self._make_queue, max_models=batching.max_models,
+                                       max_functions=batching.max_functions, observer=load_observer)
+        self._aliases: dict[str, str] = {}  # a spelling of a spec -> the key of its loaded function
 
     # ----- functions ---------------------------------------------------------------------------------
     def list_functions(self, page_size: int = 0, page_token: str = "") -> tuple[list[FunctionInfo], str]:
@@ -115,47 +109,31 @@ class EmbeddingCore:
         return FunctionDescription(spec.name, function.ndims(), _ordered(function.modalities),
                                    function.normalized, function.secret_settings, function.settings())
 
-    def function(self, spec: FunctionSpec) -> EmbeddingFunction:
-        """The loaded function for `spec`, loading it on first use."""
-        return self._loaded(spec)[1]
+    def function(self, spec: FunctionSpec, *, pin: bool = False) -> EmbeddingFunction:
+        """The loaded function for `spec`, loading it on first use (`pin`: never evicted)."""
+        return self._load(spec, pin).function
 
-    def _loaded(self, spec: FunctionSpec) -> tuple[str, EmbeddingFunction]:
-        """(cache key, loaded function) for `spec`. Specs seen before skip validation: a dict look-up."""
+    def loaded_counts(self) -> tuple[int, int]:
+        """(models, function variants) loaded."""
+        return self._loaded.counts()
+
+    def _load(self, spec: FunctionSpec, pin: bool = False) -> LoadedFunction:
+        """The loaded function for `spec`. Specs seen before skip validation: two dict look-ups."""
         alias = spec.name + " " + json.dumps(spec.settings, sort_keys=True)
         known = self._aliases.get(alias)
-        if known is not None:
-            return known
+        found = self._loaded.find(known) if known is not None and not pin else None
+        if found is not None:
+            return found
         key, candidate = self._validate(spec)
-        with self._lock:
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:  # one load per key; other keys load in parallel
-            loaded = self._functions.get(key)
-            if loaded is None:
-                loaded = self._load(spec.name, candidate)
-                self._functions[key] = loaded
-        if len(self._aliases) < 10_000:  # spellings of settings are the caller's to vary; keep this bounded
-            self._aliases[alias] = (key, loaded)
-        return key, loaded
-
-    def _load(self, name: str, candidate: EmbeddingFunction) -> EmbeddingFunction:
-        started = time.perf_counter()
-        try:
-            candidate.load(self._runtime)
-        except EmbedError:
-            self._load_observer.model_loaded(name, time.perf_counter() - started, False)
-            raise
-        except Exception as exc:
-            self._load_observer.model_loaded(name, time.perf_counter() - started, False)
-            raise ModelLoadFailed(f"{name}: loading failed: {type(exc).__name__}: {exc}", function=name) from exc
-        seconds = time.perf_counter() - started
-        self._load_observer.model_loaded(name, seconds, True)
-        log.info("loaded %s %s in %.2fs (%d dimensions)", name, json.dumps(candidate.given_settings()), seconds,
-                 candidate.ndims())
-        return candidate
+        loaded = self._loaded.get(key, spec.name, candidate, pin=pin)
+        if len(self._aliases) >= 10_000:  # spellings of settings are the caller's to vary; keep this bounded
+            self._aliases.clear()
+        self._aliases[alias] = key
+        return loaded
 
     def preload(self, specs: Iterable[FunctionSpec]) -> None:
         for spec in specs:
-            self.function(spec)
+            self.function(spec, pin=True)
 
     def _validate(self, spec: FunctionSpec) -> tuple[str, EmbeddingFunction]:
         if not spec.name:
@@ -172,18 +150,30 @@ class EmbeddingCore:
         if len(inputs) > self._max_inputs:
             raise InvalidInput(f"{len(inputs)} inputs in one request; the limit is {self._max_inputs}",
                                reason="TOO_MANY_INPUTS", limit=self._max_inputs)
-        key, function = self._loaded(spec)
+        loaded = self._load(spec)
+        function = loaded.function
         dims = function.ndims()
         if not self._cache.applies_to(purpose):
             items = prepare_inputs(inputs, function, self._images)
             if not items:
                 return dims, _resolved(np.empty((0, dims), dtype=np.float32))
-            return dims, self._queue(key, spec.name, function, purpose).submit(items, is_active)
-        return dims, self._submit_cached(key, spec.name, function, inputs, purpose, is_active)
+            return dims, self._queue(spec, loaded, purpose).submit(items, is_active)
+        return dims, self._submit_cached(spec, loaded, inputs, purpose, is_active)
 
-    def _submit_cached(self, key: str, name: str, function: EmbeddingFunction,
-                       inputs: Sequence[EmbedInput | None], purpose: Purpose, is_active: IsActive) -> Future:
+    def _queue(self, spec: FunctionSpec, loaded: LoadedFunction, purpose: Purpose) -> BatchQueue:
+        """The queue of `loaded`, or of the function loaded again for `spec` if it was evicted meanwhile."""
+        for _ in range(3):
+            queue = self._loaded.queue(loaded, purpose)
+            if queue is not None:
+                return queue
+            loaded = self._load(spec)
+        raise ModelCacheFull(f"{spec.name}: evicted again each time it was loaded; the embed service's loaded "
+                             "models are all in demand, try again shortly")
+
+    def _submit_cached(self, spec: FunctionSpec, loaded: LoadedFunction, inputs: Sequence[EmbedInput | None],
+                       purpose: Purpose, is_active: IsActive) -> Future:
         """Answers cached inputs from the cache and queues the rest, each distinct content once."""
+        key, function = loaded.key, loaded.function
         digests = [content_digest(value) for value in inputs]
         found = self._cache.lookup(key, purpose, digests)
         first_of: dict[bytes, int] = {}  # digest -> position among the inputs sent to the model
@@ -208,7 +198,7 @@ class EmbeddingCore:
         if not items:
             return _resolved(result)
         missing = [i for i, v in enumerate(found) if v is None]
-        computed = self._queue(key, name, function, purpose).submit(items, is_active)
+        computed = self._queue(spec, loaded, purpose).submit(items, is_active)
         answer: Future = Future()
 
         def complete(done: Future) -> None:
@@ -250,29 +240,14 @@ class EmbeddingCore:
         for sequence, dims, future in window:
             yield sequence, dims, future.result()
 
-    def _queue(self, function_key: str, name: str, function: EmbeddingFunction, purpose: Purpose) -> BatchQueue:
-        key = (function_key, purpose)
-        queue = self._queues.get(key)
-        if queue is None:
-            with self._lock:
-                queue = self._queues.get(key)
-                if queue is None:
-                    cfg = self._batching
-                    queue = BatchQueue(f"{name}/{purpose.value}",
-                                       lambda items: function.embed(items, purpose),
-                                       max_batch_size=cfg.max_batch_size, max_wait_s=cfg.max_wait_s,
-                                       quiet_s=cfg.quiet_s,
-                                       max_queued=cfg.max_queued, coalesce=cfg.enabled,
-                                       observer=self._queue_observer)
-                    self._queues[key] = queue
-        return queue
+    def _make_queue(self, loaded: LoadedFunction, purpose: Purpose) -> BatchQueue:
+        cfg, function = self._batching, loaded.function
+        return BatchQueue(f"{loaded.name}/{purpose.value}", lambda items: function.embed(items, purpose),
+                          max_batch_size=cfg.max_batch_size, max_wait_s=cfg.max_wait_s, quiet_s=cfg.quiet_s,
+                          max_queued=cfg.max_queued, coalesce=cfg.enabled, observer=self._queue_observer)
 
     def close(self) -> None:
-        with self._lock:
-            queues = list(self._queues.values())
-            self._queues.clear()
-        for queue in queues:
-            queue.close()
+        self._loaded.close()
 
 
 def _ordered(modalities: Iterable[Modality]) -> tuple[Modality, ...]:

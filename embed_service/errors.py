@@ -19,8 +19,10 @@ its ErrorInfo reason; `metadata` carries the specifics (the function, the settin
      │    ├── UpstreamUnavailable   UPSTREAM_UNAVAILABLE (transient failures outlasted max_retries)
      │    └── ShuttingDown          SHUTTING_DOWN
      ├── PermissionDenied           PERMISSION_DENIED / SECRET_HOST_NOT_ALLOWED (a secret would go to a
-     │                              host the operator did not allow)
+     │                              host the operator did not allow) / MODEL_DOWNLOAD_NOT_ALLOWED /
+     │                              REMOTE_CODE_NOT_ALLOWED (what the operator did not turn on)
      ├── QueueFull                  RESOURCE_EXHAUSTED / QUEUE_FULL
+     ├── ModelCacheFull             RESOURCE_EXHAUSTED / MODEL_CACHE_FULL (every loaded model is busy)
      └── Cancelled                  CANCELLED / CALLER_GONE
 """
 
@@ -33,7 +35,7 @@ EmbedError = ServiceError
 
 __all__ = [
     "Cancelled", "EmbedError", "FailedPrecondition", "InvalidArgument", "InvalidInput", "InvalidSettings",
-    "ModelLoadFailed", "PermissionDenied", "QueueFull", "SecretNotFound", "ShuttingDown", "Unavailable",
+    "ModelCacheFull", "ModelLoadFailed", "PermissionDenied", "QueueFull", "SecretNotFound", "ShuttingDown", "Unavailable",
     "UnknownFunction", "UpstreamAuthFailed", "UpstreamRejected", "UpstreamUnavailable",
 ]
 
@@ -76,6 +78,10 @@ class ShuttingDown(Unavailable):
 
 class QueueFull(ResourceExhausted):
     reason = "QUEUE_FULL"
+
+
+class ModelCacheFull(ResourceExhausted):
+    reason = "MODEL_CACHE_FULL"
 
 
 class Cancelled(_Cancelled):

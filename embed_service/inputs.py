@@ -2,15 +2,20 @@
 
 Image URIs are read only where the operator allowed: local paths (plain or file://) under the image
 roots, after resolving links and `..`; http(s) URLs only to allowed hosts, with redirects refused (a
-redirect could lead anywhere) and a size cap. Every failure names the index of the input.
+redirect could lead anywhere), a size cap and one deadline for the whole fetch (connecting and every read:
+a host that trickles a byte a second cannot hold a request past it). Decoded pixels are capped per image
+and per request, so a handful of small, highly compressed files cannot make the service decode gigabytes.
+Every failure names the index of the input.
 """
 
 from __future__ import annotations
 
+import http.client
 import io
-import urllib.error
+import socket
+import ssl
+import time
 import urllib.parse
-import urllib.request
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +53,7 @@ class ImagePolicy:
     allowed_hosts: frozenset[str] = frozenset()  # "*" allows every host
     max_bytes: int = 32 * 1024 * 1024
     max_pixels: int = 64_000_000
+    max_pixels_per_request: int = 64_000_000
     fetch_timeout: float = 10.0
 
 
@@ -60,6 +66,7 @@ def prepare_inputs(inputs: Sequence[EmbedInput | None], function: EmbeddingFunct
     """Checks each input against the function's modalities and decodes images; errors name the index (the
     input's place in the request: `positions[i]` when only some of its inputs are given)."""
     items: list[Item] = []
+    budget = _PixelBudget(policy.max_pixels_per_request)
     for at, value in enumerate(inputs):
         index = positions[at] if positions is not None else at
         if value is None:
@@ -73,13 +80,26 @@ def prepare_inputs(inputs: Sequence[EmbedInput | None], function: EmbeddingFunct
         if isinstance(value, TextInput):
             items.append(value.text)
         elif isinstance(value, ImageBytes):
-            items.append(decode_image(value.data, index, policy))
+            items.append(decode_image(value.data, index, policy, budget))
         else:
-            items.append(decode_image(read_image_uri(value.uri, index, policy), index, policy))
+            items.append(decode_image(read_image_uri(value.uri, index, policy), index, policy, budget))
     return items
 
 
-def decode_image(data: bytes, index: int, policy: ImagePolicy) -> Image.Image:
+class _PixelBudget:
+    def __init__(self, pixels: int) -> None:
+        self.left = pixels
+
+    def take(self, pixels: int, index: int) -> None:
+        if pixels > self.left:
+            raise InvalidInput(f"input {index}: the request's images would decode to more than the "
+                               "service's limit of pixels per request; send fewer images per request",
+                               reason="IMAGE_TOO_LARGE", index=index)
+        self.left -= pixels
+
+
+def decode_image(data: bytes, index: int, policy: ImagePolicy, budget: _PixelBudget | None = None
+                 ) -> Image.Image:
     if len(data) > policy.max_bytes:
         raise InvalidInput(f"input {index}: image is {len(data)} bytes, over the {policy.max_bytes}-byte limit",
                            reason="IMAGE_TOO_LARGE", index=index)
@@ -90,6 +110,8 @@ def decode_image(data: bytes, index: int, policy: ImagePolicy) -> Image.Image:
             if image.width * image.height > policy.max_pixels:
                 raise InvalidInput(f"input {index}: image is {image.width}x{image.height}, over the "
                                    f"{policy.max_pixels}-pixel limit", reason="IMAGE_TOO_LARGE", index=index)
+            if budget is not None:
+                budget.take(image.width * image.height, index)
             image.load()
     except InvalidInput:
         raise
@@ -100,7 +122,15 @@ def decode_image(data: bytes, index: int, policy: ImagePolicy) -> Image.Image:
 
 
 def read_image_uri(uri: str, index: int, policy: ImagePolicy) -> bytes:
-    parsed = urllib.parse.urlsplit(uri)
+    if len(uri) > 8192:
+        raise InvalidInput(f"input {index}: the image URI is {len(uri)} characters long; at most 8192",
+                           reason="INVALID_IMAGE_URI", index=index)
+    try:
+        parsed = urllib.parse.urlsplit(uri)
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise InvalidInput(f"input {index}: {_shown(uri)} is not a valid URI ({exc})", reason="INVALID_IMAGE_URI",
+                           index=index) from None
     if parsed.scheme in ("http", "https"):
         return _fetch(uri, parsed, index, policy)
     if parsed.scheme == "file":
@@ -109,8 +139,12 @@ def read_image_uri(uri: str, index: int, policy: ImagePolicy) -> bytes:
         return _read_local(urllib.parse.unquote(parsed.path), index, policy)
     if parsed.scheme == "" and uri:
         return _read_local(uri, index, policy)
-    raise InvalidInput(f"input {index}: unsupported image URI {uri!r} (use a path, file://, http:// or https://)",
-                       reason="INVALID_IMAGE_URI", index=index)
+    raise InvalidInput(f"input {index}: unsupported image URI {_shown(uri)} (use a path, file://, http:// or "
+                       "https://)", reason="INVALID_IMAGE_URI", index=index)
+
+
+def _shown(uri: str) -> str:
+    return repr(uri if len(uri) <= 200 else uri[:200] + "…")
 
 
 def _read_local(raw: str, index: int, policy: ImagePolicy) -> bytes:
@@ -133,27 +167,71 @@ def _read_local(raw: str, index: int, policy: ImagePolicy) -> bytes:
     return data
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, D102
-        raise urllib.error.HTTPError(req.full_url, code, "redirects are not followed", headers, fp)
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def _fetch(uri: str, parsed: urllib.parse.SplitResult, index: int, policy: ImagePolicy) -> bytes:
     host = (parsed.hostname or "").lower()
     host_port = f"{host}:{parsed.port}" if parsed.port else host
-    if "*" not in policy.allowed_hosts and host not in policy.allowed_hosts \
-            and host_port not in policy.allowed_hosts:
+    if not host or ("*" not in policy.allowed_hosts and host not in policy.allowed_hosts
+                    and host_port not in policy.allowed_hosts):
         raise InvalidInput(f"input {index}: fetching images from {host_port!r} is not allowed on this service",
                            reason="IMAGE_URI_NOT_ALLOWED", index=index, host=host_port)
+    deadline = time.monotonic() + policy.fetch_timeout
     try:
-        with _opener.open(uri, timeout=policy.fetch_timeout) as response:
-            return response.read(policy.max_bytes + 1)
-    except urllib.error.HTTPError as exc:
-        raise InvalidInput(f"input {index}: fetching {uri!r} failed: HTTP {exc.code} {exc.reason}",
-                           reason="INVALID_IMAGE_URI", index=index) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise InvalidInput(f"input {index}: fetching {uri!r} failed: {exc}", reason="INVALID_IMAGE_URI",
+        return _get(parsed, deadline, policy.max_bytes + 1)
+    except _FetchFailed as exc:
+        raise InvalidInput(f"input {index}: fetching {_shown(uri)} failed: {exc}", reason="INVALID_IMAGE_URI",
                            index=index) from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise InvalidInput(f"input {index}: fetching {_shown(uri)} failed: {type(exc).__name__}: {exc}",
+                           reason="INVALID_IMAGE_URI", index=index) from None
+
+
+class _FetchFailed(Exception):
+    pass
+
+
+_TIMED_OUT = "timed out: the whole fetch must finish within the service's image fetch timeout"
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _FetchFailed(_TIMED_OUT)
+    return left
+
+
+def _get(parsed: urllib.parse.SplitResult, deadline: float, limit: int) -> bytes:
+    """GET of `parsed` (no redirects), up to `limit` bytes, all of it before `deadline`: the socket's timeout
+    is set to the time left before every read, so the total never passes the deadline."""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+    if parsed.scheme == "https":
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parsed.hostname, port, timeout=_left(deadline), context=ssl.create_default_context())
+    else:
+        connection = http.client.HTTPConnection(parsed.hostname, port, timeout=_left(deadline))
+    try:
+        connection.connect()
+        sock = connection.sock  # kept: the connection lets go of it once the response says it will close
+        sock.settimeout(_left(deadline))
+        connection.request("GET", path, headers={"User-Agent": "vectorlane-embed", "Accept": "image/*"})
+        sock.settimeout(_left(deadline))
+        response = connection.getresponse()
+        if response.status != 200:
+            raise _FetchFailed(f"HTTP {response.status} {response.reason}"
+                               + (" (redirects are not followed)" if 300 <= response.status < 400 else ""))
+        parts, size = [], 0
+        while size < limit:
+            sock.settimeout(_left(deadline))
+            try:
+                chunk = response.read1(min(65536, limit - size))
+            except socket.timeout:
+                raise _FetchFailed(_TIMED_OUT) from None
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        return b"".join(parts)
+    except socket.timeout:
+        raise _FetchFailed(_TIMED_OUT) from None
+    finally:
+        connection.close()

@@ -1,11 +1,12 @@
-"""Secret references in LanceDB's syntax: `$var:name` or `$var:name:default`.
+"""Secret references in LanceDB's syntax: `$var:name`.
 
 A function setting that holds a secret (an API key) is stored and sent only as a reference, so a key can
 never end up in table metadata or a log. The embed service resolves the reference when it builds the
 function: first from a file `<secrets_dir>/<name>` (a mounted Kubernetes Secret), then from the
-environment variable `VECTORLANE_SECRET_<NAME>` (name upper-cased, other characters as `_`), then the
-default given in the reference. Only variables with that prefix are reachable, so a caller cannot ask
-the service to send it an arbitrary environment variable of the process.
+environment variable `VECTORLANE_SECRET_<NAME>` (name upper-cased, other characters as `_`). Only variables
+with that prefix are reachable, so a caller cannot ask the service to send it an arbitrary environment
+variable of the process. LanceDB's `$var:name:default` form is refused for secrets: its default is a literal
+key, and it would be stored in table metadata with the reference.
 """
 
 from __future__ import annotations
@@ -18,26 +19,25 @@ from pathlib import Path
 
 from embed_service.errors import InvalidSettings, SecretNotFound
 
-_REF = re.compile(r"^\$var:(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?::(?P<default>.*))?$", re.DOTALL)
+_REF = re.compile(r"\$var:(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,127})(?::(?P<default>.*))?", re.DOTALL)
 ENV_PREFIX = "VECTORLANE_SECRET_"
 
 
 @dataclass(frozen=True)
 class SecretRef:
     name: str
-    default: str | None
 
     @classmethod
     def parse(cls, value: str, *, setting: str) -> "SecretRef":
-        match = _REF.match(value)
-        if match is None:
+        match = _REF.fullmatch(value)
+        if match is None or match["default"] is not None:
             raise InvalidSettings(
                 f"setting {setting!r} is a secret: give it as a reference '$var:name' "
-                "(resolved by the embed service from its secrets), never as a literal value",
+                "(resolved by the embed service from its secrets), never as a literal value or a default",
                 reason="LITERAL_SECRET",
                 setting=setting,
             )
-        return cls(match["name"], match["default"])
+        return cls(match["name"])
 
     def env_var(self) -> str:
         return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()
@@ -60,8 +60,6 @@ class SecretResolver:
         env = os.environ if self.environ is None else self.environ
         if ref.env_var() in env:
             return env[ref.env_var()]
-        if ref.default is not None:
-            return ref.default
         raise SecretNotFound(
             f"secret {ref.name!r} for setting {setting!r} is not configured on the embed service "
             f"(set {ref.env_var()} or mount a file named {ref.name!r} in the secrets directory)",

@@ -10,9 +10,11 @@ from embed_service.cache import EmbeddingCache
 from embed_service.config import EmbedConfig
 from embed_service.core import BatchingConfig, EmbeddingCore
 from embed_service.functions.base import FunctionRuntime
+from embed_service.functions.model_sources import ModelSources
 from embed_service.functions.registry import Registry, get_registry
 from embed_service.inputs import ImagePolicy
 from embed_service.metrics import EmbedMetrics
+from embed_service.secret_hosts import SecretHosts
 from embed_service.secret_refs import SecretResolver
 from embed_service.servicer import EmbeddingServicer
 from rpc_common.service_host import HostedServer, ServiceHost
@@ -27,18 +29,22 @@ SERVICE = pb.DESCRIPTOR.services_by_name["EmbeddingService"]
 def build_core(config: EmbedConfig, metrics: EmbedMetrics, registry: Registry | None = None) -> EmbeddingCore:
     runtime = FunctionRuntime(
         secrets=SecretResolver(config.secrets_dir),
-        model_roots=config.model_roots,
-        secret_hosts=frozenset(h.lower() for h in config.secret_allowed_hosts),
+        sources=ModelSources(config.model_roots, allow_downloads=config.allow_downloads,
+                             allow_remote_code=config.allow_remote_code),
+        secret_hosts=SecretHosts.parse(config.secret_allowed_hosts),
         retry_initial_delay=config.retry_initial_delay,
         retry_max_delay=config.retry_max_delay,
         on_retry=metrics.retried,
     )
     images = ImagePolicy(roots=config.image_roots, allowed_hosts=frozenset(h.lower() for h in
                                                                           config.image_allowed_hosts),
-                         max_bytes=config.image_max_bytes, fetch_timeout=config.image_fetch_timeout_s)
+                         max_bytes=config.image_max_bytes, max_pixels=config.image_max_pixels,
+                         max_pixels_per_request=config.image_max_pixels_per_request,
+                         fetch_timeout=config.image_fetch_timeout_s)
     batching = BatchingConfig(enabled=config.batching, max_batch_size=config.max_batch_size,
                               max_wait_s=config.max_batch_wait_ms / 1000.0,
-                              quiet_s=config.batch_quiet_ms / 1000.0, max_queued=config.max_queued_inputs)
+                              quiet_s=config.batch_quiet_ms / 1000.0, max_queued=config.max_queued_inputs,
+                              max_models=config.max_loaded_models, max_functions=config.max_function_variants)
     cache = EmbeddingCache(config.cache_mib * 1024 * 1024, cache_queries=config.cache_queries, observer=metrics)
     return EmbeddingCore(registry or get_registry(), runtime, images=images, batching=batching,
                          max_inputs_per_request=config.max_inputs_per_request, queue_observer=metrics,
@@ -72,7 +78,7 @@ class EmbedServer(HostedServer):
         try:
             for spec in specs:
                 log.info("preloading %s ...", spec.name)
-                self.core.function(spec)
+                self.core.function(spec, pin=True)
         except BaseException as exc:  # health stays NOT_SERVING: the operator asked for this model
             self.preload_error = exc
             log.error("preloading failed; health stays NOT_SERVING: %s", exc)

@@ -3,6 +3,10 @@
 Every status carries a google.rpc.ErrorInfo with the exception's UPPER_SNAKE_CASE reason, the service's
 domain, and its metadata (function, setting, input index). An exception that is not a domain error is a
 bug: it becomes INTERNAL with a request id, and the traceback is logged under that id.
+
+What an error echoes of a request is cut short here, for every error: the message at MAX_MESSAGE characters,
+each metadata value at MAX_METADATA_VALUE. Statuses travel in HTTP/2 trailers, which gRPC caps (8 KiB by
+default): a 1 MB bad filter echoed whole turned the answer into RESOURCE_EXHAUSTED from the transport.
 """
 
 from __future__ import annotations
@@ -23,12 +27,23 @@ from rpc_common.handlers import Undecodable
 
 log = logging.getLogger(__name__)
 
+MAX_MESSAGE = 1000
+MAX_METADATA_VALUE = 200
+MAX_METADATA_ENTRIES = 16
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def to_status(exc: ServiceError, domain: str) -> grpc.Status:
-    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=domain, metadata=exc.metadata)
+    metadata = {_cut(k, 64): _cut(v, MAX_METADATA_VALUE) for k, v in list(exc.metadata.items())[:MAX_METADATA_ENTRIES]}
+    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=domain, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
     code = getattr(code_pb2, exc.category)
-    return rpc_status.to_status(status_pb2.Status(code=code, message=exc.message, details=[detail]))
+    return rpc_status.to_status(status_pb2.Status(code=code, message=_cut(exc.message, MAX_MESSAGE),
+                                                  details=[detail]))
 
 
 def _decoded(message: Any) -> Any:

@@ -3,7 +3,10 @@ RPC, TLS, and mutual TLS.
 
 - `SecuritySettings` is the part of a service's settings that says so (flags and `VECTORLANE_*` variables).
   Tokens come from `--auth-tokens` (comma-separated; `VECTORLANE_AUTH_TOKENS`, e.g. from a Kubernetes
-  Secret) and/or `--auth-token-file` (one token per line). With none configured, calls need no token.
+  Secret) and/or `--auth-token-file` (one token per line). With neither given, calls need no token; given
+  but holding no token (an empty variable, a blank file, `--auth-tokens ,`) the service refuses to start,
+  since an operator who configured auth must never get a service open to all. Each service logs at start
+  whether auth is on.
 - `AuthInterceptor` refuses a call without `authorization: Bearer <one of the tokens>` with UNAUTHENTICATED
   (reason MISSING_CREDENTIALS or INVALID_TOKEN), except the health service, which probes use.
 - `server_credentials` / `channel_credentials` build TLS from PEM files; a client CA turns on mTLS.
@@ -31,18 +34,45 @@ REFLECTION_SERVICES = ("grpc.reflection.v1alpha.ServerReflection", "grpc.reflect
 
 @dataclass(frozen=True)
 class SecuritySettings:
-    auth_tokens: tuple[str, ...] = _opt((), "bearer tokens accepted on every call but health (secret: prefer "
-                                            "the environment or --auth-token-file); none: no auth", secret=True)
+    auth_tokens: tuple[str, ...] | None = _opt(None, "bearer tokens accepted on every call but health (secret: "
+                                                     "prefer the environment or --auth-token-file); not given: "
+                                                     "no auth; given but empty: refuses to start", secret=True)
     auth_token_file: Path | None = _opt(None, "file of accepted bearer tokens, one per line (a mounted Secret)")
     reflection: bool = _opt(True, "serve gRPC reflection (for grpcurl); it needs a token when auth is on")
     tls_cert: Path | None = _opt(None, "PEM certificate chain to serve TLS with (with --tls-key)")
     tls_key: Path | None = _opt(None, "PEM private key of --tls-cert")
     tls_client_ca: Path | None = _opt(None, "PEM CA that client certificates must chain to: mutual TLS")
 
+    def __post_init__(self) -> None:
+        self.tokens()  # configured but empty, or an unreadable file: refuse to start (ValueError)
+
+    @property
+    def auth_configured(self) -> bool:
+        return self.auth_tokens is not None or self.auth_token_file is not None
+
     def tokens(self) -> frozenset[str]:
-        found = {t.strip() for t in self.auth_tokens if t.strip()}
+        """The accepted tokens (none: auth off). ValueError when auth is configured yet holds no token."""
+        found: set[str] = set()
+        if self.auth_tokens is not None:
+            given = {t.strip() for t in self.auth_tokens if t.strip()}
+            if not given:
+                raise ValueError("--auth-tokens / VECTORLANE_AUTH_TOKENS is set but holds no token; give at least "
+                                 "one, or leave it unset to serve without auth")
+            found |= given
         if self.auth_token_file is not None:
-            found |= {line.strip() for line in self.auth_token_file.read_text().splitlines() if line.strip()}
+            try:
+                lines = Path(self.auth_token_file).read_text().splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"--auth-token-file cannot be read ({type(exc).__name__})") from None
+            given = {line.strip() for line in lines if line.strip()}
+            if not given:
+                raise ValueError("--auth-token-file holds no token; give at least one, or leave it unset to serve "
+                                 "without auth")
+            found |= given
+        for token in found:
+            if any(ord(c) < 0x21 or ord(c) > 0x7E for c in token):
+                raise ValueError("an auth token holds a character that cannot go in an HTTP header (only "
+                                 "printable ASCII without spaces)")
         return frozenset(found)
 
 

@@ -61,6 +61,12 @@ class ServiceHost:
         self.service_name = service.full_name
         self._credentials = server_credentials(security)
         tokens = security.tokens()
+        if tokens:
+            log.info("%s: auth on: every call but health needs one of %d bearer token(s)", self.service_name,
+                     len(tokens))
+        else:
+            log.warning("%s: auth OFF: every call is served without a token (set --auth-tokens or "
+                        "--auth-token-file to require one)", self.service_name)
         self.metrics = metrics
         self.health = health.HealthServicer()
         self.port = 0

@@ -48,7 +48,10 @@ def load(cls: type[T], prog: str, description: str, argv: Sequence[str] | None =
             values[f.name] = parse_value(f.type, raw)
         except ValueError as exc:
             parser.error(f"--{f.name.replace('_', '-')}: {exc}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # settings that are each well-formed but refused (an empty token list...)
+        parser.error(str(exc))
 
 
 def parse_value(kind: Any, raw: Any) -> Any:
@@ -69,7 +72,7 @@ def parse_value(kind: Any, raw: Any) -> Any:
         return Path(text).expanduser()
     if kind == "tuple[Path, ...]":
         return tuple(Path(p).expanduser() for p in text.split(",") if p.strip())
-    if kind == "tuple[str, ...]":
+    if kind in ("tuple[str, ...]", "tuple[str, ...] | None"):
         return tuple(p.strip() for p in text.split(",") if p.strip())
     if kind == "Path | None":
         return Path(text).expanduser() if text else None

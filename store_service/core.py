@@ -48,6 +48,7 @@ class StoreLimits:
     max_read_rows: int = 100_000
     ingest_workers: int = 4
     ingest_in_flight: int = 3
+    max_filter_length: int = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class StoreCore:
         self.tables = TableStore(root)
         self.embedder = embedder
         self.limits = limits
-        self.views = ViewCache()
+        self.views = ViewCache(limits.max_filter_length)
         self.indexes = LoadedIndexes()
         self._pool = ThreadPoolExecutor(max_workers=limits.ingest_workers, thread_name_prefix="store-ingest")
         self._mutations: dict[str, threading.Lock] = {}

@@ -6,11 +6,20 @@ Comparisons (= == != <> < <= > >=), AND / OR / NOT, IN (...), NOT IN, LIKE / NOT
 NULL, BETWEEN ... AND ..., parentheses, TRUE / FALSE; strings in single quotes ('' escapes a quote);
 identifiers plain or in backquotes. Columns must exist and be scalar. A bad filter is InvalidArgument
 (reason INVALID_FILTER) naming the line and column of the problem.
+
+Bounded, because a filter's size reaches native code: Arrow's expression simplifier recurses once per term of
+an AND/OR chain, and ~9,000 ORed comparisons overflowed its stack (SIGSEGV: the whole store died, measured
+with pyarrow 19 on a 2-row table); RE2 refuses a LIKE of 80,000 `_`; the tree is transformed recursively.
+So a filter holds at most MAX_CONDITIONS conditions (a value list of IN counts as one), nests at most
+MAX_DEPTH deep, and a LIKE pattern has at most MAX_LIKE_CHARS characters; the store also caps a filter's
+length (`--max-filter-length`, MAX_LENGTH by default), since parsing costs about 15 µs a character. Parsed filters are cached up to
+CACHE_CHARS characters in all (a tree costs ~90 bytes per character).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import lark
@@ -78,12 +87,83 @@ class _Null:
 NULL = _Null()
 
 
+MAX_LENGTH = 64 * 1024
+MAX_CONDITIONS = 1_000
+MAX_DEPTH = 64
+MAX_LIKE_CHARS = 4_096
+CACHE_CHARS = 1 << 20
+_CONDITIONS = frozenset({"comparison", "in_list", "not_in_list", "like", "not_like", "null_test", "not_null_test",
+                         "between", "not_between", "column", "boolean"})
+
+
+def shown(where: str, limit: int = 200) -> str:
+    """A filter as an error message quotes it: its start only, when long."""
+    return repr(where) if len(where) <= limit else repr(where[:limit]) + f"… ({len(where)} characters)"
+
+
 def parse_error(message: str, where: str, **position: Any) -> InvalidArgument:
-    return InvalidArgument(f"bad filter {where!r}: {message}", reason="INVALID_FILTER", filter=where, **position)
+    return InvalidArgument(f"bad filter {shown(where)}: {message}", reason="INVALID_FILTER", **position)
 
 
-@lru_cache(maxsize=512)
+class _TreeCache:
+    """Parsed filters, least recently used out first, bounded by the characters of the filters held."""
+
+    def __init__(self, max_chars: int) -> None:
+        self._max = max_chars
+        self._trees: OrderedDict[str, lark.Tree] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def get(self, where: str) -> lark.Tree | None:
+        with self._lock:
+            tree = self._trees.get(where)
+            if tree is not None:
+                self._trees.move_to_end(where)
+            return tree
+
+    def put(self, where: str, tree: lark.Tree) -> None:
+        if len(where) > self._max // 8:  # a big filter would push out many small ones: not kept
+            return
+        with self._lock:
+            if where in self._trees:
+                return
+            self._trees[where] = tree
+            self._chars += len(where)
+            while self._chars > self._max:
+                evicted, _ = self._trees.popitem(last=False)
+                self._chars -= len(evicted)
+
+
+_trees = _TreeCache(CACHE_CHARS)
+
+
 def _tree(where: str) -> lark.Tree:
+    tree = _trees.get(where)
+    if tree is None:
+        tree = _parse(where)
+        _check_size(tree, where)
+        _trees.put(where, tree)
+    return tree
+
+
+def _check_size(tree: lark.Tree, where: str) -> None:
+    """Refuses a tree with too many conditions or nested too deep (walked without recursion)."""
+    conditions, pending = 0, [(tree, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise parse_error(f"it nests deeper than {MAX_DEPTH} levels (NOT, AND/OR groups in parentheses)",
+                              where, limit=MAX_DEPTH)
+        if node.data in _CONDITIONS:  # a leaf condition: its operands are not conditions of their own
+            conditions += 1
+            if conditions > MAX_CONDITIONS:
+                raise parse_error(f"it holds more than {MAX_CONDITIONS} conditions; compare a column with many "
+                                  "values in one IN (...) instead", where, limit=MAX_CONDITIONS)
+            continue
+        pending.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
+
+
+def _parse(where: str) -> lark.Tree:
     try:
         return _parser.parse(where)
     except lark.UnexpectedInput as exc:
@@ -97,8 +177,11 @@ def _tree(where: str) -> lark.Tree:
                           column=exc.column) from None
 
 
-def compile_filter(where: str, schema: pa.Schema) -> pc.Expression:
+def compile_filter(where: str, schema: pa.Schema, max_length: int = MAX_LENGTH) -> pc.Expression:
     """Compiles `where` into an expression over `schema`'s columns; empty means every row."""
+    if len(where) > max_length:
+        raise parse_error(f"it has {len(where)} characters; this store takes filters of at most {max_length}",
+                          where, limit=max_length)
     if not where.strip():
         return pc.scalar(True)
     compiler = _Compiler(where, schema)
@@ -110,7 +193,9 @@ def compile_filter(where: str, schema: pa.Schema) -> pc.Expression:
         raise
 
 
-def referenced_columns(where: str) -> set[str]:
+def referenced_columns(where: str, max_length: int = MAX_LENGTH) -> set[str]:
+    if len(where) > max_length:
+        raise parse_error(f"it has {len(where)} characters; at most {max_length}", where, limit=max_length)
     if not where.strip():
         return set()
     return {_column_name(token) for token in _tree(where).scan_values(
@@ -140,8 +225,8 @@ class _Compiler(lark.Transformer):
         name = _column_name(token)
         index = self._schema.get_field_index(name)
         if index < 0:
-            raise InvalidArgument(f"bad filter {self._where!r}: no column {name!r} (line {token.line}, column "
-                                  f"{token.column})", reason="UNKNOWN_COLUMN", column=name, filter=self._where)
+            raise InvalidArgument(f"bad filter {shown(self._where)}: no column {name!r} (line {token.line}, column "
+                                  f"{token.column})", reason="UNKNOWN_COLUMN", column=name)
         field = self._schema.field(index)
         if pa.types.is_list(field.type) or pa.types.is_fixed_size_list(field.type):
             raise parse_error(f"column {name!r} is a vector; filters apply to scalar columns", self._where,
@@ -196,6 +281,9 @@ class _Compiler(lark.Transformer):
             raise parse_error(f"LIKE needs a string column; {column.name!r} is {column.field.type}", self._where,
                               column=column.name)
         text = str(pattern)[1:-1].replace("''", "'")
+        if len(text) > MAX_LIKE_CHARS:
+            raise parse_error(f"the LIKE pattern has {len(text)} characters; at most {MAX_LIKE_CHARS}", self._where,
+                              column=column.name, limit=MAX_LIKE_CHARS)
         return pc.match_like(column.expr, text)
 
     def not_like(self, items: list[Any]) -> pc.Expression:

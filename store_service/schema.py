@@ -4,13 +4,15 @@ The Arrow schema's metadata key `embedding_functions` holds a JSON list, one ent
 `{"name": ..., "model": {...}, "source_column": ..., "vector_column": ...}`, plus `"source_type": "text"` or
 `"image"` when the table says what its source holds instead of leaving it inferred. Secrets never go in: a
 setting that looks like a secret (api_key, token, password, secret...) or that the embed service reports as
-secret must be a `$var:name` reference.
+secret must be a `$var:name` reference (LanceDB's `$var:name:default` is refused: the default is a literal
+key), and no setting may be a URL carrying credentials (`https://user:key@host`, `?api_key=...`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +24,8 @@ from store_service.errors import InvalidArgument
 METADATA_KEY = b"embedding_functions"
 TEXT, IMAGE = "text", "image"  # what a source column holds (FunctionConfig.source_type)
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|credential)", re.IGNORECASE)
-_REFERENCE = re.compile(r"^\$var:[A-Za-z_][A-Za-z0-9_.-]*(:.*)?$", re.DOTALL)
+_REFERENCE = re.compile(r"\$var:[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -126,14 +129,43 @@ def source_kind(config: FunctionConfig, column_type: pa.DataType, modalities: It
 
 
 def check_secrets(config: FunctionConfig, secret_settings: Iterable[str] = ()) -> None:
-    """Refuses a secret setting (named so by the embed service, or looking like a key) given as a value."""
+    """Refuses a secret setting (named so by the embed service, or looking like a key) given as a value or
+    with a default, and any setting holding a URL with credentials in it."""
     secret = set(secret_settings)
     for key, value in config.model.items():
         looks_secret = key in secret or bool(_SECRET_NAME.search(key))
-        if looks_secret and value is not None and not (isinstance(value, str) and _REFERENCE.match(value)):
+        if looks_secret and value is not None and not (isinstance(value, str) and _REFERENCE.fullmatch(value)):
             raise InvalidArgument(f"embedding function {config.name!r}: setting {key!r} is a secret; store it as "
-                                  "a '$var:name' reference, never as a value", reason="LITERAL_SECRET",
+                                  "a '$var:name' reference (no default), never as a value", reason="LITERAL_SECRET",
                                   setting=key, function=config.name)
+        for text in _strings(value):
+            if _URL.match(text) and _has_credentials(text):
+                raise InvalidArgument(f"embedding function {config.name!r}: setting {key!r} is a URL carrying "
+                                      "credentials; give the key as a '$var:name' reference in its own setting",
+                                      reason="LITERAL_SECRET", setting=key, function=config.name)
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string in a setting's value, nested lists and objects included."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        named = [name for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
+        return parts.username is not None or parts.password is not None or any(
+            _SECRET_NAME.search(name) or name.lower() in ("key", "sig", "auth") for name in named)
+    except ValueError:
+        return False
 
 
 def vector_columns(schema: pa.Schema) -> list[str]:

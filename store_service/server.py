@@ -34,7 +34,7 @@ class StoreServer(HostedServer):
                             metadata=(("authorization", f"Bearer {token}"),) if token else (),
                             credentials=credentials)
         limits = StoreLimits(max_search_limit=config.max_search_limit, max_read_rows=config.max_read_rows,
-                             ingest_workers=config.ingest_workers)
+                             ingest_workers=config.ingest_workers, max_filter_length=config.max_filter_length)
         scan.use_single_threaded_blas()  # exact scans parallelise across queries and chunks, not inside BLAS
         self.core = StoreCore(config.data_dir, embedder, limits)
         self.metrics.tables.set_function(lambda: len(self.core.tables.names()))

@@ -14,7 +14,8 @@ from collections import OrderedDict
 import numpy as np
 import pyarrow as pa
 
-from store_service.filters import compile_filter
+from store_service.errors import InvalidArgument
+from store_service.filters import MAX_LENGTH, compile_filter, shown
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.table import Snapshot, Table
 from store_service.vector_index import prepare
@@ -24,8 +25,9 @@ VIEWS_PER_TABLE = 2
 
 
 class TableView:
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, max_filter_length: int = MAX_LENGTH) -> None:
         self.snapshot = snapshot
+        self._max_filter_length = max_filter_length
         self.data = snapshot.to_arrow(with_row_ids=True).combine_chunks()  # one chunk: fast takes and masks
         self.row_ids = self.data.column(ROW_ID).to_numpy()
         self._ordered = bool(np.all(np.diff(self.row_ids) > 0))
@@ -96,8 +98,13 @@ class TableView:
             if cached is not None:
                 self._masks.move_to_end(where)
                 return cached
-        expression = compile_filter(where, self.schema)
-        selected = self.data.filter(expression).column(ROW_ID).to_numpy()
+        expression = compile_filter(where, self.schema, self._max_filter_length)
+        try:
+            selected = self.data.filter(expression).column(ROW_ID).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            # what the checks before cannot know (a pattern RE2 will not compile...): still the filter's fault
+            raise InvalidArgument(f"bad filter {shown(where)}: Arrow cannot evaluate it ({str(exc)[:200]})",
+                                  reason="INVALID_FILTER") from None
         positions, _ = self.positions(selected)
         result = np.zeros(self.num_rows, dtype=bool)
         result[positions] = True
@@ -125,7 +132,8 @@ def _matrix(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 class ViewCache:
     """The latest views of each open table, built on first use of a version."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_filter_length: int = MAX_LENGTH) -> None:
+        self._max_filter_length = max_filter_length
         self._views: weakref.WeakKeyDictionary[Table, OrderedDict[int, TableView]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
@@ -137,7 +145,7 @@ class ViewCache:
             if view is not None:
                 views.move_to_end(snapshot_version)
                 return view
-        view = TableView(table.snapshot(snapshot_version))
+        view = TableView(table.snapshot(snapshot_version), self._max_filter_length)
         with self._lock:
             views = self._views.setdefault(table, OrderedDict())
             views[snapshot_version] = view

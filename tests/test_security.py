@@ -149,3 +149,45 @@ def test_tls_and_mutual_tls_on_every_hop(start_embed, start_store, certs):  # no
                                    client_key=certs.client_key)
     assert with_cert.table_names() == []
     with_cert.close()
+
+
+@pytest.mark.parametrize("argv,environ", [
+    (["--auth-tokens", ","], {}),
+    (["--auth-tokens", " "], {}),
+    ([], {"VECTORLANE_AUTH_TOKENS": ""}),  # a Kubernetes Secret key that exists but is empty
+    ([], {"VECTORLANE_AUTH_TOKENS": " , ,"}),
+    (["--auth-token-file", "{blank}"], {}),
+    (["--auth-token-file", "{missing}"], {}),
+])
+def test_auth_configured_but_empty_refuses_to_start(tmp_path, argv, environ):
+    """Found by the security review: these made both services serve every RPC without a token, silently."""
+    from embed_service.config import EmbedConfig
+    from store_service.config import StoreConfig
+
+    blank = tmp_path / "tokens"
+    blank.write_text("\n   \n\n")
+    argv = [a.format(blank=blank, missing=tmp_path / "nope") for a in argv]
+    for config in (EmbedConfig, StoreConfig):
+        with pytest.raises(SystemExit) as exited:
+            config.from_args(argv, environ=environ)
+        assert exited.value.code == 2
+
+
+def test_each_service_logs_whether_auth_is_on(start_embed, start_store, caplog):  # noqa: F811
+    caplog.set_level(logging.INFO, logger="rpc_common.service_host")
+    embed = start_embed(auth_tokens=(EMBED_TOKEN,))
+    start_store(embed, embed_auth_token=EMBED_TOKEN)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("EmbeddingService: auth on" in line for line in lines), lines
+    assert any("StorageService: auth OFF" in line for line in lines), lines
+    assert not any(EMBED_TOKEN in line for line in lines)
+
+
+def test_a_store_process_with_an_empty_token_list_exits_with_a_message(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "store_service", "--auth-tokens", ",", "--port", "0",
+                           "--metrics-port", "-1", "--data-dir", str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "holds no token" in done.stderr, done.stderr

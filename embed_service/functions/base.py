@@ -11,10 +11,10 @@ with exponential backoff and jitter up to `max_retries` times (0 disables); anyt
 from __future__ import annotations
 
 import enum
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +23,8 @@ import tenacity
 from PIL import Image
 
 from embed_service.errors import EmbedError, InvalidSettings, ModelLoadFailed, UpstreamUnavailable
+from embed_service.functions.model_sources import ModelSources
+from embed_service.secret_hosts import SecretHosts
 from embed_service.secret_refs import SecretRef, SecretResolver
 
 log = logging.getLogger(__name__)
@@ -44,36 +46,22 @@ RetryHook = Callable[[str, int, float, BaseException], None]
 
 @dataclass(frozen=True)
 class FunctionRuntime:
-    """What the service lends a function: its secrets, where local model files may live, retry pacing."""
+    """What the service lends a function: its secrets, where model files may come from, retry pacing."""
 
     secrets: SecretResolver = field(default_factory=SecretResolver)
-    model_roots: tuple[Path, ...] = ()
-    secret_hosts: frozenset[str] = frozenset({"api.openai.com"})
+    sources: ModelSources = field(default_factory=ModelSources)
+    secret_hosts: SecretHosts = field(default_factory=lambda: SecretHosts.parse(("api.openai.com",)))
     retry_initial_delay: float = 1.0
     retry_max_delay: float = 60.0
     on_retry: RetryHook | None = None
 
-    def may_send_secrets_to(self, host: str) -> bool:
-        return "*" in self.secret_hosts or host.lower() in self.secret_hosts
 
-    def local_model_file(self, value: str, *, setting: str) -> Path:
-        """The path `value` names, refused unless it lies under one of the operator's model roots."""
-        path = Path(value).expanduser().resolve()
-        for root in self.model_roots:
-            if path.is_relative_to(root.resolve()):
-                return path
-        raise InvalidSettings(
-            f"setting {setting!r} names a local file outside the embed service's model roots "
-            f"({', '.join(map(str, self.model_roots)) or 'none configured'}); "
-            "the operator allows model files with --model-roots",
-            reason="MODEL_PATH_NOT_ALLOWED",
-            setting=setting,
-        )
+DEVICES = r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$"
 
 
-def looks_like_path(value: str) -> bool:
-    return value.startswith(("/", "./", "../", "~")) or value.endswith((".json", ".pt", ".pth", ".bin",
-                                                                        ".safetensors"))
+def device_setting() -> Any:
+    return pydantic.Field("auto", pattern=DEVICES,
+                          description="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps")
 
 
 def resolve_device(requested: str) -> str:
@@ -82,9 +70,16 @@ def resolve_device(requested: str) -> str:
 
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadFailed(f"device {requested!r} was asked for but torch sees no CUDA device",
-                              setting="device")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelLoadFailed(f"device {requested!r} was asked for but torch sees no CUDA device",
+                                  setting="device")
+        index = int(requested.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ModelLoadFailed(f"device {requested!r} was asked for but torch sees "
+                                  f"{torch.cuda.device_count()} CUDA device(s)", setting="device")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadFailed("device 'mps' was asked for but torch sees no MPS device", setting="device")
     return requested
 
 
@@ -97,6 +92,9 @@ class EmbeddingFunction(pydantic.BaseModel):
     description: ClassVar[str] = ""
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TEXT})
     secret_settings: ClassVar[tuple[str, ...]] = ()
+    # Settings that change how the loaded model is called, not what is loaded: variants of a function that
+    # differ only in these share one loaded model (see `embed_service.loaded`).
+    call_settings: ClassVar[frozenset[str]] = frozenset({"max_retries"})
 
     max_retries: int = pydantic.Field(7, ge=0, le=100, description="retries of transient failures; 0 disables")
 
@@ -140,9 +138,24 @@ class EmbeddingFunction(pydantic.BaseModel):
     def settings_schema(cls) -> dict[str, Any]:
         return cls.model_json_schema()
 
+    def model_key(self) -> str:
+        """What identifies the loaded model: the function and the settings outside `call_settings`."""
+        chosen = {k: v for k, v in self.settings().items() if k not in self.call_settings}
+        return self.registry_name + " " + json.dumps(chosen, sort_keys=True)
+
+    def share_model(self, loaded: "EmbeddingFunction") -> None:
+        """Takes what `loaded` (a loaded function with the same model key) built in `load`, instead of loading
+        it again. `_load` must therefore set only state that its model settings determine."""
+        if loaded.model_key() != self.model_key():
+            raise RuntimeError("this is a bug: a model shared between functions with different model keys")
+        self.__pydantic_private__ = dict(loaded.__pydantic_private__ or {})
+
     # ----- lifecycle -------------------------------------------------------------------------------
     def load(self, runtime: FunctionRuntime) -> None:
-        """Loads the model (once; the service caches the loaded function per settings)."""
+        """Loads the model (once; the service caches the loaded function per settings). A function with a
+        `trust_remote_code` setting runs a model's own code only where the operator allows it."""
+        runtime.sources.check_remote_code(bool(getattr(self, "trust_remote_code", False)),
+                                          function=self.registry_name)
         self._runtime = runtime
         self._load()
 

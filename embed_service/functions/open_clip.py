@@ -1,23 +1,24 @@
 """open-clip: OpenCLIP models for text and images in one vector space.
 
 Text inputs embed through the text tower, images through the vision tower, so a text query finds images.
-`name` is an architecture known to open_clip or a path to a custom architecture config (JSON) under the
-model roots; `pretrained` is a tag open_clip knows or a local checkpoint file (a state dict) under them.
+`name` is an architecture known to open_clip or a custom architecture config (JSON) under the model roots;
+`pretrained` is a local checkpoint file (a state dict) under them, or a tag open_clip knows (downloaded, so
+only where the operator allows downloads, as for architectures whose text tower or tokenizer comes from a
+hub).
 """
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pydantic
 from PIL import Image
 
-from embed_service.errors import ModelLoadFailed
-from embed_service.functions.base import (EmbeddingFunction, Modality, Purpose, looks_like_path,
-                                          resolve_device)
+from embed_service.errors import EmbedError, ModelLoadFailed
+from embed_service.functions.base import EmbeddingFunction, Modality, Purpose, device_setting, resolve_device
+from embed_service.functions.model_sources import is_hub_id
 from embed_service.functions.registry import register
 from embed_service.torchvision_compat import ensure_torchvision_importable
 
@@ -28,11 +29,14 @@ _config_lock = threading.Lock()
 class OpenClipEmbeddings(EmbeddingFunction):
     description = "OpenCLIP text and image embeddings (open_clip_torch)"
     modalities = frozenset({Modality.TEXT, Modality.IMAGE})
+    call_settings: ClassVar[frozenset[str]] = frozenset({"max_retries", "batch_size", "normalize"})
 
-    name: str = pydantic.Field("ViT-B-32", description="architecture, or a custom architecture JSON file")
-    pretrained: str | None = pydantic.Field("laion2b_s34b_b79k",
-                                            description="pretrained tag, or a local checkpoint file")
-    device: str = pydantic.Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    name: str = pydantic.Field("ViT-B-32", max_length=4096,
+                               description="architecture, or a custom architecture JSON file under the model roots")
+    pretrained: str | None = pydantic.Field("laion2b_s34b_b79k", max_length=4096,
+                                            description="checkpoint file under the model roots, or a pretrained "
+                                                        "tag (with downloads)")
+    device: str = device_setting()
     batch_size: int = pydantic.Field(64, ge=1, le=4096, description="inputs per forward pass")
     normalize: bool = pydantic.Field(True, description="return unit-length vectors")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = pydantic.Field(
@@ -53,14 +57,15 @@ class OpenClipEmbeddings(EmbeddingFunction):
         precision = self.precision
         if precision == "auto":
             precision = "fp16" if device.startswith("cuda") else "fp32"
-        architecture = self._architecture(open_clip)
-        pretrained = self.pretrained
-        if pretrained is not None and looks_like_path(pretrained):
-            pretrained = str(self._runtime.local_model_file(pretrained, setting="pretrained"))
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                architecture, pretrained=pretrained, device=device, precision=precision)
-            tokenizer = open_clip.get_tokenizer(architecture)
+            with _config_lock:  # a custom config is registered by file name in open_clip's module-level dict
+                architecture = self._architecture(open_clip)
+                pretrained = self._checkpoint(open_clip, architecture)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    architecture, pretrained=pretrained, device=device, precision=precision)
+                tokenizer = open_clip.get_tokenizer(architecture)
+        except EmbedError:
+            raise
         except Exception as exc:
             raise ModelLoadFailed(f"open-clip could not load {self.name!r} (pretrained={self.pretrained!r}): "
                                   f"{type(exc).__name__}: {exc}", function="open-clip") from exc
@@ -71,22 +76,42 @@ class OpenClipEmbeddings(EmbeddingFunction):
             self._ndims = int(model.encode_text(tokenizer(["probe"]).to(device)).shape[-1])
 
     def _architecture(self, open_clip: Any) -> str:
-        if not looks_like_path(self.name):
-            if self.name not in open_clip.list_models():
+        """The architecture to build: a built-in one (refused without downloads if a part of it comes from a
+        hub), or a config file under the model roots, registered under its file name."""
+        sources = self._runtime.sources
+        if self.name in open_clip.list_models():
+            text = (open_clip.get_model_config(self.name) or {}).get("text_cfg", {})
+            if text.get("hf_model_name") or text.get("hf_tokenizer_name") or "siglip" in self.name.lower():
+                sources.hub(self.name, setting="name", function="open-clip", path_first=False)
+            return self.name
+        path = sources.find_local(self.name)
+        if path is None:
+            if is_hub_id(self.name):  # not path syntax: a name open_clip does not know
                 raise ModelLoadFailed(f"open-clip has no architecture {self.name!r}", function="open-clip",
                                       setting="name")
-            return self.name
-        path = self._runtime.local_model_file(self.name, setting="name")
-        if not path.is_file():
-            raise ModelLoadFailed(f"architecture config {self.name!r} does not exist", function="open-clip",
-                                  setting="name")
-        with _config_lock:  # open_clip's config registry is a module-level dict
-            try:
-                open_clip.add_model_config(path)
-            except Exception as exc:
-                raise ModelLoadFailed(f"architecture config {self.name!r} is not valid: {exc}",
-                                      function="open-clip", setting="name") from exc
-        return Path(path).stem
+            raise sources.local_refusal("name")
+        try:
+            open_clip.add_model_config(path)
+        except Exception as exc:
+            raise ModelLoadFailed(f"architecture config {self.name!r} is not valid: {exc}",
+                                  function="open-clip", setting="name") from exc
+        if path.stem not in open_clip.list_models():
+            raise ModelLoadFailed(f"architecture config {self.name!r} is not an open_clip model config",
+                                  function="open-clip", setting="name")
+        return path.stem
+
+    def _checkpoint(self, open_clip: Any, architecture: str) -> str | None:
+        """What open_clip loads the weights from: None (random), a file under the model roots, or a tag it
+        downloads (with downloads allowed)."""
+        if self.pretrained is None:
+            return None
+        sources = self._runtime.sources
+        local = sources.find_local(self.pretrained)
+        if local is not None:
+            return str(local)
+        if self.pretrained in open_clip.list_pretrained_tags_by_model(architecture):
+            return sources.hub(self.pretrained, setting="pretrained", function="open-clip", path_first=False)
+        raise sources.local_refusal("pretrained")
 
     def ndims(self) -> int:
         return self._ndims

@@ -1,23 +1,31 @@
 """openai: the OpenAI embeddings API, or any server that speaks it (vLLM, TEI, Ollama, Infinity).
 
-The API key is a secret: settings carry only a reference (`$var:name`), resolved by the embed service.
-With no `api_key`, the client falls back to the service's own OPENAI_API_KEY; a `base_url` server that
-needs no key (a local vLLM) gets a placeholder. The openai client's own retries are off: the base class
+The API key is a secret: settings carry only a reference (`$var:name`), resolved by the embed service, and
+sent only to an endpoint `--secret-allowed-hosts` admits (scheme, host and port). With no `api_key`, the
+client falls back to the service's own OPENAI_API_KEY (same rule); a `base_url` server that needs no key (a
+local vLLM) gets a placeholder. A `base_url` carrying credentials (`user:pass@`, a key in its query) is
+refused like a literal key. The openai client's own retries are off: the base class
 retries transient failures with backoff, so `max_retries` means one thing for every function.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from typing import Any, ClassVar
 
 import numpy as np
 import pydantic
 
-from embed_service.errors import PermissionDenied, UpstreamAuthFailed, UpstreamRejected, UpstreamUnavailable
+from embed_service.errors import (InvalidSettings, PermissionDenied, UpstreamAuthFailed, UpstreamRejected,
+                                  UpstreamUnavailable)
 from embed_service.functions.base import EmbeddingFunction, Modality, Purpose
 from embed_service.functions.registry import register
+from embed_service.secret_hosts import endpoint
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_SECRET_QUERY = re.compile(r"(key|token|secret|password|sig|credential|auth)", re.IGNORECASE)
 
 KNOWN_DIMENSIONS = {
     "text-embedding-ada-002": 1536,
@@ -31,12 +39,14 @@ class OpenAIEmbeddings(EmbeddingFunction):
     description = "OpenAI embeddings API, or any OpenAI-compatible endpoint through base_url"
     modalities = frozenset({Modality.TEXT})
     secret_settings: ClassVar[tuple[str, ...]] = ("api_key",)
+    call_settings: ClassVar[frozenset[str]] = frozenset({"max_retries", "batch_size"})
 
     name: str = pydantic.Field("text-embedding-ada-002", description="the model name the endpoint knows")
     dim: int | None = pydantic.Field(None, ge=1, le=65536,
                                      description="output dimensions (models that accept `dimensions`)")
-    base_url: str | None = pydantic.Field(None, description="an OpenAI-compatible endpoint, e.g. http://host/v1")
-    api_key: str | None = pydantic.Field(None, description="secret reference: $var:name or $var:name:default")
+    base_url: str | None = pydantic.Field(None, max_length=2048,
+                                          description="an OpenAI-compatible endpoint, e.g. http://host/v1")
+    api_key: str | None = pydantic.Field(None, max_length=256, description="secret reference: $var:name")
     organization: str | None = pydantic.Field(None, description="OpenAI organization id")
     batch_size: int = pydantic.Field(2048, ge=1, le=2048, description="inputs per API request")
     timeout: float = pydantic.Field(60.0, gt=0, le=600, description="seconds per API request")
@@ -47,26 +57,35 @@ class OpenAIEmbeddings(EmbeddingFunction):
     @pydantic.field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
+        if value is None:
+            return value
+        if endpoint(value) is None:
+            raise ValueError("must be an http:// or https:// URL with a host (and a port from 1 to 65535)")
+        if carries_credentials(value):
+            raise InvalidSettings("setting 'base_url' carries credentials (user:password@ or a key in its "
+                                  "query); give the key as api_key: '$var:name'", reason="LITERAL_SECRET",
+                                  setting="base_url", function="openai")
         return value
 
     def _load(self) -> None:
         import openai
 
-        host = (urllib.parse.urlsplit(self.base_url).hostname or "") if self.base_url else "api.openai.com"
-        trusted = self._runtime.may_send_secrets_to(host)
+        url = self.base_url or DEFAULT_BASE_URL
+        trusted = self._runtime.secret_hosts.allows_url(url)
         api_key = self.secret("api_key")
         if api_key is not None and not trusted:
-            raise PermissionDenied(f"openai: the embed service sends secrets only to hosts the operator allowed "
-                                   f"(--secret-allowed-hosts); {host!r} is not one", reason="SECRET_HOST_NOT_ALLOWED",
-                                   function="openai", host=host)
-        if api_key is None and not (trusted and os.environ.get("OPENAI_API_KEY")):
-            # No key of the caller's: servers like vLLM or Ollama take none (the client insists on one), and
-            # the service's own OPENAI_API_KEY goes only to trusted hosts.
-            api_key = "unused" if self.base_url is not None else None
+            scheme, host, port = endpoint(url) or ("", "", 0)
+            raise PermissionDenied(f"openai: the embed service sends secrets only to endpoints the operator "
+                                   f"allowed (--secret-allowed-hosts); {scheme}://{host}:{port} is not one",
+                                   reason="SECRET_HOST_NOT_ALLOWED", function="openai", host=f"{host}:{port}")
+        if api_key is None:
+            # No key of the caller's: the service's own OPENAI_API_KEY, to trusted endpoints only; servers like
+            # vLLM or Ollama take none (the client insists on one). The URL is always explicit, so the client
+            # never takes OPENAI_BASE_URL from the environment either.
+            own = os.environ.get("OPENAI_API_KEY")
+            api_key = own if (trusted and own) else "unused"
         try:
-            self._client = openai.OpenAI(api_key=api_key, base_url=self.base_url, organization=self.organization,
+            self._client = openai.OpenAI(api_key=api_key, base_url=url, organization=self.organization,
                                          max_retries=0, timeout=self.timeout)
         except openai.OpenAIError as exc:
             raise UpstreamAuthFailed(f"openai: {exc}", function="openai") from None
@@ -119,3 +138,11 @@ class OpenAIEmbeddings(EmbeddingFunction):
             return UpstreamRejected(f"openai: the endpoint rejected the request ({exc.status_code}): "
                                     f"{exc.message}", function="openai", status=exc.status_code)
         return exc
+
+
+def carries_credentials(url: str) -> bool:
+    """Whether a URL holds a secret of its own: a user part, or a query parameter named like a key."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        return True
+    return any(_SECRET_QUERY.search(name) for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True))

@@ -7,13 +7,13 @@ model folders under the model roots, or hub ids (which need the hub to be reacha
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pydantic
 
 from embed_service.errors import ModelLoadFailed
-from embed_service.functions.base import EmbeddingFunction, Modality, Purpose, looks_like_path, resolve_device
+from embed_service.functions.base import EmbeddingFunction, Modality, Purpose, device_setting, resolve_device
 from embed_service.functions.registry import register
 from embed_service.torchvision_compat import ensure_torchvision_importable
 
@@ -34,9 +34,11 @@ def bundled_model_path(name: str) -> str | None:
 class SentenceTransformerEmbeddings(EmbeddingFunction):
     description = "sentence-transformers text embeddings (default all-MiniLM-L6-v2, 384-d, offline)"
     modalities = frozenset({Modality.TEXT})
+    call_settings: ClassVar[frozenset[str]] = frozenset({"max_retries", "batch_size", "normalize"})
 
-    name: str = pydantic.Field("all-MiniLM-L6-v2", description="model name, hub id or local model folder")
-    device: str = pydantic.Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    name: str = pydantic.Field("all-MiniLM-L6-v2", max_length=4096,
+                               description="model folder under the model roots, or a hub id (with downloads)")
+    device: str = device_setting()
     normalize: bool = pydantic.Field(True, description="return unit-length vectors")
     batch_size: int = pydantic.Field(64, ge=1, le=4096, description="inputs per forward pass")
     precision: Literal["auto", "fp32", "fp16"] = pydantic.Field(
@@ -52,8 +54,10 @@ class SentenceTransformerEmbeddings(EmbeddingFunction):
         device = resolve_device(self.device)
         source = bundled_model_path(self.name)
         if source is None:
-            source = (str(self._runtime.local_model_file(self.name, setting="name"))
-                      if looks_like_path(self.name) else self.name)
+            sources = self._runtime.sources
+            local = sources.find_local(self.name, folder=True)
+            source = str(local) if local is not None else sources.hub(self.name, setting="name",
+                                                                     function="sentence-transformers")
         try:
             model = SentenceTransformer(source, device=device, trust_remote_code=self.trust_remote_code)
         except Exception as exc:

@@ -45,6 +45,17 @@ def image_host():
                 time.sleep(3)
                 self.send_response(200)
                 self.end_headers()
+            elif self.path == "/trickle.png":  # one byte every 0.2 s: 40 s for the whole image
+                self.send_response(200)
+                self.send_header("Content-Length", "200")
+                self.end_headers()
+                try:
+                    for _ in range(200):
+                        self.wfile.write(b"\x89")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass
             elif self.path == "/red.png":
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(RED)))
@@ -124,6 +135,26 @@ def test_image_fetches_are_bounded_in_time(start_embed, tiny_clip, image_host):
         embed_uris(embed, tiny_clip, f"http://{image_host}/slow.png")
     assert error_info(err.value).reason == "INVALID_IMAGE_URI"
     assert "timed out" in err.value.details()  # given up on after 0.5 s, not after the server's 3 s
+
+
+def test_a_host_trickling_bytes_is_cut_off_at_the_total_deadline(start_embed, tiny_clip, image_host):
+    """The timeout bounds the whole fetch, not each read: a byte every 0.2 s never lets a read time out."""
+    embed = start_embed(image_allowed_hosts=(image_host,), image_fetch_timeout_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        embed_uris(embed, tiny_clip, f"http://{image_host}/trickle.png")
+    waited = time.monotonic() - started
+    assert error_info(err.value).reason == "INVALID_IMAGE_URI" and "timed out" in err.value.details()
+    assert waited < 20, waited  # the server would take 40 s; a per-read timeout would never fire
+
+
+@pytest.mark.parametrize("port", ["abc", "a:b", "99999", "-1"])
+def test_image_urls_with_ports_that_are_not_ports_are_invalid(start_embed, tiny_clip, image_host, port):
+    embed = start_embed(image_allowed_hosts=("*",))
+    with pytest.raises(grpc.RpcError) as err:
+        embed_uris(embed, tiny_clip, f"http://127.0.0.1:{port}/red.png")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(err.value).reason == "INVALID_IMAGE_URI"
 
 
 def test_oversized_images_are_refused(start_embed, tiny_clip):

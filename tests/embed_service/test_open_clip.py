@@ -83,12 +83,14 @@ def test_describe_reports_dimensions_modalities_and_settings(embed, tiny_clip):
     assert d.settings["batch_size"] == 64 and d.settings["pretrained"] == str(tiny_clip.checkpoint)
 
 
-def test_model_is_loaded_once_per_settings(embed, tiny_clip):
+def test_model_is_loaded_once_per_weights(embed, tiny_clip):
     function = spec("open-clip", tiny_clip.settings())
     for _ in range(3):
         embed.stub.Embed(pb.EmbedRequest(function=function, inputs=texts("x")))
     embed.stub.Embed(pb.EmbedRequest(function=spec("open-clip", tiny_clip.settings(batch_size=8)),
-                                     inputs=texts("x")))
+                                     inputs=texts("x")))  # another batch size: the same weights
+    embed.stub.Embed(pb.EmbedRequest(function=spec("open-clip", tiny_clip.settings(pretrained=None)),
+                                     inputs=texts("x")))  # other weights
     loads = embed.server.metrics.value("vectorlane_embed_model_loads_total",
                                        {"function": "open-clip", "outcome": "ok"})
     assert loads == 2

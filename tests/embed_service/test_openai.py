@@ -22,7 +22,7 @@ def upstream():
 @pytest.fixture
 def embed_with_key(start_embed, monkeypatch):
     monkeypatch.setenv("VECTORLANE_SECRET_TEST_KEY", "sk-test-secret-123")
-    return start_embed(secret_allowed_hosts=("127.0.0.1",))
+    return start_embed(secret_allowed_hosts=("http://127.0.0.1:*",))
 
 
 def request(upstream, *values, **settings):
@@ -141,3 +141,40 @@ def test_secrets_go_only_to_hosts_the_operator_allowed(start_embed, upstream, mo
     # Without a key of the caller's, the service's own OPENAI_API_KEY stays home too.
     embed.stub.Embed(request(upstream, "alpha", api_key=None))
     assert upstream.requests[-1]["authorization"] == "Bearer unused"
+
+
+@pytest.mark.parametrize("allowed", [("localhost",), ("127.0.0.1",), ("127.0.0.1:443",), ("https://127.0.0.1:*",),
+                                     ("*",), ("http://127.0.0.1:1",)])
+def test_an_allowed_host_does_not_admit_plain_http_or_another_port(start_embed, upstream, monkeypatch, allowed):
+    """Found by the security review: with `localhost` allowed, `http://localhost:<any port>` got the key."""
+    monkeypatch.setenv("VECTORLANE_SECRET_TEST_KEY", "sk-test-secret-123")
+    embed = start_embed(secret_allowed_hosts=allowed)
+    for base_url in (upstream.base_url, upstream.base_url.replace("127.0.0.1", "localhost")):
+        with pytest.raises(grpc.RpcError) as err:
+            embed.stub.Embed(request(upstream, "alpha", base_url=base_url))
+        assert error_info(err.value).reason == "SECRET_HOST_NOT_ALLOWED", allowed
+    assert upstream.requests == []
+
+
+def test_an_entry_that_says_http_and_its_port_admits_exactly_that(start_embed, upstream, monkeypatch):
+    monkeypatch.setenv("VECTORLANE_SECRET_TEST_KEY", "sk-test-secret-123")
+    port = int(upstream.base_url.rsplit(":", 1)[1].split("/")[0])
+    embed = start_embed(secret_allowed_hosts=(f"http://127.0.0.1:{port}",))
+    embed.stub.Embed(request(upstream, "alpha"))
+    assert upstream.requests[-1]["authorization"] == "Bearer sk-test-secret-123"
+
+
+@pytest.mark.parametrize("base_url", ["http://user:sk-hidden@127.0.0.1:9/v1", "http://sk-hidden@127.0.0.1:9/v1",
+                                      "http://127.0.0.1:9/v1?api_key=sk-hidden", "http://127.0.0.1:9/v1?key=sk-hidden"])
+def test_a_base_url_carrying_credentials_is_a_literal_secret(embed_with_key, upstream, base_url):
+    with pytest.raises(grpc.RpcError) as err:
+        embed_with_key.stub.Embed(request(upstream, "alpha", base_url=base_url, api_key=None))
+    assert error_info(err.value).reason == "LITERAL_SECRET" and "sk-hidden" not in err.value.details()
+
+
+def test_malformed_secret_host_entries_stop_the_service_from_starting():
+    from embed_service.config import EmbedConfig
+
+    for entry in ("ftp://host", "host:99999", "host:port", "user@host", "http://"):
+        with pytest.raises(SystemExit):
+            EmbedConfig.from_args(["--secret-allowed-hosts", entry], environ={})

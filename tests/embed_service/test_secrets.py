@@ -9,11 +9,22 @@ from embed_service.functions.openai import OpenAIEmbeddings
 from embed_service.secret_refs import SecretResolver
 
 
-def test_environment_then_default():
+def test_environment():
     resolver = SecretResolver(environ={"VECTORLANE_SECRET_OPENAI_KEY": "from-env"})
     assert resolver.resolve("$var:openai_key", setting="api_key") == "from-env"
-    assert resolver.resolve("$var:other:fallback", setting="api_key") == "fallback"
-    assert resolver.resolve("$var:other:", setting="api_key") == ""
+    with pytest.raises(SecretNotFound):
+        resolver.resolve("$var:other", setting="api_key")
+
+
+@pytest.mark.parametrize("hidden", ["$var:other:sk-hidden-literal", "$var:other:", "$var:k\nsk-x"])
+def test_a_default_in_a_secret_reference_is_a_literal_secret(hidden):
+    """LanceDB's `$var:name:default` would store the default (a key) in table metadata with the reference."""
+    resolver = SecretResolver(environ={"VECTORLANE_SECRET_OTHER": "from-env"})
+    with pytest.raises(InvalidSettings) as refused:
+        resolver.resolve(hidden, setting="api_key")
+    assert refused.value.reason == "LITERAL_SECRET" and "sk-" not in refused.value.message
+    with pytest.raises(InvalidSettings):
+        OpenAIEmbeddings.create({"api_key": hidden, "name": "m"})
 
 
 def test_secrets_directory_wins_over_environment(tmp_path):

@@ -134,7 +134,7 @@ def eventually(call, within: float = 10.0) -> Any:
 @pytest.mark.parametrize("max_retries,outcome,requests", [(7, "ok", 6), (3, "UNAVAILABLE", 4), (0, "UNAVAILABLE", 1)])
 def test_bursts_of_429_and_500_succeed_within_max_retries(start_embed, monkeypatch, max_retries, outcome, requests):
     monkeypatch.setenv("VECTORLANE_SECRET_BURST_KEY", "sk-burst")
-    embed = start_embed(secret_allowed_hosts=("127.0.0.1",))
+    embed = start_embed(secret_allowed_hosts=("http://127.0.0.1:*",))
     with OpenAICompatibleServer(dims=8) as upstream:
         for status, times in ((429, 2), (500, 1), (429, 1), (503, 1)):  # five failures, then it answers
             upstream.fail_next(status, times)

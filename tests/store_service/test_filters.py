@@ -6,6 +6,8 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from store_service.errors import InvalidArgument
 from store_service.filters import compile_filter, referenced_columns
@@ -93,3 +95,69 @@ def test_position_is_in_the_metadata():
 def test_referenced_columns():
     assert referenced_columns("price < 10 AND `category` IN ('a') OR title LIKE 'x%'") == {"price", "category",
                                                                                             "title"}
+
+
+# ----- bounds: a filter's size reaches native code (found by the security review) ---------------------------
+def refused(where: str, **kwargs) -> InvalidArgument:
+    with pytest.raises(InvalidArgument) as err:
+        DATA.filter(compile_filter(where, DATA.schema, **kwargs))
+    assert err.value.reason == "INVALID_FILTER", err.value.message
+    return err.value
+
+
+def ors(count: int) -> str:
+    return " OR ".join(f"id = {i}" for i in range(count))
+
+
+def test_a_filter_holds_at_most_a_thousand_conditions():
+    """10,000 ORed comparisons segfaulted the store inside Arrow; 1,000 is far below what breaks it."""
+    assert ids(ors(1000)) == [1, 2, 3, 4, 5]
+    assert "more than 1000 conditions" in refused(ors(1001)).message
+    assert "more than 1000 conditions" in refused(" AND ".join(["id > 0"] * 5000)).message
+    assert "more than 1000" in refused(ors(10_000), max_length=10 ** 6).message
+    assert ids("id IN (" + ", ".join(map(str, range(5000))) + ")") == [1, 2, 3, 4, 5]  # one condition
+
+
+@pytest.mark.parametrize("where", ["NOT " * 500 + "id = 1", "id = 1 AND (" * 80 + "id = 2" + ")" * 80,
+                                   "id = 1 OR (id = 2 AND (" * 40 + "id = 3" + "))" * 40])
+def test_deep_nesting_is_invalid_filter_not_a_recursion_error(where):
+    """NOT x500 was INTERNAL (Python's recursion limit)."""
+    assert "deeper than 64 levels" in refused(where).message
+
+
+def test_redundant_parentheses_nest_nothing():
+    assert ids("(" * 2000 + "id = 1" + ")" * 2000 + " OR id = 2") == [1, 2]
+
+
+def test_long_like_patterns_and_long_filters_are_refused_before_the_engine():
+    assert "LIKE pattern has 80000 characters" in refused("title LIKE '" + "_" * 80_000 + "'",
+                                                          max_length=10 ** 6).message
+    error = refused("title = 'x' AND " * 70_000 + "id = 1")  # ~1 MB
+    assert "this store takes filters of at most 65536" in error.message
+    assert len(error.message) < 400  # the filter is not echoed whole
+
+
+def test_the_parse_cache_is_bounded_by_characters():
+    """12 distinct 0.8 MB IN-list filters grew the store by ~57 MiB each (a cache of 512 trees, any size)."""
+    from store_service import filters
+
+    cache = filters._TreeCache(10_000)
+    tree = filters._parse("id = 1")
+    for i in range(100):
+        cache.put(f"id = {i} OR " + "x" * 500, tree)
+    assert cache._chars <= 10_000 and len(cache._trees) <= 20
+    cache.put("y" * 5000, tree)  # more than an eighth of the cache: not kept at all
+    assert cache.get("y" * 5000) is None and cache.get(f"id = 99 OR {'x' * 500}") is tree
+
+
+@settings(max_examples=30, deadline=None, database=None, derandomize=True)
+@given(st.recursive(st.sampled_from(["id = 1", "price < 10", "category IN ('a', 'b')", "title LIKE 'r%'", "TRUE"]),
+                    lambda inner: st.one_of(inner.map(lambda x: f"NOT {x}"), inner.map(lambda x: f"({x})"),
+                                            st.lists(inner, min_size=2, max_size=30).map(" AND ".join),
+                                            st.lists(inner, min_size=2, max_size=30).map(" OR ".join)),
+                    max_leaves=1200))
+def test_any_shape_of_filter_evaluates_or_is_invalid_filter(where):
+    try:
+        DATA.filter(compile_filter(where, DATA.schema))
+    except InvalidArgument as exc:
+        assert exc.reason == "INVALID_FILTER", exc.message

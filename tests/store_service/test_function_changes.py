@@ -148,7 +148,7 @@ def test_cancel_leaves_the_table_exactly_as_it_was(store):
 def test_the_embed_service_failing_beyond_its_retries_pauses_and_resume_finishes(start_embed, start_store,
                                                                                    monkeypatch):
     monkeypatch.setenv("VECTORLANE_SECRET_OP_KEY", "sk-operation-secret")
-    store = start_store(start_embed(secret_allowed_hosts=("127.0.0.1",)))
+    store = start_store(start_embed(secret_allowed_hosts=("http://127.0.0.1:*",)))
     make_table(store, 1500)
     before = store.stub.GetTable(pb.GetTableRequest(name="docs")).table
     with OpenAICompatibleServer(dims=16) as upstream:
