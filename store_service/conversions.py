@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import decimal
 import math
 from typing import Any
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 from google.protobuf import struct_pb2
 
 from rpc_common.structs import struct_to_python
+from store_service import arrow_ipc
 from store_service.bad_vectors import BadVectorPolicy
 from store_service.core import TableInfo
 from store_service.embedder import FunctionInfo, Query
@@ -45,8 +47,8 @@ def schema_from_proto(message: pb.Schema, vector_dims: dict[str, int] | None = N
     if message.arrow_schema:
         try:
             return pa.ipc.read_schema(pa.py_buffer(message.arrow_schema))
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InvalidArgument(f"arrow_schema is not a serialized Arrow schema ({exc})",
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
+            raise InvalidArgument(f"arrow_schema is not a serialized Arrow schema ({str(exc)[:300]})",
                                   reason="INVALID_ARROW_SCHEMA") from None
     fields = []
     for f in message.fields:
@@ -117,16 +119,9 @@ def function_config_to_proto(config: FunctionConfig) -> pb.EmbeddingFunctionConf
 
 
 # ----- rows ---------------------------------------------------------------------------------------------
-_IPC_READ = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
-
-
 def _read_ipc(data: bytes | memoryview) -> pa.Table:
-    """An Arrow IPC stream's rows, over `data` without copying it (unless a buffer sits misaligned)."""
-    try:
-        return pa.ipc.open_stream(pa.py_buffer(data), options=_IPC_READ).read_all()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidArgument(f"rows are not a readable Arrow IPC stream ({exc})",
-                              reason="INVALID_ARROW_IPC") from None
+    """An Arrow IPC stream's rows, validated in full (`store_service.arrow_ipc`)."""
+    return arrow_ipc.read_stream(data)
 
 
 def request_rows(request: Decoded, schema: pa.Schema | None) -> pa.Table | None:
@@ -195,12 +190,26 @@ def _json_value(value: Any, f: pa.Field, row: int) -> Any:
             raise InvalidArgument(f"row {row}: column {f.name!r} holds bytes; give them base64-encoded",
                                   reason="SCHEMA_MISMATCH", column=f.name, row=row) from None
     if pa.types.is_timestamp(t) and isinstance(value, str):
-        try:
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidArgument(f"row {row}: column {f.name!r}: {value!r} is not an RFC 3339 timestamp",
-                                  reason="SCHEMA_MISMATCH", column=f.name, row=row) from None
+        return _parsed(lambda: dt.datetime.fromisoformat(value.replace("Z", "+00:00")), f, row, "an RFC 3339 timestamp")
+    if pa.types.is_date(t) and isinstance(value, str):
+        return _parsed(lambda: dt.date.fromisoformat(value), f, row, "an ISO 8601 date")
+    if pa.types.is_time(t) and isinstance(value, str):
+        return _parsed(lambda: dt.time.fromisoformat(value), f, row, "an ISO 8601 time of day")
+    if pa.types.is_duration(t) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _parsed(lambda: dt.timedelta(seconds=value), f, row, "a duration in seconds")
+    if pa.types.is_decimal(t) and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return _parsed(lambda: decimal.Decimal(str(value)), f, row, "a decimal number")
+    if pa.types.is_map(t) and isinstance(value, dict):
+        return list(value.items())
     return value
+
+
+def _parsed(parse: Any, f: pa.Field, row: int, what: str) -> Any:
+    try:
+        return parse()
+    except (ValueError, OverflowError, decimal.InvalidOperation):
+        raise InvalidArgument(f"row {row}: column {f.name!r}: not {what}", reason="SCHEMA_MISMATCH", column=f.name,
+                              row=row) from None
 
 
 def _infer(rows: list[dict[str, Any]]) -> pa.Table:
@@ -241,14 +250,26 @@ def arrow_to_rows(table: pa.Table, row_format: int) -> pb.Rows:
 
 
 def _to_json(value: Any) -> Any:
+    """A cell as JSON: bytes in base64, dates and times in ISO 8601, durations in seconds, decimals as exact
+    strings, maps as lists of {key, value}, NaN and infinities as null."""
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
-    if isinstance(value, (dt.datetime, dt.date)):
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
+    if isinstance(value, tuple) and len(value) == 2:  # a map entry
+        return {"key": _to_json(value[0]), "value": _to_json(value[1])}
     if isinstance(value, list):
         return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2 ** 53:
+        return str(value)  # JSON numbers are doubles: past 2^53 an integer would silently change
     return value
 
 

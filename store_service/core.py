@@ -26,8 +26,8 @@ from store_service.index_catalog import IndexEntry, LoadedIndexes
 from store_service.ingest import BadVectors, Batch, RowPreparer, stage_stream
 from store_service.merge import MergeRules, plan_merge
 from store_service.reembed import Reembedder
-from store_service.schema import (FunctionConfig, check_secrets, functions_of, source_kind, vector_type,
-                                  with_functions)
+from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, functions_of, source_kind,
+                                  vector_type, with_functions)
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
@@ -123,6 +123,7 @@ class StoreCore:
         if mode == CREATE and self.tables.exists(name):
             raise TableExists(f"a table named {name!r} exists", table=name)
         schema = self._complete_schema(schema, functions, rows, deadline)
+        check_table_schema(schema)
         secret, modalities = {}, {}
         for config in functions:
             info = self.embedder.describe(config, deadline)

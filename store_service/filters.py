@@ -18,6 +18,7 @@ CACHE_CHARS characters in all (a tree costs ~90 bytes per character).
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -211,6 +212,10 @@ class _Column:
         self.name = name
         self.field = field
         self.expr = pc.field(name)
+        if pa.types.is_decimal(field.type) or pa.types.is_float16(field.type):
+            # compared as float64: Arrow has no float16 comparison kernels, and a decimal compared with a
+            # literal needs a precision the column's type may not have
+            self.expr = self.expr.cast(pa.float64())
 
 
 class _Compiler(lark.Transformer):
@@ -264,9 +269,16 @@ class _Compiler(lark.Transformer):
         known = [self._value_for(column, v) for v in values if v is not NULL]
         if not known:
             return pc.scalar(False)  # x IN (NULL) is unknown: no row
-        if any(isinstance(v, float) for v in known) and not pa.types.is_floating(column.field.type):
-            return column.expr.cast(pa.float64()).isin(pa.array(known, pa.float64()))
-        return column.expr.isin(pa.array(known, column.field.type))
+        kind = column.field.type
+        as_float = pa.types.is_decimal(kind) or pa.types.is_float16(kind)  # column.expr is cast to float64
+        if as_float or (any(isinstance(v, float) for v in known) and not pa.types.is_floating(kind)):
+            return pc.field(column.name).cast(pa.float64()).isin(pa.array([float(v) for v in known], pa.float64()))
+        try:
+            values = pa.array([v.as_py() if isinstance(v, pa.Scalar) else v for v in known], kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            raise parse_error(f"the IN list holds a value that is not one of column {column.name!r} ({kind})",
+                              self._where, column=column.name) from None
+        return column.expr.isin(values)
 
     def not_in_list(self, items: list[Any]) -> pc.Expression:
         # SQL: NULL NOT IN (...) is unknown, and so is anything NOT IN a list holding NULL: no row for either
@@ -348,23 +360,34 @@ class _Compiler(lark.Transformer):
         return pc.scalar(self._value_for(column, operand) if column is not None else operand)
 
     def _value_for(self, column: _Column, value: Any) -> Any:
-        """A literal in the column's type where Arrow would not convert it itself (timestamps from text)."""
-        if pa.types.is_timestamp(column.field.type) and isinstance(value, str):
-            try:
-                return pa.scalar(value).cast(column.field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise parse_error(f"{value!r} is not a timestamp for column {column.name!r}", self._where,
-                                  column=column.name) from None
+        """A literal in the column's type where Arrow would not convert it itself: timestamps, dates and times
+        from ISO 8601 text, durations from seconds."""
+        kind = column.field.type
+        try:
+            if pa.types.is_timestamp(kind) and isinstance(value, str):
+                return pa.scalar(value).cast(kind)
+            if pa.types.is_date(kind) and isinstance(value, str):
+                return pa.scalar(dt.date.fromisoformat(value)).cast(kind)
+            if pa.types.is_time(kind) and isinstance(value, str):
+                return pa.scalar(dt.time.fromisoformat(value)).cast(kind)
+            if pa.types.is_duration(kind) and isinstance(value, (int, float)) and not isinstance(value, bool):
+                return pa.scalar(dt.timedelta(seconds=value)).cast(kind)
+        except (ValueError, OverflowError, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise parse_error(f"{value!r} is not a {_kind(column)} value for column {column.name!r} ({kind})", self._where,
+                              column=column.name) from None
         return value
 
     def _check_types(self, left: Any, right: Any) -> None:
-        """Both sides comparable in Arrow: the same kind (number, string, boolean, timestamp); a timestamp
-        column also takes a string literal. NULL was dealt with by the caller."""
+        """Both sides comparable in Arrow: the same kind (number, string, boolean, timestamp, date, time,
+        duration); a timestamp, date or time column also takes a string literal, a duration column a number
+        of seconds. NULL was dealt with by the caller."""
         if left is NULL or right is NULL:
             return
         kinds = (_kind(left), _kind(right))
-        text_for_timestamp = "timestamp" in kinds and any(isinstance(x, str) for x in (left, right))
-        if kinds[0] == kinds[1] or text_for_timestamp:
+        literal = left if not isinstance(left, _Column) else right if not isinstance(right, _Column) else None
+        text_for_time = bool({"timestamp", "date", "time"} & set(kinds)) and isinstance(literal, str)
+        seconds_for_duration = "duration" in kinds and _kind(literal) == "number" if literal is not None else False
+        if (kinds[0] == kinds[1] and kinds[0] in _COMPARABLE) or text_for_time or seconds_for_duration:
             return
         column = left if isinstance(left, _Column) else right if isinstance(right, _Column) else None
         described = [f"column {x.name!r} ({x.field.type})" if isinstance(x, _Column) else repr(x)
@@ -373,8 +396,12 @@ class _Compiler(lark.Transformer):
                           **({"column": column.name} if column is not None else {}))
 
 
+_COMPARABLE = frozenset({"number", "string", "boolean", "timestamp", "date", "time", "duration"})
+
+
 def _kind(operand: Any) -> str:
-    """What an operand compares as: number, string, boolean, timestamp, or its Arrow type for others."""
+    """What an operand compares as: number, string, boolean, timestamp, date, time, duration, or its Arrow
+    type for others (binary, structs, lists...: not comparable)."""
     if isinstance(operand, _Column):
         kind = operand.field.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
@@ -383,7 +410,10 @@ def _kind(operand: Any) -> str:
             return "string"
         if pa.types.is_boolean(kind):
             return "boolean"
-        return "timestamp" if pa.types.is_timestamp(kind) else str(kind)
+        for name in ("timestamp", "date", "time", "duration"):
+            if getattr(pa.types, f"is_{name}")(kind):
+                return name
+        return str(kind)
     if isinstance(operand, bool):
         return "boolean"
     return "number" if isinstance(operand, (int, float)) else "string" if isinstance(operand, str) else "?"

@@ -2,6 +2,10 @@
 
 Rows match on key columns (nulls never match). Two new rows with one key are refused: which would win is
 not defined. The plan is computed on one view; the commit is refused if the table was overwritten since.
+
+New rows may give only some columns (as in LanceDB): an updated row keeps the values of the columns it does
+not give, an inserted row has them null, and a vector column whose function's source the new rows give is
+computed again (found by the security review: the columns not given became NULL, which is data loss).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from store_service.errors import InvalidArgument
-from store_service.schema import is_vector
+from store_service.schema import functions_of, is_vector
 from store_service.storage.fragments import ROW_ID
 from store_service.table_view import TableView
 
@@ -30,7 +34,7 @@ class MergeRules:
 
 @dataclass(frozen=True)
 class MergePlan:
-    write: pa.Table  # new rows to write (updated and inserted), as given
+    write: pa.Table  # new rows to write (updated and inserted), every column of the table
     delete_row_ids: np.ndarray  # existing rows replaced or deleted
     inserted: int
     updated: int
@@ -58,7 +62,7 @@ def plan_merge(view: TableView, new_rows: pa.Table, rules: MergeRules) -> MergeP
         target = view.schema.field(name).type
         try:
             keys.append(column.cast(target) if column.type != target else column)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             raise InvalidArgument(f"key column {name!r}: cannot compare {column.type} with {target}",
                                   reason="SCHEMA_MISMATCH", column=name) from None
     new_keys = pa.table(dict(zip(rules.on, keys))).append_column(
@@ -69,10 +73,12 @@ def plan_merge(view: TableView, new_rows: pa.Table, rules: MergeRules) -> MergeP
                               reason="DUPLICATE_KEY")
     existing = view.data.select(list(rules.on) + [ROW_ID])
     joined = new_keys.join(existing, keys=list(rules.on), join_type="inner")
-    matched_new = np.unique(joined.column(NEW_POSITION).to_numpy())
+    matched_new = joined.column(NEW_POSITION).to_numpy()
     matched_existing = np.unique(joined.column(ROW_ID).to_numpy())
     is_matched = np.zeros(new_rows.num_rows, dtype=bool)
     is_matched[matched_new] = True
+    match_of = np.full(new_rows.num_rows, -1, dtype=np.int64)  # the existing row id each new row matched
+    match_of[matched_new] = joined.column(ROW_ID).to_numpy()
     write = np.zeros(new_rows.num_rows, dtype=bool)
     if rules.update_matched:
         write |= is_matched
@@ -88,6 +94,29 @@ def plan_merge(view: TableView, new_rows: pa.Table, rules: MergeRules) -> MergeP
         unmatched = unmatched[~np.isin(unmatched, matched_existing)]
         deleted = len(unmatched)
         delete = np.union1d(delete, unmatched)
-    return MergePlan(new_rows.filter(pa.array(write)), delete.astype(np.int64),
-                     inserted=int((write & ~is_matched).sum()), updated=int((write & is_matched).sum()),
-                     deleted=deleted)
+    written = with_kept_columns(new_rows.filter(pa.array(write)), match_of[write], view)
+    return MergePlan(written, delete.astype(np.int64), inserted=int((write & ~is_matched).sum()),
+                     updated=int((write & is_matched).sum()), deleted=deleted)
+
+
+def with_kept_columns(rows: pa.Table, existing_ids: np.ndarray, view: TableView) -> pa.Table:
+    """`rows` completed with the table's columns they lack: the value of the existing row each matched
+    (`existing_ids`, -1 for none: null), except vectors whose function's source `rows` give (null: computed
+    again from the new source)."""
+    recomputed = {c.vector_column for c in functions_of(view.schema)
+                  if c.source_column in rows.column_names and c.vector_column not in rows.column_names}
+    missing = [f for f in view.schema if f.name not in rows.column_names]
+    if not missing:
+        return rows
+    matched = existing_ids >= 0
+    positions = np.zeros(len(existing_ids), dtype=np.int64)
+    if matched.any():
+        positions[matched], _ = view.positions(existing_ids[matched])
+    take = pa.array(positions, type=pa.int64(), mask=~matched)  # a null index takes a null
+    for field_ in missing:
+        if field_.name in recomputed or not matched.any():
+            column = pa.nulls(rows.num_rows, field_.type)
+        else:
+            column = view.data.column(field_.name).take(take)
+        rows = rows.append_column(field_, column)
+    return rows

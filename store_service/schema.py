@@ -42,6 +42,63 @@ class FunctionConfig:
         return {**entry, "source_type": self.source_type} if self.source_type else entry
 
 
+RESERVED_COLUMNS = frozenset({"_rowid", "_rowaddr", "_distance", "_score", "_relevance_score"})
+MAX_COLUMNS = 1024
+MAX_NESTING = 8
+MAX_NAME_LENGTH = 256
+
+
+def check_table_schema(schema: pa.Schema) -> None:
+    """Refuses a schema the store cannot serve end to end: reserved, repeated or unprintable column names,
+    and column types outside those it reads, filters and converts (see `supported_type`)."""
+    if len(schema) > MAX_COLUMNS:
+        raise InvalidArgument(f"the schema has {len(schema)} columns; at most {MAX_COLUMNS}", reason="INVALID_SCHEMA")
+    if len(set(schema.names)) != len(schema.names):
+        raise InvalidArgument("column names repeat", reason="INVALID_SCHEMA")
+    for field_ in schema:
+        name = field_.name
+        if name in RESERVED_COLUMNS:
+            raise InvalidArgument(f"column name {name!r} is reserved (search results and row ids use it)",
+                                  reason="RESERVED_COLUMN", column=name)
+        if not name or len(name) > MAX_NAME_LENGTH or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+            raise InvalidArgument(f"column name {name[:MAX_NAME_LENGTH]!r} is empty, longer than "
+                                  f"{MAX_NAME_LENGTH} characters or holds control characters",
+                                  reason="INVALID_SCHEMA", column=name[:MAX_NAME_LENGTH])
+        problem = unsupported_type(field_.type)
+        if problem is not None:
+            raise InvalidArgument(f"column {name!r} is {field_.type}: {problem}", reason="UNSUPPORTED_TYPE",
+                                  column=name, type=str(field_.type))
+
+
+_SCALAR_CHECKS = (pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal,
+                  pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary,
+                  pa.types.is_fixed_size_binary, pa.types.is_date, pa.types.is_time, pa.types.is_timestamp,
+                  pa.types.is_duration)
+
+
+def unsupported_type(type_: pa.DataType, depth: int = 0) -> str | None:
+    """Why the store cannot serve `type_` (None when it can): scalars it filters and converts to JSON, and
+    lists, fixed-size lists, structs and maps of them, nested at most MAX_NESTING deep."""
+    if depth > MAX_NESTING:
+        return f"nested deeper than {MAX_NESTING} levels"
+    if any(check(type_) for check in _SCALAR_CHECKS):
+        return None
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_):
+        if pa.types.is_fixed_size_list(type_) and not 0 < type_.list_size <= 1 << 16:
+            return "fixed-size lists hold 1 to 65536 values"
+        return unsupported_type(type_.value_type, depth + 1)
+    if pa.types.is_struct(type_):
+        for i in range(type_.num_fields):
+            problem = unsupported_type(type_.field(i).type, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    if pa.types.is_map(type_):
+        return unsupported_type(type_.key_type, depth + 1) or unsupported_type(type_.item_type, depth + 1)
+    return ("this store serves booleans, numbers (decimals and float16 included), strings, binary, dates, times, "
+            "timestamps, durations, and lists, structs and maps of them")
+
+
 def is_vector(field_: pa.Field) -> bool:
     t = field_.type
     return pa.types.is_fixed_size_list(t) and (pa.types.is_floating(t.value_type))

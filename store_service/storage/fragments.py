@@ -1,5 +1,6 @@
 """Data fragments: immutable Arrow IPC files, one per committed batch, checked against their checksum on
-every read, so a corrupt file is reported (DATA_LOSS) and never served as data."""
+every read and validated in full (offsets, lengths, UTF-8) before use, so a corrupt file, or one written by
+a version that stored unvalidated rows, is reported (DATA_LOSS) and never served or computed on."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def read(table_dir: Path, ref: FileRef, *, table: str) -> pa.Table:
     data = read_file(table_dir, ref, table=table)
     try:
         result = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+        result.validate(full=True)
     except pa.ArrowException as exc:
         raise DataLoss(f"table {table!r}: file {ref.path} is unreadable ({exc})", reason="FRAGMENT_CORRUPT",
                        table=table, file=ref.path) from None

@@ -319,7 +319,7 @@ def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
             column = data.column(f.name)
             try:
                 columns.append(column.cast(f.type) if column.type != f.type else column)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
                 raise InvalidArgument(f"column {f.name!r}: cannot store {column.type} as {f.type} ({exc})",
                                       reason="SCHEMA_MISMATCH", column=f.name) from None
         elif f.nullable:

@@ -234,3 +234,42 @@ def test_a_corrupt_fragment_is_data_loss_naming_the_table_and_others_keep_workin
     info = error_info(caught.value)
     assert info.reason == "FRAGMENT_CORRUPT" and info.metadata["table"] == "docs"
     assert fresh.stub.CountRows(pb.CountRowsRequest(table="healthy")).count == len(DOCS)
+
+
+@pytest.mark.parametrize("rules", [
+    {"when_matched_update_all": True},
+    {"when_matched_update_all": True, "when_not_matched_insert_all": True},
+    {"when_matched_update_all": True, "when_not_matched_by_source_delete": True},
+    {"when_matched_update_all": True, "when_not_matched_insert_all": True, "when_not_matched_by_source_delete": True,
+     "when_not_matched_by_source_delete_where": "category = 'car'"},
+    {"when_not_matched_insert_all": True},
+])
+def test_merge_with_some_of_the_columns_keeps_the_others(store, rules):
+    """Found by the security review: a merge sending only `id` and `category` set `text` and `vector` to NULL."""
+    create_docs(store.stub, rows=DOCS)
+    before = {row["id"]: row for row in read_all(store).to_pylist()}
+    reply = store.stub.MergeInsert(iter([pb.MergeInsertRequest(
+        table="docs", on=["id"], rows=json_rows([{"id": 1, "category": "dessert"}, {"id": 9, "category": "new"}]),
+        on_bad_vectors=pb.BAD_VECTOR_POLICY_NULL, **rules)]))  # the inserted row has no source: no vector
+    after = {row["id"]: row for row in read_all(store).to_pylist()}
+    if rules.get("when_matched_update_all"):
+        assert reply.rows_updated == 1
+        assert after[1]["category"] == "dessert"
+        assert after[1]["text"] == before[1]["text"] == "green apple tart"  # kept, not NULL
+        np.testing.assert_allclose(after[1]["vector"], before[1]["vector"])  # its source did not change
+    else:
+        assert after[1] == before[1]
+    if rules.get("when_not_matched_insert_all"):
+        assert after[9]["category"] == "new" and after[9]["text"] is None and after[9]["vector"] is None
+    for key in set(before) - {1} - ({2, 3} if rules.get("when_not_matched_by_source_delete") else set()):
+        if key in after:
+            assert after[key] == before[key], key
+
+
+def test_merge_giving_a_source_recomputes_its_vector_and_keeps_the_rest(store):
+    create_docs(store.stub, rows=DOCS)
+    store.stub.MergeInsert(iter([pb.MergeInsertRequest(table="docs", on=["id"], when_matched_update_all=True,
+                                                       rows=json_rows([{"id": 4, "text": "yellow submarine"}]))]))
+    row = read_all(store).filter(pa.compute.equal(read_all(store).column("id"), 4)).to_pylist()[0]
+    assert row["category"] == "animal" and row["text"] == "yellow submarine"
+    np.testing.assert_allclose(row["vector"], expected_vector("yellow submarine"), rtol=1e-5)
