@@ -212,10 +212,22 @@ def merge_insert(table: "Table", data: Any, on: list[str], update_all: bool, ins
     return (yield Upload("MergeInsert", _messages(table, first, arrow, images, f"merge into {table.name}")))
 
 
-def read(table: "Table", where: str, select: list[str], limit: int, version: int) -> Op[pa.Table]:
-    reply = yield Unary("ReadRows", pb.ReadRowsRequest(table=table.name, where=where, select=select, limit=limit,
-                                                       version=version, format=pb.ROW_FORMAT_ARROW))
-    return rowlib.read_ipc(reply.rows.arrow_ipc)
+def read(table: "Table", where: str, select: list[str], limit: int, version: int, offset: int = 0
+         ) -> Op[pa.Table]:
+    """The matching rows from `offset`, at most `limit` (0: all of them), page by page: the store caps one
+    response, not what can be read; every page after the first reads the version the first one read."""
+    parts: list[pa.Table] = []
+    got = 0
+    while True:
+        request = pb.ReadRowsRequest(table=table.name, where=where, select=select, limit=limit - got if limit else 0,
+                                     offset=offset, version=version, format=pb.ROW_FORMAT_ARROW)
+        reply = yield Unary("ReadRows", request)
+        parts.append(rowlib.read_ipc(reply.rows.arrow_ipc))
+        got += parts[-1].num_rows
+        version = reply.version
+        if not reply.next_offset or (limit and got >= limit):
+            return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        offset = reply.next_offset
 
 
 def count(table: "Table", where: str, version: int) -> Op[int]:

@@ -100,7 +100,7 @@ class Query:
             if self._metric or self._nprobes or self._ef or self._refine or self._range != (None, None):
                 raise ValueError("vector search options need a query")
             return self._table._run(_ops.read(self._table, self._where, self._select, self._limit,
-                                              self._table._checked_out))
+                                              self._table._checked_out, self._offset))
         return self._table._run(_ops.search(self.to_request()))
 
     def to_pandas(self) -> Any:

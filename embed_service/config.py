@@ -11,6 +11,7 @@ from pathlib import Path
 from embed_service.core import FunctionSpec
 from embed_service.secret_hosts import SecretHosts
 from rpc_common import settings
+from rpc_common.admission import AdmissionSettings
 from rpc_common.security import SecuritySettings
 
 
@@ -18,7 +19,7 @@ _opt = settings.setting
 
 
 @dataclass(frozen=True)
-class EmbedConfig(SecuritySettings):
+class EmbedConfig(SecuritySettings, AdmissionSettings):
     host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 in a container)")
     port: int = _opt(50052, "gRPC port (0 picks a free one)")
     metrics_host: str = _opt("127.0.0.1", "address of the Prometheus /metrics endpoint")

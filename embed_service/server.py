@@ -62,7 +62,7 @@ class EmbedServer(HostedServer):
         self._host = ServiceHost(
             service=SERVICE, servicer=EmbeddingServicer(self.core), domain=ERROR_DOMAIN, metrics=self.metrics,
             max_workers=config.max_workers, max_message_bytes=config.max_message_bytes, thread_prefix="embed-rpc",
-            security=config)
+            security=config, admission=config)
         self.health = self._host.health
 
     def start(self) -> "EmbedServer":

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_reflection.v1alpha import reflection
 
+from rpc_common.admission import HEALTH_THREADS, AdmissionInterceptor, AdmissionSettings
 from rpc_common.call_metrics import MetricsInterceptor
 from rpc_common.error_mapping import ErrorMappingInterceptor
 from rpc_common.handlers import add_servicer
@@ -55,9 +56,10 @@ class ServiceHost:
     def __init__(self, *, service: ServiceDescriptor, servicer: object, domain: str, metrics: ServiceMetrics,
                  max_workers: int, max_message_bytes: int, thread_prefix: str,
                  decoders: Mapping[str, Callable[[bytes], Any]] | None = None,
-                 security: SecuritySettings = SecuritySettings()) -> None:
+                 security: SecuritySettings = SecuritySettings(),
+                 admission: AdmissionSettings = AdmissionSettings()) -> None:
         """Serves `servicer` for `service` (see `handlers.add_servicer` for `decoders`), with `security`'s
-        tokens, reflection choice and TLS."""
+        tokens, reflection choice and TLS, at most `max_workers` data calls at a time (`admission`)."""
         self.service_name = service.full_name
         self._credentials = server_credentials(security)
         tokens = security.tokens()
@@ -77,10 +79,11 @@ class ServiceHost:
             ("grpc.so_reuseport", 0),
             *CONNECTION_OPTIONS,
         ]
-        self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_prefix),
+        self.admission = AdmissionInterceptor(max_workers, admission, auth_on=bool(tokens))
+        self._server = grpc.server(  # the threads beyond max_workers are health's: data calls never take them
+            futures.ThreadPoolExecutor(max_workers=max_workers + HEALTH_THREADS, thread_name_prefix=thread_prefix),
             interceptors=[MetricsInterceptor(metrics.requests, metrics.latency), ErrorMappingInterceptor(domain),
-                          *([AuthInterceptor(tokens)] if tokens else [])],
+                          *([AuthInterceptor(tokens)] if tokens else []), self.admission],
             options=options,
         )
         add_servicer(self._server, service, servicer, decoders)

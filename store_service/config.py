@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rpc_common import settings
+from rpc_common.admission import AdmissionSettings
 from rpc_common.security import SecuritySettings
 
 _opt = settings.setting
 
 
 @dataclass(frozen=True)
-class StoreConfig(SecuritySettings):
+class StoreConfig(SecuritySettings, AdmissionSettings):
     host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 in a container)")
     port: int = _opt(50051, "gRPC port (0 picks a free one)")
     data_dir: Path = _opt(Path("data"), "directory holding the tables")

@@ -29,7 +29,7 @@ from store_service.operations import Operation
 from store_service.schema import IMAGE, TEXT, FunctionConfig, is_vector, vector_dimensions, vector_type
 from store_service.search import VectorSearch
 from store_service.storage.manifest import Manifest
-from store_service.vector_index import IndexParams, SearchParams
+from store_service.vector_index import INDEX_BOUNDS, SEARCH_BOUNDS, IndexParams, SearchParams
 from vectorlane.store.v1 import store_service_pb2 as pb
 from vectorlane.wire import Decoded
 
@@ -309,9 +309,10 @@ def bad_vectors(policy: int, fill_value: float) -> BadVectors:
 def index_params(request: pb.CreateIndexRequest) -> IndexParams:
     if request.index_type == pb.INDEX_TYPE_UNSPECIFIED:
         raise InvalidArgument("index_type is required (FLAT, IVF_FLAT, IVF_PQ or HNSW)", reason="INVALID_INDEX")
-    for name in ("num_partitions", "num_sub_vectors", "m", "ef_construction"):
-        if getattr(request, name) < 0:
-            raise InvalidArgument(f"{name} must not be negative", reason="INVALID_INDEX_PARAMETERS", field=name)
+    for name, most in INDEX_BOUNDS.items():
+        if not 0 <= getattr(request, name) <= most:
+            raise InvalidArgument(f"{name} must be from 0 (the default) to {most}; got {getattr(request, name)}",
+                                  reason="INVALID_INDEX_PARAMETERS", field=name, limit=most)
     return IndexParams(kind=_enum(_INDEX_TYPES, request.index_type, "index_type"),
                        metric=_enum(_METRICS, request.metric, "metric") or "l2",
                        num_partitions=request.num_partitions, num_sub_vectors=request.num_sub_vectors,
@@ -332,9 +333,13 @@ def search_query(request: pb.SearchRequest) -> np.ndarray | Query:
 
 
 def vector_search(request: pb.SearchRequest) -> VectorSearch:
-    for name in ("limit", "offset", "nprobes", "ef", "refine_factor"):
+    for name in ("limit", "offset"):
         if getattr(request, name) < 0:
-            raise InvalidArgument(f"{name} must not be negative", reason="INVALID_ARGUMENT", field=name)
+            raise InvalidArgument(f"{name} must not be negative", reason="OUT_OF_RANGE", field=name)
+    for name, most in SEARCH_BOUNDS.items():
+        if not 0 <= getattr(request, name) <= most:
+            raise InvalidArgument(f"{name} must be from 0 (the default) to {most}; got {getattr(request, name)}",
+                                  reason="OUT_OF_RANGE", field=name, limit=most)
     bounds = request.distance_range
     return VectorSearch(
         vector_column=request.vector_column, where=request.where, postfilter=request.postfilter,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ import pyarrow as pa
 from rpc_common import paging
 from store_service import index_catalog, search
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
-from store_service.errors import InvalidArgument, TableExists
+from store_service.errors import Cancelled, InvalidArgument, TableExists
 from store_service.function_changes import FunctionChanges
 from store_service.index_catalog import IndexEntry, LoadedIndexes
 from store_service.ingest import BadVectors, Batch, RowPreparer, stage_stream
@@ -40,12 +40,18 @@ log = logging.getLogger(__name__)
 
 CREATE, OVERWRITE, EXIST_OK = "create", "overwrite", "exist_ok"
 APPEND = "append"
+StillWanted = Callable[[], bool]
+
+
+def _always() -> bool:
+    return True
 
 
 @dataclass(frozen=True)
 class StoreLimits:
     max_search_limit: int = 10_000
     max_read_rows: int = 100_000
+    max_response_bytes: int = 32 * 1024 * 1024
     ingest_workers: int = 4
     ingest_in_flight: int = 3
     max_filter_length: int = 64 * 1024
@@ -191,16 +197,25 @@ class StoreCore:
 
     # ----- rows ---------------------------------------------------------------------------------------
     def add(self, name: str, batches: Iterable[Batch], *, mode: str = APPEND,
-            bad: BadVectors = BadVectors(), deadline: Deadline = NO_DEADLINE) -> Change:
-        """Adds every batch in one version (or none of them): appended, or replacing every row."""
+            bad: BadVectors = BadVectors(), deadline: Deadline = NO_DEADLINE,
+            still_wanted: StillWanted = _always) -> Change:
+        """Adds every batch in one version (or none of them): appended, or replacing every row. No rows at all
+        is no change (the latest version, unchanged). `still_wanted` is asked under the commit lock: a caller
+        gone by then gets nothing committed."""
         table = self.tables.open(name)
         schema = table.manifest().schema
         preparer = RowPreparer(schema, self.embedder, bad, deadline)
         staged, rows = stage_stream(table, preparer, _present(batches), self._pool, self.limits.ingest_in_flight)
+        if rows == 0 and mode != OVERWRITE:
+            table.discard(staged)
+            _check_wanted(still_wanted)
+            return Change(table.latest_version())
+        _check_wanted(still_wanted, lambda: table.discard(staged))  # waits out a cancellation still on its way
         if mode == OVERWRITE:
-            committed = table.commit_rows(staged, overwrite=True, schema=schema, operation="overwrite")
+            committed = table.commit_rows(staged, overwrite=True, schema=schema, operation="overwrite",
+                                          still_wanted=still_wanted)
         else:
-            committed = table.commit_rows(staged, operation="append",
+            committed = table.commit_rows(staged, operation="append", still_wanted=still_wanted,
                                           restage=lambda items, now: self._restage(table, items, now, bad))
         return Change(committed.version, inserted=rows)
 
@@ -224,9 +239,10 @@ class StoreCore:
 
     def search(self, name: str, query: np.ndarray | Query, request: search.VectorSearch, *, version: int = 0,
                deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:
-        if request.limit > self.limits.max_search_limit:
-            raise InvalidArgument(f"limit {request.limit} is above the most this store returns "
-                                  f"({self.limits.max_search_limit})", reason="LIMIT_TOO_LARGE")
+        if request.limit + request.offset > self.limits.max_search_limit:
+            raise InvalidArgument(f"limit + offset ({request.limit} + {request.offset}) is above the most this "
+                                  f"store searches for ({self.limits.max_search_limit})", reason="LIMIT_TOO_LARGE",
+                                  limit=self.limits.max_search_limit)
         table = self.tables.open(name)
         view = self.views.get(table, version or None)
         column = search.check_request(view, request)
@@ -249,7 +265,10 @@ class StoreCore:
         return None
 
     def read(self, name: str, *, where: str = "", select: tuple[str, ...] = (), limit: int = 0, offset: int = 0,
-             version: int = 0) -> tuple[pa.Table, int]:
+             version: int = 0, as_json: bool = False) -> tuple[pa.Table, int, int]:
+        """(rows, version, next offset): one page of the matching rows from `offset`, at most `limit` (0: all).
+        A page holds at most `max_read_rows` rows and about `max_response_bytes` (a quarter for JSON, which
+        spells numbers out); the next offset is where the rest starts, 0 when nothing asked for is left."""
         if limit < 0 or offset < 0:
             raise InvalidArgument("limit and offset must not be negative", reason="INVALID_LIMIT")
         view = self.views.get(self.tables.open(name), version or None)
@@ -257,12 +276,17 @@ class StoreCore:
             if column != ROW_ID and column not in view.schema.names:
                 raise InvalidArgument(f"selected column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
                                       column=column)
-        data = view.data.filter(pa.array(view.mask(where))) if where.strip() else view.data
-        data = data.slice(offset, limit or None) if (offset or limit) else data
-        if data.num_rows > self.limits.max_read_rows:
-            raise InvalidArgument(f"{data.num_rows} rows match; read at most {self.limits.max_read_rows} per call "
-                                  "(page with limit and offset)", reason="TOO_MANY_ROWS")
-        return data.select(list(select) or view.schema.names), view.version
+        columns = view.data.select(list(select) or view.schema.names)
+        positions = np.flatnonzero(view.mask(where)) if where.strip() else None
+        total = view.num_rows if positions is None else len(positions)
+        start = min(offset, total)
+        end = total if not limit else min(total, offset + limit)
+        budget = self.limits.max_response_bytes // (4 if as_json else 1)
+        row_bytes = max(1, columns.nbytes // max(1, columns.num_rows))
+        count = min(end - start, self.limits.max_read_rows, max(1, budget // row_bytes))
+        rows = (columns.slice(start, count) if positions is None
+                else columns.take(pa.array(positions[start:start + count], type=pa.int64())))
+        return rows, view.version, (start + count if start + count < end else 0)
 
     def count(self, name: str, *, where: str = "", version: int = 0) -> int:
         view = self.views.get(self.tables.open(name), version or None)
@@ -311,9 +335,11 @@ class StoreCore:
         return Change(committed.version, updated=len(ids))
 
     def merge_insert(self, name: str, batches: Iterable[Batch], rules: MergeRules, *,
-                     bad: BadVectors = BadVectors(), deadline: Deadline = NO_DEADLINE) -> Change:
+                     bad: BadVectors = BadVectors(), deadline: Deadline = NO_DEADLINE,
+                     still_wanted: StillWanted = _always) -> Change:
         table = self.tables.open(name)
         incoming = list(_present(batches))
+        _check_wanted(still_wanted)  # waits out a cancellation still on its way, before taking the lock
         images = {uri: data for batch in incoming for uri, data in batch.images.items()}
         with self._mutation(name):
             view = self.views.get(table)
@@ -325,7 +351,8 @@ class StoreCore:
             if not staged and len(plan.delete_row_ids) == 0:
                 return Change(view.version)
             committed = table.commit_rows(staged, delete_row_ids=plan.delete_row_ids,
-                                          read_at=view.snapshot.manifest, operation="merge_insert")
+                                          read_at=view.snapshot.manifest, operation="merge_insert",
+                                          still_wanted=still_wanted)
         return Change(committed.version, inserted=plan.inserted, updated=plan.updated, deleted=plan.deleted)
 
     def _mutation(self, name: str) -> threading.Lock:
@@ -356,6 +383,13 @@ class StoreCore:
         if version <= 0:
             raise InvalidArgument("version must be positive", reason="INVALID_VERSION")
         return self.tables.open(name).restore(version).version
+
+
+def _check_wanted(still_wanted: StillWanted, undo: Callable[[], None] = lambda: None) -> None:
+    if not still_wanted():
+        undo()
+        raise Cancelled("the caller went away before the change was committed; nothing was committed",
+                        reason="CALLER_GONE")
 
 
 def _present(batches: Iterable[Batch]) -> Iterator[Batch]:

@@ -5,16 +5,17 @@
      ├── NotFound             TABLE_NOT_FOUND / VERSION_NOT_FOUND
      ├── AlreadyExists        TABLE_EXISTS
      ├── Aborted              WRITE_CONFLICT
+     ├── Cancelled            CALLER_GONE (a stream cancelled or its caller gone: nothing committed)
      └── DataLoss             FRAGMENT_CORRUPT / MANIFEST_CORRUPT (a stored file failed its checksum)
 """
 
 from __future__ import annotations
 
-from rpc_common.errors import (Aborted, AlreadyExists, DataLoss, FailedPrecondition, InvalidArgument, NotFound,
-                               ResourceExhausted, ServiceError, Unavailable)
+from rpc_common.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, FailedPrecondition, InvalidArgument,
+                               NotFound, ResourceExhausted, ServiceError, Unavailable)
 
 __all__ = [
-    "Aborted", "AlreadyExists", "DataLoss", "FailedPrecondition", "InvalidArgument", "InvalidTableName",
+    "Aborted", "AlreadyExists", "Cancelled", "DataLoss", "FailedPrecondition", "InvalidArgument", "InvalidTableName",
     "NotFound", "ServiceError", "StorageFailed", "StorageFull", "TableExists", "TableNotFound", "VersionNotFound",
 ]
 

@@ -97,7 +97,7 @@ def new_operation(table: str, kind: str, vector_column: str, function: FunctionC
 
 def parse_name(name: str) -> tuple[str, str]:
     """(table, id) from `tables/<table>/operations/<id>`."""
-    match = _NAME.match(name)
+    match = _NAME.fullmatch(name)
     if match is None:
         raise InvalidArgument(f"{name!r} is not an operation name (tables/<table>/operations/<id>)",
                               reason="INVALID_OPERATION_NAME")

@@ -34,7 +34,8 @@ class StoreServer(HostedServer):
                             metadata=(("authorization", f"Bearer {token}"),) if token else (),
                             credentials=credentials)
         limits = StoreLimits(max_search_limit=config.max_search_limit, max_read_rows=config.max_read_rows,
-                             ingest_workers=config.ingest_workers, max_filter_length=config.max_filter_length)
+                             ingest_workers=config.ingest_workers, max_filter_length=config.max_filter_length,
+                             max_response_bytes=config.max_message_bytes // 2)
         scan.use_single_threaded_blas()  # exact scans parallelise across queries and chunks, not inside BLAS
         self.core = StoreCore(config.data_dir, embedder, limits)
         self.metrics.tables.set_function(lambda: len(self.core.tables.names()))
@@ -45,7 +46,7 @@ class StoreServer(HostedServer):
         self._host = ServiceHost(
             service=SERVICE, servicer=StorageServicer(self.core, self.metrics), decoders=DECODERS, domain=ERROR_DOMAIN,
             metrics=self.metrics, max_workers=config.max_workers, max_message_bytes=config.max_message_bytes,
-            thread_prefix="store-rpc", security=config)
+            thread_prefix="store-rpc", security=config, admission=config)
         self.health = self._host.health
 
     def _table_states(self) -> list[tuple[str, int, int]]:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import grpc
 
+from rpc_common.admission import still_wanted
 from store_service import conversions
 from store_service.core import Change, StoreCore
 from store_service.embedder import Deadline
@@ -87,7 +88,8 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
                    for m in itertools.chain([decoded], request_iterator))
         change = self._core.add(first.table, batches, mode=conversions.add_mode(first.mode),
                                 bad=conversions.bad_vectors(first.on_bad_vectors, first.fill_value),
-                                deadline=_deadline(context))
+                                deadline=_deadline(context),
+                                still_wanted=still_wanted(request_iterator, context))
         self._changed("add", change)
         return pb.AddRowsResponse(version=change.version, rows_added=change.inserted)
 
@@ -98,9 +100,11 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
 
     def ReadRows(self, request: pb.ReadRowsRequest, context: grpc.ServicerContext) -> pb.ReadRowsResponse:
-        rows, version = self._core.read(request.table, where=request.where, select=tuple(request.select),
-                                        limit=request.limit, offset=request.offset, version=request.version)
-        return pb.ReadRowsResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
+        rows, version, next_offset = self._core.read(
+            request.table, where=request.where, select=tuple(request.select), limit=request.limit,
+            offset=request.offset, version=request.version, as_json=request.format != pb.ROW_FORMAT_ARROW)
+        return pb.ReadRowsResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version,
+                                   next_offset=next_offset)
 
     def CountRows(self, request: pb.CountRowsRequest, context: grpc.ServicerContext) -> pb.CountRowsResponse:
         return pb.CountRowsResponse(count=self._core.count(request.table, where=request.where,
@@ -126,7 +130,8 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
                    for m in itertools.chain([decoded], request_iterator))
         change = self._core.merge_insert(first.table, batches, conversions.merge_rules(first),
                                          bad=conversions.bad_vectors(first.on_bad_vectors, first.fill_value),
-                                         deadline=_deadline(context))
+                                         deadline=_deadline(context),
+                                         still_wanted=still_wanted(request_iterator, context))
         self._changed("merge_insert", change)
         return pb.MergeInsertResponse(version=change.version, rows_inserted=change.inserted,
                                       rows_updated=change.updated, rows_deleted=change.deleted)

@@ -22,6 +22,10 @@ from store_service.errors import InvalidArgument
 KINDS = ("FLAT", "IVF_FLAT", "IVF_PQ", "HNSW")
 METRICS = ("l2", "cosine", "dot")
 EXACT_BELOW = 4096  # allowed-id sets smaller than this are searched exactly
+# Bounds on what a caller may ask of FAISS: it allocates in proportion to each (measured: 2^31-1 for ef,
+# refine_factor or an HNSW m asked for 8-80 GiB, then failed).
+SEARCH_BOUNDS = {"nprobes": 65_536, "ef": 10_000, "refine_factor": 100}
+INDEX_BOUNDS = {"num_partitions": 65_536, "num_sub_vectors": 4_096, "m": 256, "ef_construction": 10_000}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class IndexParams:
         if self.metric not in METRICS:
             raise InvalidArgument(f"unknown metric {self.metric!r}; one of {', '.join(METRICS)}",
                                   reason="INVALID_METRIC", metric=self.metric)
+        if self.m < 2:  # FAISS's IndexHNSWFlat with M=1 dies with SIGSEGV on its first add (measured)
+            raise InvalidArgument(f"m must be at least 2; got {self.m}", reason="INVALID_INDEX_PARAMETERS", field="m")
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ class VectorIndex:
         kind = self.params.kind
         if kind in ("IVF_FLAT", "IVF_PQ"):
             inner = faiss.extract_index_ivf(self._index)
-            nprobe = options.nprobes or max(1, min(inner.nlist, 20))
+            nprobe = min(options.nprobes, inner.nlist) if options.nprobes else max(1, min(inner.nlist, 20))
             return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe) if selector else \
                 faiss.SearchParametersIVF(nprobe=nprobe)
         if kind == "HNSW":

@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import pyarrow as pa
 from google.protobuf import struct_pb2
 from PIL import Image
 
@@ -140,6 +141,33 @@ def wire_cases(service: str, rpc: str, garbage: bytes) -> list[Case]:
     ]
 
 
+def arrow_schema(*fields: tuple[str, Any]) -> pb.Schema:
+    return pb.Schema(arrow_schema=pa.schema(list(fields)).serialize().to_pybytes())
+
+
+def ipc_rows(compression: str | None = None, bad_offsets: bool = False) -> pb.Rows:
+    """Arrow rows for the `docs` table: ZSTD-compressed, or with string offsets running backwards."""
+    table = pa.table({"id": pa.array([60, 61], pa.int64()), "text": ["hello", "there"]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as writer:
+        writer.write_table(table)
+    data = bytearray(sink.getvalue().to_pybytes())
+    if bad_offsets:
+        at = data.find(np.array([0, 5, 10], dtype=np.int32).tobytes())
+        data[at:at + 12] = np.array([0, 9, 3], dtype=np.int32).tobytes()
+    return pb.Rows(arrow_ipc=bytes(data))
+
+
+def ors(count: int) -> str:
+    return " OR ".join(f"id = {i}" for i in range(count))
+
+
+def solid_png(size: int, shade: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (10, 20, shade)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
 TEXT = [epb.EmbedInput(text="hello")]
 VECTOR_FIELD = pb.Field(name="v", type=pb.DATA_TYPE_VECTOR, dimensions=4)
 ANY_VECTOR = pb.Field(name="v", type=pb.DATA_TYPE_VECTOR)  # dimensions from its function
@@ -186,6 +214,33 @@ STORE_CASES = [
                                   source_type=pb.SOURCE_TYPE_IMAGE)])), INVALID, "INVALID_EMBEDDING_FUNCTION"),
     Case("store", "CreateTable", "neither schema nor rows", lambda t: t.store.CreateTable(
         pb.CreateTableRequest(name="empty")), INVALID, "MISSING_SCHEMA"),
+    Case("store", "CreateTable", "name ending in a newline (was accepted)", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="docs2\n", schema=pb.Schema(fields=[VECTOR_FIELD]))), INVALID,
+         "INVALID_TABLE_NAME"),
+    Case("store", "CreateTable", "column named `_rowid` (was created, then every read INTERNAL)",
+         lambda t: t.store.CreateTable(pb.CreateTableRequest(name="r", schema=pb.Schema(fields=[
+             pb.Field(name="_rowid", type=pb.DATA_TYPE_INT64)]))), INVALID, "RESERVED_COLUMN"),
+    Case("store", "CreateTable", "a union column (a type the store cannot serve)", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="u", schema=arrow_schema(("u", pa.dense_union([pa.field("a", pa.int32())]))))),
+         INVALID, "UNSUPPORTED_TYPE"),
+    Case("store", "CreateTable", "sentence-transformers folder outside the model roots (`.venv/../..`)",
+         lambda t: t.store.CreateTable(pb.CreateTableRequest(
+             name="f", schema=pb.Schema(fields=[pb.Field(name="t", type=pb.DATA_TYPE_STRING), ANY_VECTOR]),
+             embedding_functions=[pb.EmbeddingFunctionConfig(
+                 name="sentence-transformers", source_column="t", vector_column="v",
+                 model=struct(name=".venv/../../../../usr/lib"))])), INVALID, "MODEL_PATH_NOT_ALLOWED"),
+    Case("store", "CreateTable", "`trust_remote_code` without --allow-remote-code", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="f", schema=pb.Schema(fields=[pb.Field(name="t", type=pb.DATA_TYPE_STRING),
+                                                                 ANY_VECTOR]),
+                              embedding_functions=[_function("sentence-transformers", "t", "v",
+                                                             trust_remote_code=True)])),
+         grpc.StatusCode.PERMISSION_DENIED, "REMOTE_CODE_NOT_ALLOWED"),
+    Case("store", "CreateTable", "`base_url` carrying `user:key@`", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="f", schema=pb.Schema(fields=[pb.Field(name="t", type=pb.DATA_TYPE_STRING),
+                                                                 VECTOR_FIELD]),
+                              embedding_functions=[_function("openai", "t", "v",
+                                                             base_url="https://u:sk-key@host/v1")])), INVALID,
+         "LITERAL_SECRET"),
     Case("store", "GetTable", "unknown table", lambda t: t.store.GetTable(pb.GetTableRequest(name="nope")),
          NOT_FOUND, "TABLE_NOT_FOUND"),
     Case("store", "ListTables", "page token it never issued", lambda t: t.store.ListTables(
@@ -206,6 +261,10 @@ STORE_CASES = [
         table=DOCS, rows=json_rows({"id": "nine"}))), INVALID, "SCHEMA_MISMATCH"),
     Case("store", "AddRows", "corrupt Arrow IPC", add(pb.AddRowsRequest(
         table=DOCS, rows=pb.Rows(arrow_ipc=b"\xff\xff\xff\xffgarbage"))), INVALID, "INVALID_ARROW_IPC"),
+    Case("store", "AddRows", "string offsets out of order (was stored, then reads crashed)", add(pb.AddRowsRequest(
+        table=DOCS, rows=ipc_rows(bad_offsets=True))), INVALID, "INVALID_ARROW_IPC"),
+    Case("store", "AddRows", "ZSTD-compressed Arrow IPC (a decompression bomb)", add(pb.AddRowsRequest(
+        table=DOCS, rows=ipc_rows(compression="zstd"))), INVALID, "INVALID_ARROW_IPC"),
     Case("store", "AddRows", "no table named", add(pb.AddRowsRequest(rows=json_rows({"id": 1}))), INVALID,
          "MISSING_TABLE"),
     Case("store", "AddRows", "empty stream", add(), INVALID, "MISSING_TABLE"),
@@ -245,13 +304,24 @@ STORE_CASES = [
          "INVALID_FILTER"),
     Case("store", "Search", "filter on an unknown column", search(text="x", where="colour = 'red'"), INVALID,
          "UNKNOWN_COLUMN"),
+    Case("store", "Search", "filter of 2,000 ORed comparisons", search(text="x", where=ors(2000)), INVALID,
+         "INVALID_FILTER"),
+    Case("store", "Search", "filter of 10,000 ORed comparisons (killed the store: SIGSEGV in Arrow)",
+         search(text="x", where=ors(10_000)), INVALID, "INVALID_FILTER"),
+    Case("store", "Search", "500 nested NOTs (was INTERNAL: recursion)", search(text="x", where="NOT " * 500 + "id = 1"),
+         INVALID, "INVALID_FILTER"),
+    Case("store", "Search", "offset 2^31-1 (FAISS asked for GiBs)", search(text="x", offset=2 ** 31 - 1), INVALID,
+         "LIMIT_TOO_LARGE"),
+    Case("store", "Search", "ef 2^31-1", search(text="x", ef=2 ** 31 - 1), INVALID, "OUT_OF_RANGE"),
+    Case("store", "Search", "refine_factor 2^31-1", search(text="x", refine_factor=2 ** 31 - 1), INVALID,
+         "OUT_OF_RANGE"),
     Case("store", "Search", "unknown column in select", search(text="x", select=["nope"]), INVALID,
          "UNKNOWN_COLUMN"),
     Case("store", "Search", "scalar column as the vector column", search(text="x", vector_column="id"), INVALID,
          "UNKNOWN_COLUMN"),
     Case("store", "Search", "limit over --max-search-limit", search(text="x", limit=10 ** 6), INVALID,
          "LIMIT_TOO_LARGE"),
-    Case("store", "Search", "negative offset", search(text="x", offset=-1), INVALID, "INVALID_ARGUMENT"),
+    Case("store", "Search", "negative offset", search(text="x", offset=-1), INVALID, "OUT_OF_RANGE"),
     Case("store", "Search", "undefined metric enum value", search(text="x", metric=17), INVALID, "INVALID_ENUM"),
     Case("store", "Search", "version that does not exist", search(text="x", version=99), NOT_FOUND,
          "VERSION_NOT_FOUND"),
@@ -265,10 +335,16 @@ STORE_CASES = [
         pb.ReadRowsRequest(table=DOCS, select=["x"])), INVALID, "UNKNOWN_COLUMN"),
     Case("store", "CountRows", "filter that does not parse", lambda t: t.store.CountRows(
         pb.CountRowsRequest(table=DOCS, where="text LIKE")), INVALID, "INVALID_FILTER"),
+    Case("store", "CountRows", "LIKE pattern of 5,000 `_` (80,000 was INTERNAL: RE2)", lambda t: t.store.CountRows(
+        pb.CountRowsRequest(table=DOCS, where="text LIKE '" + "_" * 5000 + "'")), INVALID, "INVALID_FILTER"),
+    Case("store", "CountRows", "AND of 5,000 comparisons (was INTERNAL)", lambda t: t.store.CountRows(
+        pb.CountRowsRequest(table=DOCS, where=" AND ".join(["id > 0"] * 5000))), INVALID, "INVALID_FILTER"),
     Case("store", "DeleteRows", "no filter (deleting everything must be said: `true`)", lambda t: t.store.DeleteRows(
         pb.DeleteRowsRequest(table=DOCS)), INVALID, "MISSING_FILTER"),
     Case("store", "DeleteRows", "filter that does not parse", lambda t: t.store.DeleteRows(
         pb.DeleteRowsRequest(table=DOCS, where="id IN (1,")), INVALID, "INVALID_FILTER"),
+    Case("store", "DeleteRows", "1 MB filter (echoed whole: was RESOURCE_EXHAUSTED)", lambda t: t.store.DeleteRows(
+        pb.DeleteRowsRequest(table=DOCS, where="id = 1 OR " * 100_000 + "id = 2")), INVALID, "INVALID_FILTER"),
     Case("store", "UpdateRows", "unknown column", lambda t: t.store.UpdateRows(pb.UpdateRowsRequest(
         table=DOCS, where="id = 1", values=struct(colour="red"))), INVALID, "UNKNOWN_COLUMN"),
     Case("store", "UpdateRows", "string for an integer column", lambda t: t.store.UpdateRows(
@@ -299,6 +375,12 @@ STORE_CASES = [
          INVALID, "INVALID_INDEX_PARAMETERS"),
     Case("store", "CreateIndex", "scalar column", lambda t: t.store.CreateIndex(pb.CreateIndexRequest(
         table=DOCS, index_type=pb.INDEX_TYPE_FLAT, vector_column="id")), INVALID, "UNKNOWN_COLUMN"),
+    Case("store", "CreateIndex", "HNSW with m 2^31-1 (asked for GiBs)", lambda t: t.store.CreateIndex(
+        pb.CreateIndexRequest(table=DOCS, index_type=pb.INDEX_TYPE_HNSW, m=2 ** 31 - 1)), INVALID,
+         "INVALID_INDEX_PARAMETERS"),
+    Case("store", "CreateIndex", "HNSW with m 1 (FAISS dies with SIGSEGV)", lambda t: t.store.CreateIndex(
+        pb.CreateIndexRequest(table=DOCS, index_type=pb.INDEX_TYPE_HNSW, m=1)), INVALID,
+         "INVALID_INDEX_PARAMETERS"),
     Case("store", "ListIndexes", "unknown table", lambda t: t.store.ListIndexes(
         pb.ListIndexesRequest(table="nope")), NOT_FOUND, "TABLE_NOT_FOUND"),
     Case("store", "DropIndex", "unknown index", lambda t: t.store.DropIndex(pb.DropIndexRequest(
@@ -319,6 +401,10 @@ STORE_CASES = [
          lambda t: t.store.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
              table=DOCS, function=_function("no-such", "text", "vector"))), grpc.StatusCode.FAILED_PRECONDITION,
          "LOCAL_FUNCTION"),
+    Case("store", "AlterEmbeddingFunction", "API key hidden as the default of `$var:name:sk-...`",
+         lambda t: t.store.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+             table=DOCS, function=_function("openai", "text", "vector", api_key="$var:k:sk-literal"))), INVALID,
+         "LITERAL_SECRET"),
     Case("store", "AlterEmbeddingFunction", "API key given literally instead of as `$var:name`",
          lambda t: t.store.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
              table=DOCS, function=_function("openai", "text", "vector", api_key="sk-literal"))), INVALID,
@@ -361,6 +447,19 @@ EMBED_CASES = [
          embed(TEXT, embed_fn("openai", name="m", api_key="sk-literal-key")), INVALID, "LITERAL_SECRET"),
     Case("embed", "Embed", "model file outside --model-roots",
          lambda t: embed(TEXT, clip_with(pretrained="/etc/passwd")(t))(t), INVALID, "MODEL_PATH_NOT_ALLOWED"),
+    Case("embed", "Embed", "model folder outside --model-roots spelt `.venv/../..` (loaded one before)",
+         embed(TEXT, embed_fn("sentence-transformers", name=".venv/../../../../usr/lib")), INVALID,
+         "MODEL_PATH_NOT_ALLOWED"),
+    Case("embed", "Embed", "`trust_remote_code` without --allow-remote-code (ran the folder's code before)",
+         embed(TEXT, embed_fn("sentence-transformers", trust_remote_code=True)), grpc.StatusCode.PERMISSION_DENIED,
+         "REMOTE_CODE_NOT_ALLOWED"),
+    Case("embed", "Embed", "hub model id without --allow-downloads",
+         embed(TEXT, embed_fn("sentence-transformers", name="someone/some-model")),
+         grpc.StatusCode.PERMISSION_DENIED, "MODEL_DOWNLOAD_NOT_ALLOWED"),
+    Case("embed", "Embed", "API key hidden as the default of `$var:name:sk-...`",
+         embed(TEXT, embed_fn("openai", name="m", api_key="$var:k:sk-literal-key")), INVALID, "LITERAL_SECRET"),
+    Case("embed", "Embed", "device that is not one (`meta`)", lambda t: embed(TEXT, clip_with(device="meta")(t))(t),
+         INVALID, "INVALID_SETTING"),
     Case("embed", "Embed", "architecture open_clip does not know",
          embed(TEXT, embed_fn("open-clip", name="No-Such-Arch", pretrained=None, device="cpu")),
          grpc.StatusCode.FAILED_PRECONDITION, "MODEL_LOAD_FAILED"),
@@ -387,6 +486,11 @@ EMBED_CASES = [
     Case("embed", "Embed", "http URL to a host not in --image-allowed-hosts",
          embed([epb.EmbedInput(image_uri="http://169.254.169.254/latest/meta-data")]), INVALID,
          "IMAGE_URI_NOT_ALLOWED"),
+    Case("embed", "Embed", "image URL whose port is `abc` (was INTERNAL)",
+         embed([epb.EmbedInput(image_uri="http://127.0.0.1:abc/x.png")]), INVALID, "INVALID_IMAGE_URI"),
+    Case("embed", "Embed", "images over the decoded pixels per request (8 of 3000x3000)",
+         embed([epb.EmbedInput(image_bytes=solid_png(3000, shade)) for shade in range(8)]), INVALID,
+         "IMAGE_TOO_LARGE"),
     Case("embed", "Embed", "image under the root that does not exist",
          embed([epb.EmbedInput(image_uri="missing.png")]), INVALID, "INVALID_IMAGE_URI"),
     Case("embed", "Embed", "message over --max-message-bytes", embed([epb.EmbedInput(text="x" * EMBED_MAX_MESSAGE)]),

@@ -17,7 +17,7 @@ def check_table_name(name: str) -> str:
     if len(name) > MAX_LENGTH:
         raise InvalidTableName(f"table names are at most {MAX_LENGTH} characters; this one has {len(name)}",
                                table=name[:MAX_LENGTH] + "…")
-    if not _NAME.match(name) or ".." in name:
+    if not _NAME.fullmatch(name) or ".." in name:
         raise InvalidTableName(f"table name {name!r} may hold only letters, digits, '_', '-' and '.', must "
                                "start with a letter, digit or '_', and may not contain '..'", table=name)
     return name

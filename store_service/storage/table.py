@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from store_service.errors import Aborted, InvalidArgument, TableExists, TableNotFound
+from store_service.errors import Aborted, Cancelled, InvalidArgument, TableExists, TableNotFound
 from store_service.storage import durable, fragments, manifest
 from store_service.storage.fragments import DATA_DIR, DELETIONS_DIR, ROW_ID
 from store_service.storage.manifest import Manifest
@@ -183,18 +183,23 @@ class Table:
 
     def commit_rows(self, staged: Sequence[Staged] = (), *, delete_row_ids: np.ndarray | None = None,
                     overwrite: bool = False, schema: pa.Schema | None = None, read_at: Manifest | None = None,
-                    operation: str = "append", restage: Restage | None = None) -> Manifest:
+                    operation: str = "append", restage: Restage | None = None,
+                    still_wanted: Callable[[], bool] | None = None) -> Manifest:
         """Publishes staged fragments (their rows get the next row ids) and deletions as one version.
 
         `read_at`: the version the change was computed from (update, merge, delete by filter); the commit
         is refused (WRITE_CONFLICT, retry it) if the table was overwritten or restored since. Staged rows
         must have been conformed to the latest schema, or to `schema` when overwriting with a new one;
         `restage` (an append's) conforms them again, under the lock, if the schema changed meanwhile (an
-        embedding function switched), instead of refusing the commit.
+        embedding function switched), instead of refusing the commit. `still_wanted`, asked under the lock
+        just before publishing, can still call the change off (its caller went away).
         """
         current = list(staged)
 
         def change(base: Manifest) -> Manifest:
+            if still_wanted is not None and not still_wanted():
+                raise Cancelled(f"the caller went away before the change to table {self.name!r} was committed; "
+                                "nothing was committed", reason="CALLER_GONE", table=self.name)
             target = schema if (overwrite and schema is not None) else base.schema
             if any(not item.schema.equals(target) for item in current):
                 if restage is None or overwrite:

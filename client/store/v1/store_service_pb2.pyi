@@ -373,12 +373,14 @@ class ReadRowsRequest(_message.Message):
     def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ...) -> None: ...
 
 class ReadRowsResponse(_message.Message):
-    __slots__ = ("rows", "version")
+    __slots__ = ("rows", "version", "next_offset")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
     rows: Rows
     version: int
-    def __init__(self, rows: _Optional[_Union[Rows, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+    next_offset: int
+    def __init__(self, rows: _Optional[_Union[Rows, _Mapping]] = ..., version: _Optional[int] = ..., next_offset: _Optional[int] = ...) -> None: ...
 
 class CountRowsRequest(_message.Message):
     __slots__ = ("table", "where", "version")

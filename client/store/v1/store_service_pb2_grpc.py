@@ -206,7 +206,9 @@ class StorageServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReadRows(self, request, context):
-        """Reads rows (optionally filtered) at the latest or an earlier version.
+        """Reads rows (optionally filtered) at the latest or an earlier version. One response holds at most
+        --max-read-rows rows and about half of --max-message-bytes; when more match, `next_offset` says where
+        the next page starts (send it as `offset`, with `version` set to the one answered).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
