@@ -22,11 +22,16 @@ _opt = settings.setting
 class EmbedConfig(SecuritySettings, AdmissionSettings):
     host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 in a container)")
     port: int = _opt(50052, "gRPC port (0 picks a free one)")
-    metrics_host: str = _opt("127.0.0.1", "address of the Prometheus /metrics endpoint")
+    metrics_host: str = _opt("127.0.0.1", "address of the Prometheus /metrics endpoint; it needs no token and "
+                                          "shows table and function names: keep it on loopback or a trusted "
+                                          "network")
     metrics_port: int = _opt(9452, "Prometheus /metrics port (0 picks a free one, -1 turns metrics off)")
     max_workers: int = _opt(64, "gRPC worker threads (concurrent calls being served)")
     max_message_bytes: int = _opt(64 * 1024 * 1024, "largest request or response message, in bytes")
     max_inputs_per_request: int = _opt(4096, "most inputs one Embed request may carry")
+    max_text_chars: int = _opt(1_000_000, "longest text input, in characters (models see far less: texts are "
+                                          "cut to 64 characters per token of the model's window before "
+                                          "tokenizing)")
     batching: bool = _opt(True, "coalesce concurrent requests into model calls (dynamic batching)")
     max_batch_size: int = _opt(64, "most inputs in one model call")
     max_batch_wait_ms: float = _opt(5.0, "longest an input waits for a batch to fill, in milliseconds")

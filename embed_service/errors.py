@@ -8,7 +8,7 @@ its ErrorInfo reason; `metadata` carries the specifics (the function, the settin
      ├── InvalidArgument            INVALID_ARGUMENT
      │    ├── UnknownFunction       UNKNOWN_FUNCTION
      │    ├── InvalidSettings       UNKNOWN_SETTING / INVALID_SETTING / LITERAL_SECRET
-     │    ├── InvalidInput          MISSING_INPUT / UNSUPPORTED_MODALITY / INVALID_IMAGE /
+     │    ├── InvalidInput          MISSING_INPUT / UNSUPPORTED_MODALITY / INVALID_IMAGE / TEXT_TOO_LONG /
      │    │                         INVALID_IMAGE_URI / IMAGE_URI_NOT_ALLOWED / TOO_MANY_INPUTS
      │    └── UpstreamRejected      UPSTREAM_BAD_REQUEST (the upstream API refused the request: 400)
      ├── FailedPrecondition         FAILED_PRECONDITION

@@ -55,6 +55,7 @@ class ImagePolicy:
     max_pixels: int = 64_000_000
     max_pixels_per_request: int = 64_000_000
     fetch_timeout: float = 10.0
+    max_text_chars: int = 1_000_000
 
 
 def modality_of(value: EmbedInput) -> Modality:
@@ -78,6 +79,10 @@ def prepare_inputs(inputs: Sequence[EmbedInput | None], function: EmbeddingFunct
                                "not embed", reason="UNSUPPORTED_MODALITY", index=index,
                                function=function.registry_name, modality=modality.value)
         if isinstance(value, TextInput):
+            if len(value.text) > policy.max_text_chars:
+                raise InvalidInput(f"input {index}: the text has {len(value.text)} characters; at most "
+                                   f"{policy.max_text_chars}", reason="TEXT_TOO_LONG", index=index,
+                                   limit=policy.max_text_chars)
             items.append(value.text)
         elif isinstance(value, ImageBytes):
             items.append(decode_image(value.data, index, policy, budget))

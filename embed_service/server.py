@@ -40,7 +40,7 @@ def build_core(config: EmbedConfig, metrics: EmbedMetrics, registry: Registry | 
                                                                           config.image_allowed_hosts),
                          max_bytes=config.image_max_bytes, max_pixels=config.image_max_pixels,
                          max_pixels_per_request=config.image_max_pixels_per_request,
-                         fetch_timeout=config.image_fetch_timeout_s)
+                         fetch_timeout=config.image_fetch_timeout_s, max_text_chars=config.max_text_chars)
     batching = BatchingConfig(enabled=config.batching, max_batch_size=config.max_batch_size,
                               max_wait_s=config.max_batch_wait_ms / 1000.0,
                               quiet_s=config.batch_quiet_ms / 1000.0, max_queued=config.max_queued_inputs,

@@ -28,7 +28,9 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
     embed_tls_ca: Path | None = _opt(None, "PEM CA of the embed service's certificate: TLS towards it")
     embed_tls_cert: Path | None = _opt(None, "PEM certificate this store presents to the embed service (mTLS)")
     embed_tls_key: Path | None = _opt(None, "PEM private key of --embed-tls-cert")
-    metrics_host: str = _opt("127.0.0.1", "address of the Prometheus /metrics endpoint")
+    metrics_host: str = _opt("127.0.0.1", "address of the Prometheus /metrics endpoint; it needs no token and "
+                                          "shows table and function names: keep it on loopback or a trusted "
+                                          "network")
     metrics_port: int = _opt(9451, "Prometheus /metrics port (0 picks a free one, -1 turns metrics off)")
     max_workers: int = _opt(32, "gRPC worker threads (concurrent calls being served)")
     max_message_bytes: int = _opt(64 * 1024 * 1024, "largest request or response message, in bytes")

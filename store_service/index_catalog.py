@@ -19,12 +19,11 @@ import pyarrow.compute as pc
 from store_service.errors import Aborted, AlreadyExists, InvalidArgument, NotFound
 from store_service.schema import pick_vector_column
 from store_service.storage import fragments
-from store_service.storage.fragments import ROW_ID
+from store_service.storage.fragments import INDEXES_DIR, ROW_ID
 from store_service.storage.manifest import FileRef, Manifest
 from store_service.storage.table import Snapshot, Table, extends
 from store_service.vector_index import IndexParams, VectorIndex
 
-INDEXES_DIR = "_indexes"
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,11 @@ def create_index(table: Table, params: IndexParams, *, vector_column: str = "", 
                 kept.append(existing.to_json())
         return base.successor(indexes=tuple(kept) + (entry.to_json(),), operation="create_index")
 
-    return entry, table.commit(change)
+    try:
+        return entry, table.commit(change)
+    except BaseException:  # refused (INDEX_EXISTS, WRITE_CONFLICT) or failed: the file is no one's
+        (table.directory / ref.path).unlink(missing_ok=True)
+        raise
 
 
 def drop_index(table: Table, name: str) -> Manifest:

@@ -12,6 +12,8 @@ from store_service.config import StoreConfig
 from store_service.core import StoreCore, StoreLimits
 from store_service.embedder import Embedder
 from store_service.metrics import StoreMetrics
+from store_service.storage import garbage
+from store_service.storage.garbage import DataDirLock
 from store_service.servicer import DECODERS, StorageServicer
 from vectorlane.store.v1 import store_service_pb2 as pb
 
@@ -24,6 +26,7 @@ SERVICE = pb.DESCRIPTOR.services_by_name["StorageService"]
 class StoreServer(HostedServer):
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
+        self._data_lock = DataDirLock(config.data_dir)  # refuses a second store on this directory
         self.metrics = StoreMetrics()
         credentials = None
         if config.embed_tls_ca or config.embed_tls_cert:
@@ -62,6 +65,7 @@ class StoreServer(HostedServer):
     def start(self) -> "StoreServer":
         c = self.config
         self._host.start(c.host, c.port, c.metrics_host, c.metrics_port)
+        garbage.collect(self.core.tables.tables_dir)  # before anything writes: what a crash left behind
         self._host.set_serving(True)  # tables open lazily; nothing to wait for
         resumed = self.core.functions.resume_all()
         if resumed:
@@ -80,4 +84,5 @@ class StoreServer(HostedServer):
         log.info("shutting down: health NOT_SERVING; in-flight calls get %.1fs", grace)
         self._host.stop(grace)
         self.core.close()
+        self._data_lock.release()
         log.info("store service stopped")

@@ -14,7 +14,7 @@ from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.helpers import error_info
-from tests.store_service.conftest import start_store, word_hash_registered  # noqa: F401
+from tests.store_service.conftest import start_store  # noqa: F401
 from vectorlane.embed.v1 import embed_service_pb2 as epb
 from vectorlane.embed.v1 import embed_service_pb2_grpc as epb_grpc
 from vectorlane.store.v1 import store_service_pb2 as pb

@@ -64,6 +64,18 @@ def device_setting() -> Any:
                           description="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps")
 
 
+CHARS_PER_TOKEN_KEPT = 64
+
+
+def within_window(texts: list[str], tokens: int) -> list[str]:
+    """Each text cut to CHARS_PER_TOKEN_KEPT characters per token of the model's window: the model drops what
+    lies past its window anyway, and tokenizing it first cost ~160 bytes and ~1 µs a character (measured with
+    MiniLM: a 10 MB text took 13 s and 1.6 GB). The cut changes a vector only for a text whose first
+    `64 x window` characters hold fewer tokens than the window (runs of whitespace)."""
+    keep = max(1, tokens) * CHARS_PER_TOKEN_KEPT
+    return [text if len(text) <= keep else text[:keep] for text in texts]
+
+
 def resolve_device(requested: str) -> str:
     """`auto` is CUDA when torch sees a GPU, else CPU; an explicit device that is absent is an error."""
     import torch

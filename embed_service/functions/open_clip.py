@@ -17,7 +17,8 @@ import pydantic
 from PIL import Image
 
 from embed_service.errors import EmbedError, ModelLoadFailed
-from embed_service.functions.base import EmbeddingFunction, Modality, Purpose, device_setting, resolve_device
+from embed_service.functions.base import (EmbeddingFunction, Modality, Purpose, device_setting, resolve_device,
+                                          within_window)
 from embed_service.functions.model_sources import is_hub_id
 from embed_service.functions.registry import register
 from embed_service.torchvision_compat import ensure_torchvision_importable
@@ -117,6 +118,7 @@ class OpenClipEmbeddings(EmbeddingFunction):
         return self._ndims
 
     def embed_texts(self, texts: list[str], purpose: Purpose) -> np.ndarray:
+        texts = within_window(texts, int(getattr(self._tokenizer, "context_length", 77) or 77))
         return self._encode(texts, lambda chunk: self._tokenizer(chunk), self._model.encode_text)
 
     def embed_images(self, images: list[Image.Image], purpose: Purpose) -> np.ndarray:

@@ -13,7 +13,8 @@ import numpy as np
 import pydantic
 
 from embed_service.errors import ModelLoadFailed
-from embed_service.functions.base import EmbeddingFunction, Modality, Purpose, device_setting, resolve_device
+from embed_service.functions.base import (EmbeddingFunction, Modality, Purpose, device_setting, resolve_device,
+                                          within_window)
 from embed_service.functions.registry import register
 from embed_service.torchvision_compat import ensure_torchvision_importable
 
@@ -74,6 +75,7 @@ class SentenceTransformerEmbeddings(EmbeddingFunction):
         return int(getter())
 
     def embed_texts(self, texts: list[str], purpose: Purpose) -> np.ndarray:
+        texts = within_window(texts, int(self._model.max_seq_length or 512))
         vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                      normalize_embeddings=self.normalize, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)

@@ -17,6 +17,7 @@ from store_service.storage.manifest import FileRef
 
 DATA_DIR = "data"
 DELETIONS_DIR = "_deletions"
+INDEXES_DIR = "_indexes"
 ROW_ID = "_rowid"
 
 

@@ -195,6 +195,7 @@ class Table:
         just before publishing, can still call the change off (its caller went away).
         """
         current = list(staged)
+        written: list[manifest.FileRef] = []  # deletion files this commit wrote
 
         def change(base: Manifest) -> Manifest:
             if still_wanted is not None and not still_wanted():
@@ -229,6 +230,8 @@ class Table:
                 kept, merged = _drop_whole(base.fragments, merged)
                 deletions = (fragments.write(self.directory, pa.table({ROW_ID: pa.array(merged, type=pa.int64())}),
                                              DELETIONS_DIR) if len(merged) else None)
+                if deletions is not None:
+                    written.append(deletions)
             return base.successor(fragments=kept + tuple(refs), deletions=deletions,
                                   next_row_id=next_id, operation=operation)
 
@@ -236,6 +239,8 @@ class Table:
             return self.commit(change)
         except BaseException:
             self.discard(current)
+            for ref in written:
+                (self.directory / ref.path).unlink(missing_ok=True)
             raise
 
     def append(self, data: pa.Table) -> Manifest:
