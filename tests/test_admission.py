@@ -18,7 +18,6 @@ from tests.store_service.conftest import start_store  # noqa: F401
 from vectorlane.embed.v1 import embed_service_pb2 as epb
 from vectorlane.embed.v1 import embed_service_pb2_grpc as epb_grpc
 from vectorlane.store.v1 import store_service_pb2 as pb
-from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
 
 TOKENS = ("token-a", "token-b", "token-c")
 

@@ -20,7 +20,7 @@ import pytest
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import FieldDescriptor
 
-from tests.bad_inputs import CLIP, DOCS, PLAIN, Targets, embed_fn, json_rows, serving
+from tests.bad_inputs import DOCS, PLAIN, Targets, embed_fn, json_rows, serving
 from tests.helpers import error_info
 from vectorlane.embed.v1 import embed_service_pb2 as epb
 from vectorlane.store.v1 import store_service_pb2 as pb
