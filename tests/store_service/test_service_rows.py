@@ -123,6 +123,7 @@ def test_embed_service_going_away_midway_is_unavailable_and_changes_nothing(star
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert store.stub.CountRows(pb.CountRowsRequest(table="docs")).count == len(DOCS)
     embed_again = start_embed()
+    store.server.stop(0.2)  # one store per data directory
     retry = start_store(embed_again, data_dir=store.data_dir / ".." / "data")
     assert add(retry.stub, "docs", json_rows([{"id": 50, "text": "first batch"}])).rows_added == 1
 
@@ -227,6 +228,7 @@ def test_a_corrupt_fragment_is_data_loss_naming_the_table_and_others_keep_workin
     raw = bytearray(fragment.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     fragment.write_bytes(bytes(raw))
+    store.server.stop(0.2)  # one store per data directory
     fresh = start_store(embed, data_dir=store.data_dir)  # nothing cached: the file is read again
     with pytest.raises(grpc.RpcError) as caught:
         fresh.stub.ReadRows(pb.ReadRowsRequest(table="docs"))
