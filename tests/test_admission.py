@@ -177,3 +177,24 @@ def test_embed_streams_are_bounded_and_idle_ones_end(start_embed):
     release.set()
     health = health_pb2_grpc.HealthStub(embed.channel)
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=3).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_cancelled_merge_is_never_committed(start_store):  # noqa: F811
+    store = start_store(max_streams=64, max_streams_per_client=64)  # a cancelled stream's slot frees a bit later
+    create(store.stub)
+    for trial in range(20):
+        release = threading.Event()
+
+        def messages(trial=trial, release=release) -> Iterator[pb.MergeInsertRequest]:
+            yield pb.MergeInsertRequest(table="t", on=["id"], when_not_matched_insert_all=True, rows=rows(100 * trial))
+            release.wait(30)
+            yield pb.MergeInsertRequest(rows=rows(100 * trial + 50))
+
+        future = store.stub.MergeInsert.future(messages(), timeout=30)
+        time.sleep(0.005 + (trial % 5) * 0.01)
+        future.cancel()
+        release.set()
+        with pytest.raises(grpc.FutureCancelledError):
+            future.result()
+    time.sleep(0.3)
+    assert store.stub.CountRows(pb.CountRowsRequest(table="t")).count == 0
