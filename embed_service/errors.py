@@ -35,8 +35,8 @@ EmbedError = ServiceError
 
 __all__ = [
     "Cancelled", "EmbedError", "FailedPrecondition", "InvalidArgument", "InvalidInput", "InvalidSettings",
-    "ModelCacheFull", "ModelLoadFailed", "PermissionDenied", "QueueFull", "SecretNotFound", "ShuttingDown", "Unavailable",
-    "UnknownFunction", "UpstreamAuthFailed", "UpstreamRejected", "UpstreamUnavailable",
+    "ModelCacheFull", "ModelLoadFailed", "PermissionDenied", "QueueFull", "SecretNotFound", "ShuttingDown",
+    "Unavailable", "UnknownFunction", "UpstreamAuthFailed", "UpstreamRejected", "UpstreamUnavailable",
 ]
 
 

@@ -12,8 +12,8 @@ an AND/OR chain, and ~9,000 ORed comparisons overflowed its stack (SIGSEGV: the 
 with pyarrow 19 on a 2-row table); RE2 refuses a LIKE of 80,000 `_`; the tree is transformed recursively.
 So a filter holds at most MAX_CONDITIONS conditions (a value list of IN counts as one), nests at most
 MAX_DEPTH deep, and a LIKE pattern has at most MAX_LIKE_CHARS characters; the store also caps a filter's
-length (`--max-filter-length`, MAX_LENGTH by default), since parsing costs about 15 µs a character. Parsed filters are cached up to
-CACHE_CHARS characters in all (a tree costs ~90 bytes per character).
+length (`--max-filter-length`, MAX_LENGTH by default), since parsing costs about 15 µs a character. Parsed
+filters are cached up to CACHE_CHARS characters in all (a tree costs ~90 bytes per character).
 """
 
 from __future__ import annotations
@@ -373,7 +373,8 @@ class _Compiler(lark.Transformer):
             if pa.types.is_duration(kind) and isinstance(value, (int, float)) and not isinstance(value, bool):
                 return pa.scalar(dt.timedelta(seconds=value)).cast(kind)
         except (ValueError, OverflowError, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            raise parse_error(f"{value!r} is not a {_kind(column)} value for column {column.name!r} ({kind})", self._where,
+            raise parse_error(f"{value!r} is not a {_kind(column)} value for column {column.name!r} ({kind})",
+                              self._where,
                               column=column.name) from None
         return value
 

@@ -29,13 +29,6 @@ class ModelSources:
     allow_downloads: bool = False
     allow_remote_code: bool = False
 
-    def local(self, value: str, *, setting: str, folder: bool = False) -> Path:
-        """The real path of the file (or folder) `value` names under a model root; refused otherwise."""
-        found = self.find_local(value, folder=folder)
-        if found is None:
-            raise self.local_refusal(setting)
-        return found
-
     def find_local(self, value: str, *, folder: bool = False) -> Path | None:
         """The real path `value` names under a model root, if it names an existing file (or folder) there."""
         if not value or len(value) > MAX_VALUE_LENGTH or "\x00" in value:

@@ -132,7 +132,8 @@ def test_full_queue_is_resource_exhausted(start_embed, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     monkeypatch.setenv("VECTORLANE_SECRET_K", "k")
-    embed = start_embed(max_queued_inputs=2, max_batch_size=1, batching=False, secret_allowed_hosts=("http://127.0.0.1:*",))
+    embed = start_embed(max_queued_inputs=2, max_batch_size=1, batching=False,
+                        secret_allowed_hosts=("http://127.0.0.1:*",))
     with OpenAICompatibleServer(dims=4, delay=0.5) as upstream:
         function = spec("openai", name="m", dim=4, base_url=upstream.base_url, api_key="$var:k")
         request = pb.EmbedRequest(function=function, inputs=texts("a"))
