@@ -18,8 +18,9 @@ thread for as long as it lasts, and gRPC queues the rest behind it.
   raises CANCELLED (`CALLER_GONE`). gRPC may report a cancelled stream's end before the cancellation itself
   (measured: 3 of 40 adds cancelled after their first message were committed; the cancellation showed up
   0.01-0.6 ms after the end), so a handler about to commit asks `still_wanted(requests, context)`, which
-  answers once END_SETTLE_S has passed since the stream's end (usually spent staging already), before and
-  again under its commit lock.
+  answers once END_SETTLE_S has passed since the stream's end, before and again under its commit lock.
+  Measured with 400 adds cancelled 5-100 ms in, on a loaded machine: 21 committed with no wait, 0 with 5 ms
+  (and 0 with 3 ms); the wait costs a one-row add ~5 ms (9-15 ms without it), 20 ms would have cost 20.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from rpc_common.security import HEALTH_SERVICE, REFLECTION_SERVICES
 
 _opt = settings.setting
 HEALTH_THREADS = 4
-END_SETTLE_S = 0.02
+END_SETTLE_S = 0.005
 _OPEN_SERVICES = tuple(f"/{s}/" for s in (HEALTH_SERVICE, *REFLECTION_SERVICES))
 
 
