@@ -31,7 +31,6 @@ from store_service.schema import (FunctionConfig, check_secrets, check_table_sch
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
-from store_service.storage import fragments
 from store_service.storage.table import Staged, Table, TableStore
 from store_service.table_view import TableView, ViewCache
 from store_service.vector_index import IndexParams
@@ -87,7 +86,7 @@ class StoreCore:
         self._pool = ThreadPoolExecutor(max_workers=limits.ingest_workers, thread_name_prefix="store-ingest")
         self._mutations: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
-        self.reembedder = Reembedder(embedder)
+        self.reembedder = Reembedder(embedder, self.views)
         self.functions = FunctionChanges(self.tables, embedder, self.reembedder)
 
     def close(self) -> None:
@@ -230,8 +229,8 @@ class StoreCore:
         preparer = RowPreparer(schema, self.embedder, bad)
         again = []
         for item in staged:
-            if item.ref is not None:
-                rows = fragments.read(table.directory, item.ref, table=table.name)
+            if item.rows:
+                rows = table.read_staged(item)
                 rows = rows.drop_columns([c for c in rows.column_names if c in changed])
                 again.append(table.stage(preparer.prepare(rows), schema))
         table.discard(staged)
@@ -261,7 +260,7 @@ class StoreCore:
     def _index_for(self, table: Table, view: TableView, column: str):  # -> VectorIndex | None
         for entry in index_catalog.entries(view.snapshot.manifest):
             if entry.vector_column == column:
-                return self.indexes.get(table, view.snapshot, entry)
+                return self.indexes.get(table, view, entry)
         return None
 
     def read(self, name: str, *, where: str = "", select: tuple[str, ...] = (), limit: int = 0, offset: int = 0,
@@ -276,16 +275,18 @@ class StoreCore:
             if column != ROW_ID and column not in view.schema.names:
                 raise InvalidArgument(f"selected column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
                                       column=column)
-        columns = view.data.select(list(select) or view.schema.names)
+        names = list(select) or view.schema.names
         positions = np.flatnonzero(view.mask(where)) if where.strip() else None
         total = view.num_rows if positions is None else len(positions)
         start = min(offset, total)
         end = total if not limit else min(total, offset + limit)
         budget = self.limits.max_response_bytes // (4 if as_json else 1)
-        row_bytes = max(1, columns.nbytes // max(1, columns.num_rows))
+        sample = view.take(np.arange(min(end - start, 64), dtype=np.int64) + start if positions is None
+                           else positions[start:start + 64], names)
+        row_bytes = max(1, sample.nbytes // max(1, sample.num_rows))
         count = min(end - start, self.limits.max_read_rows, max(1, budget // row_bytes))
-        rows = (columns.slice(start, count) if positions is None
-                else columns.take(pa.array(positions[start:start + count], type=pa.int64())))
+        chosen = np.arange(start, start + count, dtype=np.int64) if positions is None else positions[start:start + count]
+        rows = view.take(chosen, names)
         return rows, view.version, (start + count if start + count < end else 0)
 
     def count(self, name: str, *, where: str = "", version: int = 0) -> int:
@@ -301,7 +302,8 @@ class StoreCore:
             ids = view.row_ids[view.mask(where)]
             if len(ids) == 0:
                 return Change(view.version)
-            committed = table.commit_rows(delete_row_ids=ids, read_at=view.snapshot.manifest, operation="delete")
+            committed = table.commit_rows(deletes=view.locate(ids), read_at=view.snapshot.manifest,
+                                          operation="delete")
         return Change(committed.version, deleted=len(ids))
 
     def update(self, name: str, where: str, values: pa.Table, *, deadline: Deadline = NO_DEADLINE) -> Change:
@@ -312,7 +314,7 @@ class StoreCore:
         with self._mutation(name):
             view = self.views.get(table)
             selected = view.mask(where) if where.strip() else np.ones(view.num_rows, dtype=bool)
-            rows = view.data.filter(pa.array(selected))
+            rows = view.take(np.flatnonzero(selected), view.schema.names + [ROW_ID])
             if rows.num_rows == 0:
                 return Change(view.version)
             ids = rows.column(ROW_ID).to_numpy()
@@ -330,7 +332,7 @@ class StoreCore:
                                            pa.nulls(rows.num_rows, view.schema.field(index).type))
             preparer = RowPreparer(view.schema, self.embedder, BadVectors(), deadline)
             staged = [table.stage(preparer.prepare(rows), view.schema)]
-            committed = table.commit_rows(staged, delete_row_ids=ids, read_at=view.snapshot.manifest,
+            committed = table.commit_rows(staged, deletes=view.locate(ids), read_at=view.snapshot.manifest,
                                           operation="update")
         return Change(committed.version, updated=len(ids))
 
@@ -350,7 +352,7 @@ class StoreCore:
                       if plan.write.num_rows else [])
             if not staged and len(plan.delete_row_ids) == 0:
                 return Change(view.version)
-            committed = table.commit_rows(staged, delete_row_ids=plan.delete_row_ids,
+            committed = table.commit_rows(staged, deletes=view.locate(plan.delete_row_ids),
                                           read_at=view.snapshot.manifest, operation="merge_insert",
                                           still_wanted=still_wanted)
         return Change(committed.version, inserted=plan.inserted, updated=plan.updated, deleted=plan.deleted)
@@ -362,8 +364,9 @@ class StoreCore:
     # ----- indexes ------------------------------------------------------------------------------------
     def create_index(self, name: str, params: IndexParams, *, vector_column: str = "", index_name: str = "",
                      replace: bool = False) -> tuple[IndexEntry, int]:
-        entry, committed = index_catalog.create_index(self.tables.open(name), params, vector_column=vector_column,
-                                                      name=index_name, replace=replace)
+        table = self.tables.open(name)
+        entry, committed = index_catalog.create_index(table, self.views.get(table), params,
+                                                      vector_column=vector_column, name=index_name, replace=replace)
         log.info("table %s: built %s index %s on %s", name, params.kind, entry.name, entry.vector_column)
         return entry, committed.version
 
@@ -375,9 +378,9 @@ class StoreCore:
 
     # ----- versions -----------------------------------------------------------------------------------
     def list_versions(self, name: str, page_size: int = 0, page_token: str = "") -> tuple[list[Manifest], str]:
-        table = self.tables.open(name)
-        numbers, next_token = paging.page(table.version_numbers(), int, page_size, page_token)
-        return [table.manifest(n) for n in numbers], next_token
+        history = {m.version: m for m in self.tables.open(name).history()}
+        numbers, next_token = paging.page(sorted(history), int, page_size, page_token)
+        return [history[n] for n in numbers], next_token
 
     def restore(self, name: str, version: int) -> int:
         if version <= 0:

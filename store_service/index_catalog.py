@@ -1,9 +1,11 @@
-"""A table's vector indexes on disk: built from a snapshot, stored as checksummed files under `_indexes/`,
-listed in the manifest with the version and row-id boundary they cover, and caught up when loaded.
+"""A table's FAISS indexes: built from a view, stored beside the dataset as checksummed files
+(`<table>.lance/_vectorlane/indexes/`), listed in the version's index catalog with the version and row-id
+boundary they cover, labelled with Lance's stable row ids, and caught up when loaded.
 
-Rows committed after an index was built (row ids at or past its `next_row_id`) are added to the loaded
-index; deleted rows are excluded at search time. A loaded index may hold rows newer than an older pinned
-snapshot: the search layer keeps only row ids present in the snapshot it reads.
+Rows committed after an index was built (row ids at or past its `next_row_id`; Lance assigns ids in
+increasing order and never reuses one, a restore included) are added to the loaded index; deleted rows are
+excluded at search time. A loaded index may hold rows newer than an older pinned version: the search layer
+keeps only row ids present in the view it reads.
 """
 
 from __future__ import annotations
@@ -13,17 +15,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pyarrow.compute as pc
-
-from store_service.errors import Aborted, AlreadyExists, InvalidArgument, NotFound
+from store_service.errors import AlreadyExists, InvalidArgument, NotFound
 from store_service.schema import pick_vector_column
 from store_service.storage import fragments
-from store_service.storage.fragments import INDEXES_DIR, ROW_ID
-from store_service.storage.manifest import FileRef, Manifest
-from store_service.storage.table import Snapshot, Table, extends
+from store_service.storage.fragments import INDEXES_DIR, FileRef
+from store_service.storage.manifest import Manifest
+from store_service.storage.table import Table
+from store_service.table_view import TableView
 from store_service.vector_index import IndexParams, VectorIndex
-
 
 
 @dataclass(frozen=True)
@@ -51,36 +50,20 @@ def entries(manifest: Manifest) -> list[IndexEntry]:
     return [IndexEntry.from_json(e) for e in manifest.indexes]
 
 
-def vectors_of(snapshot: Snapshot, column: str, *, from_row_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(vectors, row ids) of the snapshot's rows with a non-null vector in `column`, from a row id on."""
-    data = snapshot.to_arrow(with_row_ids=True).select([column, ROW_ID])
-    if from_row_id:
-        data = data.filter(pc.greater_equal(data.column(ROW_ID), from_row_id))
-    data = data.filter(pc.is_valid(data.column(column)))
-    dims = snapshot.schema.field(column).type.list_size
-    if data.num_rows == 0:
-        return np.empty((0, dims), dtype=np.float32), np.empty(0, dtype=np.int64)
-    flat = data.column(column).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(-1, dims).astype(np.float32, copy=False), data.column(ROW_ID).to_numpy()
-
-
-def create_index(table: Table, params: IndexParams, *, vector_column: str = "", name: str = "",
+def create_index(table: Table, view: TableView, params: IndexParams, *, vector_column: str = "", name: str = "",
                  replace: bool = False) -> tuple[IndexEntry, Manifest]:
-    snapshot = table.snapshot()
-    column = pick_vector_column(snapshot.schema, vector_column)
+    """Builds an index on `view` (the latest version) and lists it in a new version."""
+    column = pick_vector_column(view.schema, vector_column)
     name = name or f"{column}_idx"
-    vectors, row_ids = vectors_of(snapshot, column)
+    vectors, row_ids = view.vectors_of(column)
     if len(row_ids) == 0:
         raise InvalidArgument(f"column {column!r} has no vectors to train an index on", reason="EMPTY_TABLE",
                               column=column)
     index = VectorIndex.build(params, vectors, row_ids)
     ref = fragments.write_file(table.directory, index.to_bytes(), INDEXES_DIR, ".faiss", index.size)
-    entry = IndexEntry(name, column, params, snapshot.version, snapshot.manifest.next_row_id, vectors.shape[1], ref)
+    entry = IndexEntry(name, column, params, view.version, view.next_row_id, vectors.shape[1], ref)
 
-    def change(base: Manifest) -> Manifest:
-        if not extends(snapshot.manifest, base):
-            raise Aborted(f"table {table.name!r} was overwritten or restored while the index was built; build it "
-                          "again", reason="WRITE_CONFLICT", table=table.name)
+    def change(base: Manifest) -> list[dict[str, Any]]:
         kept = []
         for existing in entries(base):
             clash = existing.name == name or existing.vector_column == column
@@ -89,23 +72,23 @@ def create_index(table: Table, params: IndexParams, *, vector_column: str = "", 
                                     "rebuild it", reason="INDEX_EXISTS", index=existing.name)
             if not clash:
                 kept.append(existing.to_json())
-        return base.successor(indexes=tuple(kept) + (entry.to_json(),), operation="create_index")
+        return kept + [entry.to_json()]
 
     try:
-        return entry, table.commit(change)
+        return entry, table.set_indexes(change, read_at=view.snapshot.manifest)
     except BaseException:  # refused (INDEX_EXISTS, WRITE_CONFLICT) or failed: the file is no one's
         (table.directory / ref.path).unlink(missing_ok=True)
         raise
 
 
 def drop_index(table: Table, name: str) -> Manifest:
-    def change(base: Manifest) -> Manifest:
+    def change(base: Manifest) -> list[dict[str, Any]]:
         remaining = [e.to_json() for e in entries(base) if e.name != name]
         if len(remaining) == len(base.indexes):
             raise NotFound(f"table {table.name!r} has no index {name!r}", reason="INDEX_NOT_FOUND", index=name)
-        return base.successor(indexes=tuple(remaining), operation="drop_index")
+        return remaining
 
-    return table.commit(change)
+    return table.set_indexes(change, operation="drop_index")
 
 
 class LoadedIndexes:
@@ -115,7 +98,7 @@ class LoadedIndexes:
         self._loaded: dict[tuple[str, str], tuple[VectorIndex, int]] = {}
         self._lock = threading.Lock()
 
-    def get(self, table: Table, snapshot: Snapshot, entry: IndexEntry) -> VectorIndex:
+    def get(self, table: Table, view: TableView, entry: IndexEntry) -> VectorIndex:
         key = (str(table.directory), entry.file.path)
         with self._lock:
             found = self._loaded.get(key)
@@ -123,9 +106,9 @@ class LoadedIndexes:
                 data = fragments.read_file(table.directory, entry.file, table=table.name)
                 found = (VectorIndex.from_bytes(entry.params, data, entry.dims), entry.next_row_id)
             index, covered = found
-            boundary = snapshot.manifest.next_row_id
+            boundary = view.next_row_id
             if boundary > covered:
-                vectors, row_ids = vectors_of(snapshot, entry.vector_column, from_row_id=covered)
+                vectors, row_ids = view.vectors_of(entry.vector_column, from_row_id=covered)
                 index.add(vectors, row_ids)
                 covered = boundary
             self._loaded[key] = (index, covered)

@@ -122,5 +122,5 @@ def stage_stream(table: Table, preparer: RowPreparer, batches: Iterable[Batch], 
                     pass
         table.discard(staged)
         raise
-    return staged, sum(item.ref.rows for item in staged if item.ref is not None)
+    return staged, sum(item.rows for item in staged)
 

@@ -71,7 +71,7 @@ def plan_merge(view: TableView, new_rows: pa.Table, rules: MergeRules) -> MergeP
     if counts.num_rows and max(counts.column(f"{NEW_POSITION}_count").to_pylist()) > 1:
         raise InvalidArgument("two new rows have the same key; merge_insert needs one row per key",
                               reason="DUPLICATE_KEY")
-    existing = view.data.select(list(rules.on) + [ROW_ID])
+    existing = view.columns(list(rules.on) + [ROW_ID])
     joined = new_keys.join(existing, keys=list(rules.on), join_type="inner")
     matched_new = joined.column(NEW_POSITION).to_numpy()
     matched_existing = np.unique(joined.column(ROW_ID).to_numpy())
@@ -112,11 +112,13 @@ def with_kept_columns(rows: pa.Table, existing_ids: np.ndarray, view: TableView)
     positions = np.zeros(len(existing_ids), dtype=np.int64)
     if matched.any():
         positions[matched], _ = view.positions(existing_ids[matched])
-    take = pa.array(positions, type=pa.int64(), mask=~matched)  # a null index takes a null
+    kept = [f.name for f in missing if f.name not in recomputed]
+    existing = view.take(positions[matched], kept) if matched.any() and kept else None
+    spread = pa.array(np.cumsum(matched) - 1, type=pa.int64(), mask=~matched)  # a null index takes a null
     for field_ in missing:
-        if field_.name in recomputed or not matched.any():
+        if existing is None or field_.name in recomputed:
             column = pa.nulls(rows.num_rows, field_.type)
         else:
-            column = view.data.column(field_.name).take(take)
+            column = existing.column(field_.name).take(spread)
         rows = rows.append_column(field_, column)
     return rows

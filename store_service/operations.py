@@ -20,10 +20,10 @@ from typing import Any
 from store_service.errors import InvalidArgument, NotFound
 from store_service.schema import FunctionConfig
 from store_service.storage import durable
-from store_service.storage.manifest import FileRef
+from store_service.storage.fragments import FileRef
 from store_service.storage.names import check_table_name
 
-OPERATIONS_DIR = "_operations"
+OPERATIONS_DIR = "_vectorlane/operations"
 STATE_FILE = "state.json"
 
 RUNNING, PAUSED, SUCCEEDED, FAILED, CANCELLED = "RUNNING", "PAUSED", "SUCCEEDED", "FAILED", "CANCELLED"

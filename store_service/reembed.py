@@ -30,15 +30,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from store_service.embedder import Embedder
-from store_service.errors import Aborted, FailedPrecondition, InvalidArgument, ServiceError
+from store_service.errors import FailedPrecondition, InvalidArgument, ServiceError
 from store_service.index_catalog import INDEXES_DIR, IndexEntry, entries
 from store_service.operations import (ADD, CANCELLED, CHANGE, DROP, FAILED, OPERATIONS_DIR, PAUSED, RUNNING,
                                       SUCCEEDED, Operation, OperationError, OperationLog)
 from store_service.schema import FunctionConfig, functions_of, vector_type, with_functions
 from store_service.storage import fragments
 from store_service.storage.fragments import ROW_ID
-from store_service.storage.manifest import FileRef, Manifest
-from store_service.storage.table import Snapshot, Table, conform, extends
+from store_service.storage.manifest import FragmentRef, Manifest
+from store_service.storage.table import Snapshot, Table
+from store_service.table_view import TableView, ViewCache, row_id_array
 from store_service.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,9 @@ def plan(schema: pa.Schema, kind: str, column: str, function: FunctionConfig | N
 class Reembedder:
     """Runs the store's re-embedding operations, one background thread each, and resumes them after a restart."""
 
-    def __init__(self, embedder: Embedder, observer: Observer | None = None) -> None:
+    def __init__(self, embedder: Embedder, views: ViewCache, observer: Observer | None = None) -> None:
         self.embedder = embedder
+        self.views = views
         self.observer = observer
         self._running: dict[str, tuple[threading.Event, threading.Event]] = {}  # name -> (stop, cancel)
         self._threads: dict[str, threading.Thread] = {}
@@ -151,7 +153,7 @@ class Reembedder:
     def _run(self, table: Table, operation: Operation, stop: threading.Event, cancel: threading.Event) -> None:
         records = OperationLog(table.directory)
         try:
-            Job(table, records, operation, self.embedder, self._pool, stop, cancel, self.observer).run()
+            Job(table, self.views, records, operation, self.embedder, self._pool, stop, cancel, self.observer).run()
         except ServiceError as exc:
             state = PAUSED if exc.category in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED") else FAILED
             current = records.load(operation.id, table=table.name)
@@ -181,10 +183,11 @@ class Reembedder:
 class Job:
     """One run of one operation, from its record to the switch (or a stop)."""
 
-    def __init__(self, table: Table, records: OperationLog, operation: Operation, embedder: Embedder,
-                 pool: ThreadPoolExecutor, stop: threading.Event, cancel: threading.Event,
+    def __init__(self, table: Table, views: ViewCache, records: OperationLog, operation: Operation,
+                 embedder: Embedder, pool: ThreadPoolExecutor, stop: threading.Event, cancel: threading.Event,
                  observer: Observer | None = None) -> None:
         self.table = table
+        self.views = views
         self.observer = observer
         self.records = records
         self.operation = operation
@@ -200,17 +203,17 @@ class Job:
     def run(self) -> Operation:
         self._load_chunks()
         for _ in range(SWITCH_ATTEMPTS):
-            snapshot = self.table.snapshot()
-            target = self._target(snapshot)
-            pending = self._pending(snapshot)
-            self._save(rows_total=snapshot.manifest.rows, rows_done=snapshot.manifest.rows - len(pending))
+            view = self.views.get(self.table)
+            target = self._target(view.snapshot)
+            pending = self._pending(view)
+            self._save(rows_total=view.num_rows, rows_done=view.num_rows - len(pending))
             if len(pending) == 0 or self.operation.kind == DROP:
                 break
-            if not self._embed_all(snapshot, pending, target):
+            if not self._embed_all(pending, target):
                 return self._cancelled()
         if self.stop.is_set():
             return self._settle_stop()
-        return self._switch(self.table.snapshot())
+        return self._switch(self.views.get(self.table))
 
     # ----- planning ------------------------------------------------------------------------------------
     def _target(self, snapshot: Snapshot) -> Plan:
@@ -232,17 +235,17 @@ class Job:
                                      reason="TABLE_CHANGED", column=op.vector_column)
         return plan(current, op.kind, op.vector_column, op.function, dims)
 
-    def _pending(self, snapshot: Snapshot) -> pa.Table:
-        """The snapshot's rows (`_rowid` and source) no chunk covers yet, in row-id order."""
+    def _pending(self, view: TableView) -> pa.Table:
+        """The view's rows (`_rowid` and source) no chunk covers yet, in row-id order."""
         op = self.operation
         if op.function is None:
             return pa.table({ROW_ID: pa.array([], type=pa.int64())})
-        data = snapshot.to_arrow(with_row_ids=True).select([ROW_ID, op.function.source_column])
+        data = view.columns([ROW_ID, op.function.source_column])
         ids = data.column(ROW_ID).to_numpy()
         return data.filter(pa.array(~np.isin(ids, self.done_ids))).sort_by(ROW_ID)
 
     # ----- embedding -----------------------------------------------------------------------------------
-    def _embed_all(self, snapshot: Snapshot, pending: pa.Table, target: Plan) -> bool:
+    def _embed_all(self, pending: pa.Table, target: Plan) -> bool:
         """Embeds `pending` chunk by chunk, committing each to the operation; False if stopped."""
         dims = target.schema.field(target.column).type.list_size
         in_flight: deque[tuple[pa.Table, Future]] = deque()
@@ -299,36 +302,22 @@ class Job:
         return pa.concat_tables(parts).sort_by(ROW_ID)
 
     # ----- the switch ----------------------------------------------------------------------------------
-    def _switch(self, snapshot: Snapshot) -> Operation:
-        target = self._target(snapshot)
+    def _switch(self, view: TableView) -> Operation:
+        target = self._target(view.snapshot)
         new = self._chunk_vectors()
-        deleted = snapshot.deleted_row_ids()
-        rewritten = {ref.path: self._rewrite(ref, target, new, deleted) for ref in snapshot.manifest.fragments}
-        index = self._rebuild_index(snapshot, target, new)
-        written = list(rewritten.values()) + ([index.file] if index is not None else [])
-        late: list[FileRef] = []
+        index = self._rebuild_index(view, target, new)
+        written = [index.file] if index is not None else []
 
-        def change(base: Manifest) -> Manifest:
-            if not extends(snapshot.manifest, base):
-                raise Aborted(f"table {self.table.name!r} was overwritten, restored or altered during the switch",
-                              reason="WRITE_CONFLICT", table=self.table.name)
-            refs = []
-            for ref in base.fragments:
-                replaced = rewritten.get(ref.path)
-                if replaced is None:  # added after the last pass: embedded now, under the table's lock
-                    replaced = self._rewrite(ref, target, new, Snapshot(self.table, base).deleted_row_ids())
-                    late.append(replaced)
-                refs.append(replaced)
-            indexes = [e.to_json() for e in entries(base) if e.vector_column != target.column]
-            if index is not None:
-                indexes.append(index.to_json())
-            return base.successor(schema=target.schema, fragments=tuple(refs), indexes=tuple(indexes),
-                                  operation=f"{self.operation.kind.lower()}:{target.column}")
+        def indexes(base: Manifest) -> list[dict]:
+            kept = [e.to_json() for e in entries(base) if e.vector_column != target.column]
+            return kept + ([index.to_json()] if index is not None else [])
 
         try:
-            committed = self.table.commit(change)
+            committed = self.table.rewrite_columns(
+                target.schema, lambda snapshot, ref: self._rewrite(snapshot, ref, target, new), indexes,
+                read_at=view.snapshot.manifest, operation=f"{self.operation.kind.lower()}:{target.column}")
         except BaseException:
-            for ref in written + late:
+            for ref in written:
                 (self.table.directory / ref.path).unlink(missing_ok=True)
             raise
         self.records.remove_work(self.operation.id)
@@ -337,21 +326,23 @@ class Job:
         return self._save(state=SUCCEEDED, result_version=committed.version, rows_total=committed.rows,
                           rows_done=committed.rows, chunks=(), error=None)
 
-    def _rewrite(self, ref: FileRef, target: Plan, new: pa.Table, deleted: np.ndarray) -> FileRef:
-        """The fragment `ref` in the target schema, its target column from `new` by row id; live rows that
-        `new` lacks (committed after the last pass) are embedded here."""
-        rows = self.table.fragment(ref)
+    def _rewrite(self, snapshot: Snapshot, ref: FragmentRef, target: Plan, new: pa.Table) -> pa.Table:
+        """Every physical row of fragment `ref` in the target schema, its target column from `new` by row id;
+        live rows that `new` lacks (committed after the last pass) are embedded here. Rows the version
+        deleted (no row id) keep a null vector."""
+        rows = self.table.read_fragment(snapshot, ref, snapshot.schema.names)
         if target.function is not None:
             dims = target.schema.field(target.column).type.list_size
-            ids = rows.column(ROW_ID).to_numpy()
+            ids = row_id_array(rows.column(ROW_ID))
             known = new.column(ROW_ID).to_numpy()
             at = np.minimum(np.searchsorted(known, ids), max(0, len(known) - 1))
-            found = (known[at] == ids) if len(known) else np.zeros(len(ids), dtype=bool)
+            found = (known[at] == ids) & (ids >= 0) if len(known) else np.zeros(len(ids), dtype=bool)
             column = (new.column("vector").combine_chunks().take(pa.array(at)) if len(known)
                       else pa.nulls(len(ids), vector_type(dims)))
-            late = ~found & ~np.isin(ids, deleted)
+            late = ~found & (ids >= 0)
             if late.any():
-                source = rows.select([ROW_ID, target.function.source_column]).filter(pa.array(late))
+                source = pa.table({ROW_ID: pa.array(ids), "source": rows.column(target.function.source_column)}
+                                  ).filter(pa.array(late))
                 filled = np.full(len(ids), -1, dtype=np.int64)
                 filled[late] = np.arange(int(late.sum()))
                 extra = self._vectors(source, dims)
@@ -360,16 +351,15 @@ class Job:
             rows = rows.drop_columns([c for c in (target.column,) if c in rows.column_names])
             rows = rows.append_column(pa.field(target.column, vector_type(dims)), column)
         rows = rows.drop_columns([ROW_ID])
-        rows = conform(rows.select([n for n in target.schema.names if n in rows.column_names]), target.schema)
-        return fragments.write(self.table.directory, rows).with_first_row_id(ref.first_row_id)
+        return rows.select([n for n in target.schema.names if n in rows.column_names])
 
-    def _rebuild_index(self, snapshot: Snapshot, target: Plan, new: pa.Table) -> IndexEntry | None:
+    def _rebuild_index(self, view: TableView, target: Plan, new: pa.Table) -> IndexEntry | None:
         """The column's index again, same type and parameters, trained on the new vectors."""
-        existing = [e for e in entries(snapshot.manifest) if e.vector_column == target.column]
+        existing = [e for e in entries(view.snapshot.manifest) if e.vector_column == target.column]
         if not existing or target.function is None:
             return None
         old = existing[0]
-        live = snapshot.to_arrow(with_row_ids=True).column(ROW_ID).to_numpy()
+        live = view.row_ids
         known = new.filter(pc.and_(pc.is_in(new.column(ROW_ID), value_set=pa.array(live)),
                                    pc.is_valid(new.column("vector"))))
         dims = target.schema.field(target.column).type.list_size
@@ -382,8 +372,7 @@ class Job:
             params = dataclasses.replace(params, num_partitions=0)  # fewer rows than partitions now
         index = VectorIndex.build(params, vectors, row_ids)
         ref = fragments.write_file(self.table.directory, index.to_bytes(), INDEXES_DIR, ".faiss", index.size)
-        return IndexEntry(old.name, target.column, params, snapshot.version, snapshot.manifest.next_row_id, dims,
-                          ref)
+        return IndexEntry(old.name, target.column, params, view.version, view.next_row_id, dims, ref)
 
     # ----- the record ----------------------------------------------------------------------------------
     def _save(self, **changes) -> Operation:

@@ -70,13 +70,13 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
     metric = request.metric or (index.params.metric if index is not None else "l2")
     if index is not None and index.params.metric != metric:
         index = None  # an index answers only in its own metric; search exactly in the one asked for
-    _, valid = view.vectors(column)
+    valid = view.valid(column)
     allowed = valid
     if request.where.strip() and not request.postfilter:
         allowed = valid & view.mask(request.where)
     wanted = request.limit + request.offset
     if index is not None:
-        positions, distances = _index_search(view, index, query, wanted, allowed, request)
+        positions, distances = _index_search(view, index, query, wanted, allowed, valid, request)
         if request.options.refine_factor:
             distances = _exact_distances(view, column, metric, query, positions)
             order = np.argsort(distances, kind="stable")
@@ -90,59 +90,79 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
     positions = positions[request.offset:request.offset + request.limit]
     distances = distances[request.offset:request.offset + request.limit]
     names = list(request.select) or view.schema.names
-    rows = view.data.select(names).take(pa.array(positions, type=pa.int64()))
+    rows = view.take(positions, names)
     return rows.append_column(pa.field(DISTANCE, pa.float32()), pa.array(distances.astype(np.float32)))
 
 
 def _index_search(view: TableView, index: VectorIndex, query: np.ndarray, wanted: int, allowed: np.ndarray,
-                  request: VectorSearch) -> tuple[np.ndarray, np.ndarray]:
+                  valid: np.ndarray, request: VectorSearch) -> tuple[np.ndarray, np.ndarray]:
     fetch = wanted * max(1, request.options.refine_factor)
     if fetch == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    excluded = None
-    allowed_ids = None if allowed.all() else view.row_ids[allowed]
-    if allowed_ids is None:
-        excluded = view.missing_row_ids()
-        if excluded is None:
-            allowed_ids = view.row_ids
-    ids, distances = index.search(query, fetch, allowed=allowed_ids, excluded=excluded, options=request.options)
-    positions, found = view.positions(ids)
-    if not found.all() and allowed_ids is None:
-        # The index holds rows this snapshot does not (a newer commit, an older pinned version): ask again,
-        # allowing exactly this snapshot's rows, so the result is still complete.
-        ids, distances = index.search(query, fetch, allowed=view.row_ids[allowed], options=request.options)
+    unfiltered = allowed is valid or bool(allowed.all())
+    if unfiltered and index.size == int(valid.sum()):
+        # The index may hold exactly this view's rows: search it whole and check every hit is one of them.
+        ids, distances = index.search(query, fetch, options=request.options)
         positions, found = view.positions(ids)
+        if found.all():
+            return positions, distances
+    # Rows the index holds but the view does not (deleted, or newer than a pinned version) are excluded
+    # inside FAISS, so the result is still complete.
+    ids, distances = index.search(query, fetch, allowed=view.row_ids[allowed], options=request.options)
+    positions, found = view.positions(ids)
     return positions[found], distances[found]
 
 
 def _exact_distances(view: TableView, column: str, metric: str, query: np.ndarray, positions: np.ndarray
                      ) -> np.ndarray:
-    ready, norms = view.prepared(column, metric)
     q = prepare(query.reshape(1, -1), metric)[0]
-    return scan.distances(ready[positions], None if norms is None else norms[positions], q, metric)
+    result = np.empty(len(positions), dtype=np.float32)
+    which = np.searchsorted(np.array([p.start for p in view.parts], dtype=np.int64), positions, side="right") - 1
+    for index in np.unique(which):
+        part = view.parts[index]
+        chosen = np.flatnonzero(which == index)
+        physical = part.physical(positions[chosen] - part.start)
+        ready, norms = part.fragment.prepared(column, metric)
+        result[chosen] = scan.distances(ready[physical], None if norms is None else norms[physical], q, metric)
+    return result
+
+
+GATHER_BELOW = 0.25  # a part with fewer of its rows allowed than this is gathered; otherwise scanned whole
 
 
 def _exact_search(view: TableView, column: str, metric: str, query: np.ndarray, wanted: int,
                   allowed: np.ndarray, request: VectorSearch) -> tuple[np.ndarray, np.ndarray]:
-    ready, norms = view.prepared(column, metric)
+    """Brute force, part by part over the fragments' own matrices (no copy of the table's vectors), each
+    part's best `wanted` merged."""
     q = prepare(query.reshape(1, -1), metric)[0]
-    if allowed.all():
-        candidates = None
-        distances = scan.distances(ready, norms, q, metric)
-    else:
-        candidates = np.flatnonzero(allowed)
-        distances = scan.distances(ready[candidates], None if norms is None else norms[candidates], q, metric)
-    keep = _range_mask(distances, request)
-    if not keep.all():
-        candidates = np.flatnonzero(keep) if candidates is None else candidates[keep]
-        distances = distances[keep]
-    k = min(wanted, len(distances))
-    if k == 0:
+    found_positions, found_distances = [], []
+    for part in view.parts:
+        local_allowed = allowed[part.start:part.start + part.num_rows]
+        count = int(local_allowed.sum())
+        if count == 0:
+            continue
+        ready, norms = part.fragment.prepared(column, metric)
+        local = np.flatnonzero(local_allowed)
+        physical = part.physical(local)
+        if count < GATHER_BELOW * part.fragment.num_rows:
+            distances = scan.distances(ready[physical], None if norms is None else norms[physical], q, metric)
+        else:
+            distances = scan.distances(ready, norms, q, metric)[physical]
+        keep = _range_mask(distances, request)
+        if not keep.all():
+            local, distances = local[keep], distances[keep]
+        k = min(wanted, len(distances))
+        if k == 0:
+            continue
+        top = np.argpartition(distances, k - 1)[:k] if k < len(distances) else np.arange(len(distances))
+        found_positions.append(local[top] + part.start)
+        found_distances.append(distances[top])
+    if not found_positions:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    top = np.argpartition(distances, k - 1)[:k] if k < len(distances) else np.arange(len(distances))
-    top = top[np.lexsort((top, distances[top]))]  # closest first; ties by position, so results are stable
-    positions = top if candidates is None else candidates[top]
-    return positions.astype(np.int64), distances[top]
+    positions = np.concatenate(found_positions).astype(np.int64)
+    distances = np.concatenate(found_distances)
+    order = np.lexsort((positions, distances))[:wanted]  # closest first; ties by position: stable results
+    return positions[order], distances[order]
 
 
 def _range_mask(distances: np.ndarray, request: VectorSearch) -> np.ndarray:

@@ -12,8 +12,8 @@ from store_service.config import StoreConfig
 from store_service.core import StoreCore, StoreLimits
 from store_service.embedder import Embedder
 from store_service.metrics import StoreMetrics
-from store_service.storage import garbage
-from store_service.storage.garbage import DataDirLock
+from store_service.storage import recovery
+from store_service.storage.recovery import DataDirLock
 from store_service.servicer import DECODERS, StorageServicer
 from vectorlane.store.v1 import store_service_pb2 as pb
 
@@ -65,7 +65,7 @@ class StoreServer(HostedServer):
     def start(self) -> "StoreServer":
         c = self.config
         self._host.start(c.host, c.port, c.metrics_host, c.metrics_port)
-        garbage.collect(self.core.tables.tables_dir)  # before anything writes: what a crash left behind
+        recovery.recover(self.core.tables.root)  # before anything writes: torn manifests, what a crash left
         self._host.set_serving(True)  # tables open lazily; nothing to wait for
         resumed = self.core.functions.resume_all()
         if resumed:

@@ -1,8 +1,15 @@
-"""A snapshot's live rows held ready for searches and filters, built once per table version.
+"""What searches and filters read, kept per immutable Lance fragment and shared by every version holding it.
 
-The Arrow rows (with `_rowid`), the row ids as numpy, each vector column as a float32 matrix (with its
-validity and, per metric, its prepared form), and recently used filter masks. Views are immutable like the
-snapshot they come from; the cache keeps the latest few per table and builds a new one when a commit lands.
+A Lance fragment's data files never change; a version only adds fragments, drops them, or gives one a new
+deletion file. So the store keeps, per fragment, its rows as Arrow (physical rows, deleted ones included,
+as Lance stores them), each vector column as a float32 matrix over the same buffer (no copy when it has no
+nulls), its prepared forms per metric, and recent filter masks. A version's view is then a list of parts —
+a fragment and the positions of its rows this version holds (a mask from its deletion file) — plus a few
+global arrays built lazily from them (row ids, validity, masks: one value per row, never the rows). A commit
+therefore costs what it added or changed: the next view reuses every untouched fragment; no code path
+concatenates the table's columns.
+
+Positions are global: part 0's live rows first, then part 1's, ..., in the version's fragment order.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -17,60 +26,30 @@ import pyarrow as pa
 from store_service.errors import InvalidArgument
 from store_service.filters import MAX_LENGTH, compile_filter, shown
 from store_service.storage.fragments import ROW_ID
-from store_service.storage.table import Snapshot, Table
+from store_service.storage.manifest import FragmentRef
+from store_service.storage.table import Deletes, Snapshot, Table
 from store_service.vector_index import prepare
 
 MASKS_KEPT = 32
 VIEWS_PER_TABLE = 2
+_POSITION = "__vectorlane_position"
 
 
-class TableView:
-    def __init__(self, snapshot: Snapshot, max_filter_length: int = MAX_LENGTH) -> None:
-        self.snapshot = snapshot
-        self._max_filter_length = max_filter_length
-        self.data = snapshot.to_arrow(with_row_ids=True).combine_chunks()  # one chunk: fast takes and masks
-        self.row_ids = self.data.column(ROW_ID).to_numpy()
-        self._ordered = bool(np.all(np.diff(self.row_ids) > 0))
-        self._order = None if self._ordered else np.argsort(self.row_ids, kind="stable")
-        self._missing: np.ndarray | None = None
+class FragmentData:
+    """One fragment's physical rows and what is derived from them; immutable once built."""
+
+    def __init__(self, table: Table, snapshot: Snapshot, ref: FragmentRef) -> None:
+        self.ref = ref
+        rows = table.read_fragment(snapshot, ref, snapshot.schema.names).combine_chunks()
+        self.row_ids = row_id_array(rows.column(ROW_ID))
+        self.data = rows.drop_columns([ROW_ID])
+        self.num_rows = rows.num_rows
         self._vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._prepared: dict[tuple[str, str], tuple[np.ndarray, np.ndarray | None]] = {}
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    @property
-    def version(self) -> int:
-        return self.snapshot.version
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self.snapshot.schema
-
-    @property
-    def num_rows(self) -> int:
-        return self.data.num_rows
-
-    def missing_row_ids(self) -> np.ndarray | None:
-        """Ids an index built on an earlier version may hold but this view does not (deleted or dropped rows),
-        for searches to exclude; None when they outnumber the view's rows: then allow the view's ids instead."""
-        if self.snapshot.missing_count() > self.num_rows:
-            return None
-        if self._missing is None:
-            self._missing = self.snapshot.missing_row_ids()
-        return self._missing
-
-    def positions(self, row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, found): where each id sits in `data`; `found` is False for ids not in this view."""
-        ids = np.asarray(row_ids, dtype=np.int64)
-        if len(self.row_ids) == 0:
-            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
-        sorted_ids = self.row_ids if self._ordered else self.row_ids[self._order]
-        at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)  # np.clip costs ~30 µs here
-        found = sorted_ids[at] == ids
-        return (at if self._ordered else self._order[at]), found
-
     def vectors(self, column: str) -> tuple[np.ndarray, np.ndarray]:
-        """(matrix, valid): the column's vectors as float32 rows (zeros where null) and which are present."""
         with self._lock:
             cached = self._vectors.get(column)
             if cached is None:
@@ -78,7 +57,7 @@ class TableView:
             return cached
 
     def prepared(self, column: str, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """(vectors ready for `metric`, squared norms for l2 or None) — normalized once per view for cosine."""
+        """(vectors ready for `metric`, squared norms for l2 or None) — normalized once for cosine."""
         key = (column, metric)
         with self._lock:
             cached = self._prepared.get(key)
@@ -91,6 +70,122 @@ class TableView:
                 self._prepared[key] = cached
         return cached
 
+    def mask(self, where: str, expression: object) -> np.ndarray:
+        with self._lock:
+            cached = self._masks.get(where)
+            if cached is not None:
+                self._masks.move_to_end(where)
+                return cached
+        numbered = self.data.append_column(_POSITION, pa.array(np.arange(self.num_rows, dtype=np.int64)))
+        try:
+            selected = numbered.filter(expression).column(_POSITION).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            # what the checks before cannot know (a pattern RE2 will not compile...): still the filter's fault
+            raise InvalidArgument(f"bad filter {shown(where)}: Arrow cannot evaluate it ({str(exc)[:200]})",
+                                  reason="INVALID_FILTER") from None
+        result = np.zeros(self.num_rows, dtype=bool)
+        result[selected] = True
+        with self._lock:
+            self._masks[where] = result
+            while len(self._masks) > MASKS_KEPT:
+                self._masks.popitem(last=False)
+        return result
+
+
+@dataclass(frozen=True)
+class Part:
+    """A fragment as one version holds it: `live` are the physical positions of its rows (None: all)."""
+
+    fragment: FragmentData
+    live: np.ndarray | None
+    start: int  # global position of its first live row
+    ref: FragmentRef  # the fragment as this version lists it (with its deletion file)
+
+    @property
+    def num_rows(self) -> int:
+        return self.fragment.num_rows if self.live is None else len(self.live)
+
+    def physical(self, local: np.ndarray) -> np.ndarray:
+        return local if self.live is None else self.live[local]
+
+    def select(self, values: np.ndarray) -> np.ndarray:
+        """Per-physical-row `values` restricted to the rows this version holds."""
+        return values if self.live is None else values[self.live]
+
+
+class TableView:
+    def __init__(self, snapshot: Snapshot, parts: list[Part], max_filter_length: int = MAX_LENGTH) -> None:
+        self.snapshot = snapshot
+        self.parts = parts
+        self._max_filter_length = max_filter_length
+        self.num_rows = sum(p.num_rows for p in parts)
+        self._starts = np.array([p.start for p in parts], dtype=np.int64)
+        self._row_ids: np.ndarray | None = None
+        self._sorted: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._valid: dict[str, np.ndarray] = {}
+        self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> int:
+        return self.snapshot.version
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.snapshot.schema
+
+    @property
+    def row_ids(self) -> np.ndarray:
+        """Row ids of the view's rows, by global position."""
+        if self._row_ids is None:
+            parts = [p.select(p.fragment.row_ids) for p in self.parts]
+            self._row_ids = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        return self._row_ids
+
+    @property
+    def next_row_id(self) -> int:
+        """One past the largest row id this view holds (Lance assigns ids in increasing order)."""
+        return int(self.row_ids.max()) + 1 if self.num_rows else 0
+
+    def positions(self, row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, found): where each id sits; `found` is False for ids not in this view."""
+        ids = np.asarray(row_ids, dtype=np.int64)
+        if self.num_rows == 0:
+            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+        if self._sorted is None:
+            all_ids = self.row_ids
+            ordered = bool(np.all(all_ids[1:] > all_ids[:-1]))
+            order = None if ordered else np.argsort(all_ids, kind="stable")
+            self._sorted = (all_ids if ordered else all_ids[order], order)
+        sorted_ids, order = self._sorted
+        at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        found = sorted_ids[at] == ids
+        return (at if order is None else order[at]), found
+
+    def locate(self, row_ids: np.ndarray) -> Deletes:
+        """The physical offsets, by fragment id, of the given row ids (all must be in the view)."""
+        positions, found = self.positions(row_ids)
+        if not found.all():
+            raise RuntimeError("this is a bug: rows to delete must be in the view they were read from")
+        result: dict[int, list[np.ndarray]] = {}
+        which = np.searchsorted(self._starts, positions, side="right") - 1
+        for index in np.unique(which):
+            part = self.parts[index]
+            local = positions[which == index] - part.start
+            result.setdefault(part.ref.id, []).append(part.physical(local))
+        return {fid: np.concatenate(chunks) for fid, chunks in result.items()}
+
+    def valid(self, column: str) -> np.ndarray:
+        """Which rows have a (non-null) vector in `column`."""
+        with self._lock:
+            cached = self._valid.get(column)
+        if cached is None:
+            parts = [p.select(p.fragment.vectors(column)[1]) for p in self.parts]
+            cached = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+            with self._lock:
+                self._valid[column] = cached
+        return cached
+
     def mask(self, where: str) -> np.ndarray:
         """Which rows match `where` (a bad filter raises INVALID_FILTER with its position)."""
         with self._lock:
@@ -99,29 +194,82 @@ class TableView:
                 self._masks.move_to_end(where)
                 return cached
         expression = compile_filter(where, self.schema, self._max_filter_length)
-        try:
-            selected = self.data.filter(expression).column(ROW_ID).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            # what the checks before cannot know (a pattern RE2 will not compile...): still the filter's fault
-            raise InvalidArgument(f"bad filter {shown(where)}: Arrow cannot evaluate it ({str(exc)[:200]})",
-                                  reason="INVALID_FILTER") from None
-        positions, _ = self.positions(selected)
-        result = np.zeros(self.num_rows, dtype=bool)
-        result[positions] = True
+        parts = [p.select(p.fragment.mask(where, expression)) for p in self.parts]
+        result = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
         with self._lock:
             self._masks[where] = result
             while len(self._masks) > MASKS_KEPT:
                 self._masks.popitem(last=False)
         return result
 
+    def take(self, positions: np.ndarray, columns: Sequence[str]) -> pa.Table:
+        """The rows at the given global positions, in that order; `_rowid` may be among the columns."""
+        positions = np.asarray(positions, dtype=np.int64)
+        names = list(columns)
+        fields = [pa.field(ROW_ID, pa.int64(), nullable=False) if n == ROW_ID else self.schema.field(n)
+                  for n in names]
+        if len(positions) == 0 or not self.parts:
+            return pa.schema(fields).empty_table()
+        which = np.searchsorted(self._starts, positions, side="right") - 1
+        pieces, order = [], []
+        for index in np.unique(which):
+            part = self.parts[index]
+            chosen = np.flatnonzero(which == index)
+            physical = part.physical(positions[chosen] - part.start)
+            data = part.fragment.data
+            arrays = []
+            for name in names:
+                if name == ROW_ID:
+                    arrays.append(pa.array(part.fragment.row_ids[physical], type=pa.int64()))
+                else:
+                    arrays.append(data.column(name).take(pa.array(physical, type=pa.int64())))
+            pieces.append(pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
+            order.append(chosen)
+        result = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+        placed = np.concatenate(order)
+        if len(pieces) > 1 or not np.all(placed[1:] > placed[:-1]):
+            inverse = np.empty(len(placed), dtype=np.int64)
+            inverse[placed] = np.arange(len(placed))
+            result = result.take(pa.array(inverse))
+        return result
 
-def _matrix(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    dims = column.type.list_size
-    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    def columns(self, names: Sequence[str]) -> pa.Table:
+        """Every row's values of a few columns (keys of a merge, sources of a re-embedding), in position
+        order: one value per row of the named columns only."""
+        return self.take(np.arange(self.num_rows, dtype=np.int64), names)
+
+    def vectors_of(self, column: str, *, from_row_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, row ids) of the rows with a vector in `column`, from a row id on (an index's catch-up)."""
+        dims = self.schema.field(column).type.list_size
+        matrices, ids = [], []
+        for part in self.parts:
+            fragment = part.fragment
+            matrix, valid = fragment.vectors(column)
+            keep = valid & (fragment.row_ids >= max(0, from_row_id))
+            if part.live is not None:
+                held = np.zeros(fragment.num_rows, dtype=bool)
+                held[part.live] = True
+                keep &= held
+            if keep.any():
+                matrices.append(matrix[keep])
+                ids.append(fragment.row_ids[keep])
+        if not ids:
+            return np.empty((0, dims), dtype=np.float32), np.empty(0, dtype=np.int64)
+        return np.concatenate(matrices), np.concatenate(ids)
+
+
+def row_id_array(column: pa.ChunkedArray) -> np.ndarray:
+    """Lance's `_rowid` (uint64, null for a deleted row) as int64 with -1 for none."""
+    return column.cast(pa.int64()).fill_null(-1).to_numpy()
+
+
+def _matrix(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    dims = array.type.list_size
     valid = array.is_valid().to_numpy(zero_copy_only=False)
-    if array.null_count == 0 and array.offset == 0:
+    if array.null_count == 0 and array.offset == 0 and array.values.type == pa.float32():
         flat = array.values.to_numpy(zero_copy_only=False)
-        return flat.reshape(-1, dims).astype(np.float32, copy=False), valid
+        return flat.reshape(-1, dims), valid
     matrix = np.zeros((len(array), dims), dtype=np.float32)
     if valid.any():
         present = array.filter(pa.array(valid))
@@ -129,29 +277,87 @@ def _matrix(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return matrix, valid
 
 
+class _TableState:
+    """Per table: its fragments' data (shared by versions) and the live masks of their deletion files."""
+
+    def __init__(self) -> None:
+        self.fragments: OrderedDict[tuple[int, tuple[str, ...]], FragmentData] = OrderedDict()
+        self.live: OrderedDict[tuple[int, tuple[str, ...], str], np.ndarray] = OrderedDict()
+        self.views: OrderedDict[int, TableView] = OrderedDict()
+
+
 class ViewCache:
-    """The latest views of each open table, built on first use of a version."""
+    """The latest views of each open table, built on first use of a version from the fragments they share."""
 
     def __init__(self, max_filter_length: int = MAX_LENGTH) -> None:
         self._max_filter_length = max_filter_length
-        self._views: weakref.WeakKeyDictionary[Table, OrderedDict[int, TableView]] = weakref.WeakKeyDictionary()
+        self._tables: weakref.WeakKeyDictionary[Table, _TableState] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def get(self, table: Table, version: int | None = None) -> TableView:
         snapshot_version = version if version is not None else table.latest_version()
         with self._lock:
-            views = self._views.setdefault(table, OrderedDict())
-            view = views.get(snapshot_version)
+            state = self._tables.setdefault(table, _TableState())
+            view = state.views.get(snapshot_version)
             if view is not None:
-                views.move_to_end(snapshot_version)
+                state.views.move_to_end(snapshot_version)
                 return view
-        view = TableView(table.snapshot(snapshot_version), self._max_filter_length)
+        view = self._build(table, state, table.snapshot(snapshot_version))
         with self._lock:
-            views = self._views.setdefault(table, OrderedDict())
-            views[snapshot_version] = view
-            while len(views) > VIEWS_PER_TABLE:
-                views.popitem(last=False)
+            state.views[snapshot_version] = view
+            while len(state.views) > VIEWS_PER_TABLE:
+                state.views.popitem(last=False)
+            self._trim(state)
         return view
+
+    def _build(self, table: Table, state: _TableState, snapshot: Snapshot) -> TableView:
+        parts, start = [], 0
+        for ref in snapshot.manifest.fragments:
+            if ref.rows == 0:
+                continue
+            fragment = self._fragment(table, state, snapshot, ref)
+            live = self._live(table, state, snapshot, ref)
+            if live is not None and (fragment.row_ids[live] < 0).any():
+                # rows deleted when the fragment was first read are live again (a restore): read it again
+                fragment = FragmentData(table, snapshot, ref)
+                with self._lock:
+                    state.fragments[ref.data_key] = fragment
+            parts.append(Part(fragment, live, start, ref))
+            start += parts[-1].num_rows
+        return TableView(snapshot, parts, self._max_filter_length)
+
+    def _fragment(self, table: Table, state: _TableState, snapshot: Snapshot, ref: FragmentRef) -> FragmentData:
+        with self._lock:
+            found = state.fragments.get(ref.data_key)
+            if found is not None:
+                state.fragments.move_to_end(ref.data_key)
+                return found
+        built = FragmentData(table, snapshot, ref)
+        with self._lock:
+            state.fragments[ref.data_key] = built
+        return built
+
+    def _live(self, table: Table, state: _TableState, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
+        if ref.deletion is None:
+            return None
+        key = (*ref.data_key, ref.deletion)
+        with self._lock:
+            found = state.live.get(key)
+        if found is None:
+            found = table.live_offsets(snapshot, ref)
+            with self._lock:
+                state.live[key] = found
+        return found
+
+    @staticmethod
+    def _trim(state: _TableState) -> None:
+        """Drops the fragment states and masks no kept view holds: memory follows the versions in use."""
+        held = {p.ref.data_key for v in state.views.values() for p in v.parts}
+        for key in [k for k in state.fragments if k not in held]:
+            del state.fragments[key]
+        live = {(*p.ref.data_key, p.ref.deletion) for v in state.views.values() for p in v.parts}
+        for key in [k for k in state.live if k not in live]:
+            del state.live[key]
 
 
 def filter_row_ids(view: TableView, where: str) -> np.ndarray:
@@ -159,4 +365,3 @@ def filter_row_ids(view: TableView, where: str) -> np.ndarray:
     if not where.strip():
         return view.row_ids
     return view.row_ids[view.mask(where)]
-

@@ -175,11 +175,21 @@ def exact_search(vectors: np.ndarray, row_ids: np.ndarray, query: np.ndarray, k:
     return np.asarray(row_ids)[positions[0][keep]], to_distance(scores[0][keep], metric)
 
 
+BITMAP_FROM = 4096  # allowed sets this large are a bitmap over the row ids (O(1) per test, ~1 ms per 1M ids)
+
+
 def _selector(allowed: np.ndarray | None, excluded: np.ndarray | None) -> Any:
     if allowed is not None:
         ids = np.ascontiguousarray(allowed, dtype=np.int64)
         if excluded is not None and len(excluded):
             ids = np.setdiff1d(ids, excluded)
+        if len(ids) >= BITMAP_FROM:
+            bits = np.zeros(int(ids.max()) + 1, dtype=bool)
+            bits[ids] = True
+            packed = np.packbits(bits, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed))
+            selector.referenced_objects = [packed]  # the bitmap lives as long as the selector
+            return selector
         return faiss.IDSelectorBatch(ids)
     if excluded is not None and len(excluded):
         return faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(excluded, dtype=np.int64)))

@@ -26,9 +26,9 @@ def targets(tmp_path_factory, tiny_clip) -> Iterator[Targets]:
 
 
 def fingerprint(targets: Targets) -> tuple[str, ...]:
-    root = targets.image_root.parent / "data" / "tables"
+    root = targets.image_root.parent / "data"
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".lock"):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".store.lock"):
         digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
     counts = [targets.store.CountRows(pb.CountRowsRequest(table=t)).count for t in (DOCS, PLAIN, CLIP)]
     return digest.hexdigest(), *counts

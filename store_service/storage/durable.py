@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,21 +19,40 @@ from store_service.errors import StorageFailed, StorageFull
 
 
 @contextmanager
-def _storage_errors(path: Path) -> Iterator[None]:
+def storage_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
         where = f"{path.parent.name}/{path.name}"  # never the data directory's absolute path
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        code = exc.errno if exc.errno is not None else _errno_in(str(exc))
+        if code in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull(f"the store's disk is full: could not write {where}; nothing was committed",
                               file=where) from exc
-        raise StorageFailed(f"the store could not write {where} ({os.strerror(exc.errno or errno.EIO)}); "
+        raise StorageFailed(f"the store could not write {where} ({os.strerror(code or errno.EIO)}); "
                             "nothing was committed", file=where) from exc
 
 
+def _errno_in(text: str) -> int | None:
+    """The errno inside an error Lance (Rust) raised as text, e.g. "No space left on device (os error 28)"."""
+    found = re.search(r"os error (\d+)", text)
+    if found:
+        return int(found.group(1))
+    return errno.ENOSPC if "No space left on device" in text else None
+
+
 def fsync_dir(path: Path) -> None:
-    with _storage_errors(path):
+    with storage_errors(path):
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """Makes a file someone else wrote (Lance, which never fsyncs) durable."""
+    with storage_errors(path):
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
@@ -48,7 +68,7 @@ def _write(path: Path, data: bytes | memoryview) -> None:
 
 def write_new(path: Path, data: bytes | memoryview) -> None:
     """Writes a file that nothing refers to yet (a fragment under a fresh name) and makes it durable."""
-    with _storage_errors(path):
+    with storage_errors(path):
         try:
             _write(path, data)
         except BaseException:
@@ -60,7 +80,7 @@ def write_new(path: Path, data: bytes | memoryview) -> None:
 def publish(path: Path, data: bytes) -> None:
     """Atomically puts `data` at `path`: readers see the old file, or no file, or all of `data`."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with _storage_errors(path):
+    with storage_errors(path):
         try:
             _write(tmp, data)
             os.replace(tmp, path)

@@ -1,27 +1,42 @@
-"""Data fragments: immutable Arrow IPC files, one per committed batch, checked against their checksum on
-every read and validated in full (offsets, lengths, UTF-8) before use, so a corrupt file, or one written by
-a version that stored unvalidated rows, is reported (DATA_LOSS) and never served or computed on."""
+"""vectorlane's own files inside a dataset (`_vectorlane/`): FAISS index files and the chunks of re-embedding
+operations. Immutable Arrow IPC or index bytes under fresh names, fsynced, referenced with their size and
+SHA-256, checked on every read and (Arrow) validated in full, so a corrupt file is reported (DATA_LOSS) and
+never served or computed on. The table's rows themselves are Lance fragments (`storage/table.py`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from store_service.errors import DataLoss
 from store_service.storage import durable
-from store_service.storage.manifest import FileRef
+from store_service.storage.checksums import SIDECAR_DIR
 
-DATA_DIR = "data"
-DELETIONS_DIR = "_deletions"
-INDEXES_DIR = "_indexes"
+INDEXES_DIR = f"{SIDECAR_DIR}/indexes"
 ROW_ID = "_rowid"
 
 
-def write(table_dir: Path, table: pa.Table, subdir: str = DATA_DIR) -> FileRef:
+@dataclass(frozen=True)
+class FileRef:
+    """A file of vectorlane's, with what it must contain: its row count and checksum."""
+
+    path: str  # relative to the dataset directory
+    rows: int
+    sha256: str
+    bytes: int
+    first_row_id: int | None = None  # unused since tables are Lance datasets; kept for records that carry it
+
+    def with_first_row_id(self, first: int) -> "FileRef":
+        return dataclasses.replace(self, first_row_id=first)
+
+
+def write(table_dir: Path, table: pa.Table, subdir: str) -> FileRef:
     """Writes `table` as a new fragment file (fsynced) and returns the reference a manifest will hold."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
@@ -36,7 +51,7 @@ def write_file(table_dir: Path, data: bytes | memoryview, subdir: str, suffix: s
     """Writes any immutable table file (fragment, deletions, index) under a fresh name, fsynced. For a large
     file the checksum runs beside the write (both release the GIL)."""
     relative = f"{subdir}/{uuid.uuid4().hex}{suffix}"
-    (table_dir / subdir).mkdir(exist_ok=True)
+    (table_dir / subdir).mkdir(parents=True, exist_ok=True)
     size = memoryview(data).nbytes
     digest = hashlib.sha256()
     hashing = None

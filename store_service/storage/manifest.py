@@ -1,129 +1,128 @@
-"""Versioned manifests: version N of a table lists its schema, fragments, deleted row ids and indexes.
+"""One version of a table as the store sees it: read from a Lance manifest, never written by hand.
 
-A delete that covers every row of a fragment drops the fragment from the next manifest (older versions keep
-it), so memory and manifests follow the rows a table holds, not every row it ever held.
-
-A manifest is JSON at `_versions/<N>.manifest`, published by atomic rename after fsync; the highest N
-present is the table's latest version. Manifests are immutable once published.
+Lance keeps the versions (`_versions/*.manifest`); this module gives the store an immutable summary of one:
+its schema (with the `embedding_functions` metadata LanceDB reads), its fragments with their deletion
+files, and vectorlane's index catalog. The catalog lives in the schema metadata under `vectorlane:indexes`
+so a commit that changes a column and its index (a function switch) is one Lance commit; it is taken out
+of the schema the store serves.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from store_service.errors import DataLoss, VersionNotFound
-from store_service.storage import durable
-
-FORMAT = 1
+INDEXES_KEY = b"vectorlane:indexes"
+OPERATION_KEY = "vectorlane.operation"  # the store's name for the change, in the Lance transaction
 VERSIONS_DIR = "_versions"
-SUFFIX = ".manifest"
+DATA_DIR = "data"
+DELETIONS_DIR = "_deletions"
+TRANSACTIONS_DIR = "_transactions"
+_V2_BASE = (1 << 64) - 1  # Lance's v2 manifest names count down from u64::MAX
 
 
 @dataclass(frozen=True)
-class FileRef:
-    """A file of the table's, with what it must contain: its row count and checksum."""
+class FragmentRef:
+    """A Lance fragment of one version: its immutable data files and the deletion file of that version."""
 
-    path: str  # relative to the table directory
-    rows: int
-    sha256: str
-    bytes: int
-    first_row_id: int | None = None  # data fragments: their rows' ids run from here, assigned at commit
+    id: int
+    files: tuple[str, ...]  # relative to the dataset: data/<name>.lance
+    physical_rows: int
+    deletion: str | None = None  # relative to the dataset
+    deleted: int = 0
+    metadata: Any = field(default=None, compare=False, repr=False)  # lance.fragment.FragmentMetadata
 
-    def with_first_row_id(self, first: int) -> "FileRef":
-        return dataclasses.replace(self, first_row_id=first)
+    @property
+    def rows(self) -> int:
+        return self.physical_rows - self.deleted
+
+    @property
+    def data_key(self) -> tuple[int, tuple[str, ...]]:
+        """What identifies the fragment's rows across versions (its deletions may differ)."""
+        return (self.id, self.files)
 
 
 @dataclass(frozen=True)
 class Manifest:
     version: int
-    schema: pa.Schema
-    fragments: tuple[FileRef, ...] = ()
-    deletions: FileRef | None = None  # one file listing every deleted row id of this version
-    next_row_id: int = 0
+    schema: pa.Schema  # as served: without the index catalog
+    fragments: tuple[FragmentRef, ...] = ()
     indexes: tuple[dict[str, Any], ...] = ()
-    operation: str = "create"
-    timestamp: float = field(default_factory=time.time)
-    lineage: int = 1  # the version whose create, overwrite or restore began this version's row history
+    operation: str = ""
+    timestamp: float = 0.0
+    row_count: int | None = None  # given by a history listing, which has no fragments
 
     @property
     def rows(self) -> int:
-        return sum(f.rows for f in self.fragments) - (self.deletions.rows if self.deletions else 0)
-
-    def successor(self, **changes: Any) -> "Manifest":
-        return dataclasses.replace(self, version=self.version + 1, timestamp=time.time(), **changes)
-
-    def to_json(self) -> bytes:
-        body = {
-            "format": FORMAT,
-            "version": self.version,
-            "schema": base64.b64encode(self.schema.serialize().to_pybytes()).decode(),
-            "fragments": [dataclasses.asdict(f) for f in self.fragments],
-            "deletions": dataclasses.asdict(self.deletions) if self.deletions else None,
-            "next_row_id": self.next_row_id,
-            "indexes": list(self.indexes),
-            "operation": self.operation,
-            "timestamp": self.timestamp,
-            "lineage": self.lineage,
-        }
-        return json.dumps(body, indent=1).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes, *, table: str) -> "Manifest":
-        try:
-            body = json.loads(data)
-            if body.get("format") != FORMAT:
-                raise ValueError(f"unknown manifest format {body.get('format')!r}")
-            schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(body["schema"])))
-            return cls(
-                version=int(body["version"]),
-                schema=schema,
-                fragments=tuple(FileRef(**f) for f in body["fragments"]),
-                deletions=FileRef(**body["deletions"]) if body["deletions"] else None,
-                next_row_id=int(body["next_row_id"]),
-                indexes=tuple(body["indexes"]),
-                operation=str(body["operation"]),
-                timestamp=float(body["timestamp"]),
-                lineage=int(body.get("lineage", 1)),
-            )
-        except (ValueError, KeyError, TypeError, pa.ArrowException) as exc:
-            raise DataLoss(f"table {table!r}: a manifest is unreadable ({exc})", reason="MANIFEST_CORRUPT",
-                           table=table) from None
+        return self.row_count if self.row_count is not None else sum(f.rows for f in self.fragments)
 
 
-def manifest_path(table_dir: Path, version: int) -> Path:
-    return table_dir / VERSIONS_DIR / f"{version:020d}{SUFFIX}"
+def deletion_path(fragment_id: int, deletion: Any) -> str:
+    suffix = "arrow" if deletion.file_type == "array" else "bin"
+    return f"{DELETIONS_DIR}/{fragment_id}-{deletion.read_version}-{deletion.id}.{suffix}"
 
 
-def versions(table_dir: Path) -> list[int]:
-    found = []
-    for path in (table_dir / VERSIONS_DIR).iterdir():
-        if path.name.endswith(SUFFIX) and not path.name.startswith("."):
-            try:
-                found.append(int(path.name[: -len(SUFFIX)]))
-            except ValueError:
-                continue
-    return sorted(found)
+def fragment_ref(metadata: Any) -> FragmentRef:
+    deletion = metadata.deletion_file
+    return FragmentRef(
+        id=int(metadata.id),
+        files=tuple(f"{DATA_DIR}/{f.path}" for f in metadata.files),
+        physical_rows=int(metadata.physical_rows),
+        deletion=deletion_path(metadata.id, deletion) if deletion is not None else None,
+        deleted=int(deletion.num_deleted_rows) if deletion is not None else 0,
+        metadata=metadata,
+    )
 
 
-def read(table_dir: Path, version: int, *, table: str) -> Manifest:
+def split_schema(schema: pa.Schema) -> tuple[pa.Schema, tuple[dict[str, Any], ...]]:
+    """(the schema as served, the index catalog it carries)."""
+    metadata = dict(schema.metadata or {})
+    raw = metadata.pop(INDEXES_KEY, None)
+    indexes: tuple[dict[str, Any], ...] = tuple(json.loads(raw)) if raw else ()
+    return schema.with_metadata(metadata) if metadata else schema.remove_metadata(), indexes
+
+
+def with_indexes(schema: pa.Schema, indexes: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> pa.Schema:
+    metadata = dict(schema.metadata or {})
+    metadata.pop(INDEXES_KEY, None)
+    if indexes:
+        metadata[INDEXES_KEY] = json.dumps(list(indexes)).encode()
+    return schema.with_metadata(metadata) if metadata else schema.remove_metadata()
+
+
+def from_dataset(dataset: Any) -> Manifest:
+    schema, indexes = split_schema(dataset.schema)
+    fragments = tuple(fragment_ref(f.metadata) for f in dataset.get_fragments())
+    return Manifest(version=int(dataset.version), schema=schema, fragments=fragments, indexes=indexes)
+
+
+def manifest_file(dataset_dir: Path, version: int) -> Path:
+    """The manifest file of `version` (v2 naming, which vectorlane writes; v1 for older LanceDB tables)."""
+    v2 = dataset_dir / VERSIONS_DIR / f"{_V2_BASE - version:020d}.manifest"
+    return v2 if v2.exists() else dataset_dir / VERSIONS_DIR / f"{version}.manifest"
+
+
+def version_files(dataset_dir: Path) -> dict[int, Path]:
+    """Every manifest file of the dataset by version number."""
+    found = {}
     try:
-        data = manifest_path(table_dir, version).read_bytes()
+        entries = list((dataset_dir / VERSIONS_DIR).iterdir())
     except FileNotFoundError:
-        raise VersionNotFound(f"table {table!r} has no version {version}", table=table, version=version) from None
-    manifest = Manifest.from_json(data, table=table)
-    if manifest.version != version:
-        raise DataLoss(f"table {table!r}: manifest {version} says it is version {manifest.version}",
-                       reason="MANIFEST_CORRUPT", table=table)
-    return manifest
+        return {}
+    for path in entries:
+        if not path.name.endswith(".manifest") or path.name.startswith("."):
+            continue
+        try:
+            number = int(path.name[: -len(".manifest")])
+        except ValueError:
+            continue
+        found[_V2_BASE - number if number > (1 << 63) else number] = path
+    return found
 
 
-def publish(table_dir: Path, manifest: Manifest) -> None:
-    durable.publish(manifest_path(table_dir, manifest.version), manifest.to_json())
+def versions(dataset_dir: Path) -> list[int]:
+    return sorted(version_files(dataset_dir))

@@ -1,44 +1,65 @@
-"""Tables on disk: a directory per table holding fragments and versioned manifests.
+"""Tables as Lance datasets at `<data_dir>/<name>.lance` (LanceDB's layout), and the only code that writes one.
 
-Every change is a commit: new files are written and fsynced, then manifest N+1 is published atomically,
-so a crash leaves version N or N+1 and never a mix. One writer per table at a time (a thread lock plus an
-flock on the table's `.lock`, which also keeps a second process out); readers pin a manifest and read
-immutable files, so they see a consistent snapshot while a writer commits.
+Each kind of change is a named operation that becomes one Lance commit: `append`, `overwrite`,
+`replace_rows` (delete, update, merge_insert: deletion files and new fragments in one version), `restore`,
+`set_indexes` and `rewrite_columns` (a function switch: every fragment gets new data files, keeping its
+row ids and deletions). Lance makes the commit atomic and versioned; this module adds what Lance does not do:
+
+- **fsync.** Lance never syncs. Fragments and deletion files are fsynced (with their folders) before the
+  commit, the new manifest, transaction file and folders right after it, and only then is the change
+  acknowledged. So an acknowledged version survives a power cut; one cut short is at worst a torn newest
+  manifest, which `recovery` rolls back at start.
+- **checksums** of every file a commit adds (`checksums.py`), checked on first read.
+- **stable row ids**: datasets are created with them, so FAISS labels survive compaction.
+
+A thread lock orders this process's commits per table; Lance's own conflict checks (the commit names the
+version a change was computed from) refuse a change that another writer made stale: WRITE_CONFLICT.
 """
 
 from __future__ import annotations
 
-import fcntl
+import dataclasses
+import logging
 import os
 import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import lance
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+from lance import LanceOperation
+from lance.dataset import Transaction
+from lance.fragment import write_fragments
 
-from store_service.errors import Aborted, Cancelled, InvalidArgument, TableExists, TableNotFound
-from store_service.storage import durable, fragments, manifest
-from store_service.storage.fragments import DATA_DIR, DELETIONS_DIR, ROW_ID
-from store_service.storage.manifest import Manifest
+from store_service.errors import (Aborted, Cancelled, DataLoss, InvalidArgument, TableExists, TableNotFound,
+                                  VersionNotFound)
+from store_service.storage import durable, manifest
+from store_service.storage.checksums import SIDECAR_DIR, ChecksumLog
+from store_service.storage.fragments import ROW_ID
+from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, OPERATION_KEY, TRANSACTIONS_DIR, VERSIONS_DIR,
+                                            FragmentRef, Manifest)
 from store_service.storage.names import check_table_name
 
-TABLES_DIR = "tables"
-VERSIONS_CACHED = 4  # versions whose files stay cached in memory (the latest and those just before)
+log = logging.getLogger(__name__)
+
+SUFFIX = ".lance"
+DATASETS_CACHED = 8  # opened versions kept per table (the latest and those pinned by readers)
+MAX_ROWS_PER_FILE = 1 << 20
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A table as of one version."""
+    """A table as of one version, with the Lance dataset opened at it for reading."""
 
     table: "Table"
     manifest: Manifest
+    dataset: Any = dataclasses.field(compare=False, repr=False)
 
     @property
     def version(self) -> int:
@@ -48,48 +69,34 @@ class Snapshot:
     def schema(self) -> pa.Schema:
         return self.manifest.schema
 
-    def deleted_row_ids(self) -> np.ndarray:
-        ref = self.manifest.deletions
-        if ref is None:
-            return np.empty(0, dtype=np.int64)
-        return self.table._read(ref).column(ROW_ID).to_numpy()
 
-    def missing_row_ids(self) -> np.ndarray:
-        """Row ids below `next_row_id` this version does not hold, sorted: its deleted rows, the rows of
-        fragments a delete dropped whole, and rows added after the version a restore went back to."""
-        parts = [self.deleted_row_ids()]
-        covered = 0
-        for start, end in _ranges(self.manifest):
-            if start > covered:
-                parts.append(np.arange(covered, start, dtype=np.int64))
-            covered = max(covered, end)
-        if self.manifest.next_row_id > covered:
-            parts.append(np.arange(covered, self.manifest.next_row_id, dtype=np.int64))
-        return np.sort(np.concatenate(parts))
+@dataclass(frozen=True)
+class Staged:
+    """Fragments written for a commit that has not happened (none when there were no rows), and the schema
+    they fit."""
 
-    def missing_count(self) -> int:
-        return self.manifest.next_row_id - self.manifest.rows
+    fragments: tuple[Any, ...]  # lance FragmentMetadata
+    schema: pa.Schema
+    rows: int
 
-    def to_arrow(self, *, with_row_ids: bool = False) -> pa.Table:
-        """Every live row, in commit order; `_rowid` as the last column when asked for."""
-        self.table._retain(self.manifest)
-        parts = [self.table._read(ref) for ref in self.manifest.fragments]
-        schema = self.schema.append(pa.field(ROW_ID, pa.int64(), nullable=False))
-        data = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
-        deleted = self.deleted_row_ids()
-        if len(deleted):
-            data = data.filter(pc.invert(pc.is_in(data.column(ROW_ID), value_set=pa.array(deleted))))
-        return data if with_row_ids else data.drop_columns([ROW_ID])
+    @property
+    def files(self) -> list[str]:
+        return [f"{DATA_DIR}/{f.path}" for fragment in self.fragments for f in fragment.files]
+
+
+Restage = Callable[[list[Staged], pa.Schema], list[Staged]]
+Deletes = Mapping[int, np.ndarray]  # fragment id -> physical row offsets to delete
 
 
 class Table:
     def __init__(self, directory: Path, name: str) -> None:
         self.name = name
         self.directory = directory
-        self._thread_lock = threading.Lock()
-        self._cache: dict[str, pa.Table] = {}  # fragment path@first row id -> rows with `_rowid`
-        self._cached_versions: OrderedDict[int, frozenset[str]] = OrderedDict()  # what the cache keeps
+        self.uri = str(directory)
+        self.checksums = ChecksumLog(directory, name)
+        self._write_lock = threading.Lock()
         self._cache_lock = threading.Lock()
+        self._datasets: OrderedDict[int, Any] = OrderedDict()
         self._latest: tuple[int, int] | None = None  # (versions dir mtime, latest version)
 
     # ----- reading ------------------------------------------------------------------------------------
@@ -97,152 +104,335 @@ class Table:
         return manifest.versions(self.directory)
 
     def latest_version(self) -> int:
-        """The latest version without listing the directory when nothing changed: commits in this process
-        record it, and a commit by another process changes the versions directory's mtime."""
-        stamp = os.stat(self.directory / manifest.VERSIONS_DIR).st_mtime_ns
+        """The latest version without opening the dataset when nothing changed: a commit (here or by another
+        process, LanceDB included) changes the versions folder's mtime."""
+        try:
+            stamp = os.stat(self.directory / VERSIONS_DIR).st_mtime_ns
+        except FileNotFoundError:
+            raise TableNotFound(f"no table named {self.name!r}", table=self.name) from None
         with self._cache_lock:
             if self._latest is not None and self._latest[0] == stamp:
                 return self._latest[1]
-        latest = self.version_numbers()[-1]
+        latest = self._open(None).version
         with self._cache_lock:
             self._latest = (stamp, latest)
         return latest
 
-    def manifest(self, version: int | None = None) -> Manifest:
+    def _open(self, version: int | None) -> Any:
+        try:
+            return lance.dataset(self.uri, version=version)
+        except ValueError as exc:
+            text = str(exc)
+            if version is not None and ("not found" in text.lower() or "does not exist" in text.lower()):
+                raise VersionNotFound(f"table {self.name!r} has no version {version}", table=self.name,
+                                      version=version) from None
+            raise DataLoss(f"table {self.name!r}: Lance cannot open version {version or 'latest'} "
+                           f"({text[:300]})", reason="MANIFEST_CORRUPT", table=self.name) from None
+        except OSError as exc:
+            raise DataLoss(f"table {self.name!r}: Lance cannot open it ({str(exc)[:300]})",
+                           reason="MANIFEST_CORRUPT", table=self.name) from None
+
+    def dataset(self, version: int | None = None) -> Any:
+        """The dataset opened at `version` (latest when None); opened versions are immutable and cached."""
         if version is None:
             version = self.latest_version()
-        return manifest.read(self.directory, version, table=self.name)
+        with self._cache_lock:
+            found = self._datasets.get(version)
+            if found is not None:
+                self._datasets.move_to_end(version)
+                return found
+        if version <= 0 or version not in self._version_set(version):
+            raise VersionNotFound(f"table {self.name!r} has no version {version}", table=self.name, version=version)
+        opened = self._open(version)
+        self.checksums.verify(str(manifest.manifest_file(self.directory, version).relative_to(self.directory)),
+                              reason="MANIFEST_CORRUPT")
+        with self._cache_lock:
+            self._datasets[version] = opened
+            while len(self._datasets) > DATASETS_CACHED:
+                self._datasets.popitem(last=False)
+        return opened
+
+    def _version_set(self, version: int) -> set[int]:
+        latest = self.latest_version()
+        if version == latest:
+            return {latest}
+        return set(self.version_numbers())
+
+    def manifest(self, version: int | None = None) -> Manifest:
+        return manifest.from_dataset(self.dataset(version))
 
     def snapshot(self, version: int | None = None) -> Snapshot:
-        return Snapshot(self, self.manifest(version))
+        dataset = self.dataset(version)
+        return Snapshot(self, manifest.from_dataset(dataset), dataset)
 
-    def _retain(self, version: Manifest) -> None:
-        """Keeps the files of `version` and the few versions read before it cached, and drops the rest, so
-        the cache follows the versions in use rather than every fragment ever read."""
-        with self._cache_lock:
-            self._cached_versions[version.version] = frozenset(map(_cache_key, _files(version)))
-            self._cached_versions.move_to_end(version.version)
-            while len(self._cached_versions) > VERSIONS_CACHED:
-                self._cached_versions.popitem(last=False)
-            kept = frozenset().union(*self._cached_versions.values())
-            for key in [k for k in self._cache if k not in kept]:
-                del self._cache[key]
-
-    def fragment(self, ref: manifest.FileRef) -> pa.Table:
-        """The rows of one data fragment of this table, with their `_rowid` column."""
-        return self._read(ref)
-
-    def _read(self, ref: manifest.FileRef) -> pa.Table:
-        """A data fragment with its `_rowid` column (ids are assigned by the manifest that lists it)."""
-        key = _cache_key(ref)
-        with self._cache_lock:
-            cached = self._cache.get(key)
-        if cached is None:
-            cached = fragments.read(self.directory, ref, table=self.name)  # files are immutable: cache them
-            if ref.first_row_id is not None:
-                cached = _with_row_ids(cached, ref.first_row_id)
-            with self._cache_lock:
-                self._cache[key] = cached
-        return cached
-
-    # ----- writing ------------------------------------------------------------------------------------
-    @contextmanager
-    def _writer(self) -> Iterator[None]:
-        with self._thread_lock, open(self.directory / ".lock", "a+b") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
+    def history(self) -> list[Manifest]:
+        """Every version with its time, operation and row count (one listing, as LanceDB shows them)."""
+        latest = self.dataset()
+        found = []
+        for entry in latest.versions():
+            number = int(entry["version"])
+            operation = ""
             try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                transaction = latest.read_transaction(number)
+            except (OSError, ValueError):
+                transaction = None
+            if transaction is not None:
+                operation = (transaction.transaction_properties or {}).get(OPERATION_KEY) or \
+                    type(transaction.operation).__name__.lower()
+            if number == 1 and operation in ("", "overwrite"):
+                operation = "create"
+            rows = int(entry.get("metadata", {}).get("total_rows", 0))
+            found.append(Manifest(version=number, schema=pa.schema([]), operation=operation,
+                                  timestamp=entry["timestamp"].timestamp(), row_count=rows))
+        return found
 
-    def commit(self, change: Callable[[Manifest], Manifest]) -> Manifest:
-        """Applies `change` to the latest manifest and publishes the result as the next version."""
-        with self._writer():
-            base = self.manifest(self.version_numbers()[-1])  # listed under the lock: authoritative
-            new = change(base)
-            if new.version != base.version + 1:
-                raise RuntimeError("this is a bug: a commit must publish exactly the next version")
-            manifest.publish(self.directory, new)
-            stamp = os.stat(self.directory / manifest.VERSIONS_DIR).st_mtime_ns
-            with self._cache_lock:
-                self._latest = (stamp, new.version)
-            return new
+    def read_fragment(self, snapshot: Snapshot, ref: FragmentRef, columns: Sequence[str]) -> pa.Table:
+        """Every physical row of a fragment (deleted ones too, `_rowid` null for them), the given columns and
+        `_rowid`, after checking its files' checksums."""
+        for path in ref.files:
+            self.checksums.verify(path)
+        fragment = snapshot.dataset.get_fragment(ref.id)
+        try:
+            rows = fragment.scanner(columns=list(columns), with_row_id=True, include_deleted_rows=True).to_table()
+            rows.validate(full=True)  # what Arrow compute will read (Lance checks what it writes, not reads)
+            return rows
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({str(exc)[:300]})",
+                           reason="FRAGMENT_CORRUPT", table=self.name) from None
 
+    def live_offsets(self, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
+        """The physical offsets of the fragment's rows this version holds; None when it deletes none."""
+        if ref.deletion is None:
+            return None
+        self.checksums.verify(ref.deletion)
+        fragment = snapshot.dataset.get_fragment(ref.id)
+        try:
+            addresses = fragment.to_table(columns=[], with_row_address=True).column("_rowaddr").to_numpy()
+        except (OSError, ValueError) as exc:
+            raise DataLoss(f"table {self.name!r}: the deletions of fragment {ref.id} are unreadable "
+                           f"({str(exc)[:300]})", reason="FRAGMENT_CORRUPT", table=self.name) from None
+        return (addresses & 0xFFFFFFFF).astype(np.int64)
+
+    # ----- staging ------------------------------------------------------------------------------------
     def stage(self, data: pa.Table, schema: pa.Schema) -> Staged:
-        """Writes rows (conformed to `schema`) as a fragment no version lists yet; `commit_rows` publishes
-        it, `discard` removes it. Staging needs no lock, so a long add does not hold up other writers."""
+        """Writes rows (conformed to `schema`) as fragments no version lists yet, durably and checksummed;
+        a commit publishes them, `discard` removes them. Staging takes no lock, so a long add does not hold
+        up other writers."""
         rows = conform(data, schema)
         if rows.num_rows == 0:
-            return Staged(None, schema)
-        return Staged(fragments.write(self.directory, rows), schema)
+            return Staged((), schema, 0)
+        written = self._write_fragments(rows, schema, same_schema=schema.equals(self.manifest().schema))
+        return Staged(tuple(written), schema, rows.num_rows)
+
+    def _write_fragments(self, rows: pa.Table, schema: pa.Schema, *, same_schema: bool) -> list[Any]:
+        with durable.storage_errors(self.directory / DATA_DIR / "fragment"):
+            written = write_fragments(rows, self.uri, schema=schema, mode="append" if same_schema else "overwrite",
+                                      max_rows_per_file=MAX_ROWS_PER_FILE)
+        paths = [f"{DATA_DIR}/{f.path}" for fragment in written for f in fragment.files]
+        try:
+            self._make_durable(paths)
+        except BaseException:
+            for relative in paths:
+                (self.directory / relative).unlink(missing_ok=True)
+            raise
+        return written
+
+    def _make_durable(self, paths: Iterable[str]) -> None:
+        paths = list(paths)
+        folders = set()
+        for relative in paths:
+            durable.fsync_file(self.directory / relative)
+            folders.add((self.directory / relative).parent)
+        for folder in folders:
+            durable.fsync_dir(folder)
+        self.checksums.record(paths)
+
+    def read_staged(self, staged: Staged) -> pa.Table:
+        """The rows of staged fragments, read back (an append restaged for a schema that changed)."""
+        from lance.file import LanceFileReader
+
+        parts = [LanceFileReader(str(self.directory / relative)).read_all().to_table() for relative in staged.files]
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
     def discard(self, staged: Iterable[Staged]) -> None:
         for item in staged:
-            if item.ref is not None:
-                (self.directory / item.ref.path).unlink(missing_ok=True)
+            for relative in item.files:
+                (self.directory / relative).unlink(missing_ok=True)
 
-    def commit_rows(self, staged: Sequence[Staged] = (), *, delete_row_ids: np.ndarray | None = None,
-                    overwrite: bool = False, schema: pa.Schema | None = None, read_at: Manifest | None = None,
-                    operation: str = "append", restage: Restage | None = None,
-                    still_wanted: Callable[[], bool] | None = None) -> Manifest:
-        """Publishes staged fragments (their rows get the next row ids) and deletions as one version.
+    # ----- committing ---------------------------------------------------------------------------------
+    def _commit(self, operation: Any, read_version: int, name: str) -> Manifest:
+        """One Lance commit, made durable before it returns (the caller holds the write lock)."""
+        transaction = Transaction(read_version=read_version, operation=operation, uuid=str(uuid.uuid4()),
+                                  transaction_properties={OPERATION_KEY: name})
+        try:
+            with durable.storage_errors(self.directory / VERSIONS_DIR / "manifest"):
+                committed = lance.LanceDataset.commit(self.uri, transaction, read_version=read_version,
+                                                      max_retries=5)
+        except OSError as exc:  # Lance reports a conflict as OSError / CommitConflictError
+            if "conflict" in str(exc).lower() or "incompatible" in str(exc).lower():
+                raise Aborted(f"table {self.name!r} was changed by another writer during the change; retry it",
+                              reason="WRITE_CONFLICT", table=self.name) from None
+            raise
+        self._sync_commit(committed.version, transaction.uuid)
+        with self._cache_lock:  # readers open their own dataset objects: pylance's are not shared across threads
+            self._latest = (os.stat(self.directory / VERSIONS_DIR).st_mtime_ns, committed.version)
+        return dataclasses.replace(manifest.from_dataset(committed), operation=name)
 
-        `read_at`: the version the change was computed from (update, merge, delete by filter); the commit
-        is refused (WRITE_CONFLICT, retry it) if the table was overwritten or restored since. Staged rows
-        must have been conformed to the latest schema, or to `schema` when overwriting with a new one;
-        `restage` (an append's) conforms them again, under the lock, if the schema changed meanwhile (an
-        embedding function switched), instead of refusing the commit. `still_wanted`, asked under the lock
-        just before publishing, can still call the change off (its caller went away).
+    def _sync_commit(self, version: int, transaction_id: str) -> None:
+        manifest_path = manifest.manifest_file(self.directory, version)
+        durable.fsync_file(manifest_path)
+        hint = self.directory / VERSIONS_DIR / "latest_version_hint.json"
+        if hint.exists():
+            durable.fsync_file(hint)
+        for txn in (self.directory / TRANSACTIONS_DIR).glob(f"*-{transaction_id}.txn"):
+            durable.fsync_file(txn)
+        for folder in (VERSIONS_DIR, TRANSACTIONS_DIR):
+            if (self.directory / folder).is_dir():
+                durable.fsync_dir(self.directory / folder)
+        self.checksums.record([str(manifest_path.relative_to(self.directory))])
+
+    def _base(self) -> Any:
+        """The latest dataset, opened afresh under the write lock (authoritative) and used by the writer only:
+        a pylance dataset a thread mutates (deleting rows of its fragments) must not be read by another."""
+        return self._open(None)
+
+    def commit_rows(self, staged: Sequence[Staged] = (), *, deletes: Deletes | None = None, overwrite: bool = False,
+                    schema: pa.Schema | None = None, read_at: Manifest | None = None, operation: str = "append",
+                    restage: Restage | None = None, still_wanted: Callable[[], bool] | None = None) -> Manifest:
+        """Publishes staged fragments and deletions (physical offsets per fragment) as one version.
+
+        `read_at`: the version the change was computed from (update, merge, delete by filter); Lance refuses
+        the commit (WRITE_CONFLICT, retry it) if a conflicting change landed since. Staged rows must fit the
+        latest schema, or `schema` when overwriting with a new one; `restage` (an append's) conforms them
+        again, under the lock, if the schema changed meanwhile (an embedding function switched), instead of
+        refusing. `still_wanted`, asked under the lock just before committing, can still call it off.
         """
         current = list(staged)
-        written: list[manifest.FileRef] = []  # deletion files this commit wrote
-
-        def change(base: Manifest) -> Manifest:
-            if still_wanted is not None and not still_wanted():
-                raise Cancelled(f"the caller went away before the change to table {self.name!r} was committed; "
-                                "nothing was committed", reason="CALLER_GONE", table=self.name)
-            target = schema if (overwrite and schema is not None) else base.schema
-            if any(not item.schema.equals(target) for item in current):
-                if restage is None or overwrite:
-                    raise Aborted(f"table {self.name!r} changed its schema during the write; retry it",
-                                  reason="WRITE_CONFLICT", table=self.name)
-                current[:] = restage(current, target)
-            if read_at is not None and not extends(read_at, base):
-                raise Aborted(f"table {self.name!r} was overwritten or restored during the change; retry it",
-                              reason="WRITE_CONFLICT", table=self.name)
-            deleting = np.unique(np.asarray(delete_row_ids if delete_row_ids is not None else [], dtype=np.int64))
-            previous = Snapshot(self, base).deleted_row_ids() if len(deleting) else np.empty(0, dtype=np.int64)
-            if read_at is not None and len(deleting) and not _held(base, previous, deleting).all():
-                raise Aborted(f"rows of table {self.name!r} this change replaces were changed by another "
-                              "writer meanwhile; retry it", reason="WRITE_CONFLICT", table=self.name)
-            next_id = base.next_row_id
-            refs = []
-            for item in current:
-                if item.ref is not None:
-                    refs.append(item.ref.with_first_row_id(next_id))
-                    next_id += item.ref.rows
-            if overwrite:
-                return base.successor(schema=target, fragments=tuple(refs), deletions=None, indexes=(),
-                                      next_row_id=next_id, operation=operation, lineage=base.version + 1)
-            kept, deletions = base.fragments, base.deletions
-            merged = np.union1d(previous, deleting)
-            if len(merged) != len(previous):
-                kept, merged = _drop_whole(base.fragments, merged)
-                deletions = (fragments.write(self.directory, pa.table({ROW_ID: pa.array(merged, type=pa.int64())}),
-                                             DELETIONS_DIR) if len(merged) else None)
-                if deletions is not None:
-                    written.append(deletions)
-            return base.successor(fragments=kept + tuple(refs), deletions=deletions,
-                                  next_row_id=next_id, operation=operation)
-
+        written: list[str] = []
         try:
-            return self.commit(change)
+            with self._write_lock:
+                base = self._base()
+                if still_wanted is not None and not still_wanted():
+                    raise Cancelled(f"the caller went away before the change to table {self.name!r} was "
+                                    "committed; nothing was committed", reason="CALLER_GONE", table=self.name)
+                base_schema, _ = manifest.split_schema(base.schema)
+                target = schema if (overwrite and schema is not None) else base_schema
+                if any(not item.schema.equals(target) for item in current if item.rows):
+                    if restage is None or overwrite:
+                        raise Aborted(f"table {self.name!r} changed its schema during the write; retry it",
+                                      reason="WRITE_CONFLICT", table=self.name)
+                    current[:] = restage(current, target)
+                new = [f for item in current for f in item.fragments]
+                if overwrite:
+                    op = LanceOperation.Overwrite(manifest.with_indexes(target, ()), new)
+                    return self._commit(op, base.version, operation)
+                read_version = read_at.version if read_at is not None else base.version
+                updated, removed = self._deletions(base, deletes or {}, written)
+                if not updated and not removed:
+                    op = LanceOperation.Append(new)
+                elif not new:
+                    op = LanceOperation.Delete(updated, removed, f"vectorlane {operation}")
+                else:
+                    op = LanceOperation.Update(removed_fragment_ids=removed, updated_fragments=updated,
+                                               new_fragments=new)
+                return self._commit(op, read_version, operation)
         except BaseException:
             self.discard(current)
-            for ref in written:
-                (self.directory / ref.path).unlink(missing_ok=True)
+            for relative in written:
+                (self.directory / relative).unlink(missing_ok=True)
             raise
 
+    def _deletions(self, base: Any, deletes: Deletes, written: list[str]) -> tuple[list[Any], list[int]]:
+        """(fragments with their new deletion files, ids of fragments left empty), deletion files durable."""
+        updated, removed = [], []
+        for fragment_id, offsets in sorted(deletes.items()):
+            if len(offsets) == 0:
+                continue
+            fragment = base.get_fragment(int(fragment_id))
+            if fragment is None:
+                raise Aborted(f"rows of table {self.name!r} this change replaces were changed by another writer "
+                              "meanwhile; retry it", reason="WRITE_CONFLICT", table=self.name)
+            with durable.storage_errors(self.directory / DELETIONS_DIR / "deletion"):
+                result = fragment.delete_rows(np.unique(np.asarray(offsets, dtype=np.int64)).tolist())
+            if result is None:
+                removed.append(int(fragment_id))
+            else:
+                path = manifest.deletion_path(result.id, result.deletion_file)
+                written.append(path)
+                self._make_durable([path])
+                updated.append(result)
+        return updated, removed
+
+    def restore(self, version: int) -> Manifest:
+        """Makes the contents of `version` the latest, as a new version (history is kept)."""
+        self.dataset(version)  # VERSION_NOT_FOUND before anything is written
+        with self._write_lock:
+            base = self._base()
+            return self._commit(LanceOperation.Restore(version), base.version, f"restore:{version}")
+
+    def set_indexes(self, change: Callable[[Manifest], list[dict[str, Any]]], read_at: Manifest | None = None,
+                    operation: str = "create_index") -> Manifest:
+        """Replaces the index catalog with `change(latest)`, in a version of its own."""
+        with self._write_lock:
+            base = self._base()
+            current = manifest.from_dataset(base)
+            indexes = change(current)
+            if read_at is not None and not _rows_extend(read_at, base):
+                raise Aborted(f"table {self.name!r} was overwritten or restored while the index was built; build "
+                              "it again", reason="WRITE_CONFLICT", table=self.name)
+            raw = manifest.with_indexes(current.schema, indexes).metadata or {}
+            key = manifest.INDEXES_KEY.decode()
+            value = raw.get(manifest.INDEXES_KEY)
+            op = LanceOperation.UpdateConfig(schema_metadata_updates=LanceOperation.UpdateMap(
+                {key: value.decode() if value is not None else None}))
+            return self._commit(op, base.version, operation)
+
+    def rewrite_columns(self, schema: pa.Schema, rewrite: Callable[[Snapshot, FragmentRef], pa.Table],
+                        indexes: Callable[[Manifest], list[dict[str, Any]]], *, read_at: Manifest,
+                        operation: str) -> Manifest:
+        """Gives every fragment of the latest version new data files in `schema` (`rewrite` returns its
+        physical rows, deleted ones included, in order), keeping fragment ids, row ids and deletions, with
+        the index catalog `indexes` returns: one commit. Fragments written before the lock are reused."""
+        written: list[str] = []
+        done: dict[tuple[int, tuple[str, ...]], Any] = {}
+        try:
+            snapshot = self.snapshot()
+            for ref in snapshot.manifest.fragments:  # most of the work, before taking the lock
+                done[ref.data_key] = self._rewritten(snapshot, ref, schema, rewrite, written)
+            with self._write_lock:
+                base = self._base()
+                current = manifest.from_dataset(base)
+                if not _rows_extend(read_at, base):
+                    raise Aborted(f"table {self.name!r} was overwritten, restored or altered during the switch",
+                                  reason="WRITE_CONFLICT", table=self.name)
+                latest = Snapshot(self, current, base)
+                fragments = []
+                for ref in current.fragments:
+                    metadata = done.get(ref.data_key)
+                    if metadata is None:  # added after the pass above: rewritten now, under the lock
+                        metadata = self._rewritten(latest, ref, schema, rewrite, written)
+                    fragments.append(dataclasses.replace(metadata, deletion_file=ref.metadata.deletion_file))
+                target = manifest.with_indexes(schema, indexes(current))
+                return self._commit(LanceOperation.Merge(fragments, target), base.version, operation)
+        except BaseException:
+            for relative in written:
+                (self.directory / relative).unlink(missing_ok=True)
+            raise
+
+    def _rewritten(self, snapshot: Snapshot, ref: FragmentRef, schema: pa.Schema,
+                   rewrite: Callable[[Snapshot, FragmentRef], pa.Table], written: list[str]) -> Any:
+        rows = conform(rewrite(snapshot, ref), schema)
+        if rows.num_rows != ref.physical_rows:
+            raise RuntimeError("this is a bug: a rewritten fragment must keep every physical row")
+        new = self._write_fragments(rows, schema, same_schema=False)
+        written.extend(f"{DATA_DIR}/{f.path}" for fragment in new for f in fragment.files)
+        if len(new) != 1:
+            raise RuntimeError("this is a bug: a fragment was rewritten as several")
+        return dataclasses.replace(new[0], id=ref.id, row_id_meta=ref.metadata.row_id_meta,
+                                   created_at_version_meta=ref.metadata.created_at_version_meta,
+                                   last_updated_at_version_meta=ref.metadata.last_updated_at_version_meta)
+
+    # convenience for tests and simple callers
     def append(self, data: pa.Table) -> Manifest:
         return self.commit_rows([self.stage(data, self.manifest().schema)])
 
@@ -251,75 +441,29 @@ class Table:
         target = schema or self.manifest().schema
         return self.commit_rows([self.stage(data, target)], overwrite=True, schema=target, operation="overwrite")
 
-    def delete_row_ids(self, row_ids: np.ndarray) -> Manifest:
-        return self.commit_rows(delete_row_ids=row_ids, operation="delete")
 
-    def restore(self, version: int) -> Manifest:
-        """Makes the contents of `version` the latest, as a new version (history is kept)."""
-        old = self.manifest(version)
-
-        def change(base: Manifest) -> Manifest:
-            return base.successor(schema=old.schema, fragments=old.fragments, deletions=old.deletions,
-                                  indexes=old.indexes, operation=f"restore:{version}", lineage=base.version + 1)
-
-        return self.commit(change)
+_HISTORY_BREAKS = ("Overwrite", "Restore", "Merge", "Project", "Rewrite", "DataReplacement")
 
 
-@dataclass(frozen=True)
-class Staged:
-    """A written fragment waiting for its commit (None when there were no rows), and the schema it fits."""
-
-    ref: manifest.FileRef | None
-    schema: pa.Schema
-
-
-Restage = Callable[[list["Staged"], pa.Schema], list["Staged"]]
-
-
-def extends(read_at: Manifest, base: Manifest) -> bool:
-    """Whether `base` grew from `read_at` by appends, deletes and index changes only (no overwrite/restore)."""
-    return base.lineage == read_at.lineage and base.schema.equals(read_at.schema)
-
-
-def _ranges(version: Manifest) -> list[tuple[int, int]]:
-    """The row-id range [start, end) of each data fragment of `version`, in id order."""
-    return sorted((f.first_row_id, f.first_row_id + f.rows) for f in version.fragments if f.first_row_id is not None)
-
-
-def _held(version: Manifest, deleted: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Which of `ids` are rows of `version`: inside one of its fragments and not deleted."""
-    ranges = np.array(_ranges(version), dtype=np.int64).reshape(-1, 2)
-    at = np.searchsorted(ranges[:, 0], ids, side="right") - 1
-    inside = (at >= 0) & (ids < ranges[np.maximum(at, 0), 1]) if len(ranges) else np.zeros(len(ids), dtype=bool)
-    return inside & ~np.isin(ids, deleted)
-
-
-def _drop_whole(refs: tuple[manifest.FileRef, ...], deleted: np.ndarray
-                ) -> tuple[tuple[manifest.FileRef, ...], np.ndarray]:
-    """(fragments that keep a live row, the deleted ids inside them): a fragment whose every row is deleted
-    leaves the manifest, and its ids leave the deletions."""
-    kept, kept_ids = [], []
-    for ref in refs:
-        start, end = ref.first_row_id, ref.first_row_id + ref.rows
-        inside = deleted[np.searchsorted(deleted, start):np.searchsorted(deleted, end)]
-        if len(inside) < ref.rows:
-            kept.append(ref)
-            kept_ids.append(inside)
-    return tuple(kept), (np.concatenate(kept_ids) if kept_ids else np.empty(0, dtype=np.int64))
-
-
-def _files(version: Manifest) -> tuple[manifest.FileRef, ...]:
-    return version.fragments + ((version.deletions,) if version.deletions else ())
-
-
-def _cache_key(ref: manifest.FileRef) -> str:
-    return f"{ref.path}@{ref.first_row_id}"
+def _rows_extend(read_at: Manifest, base: Any) -> bool:
+    """Whether the latest dataset `base` grew from `read_at` by appends, deletes, updates and index changes
+    only (no overwrite, restore, column rewrite or compaction in between), with the same schema."""
+    if not manifest.split_schema(base.schema)[0].equals(read_at.schema):
+        return False
+    for version in range(read_at.version + 1, int(base.version) + 1):
+        try:
+            transaction = base.read_transaction(version)
+        except (OSError, ValueError):
+            return False
+        if transaction is None or type(transaction.operation).__name__ in _HISTORY_BREAKS:
+            return False
+    return True
 
 
 def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     """`data` with the table's columns in the table's order and types; missing nullable columns are null."""
     names = set(schema.names)
-    unknown = [n for n in data.column_names if n not in names]
+    unknown = [n for n in data.column_names if n not in names and n != ROW_ID]
     if unknown:
         raise InvalidArgument(f"column {unknown[0]!r} is not in the table's schema", reason="UNKNOWN_COLUMN",
                               column=unknown[0])
@@ -342,62 +486,61 @@ def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _with_row_ids(rows: pa.Table, first: int) -> pa.Table:
-    return rows.append_column(pa.field(ROW_ID, pa.int64(), nullable=False),
-                              pa.array(np.arange(first, first + rows.num_rows, dtype=np.int64)))
-
-
 class TableStore:
-    """The tables under one data directory."""
+    """The tables under one data directory: `<root>/<name>.lance`, as LanceDB lays them out."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.tables_dir = root / TABLES_DIR
-        self.tables_dir.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
         self._open: dict[str, Table] = {}
         self._lock = threading.Lock()
 
+    def path(self, name: str) -> Path:
+        return self.root / f"{name}{SUFFIX}"
+
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.tables_dir.iterdir()
-                      if not p.name.startswith(".") and (p / manifest.VERSIONS_DIR).is_dir())
+        found = []
+        for entry in self.root.iterdir():
+            if entry.name.endswith(SUFFIX) and not entry.name.startswith(".") and (entry / VERSIONS_DIR).is_dir():
+                found.append(entry.name[: -len(SUFFIX)])
+        return sorted(found)
 
     def open(self, name: str) -> Table:
         check_table_name(name)
         with self._lock:
             table = self._open.get(name)
             if table is None:
-                directory = self.tables_dir / name
-                if not (directory / manifest.VERSIONS_DIR).is_dir():
+                directory = self.path(name)
+                if not (directory / VERSIONS_DIR).is_dir():
                     raise TableNotFound(f"no table named {name!r}", table=name)
                 table = self._open[name] = Table(directory, name)
             return table
 
     def exists(self, name: str) -> bool:
         check_table_name(name)
-        return (self.tables_dir / name / manifest.VERSIONS_DIR).is_dir()
+        return (self.path(name) / VERSIONS_DIR).is_dir()
 
     def create(self, name: str, schema: pa.Schema, data: pa.Table | None = None) -> Table:
-        """Creates a table at version 1 (with `data` when given); TableExists if the name is taken."""
+        """Creates a table at version 1 (with `data` when given); TableExists if the name is taken. The
+        dataset is written under a temporary name, made durable, and renamed into place whole."""
         check_table_name(name)
-        staging = self.tables_dir / f".creating-{uuid.uuid4().hex}"
+        staging = self.root / f".creating-{uuid.uuid4().hex}{SUFFIX}"
         try:
-            for sub in (manifest.VERSIONS_DIR, DATA_DIR, DELETIONS_DIR):
-                (staging / sub).mkdir(parents=True)
-            refs: tuple[manifest.FileRef, ...] = ()
-            rows = conform(data, schema) if data is not None else None
-            if rows is not None and rows.num_rows:
-                refs = (fragments.write(staging, rows).with_first_row_id(0),)
-            first = Manifest(version=1, schema=schema, fragments=refs,
-                             next_row_id=rows.num_rows if rows is not None else 0)
-            manifest.publish(staging, first)
-            for sub in (DATA_DIR, DELETIONS_DIR):
-                durable.fsync_dir(staging / sub)
+            rows = conform(data, schema) if data is not None else schema.empty_table()
+            with durable.storage_errors(staging / VERSIONS_DIR / "manifest"):
+                lance.write_dataset(rows, str(staging), schema=manifest.with_indexes(schema, ()), mode="create",
+                                    enable_stable_row_ids=True, max_rows_per_file=MAX_ROWS_PER_FILE)
+            (staging / SIDECAR_DIR).mkdir()
+            _sync_tree(staging)
+            ChecksumLog(staging, name).record(
+                str(p.relative_to(staging)) for folder in (DATA_DIR, VERSIONS_DIR) if (staging / folder).is_dir()
+                for p in sorted((staging / folder).iterdir()) if p.suffix in (".lance", ".manifest"))
             with self._lock:
-                target = self.tables_dir / name
+                target = self.path(name)
                 if target.exists():
                     raise TableExists(f"a table named {name!r} exists", table=name)
                 os.rename(staging, target)  # the table appears whole, or not at all
-                durable.fsync_dir(self.tables_dir)
+                durable.fsync_dir(self.root)
                 self._open.pop(name, None)
         finally:
             if staging.exists():
@@ -407,11 +550,18 @@ class TableStore:
     def drop(self, name: str) -> None:
         check_table_name(name)
         with self._lock:
-            directory = self.tables_dir / name
-            if not (directory / manifest.VERSIONS_DIR).is_dir():
+            directory = self.path(name)
+            if not (directory / VERSIONS_DIR).is_dir():
                 raise TableNotFound(f"no table named {name!r}", table=name)
-            graveyard = self.tables_dir / f".dropped-{uuid.uuid4().hex}"
+            graveyard = self.root / f".dropped-{uuid.uuid4().hex}"
             os.rename(directory, graveyard)  # gone from view in one step
-            durable.fsync_dir(self.tables_dir)
+            durable.fsync_dir(self.root)
             self._open.pop(name, None)
         shutil.rmtree(graveyard, ignore_errors=True)
+
+
+def _sync_tree(root: Path) -> None:
+    for base, folders, names in os.walk(root):
+        for name in names:
+            durable.fsync_file(Path(base) / name)
+        durable.fsync_dir(Path(base))

@@ -69,15 +69,13 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_change_and_shows_no_half
 
 def stray_files(data: Path) -> list[str]:
     """Files under the data directory that no version of any table references."""
-    from store_service.storage.garbage import COLLECTED_DIRS, referenced
+    from store_service.storage.recovery import referenced_files
 
-    tables = data / "tables"
-    found = [p.name for p in tables.iterdir() if p.name.startswith((".creating-", ".dropped-"))]
-    for table in (p for p in tables.iterdir() if not p.name.startswith(".")):
-        keep = referenced(table)
-        found += [f"{table.name}/{sub}/{f.name}" for sub in COLLECTED_DIRS if (table / sub).is_dir()
-                  for f in (table / sub).iterdir() if f"{sub}/{f.name}" not in keep]
-        found += [f.name for f in (table / "_versions").iterdir() if f.name.endswith(".tmp")]
+    found = [p.name for p in data.iterdir() if p.name.startswith((".creating-", ".dropped-"))]
+    for table in (p for p in data.iterdir() if p.name.endswith(".lance") and not p.name.startswith(".")):
+        keep = referenced_files(table)
+        found += [f"{table.name}/{sub}/{f.name}" for sub in ("data", "_deletions", "_vectorlane/indexes")
+                  if (table / sub).is_dir() for f in (table / sub).iterdir() if f"{sub}/{f.name}" not in keep]
     return found
 
 
@@ -91,7 +89,7 @@ def test_a_corrupt_fragment_is_data_loss_for_its_table_only(tmp_path, word_hash_
         change.call(store.stub)
         workload.ledgers[change.table] = change.after
     store.stop(signal.SIGTERM)
-    fragments = sorted((data / "tables" / VEC).rglob("*.arrow"))
+    fragments = sorted((data / f"{VEC}.lance" / "data").glob("*.lance"))
     assert fragments, "no fragment files to corrupt"
     raw = bytearray(fragments[0].read_bytes())
     raw[len(raw) // 2] ^= 0xFF

@@ -5,7 +5,6 @@ is gone."""
 
 from __future__ import annotations
 
-import builtins
 import errno
 import subprocess
 import threading
@@ -152,28 +151,6 @@ def test_bursts_of_429_and_500_succeed_within_max_retries(start_embed, monkeypat
 
 
 # ----- a full disk -------------------------------------------------------------------------------------------
-class SmallDisk:
-    """An injected write error: files the store writes share `free` bytes, then writes fail with ENOSPC."""
-
-    def __init__(self, free: float) -> None:
-        self.free = free
-
-    def open(self, path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        handle = builtins.open(path, mode, *args, **kwargs)
-        if "w" not in mode and "x" not in mode and "a" not in mode:
-            return handle
-        disk, write = self, handle.write
-
-        def limited(data: Any) -> int:
-            if len(data) > disk.free:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            disk.free -= len(data)
-            return write(data)
-
-        handle.write = limited
-        return handle
-
-
 def vector_rows(first: int, count: int) -> pb.Rows:
     vectors = np.random.default_rng(first).standard_normal((count, 8)).astype(np.float32)
     return arrow_rows(pa.table({"id": pa.array(range(first, first + count), pa.int64()),
@@ -193,16 +170,26 @@ def assert_readable_as_before(store, before: tuple[int, int, set[str]]) -> None:
 
 
 def test_a_full_disk_fails_the_add_clearly_and_the_table_stays_at_its_version(start_store, monkeypatch):  # noqa: F811
+    """The disk reports itself full when the store makes a staged fragment durable (fsync answers ENOSPC on
+    filesystems that allocate late); the real full filesystem is the test below."""
     store = start_store(None)
     make_vector_table(store)
     before = state(store, "v")
-    disk = SmallDisk(free=2000)
-    monkeypatch.setattr(durable, "open", disk.open, raising=False)
+    full = [True]
+    real_fsync = durable.fsync_file
+
+    def fsync_file(path):
+        if full[0]:
+            with durable.storage_errors(path):
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(path)
+
+    monkeypatch.setattr(durable, "fsync_file", fsync_file)
     caught = failing(lambda: add(store.stub, "v", vector_rows(100, 500)), grpc.StatusCode.RESOURCE_EXHAUSTED, 30)
     assert error_info(caught).reason == "STORAGE_FULL" and "nothing was committed" in caught.details()
     assert str(store.data_dir) not in caught.details()
     assert_readable_as_before(store, before)
-    disk.free = float("inf")  # space freed
+    full[0] = False  # space freed
     assert add(store.stub, "v", vector_rows(100, 500)).rows_added == 500
     assert state(store, "v")[0] == 600
 

@@ -71,7 +71,7 @@ def test_a_backfill_killed_mid_way_resumes_without_embedding_finished_chunks_aga
         operation = store.stub.GetOperation(pb.GetOperationRequest(name=operation.name))
     store.stop(signal.SIGKILL)
 
-    table_dir = data / "tables" / "docs"
+    table_dir = data / "docs.lance"
     record = OperationLog(table_dir).load(operation.name.rsplit("/", 1)[1], table="docs")
     committed = np.concatenate([fragments.read(table_dir, ref, table="docs").column("_rowid").to_numpy()
                                 for ref in record.chunks])

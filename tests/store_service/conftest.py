@@ -153,5 +153,5 @@ def add(stub: pb_grpc.StorageServiceStub, table: str, *batches: pb.Rows, **optio
 
 
 def table_files(data_dir: Path, table: str) -> set[str]:
-    root = data_dir / "tables" / table
+    root = data_dir / f"{table}.lance"
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != ".lock"}

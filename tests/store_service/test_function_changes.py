@@ -139,7 +139,7 @@ def test_cancel_leaves_the_table_exactly_as_it_was(store):
     after = store.stub.GetTable(pb.GetTableRequest(name="docs")).table
     assert after == before
     assert read_all(store).equals(data_before)
-    assert not list((store.data_dir / "tables" / "docs" / "_operations").glob("*/chunks/*"))
+    assert not list((store.data_dir / "docs.lance" / "_vectorlane" / "operations").glob("*/chunks/*"))
     with pytest.raises(grpc.RpcError) as again:
         store.stub.CancelOperation(pb.CancelOperationRequest(name=operation.name))
     assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION

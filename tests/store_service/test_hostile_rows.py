@@ -104,29 +104,20 @@ def test_randomly_corrupted_streams_are_refused_or_stored_valid(store):
     store.stub.Search(pb.SearchRequest(table="t", vector=pb.Vector(values=[1, 1, 1, 1]), limit=50))
 
 
-def test_a_stored_fragment_that_is_invalid_in_full_is_data_loss_not_a_crash(store):
-    """A table stored before the validation (or by other means) never reaches Arrow compute unvalidated."""
-    import hashlib
-
-    from store_service.storage import manifest as manifests
-
+def test_a_damaged_fragment_without_a_checksum_is_data_loss_not_a_crash(start_store, embed):
+    """A table written by other means (no checksum line, as LanceDB writes them) with a damaged data file is
+    refused when read, never served as garbage or a crash; Lance refuses invalid Arrow on write itself."""
+    store = start_store(embed)
     create(store, rows=arrow_rows(good_rows()))
-    directory = store.data_dir / "tables" / "t"
-    latest = manifests.read(directory, 1, table="t")
-    ref = latest.fragments[0]
-    path = directory / ref.path
-    data = bytearray(path.read_bytes())
-    offsets = np.array([0, 5, 10, 15], dtype=np.int32).tobytes()
-    at = data.find(offsets)
-    data[at:at + 16] = np.array([0, 14, 3, 15], dtype=np.int32).tobytes()
-    path.chmod(0o644)
-    path.write_bytes(bytes(data))
-    forged = ref.__class__(ref.path, ref.rows, hashlib.sha256(bytes(data)).hexdigest(), len(data),
-                           ref.first_row_id)  # a checksum that matches: only validation can tell
-    manifests.publish(directory, latest.successor(fragments=(forged,)))
-    error = refused(lambda: store.stub.ReadRows(pb.ReadRowsRequest(table="t")))
+    directory = store.data_dir / "t.lance"
+    store.server.stop(0.2)
+    (directory / "_vectorlane" / "checksums.jsonl").unlink()
+    path = next((directory / "data").iterdir())
+    path.write_bytes(path.read_bytes()[:-64])
+    fresh = start_store(embed, data_dir=store.data_dir)
+    error = refused(lambda: fresh.stub.ReadRows(pb.ReadRowsRequest(table="t")))
     assert error.code() == grpc.StatusCode.DATA_LOSS and error_info(error).reason == "FRAGMENT_CORRUPT"
-    assert store.stub.ListTables(pb.ListTablesRequest()).names == ["t"]  # still serving
+    assert fresh.stub.ListTables(pb.ListTablesRequest()).names == ["t"]  # still serving
 
 
 def test_every_supported_column_type_is_served_end_to_end(store):

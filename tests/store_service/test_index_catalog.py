@@ -1,4 +1,4 @@
-"""Indexes on disk: recorded in the manifest, reloaded by a new process, caught up with newer rows."""
+"""Indexes beside the dataset: listed in the version's catalog, reloaded by a new process, caught up with newer rows."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from store_service.errors import AlreadyExists, DataLoss, NotFound
 from store_service.index_catalog import LoadedIndexes, create_index, drop_index, entries
 from store_service.schema import vector_type
 from store_service.storage.table import TableStore
+from store_service.table_view import ViewCache
 from store_service.vector_index import IndexParams, SearchParams
 
 DIMS = 16
@@ -30,13 +31,13 @@ def table(tmp_path):
 
 def test_an_index_is_recorded_reloaded_and_caught_up(table):
     t, rng, root = table
-    entry, manifest = create_index(t, IndexParams(kind="IVF_FLAT", num_partitions=8))
+    entry, manifest = create_index(t, ViewCache().get(t), IndexParams(kind="IVF_FLAT", num_partitions=8))
     assert manifest.operation == "create_index" and [e.name for e in entries(manifest)] == ["vector_idx"]
     new_rows = rows(rng, 500, 20)
     t.append(new_rows)
     reopened = TableStore(root).open("t")
-    snapshot = reopened.snapshot()
-    index = LoadedIndexes().get(reopened, snapshot, entries(snapshot.manifest)[0])
+    view = ViewCache().get(reopened)
+    index = LoadedIndexes().get(reopened, view, entries(view.snapshot.manifest)[0])
     assert index.size == 520
     probe = np.asarray(new_rows.column("vector").to_pylist()[7], dtype=np.float32)
     found, distances = index.search(probe, 1, options=SearchParams(nprobes=8))
@@ -45,10 +46,10 @@ def test_an_index_is_recorded_reloaded_and_caught_up(table):
 
 def test_one_index_per_column_unless_replaced_and_drop(table):
     t, _, _ = table
-    create_index(t, IndexParams(kind="FLAT"))
+    create_index(t, ViewCache().get(t), IndexParams(kind="FLAT"))
     with pytest.raises(AlreadyExists):
-        create_index(t, IndexParams(kind="HNSW"))
-    entry, manifest = create_index(t, IndexParams(kind="HNSW"), replace=True)
+        create_index(t, ViewCache().get(t), IndexParams(kind="HNSW"))
+    entry, manifest = create_index(t, ViewCache().get(t), IndexParams(kind="HNSW"), replace=True)
     assert [e.params.kind for e in entries(manifest)] == ["HNSW"]
     drop_index(t, "vector_idx")
     assert entries(t.manifest()) == []
@@ -58,9 +59,9 @@ def test_one_index_per_column_unless_replaced_and_drop(table):
 
 def test_a_corrupt_index_file_is_data_loss(table):
     t, _, root = table
-    entry, _ = create_index(t, IndexParams(kind="FLAT"))
+    entry, _ = create_index(t, ViewCache().get(t), IndexParams(kind="FLAT"))
     path = t.directory / entry.file.path
     path.write_bytes(path.read_bytes()[:-10])
     reopened = TableStore(root).open("t")
     with pytest.raises(DataLoss):
-        LoadedIndexes().get(reopened, reopened.snapshot(), entries(reopened.manifest())[0])
+        LoadedIndexes().get(reopened, ViewCache().get(reopened), entries(reopened.manifest())[0])

@@ -224,7 +224,7 @@ def test_a_corrupt_fragment_is_data_loss_naming_the_table_and_others_keep_workin
     store = start_store(embed)
     create_docs(store.stub, rows=DOCS)
     create_docs(store.stub, name="healthy", rows=DOCS)
-    fragment = next((store.data_dir / "tables" / "docs" / "data").iterdir())
+    fragment = next((store.data_dir / "docs.lance" / "data").iterdir())
     raw = bytearray(fragment.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     fragment.write_bytes(bytes(raw))

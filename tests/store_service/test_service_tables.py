@@ -58,7 +58,7 @@ def test_names_that_could_address_files_are_refused(store, name):
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(caught.value).reason == "INVALID_TABLE_NAME"
     assert not (store.data_dir.parent / "escape").exists()
-    assert [p.name for p in (store.data_dir / "tables").iterdir()] == []
+    assert [p.name for p in store.data_dir.iterdir() if not p.name.startswith(".")] == []
 
 
 def test_literal_secret_is_refused(store):
@@ -68,7 +68,7 @@ def test_literal_secret_is_refused(store):
             embedding_functions=[function("my-local-fn", "text", "vector", api_key="sk-live-123")]))
     assert error_info(caught.value).reason == "LITERAL_SECRET"
     assert "sk-live-123" not in caught.value.details()
-    assert not (store.data_dir / "tables" / "keys").exists()
+    assert not (store.data_dir / "keys.lance").exists()
 
 
 def test_list_pages_get_and_drop(store):

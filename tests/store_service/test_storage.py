@@ -1,17 +1,22 @@
-"""The storage layer: fragments, versioned manifests, snapshots, restore, checksums, names."""
+"""The storage adapter: tables as Lance datasets, each change one named Lance commit, made durable (fsync) and
+checksummed before it returns; snapshots, restore, conflicts, names; per-fragment serving state."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 
+import lance
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from store_service.errors import (Aborted, DataLoss, InvalidArgument, InvalidTableName, TableExists, TableNotFound,
                                   VersionNotFound)
+from store_service.storage import durable
 from store_service.storage.table import TableStore
+from store_service.table_view import ViewCache
 
 FUNCTIONS = [{"name": "sentence-transformers", "model": {"name": "all-MiniLM-L6-v2"}, "source_column": "text",
               "vector_column": "vector"}]
@@ -32,13 +37,32 @@ def store(tmp_path):
     return TableStore(tmp_path / "data")
 
 
-def test_create_append_and_read_back(store):
+def read(table, version=None, columns=("id",)) -> pa.Table:
+    view = ViewCache().get(table, version)
+    return view.columns(list(columns))
+
+
+def ids_of(table, version=None) -> list[int]:
+    return read(table, version).column("id").to_pylist()
+
+
+def delete_ids(table, low: int, high: int, read_at=None):
+    view = ViewCache().get(table)
+    chosen = view.row_ids[view.mask(f"id >= {low} AND id < {high}")]
+    return table.commit_rows(deletes=view.locate(chosen), read_at=read_at or view.snapshot.manifest,
+                             operation="delete")
+
+
+def test_tables_are_lance_datasets_in_lancedbs_layout(store, tmp_path):
     table = store.create("docs", SCHEMA, rows(0, 3))
     table.append(rows(3, 2))
-    data = table.snapshot().to_arrow()
-    assert data.column("id").to_pylist() == [0, 1, 2, 3, 4]
-    assert data.schema.metadata[b"embedding_functions"] == json.dumps(FUNCTIONS).encode()
+    assert table.directory == tmp_path / "data" / "docs.lance"
+    dataset = lance.dataset(str(table.directory))
+    assert dataset.has_stable_row_ids and dataset.version == 2
+    assert dataset.to_table().column("id").to_pylist() == [0, 1, 2, 3, 4]
+    assert dataset.schema.metadata[b"embedding_functions"] == json.dumps(FUNCTIONS).encode()
     assert table.version_numbers() == [1, 2]
+    assert [m.operation for m in table.history()] == ["create", "append"]
 
 
 def test_a_new_store_finds_tables_as_they_were(store, tmp_path):
@@ -46,38 +70,37 @@ def test_a_new_store_finds_tables_as_they_were(store, tmp_path):
     again = TableStore(tmp_path / "data")
     assert again.names() == ["docs"]
     snapshot = again.open("docs").snapshot()
-    assert snapshot.version == 2 and snapshot.to_arrow().num_rows == 4
+    assert snapshot.version == 2 and snapshot.manifest.rows == 4
     assert json.loads(snapshot.schema.metadata[b"embedding_functions"]) == FUNCTIONS
 
 
 def test_snapshots_are_pinned_and_old_versions_readable(store):
     table = store.create("docs", SCHEMA, rows(0, 2))
-    pinned = table.snapshot()
+    pinned = ViewCache().get(table)
     table.append(rows(2, 2))
-    assert pinned.to_arrow().num_rows == 2
-    assert table.snapshot(1).to_arrow().num_rows == 2 and table.snapshot().to_arrow().num_rows == 4
+    assert pinned.num_rows == 2
+    assert ids_of(table, 1) == [0, 1] and ids_of(table) == [0, 1, 2, 3]
     with pytest.raises(VersionNotFound):
         table.snapshot(99)
 
 
 def test_delete_and_restore(store):
     table = store.create("docs", SCHEMA, rows(0, 5))
-    with_ids = table.snapshot().to_arrow(with_row_ids=True)
-    table.delete_row_ids(with_ids.column("_rowid").to_numpy()[[1, 3]])
-    assert table.snapshot().to_arrow().column("id").to_pylist() == [0, 2, 4]
-    assert table.snapshot().manifest.rows == 3
+    delete_ids(table, 1, 2)
+    delete_ids(table, 3, 4)
+    assert ids_of(table) == [0, 2, 4] and table.snapshot().manifest.rows == 3
     table.restore(1)
-    assert table.snapshot().to_arrow().column("id").to_pylist() == [0, 1, 2, 3, 4]
-    assert table.version_numbers() == [1, 2, 3]
-    assert table.manifest().operation == "restore:1"
+    assert ids_of(table) == [0, 1, 2, 3, 4]
+    assert table.version_numbers() == [1, 2, 3, 4]
+    assert table.history()[-1].operation == "restore:1"
 
 
 def test_overwrite_replaces_rows_and_may_change_the_schema(store):
     table = store.create("docs", SCHEMA, rows(0, 5))
     other = pa.schema([pa.field("name", pa.string())])
     table.overwrite(pa.table({"name": ["a", "b"]}), schema=other)
-    assert table.snapshot().to_arrow().to_pydict() == {"name": ["a", "b"]}
-    assert table.snapshot(1).to_arrow().num_rows == 5
+    assert read(table, columns=["name"]).to_pydict() == {"name": ["a", "b"]}
+    assert ViewCache().get(table, 1).num_rows == 5
 
 
 def test_rows_must_fit_the_schema(store):
@@ -92,7 +115,7 @@ def test_rows_must_fit_the_schema(store):
         table.append(pa.table({"id": ["not a number"]}))
     assert err.value.reason == "SCHEMA_MISMATCH"
     table.append(pa.table({"id": [7]}))  # nullable columns may be left out
-    assert table.snapshot().to_arrow().to_pydict() == {"id": [7], "text": [None], "vector": [None]}
+    assert read(table, columns=["id", "text", "vector"]).to_pydict() == {"id": [7], "text": [None], "vector": [None]}
     assert table.version_numbers() == [1, 2]  # the refused appends left no version behind
 
 
@@ -100,7 +123,7 @@ def test_names_cannot_leave_the_data_directory(store, tmp_path):
     for name in ("../escape", "a/b", "..", ".hidden", "", "x" * 129, "a..b", "/abs", "tab\\le", "nul\x00"):
         with pytest.raises(InvalidTableName):
             store.create(name, SCHEMA)
-    assert not (tmp_path / "escape").exists()
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "escape.lance").exists()
     assert store.names() == []
 
 
@@ -116,97 +139,119 @@ def test_create_twice_and_missing_tables(store):
         store.drop("docs")
 
 
-def test_a_corrupt_fragment_is_data_loss_never_data(store, tmp_path):
-    table = store.create("docs", SCHEMA, rows(0, 3))
-    fragment = tmp_path / "data" / "tables" / "docs" / table.manifest().fragments[0].path
-    raw = bytearray(fragment.read_bytes())
+def flip_a_byte(path):
+    raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
-    fragment.write_bytes(bytes(raw))
-    fresh = TableStore(tmp_path / "data").open("docs")  # no cached copy
+    path.write_bytes(bytes(raw))
+
+
+def test_a_flipped_byte_in_a_data_file_is_data_loss_which_lance_alone_would_serve(store, tmp_path):
+    table = store.create("docs", SCHEMA, rows(0, 300))
+    store.create("healthy", SCHEMA, rows(0, 3))
+    flip_a_byte(table.directory / table.manifest().fragments[0].files[0])
+    fresh = TableStore(tmp_path / "data")  # a new process: nothing verified yet
     with pytest.raises(DataLoss) as err:
-        fresh.snapshot().to_arrow()
+        ViewCache().get(fresh.open("docs"))
     assert err.value.reason == "FRAGMENT_CORRUPT" and err.value.metadata["table"] == "docs"
+    assert ViewCache().get(fresh.open("healthy")).num_rows == 3  # the other tables keep serving
 
 
-def test_a_corrupt_manifest_is_data_loss(store, tmp_path):
-    store.create("docs", SCHEMA, rows(0, 3))
-    path = next((tmp_path / "data" / "tables" / "docs" / "_versions").glob("*.manifest"))
-    path.write_text("{ not json")
+def test_a_damaged_acknowledged_manifest_is_data_loss(store, tmp_path):
+    table = store.create("docs", SCHEMA, rows(0, 3))
+    table.append(rows(3, 3))
+    newest = sorted((table.directory / "_versions").glob("*.manifest"))[0]  # v2 names count down
+    flip_a_byte(newest)
     with pytest.raises(DataLoss) as err:
         TableStore(tmp_path / "data").open("docs").snapshot()
     assert err.value.reason == "MANIFEST_CORRUPT"
+
+
+def test_every_file_a_commit_adds_is_fsynced_before_it_returns(store, monkeypatch):
+    table = store.create("docs", SCHEMA, rows(0, 3))
+    synced: set[str] = set()
+    real_file, real_dir = durable.fsync_file, durable.fsync_dir
+    monkeypatch.setattr(durable, "fsync_file", lambda p: (synced.add(str(p)), real_file(p)))
+    monkeypatch.setattr(durable, "fsync_dir", lambda p: (synced.add(str(p)), real_dir(p)))
+
+    def tree():
+        return {os.path.join(b, n) for b, _, names in os.walk(table.directory) for n in names}
+
+    for change in (lambda: table.append(rows(3, 2)), lambda: delete_ids(table, 0, 1),
+                   lambda: delete_ids(table, 3, 5), lambda: table.restore(2)):
+        before = tree()
+        synced.clear()
+        change()
+        added = {p for p in tree() - before if "/_vectorlane/" not in p}
+        assert added and added <= synced, added - synced
+        assert {os.path.dirname(p) for p in added} <= synced  # and their folders
 
 
 def test_readers_see_whole_versions_while_a_writer_commits(store):
     table = store.create("docs", SCHEMA)
     stop = threading.Event()
     seen: list[int] = []
+    views = ViewCache()
 
-    def read():
+    def reader():
         while not stop.is_set():
-            seen.append(table.snapshot().to_arrow().num_rows)
+            seen.append(views.get(table).num_rows)
 
-    reader = threading.Thread(target=read)
-    reader.start()
+    thread = threading.Thread(target=reader)
+    thread.start()
     for i in range(20):
         table.append(rows(i * 10, 10))
     stop.set()
-    reader.join()
+    thread.join()
     assert seen and all(n % 10 == 0 for n in seen)
-    assert table.snapshot().to_arrow().num_rows == 200
-
-
-def ids_of(table) -> list[int]:
-    return table.snapshot().to_arrow().column("id").to_pylist()
-
-
-def row_ids_where(table, low: int, high: int) -> np.ndarray:
-    data = table.snapshot().to_arrow(with_row_ids=True)
-    chosen = [(low <= i < high) for i in data.column("id").to_pylist()]
-    return data.column("_rowid").to_numpy()[chosen]
+    assert views.get(table).num_rows == 200
 
 
 def test_deleting_every_row_of_a_fragment_drops_it_and_older_versions_keep_it(store):
     table = store.create("docs", SCHEMA, rows(0, 3))
     table.append(rows(3, 3))
     table.append(rows(6, 3))
-    table.delete_row_ids(row_ids_where(table, 4, 6))  # part of the second fragment: recorded as deletions
-    assert len(table.manifest().fragments) == 3 and table.manifest().deletions.rows == 2
-    table.delete_row_ids(row_ids_where(table, 3, 4))  # its last row: the whole fragment leaves
+    delete_ids(table, 4, 6)  # part of the second fragment: a deletion file
     latest = table.manifest()
-    assert len(latest.fragments) == 2 and latest.deletions is None and latest.rows == 6
+    assert len(latest.fragments) == 3 and latest.fragments[1].deleted == 2
+    delete_ids(table, 3, 4)  # its last row: the whole fragment leaves
+    latest = table.manifest()
+    assert len(latest.fragments) == 2 and latest.rows == 6
     assert ids_of(table) == [0, 1, 2, 6, 7, 8]
-    assert table.snapshot(4).to_arrow().column("id").to_pylist() == [0, 1, 2, 3, 6, 7, 8]
-    assert table.snapshot().missing_row_ids().tolist() == [3, 4, 5]
+    assert ids_of(table, 4) == [0, 1, 2, 3, 6, 7, 8]
     table.restore(4)
     assert ids_of(table) == [0, 1, 2, 3, 6, 7, 8]
-    table.delete_row_ids(row_ids_where(table, 0, 100))
+    delete_ids(table, 0, 100)
     assert table.manifest().fragments == () and table.manifest().rows == 0
     table.append(rows(9, 1))
-    assert ids_of(table) == [9] and table.snapshot().to_arrow(with_row_ids=True).column("_rowid").to_pylist() == [9]
+    view = ViewCache().get(table)
+    assert ids_of(table) == [9] and view.row_ids.tolist() == [9]  # row ids are never reused
 
 
 def test_a_change_read_before_a_fragment_was_dropped_conflicts_only_if_it_touches_those_rows(store):
     table = store.create("docs", SCHEMA, rows(0, 3))
     table.append(rows(3, 3))
-    read_at = table.manifest()
-    first, second = row_ids_where(table, 0, 3), row_ids_where(table, 3, 6)
-    table.delete_row_ids(first)  # another writer drops the first fragment
+    old = ViewCache().get(table)
+    first = old.locate(old.row_ids[old.mask("id < 3")])
+    second = old.locate(old.row_ids[old.mask("id = 3")])
+    delete_ids(table, 0, 3)  # another writer drops the first fragment
     with pytest.raises(Aborted) as conflict:
-        table.commit_rows(delete_row_ids=first[:1], read_at=read_at, operation="update")
+        table.commit_rows(deletes=first, read_at=old.snapshot.manifest, operation="update")
     assert conflict.value.reason == "WRITE_CONFLICT"
-    table.commit_rows(delete_row_ids=second[:1], read_at=read_at, operation="delete")  # other rows: no conflict
+    table.commit_rows(deletes=second, read_at=old.snapshot.manifest, operation="delete")  # other rows: no conflict
     assert ids_of(table) == [4, 5]
 
 
-def test_the_fragment_cache_follows_the_versions_in_use(store):
+def test_serving_state_is_kept_per_fragment_and_follows_the_versions_in_use(store):
     table = store.create("docs", SCHEMA)
-    for i in range(60):
+    views = ViewCache()
+    for i in range(30):
         table.append(rows(i * 10, 10))
-        table.snapshot().to_arrow()
+        previous = views.get(table)
         if i >= 3:
-            table.delete_row_ids(row_ids_where(table, (i - 3) * 10, (i - 2) * 10))
-            table.snapshot().to_arrow()
-    assert ids_of(table) == list(range(570, 600))
-    assert len(table.manifest().fragments) == 3
-    assert len(table._cache) <= 8  # the fragments of the last few versions, not the 60 ever written
+            delete_ids(table, (i - 3) * 10, (i - 2) * 10)
+        current = views.get(table)
+        shared = {id(p.fragment) for p in previous.parts} & {id(p.fragment) for p in current.parts}
+        assert len(shared) == len(current.parts) if i >= 3 else True  # a delete reuses every fragment's rows
+    assert ids_of(table) == list(range(270, 300))
+    state = views._tables[table]
+    assert len(state.fragments) <= 6  # the fragments of the kept views, not the 30 ever written
