@@ -277,6 +277,43 @@ def restore(name: str, version: int) -> Op[int]:
     return (yield Unary("RestoreVersion", pb.RestoreVersionRequest(table=name, version=version))).version
 
 
+# ----- maintenance -----------------------------------------------------------------------------------
+def optimize(name: str, cleanup_older_than_seconds: float) -> Op[pb.OptimizeTableResponse]:
+    return (yield Unary("OptimizeTable", pb.OptimizeTableRequest(
+        table=name, cleanup_older_than_seconds=cleanup_older_than_seconds)))
+
+
+def stats(name: str) -> Op[dict[str, Any]]:
+    """LanceDB's `TableStatistics` layout."""
+    reply = yield Unary("GetTableStats", pb.GetTableStatsRequest(table=name))
+    lengths = reply.fragment_lengths
+    return {"total_bytes": reply.total_bytes, "num_rows": reply.num_rows, "num_indices": reply.num_indices,
+            "fragment_stats": {"num_fragments": reply.num_fragments,
+                               "num_small_fragments": reply.num_small_fragments,
+                               "lengths": {"min": lengths.min, "max": lengths.max, "mean": lengths.mean,
+                                           "p25": lengths.p25, "p50": lengths.p50, "p75": lengths.p75,
+                                           "p99": lengths.p99}}}
+
+
+def list_tags(name: str) -> Op[dict[str, int]]:
+    return {t.name: t.version for t in (yield Unary("ListTags", pb.ListTagsRequest(table=name))).tags}
+
+
+def create_tag(name: str, tag: str, version: int) -> Op[int]:
+    return (yield Unary("CreateTag", pb.CreateTagRequest(table=name, tag=tag, version=version))).tag.version
+
+
+def delete_tag(name: str, tag: str) -> Op[None]:
+    yield Unary("DeleteTag", pb.DeleteTagRequest(table=name, tag=tag))
+
+
+def tag_version(name: str, tag: str) -> Op[int]:
+    found = (yield from list_tags(name)).get(tag)
+    if found is None:
+        raise ValueError(f"table {name!r} has no tag {tag!r}")
+    return found
+
+
 # ----- long-running operations ---------------------------------------------------------------------------
 def start_operation(connection: "Connection", method: str, request: Any) -> Op[Operation]:
     return Operation(connection, (yield Unary(method, request)))

@@ -25,7 +25,7 @@ _MAX_MESSAGE = 64 << 20  # the services' default --max-message-bytes
 # Calls that change nothing are retried by gRPC itself when the store is briefly unreachable (a restart, a
 # rollout): up to 5 attempts, 0.1 s doubling to 2 s. Writes are never retried blindly.
 _IDEMPOTENT = ("GetTable", "ListTables", "Search", "ReadRows", "CountRows", "ListIndexes", "ListVersions",
-               "DescribeFunction")
+               "DescribeFunction", "GetTableStats", "ListTags")
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [{
     "name": [{"service": "vectorlane.store.v1.StorageService", "method": m} for m in _IDEMPOTENT],
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,

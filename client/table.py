@@ -3,6 +3,7 @@ store returns an awaitable; `search()` only builds a query (its `to_*` methods a
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -183,12 +184,17 @@ class Table:
     def list_versions(self) -> Any:
         return self._run(_ops.list_versions(self.name))
 
-    def checkout(self, version: int) -> None:
-        """Reads (search, count, to_arrow) at `version` from now on; writes are refused until
-        `checkout_latest()` or `restore()`."""
+    def checkout(self, version: int | str) -> Any:
+        """Reads (search, count, to_arrow) at `version` (a number or a tag) from now on; writes are refused
+        until `checkout_latest()` or `restore()`."""
+        if isinstance(version, str):
+            def pin(number: int) -> None:
+                self._checked_out = number
+            return _then(self._connection, self._run(_ops.tag_version(self.name, version)), pin)
         if version <= 0:
             raise ValueError("versions start at 1")
         self._checked_out = version
+        return None if not self._connection.is_async else _ready(None)
 
     def checkout_latest(self) -> None:
         self._checked_out = 0
@@ -201,10 +207,61 @@ class Table:
         self._checked_out = 0
         return self._run(_ops.restore(self.name, target))
 
+    # ----- maintenance --------------------------------------------------------------------------------
+    def optimize(self, cleanup_older_than: datetime.timedelta | None = None) -> Any:
+        """LanceDB's `optimize()`: compacts fragments (row ids kept), writes indexes caught up with new rows,
+        and removes versions older than `cleanup_older_than` (default 7 days; tagged versions are kept).
+        Returns what it did (fragments removed and added, indexes caught up, versions and bytes removed)."""
+        self._writable("optimize")
+        seconds = 0.0 if cleanup_older_than is None else max(cleanup_older_than.total_seconds(), 1e-9)
+        return _then(self._connection, self._run(_ops.optimize(self.name, seconds)), _optimized)
+
+    def stats(self) -> Any:
+        """LanceDB's table statistics: total_bytes, num_rows, num_indices, fragment_stats."""
+        return self._run(_ops.stats(self.name))
+
+    @property
+    def tags(self) -> "Tags":
+        """The table's version tags (LanceDB's `table.tags`): a tagged version survives cleanup."""
+        return Tags(self)
+
     def _writable(self, what: str) -> None:
         if self._checked_out:
             raise ValueError(f"{what}: the table is checked out at version {self._checked_out}; call "
                              "checkout_latest() or restore() first")
+
+
+class Tags:
+    """`table.tags`: create, list, get_version, update and delete tags (awaitables on an async connection)."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def list(self) -> Any:
+        """{tag: {"version": n}}, as LanceDB lists them."""
+        return _then(self._table._connection, self._table._run(_ops.list_tags(self._table.name)),
+                     lambda tags: {name: {"version": version} for name, version in tags.items()})
+
+    def get_version(self, tag: str) -> Any:
+        return self._table._run(_ops.tag_version(self._table.name, tag))
+
+    def create(self, tag: str, version: int) -> Any:
+        return self._table._run(_ops.create_tag(self._table.name, tag, version))
+
+    def update(self, tag: str, version: int) -> Any:
+        def op() -> _ops.Op[int]:
+            yield from _ops.delete_tag(self._table.name, tag)
+            return (yield from _ops.create_tag(self._table.name, tag, version))
+        return self._table._run(op())
+
+    def delete(self, tag: str) -> Any:
+        return self._table._run(_ops.delete_tag(self._table.name, tag))
+
+
+def _optimized(reply: pb.OptimizeTableResponse) -> dict[str, int]:
+    return {"version": reply.version, "fragments_removed": reply.fragments_removed,
+            "fragments_added": reply.fragments_added, "indexes_caught_up": reply.indexes_caught_up,
+            "versions_removed": reply.versions_removed, "bytes_removed": reply.bytes_removed}
 
 
 def _version(name: str) -> _ops.Op[int]:
@@ -225,4 +282,4 @@ def _then(connection: "Connection", result: Any, after: Any) -> Any:
     return later()
 
 
-__all__ = ["Table"]
+__all__ = ["Table", "Tags"]

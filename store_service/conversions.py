@@ -19,7 +19,7 @@ from google.protobuf import struct_pb2
 from rpc_common.structs import struct_to_python
 from store_service import arrow_ipc
 from store_service.bad_vectors import BadVectorPolicy
-from store_service.core import TableInfo
+from store_service.core import DEFAULT_RETENTION_S, Optimized, TableInfo, TableStats
 from store_service.embedder import FunctionInfo, Query
 from store_service.errors import InvalidArgument
 from store_service.index_catalog import IndexEntry
@@ -379,6 +379,31 @@ def index_to_proto(entry: IndexEntry) -> pb.Index:
                        "rows_covered": entry.next_row_id, "dimensions": entry.dims})
     return pb.Index(name=entry.name, vector_column=entry.vector_column, index_type=by_kind[entry.params.kind],
                     metric=by_metric[entry.params.metric], version=entry.version, parameters=parameters)
+
+
+def retention(seconds: float) -> float:
+    """OptimizeTable's `cleanup_older_than_seconds`: 0 is LanceDB's default of 7 days."""
+    return DEFAULT_RETENTION_S if seconds == 0 else seconds
+
+
+def optimized_to_proto(result: Optimized) -> pb.OptimizeTableResponse:
+    return pb.OptimizeTableResponse(version=result.version, fragments_removed=result.fragments_removed,
+                                    fragments_added=result.fragments_added,
+                                    indexes_caught_up=result.indexes_caught_up,
+                                    versions_removed=result.versions_removed, bytes_removed=result.bytes_removed)
+
+
+def stats_to_proto(stats: TableStats) -> pb.GetTableStatsResponse:
+    lengths = stats.lengths
+    described = pb.FragmentLengths()
+    if len(lengths):
+        p25, p50, p75, p99 = (int(v) for v in np.percentile(lengths, [25, 50, 75, 99], method="lower"))
+        described = pb.FragmentLengths(min=int(lengths.min()), max=int(lengths.max()), mean=float(lengths.mean()),
+                                       p25=p25, p50=p50, p75=p75, p99=p99)
+    return pb.GetTableStatsResponse(version=stats.version, num_rows=stats.num_rows,
+                                    num_deleted_rows=stats.num_deleted_rows, num_fragments=stats.num_fragments,
+                                    num_small_fragments=stats.num_small_fragments, total_bytes=stats.total_bytes,
+                                    num_indices=stats.num_indices, fragment_lengths=described)
 
 
 def version_to_proto(manifest: Manifest) -> pb.Version:

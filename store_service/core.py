@@ -7,7 +7,9 @@ commit against the version they read, so a change from another process cannot be
 
 from __future__ import annotations
 
+import datetime
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +33,7 @@ from store_service.schema import (FunctionConfig, check_secrets, check_table_sch
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
-from store_service.storage.table import Staged, Table, TableStore
+from store_service.storage.table import Cleaned, Staged, Table, TableStore
 from store_service.table_view import TableView, ViewCache
 from store_service.vector_index import IndexParams
 
@@ -64,6 +66,33 @@ class TableInfo:
     version: int
     num_rows: int
     indexes: list[IndexEntry]
+
+
+DEFAULT_RETENTION_S = 7 * 24 * 3600.0  # LanceDB's default for optimize(cleanup_older_than=)
+MAX_RETENTION_S = 100 * 365 * 24 * 3600.0
+SMALL_FRAGMENT_ROWS = 100_000  # fragments below this many rows are what compaction merges first
+
+
+@dataclass(frozen=True)
+class Optimized:
+    version: int
+    fragments_removed: int = 0
+    fragments_added: int = 0
+    indexes_caught_up: int = 0
+    versions_removed: int = 0
+    bytes_removed: int = 0
+
+
+@dataclass(frozen=True)
+class TableStats:
+    version: int
+    num_rows: int
+    num_deleted_rows: int
+    num_fragments: int
+    num_small_fragments: int
+    total_bytes: int
+    num_indices: int
+    lengths: np.ndarray  # live rows per fragment
 
 
 @dataclass(frozen=True)
@@ -386,6 +415,54 @@ class StoreCore:
         if version <= 0:
             raise InvalidArgument("version must be positive", reason="INVALID_VERSION")
         return self.tables.open(name).restore(version).version
+
+    # ----- maintenance --------------------------------------------------------------------------------
+    def optimize(self, name: str, *, cleanup_older_than: float = DEFAULT_RETENTION_S) -> Optimized:
+        """Compaction, indexes caught up, cleanup of versions older than `cleanup_older_than` seconds
+        (negative: none), in that order (LanceDB's `optimize()`)."""
+        if not math.isfinite(cleanup_older_than) or cleanup_older_than > MAX_RETENTION_S:
+            raise InvalidArgument(f"cleanup_older_than must be a finite number of seconds up to {MAX_RETENTION_S:.0f}",
+                                  reason="OUT_OF_RANGE", field="cleanup_older_than_seconds")
+        table = self.tables.open(name)
+        with self._mutation(name):
+            before = {f.data_key for f in table.manifest().fragments}
+            table.compact()
+            after = {f.data_key for f in table.manifest().fragments}
+            caught_up = index_catalog.catch_up(table, self.views.get(table), self.indexes)
+        cleaned = Cleaned()
+        if cleanup_older_than >= 0:
+            cleaned = table.cleanup(datetime.timedelta(seconds=cleanup_older_than))
+        log.info("table %s optimized: %d fragments into %d, %d indexes caught up, %d versions removed", name,
+                 len(before - after), len(after - before), len(caught_up), cleaned.versions)
+        return Optimized(table.latest_version(), fragments_removed=len(before - after),
+                         fragments_added=len(after - before), indexes_caught_up=len(caught_up),
+                         versions_removed=cleaned.versions, bytes_removed=cleaned.bytes)
+
+    def stats(self, name: str) -> TableStats:
+        table = self.tables.open(name)
+        latest = table.manifest()
+        lengths = np.array([f.rows for f in latest.fragments], dtype=np.int64)
+        files = [p for f in latest.fragments for p in (*f.files, *((f.deletion,) if f.deletion else ()))]
+        total = sum((table.directory / p).stat().st_size for p in files if (table.directory / p).exists())
+        return TableStats(version=latest.version, num_rows=latest.rows,
+                          num_deleted_rows=sum(f.deleted for f in latest.fragments),
+                          num_fragments=len(latest.fragments),
+                          num_small_fragments=int((lengths < SMALL_FRAGMENT_ROWS).sum()),
+                          total_bytes=total, num_indices=len(latest.indexes), lengths=lengths)
+
+    def tags(self, name: str) -> dict[str, int]:
+        return self.tables.open(name).tags()
+
+    def create_tag(self, name: str, tag: str, version: int = 0) -> int:
+        table = self.tables.open(name)
+        if version < 0:
+            raise InvalidArgument("version must be positive (0: the latest)", reason="INVALID_VERSION")
+        version = version or table.latest_version()
+        table.create_tag(tag, version)
+        return version
+
+    def delete_tag(self, name: str, tag: str) -> None:
+        self.tables.open(name).delete_tag(tag)
 
 
 def _check_wanted(still_wanted: StillWanted, undo: Callable[[], None] = lambda: None) -> None:

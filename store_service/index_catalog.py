@@ -113,3 +113,38 @@ class LoadedIndexes:
                 covered = boundary
             self._loaded[key] = (index, covered)
             return index
+
+    def adopt(self, table: Table, old: IndexEntry, new: IndexEntry) -> None:
+        """The loaded index of `old` serves as that of `new` (the same index written to a new file)."""
+        with self._lock:
+            found = self._loaded.pop((str(table.directory), old.file.path), None)
+            if found is not None:
+                self._loaded[(str(table.directory), new.file.path)] = (found[0], max(found[1], new.next_row_id))
+
+
+def catch_up(table: Table, view: TableView, loaded: LoadedIndexes) -> list[IndexEntry]:
+    """Writes, for each index of `view` that rows were added to since it was built, a file covering them,
+    and lists the new files in one version (`optimize:indexes`); the entries written."""
+    stale = [e for e in entries(view.snapshot.manifest) if e.next_row_id < view.next_row_id]
+    if not stale:
+        return []
+    fresh: dict[str, IndexEntry] = {}
+    try:
+        for entry in stale:
+            index = loaded.get(table, view, entry)
+            ref = fragments.write_file(table.directory, index.to_bytes(), INDEXES_DIR, ".faiss", index.size)
+            fresh[entry.name] = dataclasses.replace(entry, version=view.version, next_row_id=view.next_row_id,
+                                                    file=ref)
+
+        def change(base: Manifest) -> list[dict[str, Any]]:  # an index replaced meanwhile keeps its own file
+            return [fresh[e.name].to_json() if e.name in fresh and e in stale else e.to_json()
+                    for e in entries(base)]
+
+        table.set_indexes(change, read_at=view.snapshot.manifest, operation="optimize:indexes")
+    except BaseException:
+        for entry in fresh.values():
+            (table.directory / entry.file.path).unlink(missing_ok=True)
+        raise
+    for entry in stale:
+        loaded.adopt(table, entry, fresh[entry.name])
+    return list(fresh.values())

@@ -167,6 +167,28 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
                        ) -> pb.RestoreVersionResponse:
         return pb.RestoreVersionResponse(version=self._core.restore(request.table, request.version))
 
+    # ----- maintenance --------------------------------------------------------------------------------
+    def OptimizeTable(self, request: pb.OptimizeTableRequest, context: grpc.ServicerContext
+                      ) -> pb.OptimizeTableResponse:
+        return conversions.optimized_to_proto(self._core.optimize(
+            request.table, cleanup_older_than=conversions.retention(request.cleanup_older_than_seconds)))
+
+    def GetTableStats(self, request: pb.GetTableStatsRequest, context: grpc.ServicerContext
+                      ) -> pb.GetTableStatsResponse:
+        return conversions.stats_to_proto(self._core.stats(request.table))
+
+    def CreateTag(self, request: pb.CreateTagRequest, context: grpc.ServicerContext) -> pb.CreateTagResponse:
+        version = self._core.create_tag(request.table, request.tag, request.version)
+        return pb.CreateTagResponse(tag=pb.Tag(name=request.tag, version=version))
+
+    def ListTags(self, request: pb.ListTagsRequest, context: grpc.ServicerContext) -> pb.ListTagsResponse:
+        tags = self._core.tags(request.table)
+        return pb.ListTagsResponse(tags=[pb.Tag(name=n, version=v) for n, v in sorted(tags.items())])
+
+    def DeleteTag(self, request: pb.DeleteTagRequest, context: grpc.ServicerContext) -> pb.DeleteTagResponse:
+        self._core.delete_tag(request.table, request.tag)
+        return pb.DeleteTagResponse()
+
     # ----- functions ----------------------------------------------------------------------------------
     def DescribeFunction(self, request: pb.DescribeFunctionRequest, context: grpc.ServicerContext
                          ) -> pb.DescribeFunctionResponse:

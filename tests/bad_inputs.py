@@ -392,6 +392,27 @@ STORE_CASES = [
         pb.RestoreVersionRequest(table=DOCS, version=99)), NOT_FOUND, "VERSION_NOT_FOUND"),
     Case("store", "RestoreVersion", "version 0", lambda t: t.store.RestoreVersion(
         pb.RestoreVersionRequest(table=DOCS)), INVALID, "INVALID_VERSION"),
+    Case("store", "OptimizeTable", "retention of NaN seconds", lambda t: t.store.OptimizeTable(
+        pb.OptimizeTableRequest(table=DOCS, cleanup_older_than_seconds=float("nan"))), INVALID, "OUT_OF_RANGE"),
+    Case("store", "OptimizeTable", "retention of 1e300 seconds (past what a timedelta holds)",
+         lambda t: t.store.OptimizeTable(pb.OptimizeTableRequest(table=DOCS, cleanup_older_than_seconds=1e300)),
+         INVALID, "OUT_OF_RANGE"),
+    Case("store", "OptimizeTable", "table that does not exist", lambda t: t.store.OptimizeTable(
+        pb.OptimizeTableRequest(table="nope")), NOT_FOUND, "TABLE_NOT_FOUND"),
+    Case("store", "GetTableStats", "table name `..`", lambda t: t.store.GetTableStats(
+        pb.GetTableStatsRequest(table="..")), INVALID, "INVALID_TABLE_NAME"),
+    Case("store", "CreateTag", "tag with a path in it (`../x`)", lambda t: t.store.CreateTag(
+        pb.CreateTagRequest(table=DOCS, tag="../x")), INVALID, "INVALID_TAG"),
+    Case("store", "CreateTag", "tag of 10,000 characters", lambda t: t.store.CreateTag(
+        pb.CreateTagRequest(table=DOCS, tag="t" * 10_000)), INVALID, "INVALID_TAG"),
+    Case("store", "CreateTag", "version that does not exist", lambda t: t.store.CreateTag(
+        pb.CreateTagRequest(table=DOCS, tag="later", version=99)), NOT_FOUND, "VERSION_NOT_FOUND"),
+    Case("store", "CreateTag", "negative version", lambda t: t.store.CreateTag(
+        pb.CreateTagRequest(table=DOCS, tag="neg", version=-1)), INVALID, "INVALID_VERSION"),
+    Case("store", "DeleteTag", "tag that does not exist", lambda t: t.store.DeleteTag(
+        pb.DeleteTagRequest(table=DOCS, tag="never")), NOT_FOUND, "TAG_NOT_FOUND"),
+    Case("store", "ListTags", "table that does not exist", lambda t: t.store.ListTags(
+        pb.ListTagsRequest(table="nope")), NOT_FOUND, "TABLE_NOT_FOUND"),
     Case("store", "DescribeFunction", "setting the function does not have", lambda t: t.store.DescribeFunction(
         pb.DescribeFunctionRequest(function=_function("word-hash", "", "", colour="red"))), INVALID,
          "UNKNOWN_SETTING"),

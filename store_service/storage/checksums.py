@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from store_service.errors import DataLoss
@@ -64,16 +64,15 @@ class ChecksumLog:
             self._known = known
         return self._known
 
-    def record(self, paths: Iterable[str]) -> None:
-        """Hashes the given files (relative to the dataset) and appends their lines durably."""
-        lines = []
-        entries = {}
-        for relative in paths:
-            size, digest = sha256_of(self.dataset_dir / relative)
-            entries[relative] = (size, digest)
-            lines.append(json.dumps({"path": relative, "bytes": size, "sha256": digest}))
-        if not lines:
+    def hash(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """(size, SHA-256) of files relative to the dataset, as they are on disk now."""
+        return {relative: sha256_of(self.dataset_dir / relative) for relative in paths}
+
+    def append(self, entries: dict[str, tuple[int, str]]) -> None:
+        """Appends lines for files a commit is about to reference, durably (before the commit)."""
+        if not entries:
             return
+        lines = [json.dumps({"path": p, "bytes": size, "sha256": digest}) for p, (size, digest) in entries.items()]
         with self._lock:
             self.path.parent.mkdir(exist_ok=True)
             with durable.storage_errors(self.path), open(self.path, "a") as f:
@@ -82,6 +81,17 @@ class ChecksumLog:
                 os.fsync(f.fileno())
             self._load().update(entries)
             self._verified.update(entries)  # just hashed from what is on disk
+
+    def record(self, paths: Iterable[str]) -> None:
+        self.append(self.hash(paths))
+
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        """Rewrites the log with the lines of the files `keep` accepts (after a cleanup removed files)."""
+        with self._lock:
+            known = {path: entry for path, entry in self._load().items() if keep(path)}
+            lines = [json.dumps({"path": p, "bytes": b, "sha256": d}) for p, (b, d) in known.items()]
+            durable.publish(self.path, ("\n".join(lines) + "\n").encode() if lines else b"")
+            self._known = known
 
     def knows(self, relative: str) -> bool:
         with self._lock:

@@ -120,7 +120,17 @@ def roll_back_torn(dataset_dir: Path, name: str, found: Recovered) -> bool:
     return bool(files)
 
 
+LANCE_FOLDERS = (manifest.DATA_DIR, manifest.DELETIONS_DIR, manifest.VERSIONS_DIR, manifest.TRANSACTIONS_DIR)
+
+
 def collect(dataset_dir: Path, found: Recovered) -> None:
+    for folder in LANCE_FOLDERS:  # a write cut short leaves its temporary (`.tmpXXXX`); Lance names none so
+        if (dataset_dir / folder).is_dir():
+            for path in (dataset_dir / folder).iterdir():
+                if path.name.startswith(".") and path.is_file():
+                    found.bytes += path.stat().st_size
+                    path.unlink()
+                    found.files += 1
     dataset = lance.dataset(str(dataset_dir))
     stats = dataset.cleanup_old_versions(older_than=_KEEP_EVERY_VERSION, delete_unverified=True)
     removed = (stats.data_files_removed + stats.transaction_files_removed + stats.index_files_removed +

@@ -19,6 +19,7 @@ version a change was computed from) refuse a change that another writer made sta
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import os
 import shutil
@@ -36,19 +37,21 @@ import pyarrow as pa
 from lance import LanceOperation
 from lance.dataset import Transaction
 from lance.fragment import write_fragments
+from lance.optimize import Compaction
 
-from store_service.errors import (Aborted, Cancelled, DataLoss, InvalidArgument, TableExists, TableNotFound,
-                                  VersionNotFound)
+from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, InvalidArgument, NotFound,
+                                  TableExists, TableNotFound, VersionNotFound)
 from store_service.storage import durable, manifest
 from store_service.storage.checksums import SIDECAR_DIR, ChecksumLog
-from store_service.storage.fragments import ROW_ID
+from store_service.storage.fragments import INDEXES_DIR, ROW_ID
 from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, OPERATION_KEY, TRANSACTIONS_DIR, VERSIONS_DIR,
                                             FragmentRef, Manifest)
-from store_service.storage.names import check_table_name
+from store_service.storage.names import check_table_name, check_tag_name
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".lance"
+REFS_DIR = "_refs"  # Lance's tags
 DATASETS_CACHED = 8  # opened versions kept per table (the latest and those pinned by readers)
 MAX_ROWS_PER_FILE = 1 << 20
 
@@ -78,10 +81,20 @@ class Staged:
     fragments: tuple[Any, ...]  # lance FragmentMetadata
     schema: pa.Schema
     rows: int
+    checksums: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict, compare=False)
 
     @property
     def files(self) -> list[str]:
         return [f"{DATA_DIR}/{f.path}" for fragment in self.fragments for f in fragment.files]
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """What a cleanup removed."""
+
+    versions: int = 0
+    files: int = 0
+    bytes: int = 0
 
 
 Restage = Callable[[list[Staged], pa.Schema], list[Staged]]
@@ -167,7 +180,7 @@ class Table:
 
     def history(self) -> list[Manifest]:
         """Every version with its time, operation and row count (one listing, as LanceDB shows them)."""
-        latest = self.dataset()
+        latest = self._open(None)  # a dataset of its own: pylance's objects are not shared across threads
         found = []
         for entry in latest.versions():
             number = int(entry["version"])
@@ -221,23 +234,27 @@ class Table:
         rows = conform(data, schema)
         if rows.num_rows == 0:
             return Staged((), schema, 0)
-        written = self._write_fragments(rows, schema, same_schema=schema.equals(self.manifest().schema))
-        return Staged(tuple(written), schema, rows.num_rows)
+        written, checksums = self._write_fragments(rows, schema, same_schema=schema.equals(self.manifest().schema))
+        return Staged(tuple(written), schema, rows.num_rows, checksums)
 
-    def _write_fragments(self, rows: pa.Table, schema: pa.Schema, *, same_schema: bool) -> list[Any]:
+    def _write_fragments(self, rows: pa.Table, schema: pa.Schema, *, same_schema: bool
+                         ) -> tuple[list[Any], dict[str, tuple[int, str]]]:
+        """Fragments written, fsynced and hashed (their checksum lines are appended by the commit that
+        publishes them, so a discarded stage leaves no trace)."""
         with durable.storage_errors(self.directory / DATA_DIR / "fragment"):
             written = write_fragments(rows, self.uri, schema=schema, mode="append" if same_schema else "overwrite",
                                       max_rows_per_file=MAX_ROWS_PER_FILE)
         paths = [f"{DATA_DIR}/{f.path}" for fragment in written for f in fragment.files]
         try:
-            self._make_durable(paths)
+            checksums = self._make_durable(paths)
         except BaseException:
             for relative in paths:
                 (self.directory / relative).unlink(missing_ok=True)
             raise
-        return written
+        return written, checksums
 
-    def _make_durable(self, paths: Iterable[str]) -> None:
+    def _make_durable(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """fsyncs files (and their folders) and returns their checksums, to be logged before the commit."""
         paths = list(paths)
         folders = set()
         for relative in paths:
@@ -245,7 +262,7 @@ class Table:
             folders.add((self.directory / relative).parent)
         for folder in folders:
             durable.fsync_dir(folder)
-        self.checksums.record(paths)
+        return self.checksums.hash(paths)
 
     def read_staged(self, staged: Staged) -> pa.Table:
         """The rows of staged fragments, read back (an append restaged for a schema that changed)."""
@@ -323,6 +340,8 @@ class Table:
                                       reason="WRITE_CONFLICT", table=self.name)
                     current[:] = restage(current, target)
                 new = [f for item in current for f in item.fragments]
+                for item in current:
+                    self.checksums.append(item.checksums)
                 if overwrite:
                     op = LanceOperation.Overwrite(manifest.with_indexes(target, ()), new)
                     return self._commit(op, base.version, operation)
@@ -359,7 +378,7 @@ class Table:
             else:
                 path = manifest.deletion_path(result.id, result.deletion_file)
                 written.append(path)
-                self._make_durable([path])
+                self.checksums.append(self._make_durable([path]))
                 updated.append(result)
         return updated, removed
 
@@ -424,13 +443,112 @@ class Table:
         rows = conform(rewrite(snapshot, ref), schema)
         if rows.num_rows != ref.physical_rows:
             raise RuntimeError("this is a bug: a rewritten fragment must keep every physical row")
-        new = self._write_fragments(rows, schema, same_schema=False)
+        new, checksums = self._write_fragments(rows, schema, same_schema=False)
         written.extend(f"{DATA_DIR}/{f.path}" for fragment in new for f in fragment.files)
+        self.checksums.append(checksums)  # before the commit; lines of files a failed switch removes are harmless
         if len(new) != 1:
             raise RuntimeError("this is a bug: a fragment was rewritten as several")
         return dataclasses.replace(new[0], id=ref.id, row_id_meta=ref.metadata.row_id_meta,
                                    created_at_version_meta=ref.metadata.created_at_version_meta,
                                    last_updated_at_version_meta=ref.metadata.last_updated_at_version_meta)
+
+    # ----- maintenance -------------------------------------------------------------------------------
+    def compact(self, *, target_rows_per_fragment: int = MAX_ROWS_PER_FILE) -> Manifest | None:
+        """Lance's compaction as one `optimize:compact` commit: small fragments, and fragments with many
+        deleted rows, are rewritten into fewer; stable row ids are kept, so FAISS labels stay valid. The new
+        files are made durable before the commit. None when nothing needs compacting. Holds the write lock
+        throughout, so no delete or update can race the rewrite."""
+        with self._write_lock:
+            base = self._base()
+            plan = Compaction.plan(base, {"target_rows_per_fragment": target_rows_per_fragment,
+                                          "materialize_deletions": True})
+            if plan.num_tasks() == 0:
+                return None
+            results = [task.execute(base) for task in plan.tasks]
+            paths = [f"{DATA_DIR}/{f.path}" for result in results for fragment in result.new_fragments
+                     for f in fragment.files]
+            try:
+                self.checksums.append(self._make_durable(paths))
+                op = LanceOperation.Rewrite(
+                    groups=[LanceOperation.RewriteGroup(old_fragments=r.original_fragments,
+                                                        new_fragments=r.new_fragments) for r in results],
+                    rewritten_indices=[])
+                return self._commit(op, plan.read_version, "optimize:compact")
+            except BaseException:
+                for relative in paths:
+                    (self.directory / relative).unlink(missing_ok=True)
+                raise
+
+    def cleanup(self, older_than: datetime.timedelta) -> Cleaned:
+        """Removes versions older than `older_than` (never the latest, never a tagged one) and the files only
+        they referenced; what vectorlane keeps beside them (index files, checksum lines) follows."""
+        with self._write_lock:
+            base = self._base()
+            stats = base.cleanup_old_versions(older_than=older_than, error_if_tagged_old_versions=False)
+            kept = set(self.version_numbers())
+            with self._cache_lock:
+                for version in [v for v in self._datasets if v not in kept]:
+                    del self._datasets[version]
+            removed_indexes = self._collect_index_files(base)
+            self.checksums.retain(lambda relative: (self.directory / relative).exists())
+        return Cleaned(versions=int(stats.old_versions), bytes=int(stats.bytes_removed) + removed_indexes[1],
+                       files=int(stats.data_files_removed + stats.deletion_files_removed +
+                                 stats.transaction_files_removed) + removed_indexes[0])
+
+    def _collect_index_files(self, dataset: Any) -> tuple[int, int]:
+        folder = self.directory / INDEXES_DIR
+        if not folder.is_dir():
+            return 0, 0
+        referenced: set[str] = set()
+        for number in self.version_numbers():
+            try:
+                _, indexes = manifest.split_schema(dataset.checkout_version(number).schema)
+            except (OSError, ValueError):
+                continue
+            referenced.update(entry["file"]["path"] for entry in indexes)
+        files = size = 0
+        for path in folder.iterdir():
+            if path.is_file() and f"{INDEXES_DIR}/{path.name}" not in referenced:
+                size += path.stat().st_size
+                path.unlink()
+                files += 1
+        return files, size
+
+    # ----- tags ---------------------------------------------------------------------------------------
+    def tags(self) -> dict[str, int]:
+        """Tag name -> the version it pins."""
+        return {name: int(entry["version"]) for name, entry in self._open(None).tags.list().items()}
+
+    def create_tag(self, tag: str, version: int) -> None:
+        check_tag_name(tag)
+        self.dataset(version)  # VERSION_NOT_FOUND before anything is written
+        with self._write_lock:
+            if tag in self.tags():
+                raise AlreadyExists(f"table {self.name!r} has a tag {tag!r}", reason="TAG_EXISTS", tag=tag)
+            with durable.storage_errors(self.directory / REFS_DIR / "tag"):
+                self._open(None).tags.create(tag, version)
+            self._sync_tags()
+
+    def delete_tag(self, tag: str) -> None:
+        check_tag_name(tag)
+        with self._write_lock:
+            if tag not in self.tags():
+                raise NotFound(f"table {self.name!r} has no tag {tag!r}", reason="TAG_NOT_FOUND", tag=tag)
+            with durable.storage_errors(self.directory / REFS_DIR / "tag"):
+                self._open(None).tags.delete(tag)
+            self._sync_tags()
+
+    def tagged_version(self, tag: str) -> int:
+        check_tag_name(tag)
+        found = self.tags().get(tag)
+        if found is None:
+            raise NotFound(f"table {self.name!r} has no tag {tag!r}", reason="TAG_NOT_FOUND", tag=tag)
+        return found
+
+    def _sync_tags(self) -> None:
+        folder = self.directory / REFS_DIR
+        if folder.is_dir():
+            _sync_tree(folder)
 
     # convenience for tests and simple callers
     def append(self, data: pa.Table) -> Manifest:

@@ -76,6 +76,8 @@ def stray_files(data: Path) -> list[str]:
         keep = referenced_files(table)
         found += [f"{table.name}/{sub}/{f.name}" for sub in ("data", "_deletions", "_vectorlane/indexes")
                   if (table / sub).is_dir() for f in (table / sub).iterdir() if f"{sub}/{f.name}" not in keep]
+        found += [f"{table.name}/{sub}/{f.name}" for sub in ("_versions", "_transactions") if (table / sub).is_dir()
+                  for f in (table / sub).iterdir() if f.name.startswith(".")]
     return found
 
 

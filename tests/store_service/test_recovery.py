@@ -34,6 +34,7 @@ def test_what_a_crash_leaves_is_collected_at_start_and_what_versions_use_is_kept
     dataset = lance.dataset(str(data_dir / "docs.lance"))
     write_fragments(dataset.to_table().slice(0, 5), str(data_dir / "docs.lance"), schema=dataset.schema)  # staged
     (data_dir / "docs.lance" / "_vectorlane" / "indexes" / "89ab.faiss").write_bytes(b"left by kill -9")
+    (data_dir / "docs.lance" / "data" / ".tmpVyLNUz").write_bytes(b"a Lance write cut short")
     for folder in (".creating-0badc0de.lance", ".dropped-feedface"):
         (data_dir / folder / "data").mkdir(parents=True)
         (data_dir / folder / "data" / "x.lance").write_bytes(b"x" * 1000)

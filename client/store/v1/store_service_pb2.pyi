@@ -593,6 +593,122 @@ class RestoreVersionResponse(_message.Message):
     version: int
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
+class OptimizeTableRequest(_message.Message):
+    __slots__ = ("table", "cleanup_older_than_seconds")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    CLEANUP_OLDER_THAN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    cleanup_older_than_seconds: float
+    def __init__(self, table: _Optional[str] = ..., cleanup_older_than_seconds: _Optional[float] = ...) -> None: ...
+
+class OptimizeTableResponse(_message.Message):
+    __slots__ = ("version", "fragments_removed", "fragments_added", "indexes_caught_up", "versions_removed", "bytes_removed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FRAGMENTS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    FRAGMENTS_ADDED_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    fragments_removed: int
+    fragments_added: int
+    indexes_caught_up: int
+    versions_removed: int
+    bytes_removed: int
+    def __init__(self, version: _Optional[int] = ..., fragments_removed: _Optional[int] = ..., fragments_added: _Optional[int] = ..., indexes_caught_up: _Optional[int] = ..., versions_removed: _Optional[int] = ..., bytes_removed: _Optional[int] = ...) -> None: ...
+
+class GetTableStatsRequest(_message.Message):
+    __slots__ = ("table",)
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    def __init__(self, table: _Optional[str] = ...) -> None: ...
+
+class FragmentLengths(_message.Message):
+    __slots__ = ("min", "max", "mean", "p25", "p50", "p75", "p99")
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    P25_FIELD_NUMBER: _ClassVar[int]
+    P50_FIELD_NUMBER: _ClassVar[int]
+    P75_FIELD_NUMBER: _ClassVar[int]
+    P99_FIELD_NUMBER: _ClassVar[int]
+    min: int
+    max: int
+    mean: float
+    p25: int
+    p50: int
+    p75: int
+    p99: int
+    def __init__(self, min: _Optional[int] = ..., max: _Optional[int] = ..., mean: _Optional[float] = ..., p25: _Optional[int] = ..., p50: _Optional[int] = ..., p75: _Optional[int] = ..., p99: _Optional[int] = ...) -> None: ...
+
+class GetTableStatsResponse(_message.Message):
+    __slots__ = ("version", "num_rows", "num_deleted_rows", "num_fragments", "num_small_fragments", "total_bytes", "num_indices", "fragment_lengths")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    NUM_DELETED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    NUM_FRAGMENTS_FIELD_NUMBER: _ClassVar[int]
+    NUM_SMALL_FRAGMENTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NUM_INDICES_FIELD_NUMBER: _ClassVar[int]
+    FRAGMENT_LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    num_rows: int
+    num_deleted_rows: int
+    num_fragments: int
+    num_small_fragments: int
+    total_bytes: int
+    num_indices: int
+    fragment_lengths: FragmentLengths
+    def __init__(self, version: _Optional[int] = ..., num_rows: _Optional[int] = ..., num_deleted_rows: _Optional[int] = ..., num_fragments: _Optional[int] = ..., num_small_fragments: _Optional[int] = ..., total_bytes: _Optional[int] = ..., num_indices: _Optional[int] = ..., fragment_lengths: _Optional[_Union[FragmentLengths, _Mapping]] = ...) -> None: ...
+
+class Tag(_message.Message):
+    __slots__ = ("name", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class CreateTagRequest(_message.Message):
+    __slots__ = ("table", "tag", "version")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    tag: str
+    version: int
+    def __init__(self, table: _Optional[str] = ..., tag: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class CreateTagResponse(_message.Message):
+    __slots__ = ("tag",)
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    tag: Tag
+    def __init__(self, tag: _Optional[_Union[Tag, _Mapping]] = ...) -> None: ...
+
+class ListTagsRequest(_message.Message):
+    __slots__ = ("table",)
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    def __init__(self, table: _Optional[str] = ...) -> None: ...
+
+class ListTagsResponse(_message.Message):
+    __slots__ = ("tags",)
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.RepeatedCompositeFieldContainer[Tag]
+    def __init__(self, tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ...) -> None: ...
+
+class DeleteTagRequest(_message.Message):
+    __slots__ = ("table", "tag")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    tag: str
+    def __init__(self, table: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+
+class DeleteTagResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class DescribeFunctionRequest(_message.Message):
     __slots__ = ("function",)
     FUNCTION_FIELD_NUMBER: _ClassVar[int]

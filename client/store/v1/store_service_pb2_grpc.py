@@ -115,6 +115,31 @@ class StorageServiceStub:
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionRequest.SerializeToString,
                 response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionResponse.FromString,
                 _registered_method=True)
+        self.OptimizeTable = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/OptimizeTable',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.OptimizeTableRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.OptimizeTableResponse.FromString,
+                _registered_method=True)
+        self.GetTableStats = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/GetTableStats',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.GetTableStatsRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.GetTableStatsResponse.FromString,
+                _registered_method=True)
+        self.CreateTag = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/CreateTag',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.CreateTagRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.CreateTagResponse.FromString,
+                _registered_method=True)
+        self.ListTags = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/ListTags',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListTagsRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListTagsResponse.FromString,
+                _registered_method=True)
+        self.DeleteTag = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/DeleteTag',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagResponse.FromString,
+                _registered_method=True)
         self.DescribeFunction = channel.unary_unary(
                 '/vectorlane.store.v1.StorageService/DescribeFunction',
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.SerializeToString,
@@ -277,6 +302,44 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OptimizeTable(self, request, context):
+        """LanceDB's `table.optimize()`: compacts small fragments and those with many deleted rows (row ids are
+        kept, so indexes stay valid), writes indexes caught up with the rows added since they were built, and
+        removes versions older than a retention (never the latest, never a tagged one) with the files only they
+        used. Each step that changes the table is a version of its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTableStats(self, request, context):
+        """LanceDB's `table.stats()`: rows, deleted rows, fragments and their sizes, bytes on disk, indexes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTag(self, request, context):
+        """Names a version with a tag (LanceDB's `table.tags.create`); a tagged version is never cleaned up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTags(self, request, context):
+        """A table's tags and the versions they name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTag(self, request, context):
+        """Removes a tag (the version it named becomes eligible for cleanup).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DescribeFunction(self, request, context):
         """Describes an embedding function as this store would use it: a server function (the embed service
         hosts it: its dimensions and modalities, its settings checked) or a local one (the client computes its
@@ -421,6 +484,31 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.RestoreVersion,
                     request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionRequest.FromString,
                     response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionResponse.SerializeToString,
+            ),
+            'OptimizeTable': grpc.unary_unary_rpc_method_handler(
+                    servicer.OptimizeTable,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.OptimizeTableRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.OptimizeTableResponse.SerializeToString,
+            ),
+            'GetTableStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTableStats,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.GetTableStatsRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.GetTableStatsResponse.SerializeToString,
+            ),
+            'CreateTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTag,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.CreateTagRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.CreateTagResponse.SerializeToString,
+            ),
+            'ListTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTags,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListTagsRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListTagsResponse.SerializeToString,
+            ),
+            'DeleteTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTag,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagResponse.SerializeToString,
             ),
             'DescribeFunction': grpc.unary_unary_rpc_method_handler(
                     servicer.DescribeFunction,
@@ -896,6 +984,141 @@ class StorageService:
             '/vectorlane.store.v1.StorageService/RestoreVersion',
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionRequest.SerializeToString,
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.RestoreVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OptimizeTable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/OptimizeTable',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.OptimizeTableRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.OptimizeTableResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTableStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/GetTableStats',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.GetTableStatsRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.GetTableStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/CreateTag',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.CreateTagRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.CreateTagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/ListTags',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListTagsRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/DeleteTag',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagResponse.FromString,
             options,
             channel_credentials,
             insecure,
