@@ -10,10 +10,14 @@ store gives one query every core; a busy one queues chunks instead of oversubscr
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
+T = TypeVar("T")
+R = TypeVar("R")
 PARALLEL_MIN_ROWS = 16_384  # below this the rows sit in cache and splitting costs more than it saves
 _workers = max(1, os.cpu_count() or 1)
 _pool = ThreadPoolExecutor(_workers, thread_name_prefix="scan")
@@ -38,6 +42,23 @@ def distances(vectors: np.ndarray, norms: np.ndarray | None, q: np.ndarray, metr
     parts = [_pool.submit(_chunk, vectors[a:b], None if norms is None else norms[a:b], q, metric)
              for a, b in zip(bounds[:-1], bounds[1:])]
     return np.concatenate([part.result() for part in parts])
+
+
+def workers() -> int:
+    return _workers
+
+
+def run_all(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`work` over every item, on the pool when there is more than one (never nested: `work` must not
+    submit to the pool itself)."""
+    if len(items) <= 1 or _workers == 1:
+        return [work(item) for item in items]
+    return list(_pool.map(work, items))
+
+
+def chunk(vectors: np.ndarray, norms: np.ndarray | None, q: np.ndarray, metric: str) -> np.ndarray:
+    """Distances over one slice, on the calling thread."""
+    return _chunk(vectors, norms, q, metric)
 
 
 def _chunk(vectors: np.ndarray, norms: np.ndarray | None, q: np.ndarray, metric: str) -> np.ndarray:

@@ -132,35 +132,44 @@ GATHER_BELOW = 0.25  # a part with fewer of its rows allowed than this is gather
 
 def _exact_search(view: TableView, column: str, metric: str, query: np.ndarray, wanted: int,
                   allowed: np.ndarray, request: VectorSearch) -> tuple[np.ndarray, np.ndarray]:
-    """Brute force, part by part over the fragments' own matrices (no copy of the table's vectors), each
-    part's best `wanted` merged."""
+    """Brute force over the fragments' own matrices (no copy of the table's vectors): the parts are cut
+    into slices of similar size that the scan pool computes side by side (a table of many small fragments
+    would otherwise be one core's work), each slice's best `wanted` merged."""
     q = prepare(query.reshape(1, -1), metric)[0]
-    found_positions, found_distances = [], []
+    slices = []
     for part in view.parts:
-        local_allowed = allowed[part.start:part.start + part.num_rows]
-        count = int(local_allowed.sum())
-        if count == 0:
+        local = np.flatnonzero(allowed[part.start:part.start + part.num_rows])
+        if len(local) == 0:
             continue
-        ready, norms = part.fragment.prepared(column, metric)
-        local = np.flatnonzero(local_allowed)
         physical = part.physical(local)
-        if count < GATHER_BELOW * part.fragment.num_rows:
-            distances = scan.distances(ready[physical], None if norms is None else norms[physical], q, metric)
+        step = max(scan.PARALLEL_MIN_ROWS, part.fragment.num_rows // scan.workers() + 1)
+        for low in range(0, part.fragment.num_rows, step):
+            a, b = np.searchsorted(physical, [low, low + step])
+            if b > a:
+                slices.append((part, low, min(low + step, part.fragment.num_rows), local[a:b], physical[a:b]))
+
+    def best(item: tuple) -> tuple[np.ndarray, np.ndarray]:
+        part, low, high, local, physical = item
+        ready, norms = part.fragment.prepared(column, metric)
+        if len(physical) < GATHER_BELOW * (high - low):
+            distances = scan.chunk(ready[physical], None if norms is None else norms[physical], q, metric)
         else:
-            distances = scan.distances(ready, norms, q, metric)[physical]
+            distances = scan.chunk(ready[low:high], None if norms is None else norms[low:high], q,
+                                   metric)[physical - low]
         keep = _range_mask(distances, request)
         if not keep.all():
             local, distances = local[keep], distances[keep]
         k = min(wanted, len(distances))
         if k == 0:
-            continue
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         top = np.argpartition(distances, k - 1)[:k] if k < len(distances) else np.arange(len(distances))
-        found_positions.append(local[top] + part.start)
-        found_distances.append(distances[top])
-    if not found_positions:
+        return local[top] + part.start, distances[top]
+
+    found = scan.run_all(best, slices)
+    if not found:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    positions = np.concatenate(found_positions).astype(np.int64)
-    distances = np.concatenate(found_distances)
+    positions = np.concatenate([f[0] for f in found]).astype(np.int64)
+    distances = np.concatenate([f[1] for f in found])
     order = np.lexsort((positions, distances))[:wanted]  # closest first; ties by position: stable results
     return positions[order], distances[order]
 

@@ -40,7 +40,9 @@ class FragmentData:
 
     def __init__(self, table: Table, snapshot: Snapshot, ref: FragmentRef) -> None:
         self.ref = ref
-        rows = table.read_fragment(snapshot, ref, snapshot.schema.names).combine_chunks()
+        rows = table.read_fragment(snapshot, ref, snapshot.schema.names)
+        if any(c.num_chunks > 1 for c in rows.columns):
+            rows = rows.combine_chunks()
         self.row_ids = row_id_array(rows.column(ROW_ID))
         self.data = rows.drop_columns([ROW_ID])
         self.num_rows = rows.num_rows
@@ -264,7 +266,10 @@ def row_id_array(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _matrix(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(column, pa.ChunkedArray):  # combine_chunks copies even a single chunk
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    else:
+        array = column
     dims = array.type.list_size
     valid = array.is_valid().to_numpy(zero_copy_only=False)
     if array.null_count == 0 and array.offset == 0 and array.values.type == pa.float32():

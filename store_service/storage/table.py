@@ -27,6 +27,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ SUFFIX = ".lance"
 REFS_DIR = "_refs"  # Lance's tags
 DATASETS_CACHED = 8  # opened versions kept per table (the latest and those pinned by readers)
 MAX_ROWS_PER_FILE = 1 << 20
+_HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksum")
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,8 @@ class Table:
             self.checksums.verify(path)
         fragment = snapshot.dataset.get_fragment(ref.id)
         try:
-            rows = fragment.scanner(columns=list(columns), with_row_id=True, include_deleted_rows=True).to_table()
+            rows = fragment.scanner(columns=list(columns), with_row_id=True, include_deleted_rows=True,
+                                    batch_size=max(1, ref.physical_rows)).to_table()  # one batch: no copy to join
             rows.validate(full=True)  # what Arrow compute will read (Lance checks what it writes, not reads)
             return rows
         except (OSError, ValueError, pa.ArrowException) as exc:
@@ -256,13 +259,17 @@ class Table:
     def _make_durable(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
         """fsyncs files (and their folders) and returns their checksums, to be logged before the commit."""
         paths = list(paths)
+        hashing = _HASHERS.submit(self.checksums.hash, paths)  # beside the fsyncs: both release the GIL
         folders = set()
-        for relative in paths:
-            durable.fsync_file(self.directory / relative)
-            folders.add((self.directory / relative).parent)
-        for folder in folders:
-            durable.fsync_dir(folder)
-        return self.checksums.hash(paths)
+        try:
+            for relative in paths:
+                durable.fsync_file(self.directory / relative)
+                folders.add((self.directory / relative).parent)
+            for folder in folders:
+                durable.fsync_dir(folder)
+        finally:
+            checksums = hashing.result()
+        return checksums
 
     def read_staged(self, staged: Staged) -> pa.Table:
         """The rows of staged fragments, read back (an append restaged for a schema that changed)."""
