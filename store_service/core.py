@@ -20,22 +20,23 @@ import numpy as np
 import pyarrow as pa
 
 from rpc_common import paging
-from store_service import index_catalog, search
+from store_service.search import index_catalog
+from store_service.search import vector_search as search
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import Cancelled, InvalidArgument, TableExists
-from store_service.function_changes import FunctionChanges
-from store_service.index_catalog import IndexEntry, LoadedIndexes
-from store_service.ingest import BadVectors, Batch, RowPreparer, stage_stream
-from store_service.merge import MergeRules, plan_merge
-from store_service.reembed import Reembedder
+from store_service.functions.changes import FunctionChanges
+from store_service.search.index_catalog import IndexEntry, LoadedIndexes
+from store_service.ingest.rows import BadVectors, Batch, RowPreparer, stage_stream
+from store_service.ingest.merge import MergeRules, plan_merge
+from store_service.functions.reembed import Reembedder
 from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, functions_of, source_kind,
                                   vector_type, with_functions)
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
 from store_service.storage.table import Cleaned, Staged, Table, TableStore
-from store_service.table_view import TableView, ViewCache
-from store_service.vector_index import IndexParams
+from store_service.search.table_view import TableView, ViewCache
+from store_service.search.vector_index import IndexParams
 
 log = logging.getLogger(__name__)
 

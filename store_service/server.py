@@ -7,14 +7,14 @@ import logging
 
 from rpc_common.security import channel_credentials
 from rpc_common.service_host import HostedServer, ServiceHost
-from store_service import scan
+from store_service.search import scan
 from store_service.config import StoreConfig
 from store_service.core import StoreCore, StoreLimits
 from store_service.embedder import Embedder
-from store_service.metrics import StoreMetrics
+from store_service.edge.metrics import StoreMetrics
 from store_service.storage import recovery
 from store_service.storage.recovery import DataDirLock
-from store_service.servicer import DECODERS, StorageServicer
+from store_service.edge.servicer import DECODERS, StorageServicer
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 log = logging.getLogger(__name__)

@@ -137,7 +137,17 @@ def collect(dataset_dir: Path, found: Recovered) -> None:
                stats.deletion_files_removed)
     found.files += removed
     found.bytes += stats.bytes_removed
-    _collect_index_files(dataset_dir, dataset, found)
+    # Lance's cleanup keeps deletion files staged for a commit that never happened (seen in the crash
+    # trials), so vectorlane checks data, deletion and index files against every version itself.
+    keep = referenced_files(dataset_dir, dataset)
+    for folder in (manifest.DATA_DIR, manifest.DELETIONS_DIR, INDEXES_DIR):
+        if not (dataset_dir / folder).is_dir():
+            continue
+        for path in (dataset_dir / folder).iterdir():
+            if path.is_file() and f"{folder}/{path.name}" not in keep:
+                found.bytes += path.stat().st_size
+                path.unlink()
+                found.files += 1
 
 
 def referenced_files(dataset_dir: Path, dataset: lance.LanceDataset | None = None) -> set[str]:
@@ -156,22 +166,6 @@ def referenced_files(dataset_dir: Path, dataset: lance.LanceDataset | None = Non
                 paths.add(fragment.deletion)
         paths.update(entry["file"]["path"] for entry in version.indexes)
     return paths
-
-
-def _collect_index_files(dataset_dir: Path, dataset: lance.LanceDataset, found: Recovered) -> None:
-    folder = dataset_dir / INDEXES_DIR
-    if not folder.is_dir():
-        return
-    present = {f"{INDEXES_DIR}/{p.name}" for p in folder.iterdir() if p.is_file()}
-    latest = {entry["file"]["path"] for entry in manifest.split_schema(dataset.schema)[1]}
-    if not present - latest:
-        return
-    keep = referenced_files(dataset_dir, dataset)
-    for relative in sorted(present - keep):
-        path = dataset_dir / relative
-        found.bytes += path.stat().st_size
-        path.unlink()
-        found.files += 1
 
 
 def _size(folder: Path) -> int:

@@ -18,7 +18,7 @@ import pytest
 
 from embed_service.functions import get_registry
 from embed_service.server import EmbedServer
-from store_service.operations import OperationLog
+from store_service.functions.operations import OperationLog
 from store_service.storage import fragments
 from tests.conftest import BASE_CONFIG
 from tests.reliability.crash_trials import StoreProcess

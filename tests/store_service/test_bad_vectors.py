@@ -7,7 +7,7 @@ import math
 import pyarrow as pa
 import pytest
 
-from store_service.bad_vectors import BadVectorPolicy, clean_vectors
+from store_service.ingest.bad_vectors import BadVectorPolicy, clean_vectors
 from store_service.errors import InvalidArgument
 
 

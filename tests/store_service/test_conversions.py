@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from store_service import conversions
+from store_service.edge import conversions
 from store_service.errors import InvalidArgument
 from store_service.schema import vector_type
 from tests.store_service import conftest

@@ -7,11 +7,11 @@ import pyarrow as pa
 import pytest
 
 from store_service.errors import AlreadyExists, DataLoss, NotFound
-from store_service.index_catalog import LoadedIndexes, create_index, drop_index, entries
+from store_service.search.index_catalog import LoadedIndexes, create_index, drop_index, entries
 from store_service.schema import vector_type
 from store_service.storage.table import TableStore
-from store_service.table_view import ViewCache
-from store_service.vector_index import IndexParams, SearchParams
+from store_service.search.table_view import ViewCache
+from store_service.search.vector_index import IndexParams, SearchParams
 
 DIMS = 16
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from store_service import scan
-from store_service.vector_index import prepare
+from store_service.search import scan
+from store_service.search.vector_index import prepare
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine", "dot"])

@@ -16,7 +16,7 @@ from store_service.errors import (Aborted, DataLoss, InvalidArgument, InvalidTab
                                   VersionNotFound)
 from store_service.storage import durable
 from store_service.storage.table import TableStore
-from store_service.table_view import ViewCache
+from store_service.search.table_view import ViewCache
 
 FUNCTIONS = [{"name": "sentence-transformers", "model": {"name": "all-MiniLM-L6-v2"}, "source_column": "text",
               "vector_column": "vector"}]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from store_service.errors import InvalidArgument
-from store_service.vector_index import IndexParams, SearchParams, VectorIndex, exact_search
+from store_service.search.vector_index import IndexParams, SearchParams, VectorIndex, exact_search
 
 
 @pytest.fixture(scope="module")

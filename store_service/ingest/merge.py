@@ -18,7 +18,7 @@ import pyarrow as pa
 from store_service.errors import InvalidArgument
 from store_service.schema import functions_of, is_vector
 from store_service.storage.fragments import ROW_ID
-from store_service.table_view import TableView
+from store_service.search.table_view import TableView
 
 NEW_POSITION = "__vectorlane_new_position"
 

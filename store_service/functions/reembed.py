@@ -31,16 +31,16 @@ import pyarrow.compute as pc
 
 from store_service.embedder import Embedder
 from store_service.errors import FailedPrecondition, InvalidArgument, ServiceError
-from store_service.index_catalog import INDEXES_DIR, IndexEntry, entries
-from store_service.operations import (ADD, CANCELLED, CHANGE, DROP, FAILED, OPERATIONS_DIR, PAUSED, RUNNING,
+from store_service.search.index_catalog import INDEXES_DIR, IndexEntry, entries
+from store_service.functions.operations import (ADD, CANCELLED, CHANGE, DROP, FAILED, OPERATIONS_DIR, PAUSED, RUNNING,
                                       SUCCEEDED, Operation, OperationError, OperationLog)
 from store_service.schema import FunctionConfig, functions_of, vector_type, with_functions
 from store_service.storage import fragments
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FragmentRef, Manifest
 from store_service.storage.table import Snapshot, Table
-from store_service.table_view import TableView, ViewCache, row_id_array
-from store_service.vector_index import VectorIndex
+from store_service.search.table_view import TableView, ViewCache, row_id_array
+from store_service.search.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 

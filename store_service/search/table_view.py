@@ -24,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 
 from store_service.errors import InvalidArgument
-from store_service.filters import MAX_LENGTH, compile_filter, shown
+from store_service.search.filters import MAX_LENGTH, compile_filter, shown
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FragmentRef
 from store_service.storage.table import Deletes, Snapshot, Table
-from store_service.vector_index import prepare
+from store_service.search.vector_index import prepare
 
 MASKS_KEPT = 32
 VIEWS_PER_TABLE = 2

@@ -17,19 +17,19 @@ import pyarrow as pa
 from google.protobuf import struct_pb2
 
 from rpc_common.structs import struct_to_python
-from store_service import arrow_ipc
-from store_service.bad_vectors import BadVectorPolicy
+from store_service.edge import arrow_ipc
+from store_service.ingest.bad_vectors import BadVectorPolicy
 from store_service.core import DEFAULT_RETENTION_S, Optimized, TableInfo, TableStats
 from store_service.embedder import FunctionInfo, Query
 from store_service.errors import InvalidArgument
-from store_service.index_catalog import IndexEntry
-from store_service.ingest import BadVectors
-from store_service.merge import MergeRules
-from store_service.operations import Operation
+from store_service.search.index_catalog import IndexEntry
+from store_service.ingest.rows import BadVectors
+from store_service.ingest.merge import MergeRules
+from store_service.functions.operations import Operation
 from store_service.schema import IMAGE, TEXT, FunctionConfig, is_vector, vector_dimensions, vector_type
-from store_service.search import VectorSearch
+from store_service.search.vector_search import VectorSearch
 from store_service.storage.manifest import Manifest
-from store_service.vector_index import INDEX_BOUNDS, SEARCH_BOUNDS, IndexParams, SearchParams
+from store_service.search.vector_index import INDEX_BOUNDS, SEARCH_BOUNDS, IndexParams, SearchParams
 from vectorlane.store.v1 import store_service_pb2 as pb
 from vectorlane.wire import Decoded
 
@@ -120,7 +120,7 @@ def function_config_to_proto(config: FunctionConfig) -> pb.EmbeddingFunctionConf
 
 # ----- rows ---------------------------------------------------------------------------------------------
 def _read_ipc(data: bytes | memoryview) -> pa.Table:
-    """An Arrow IPC stream's rows, validated in full (`store_service.arrow_ipc`)."""
+    """An Arrow IPC stream's rows, validated in full (`store_service.edge.arrow_ipc`)."""
     return arrow_ipc.read_stream(data)
 
 

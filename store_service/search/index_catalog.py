@@ -21,8 +21,8 @@ from store_service.storage import fragments
 from store_service.storage.fragments import INDEXES_DIR, FileRef
 from store_service.storage.manifest import Manifest
 from store_service.storage.table import Table
-from store_service.table_view import TableView
-from store_service.vector_index import IndexParams, VectorIndex
+from store_service.search.table_view import TableView
+from store_service.search.vector_index import IndexParams, VectorIndex
 
 
 @dataclass(frozen=True)

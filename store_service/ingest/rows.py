@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from store_service.bad_vectors import BadVectorPolicy, clean_vectors
+from store_service.ingest.bad_vectors import BadVectorPolicy, clean_vectors
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder
 from store_service.schema import FunctionConfig, functions_of, is_vector, vector_type
 from store_service.storage.table import Staged, Table, conform

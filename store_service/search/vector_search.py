@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from store_service import scan
+from store_service.search import scan
 from store_service.errors import InvalidArgument
 from store_service.schema import pick_vector_column
 from store_service.storage.fragments import ROW_ID
-from store_service.table_view import TableView
-from store_service.vector_index import METRICS, SearchParams, VectorIndex, prepare
+from store_service.search.table_view import TableView
+from store_service.search.vector_index import METRICS, SearchParams, VectorIndex, prepare
 
 DISTANCE = "_distance"
 

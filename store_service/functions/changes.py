@@ -9,9 +9,9 @@ import threading
 from rpc_common import paging
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder
 from store_service.errors import FailedPrecondition, InvalidArgument
-from store_service.operations import (ADD, CANCELLED, CHANGE, DROP, PAUSED, RUNNING, Operation, OperationLog,
+from store_service.functions.operations import (ADD, CANCELLED, CHANGE, DROP, PAUSED, RUNNING, Operation, OperationLog,
                                       new_operation, parse_name)
-from store_service.reembed import Reembedder, plan
+from store_service.functions.reembed import Reembedder, plan
 from store_service.schema import FunctionConfig, check_secrets, source_kind
 from store_service.storage.table import Table, TableStore
 

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import grpc
 
 from rpc_common.admission import still_wanted
-from store_service import conversions
+from store_service.edge import conversions
 from store_service.core import Change, StoreCore
 from store_service.embedder import Deadline
 from store_service.errors import InvalidArgument
-from store_service.ingest import Batch
-from store_service.metrics import StoreMetrics
+from store_service.ingest.rows import Batch
+from store_service.edge.metrics import StoreMetrics
 from vectorlane import wire
 from vectorlane.store.v1 import store_service_pb2 as pb
 from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
