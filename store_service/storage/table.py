@@ -142,10 +142,14 @@ class Table:
                 raise VersionNotFound(f"table {self.name!r} has no version {version}", table=self.name,
                                       version=version) from None
             raise DataLoss(f"table {self.name!r}: Lance cannot open version {version or 'latest'} "
-                           f"({text[:300]})", reason="MANIFEST_CORRUPT", table=self.name) from None
+                           f"({self._shown(exc)})", reason="MANIFEST_CORRUPT", table=self.name) from None
         except OSError as exc:
-            raise DataLoss(f"table {self.name!r}: Lance cannot open it ({str(exc)[:300]})",
+            raise DataLoss(f"table {self.name!r}: Lance cannot open it ({self._shown(exc)})",
                            reason="MANIFEST_CORRUPT", table=self.name) from None
+
+    def _shown(self, exc: Exception) -> str:
+        """Lance's error text for a caller: without the data directory's absolute path, and short."""
+        return str(exc).replace(str(self.directory.parent), "<data_dir>")[:300]
 
     def dataset(self, version: int | None = None) -> Any:
         """The dataset opened at `version` (latest when None); opened versions are immutable and cached."""
@@ -213,7 +217,7 @@ class Table:
             rows.validate(full=True)  # what Arrow compute will read (Lance checks what it writes, not reads)
             return rows
         except (OSError, ValueError, pa.ArrowException) as exc:
-            raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({str(exc)[:300]})",
+            raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({self._shown(exc)})",
                            reason="FRAGMENT_CORRUPT", table=self.name) from None
 
     def live_offsets(self, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
@@ -226,7 +230,7 @@ class Table:
             addresses = fragment.to_table(columns=[], with_row_address=True).column("_rowaddr").to_numpy()
         except (OSError, ValueError) as exc:
             raise DataLoss(f"table {self.name!r}: the deletions of fragment {ref.id} are unreadable "
-                           f"({str(exc)[:300]})", reason="FRAGMENT_CORRUPT", table=self.name) from None
+                           f"({self._shown(exc)})", reason="FRAGMENT_CORRUPT", table=self.name) from None
         return (addresses & 0xFFFFFFFF).astype(np.int64)
 
     # ----- staging ------------------------------------------------------------------------------------

@@ -255,3 +255,13 @@ def test_serving_state_is_kept_per_fragment_and_follows_the_versions_in_use(stor
     assert ids_of(table) == list(range(270, 300))
     state = views._tables[table]
     assert len(state.fragments) <= 6  # the fragments of the kept views, not the 30 ever written
+
+
+def test_what_lance_reports_reaches_callers_without_the_data_directory(store, tmp_path):
+    table = store.create("docs", SCHEMA, rows(0, 3))
+    (table.directory / "_vectorlane" / "checksums.jsonl").unlink()  # as LanceDB writes: no checksum lines
+    path = table.directory / table.manifest().fragments[0].files[0]
+    path.write_bytes(path.read_bytes()[:-64])
+    with pytest.raises(DataLoss) as err:
+        ViewCache().get(TableStore(tmp_path / "data").open("docs"))
+    assert err.value.reason == "FRAGMENT_CORRUPT" and str(tmp_path) not in str(err.value)
