@@ -295,6 +295,58 @@ def stats(name: str) -> Op[dict[str, Any]]:
                                            "p99": lengths.p99}}}
 
 
+# ----- schema evolution ----------------------------------------------------------------------------------
+def add_columns(name: str, transforms: Any) -> Op[int]:
+    """LanceDB's `add_columns` argument: {name: SQL expression}, or pyarrow field(s) / a schema of null columns."""
+    request = pb.AddColumnsRequest(table=name)
+    if isinstance(transforms, dict):
+        for column, expression in transforms.items():
+            if not isinstance(expression, str):
+                raise TypeError(f"add_columns: the value for {column!r} must be a SQL expression (str)")
+            request.expressions.add(name=column, expression=expression)
+    else:
+        fields = [transforms] if isinstance(transforms, pa.Field) else list(transforms)
+        if not all(isinstance(f, pa.Field) for f in fields):
+            raise TypeError("add_columns takes {name: SQL expression}, a pyarrow.Field, a list of them or a "
+                            "pyarrow.Schema")
+        request.null_columns.arrow_schema = pa.schema(fields).serialize().to_pybytes()
+    return (yield Unary("AddColumns", request)).version
+
+
+def alter_columns(name: str, alterations: tuple[dict[str, Any], ...]) -> Op[int]:
+    request = pb.AlterColumnsRequest(table=name)
+    for alteration in alterations:
+        unknown = set(alteration) - {"path", "rename", "nullable", "data_type"}
+        if unknown or "path" not in alteration:
+            raise ValueError(f"alter_columns: each alteration has a 'path' and any of 'rename', 'nullable', "
+                             f"'data_type' (got {sorted(alteration)})")
+        item = request.alterations.add(path=alteration["path"], rename=alteration.get("rename") or "")
+        if alteration.get("nullable") is not None:
+            item.nullable = bool(alteration["nullable"])
+        data_type = alteration.get("data_type")
+        if data_type is not None:
+            item.data_type = _type_name(data_type)
+    return (yield Unary("AlterColumns", request)).version
+
+
+def _type_name(data_type: Any) -> str:
+    if isinstance(data_type, str):
+        return data_type
+    name = str(data_type)
+    try:
+        if pa.type_for_alias(name) == data_type:
+            return name
+    except (ValueError, KeyError):
+        pass
+    raise ValueError(f"alter_columns: cannot cast to {data_type} here (casts go to types Arrow names by alias: "
+                     "int64, float, double, string, large_string, timestamp[ms], ...)")
+
+
+def drop_columns(name: str, columns: Any) -> Op[int]:
+    wanted = [columns] if isinstance(columns, str) else list(columns)
+    return (yield Unary("DropColumns", pb.DropColumnsRequest(table=name, columns=wanted))).version
+
+
 def list_tags(name: str) -> Op[dict[str, int]]:
     return {t.name: t.version for t in (yield Unary("ListTags", pb.ListTagsRequest(table=name))).tags}
 

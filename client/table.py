@@ -12,6 +12,7 @@ from vectorlane import _ops
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.operations import Operation
 from vectorlane.query import MergeInsertBuilder, Query
+from vectorlane.results import AddColumnsResult, AlterColumnsResult, DropColumnsResult
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
@@ -219,6 +220,33 @@ class Table:
     def stats(self) -> Any:
         """LanceDB's table statistics: total_bytes, num_rows, num_indices, fragment_stats."""
         return self._run(_ops.stats(self.name))
+
+    # ----- schema evolution ---------------------------------------------------------------------------
+    def add_columns(self, transforms: Any) -> Any:
+        """LanceDB's `add_columns`: {name: SQL expression} computed for every row (e.g. `"price * 2"`), or
+        `pa.field(...)` / a list of fields / a schema of columns null in every row. Returns AddColumnsResult."""
+        self._writable("add_columns")
+        return _then(self._connection, self._run(self._evolving(_ops.add_columns(self.name, transforms))),
+                     AddColumnsResult)
+
+    def alter_columns(self, *alterations: dict[str, Any]) -> Any:
+        """LanceDB's `alter_columns`: dicts of `path` and any of `rename`, `nullable`, `data_type` (a pyarrow
+        type). A renamed column keeps its embedding function and indexes. Returns AlterColumnsResult."""
+        self._writable("alter_columns")
+        return _then(self._connection, self._run(self._evolving(_ops.alter_columns(self.name, alterations))),
+                     AlterColumnsResult)
+
+    def drop_columns(self, columns: Any) -> Any:
+        """LanceDB's `drop_columns`; a dropped vector column takes its function and indexes with it."""
+        self._writable("drop_columns")
+        return _then(self._connection, self._run(self._evolving(_ops.drop_columns(self.name, columns))),
+                     DropColumnsResult)
+
+    def _evolving(self, change: _ops.Op[int]) -> _ops.Op[int]:
+        """The change, then the table's description read again: `schema` shows the new columns."""
+        version = yield from change
+        self._set_description((yield from _ops.describe(self.name)))
+        return version
 
     @property
     def tags(self) -> "Tags":

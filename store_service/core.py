@@ -20,17 +20,18 @@ import numpy as np
 import pyarrow as pa
 
 from rpc_common import paging
+from store_service import schema_changes
 from store_service.search import index_catalog
 from store_service.search import vector_search as search
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
-from store_service.errors import Cancelled, InvalidArgument, TableExists
+from store_service.errors import Aborted, Cancelled, InvalidArgument, TableExists
 from store_service.functions.changes import FunctionChanges
 from store_service.search.index_catalog import IndexEntry, LoadedIndexes
 from store_service.ingest.rows import BadVectors, Batch, RowPreparer, stage_stream
 from store_service.ingest.merge import MergeRules, plan_merge
 from store_service.functions.reembed import Reembedder
-from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, functions_of, source_kind,
-                                  vector_type, with_functions)
+from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, functions_of, is_vector,
+                                  source_kind, vector_type, with_functions)
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
@@ -253,6 +254,11 @@ class StoreCore:
         staged: columns the switch changed (or dropped) are left out, so their vectors come from the new
         function, and columns it added are computed."""
         before = staged[0].schema if staged else schema
+        for f in before:  # a rename, cast or drop of another column (alter_columns...) is not restaged
+            if not is_vector(f) and (schema.get_field_index(f.name) < 0 or not schema.field(f.name).equals(f)):
+                table.discard(staged)
+                raise Aborted(f"table {table.name!r}: column {f.name!r} was altered or dropped while the rows "
+                              "were written; retry the add", reason="WRITE_CONFLICT", table=table.name)
         changed = {f.name for f in before if schema.get_field_index(f.name) < 0 or not schema.field(f.name).equals(f)}
         old_functions = {c.vector_column: c for c in functions_of(before)}
         changed |= {c.vector_column for c in functions_of(schema) if old_functions.get(c.vector_column) != c}
@@ -450,6 +456,44 @@ class StoreCore:
                           num_fragments=len(latest.fragments),
                           num_small_fragments=int((lengths < SMALL_FRAGMENT_ROWS).sum()),
                           total_bytes=total, num_indices=len(latest.indexes), lengths=lengths)
+
+    # ----- schema evolution ---------------------------------------------------------------------------
+    def add_columns(self, name: str, *, expressions: dict[str, str] | None = None,
+                    null_columns: pa.Schema | None = None) -> int:
+        """LanceDB's `add_columns`: columns computed by SQL expressions, or all-null columns of given types."""
+        if bool(expressions) == bool(null_columns is not None and len(null_columns)):
+            raise InvalidArgument("add_columns takes either SQL expressions or null columns (fields), one of them",
+                                  reason="MISSING_COLUMNS")
+        table = self.tables.open(name)
+        with self._mutation(name):
+            latest = table.manifest()
+            plan = (schema_changes.plan_add_expressions(latest.schema, dict(expressions)) if expressions
+                    else schema_changes.plan_add_nulls(latest.schema, null_columns))
+            return self._change_schema(table, [plan], latest)
+
+    def alter_columns(self, name: str, alterations: list[schema_changes.Alteration]) -> int:
+        """LanceDB's `alter_columns`: renames (functions and indexes follow), nullability, casts."""
+        table = self.tables.open(name)
+        with self._mutation(name):
+            view = self.views.get(table)
+            stricter = [a.path for a in alterations if a.nullable is False and view.schema.get_field_index(a.path) >= 0]
+            nulls = {c: view.columns([c]).column(c).null_count for c in stricter}
+            plans = schema_changes.plan_alter(view.schema, alterations, nulls)
+            return self._change_schema(table, plans, view.snapshot.manifest)
+
+    def drop_columns(self, name: str, columns: list[str]) -> int:
+        table = self.tables.open(name)
+        with self._mutation(name):
+            latest = table.manifest()
+            return self._change_schema(table, [schema_changes.plan_drop(latest.schema, columns)], latest)
+
+    @staticmethod
+    def _change_schema(table: Table, plans: list[schema_changes.Plan], read_at: Manifest) -> int:
+        for plan in plans:
+            read_at = table.change_schema(plan.edit, read_at=read_at, new_columns=plan.new_columns,
+                                          operation=plan.operation)
+            log.info("table %s: %s (version %d)", table.name, plan.operation, read_at.version)
+        return read_at.version
 
     def tags(self, name: str) -> dict[str, int]:
         return self.tables.open(name).tags()

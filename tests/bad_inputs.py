@@ -413,6 +413,54 @@ STORE_CASES = [
         pb.DeleteTagRequest(table=DOCS, tag="never")), NOT_FOUND, "TAG_NOT_FOUND"),
     Case("store", "ListTags", "table that does not exist", lambda t: t.store.ListTags(
         pb.ListTagsRequest(table="nope")), NOT_FOUND, "TABLE_NOT_FOUND"),
+    Case("store", "AddColumns", "expression calling repeat() (an unbounded value)", lambda t: t.store.AddColumns(
+        pb.AddColumnsRequest(table=DOCS, expressions=[pb.ColumnExpression(
+            name="big", expression="repeat(text, 2000000000)")])), INVALID, "FUNCTION_NOT_ALLOWED"),
+    Case("store", "AddColumns", "expression holding a query", lambda t: t.store.AddColumns(pb.AddColumnsRequest(
+        table=DOCS, expressions=[pb.ColumnExpression(name="q", expression="(SELECT 1)")])), INVALID,
+         "INVALID_EXPRESSION"),
+    Case("store", "AddColumns", "expression of 100,000 characters", lambda t: t.store.AddColumns(
+        pb.AddColumnsRequest(table=DOCS, expressions=[pb.ColumnExpression(name="long", expression="1" * 100_000)])),
+         INVALID, "INVALID_EXPRESSION"),
+    Case("store", "AddColumns", "expression over a column that does not exist", lambda t: t.store.AddColumns(
+        pb.AddColumnsRequest(table=DOCS, expressions=[pb.ColumnExpression(name="n", expression="nope + 1")])),
+         INVALID, "INVALID_EXPRESSION"),
+    Case("store", "AddColumns", "a column that exists", lambda t: t.store.AddColumns(pb.AddColumnsRequest(
+        table=DOCS, expressions=[pb.ColumnExpression(name="text", expression="1")])), INVALID, "COLUMN_EXISTS"),
+    Case("store", "AddColumns", "reserved column name `_rowid`", lambda t: t.store.AddColumns(pb.AddColumnsRequest(
+        table=DOCS, expressions=[pb.ColumnExpression(name="_rowid", expression="1")])), INVALID, "RESERVED_COLUMN"),
+    Case("store", "AddColumns", "10,000 new columns", lambda t: t.store.AddColumns(pb.AddColumnsRequest(
+        table=DOCS, expressions=[pb.ColumnExpression(name=f"c{i}", expression="1") for i in range(10_000)])),
+         INVALID, "TOO_MANY_COLUMNS"),
+    Case("store", "AddColumns", "neither expressions nor null columns", lambda t: t.store.AddColumns(
+        pb.AddColumnsRequest(table=DOCS)), INVALID, "MISSING_COLUMNS"),
+    Case("store", "AddColumns", "a non-nullable null column", lambda t: t.store.AddColumns(pb.AddColumnsRequest(
+        table=DOCS, null_columns=pb.Schema(fields=[pb.Field(name="n", type=pb.DATA_TYPE_INT64)]))), INVALID,
+         "NULL_IN_REQUIRED_COLUMN"),
+    Case("store", "AlterColumns", "column that does not exist", lambda t: t.store.AlterColumns(
+        pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(path="nope", rename="x")])), INVALID,
+         "UNKNOWN_COLUMN"),
+    Case("store", "AlterColumns", "rename onto another column", lambda t: t.store.AlterColumns(
+        pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(path="id", rename="text")])), INVALID,
+         "COLUMN_EXISTS"),
+    Case("store", "AlterColumns", "cast of a string to int64", lambda t: t.store.AlterColumns(
+        pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(path="category", data_type="int64")])),
+         INVALID, "INVALID_CAST"),
+    Case("store", "AlterColumns", "type name Arrow does not know", lambda t: t.store.AlterColumns(
+        pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(path="id", data_type="int65; drop")])),
+         INVALID, "INVALID_CAST"),
+    Case("store", "AlterColumns", "cast of a vector column", lambda t: t.store.AlterColumns(
+        pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(path="vector", data_type="string")])),
+         grpc.StatusCode.FAILED_PRECONDITION, "COLUMN_IN_USE"),
+    Case("store", "AlterColumns", "the same column twice", lambda t: t.store.AlterColumns(pb.AlterColumnsRequest(
+        table=DOCS, alterations=[pb.ColumnAlteration(path="id", rename="a"),
+                                 pb.ColumnAlteration(path="id", rename="b")])), INVALID, "INVALID_ALTERATION"),
+    Case("store", "DropColumns", "the source of an embedding function", lambda t: t.store.DropColumns(
+        pb.DropColumnsRequest(table=DOCS, columns=["text"])), grpc.StatusCode.FAILED_PRECONDITION, "COLUMN_IN_USE"),
+    Case("store", "DropColumns", "column that does not exist", lambda t: t.store.DropColumns(
+        pb.DropColumnsRequest(table=DOCS, columns=["nope"])), INVALID, "UNKNOWN_COLUMN"),
+    Case("store", "DropColumns", "every column", lambda t: t.store.DropColumns(pb.DropColumnsRequest(
+        table=DOCS, columns=["id", "text", "category", "vector"])), INVALID, "INVALID_SCHEMA"),
     Case("store", "DescribeFunction", "setting the function does not have", lambda t: t.store.DescribeFunction(
         pb.DescribeFunctionRequest(function=_function("word-hash", "", "", colour="red"))), INVALID,
          "UNKNOWN_SETTING"),

@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import decimal
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from store_service.search.index_catalog import IndexEntry
 from store_service.ingest.rows import BadVectors
 from store_service.ingest.merge import MergeRules
 from store_service.functions.operations import Operation
+from store_service.schema_changes import Alteration
 from store_service.schema import IMAGE, TEXT, FunctionConfig, is_vector, vector_dimensions, vector_type
 from store_service.search.vector_search import VectorSearch
 from store_service.storage.manifest import Manifest
@@ -384,6 +386,40 @@ def index_to_proto(entry: IndexEntry) -> pb.Index:
 def retention(seconds: float) -> float:
     """OptimizeTable's `cleanup_older_than_seconds`: 0 is LanceDB's default of 7 days."""
     return DEFAULT_RETENTION_S if seconds == 0 else seconds
+
+
+def column_expressions(expressions: Iterable[pb.ColumnExpression]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for item in expressions:
+        if not item.name:
+            raise InvalidArgument("a new column has no name", reason="INVALID_SCHEMA")
+        if item.name in found:
+            raise InvalidArgument(f"new column {item.name!r} is given twice", reason="INVALID_SCHEMA",
+                                  column=item.name)
+        found[item.name] = item.expression
+    return found
+
+
+def null_columns(message: pb.Schema) -> pa.Schema | None:
+    if not message.fields and not message.arrow_schema:
+        return None
+    return schema_from_proto(message)
+
+
+def alterations(items: Iterable[pb.ColumnAlteration]) -> list[Alteration]:
+    found = []
+    for item in items:
+        data_type = None
+        if item.data_type:
+            try:
+                data_type = pa.type_for_alias(item.data_type)
+            except (ValueError, KeyError):
+                raise InvalidArgument(f"data_type {item.data_type[:64]!r} is not an Arrow type name (int64, float, "
+                                      "double, string, large_string, timestamp[ms], ...)", reason="INVALID_CAST",
+                                      column=item.path) from None
+        found.append(Alteration(item.path, item.rename, item.nullable if item.HasField("nullable") else None,
+                                data_type))
+    return found
 
 
 def optimized_to_proto(result: Optimized) -> pb.OptimizeTableResponse:

@@ -189,6 +189,20 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         self._core.delete_tag(request.table, request.tag)
         return pb.DeleteTagResponse()
 
+    # ----- schema evolution ---------------------------------------------------------------------------
+    def AddColumns(self, request: pb.AddColumnsRequest, context: grpc.ServicerContext) -> pb.AddColumnsResponse:
+        version = self._core.add_columns(request.table, expressions=conversions.column_expressions(request.expressions),
+                                         null_columns=conversions.null_columns(request.null_columns))
+        return pb.AddColumnsResponse(version=version)
+
+    def AlterColumns(self, request: pb.AlterColumnsRequest, context: grpc.ServicerContext
+                     ) -> pb.AlterColumnsResponse:
+        version = self._core.alter_columns(request.table, conversions.alterations(request.alterations))
+        return pb.AlterColumnsResponse(version=version)
+
+    def DropColumns(self, request: pb.DropColumnsRequest, context: grpc.ServicerContext) -> pb.DropColumnsResponse:
+        return pb.DropColumnsResponse(version=self._core.drop_columns(request.table, list(request.columns)))
+
     # ----- functions ----------------------------------------------------------------------------------
     def DescribeFunction(self, request: pb.DescribeFunctionRequest, context: grpc.ServicerContext
                          ) -> pb.DescribeFunctionResponse:

@@ -40,6 +40,7 @@ class FragmentData:
 
     def __init__(self, table: Table, snapshot: Snapshot, ref: FragmentRef) -> None:
         self.ref = ref
+        self.key = fragment_key(snapshot, ref)
         rows = table.read_fragment(snapshot, ref, snapshot.schema.names)
         if any(c.num_chunks > 1 for c in rows.columns):
             rows = rows.combine_chunks()
@@ -92,6 +93,12 @@ class FragmentData:
             while len(self._masks) > MASKS_KEPT:
                 self._masks.popitem(last=False)
         return result
+
+
+def fragment_key(snapshot: Snapshot, ref: FragmentRef) -> tuple[object, ...]:
+    """What a fragment's rows as read depend on: its data files and the columns the schema names in them
+    (a rename or a drop changes what is read from the same files)."""
+    return (*ref.data_key, tuple((f.name, str(f.type)) for f in snapshot.schema))
 
 
 @dataclass(frozen=True)
@@ -286,7 +293,7 @@ class _TableState:
     """Per table: its fragments' data (shared by versions) and the live masks of their deletion files."""
 
     def __init__(self) -> None:
-        self.fragments: OrderedDict[tuple[int, tuple[str, ...]], FragmentData] = OrderedDict()
+        self.fragments: OrderedDict[tuple[object, ...], FragmentData] = OrderedDict()
         self.live: OrderedDict[tuple[int, tuple[str, ...], str], np.ndarray] = OrderedDict()
         self.views: OrderedDict[int, TableView] = OrderedDict()
 
@@ -326,20 +333,21 @@ class ViewCache:
                 # rows deleted when the fragment was first read are live again (a restore): read it again
                 fragment = FragmentData(table, snapshot, ref)
                 with self._lock:
-                    state.fragments[ref.data_key] = fragment
+                    state.fragments[fragment.key] = fragment
             parts.append(Part(fragment, live, start, ref))
             start += parts[-1].num_rows
         return TableView(snapshot, parts, self._max_filter_length)
 
     def _fragment(self, table: Table, state: _TableState, snapshot: Snapshot, ref: FragmentRef) -> FragmentData:
+        key = fragment_key(snapshot, ref)
         with self._lock:
-            found = state.fragments.get(ref.data_key)
+            found = state.fragments.get(key)
             if found is not None:
-                state.fragments.move_to_end(ref.data_key)
+                state.fragments.move_to_end(key)
                 return found
         built = FragmentData(table, snapshot, ref)
         with self._lock:
-            state.fragments[ref.data_key] = built
+            state.fragments[key] = built
         return built
 
     def _live(self, table: Table, state: _TableState, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
@@ -357,7 +365,7 @@ class ViewCache:
     @staticmethod
     def _trim(state: _TableState) -> None:
         """Drops the fragment states and masks no kept view holds: memory follows the versions in use."""
-        held = {p.ref.data_key for v in state.views.values() for p in v.parts}
+        held = {p.fragment.key for v in state.views.values() for p in v.parts}
         for key in [k for k in state.fragments if k not in held]:
             del state.fragments[key]
         live = {(*p.ref.data_key, p.ref.deletion) for v in state.views.values() for p in v.parts}

@@ -18,6 +18,7 @@ version a change was computed from) refuse a change that another writer made sta
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -26,7 +27,7 @@ import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +41,10 @@ from lance.dataset import Transaction
 from lance.fragment import write_fragments
 from lance.optimize import Compaction
 
-from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, InvalidArgument, NotFound,
+from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, FailedPrecondition,
+                                  InvalidArgument, NotFound,
                                   TableExists, TableNotFound, VersionNotFound)
-from store_service.storage import durable, manifest
+from store_service.storage import durable, field_ids, manifest
 from store_service.storage.checksums import SIDECAR_DIR, ChecksumLog
 from store_service.storage.fragments import INDEXES_DIR, ROW_ID
 from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, OPERATION_KEY, TRANSACTIONS_DIR, VERSIONS_DIR,
@@ -100,6 +102,18 @@ class Cleaned:
 
 
 Restage = Callable[[list[Staged], pa.Schema], list[Staged]]
+SchemaEdit = Callable[[pa.Schema, tuple[dict[str, Any], ...]], tuple[pa.Schema, Sequence[dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class NewColumns:
+    """Columns to compute for every physical row: SQL expressions by name (Lance's SQL, as LanceDB has it),
+    or a function from a batch of the `reads` columns to a batch of the new ones."""
+
+    values: Mapping[str, str] | Callable[[pa.RecordBatch], pa.RecordBatch]
+    reads: list[str] | None = None
+    batch_rows: int = 1024
+    error_reason: str = "INVALID_EXPRESSION"  # when a value cannot be computed
 Deletes = Mapping[int, np.ndarray]  # fragment id -> physical row offsets to delete
 
 
@@ -462,6 +476,106 @@ class Table:
         return dataclasses.replace(new[0], id=ref.id, row_id_meta=ref.metadata.row_id_meta,
                                    created_at_version_meta=ref.metadata.created_at_version_meta,
                                    last_updated_at_version_meta=ref.metadata.last_updated_at_version_meta)
+
+    # ----- schema changes ------------------------------------------------------------------------------
+    def change_schema(self, target: SchemaEdit, *, read_at: Manifest, new_columns: NewColumns | None = None,
+                      operation: str) -> Manifest:
+        """One commit giving the latest version the schema `target` returns (LanceDB's add, alter and drop
+        columns). `target(schema, indexes)` gets the latest schema, every field carrying its Lance field id
+        (`field_ids.FIELD_ID`) and the `new_columns` appended, with the index catalog; it may drop, reorder and
+        rename fields, change their nullability and the metadata (functions, catalog), and returns both.
+
+        Without `new_columns` nothing but a manifest is written (a Lance Project). With them, each fragment
+        gets a data file holding the new columns for every physical row (computed by Lance from SQL
+        expressions, or by a function of some columns): written, fsynced and hashed before the lock for the
+        fragments the latest version has, under it for any added since; then one Lance Merge. Lance refuses
+        a Merge that renames or changes existing fields, so the caller asks for those in a change of their
+        own."""
+        written: list[str] = []
+        done: dict[tuple[int, tuple[str, ...]], Any] = {}
+        try:
+            snapshot = self.snapshot()
+            if new_columns is not None:
+                for ref in snapshot.manifest.fragments:  # most of the work, before taking the lock
+                    done[ref.data_key] = self._merged(snapshot, ref, new_columns, written)
+            with self._write_lock:
+                base = self._base()
+                current = manifest.from_dataset(base)
+                if not _rows_extend(read_at, base):
+                    raise Aborted(f"table {self.name!r} was overwritten, restored or altered during the change; "
+                                  "retry it", reason="WRITE_CONFLICT", table=self.name)
+                fragments, new_fields = [], None
+                if new_columns is not None:
+                    latest = Snapshot(self, current, base)
+                    for ref in current.fragments:
+                        files = done.get(ref.data_key)
+                        if files is None:  # added after the pass above: computed now, under the lock
+                            files = self._merged(latest, ref, new_columns, written)
+                        fragments.append(dataclasses.replace(ref.metadata, files=[*ref.metadata.files, *files[0]]))
+                        new_fields = files[1]
+                    if new_fields is None:  # no fragment to compute: the new fields' ids from an empty merge
+                        new_fields = self._new_fields(base, new_columns)
+                schema = field_ids.arrow_with_ids(base.lance_schema)
+                if new_fields is not None:
+                    schema = pa.schema([*schema, *new_fields], metadata=schema.metadata)
+                served, indexes = manifest.split_schema(schema)
+                edited, edited_indexes = target(served, indexes)
+                wanted = field_ids.lance_schema(manifest.with_indexes(edited, edited_indexes))
+                known = field_ids.all_ids(base.lance_schema) | field_ids.ids_in(new_fields or [])
+                if not field_ids.all_ids(wanted) <= known:
+                    raise FailedPrecondition(f"table {self.name!r}: this schema change would renumber nested "
+                                             "fields (a map column); it is not supported", reason="UNSUPPORTED_CHANGE",
+                                             table=self.name)
+                if new_columns is not None:
+                    op = LanceOperation.Merge(fragments, wanted)
+                else:
+                    op = LanceOperation.Project(wanted)
+                return self._commit(op, base.version, operation)
+        except BaseException:
+            for relative in written:
+                (self.directory / relative).unlink(missing_ok=True)
+            raise
+
+    def _merged(self, snapshot: Snapshot, ref: FragmentRef, new_columns: NewColumns, written: list[str]
+                ) -> tuple[list[Any], list[pa.Field]]:
+        """(the data files holding `new_columns` for the fragment's physical rows, made durable; the new
+        fields with their ids)."""
+        for path in ref.files:
+            self.checksums.verify(path)
+        fragment = snapshot.dataset.get_fragment(ref.id)
+        with self._computing(new_columns), durable.storage_errors(self.directory / DATA_DIR / "fragment"):
+            metadata, schema = fragment.merge_columns(new_columns.values, columns=new_columns.reads,
+                                                      batch_size=new_columns.batch_rows)
+        old = set(ref.metadata.files and [f.path for f in ref.metadata.files])
+        files = [f for f in metadata.files if f.path not in old]
+        paths = [f"{DATA_DIR}/{f.path}" for f in files]
+        written.extend(paths)
+        self.checksums.append(self._make_durable(paths))
+        known = {name for name in snapshot.dataset.schema.names}
+        fields = [f.with_nullable(True) for f in field_ids.arrow_with_ids(schema) if f.name not in known]
+        return files, fields  # nullable: rows added later hold null in them
+
+    @contextlib.contextmanager
+    def _computing(self, new_columns: NewColumns) -> Iterator[None]:
+        """What Lance (or the function) says about values it cannot compute, as the caller's error."""
+        try:
+            yield
+        except (ValueError, TypeError, RuntimeError, OSError, pa.ArrowException) as exc:
+            if isinstance(exc, OSError) and "os error 28" in str(exc):
+                raise
+            raise InvalidArgument(f"table {self.name!r}: the new columns cannot be computed ({self._shown(exc)})",
+                                  reason=new_columns.error_reason, table=self.name) from None
+
+    def _new_fields(self, base: Any, new_columns: NewColumns) -> list[pa.Field]:
+        """The new columns' fields on a table without fragments: their types, numbered after the largest id."""
+        with self._computing(new_columns):
+            if isinstance(new_columns.values, Mapping):
+                computed = base.scanner(columns=dict(new_columns.values)).projected_schema
+            else:
+                reads = base.schema.empty_table().select(list(new_columns.reads or ()))
+                computed = new_columns.values(pa.RecordBatch.from_pylist([], schema=reads.schema)).schema
+        fields = [f.with_nullable(True) for f in computed]  # rows added later hold null in them
+        return field_ids.numbered(fields, max(field_ids.all_ids(base.lance_schema), default=-1) + 1)
 
     # ----- maintenance -------------------------------------------------------------------------------
     def compact(self, *, target_rows_per_fragment: int = MAX_ROWS_PER_FILE) -> Manifest | None:

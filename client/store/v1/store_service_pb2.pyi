@@ -709,6 +709,70 @@ class DeleteTagResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ColumnExpression(_message.Message):
+    __slots__ = ("name", "expression")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EXPRESSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    expression: str
+    def __init__(self, name: _Optional[str] = ..., expression: _Optional[str] = ...) -> None: ...
+
+class AddColumnsRequest(_message.Message):
+    __slots__ = ("table", "expressions", "null_columns")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    EXPRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    NULL_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    expressions: _containers.RepeatedCompositeFieldContainer[ColumnExpression]
+    null_columns: Schema
+    def __init__(self, table: _Optional[str] = ..., expressions: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., null_columns: _Optional[_Union[Schema, _Mapping]] = ...) -> None: ...
+
+class AddColumnsResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class ColumnAlteration(_message.Message):
+    __slots__ = ("path", "rename", "nullable", "data_type")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RENAME_FIELD_NUMBER: _ClassVar[int]
+    NULLABLE_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    rename: str
+    nullable: bool
+    data_type: str
+    def __init__(self, path: _Optional[str] = ..., rename: _Optional[str] = ..., nullable: _Optional[bool] = ..., data_type: _Optional[str] = ...) -> None: ...
+
+class AlterColumnsRequest(_message.Message):
+    __slots__ = ("table", "alterations")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    ALTERATIONS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    alterations: _containers.RepeatedCompositeFieldContainer[ColumnAlteration]
+    def __init__(self, table: _Optional[str] = ..., alterations: _Optional[_Iterable[_Union[ColumnAlteration, _Mapping]]] = ...) -> None: ...
+
+class AlterColumnsResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class DropColumnsRequest(_message.Message):
+    __slots__ = ("table", "columns")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, table: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DropColumnsResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
 class DescribeFunctionRequest(_message.Message):
     __slots__ = ("function",)
     FUNCTION_FIELD_NUMBER: _ClassVar[int]

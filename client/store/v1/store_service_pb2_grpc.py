@@ -140,6 +140,21 @@ class StorageServiceStub:
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagRequest.SerializeToString,
                 response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagResponse.FromString,
                 _registered_method=True)
+        self.AddColumns = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/AddColumns',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsResponse.FromString,
+                _registered_method=True)
+        self.AlterColumns = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/AlterColumns',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterColumnsRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterColumnsResponse.FromString,
+                _registered_method=True)
+        self.DropColumns = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/DropColumns',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropColumnsRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropColumnsResponse.FromString,
+                _registered_method=True)
         self.DescribeFunction = channel.unary_unary(
                 '/vectorlane.store.v1.StorageService/DescribeFunction',
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.SerializeToString,
@@ -340,6 +355,32 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddColumns(self, request, context):
+        """LanceDB's `table.add_columns()`: new columns computed for every row by SQL expressions (Lance's SQL, as
+        LanceDB evaluates them), or null in every row with the types given. Rows added later hold null in them
+        unless they give a value. One new version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AlterColumns(self, request, context):
+        """LanceDB's `table.alter_columns()`: renames (a column's embedding function and indexes follow it),
+        nullability, casts within a kind of type. Renames and nullability write a manifest alone; casts rewrite
+        the cast columns, in a version of their own before the others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropColumns(self, request, context):
+        """LanceDB's `table.drop_columns()`: a manifest alone (older versions keep the columns). A dropped vector
+        column takes its embedding function and indexes; a function's source column cannot be dropped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DescribeFunction(self, request, context):
         """Describes an embedding function as this store would use it: a server function (the embed service
         hosts it: its dimensions and modalities, its settings checked) or a local one (the client computes its
@@ -509,6 +550,21 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.DeleteTag,
                     request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagRequest.FromString,
                     response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagResponse.SerializeToString,
+            ),
+            'AddColumns': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddColumns,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsResponse.SerializeToString,
+            ),
+            'AlterColumns': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlterColumns,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterColumnsRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterColumnsResponse.SerializeToString,
+            ),
+            'DropColumns': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropColumns,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropColumnsRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropColumnsResponse.SerializeToString,
             ),
             'DescribeFunction': grpc.unary_unary_rpc_method_handler(
                     servicer.DescribeFunction,
@@ -1119,6 +1175,87 @@ class StorageService:
             '/vectorlane.store.v1.StorageService/DeleteTag',
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagRequest.SerializeToString,
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.DeleteTagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddColumns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/AddColumns',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlterColumns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/AlterColumns',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterColumnsRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterColumnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropColumns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/DropColumns',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropColumnsRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropColumnsResponse.FromString,
             options,
             channel_credentials,
             insecure,

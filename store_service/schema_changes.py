@@ -1,0 +1,309 @@
+"""LanceDB's schema evolution (`add_columns`, `alter_columns`, `drop_columns`) planned against a table's
+schema and embedding functions, in plain Python: what to compute, and how the schema (with its functions
+and index catalog) reads afterwards. `storage.table.Table.change_schema` commits a plan.
+
+What vectorlane adds to Lance's rules:
+- a renamed column takes its embedding function and indexes with it (the function's `source_column` /
+  `vector_column` and the catalog follow the new name, in the same version);
+- a dropped vector column takes its function and indexes; a function's source column cannot be dropped
+  (drop the function first) nor cast, and vector columns keep their float32 type (FAISS serves it);
+- new columns' SQL expressions (evaluated by Lance, as in LanceDB) may call only the functions in
+  ALLOWED_FUNCTIONS: none that builds a value from a count the caller chooses (`repeat`, `lpad`, ...), so
+  an expression's output is bounded by its input and its own length.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from store_service.errors import FailedPrecondition, InvalidArgument
+from store_service.schema import (check_table_schema, functions_of, is_vector, unsupported_type,
+                                  with_functions)
+from store_service.storage.table import NewColumns
+
+MAX_NEW_COLUMNS = 64
+MAX_EXPRESSION_LENGTH = 4096
+MAX_ALTERATIONS = 256
+_CAST_PREFIX = "__vectorlane_cast_"
+
+# Scalar functions of Lance's SQL (DataFusion's) an add_columns expression may call.
+ALLOWED_FUNCTIONS = frozenset("""
+abs acos asin atan atan2 cbrt ceil cos exp floor ln log log10 log2 pow power round signum sin sqrt tan trunc
+greatest least coalesce nullif nvl ifnull isnan iszero
+lower upper trim ltrim rtrim btrim length char_length character_length octet_length bit_length substr substring
+left right strpos position replace reverse initcap concat concat_ws starts_with ends_with ascii chr md5 sha224
+sha256 sha384 sha512 digest to_hex split_part translate regexp_like regexp_match regexp_replace regexp_count
+date_trunc date_part datepart extract to_timestamp to_timestamp_seconds to_timestamp_millis to_timestamp_micros
+to_date to_char from_unixtime make_date date_bin
+array_length cardinality array_has array_has_all array_has_any array_element array_contains list_has
+get_field named_struct struct arrow_typeof arrow_cast cast try_cast
+""".split())
+_SQL_WORDS_WITH_PARENTHESES = frozenset({"in", "and", "or", "not", "when", "then", "else", "case", "is", "like",
+                                         "ilike", "between", "as", "end", "exists"})
+_STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`")
+_CALLS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_FORBIDDEN_WORDS = re.compile(r"\b(select|from|with|union)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Alteration:
+    """One of LanceDB's `alter_columns` entries: the column (`path`), and what changes."""
+
+    path: str
+    rename: str = ""
+    nullable: bool | None = None
+    data_type: pa.DataType | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One commit: the columns to compute (None: the schema alone changes) and the edit of the schema."""
+
+    new_columns: NewColumns | None
+    edit: Any  # storage.table.SchemaEdit
+    operation: str
+
+
+def check_expression(name: str, expression: str) -> None:
+    if not expression.strip():
+        raise InvalidArgument(f"new column {name!r} has an empty expression", reason="INVALID_EXPRESSION",
+                              column=name)
+    if len(expression) > MAX_EXPRESSION_LENGTH:
+        raise InvalidArgument(f"new column {name!r}: the expression is {len(expression)} characters; at most "
+                              f"{MAX_EXPRESSION_LENGTH}", reason="INVALID_EXPRESSION", column=name)
+    bare = _STRINGS.sub("''", expression)
+    if _FORBIDDEN_WORDS.search(bare):
+        raise InvalidArgument(f"new column {name!r}: an expression computes a value from the row; it cannot hold "
+                              "a query (SELECT, FROM, WITH, UNION)", reason="INVALID_EXPRESSION", column=name)
+    for match in _CALLS.finditer(bare):
+        function = match.group(1).lower()
+        if function not in ALLOWED_FUNCTIONS and function not in _SQL_WORDS_WITH_PARENTHESES:
+            raise InvalidArgument(f"new column {name!r}: function {match.group(1)!r} is not one an expression may "
+                                  "call here", reason="FUNCTION_NOT_ALLOWED", column=name, function=function)
+    depth = deepest = 0
+    for char in bare:
+        depth += (char == "(") - (char == ")")
+        deepest = max(deepest, depth)
+    if deepest > 32:
+        raise InvalidArgument(f"new column {name!r}: the expression nests {deepest} parentheses deep; at most 32",
+                              reason="INVALID_EXPRESSION", column=name)
+
+
+def _check_new_names(schema: pa.Schema, names: Sequence[str]) -> None:
+    if not names:
+        raise InvalidArgument("add_columns needs at least one column", reason="MISSING_COLUMNS")
+    if len(names) > MAX_NEW_COLUMNS:
+        raise InvalidArgument(f"{len(names)} new columns; at most {MAX_NEW_COLUMNS} in one change",
+                              reason="TOO_MANY_COLUMNS")
+    for name in names:
+        if name in schema.names:
+            raise InvalidArgument(f"column {name!r} is already in the table", reason="COLUMN_EXISTS", column=name)
+        if name.startswith(_CAST_PREFIX):
+            raise InvalidArgument(f"column names starting with {_CAST_PREFIX!r} are the store's own",
+                                  reason="RESERVED_COLUMN", column=name)
+    check_table_schema(pa.schema([*schema, *(pa.field(n, pa.int8()) for n in names)]))  # names, before any work
+
+
+def _check_result(schema: pa.Schema) -> pa.Schema:
+    check_table_schema(schema)
+    return schema
+
+
+def _placed(schema: pa.Schema, fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def plan_add_expressions(schema: pa.Schema, expressions: dict[str, str]) -> Plan:
+    """New columns computed for every row by SQL expressions (Lance's SQL, as LanceDB evaluates them)."""
+    _check_new_names(schema, list(expressions))
+    for name, expression in expressions.items():
+        check_expression(name, expression)
+    names = list(expressions)
+
+    def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
+        for f in current:
+            if f.name in names:
+                problem = unsupported_type(f.type)
+                if problem is not None:
+                    raise InvalidArgument(f"new column {f.name!r} would be {f.type}: {problem}",
+                                          reason="UNSUPPORTED_TYPE", column=f.name)
+        return _check_result(current), list(indexes)
+    return Plan(NewColumns(dict(expressions)), edit, "add_columns")
+
+
+def plan_add_nulls(schema: pa.Schema, fields: pa.Schema) -> Plan:
+    """New columns of the given types, null in every row (LanceDB's `add_columns(pa.field(...))`)."""
+    _check_new_names(schema, fields.names)
+    for f in fields:
+        if not f.nullable:
+            raise InvalidArgument(f"new column {f.name!r} starts null in every row, so it must be nullable",
+                                  reason="NULL_IN_REQUIRED_COLUMN", column=f.name)
+    check_table_schema(pa.schema([*schema, *fields]))
+    read = schema.names[0]
+    wanted = list(fields)
+
+    def nulls(batch: pa.RecordBatch) -> pa.RecordBatch:
+        return pa.RecordBatch.from_arrays([pa.nulls(batch.num_rows, f.type) for f in wanted],
+                                          schema=pa.schema(wanted))
+
+    def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
+        return _check_result(current), list(indexes)
+    return Plan(NewColumns(nulls, reads=[read]), edit, "add_columns")
+
+
+def _castable(source: pa.DataType, target: pa.DataType) -> bool:
+    """Lance's rule: within one kind (integers and floats being numbers; strings, binaries, their size
+    variants; timestamps; dates)."""
+    kinds = ((pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal),
+             (pa.types.is_string, pa.types.is_large_string), (pa.types.is_binary, pa.types.is_large_binary),
+             (pa.types.is_timestamp,), (pa.types.is_date,), (pa.types.is_boolean,), (pa.types.is_duration,))
+    return any(any(k(source) for k in kind) and any(k(target) for k in kind) for kind in kinds)
+
+
+def plan_alter(schema: pa.Schema, alterations: Sequence[Alteration], null_counts: dict[str, int]) -> list[Plan]:
+    """The commits of `alter_columns`: one casting columns (a Lance Merge, which writes the cast columns),
+    then one renaming and changing nullability (a Lance Project, a manifest alone). `null_counts` has the
+    nulls of each column made non-nullable."""
+    if not alterations:
+        raise InvalidArgument("alter_columns needs at least one alteration", reason="MISSING_ALTERATIONS")
+    if len(alterations) > MAX_ALTERATIONS:
+        raise InvalidArgument(f"{len(alterations)} alterations; at most {MAX_ALTERATIONS}", reason="TOO_MANY_COLUMNS")
+    functions = functions_of(schema)
+    sources = {c.source_column: c for c in functions}
+    seen: set[str] = set()
+    renamed: dict[str, str] = {}
+    for alteration in alterations:
+        path = alteration.path
+        if schema.get_field_index(path) < 0:
+            nested = "." in path and schema.get_field_index(path.split(".")[0]) >= 0
+            raise InvalidArgument(f"column {path!r} is not in the table" +
+                                  (" (only top-level columns can be altered here)" if nested else ""),
+                                  reason="UNKNOWN_COLUMN", column=path)
+        if path in seen:
+            raise InvalidArgument(f"column {path!r} is altered twice", reason="INVALID_ALTERATION", column=path)
+        seen.add(path)
+        field_ = schema.field(path)
+        if not alteration.rename and alteration.nullable is None and alteration.data_type is None:
+            raise InvalidArgument(f"the alteration of {path!r} changes nothing (give rename, nullable or data_type)",
+                                  reason="INVALID_ALTERATION", column=path)
+        if alteration.rename:
+            renamed[path] = alteration.rename
+        if alteration.nullable is False and field_.nullable and null_counts.get(path, 0):
+            raise FailedPrecondition(f"column {path!r} holds {null_counts[path]} nulls; it cannot be made "
+                                     "non-nullable", reason="NULL_IN_REQUIRED_COLUMN", column=path)
+        if alteration.data_type is not None and alteration.data_type != field_.type:
+            target = alteration.data_type
+            if is_vector(field_) or path in sources:
+                role = "a vector column" if is_vector(field_) else f"the source of {sources[path].name!r}"
+                raise FailedPrecondition(f"column {path!r} is {role}; its type cannot change",
+                                         reason="COLUMN_IN_USE", column=path)
+            if not _castable(field_.type, target) or unsupported_type(target) is not None:
+                raise InvalidArgument(f"column {path!r} is {field_.type}; it cannot be cast to {target}",
+                                      reason="INVALID_CAST", column=path, type=str(target))
+    names = [renamed.get(n, n) for n in schema.names]
+    if len(set(names)) != len(names):
+        raise InvalidArgument("after the renames two columns would share a name", reason="COLUMN_EXISTS")
+    check_table_schema(pa.schema([f.with_name(renamed.get(f.name, f.name)) for f in schema]))
+
+    casts = {a.path: a for a in alterations if a.data_type is not None and a.data_type != schema.field(a.path).type}
+    plans = []
+    if casts:
+        plans.append(_cast_plan(casts))
+    others = [a for a in alterations if a.path not in casts]
+    if others:
+        plans.append(_project_plan(others))
+    return plans
+
+
+def _cast_plan(casts: dict[str, Alteration]) -> Plan:
+    columns = list(casts)
+    temporary = {c: f"{_CAST_PREFIX}{i}" for i, c in enumerate(columns)}
+
+    def cast(batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays, fields = [], []
+        for column in columns:
+            target = casts[column].data_type
+            values = batch.column(column)
+            try:
+                arrays.append(values.cast(target, safe=True))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ValueError(f"column {column!r}: a value does not fit {target} ({str(exc)[:160]})") from None
+            fields.append(pa.field(temporary[column], target))
+        return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+    def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
+        computed = {f.name: f for f in current if f.name.startswith(_CAST_PREFIX)}
+        fields = []
+        for f in current:
+            if f.name in computed:
+                continue
+            if f.name in casts:
+                alteration = casts[f.name]
+                new = computed[temporary[f.name]].with_name(alteration.rename or f.name)
+                nullable = f.nullable if alteration.nullable is None else alteration.nullable
+                fields.append(new.with_nullable(nullable))
+            else:
+                fields.append(f)
+        return _rename_functions(_placed(current, fields), {c: a.rename for c, a in casts.items() if a.rename}), \
+            _rename_indexes(indexes, {})
+    return Plan(NewColumns(cast, reads=columns, error_reason="INVALID_CAST"), edit, "alter_columns:cast")
+
+
+def _project_plan(alterations: list[Alteration]) -> Plan:
+    by_path = {a.path: a for a in alterations}
+    renames = {a.path: a.rename for a in alterations if a.rename}
+
+    def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
+        fields = []
+        for f in current:
+            alteration = by_path.get(f.name)
+            if alteration is not None:
+                f = f.with_name(alteration.rename or f.name)
+                if alteration.nullable is not None:
+                    f = f.with_nullable(alteration.nullable)
+            fields.append(f)
+        return _rename_functions(_placed(current, fields), renames), _rename_indexes(indexes, renames)
+    return Plan(None, edit, "alter_columns")
+
+
+def _rename_functions(schema: pa.Schema, renames: dict[str, str]) -> pa.Schema:
+    functions = functions_of(schema)
+    if not renames or not functions:
+        return schema
+    moved = [type(c)(c.name, c.model, renames.get(c.source_column, c.source_column),
+                     renames.get(c.vector_column, c.vector_column), c.source_type) for c in functions]
+    return with_functions(schema, moved)
+
+
+def _rename_indexes(indexes: Iterable[dict[str, Any]], renames: dict[str, str]) -> list[dict[str, Any]]:
+    return [{**e, "vector_column": renames.get(e["vector_column"], e["vector_column"])} for e in indexes]
+
+
+def plan_drop(schema: pa.Schema, columns: Sequence[str]) -> Plan:
+    """Drops columns (a manifest alone; older versions keep them). A dropped vector column takes its
+    function and indexes with it; a function's source column is refused."""
+    wanted = list(dict.fromkeys(columns))
+    if not wanted:
+        raise InvalidArgument("drop_columns needs at least one column", reason="MISSING_COLUMNS")
+    for column in wanted:
+        if schema.get_field_index(column) < 0:
+            raise InvalidArgument(f"column {column!r} is not in the table", reason="UNKNOWN_COLUMN", column=column)
+    if len(wanted) >= len(schema):
+        raise InvalidArgument("a table keeps at least one column", reason="INVALID_SCHEMA")
+    for config in functions_of(schema):
+        if config.source_column in wanted and config.vector_column not in wanted:
+            raise FailedPrecondition(f"column {config.source_column!r} is the source of the embedding function of "
+                                     f"{config.vector_column!r}; drop that function (or that vector column) first",
+                                     reason="COLUMN_IN_USE", column=config.source_column)
+    dropped = set(wanted)
+
+    def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
+        kept = _placed(current, [f for f in current if f.name not in dropped])
+        functions = [c for c in functions_of(current) if c.vector_column not in dropped]
+        return with_functions(kept, functions), [e for e in indexes if e["vector_column"] not in dropped]
+    return Plan(None, edit, "drop_columns")
