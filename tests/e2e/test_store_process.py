@@ -179,6 +179,19 @@ def test_grpcurl_walkthrough(tmp_path, minilm_embed):
         bad = grpcurl(store.target, "vectorlane.store.v1.StorageService/Search",
                       data={"table": "notes", "text": "x", "where": "text ="})
         assert bad.returncode != 0 and "INVALID_FILTER" in bad.stderr + bad.stdout
+        # schema evolution from grpcurl: a computed column, a rename the function follows, a drop
+        service = "vectorlane.store.v1.StorageService"
+        for method, body in (("AddColumns", {"table": "notes", "expressions": [
+                                 {"name": "shout", "expression": "upper(text)"}]}),
+                             ("AlterColumns", {"table": "notes", "alterations": [{"path": "text", "rename": "note"}]}),
+                             ("DropColumns", {"table": "notes", "columns": ["shout"]})):
+            done = grpcurl(store.target, f"{service}/{method}", data=body)
+            assert done.returncode == 0 and json.loads(done.stdout)["version"], done.stderr
+        renamed = json.loads(grpcurl(store.target, f"{service}/GetTable", data={"name": "notes"}).stdout)["table"]
+        assert [f["source_column"] for f in renamed["embedding_functions"]] == ["note"]
+        refused = grpcurl(store.target, f"{service}/AddColumns", data={"table": "notes", "expressions": [
+            {"name": "x", "expression": "repeat(note, 1000000000)"}]})
+        assert refused.returncode != 0 and "FUNCTION_NOT_ALLOWED" in refused.stderr + refused.stdout
     finally:
         store.kill(signal.SIGTERM)
 
