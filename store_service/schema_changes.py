@@ -8,19 +8,19 @@ What vectorlane adds to Lance's rules:
 - a dropped vector column takes its function and indexes; a function's source column cannot be dropped
   (drop the function first) nor cast, and vector columns keep their float32 type (FAISS serves it);
 - new columns' SQL expressions (evaluated by Lance, as in LanceDB) may call only the functions in
-  ALLOWED_FUNCTIONS: none that builds a value from a count the caller chooses (`repeat`, `lpad`, ...), so
+  `sql_guard.ALLOWED_FUNCTIONS`: none that builds a value from a count the caller chooses (`repeat`, `lpad`, ...), so
   an expression's output is bounded by its input and its own length.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
+from store_service import sql_guard
 from store_service.errors import FailedPrecondition, InvalidArgument
 from store_service.schema import (check_table_schema, functions_of, is_vector, unsupported_type,
                                   with_functions)
@@ -30,25 +30,6 @@ MAX_NEW_COLUMNS = 64
 MAX_EXPRESSION_LENGTH = 4096
 MAX_ALTERATIONS = 256
 _CAST_PREFIX = "__vectorlane_cast_"
-
-# Scalar functions of Lance's SQL (DataFusion's) an add_columns expression may call.
-ALLOWED_FUNCTIONS = frozenset("""
-abs acos asin atan atan2 cbrt ceil cos exp floor ln log log10 log2 pow power round signum sin sqrt tan trunc
-greatest least coalesce nullif nvl ifnull isnan iszero
-lower upper trim ltrim rtrim btrim length char_length character_length octet_length bit_length substr substring
-left right strpos position replace reverse initcap concat concat_ws starts_with ends_with ascii chr md5 sha224
-sha256 sha384 sha512 digest to_hex split_part translate regexp_like regexp_match regexp_replace regexp_count
-date_trunc date_part datepart extract to_timestamp to_timestamp_seconds to_timestamp_millis to_timestamp_micros
-to_date to_char from_unixtime make_date date_bin
-array_length cardinality array_has array_has_all array_has_any array_element array_contains list_has
-get_field named_struct struct arrow_typeof arrow_cast cast try_cast
-""".split())
-_SQL_WORDS_WITH_PARENTHESES = frozenset({"in", "and", "or", "not", "when", "then", "else", "case", "is", "like",
-                                         "ilike", "between", "as", "end", "exists"})
-_STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`")
-_CALLS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
-_FORBIDDEN_WORDS = re.compile(r"\b(select|from|with|union)\b", re.IGNORECASE)
-
 
 @dataclass(frozen=True)
 class Alteration:
@@ -73,25 +54,13 @@ def check_expression(name: str, expression: str) -> None:
     if not expression.strip():
         raise InvalidArgument(f"new column {name!r} has an empty expression", reason="INVALID_EXPRESSION",
                               column=name)
-    if len(expression) > MAX_EXPRESSION_LENGTH:
-        raise InvalidArgument(f"new column {name!r}: the expression is {len(expression)} characters; at most "
-                              f"{MAX_EXPRESSION_LENGTH}", reason="INVALID_EXPRESSION", column=name)
-    bare = _STRINGS.sub("''", expression)
-    if _FORBIDDEN_WORDS.search(bare):
-        raise InvalidArgument(f"new column {name!r}: an expression computes a value from the row; it cannot hold "
-                              "a query (SELECT, FROM, WITH, UNION)", reason="INVALID_EXPRESSION", column=name)
-    for match in _CALLS.finditer(bare):
-        function = match.group(1).lower()
-        if function not in ALLOWED_FUNCTIONS and function not in _SQL_WORDS_WITH_PARENTHESES:
-            raise InvalidArgument(f"new column {name!r}: function {match.group(1)!r} is not one an expression may "
-                                  "call here", reason="FUNCTION_NOT_ALLOWED", column=name, function=function)
-    depth = deepest = 0
-    for char in bare:
-        depth += (char == "(") - (char == ")")
-        deepest = max(deepest, depth)
-    if deepest > 32:
-        raise InvalidArgument(f"new column {name!r}: the expression nests {deepest} parentheses deep; at most 32",
-                              reason="INVALID_EXPRESSION", column=name)
+    try:
+        sql_guard.check(expression, f"the expression of new column {name!r}", reason="INVALID_EXPRESSION",
+                        max_length=MAX_EXPRESSION_LENGTH, column=name)
+    except InvalidArgument as refused:
+        if "function" in refused.metadata:  # the one refusal with a reason of its own
+            raise InvalidArgument(refused.message, reason="FUNCTION_NOT_ALLOWED", **refused.metadata) from None
+        raise
 
 
 def _check_new_names(schema: pa.Schema, names: Sequence[str]) -> None:

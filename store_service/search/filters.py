@@ -102,6 +102,15 @@ def shown(where: str, limit: int = 200) -> str:
     return repr(where) if len(where) <= limit else repr(where[:limit]) + f"… ({len(where)} characters)"
 
 
+LANCE_COLUMNS = frozenset({"_rowid", "_rowaddr"})  # what Lance's engine knows beside the table's columns
+
+
+class OutsideGrammar(InvalidArgument):
+    """A filter this parser cannot read; Lance's SQL may (the store then hands it to Lance)."""
+
+    reason = "INVALID_FILTER"
+
+
 def parse_error(message: str, where: str, **position: Any) -> InvalidArgument:
     return InvalidArgument(f"bad filter {shown(where)}: {message}", reason="INVALID_FILTER", **position)
 
@@ -171,11 +180,13 @@ def _parse(where: str) -> lark.Tree:
         if isinstance(exc, lark.UnexpectedToken) and exc.token.type == "$END":
             lines = where.split("\n")
             line, column = len(lines), len(lines[-1]) + 1
-            raise parse_error(f"the filter ends too early, at line {line}, column {column}", where, line=line,
-                              column=column) from None
-        found = where[exc.pos_in_stream:exc.pos_in_stream + 12] if exc.pos_in_stream is not None else ""
-        raise parse_error(f"unexpected {found!r} at line {exc.line}, column {exc.column}", where, line=exc.line,
-                          column=exc.column) from None
+            error = parse_error(f"the filter ends too early, at line {line}, column {column}", where, line=line,
+                                column=column)
+        else:
+            found = where[exc.pos_in_stream:exc.pos_in_stream + 12] if exc.pos_in_stream is not None else ""
+            error = parse_error(f"unexpected {found!r} at line {exc.line}, column {exc.column}", where,
+                                line=exc.line, column=exc.column)
+        raise OutsideGrammar(error.message, **error.metadata) from None
 
 
 def compile_filter(where: str, schema: pa.Schema, max_length: int = MAX_LENGTH) -> pc.Expression:
@@ -229,6 +240,8 @@ class _Compiler(lark.Transformer):
         token = items[0]
         name = _column_name(token)
         index = self._schema.get_field_index(name)
+        if index < 0 and name in LANCE_COLUMNS:
+            raise OutsideGrammar(f"bad filter {shown(self._where)}: {name} is Lance's", column=name)
         if index < 0:
             raise InvalidArgument(f"bad filter {shown(self._where)}: no column {name!r} (line {token.line}, column "
                                   f"{token.column})", reason="UNKNOWN_COLUMN", column=name)

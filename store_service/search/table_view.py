@@ -24,7 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from store_service.errors import InvalidArgument
-from store_service.search.filters import MAX_LENGTH, compile_filter, shown
+from store_service import sql_guard
+from store_service.search.filters import MAX_LENGTH, OutsideGrammar, compile_filter, shown
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FragmentRef
 from store_service.storage.table import Deletes, Snapshot, Table
@@ -41,6 +42,7 @@ class FragmentData:
     def __init__(self, table: Table, snapshot: Snapshot, ref: FragmentRef) -> None:
         self.ref = ref
         self.key = fragment_key(snapshot, ref)
+        self._table, self._snapshot = table, snapshot  # for filters Lance evaluates
         rows = table.read_fragment(snapshot, ref, snapshot.schema.names)
         if any(c.num_chunks > 1 for c in rows.columns):
             rows = rows.combine_chunks()
@@ -79,13 +81,16 @@ class FragmentData:
             if cached is not None:
                 self._masks.move_to_end(where)
                 return cached
-        numbered = self.data.append_column(_POSITION, pa.array(np.arange(self.num_rows, dtype=np.int64)))
-        try:
-            selected = numbered.filter(expression).column(_POSITION).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            # what the checks before cannot know (a pattern RE2 will not compile...): still the filter's fault
-            raise InvalidArgument(f"bad filter {shown(where)}: Arrow cannot evaluate it ({str(exc)[:200]})",
-                                  reason="INVALID_FILTER") from None
+        if isinstance(expression, LanceFilter):
+            selected = self._table.matching_offsets(self._snapshot, self.ref, where)
+        else:
+            numbered = self.data.append_column(_POSITION, pa.array(np.arange(self.num_rows, dtype=np.int64)))
+            try:
+                selected = numbered.filter(expression).column(_POSITION).to_numpy()
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                # what the checks before cannot know (a pattern RE2 will not compile...): still the filter's
+                raise InvalidArgument(f"bad filter {shown(where)}: Arrow cannot evaluate it ({str(exc)[:200]})",
+                                      reason="INVALID_FILTER") from None
         result = np.zeros(self.num_rows, dtype=bool)
         result[selected] = True
         with self._lock:
@@ -99,6 +104,13 @@ def fragment_key(snapshot: Snapshot, ref: FragmentRef) -> tuple[object, ...]:
     """What a fragment's rows as read depend on: its data files and the columns the schema names in them
     (a rename or a drop changes what is read from the same files)."""
     return (*ref.data_key, tuple((f.name, str(f.type)) for f in snapshot.schema))
+
+
+@dataclass(frozen=True)
+class LanceFilter:
+    """A filter Lance's SQL engine evaluates, fragment by fragment."""
+
+    where: str
 
 
 @dataclass(frozen=True)
@@ -202,7 +214,10 @@ class TableView:
             if cached is not None:
                 self._masks.move_to_end(where)
                 return cached
-        expression = compile_filter(where, self.schema, self._max_filter_length)
+        try:
+            expression: object = compile_filter(where, self.schema, self._max_filter_length)
+        except OutsideGrammar as ours:
+            expression = self._lance_filter(where, ours)
         parts = [p.select(p.fragment.mask(where, expression)) for p in self.parts]
         result = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
         with self._lock:
@@ -210,6 +225,20 @@ class TableView:
             while len(self._masks) > MASKS_KEPT:
                 self._masks.popitem(last=False)
         return result
+
+    def _lance_filter(self, where: str, ours: OutsideGrammar) -> "LanceFilter":
+        """A filter outside this store's own grammar (functions, arithmetic, nested fields, typed literals...)
+        goes to Lance's SQL engine, as LanceDB sends it, once `sql_guard` lets it through and Lance plans it;
+        otherwise the parser's error stands, with why Lance's SQL does not take it either."""
+        try:
+            sql_guard.check(where, "it", reason="INVALID_FILTER", max_length=self._max_filter_length)
+            problem = self.snapshot.table.check_filter(self.snapshot, where)
+        except InvalidArgument as refused:
+            problem = refused.message
+        if problem is not None:
+            raise InvalidArgument(f"{ours.message} (nor does Lance's SQL take it: {problem[:300]})",
+                                  reason="INVALID_FILTER", **ours.metadata) from None
+        return LanceFilter(where)
 
     def take(self, positions: np.ndarray, columns: Sequence[str]) -> pa.Table:
         """The rows at the given global positions, in that order; `_rowid` may be among the columns."""

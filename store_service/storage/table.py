@@ -247,6 +247,31 @@ class Table:
                            f"({self._shown(exc)})", reason="FRAGMENT_CORRUPT", table=self.name) from None
         return (addresses & 0xFFFFFFFF).astype(np.int64)
 
+    def check_filter(self, snapshot: Snapshot, where: str) -> str | None:
+        """Why Lance's SQL cannot evaluate `where` on this version (None when it can): planned, not run."""
+        try:
+            snapshot.dataset.scanner(filter=where, columns=[], with_row_id=True, limit=0).explain_plan()
+            return None
+        except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            return self._shown(exc).replace("Invalid user input: ", "").split(", /home/")[0]
+
+    def matching_offsets(self, snapshot: Snapshot, ref: FragmentRef, where: str) -> np.ndarray:
+        """Physical offsets of the fragment's rows (deleted ones included) that match `where`, evaluated by
+        Lance's SQL engine, as LanceDB evaluates a filter."""
+        fragment = snapshot.dataset.get_fragment(ref.id)
+        try:
+            found = fragment.scanner(columns=[], filter=where, with_row_id=True, with_row_address=True,
+                                     include_deleted_rows=True).to_table().column("_rowaddr")
+        except BaseException as exc:  # noqa: BLE001 - as in check_filter
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            raise InvalidArgument(f"bad filter: Lance cannot evaluate it ({self._shown(exc)[:200]})",
+                                  reason="INVALID_FILTER") from None
+        addresses = found.drop_null().to_numpy()
+        return (addresses.astype(np.uint64) & np.uint64(0xFFFFFFFF)).astype(np.int64)
+
     # ----- staging ------------------------------------------------------------------------------------
     def stage(self, data: pa.Table, schema: pa.Schema) -> Staged:
         """Writes rows (conformed to `schema`) as fragments no version lists yet, durably and checksummed;
