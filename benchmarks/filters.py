@@ -90,7 +90,9 @@ def main() -> None:
             "count_arrow": count_times(table, "bucket = 3"),
             "count_lance": count_times(table, "bucket % 10 = 3"),
         }
-        store["search_ivf_flat_nprobes20"] = filtered_search(table, queries, "bucket = 3", truth, nprobes=20)
+        for nprobes in (20, 40):
+            store[f"search_ivf_flat_nprobes{nprobes}"] = filtered_search(table, queries, "bucket = 3", truth,
+                                                                         nprobes=nprobes)
         store["search_exact"] = filtered_search(table, queries[:20], "bucket = 3", truth[:20], nprobes=partitions)
         out["store"] = store
         db.close()
@@ -110,11 +112,14 @@ def main() -> None:
                                vector_column_name="vector")
             lance_side: dict[str, Any] = {"index_build_s": time.perf_counter() - started,
                                           "count": count_times(other, "bucket = 3")}
-            lance_side["search_ivf_pq_nprobes20_refine5"] = filtered_search(
-                other, queries, "bucket = 3", truth, nprobes=20, refine_factor=5)
+            for nprobes in (20, 40):
+                lance_side[f"search_ivf_pq_nprobes{nprobes}_refine5"] = filtered_search(
+                    other, queries, "bucket = 3", truth, nprobes=nprobes, refine_factor=5)
             out["lancedb"] = lance_side
-            out["prefiltered_p50_store_vs_lancedb"] = (store["search_ivf_flat_nprobes20"]["p50_ms"] /
-                                                       lance_side["search_ivf_pq_nprobes20_refine5"]["p50_ms"])
+            for nprobes in (20, 40):
+                out[f"prefiltered_p50_store_vs_lancedb_nprobes{nprobes}"] = (
+                    store[f"search_ivf_flat_nprobes{nprobes}"]["p50_ms"] /
+                    lance_side[f"search_ivf_pq_nprobes{nprobes}_refine5"]["p50_ms"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
