@@ -71,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.filters", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--no-lancedb", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "vectorlane-bench-filters")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vl-filters-"))
@@ -90,7 +91,7 @@ def main() -> None:
             "count_arrow": count_times(table, "bucket = 3"),
             "count_lance": count_times(table, "bucket % 10 = 3"),
         }
-        for nprobes in (20, 40):
+        for nprobes in (20, 40, 100):
             store[f"search_ivf_flat_nprobes{nprobes}"] = filtered_search(table, queries, "bucket = 3", truth,
                                                                          nprobes=nprobes)
         store["search_exact"] = filtered_search(table, queries[:20], "bucket = 3", truth[:20], nprobes=partitions)
@@ -101,6 +102,8 @@ def main() -> None:
         try:
             import lancedb
         except ImportError:
+            lancedb = None
+        if args.no_lancedb:
             lancedb = None
         if lancedb is not None:
             ldb = lancedb.connect(str(work / "lancedb"))
