@@ -3,7 +3,8 @@
 - durable ingest through gRPC ÷ the write+fsync floor (the same Arrow bytes written and fsynced per batch);
 - store RSS growth after searching ÷ (bytes of vectors + bytes of the index), after a restart;
 - the first search after a 10-row add ÷ the steady p50, exact and through the index;
-- process start → first approximate search, beside LanceDB's open → first search;
+- process start → first approximate search (IVF_FLAT, and IVF_PQ with refine as LanceDB's default), beside
+  LanceDB's open → first search, with recall@10 of both;
 - disk bytes after 100 add/delete cycles and `optimize()` ÷ the live data's bytes.
 
     .venv/bin/python -m benchmarks.storage --rows 1000000      # make bench-storage
@@ -77,9 +78,18 @@ def search_p50(table: Any, queries: np.ndarray, **options: Any) -> float:
 
 def _search(table: Any, q: np.ndarray, **options: Any) -> list[int]:
     query = table.search(q).limit(10).select(["id"])
-    if "nprobes" in options:
-        query = query.nprobes(options["nprobes"])
+    for name, value in options.items():
+        query = getattr(query, name)(value)
     return query.to_arrow().column("id").to_pylist()
+
+
+def recall(table: Any, vectors: np.ndarray, queries: np.ndarray, **options: Any) -> float:
+    norms = np.einsum("ij,ij->i", vectors, vectors)
+    hits = 0
+    for q in queries:
+        truth = set(np.argpartition(norms - 2 * vectors @ q, 10)[:10].tolist())
+        hits += len(truth & set(_search(table, q, **options)))
+    return hits / (10 * len(queries))
 
 
 def first_after_add(table: Any, queries: np.ndarray, rng: np.random.Generator, first_id: int, **options: Any
@@ -140,6 +150,7 @@ def lancedb_open_to_first_search(vectors: np.ndarray, queries: np.ndarray, work:
     again = lancedb.connect(str(work / "lancedb")).open_table("t")
     again.search(queries[0]).limit(10).nprobes(20).refine_factor(5).select(["id"]).to_arrow()
     result["open_to_first_search_s"] = time.perf_counter() - started
+    result["recall_at_10"] = recall(again, vectors, queries[10:40], nprobes=20, refine_factor=5)
     return result
 
 
@@ -204,6 +215,30 @@ def main() -> None:
         out["rss_growth_index_vs_vectors_plus_index"] = (rss_index - rss_start) * 2**20 / (vector_bytes + index_bytes)
         out["vector_mib"] = vector_bytes / 2**20
         out["index_mib"] = index_bytes / 2**20
+        db.close()
+        service.stop()
+
+        # IVF_PQ, as LanceDB builds by default: the vectors stay on disk, refine reads its candidates' rows
+        service, db = start_store(work / "store")
+        table = db.open_table("t")
+        started = time.perf_counter()
+        table.create_index(index_type="IVF_PQ", num_partitions=partitions, num_sub_vectors=48)
+        out["ivf_pq_build_s"] = time.perf_counter() - started
+        db.close()
+        service.stop()
+        launched = time.perf_counter()
+        service, db = start_store(work / "store")
+        rss_start = rss_mib(service.process.pid)
+        table = db.open_table("t")
+        pq = {"nprobes": 20, "refine_factor": 5}
+        _search(table, queries[0], **pq)
+        out["ivf_pq_start_to_first_approximate_s"] = time.perf_counter() - launched
+        out["ivf_pq_steady_p50_ms"] = search_p50(table, queries[10:40], **pq) * 1e3
+        out["ivf_pq_recall_at_10"] = recall(table, vectors, queries[10:40], **pq)
+        newest = max((work / "store" / "t.lance" / "_vectorlane" / "indexes").iterdir(), key=lambda p: p.stat().st_mtime)
+        pq_bytes = newest.stat().st_size  # the IVF_PQ index: the last file written there
+        out["ivf_pq_rss_growth_mib"] = rss_mib(service.process.pid) - rss_start
+        out["ivf_pq_index_mib"] = pq_bytes / 2**20
         db.close()
         service.stop()
 

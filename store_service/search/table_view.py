@@ -25,41 +25,100 @@ import pyarrow as pa
 
 from store_service.errors import InvalidArgument
 from store_service import sql_guard
-from store_service.search.filters import MAX_LENGTH, OutsideGrammar, compile_filter, shown
+from store_service.search.filters import MAX_LENGTH, OutsideGrammar, compile_filter, referenced_columns, shown
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FragmentRef
 from store_service.storage.table import Deletes, Snapshot, Table
 from store_service.search.vector_index import prepare
 
 MASKS_KEPT = 32
+TAKE_FROM_DATASET_MAX = 1024  # rows of a column not held that are read from the dataset rather than held
 VIEWS_PER_TABLE = 2
 _POSITION = "__vectorlane_position"
 
 
 class FragmentData:
-    """One fragment's physical rows and what is derived from them; immutable once built."""
+    """One fragment's physical rows and what is derived from them, read as they are needed: its row ids
+    (and its files' checksums checked) when first held, then each column the first time something needs
+    all its values (a filter, an exact scan, an index build, a large read). A few rows of a column not held
+    (a search's results, an index's candidates to refine) come from the dataset instead, so a table served
+    through its index never holds its vectors. Immutable once read."""
 
     def __init__(self, table: Table, snapshot: Snapshot, ref: FragmentRef) -> None:
         self.ref = ref
         self.key = fragment_key(snapshot, ref)
-        self._table, self._snapshot = table, snapshot  # for filters Lance evaluates
-        rows = table.read_fragment(snapshot, ref, snapshot.schema.names)
-        if any(c.num_chunks > 1 for c in rows.columns):
-            rows = rows.combine_chunks()
-        self.row_ids = row_id_array(rows.column(ROW_ID))
-        self.data = rows.drop_columns([ROW_ID])
-        self.num_rows = rows.num_rows
+        self._table, self._snapshot = table, snapshot  # the version the columns are read at
+        ids = table.read_fragment(snapshot, ref, [])
+        self.row_ids = row_id_array(ids.column(ROW_ID))
+        self.num_rows = ids.num_rows
+        self._columns: dict[str, pa.Array] = {}
         self._vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._validity: dict[str, np.ndarray] = {}
         self._prepared: dict[tuple[str, str], tuple[np.ndarray, np.ndarray | None]] = {}
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
+    def column(self, name: str) -> pa.Array:
+        """Every physical row's value of `name` (deleted rows too), read once."""
+        with self._lock:
+            cached = self._columns.get(name)
+        if cached is None:
+            read = self._table.read_fragment(self._snapshot, self.ref, [name]).column(name)
+            array = read.chunk(0) if read.num_chunks == 1 else read.combine_chunks()
+            with self._lock:
+                cached = self._columns.setdefault(name, array)
+        return cached
+
+    def values(self, physical: np.ndarray, names: Sequence[str]) -> dict[str, pa.Array]:
+        """The values of `names` at physical offsets (live rows): from the columns held, or for a few rows of
+        a column not held, from the dataset by row id."""
+        with self._lock:
+            held = {n: self._columns[n] for n in names if n in self._columns}
+        missing = [n for n in names if n not in held]
+        found = {n: a.take(pa.array(physical, type=pa.int64())) for n, a in held.items()}
+        if missing and len(physical) <= TAKE_FROM_DATASET_MAX:
+            found.update(self._table.take_rows(self._snapshot, self.row_ids[physical], missing))
+        else:
+            found.update({n: self.column(n).take(pa.array(physical, type=pa.int64())) for n in missing})
+        return found
+
     def vectors(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
             cached = self._vectors.get(column)
-            if cached is None:
-                cached = self._vectors[column] = _matrix(self.data.column(column))
-            return cached
+        if cached is None:
+            matrix = _matrix(self.column(column))
+            with self._lock:
+                cached = self._vectors.setdefault(column, matrix)
+        return cached
+
+    def validity(self, column: str) -> np.ndarray:
+        """Which physical rows have a vector in `column`. When the vectors are not held, they are read for
+        this and let go: a table searched through its index does not keep them."""
+        with self._lock:
+            vectors = self._vectors.get(column)
+            cached = self._validity.get(column)
+        if cached is None:
+            if vectors is not None:
+                cached = vectors[1]
+            else:
+                with self._lock:
+                    array = self._columns.get(column)
+                if array is None:
+                    array = self._table.read_fragment(self._snapshot, self.ref, [column]).column(column)
+                cached = array.is_valid().to_numpy(zero_copy_only=False) if array.null_count else \
+                    np.ones(self.num_rows, dtype=bool)
+            with self._lock:
+                cached = self._validity.setdefault(column, cached)
+        return cached
+
+    def vectors_at(self, column: str, physical: np.ndarray) -> np.ndarray:
+        """The vectors of a few rows (an index's candidates): from the matrix when held, else from the
+        dataset, so that refining an IVF_PQ search does not load the column."""
+        with self._lock:
+            cached = self._vectors.get(column)
+        if cached is not None or len(physical) > TAKE_FROM_DATASET_MAX:
+            return self.vectors(column)[0][physical]
+        return _matrix(self._table.take_rows(self._snapshot, self.row_ids[physical], [column])[column])[0]
 
     def prepared(self, column: str, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(vectors ready for `metric`, squared norms for l2 or None) — normalized once for cosine."""
@@ -84,7 +143,9 @@ class FragmentData:
         if isinstance(expression, LanceFilter):
             selected = self._table.matching_offsets(self._snapshot, self.ref, where)
         else:
-            numbered = self.data.append_column(_POSITION, pa.array(np.arange(self.num_rows, dtype=np.int64)))
+            names = sorted(referenced_columns(where))
+            numbered = pa.table({**{n: self.column(n) for n in names},
+                                 _POSITION: pa.array(np.arange(self.num_rows, dtype=np.int64))})
             try:
                 selected = numbered.filter(expression).column(_POSITION).to_numpy()
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
@@ -201,7 +262,7 @@ class TableView:
         with self._lock:
             cached = self._valid.get(column)
         if cached is None:
-            parts = [p.select(p.fragment.vectors(column)[1]) for p in self.parts]
+            parts = [p.select(p.fragment.validity(column)) for p in self.parts]
             cached = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
             with self._lock:
                 self._valid[column] = cached
@@ -254,13 +315,9 @@ class TableView:
             part = self.parts[index]
             chosen = np.flatnonzero(which == index)
             physical = part.physical(positions[chosen] - part.start)
-            data = part.fragment.data
-            arrays = []
-            for name in names:
-                if name == ROW_ID:
-                    arrays.append(pa.array(part.fragment.row_ids[physical], type=pa.int64()))
-                else:
-                    arrays.append(data.column(name).take(pa.array(physical, type=pa.int64())))
+            values = part.fragment.values(physical, [n for n in names if n != ROW_ID])
+            arrays = [pa.array(part.fragment.row_ids[physical], type=pa.int64()) if name == ROW_ID
+                      else values[name] for name in names]
             pieces.append(pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
             order.append(chosen)
         result = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
@@ -282,12 +339,15 @@ class TableView:
         matrices, ids = [], []
         for part in self.parts:
             fragment = part.fragment
-            matrix, valid = fragment.vectors(column)
-            keep = valid & (fragment.row_ids >= max(0, from_row_id))
+            keep = fragment.row_ids >= max(0, from_row_id)
             if part.live is not None:
                 held = np.zeros(fragment.num_rows, dtype=bool)
                 held[part.live] = True
                 keep &= held
+            if not keep.any():  # a fragment an index already covers is not read
+                continue
+            matrix, valid = fragment.vectors(column)
+            keep &= valid
             if keep.any():
                 matrices.append(matrix[keep])
                 ids.append(fragment.row_ids[keep])
@@ -358,7 +418,7 @@ class ViewCache:
                 continue
             fragment = self._fragment(table, state, snapshot, ref)
             live = self._live(table, state, snapshot, ref)
-            if live is not None and (fragment.row_ids[live] < 0).any():
+            if (fragment.row_ids[live] if live is not None else fragment.row_ids).min(initial=0) < 0:
                 # rows deleted when the fragment was first read are live again (a restore): read it again
                 fragment = FragmentData(table, snapshot, ref)
                 with self._lock:

@@ -122,8 +122,9 @@ def _exact_distances(view: TableView, column: str, metric: str, query: np.ndarra
         part = view.parts[index]
         chosen = np.flatnonzero(which == index)
         physical = part.physical(positions[chosen] - part.start)
-        ready, norms = part.fragment.prepared(column, metric)
-        result[chosen] = scan.distances(ready[physical], None if norms is None else norms[physical], q, metric)
+        vectors = prepare(part.fragment.vectors_at(column, physical), metric)  # from the dataset unless held
+        norms = np.einsum("ij,ij->i", vectors, vectors) if metric == "l2" else None
+        result[chosen] = scan.distances(vectors, norms, q, metric)
     return result
 
 

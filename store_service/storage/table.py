@@ -234,6 +234,19 @@ class Table:
             raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({self._shown(exc)})",
                            reason="FRAGMENT_CORRUPT", table=self.name) from None
 
+    def take_rows(self, snapshot: Snapshot, row_ids: np.ndarray, columns: Sequence[str]) -> dict[str, pa.Array]:
+        """A few rows' values by stable row id, in that order (their fragments' checksums were checked when
+        the fragments were first read)."""
+        try:
+            rows = snapshot.dataset._take_rows(np.asarray(row_ids, dtype=np.uint64).tolist(), columns=list(columns))
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise DataLoss(f"table {self.name!r}: rows are unreadable ({self._shown(exc)})",
+                           reason="FRAGMENT_CORRUPT", table=self.name) from None
+        if rows.num_rows != len(row_ids):
+            raise DataLoss(f"table {self.name!r}: {len(row_ids)} rows asked, {rows.num_rows} read",
+                           reason="FRAGMENT_CORRUPT", table=self.name)
+        return {name: rows.column(name).combine_chunks() for name in columns}
+
     def live_offsets(self, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
         """The physical offsets of the fragment's rows this version holds; None when it deletes none."""
         if ref.deletion is None:
