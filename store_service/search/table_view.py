@@ -77,7 +77,7 @@ class FragmentData:
         missing = [n for n in names if n not in held]
         found = {n: a.take(pa.array(physical, type=pa.int64())) for n, a in held.items()}
         if missing and len(physical) <= TAKE_FROM_DATASET_MAX:
-            found.update(self._table.take_rows(self._snapshot, self.row_ids[physical], missing))
+            found.update(self._table.take_rows(self._snapshot, [self.ref], self.row_ids[physical], missing))
         else:
             found.update({n: self.column(n).take(pa.array(physical, type=pa.int64())) for n in missing})
         return found
@@ -118,7 +118,7 @@ class FragmentData:
             cached = self._vectors.get(column)
         if cached is not None or len(physical) > TAKE_FROM_DATASET_MAX:
             return self.vectors(column)[0][physical]
-        return _matrix(self._table.take_rows(self._snapshot, self.row_ids[physical], [column])[column])[0]
+        return _matrix(self._table.take_rows(self._snapshot, [self.ref], self.row_ids[physical], [column])[column])[0]
 
     def prepared(self, column: str, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(vectors ready for `metric`, squared norms for l2 or None) — normalized once for cosine."""
@@ -310,8 +310,10 @@ class TableView:
         if len(positions) == 0 or not self.parts:
             return pa.schema(fields).empty_table()
         which = np.searchsorted(self._starts, positions, side="right") - 1
+        touched = np.unique(which)
+        self.snapshot.table.verify(self.parts[i].ref for i in touched)  # side by side, before reading
         pieces, order = [], []
-        for index in np.unique(which):
+        for index in touched:
             part = self.parts[index]
             chosen = np.flatnonzero(which == index)
             physical = part.physical(positions[chosen] - part.start)

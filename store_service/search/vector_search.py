@@ -70,19 +70,20 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
     metric = request.metric or (index.params.metric if index is not None else "l2")
     if index is not None and index.params.metric != metric:
         index = None  # an index answers only in its own metric; search exactly in the one asked for
-    valid = view.valid(column)
-    allowed = valid
-    if request.where.strip() and not request.postfilter:
-        allowed = valid & view.mask(request.where)
+    prefilter = bool(request.where.strip()) and not request.postfilter
     wanted = request.limit + request.offset
-    if index is not None:
-        positions, distances = _index_search(view, index, query, wanted, allowed, valid, request)
+    if index is not None:  # the index holds only rows with a vector: their validity is not read
+        allowed = view.mask(request.where) if prefilter else None
+        positions, distances = _index_search(view, index, query, wanted, allowed, request)
         if request.options.refine_factor:
             distances = _exact_distances(view, column, metric, query, positions)
             order = np.argsort(distances, kind="stable")
             positions, distances = positions[order], distances[order]
         positions, distances = _in_range(positions, distances, request)
     else:
+        allowed = view.valid(column)
+        if prefilter:
+            allowed = allowed & view.mask(request.where)
         positions, distances = _exact_search(view, column, metric, query, wanted, allowed, request)
     if request.where.strip() and request.postfilter:
         keep = view.mask(request.where)[positions]
@@ -94,21 +95,25 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
     return rows.append_column(pa.field(DISTANCE, pa.float32()), pa.array(distances.astype(np.float32)))
 
 
-def _index_search(view: TableView, index: VectorIndex, query: np.ndarray, wanted: int, allowed: np.ndarray,
-                  valid: np.ndarray, request: VectorSearch) -> tuple[np.ndarray, np.ndarray]:
+def _index_search(view: TableView, index: VectorIndex, query: np.ndarray, wanted: int,
+                  allowed: np.ndarray | None, request: VectorSearch) -> tuple[np.ndarray, np.ndarray]:
+    """`allowed`: the rows a prefilter keeps (None: every row). Every row of the view with a vector is in
+    the index (it is caught up when loaded), which may hold more (deleted rows, rows newer than a pinned
+    version)."""
     fetch = wanted * max(1, request.options.refine_factor)
     if fetch == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    unfiltered = allowed is valid or bool(allowed.all())
-    if unfiltered and index.size == int(valid.sum()):
-        # The index may hold exactly this view's rows: search it whole and check every hit is one of them.
+    unfiltered = allowed is None or bool(allowed.all())
+    if unfiltered and index.size <= view.num_rows:
+        # The index likely holds only this view's rows: search it whole; if every hit is one of them, they
+        # are the view's nearest.
         ids, distances = index.search(query, fetch, options=request.options)
         positions, found = view.positions(ids)
         if found.all():
             return positions, distances
-    # Rows the index holds but the view does not (deleted, or newer than a pinned version) are excluded
-    # inside FAISS, so the result is still complete.
-    ids, distances = index.search(query, fetch, allowed=view.row_ids[allowed], options=request.options)
+    # Rows the index holds but the view does not are excluded inside FAISS, so the result is still complete.
+    ids, distances = index.search(query, fetch, allowed=view.row_ids if unfiltered else view.row_ids[allowed],
+                                  options=request.options)
     positions, found = view.positions(ids)
     return positions[found], distances[found]
 
@@ -118,6 +123,7 @@ def _exact_distances(view: TableView, column: str, metric: str, query: np.ndarra
     q = prepare(query.reshape(1, -1), metric)[0]
     result = np.empty(len(positions), dtype=np.float32)
     which = np.searchsorted(np.array([p.start for p in view.parts], dtype=np.int64), positions, side="right") - 1
+    view.snapshot.table.verify(view.parts[i].ref for i in np.unique(which))  # side by side, before reading
     for index in np.unique(which):
         part = view.parts[index]
         chosen = np.flatnonzero(which == index)

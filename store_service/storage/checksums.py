@@ -97,6 +97,10 @@ class ChecksumLog:
         with self._lock:
             return relative in self._load()
 
+    def is_verified(self, relative: str) -> bool:
+        with self._lock:
+            return relative in self._verified
+
     def verify(self, relative: str, reason: str = "FRAGMENT_CORRUPT") -> None:
         """Checks a file against its line the first time this process reads it (DATA_LOSS on a mismatch)."""
         with self._lock:

@@ -221,9 +221,10 @@ class Table:
 
     def read_fragment(self, snapshot: Snapshot, ref: FragmentRef, columns: Sequence[str]) -> pa.Table:
         """Every physical row of a fragment (deleted ones too, `_rowid` null for them), the given columns and
-        `_rowid`, after checking its files' checksums."""
-        for path in ref.files:
-            self.checksums.verify(path)
+        `_rowid`; before the first read of a column, its files' checksums are checked (with stable row ids
+        the ids alone come from the manifest)."""
+        if columns:
+            self.verify([ref])
         fragment = snapshot.dataset.get_fragment(ref.id)
         try:
             rows = fragment.scanner(columns=list(columns), with_row_id=True, include_deleted_rows=True,
@@ -234,9 +235,20 @@ class Table:
             raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({self._shown(exc)})",
                            reason="FRAGMENT_CORRUPT", table=self.name) from None
 
-    def take_rows(self, snapshot: Snapshot, row_ids: np.ndarray, columns: Sequence[str]) -> dict[str, pa.Array]:
-        """A few rows' values by stable row id, in that order (their fragments' checksums were checked when
-        the fragments were first read)."""
+    def verify(self, refs: Iterable[FragmentRef]) -> None:
+        """Checks the checksums of the fragments' data files not yet checked by this process, side by side."""
+        pending = [path for ref in refs for path in ref.files if not self.checksums.is_verified(path)]
+        if len(pending) <= 1:
+            for path in pending:
+                self.checksums.verify(path)
+            return
+        for _ in _HASHERS.map(self.checksums.verify, pending):
+            pass
+
+    def take_rows(self, snapshot: Snapshot, refs: Sequence[FragmentRef], row_ids: np.ndarray,
+                  columns: Sequence[str]) -> dict[str, pa.Array]:
+        """A few rows' values by stable row id, in that order, from the fragments `refs` (checked first)."""
+        self.verify(refs)
         try:
             rows = snapshot.dataset._take_rows(np.asarray(row_ids, dtype=np.uint64).tolist(), columns=list(columns))
         except (OSError, ValueError, pa.ArrowException) as exc:
@@ -273,6 +285,7 @@ class Table:
     def matching_offsets(self, snapshot: Snapshot, ref: FragmentRef, where: str) -> np.ndarray:
         """Physical offsets of the fragment's rows (deleted ones included) that match `where`, evaluated by
         Lance's SQL engine, as LanceDB evaluates a filter."""
+        self.verify([ref])
         fragment = snapshot.dataset.get_fragment(ref.id)
         try:
             found = fragment.scanner(columns=[], filter=where, with_row_id=True, with_row_address=True,
