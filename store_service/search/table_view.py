@@ -111,14 +111,13 @@ class FragmentData:
                 cached = self._validity.setdefault(column, cached)
         return cached
 
-    def vectors_at(self, column: str, physical: np.ndarray) -> np.ndarray:
-        """The vectors of a few rows (an index's candidates): from the matrix when held, else from the
-        dataset, so that refining an IVF_PQ search does not load the column."""
+    def holds_vectors(self, column: str) -> bool:
         with self._lock:
-            cached = self._vectors.get(column)
-        if cached is not None or len(physical) > TAKE_FROM_DATASET_MAX:
-            return self.vectors(column)[0][physical]
-        return _matrix(self._table.take_rows(self._snapshot, [self.ref], self.row_ids[physical], [column])[column])[0]
+            return column in self._vectors
+
+    def holds(self, column: str) -> bool:
+        with self._lock:
+            return column in self._columns
 
     def prepared(self, column: str, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(vectors ready for `metric`, squared norms for l2 or None) — normalized once for cosine."""
@@ -312,12 +311,19 @@ class TableView:
         which = np.searchsorted(self._starts, positions, side="right") - 1
         touched = np.unique(which)
         self.snapshot.table.verify(self.parts[i].ref for i in touched)  # side by side, before reading
+        fetched: dict[str, pa.Array] = {}
+        if len(positions) <= TAKE_FROM_DATASET_MAX:  # columns some fragment does not hold: one take for all
+            missing = [n for n in names if n != ROW_ID and not all(self.parts[i].fragment.holds(n) for i in touched)]
+            if missing:
+                fetched = self.snapshot.table.take_rows(self.snapshot, [self.parts[i].ref for i in touched],
+                                                        self.row_ids[positions], missing)
         pieces, order = [], []
         for index in touched:
             part = self.parts[index]
             chosen = np.flatnonzero(which == index)
             physical = part.physical(positions[chosen] - part.start)
-            values = part.fragment.values(physical, [n for n in names if n != ROW_ID])
+            values = part.fragment.values(physical, [n for n in names if n != ROW_ID and n not in fetched])
+            values.update({n: a.take(pa.array(chosen, type=pa.int64())) for n, a in fetched.items()})
             arrays = [pa.array(part.fragment.row_ids[physical], type=pa.int64()) if name == ROW_ID
                       else values[name] for name in names]
             pieces.append(pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
@@ -334,6 +340,29 @@ class TableView:
         """Every row's values of a few columns (keys of a merge, sources of a re-embedding), in position
         order: one value per row of the named columns only."""
         return self.take(np.arange(self.num_rows, dtype=np.int64), names)
+
+    def vectors_at(self, column: str, positions: np.ndarray) -> np.ndarray:
+        """The vectors at a few global positions (an index's candidates to refine), in that order: from the
+        fragments' matrices when they hold them, otherwise read from the dataset in one take."""
+        positions = np.asarray(positions, dtype=np.int64)
+        dims = self.schema.field(column).type.list_size
+        if len(positions) == 0:
+            return np.empty((0, dims), dtype=np.float32)
+        which = np.searchsorted(self._starts, positions, side="right") - 1
+        touched = np.unique(which)
+        if len(positions) <= TAKE_FROM_DATASET_MAX and not all(
+                self.parts[i].fragment.holds_vectors(column) for i in touched):
+            table = self.snapshot.table
+            taken = table.take_rows(self.snapshot, [self.parts[i].ref for i in touched], self.row_ids[positions],
+                                    [column])
+            return _matrix(taken[column])[0]
+        self.snapshot.table.verify(self.parts[i].ref for i in touched)
+        result = np.empty((len(positions), dims), dtype=np.float32)
+        for index in touched:
+            part = self.parts[index]
+            chosen = np.flatnonzero(which == index)
+            result[chosen] = part.fragment.vectors(column)[0][part.physical(positions[chosen] - part.start)]
+        return result
 
     def vectors_of(self, column: str, *, from_row_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(vectors, row ids) of the rows with a vector in `column`, from a row id on (an index's catch-up)."""

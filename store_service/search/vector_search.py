@@ -121,17 +121,9 @@ def _index_search(view: TableView, index: VectorIndex, query: np.ndarray, wanted
 def _exact_distances(view: TableView, column: str, metric: str, query: np.ndarray, positions: np.ndarray
                      ) -> np.ndarray:
     q = prepare(query.reshape(1, -1), metric)[0]
-    result = np.empty(len(positions), dtype=np.float32)
-    which = np.searchsorted(np.array([p.start for p in view.parts], dtype=np.int64), positions, side="right") - 1
-    view.snapshot.table.verify(view.parts[i].ref for i in np.unique(which))  # side by side, before reading
-    for index in np.unique(which):
-        part = view.parts[index]
-        chosen = np.flatnonzero(which == index)
-        physical = part.physical(positions[chosen] - part.start)
-        vectors = prepare(part.fragment.vectors_at(column, physical), metric)  # from the dataset unless held
-        norms = np.einsum("ij,ij->i", vectors, vectors) if metric == "l2" else None
-        result[chosen] = scan.distances(vectors, norms, q, metric)
-    return result
+    vectors = prepare(view.vectors_at(column, positions), metric)  # from the dataset unless held
+    norms = np.einsum("ij,ij->i", vectors, vectors) if metric == "l2" else None
+    return scan.distances(vectors, norms, q, metric)
 
 
 GATHER_BELOW = 0.25  # a part with fewer of its rows allowed than this is gathered; otherwise scanned whole
