@@ -216,7 +216,7 @@ class StoreCore:
                          snapshot.manifest.rows, index_catalog.entries(snapshot.manifest))
 
     def table_schema(self, name: str) -> pa.Schema:
-        return self.tables.open(name).manifest().schema
+        return self.tables.open(name).schema()
 
     def list_tables(self, page_size: int = 0, page_token: str = "") -> tuple[list[str], str]:
         return paging.page(self.tables.names(), str, page_size, page_token)

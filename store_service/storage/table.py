@@ -194,6 +194,10 @@ class Table:
     def manifest(self, version: int | None = None) -> Manifest:
         return manifest.from_dataset(self.dataset(version))
 
+    def schema(self, version: int | None = None) -> pa.Schema:
+        """The schema as served, without listing the version's fragments."""
+        return manifest.split_schema(self.dataset(version).schema)[0]
+
     def snapshot(self, version: int | None = None) -> Snapshot:
         dataset = self.dataset(version)
         return Snapshot(self, manifest.from_dataset(dataset), dataset)
@@ -306,7 +310,7 @@ class Table:
         rows = conform(data, schema)
         if rows.num_rows == 0:
             return Staged((), schema, 0)
-        written, checksums = self._write_fragments(rows, schema, same_schema=schema.equals(self.manifest().schema))
+        written, checksums = self._write_fragments(rows, schema, same_schema=schema.equals(self.schema()))
         return Staged(tuple(written), schema, rows.num_rows, checksums)
 
     def _write_fragments(self, rows: pa.Table, schema: pa.Schema, *, same_schema: bool

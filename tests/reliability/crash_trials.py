@@ -34,7 +34,11 @@ Ledger = dict[int, tuple[int, str]]  # id -> (tag, text)
 
 
 class ServiceProcess:
-    """A vectorlane service as its console entry point runs it (`python -m <package>`), on an ephemeral port."""
+    """A vectorlane service as its console entry point runs it (`python -m <package>`), on an ephemeral port.
+    Every one started is killed by `kill_leftovers` (the reliability tests' autouse fixture) if a failing test
+    left it running."""
+
+    started: list["ServiceProcess"] = []
 
     def __init__(self, package: str, **env: str) -> None:
         import importlib
@@ -42,6 +46,7 @@ class ServiceProcess:
         environment = {**os.environ, "VECTORLANE_PORT": "0", "VECTORLANE_METRICS_PORT": "-1", **env}
         self.process = subprocess.Popen([sys.executable, "-m", package, "--log-level", "WARNING"], env=environment,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ServiceProcess.started.append(self)
         self.target = importlib.import_module(f"{package}.cli").address_in_banner(self.process.stdout)
         assert self.target, f"{package} did not say where it listens"
         threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep the pipe drained
@@ -52,6 +57,14 @@ class ServiceProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         raise AssertionError("no VmRSS")
+
+    @classmethod
+    def kill_leftovers(cls) -> None:
+        for service in cls.started:
+            if service.process.poll() is None:
+                service.process.kill()
+                service.process.wait(timeout=30)
+        cls.started.clear()
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
         self.process.send_signal(sig)
