@@ -113,7 +113,7 @@ def plan_add_nulls(schema: pa.Schema, fields: pa.Schema) -> Plan:
             raise InvalidArgument(f"new column {f.name!r} starts null in every row, so it must be nullable",
                                   reason="NULL_IN_REQUIRED_COLUMN", column=f.name)
     check_table_schema(pa.schema([*schema, *fields]))
-    read = schema.names[0]
+    read = next((f.name for f in schema if not is_vector(f)), schema.names[0])  # the cheapest column to count rows by
     wanted = list(fields)
 
     def nulls(batch: pa.RecordBatch) -> pa.RecordBatch:
