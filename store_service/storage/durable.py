@@ -8,6 +8,7 @@ StorageFailed, which callers see as RESOURCE_EXHAUSTED / UNAVAILABLE instead of 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import uuid
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from store_service.errors import StorageFailed, StorageFull
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -28,8 +31,16 @@ def storage_errors(path: Path) -> Iterator[None]:
         if code in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull(f"the store's disk is full: could not write {where}; nothing was committed",
                               file=where) from exc
-        raise StorageFailed(f"the store could not write {where} ({os.strerror(code or errno.EIO)}); "
-                            "nothing was committed", file=where) from exc
+        log.warning("could not write %s: %s", where, exc)  # the operator's log keeps what Lance said
+        reason = os.strerror(code) if code else _shown(str(exc), path)
+        raise StorageFailed(f"the store could not write {where} ({reason}); nothing was committed",
+                            file=where) from exc
+
+
+def _shown(text: str, path: Path) -> str:
+    """An error without an errno (Lance's text), short and without the data directory's absolute path."""
+    data_dir = str(path.parent.parent.parent)
+    return text.replace(data_dir, "<data_dir>").split(", /home/")[0][:200] or os.strerror(errno.EIO)
 
 
 def _errno_in(text: str) -> int | None:

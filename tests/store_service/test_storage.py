@@ -282,3 +282,14 @@ def test_rows_a_restore_brings_back_are_served_with_their_ids_and_values(store):
     taken = view.take(np.arange(8), ["id", "text", ROW_ID])
     assert taken.column("id").to_pylist() == list(range(8)) and taken.column("text").to_pylist()[3] == "row 3"
     assert sorted(taken.column(ROW_ID).to_pylist()) == list(range(8))
+
+
+def test_a_storage_error_without_an_errno_says_what_lance_said_without_the_data_directory(tmp_path):
+    """Lance raises some write failures as OSError text with no errno: callers see that text (it was shown
+    as a bare "Input/output error", which hid a flaky failure's cause), never the data directory's path."""
+    from store_service.errors import StorageFailed
+
+    where = tmp_path / "data" / "docs.lance" / "data" / "fragment"
+    with pytest.raises(StorageFailed) as err, durable.storage_errors(where):
+        raise OSError(f"LanceError(IO): odd state at {tmp_path / 'data'}/docs.lance/data/x.lance, /home/r/x.rs:1")
+    assert "odd state at <data_dir>/docs.lance" in err.value.message and str(tmp_path) not in err.value.message
