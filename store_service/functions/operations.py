@@ -87,7 +87,7 @@ class Operation:
         chunks = body.pop("chunks")
         return cls(function=FunctionConfig(**function) if function else None,
                    error=OperationError(**error) if error else None,
-                   chunks=tuple(FileRef(**c) for c in chunks), **body)
+                   chunks=tuple(FileRef.from_json(c) for c in chunks), **body)
 
 
 def new_operation(table: str, kind: str, vector_column: str, function: FunctionConfig | None,

@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from store_service.errors import AlreadyExists, InvalidArgument, NotFound
 from store_service.schema import pick_vector_column
 from store_service.storage import fragments
@@ -43,7 +45,7 @@ class IndexEntry:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> "IndexEntry":
         return cls(body["name"], body["vector_column"], IndexParams(**body["params"]), int(body["version"]),
-                   int(body["next_row_id"]), int(body["dims"]), FileRef(**body["file"]))
+                   int(body["next_row_id"]), int(body["dims"]), FileRef.from_json(body["file"]))
 
 
 def entries(manifest: Manifest) -> list[IndexEntry]:
@@ -55,13 +57,9 @@ def create_index(table: Table, view: TableView, params: IndexParams, *, vector_c
     """Builds an index on `view` (the latest version) and lists it in a new version."""
     column = pick_vector_column(view.schema, vector_column)
     name = name or f"{column}_idx"
-    vectors, row_ids = view.vectors_of(column)
-    if len(row_ids) == 0:
-        raise InvalidArgument(f"column {column!r} has no vectors to train an index on", reason="EMPTY_TABLE",
-                              column=column)
-    index = VectorIndex.build(params, vectors, row_ids)
+    index = build(view, column, params)
     ref = fragments.write_file(table.directory, index.to_bytes(), INDEXES_DIR, ".faiss", index.size)
-    entry = IndexEntry(name, column, params, view.version, view.next_row_id, vectors.shape[1], ref)
+    entry = IndexEntry(name, column, params, view.version, view.next_row_id, index.dims, ref)
 
     def change(base: Manifest) -> list[dict[str, Any]]:
         kept = []
@@ -79,6 +77,30 @@ def create_index(table: Table, view: TableView, params: IndexParams, *, vector_c
     except BaseException:  # refused (INDEX_EXISTS, WRITE_CONFLICT) or failed: the file is no one's
         (table.directory / ref.path).unlink(missing_ok=True)
         raise
+
+
+def build(view: TableView, column: str, params: IndexParams) -> VectorIndex:
+    """An index over the view's vectors in `column`, trained on a random sample and filled fragment by
+    fragment, so a table whose vectors do not fit in memory can be indexed (IVF_PQ keeps ~1/32 of them)."""
+    dims = view.schema.field(column).type.list_size
+    empty = InvalidArgument(f"column {column!r} has no vectors to train an index on", reason="EMPTY_TABLE",
+                            column=column)
+    if view.num_rows == 0:
+        raise empty
+    index = VectorIndex.empty(params, dims, view.num_rows)
+    if index.training_rows:
+        sample, _ = view.vectors_of(column, sample=min(1.0, 1.1 * index.training_rows / view.num_rows))
+        if len(sample) == 0:
+            raise empty
+        if len(sample) > index.training_rows:  # drawn a little large so that it is rarely short
+            sample = sample[np.random.default_rng(0).choice(len(sample), index.training_rows, replace=False)]
+        index.train(sample)
+        del sample
+    for vectors, row_ids in view.vector_batches(column):
+        index.add(vectors, row_ids)
+    if index.size == 0:
+        raise empty
+    return index
 
 
 def drop_index(table: Table, name: str) -> Manifest:

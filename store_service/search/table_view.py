@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +90,18 @@ class FragmentData:
             with self._lock:
                 cached = self._vectors.setdefault(column, matrix)
         return cached
+
+    def read_vectors(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(matrix, validity) of a vector column: the held ones, or read for the caller and not kept (an
+        index build or catch-up: the index keeps what it needs)."""
+        with self._lock:
+            cached = self._vectors.get(column)
+            array = self._columns.get(column)
+        if cached is not None:
+            return cached
+        if array is None:
+            array = self._table.read_fragment(self._snapshot, self.ref, [column]).column(column)
+        return _matrix(array)
 
     def validity(self, column: str) -> np.ndarray:
         """Which physical rows have a vector in `column`. When the vectors are not held, they are read for
@@ -364,10 +376,12 @@ class TableView:
             result[chosen] = part.fragment.vectors(column)[0][part.physical(positions[chosen] - part.start)]
         return result
 
-    def vectors_of(self, column: str, *, from_row_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """(vectors, row ids) of the rows with a vector in `column`, from a row id on (an index's catch-up)."""
-        dims = self.schema.field(column).type.list_size
-        matrices, ids = [], []
+    def vector_batches(self, column: str, *, from_row_id: int = 0, sample: float = 1.0,
+                       seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(vectors, row ids) of the rows with a vector in `column`, fragment by fragment, from a row id on (an
+        index's catch-up), or a random `sample` fraction of them (an index's training set). Fragments whose
+        vectors are not held are read and let go: only one fragment's vectors are in memory at a time."""
+        rng = np.random.default_rng(seed)
         for part in self.parts:
             fragment = part.fragment
             keep = fragment.row_ids >= max(0, from_row_id)
@@ -375,13 +389,22 @@ class TableView:
                 held = np.zeros(fragment.num_rows, dtype=bool)
                 held[part.live] = True
                 keep &= held
+            if sample < 1.0:
+                keep &= rng.random(fragment.num_rows) < sample
             if not keep.any():  # a fragment an index already covers is not read
                 continue
-            matrix, valid = fragment.vectors(column)
+            matrix, valid = fragment.read_vectors(column)
             keep &= valid
             if keep.any():
-                matrices.append(matrix[keep])
-                ids.append(fragment.row_ids[keep])
+                yield matrix[keep], fragment.row_ids[keep]
+
+    def vectors_of(self, column: str, *, from_row_id: int = 0, sample: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """What `vector_batches` yields, as one matrix (a training sample, a catch-up's few rows)."""
+        dims = self.schema.field(column).type.list_size
+        matrices, ids = [], []
+        for matrix, row_ids in self.vector_batches(column, from_row_id=from_row_id, sample=sample):
+            matrices.append(matrix)
+            ids.append(row_ids)
         if not ids:
             return np.empty((0, dims), dtype=np.float32), np.empty(0, dtype=np.int64)
         return np.concatenate(matrices), np.concatenate(ids)

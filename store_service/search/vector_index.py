@@ -87,37 +87,60 @@ class VectorIndex:
         return int(self._index.ntotal)
 
     @classmethod
-    def build(cls, params: IndexParams, vectors: np.ndarray, row_ids: np.ndarray) -> "VectorIndex":
-        if vectors.ndim != 2 or len(vectors) == 0:
+    def empty(cls, params: IndexParams, dims: int, rows: int) -> "VectorIndex":
+        """An index for about `rows` vectors of `dims` dimensions, to be trained (IVF) and then filled batch by
+        batch: building never needs the table's vectors in memory at once."""
+        if rows <= 0:
             raise InvalidArgument("an index needs at least one vector to train on", reason="EMPTY_TABLE")
-        n, dims = vectors.shape
-        data = prepare(vectors, params.metric)
         faiss_metric = faiss.METRIC_L2 if params.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         kind = params.kind
         if kind == "FLAT":
-            index = faiss.IndexIDMap2(faiss.IndexFlat(dims, faiss_metric))
-        elif kind == "HNSW":
+            return cls(params, faiss.IndexIDMap2(faiss.IndexFlat(dims, faiss_metric)), dims)
+        if kind == "HNSW":
             graph = faiss.IndexHNSWFlat(dims, params.m or 32, faiss_metric)
             graph.hnsw.efConstruction = params.ef_construction or 200
-            index = faiss.IndexIDMap2(graph)
+            return cls(params, faiss.IndexIDMap2(graph), dims)
+        nlist = params.num_partitions or max(1, int(math.sqrt(rows)))
+        if nlist > rows:
+            raise InvalidArgument(f"num_partitions {nlist} exceeds the {rows} rows to train on",
+                                  reason="INVALID_INDEX_PARAMETERS")
+        quantizer = faiss.IndexFlat(dims, faiss_metric)
+        if kind == "IVF_FLAT":
+            index = faiss.IndexIVFFlat(quantizer, dims, nlist, faiss_metric)
         else:
-            nlist = params.num_partitions or max(1, int(math.sqrt(n)))
-            if nlist > n:
-                raise InvalidArgument(f"num_partitions {nlist} exceeds the {n} rows to train on",
+            m = params.num_sub_vectors or _default_sub_vectors(dims)
+            if dims % m:
+                raise InvalidArgument(f"num_sub_vectors {m} must divide the {dims} dimensions",
                                       reason="INVALID_INDEX_PARAMETERS")
-            quantizer = faiss.IndexFlat(dims, faiss_metric)
-            if kind == "IVF_FLAT":
-                index = faiss.IndexIVFFlat(quantizer, dims, nlist, faiss_metric)
-            else:
-                m = params.num_sub_vectors or _default_sub_vectors(dims)
-                if dims % m:
-                    raise InvalidArgument(f"num_sub_vectors {m} must divide the {dims} dimensions",
-                                          reason="INVALID_INDEX_PARAMETERS")
-                nbits = max(1, min(8, int(math.log2(max(2, n // 39)))))  # FAISS wants 39 points per code
-                index = faiss.IndexIVFPQ(quantizer, dims, nlist, m, nbits, faiss_metric)
-            index.train(data)  # faiss's wrapper keeps `quantizer` alive as long as `index`
-        index.add_with_ids(data, np.ascontiguousarray(row_ids, dtype=np.int64))
-        return cls(params, index, dims)
+            trained_on = min(rows, _training_rows(kind, nlist))
+            nbits = max(1, min(8, int(math.log2(max(2, trained_on // 39)))))  # FAISS wants 39 points per code
+            index = faiss.IndexIVFPQ(quantizer, dims, nlist, m, nbits, faiss_metric)
+        return cls(params, index, dims)  # faiss's wrapper keeps `quantizer` alive as long as `index`
+
+    @property
+    def training_rows(self) -> int:
+        """How many sample vectors `train` wants (0: none; FAISS would subsample anything larger)."""
+        if self._index.is_trained:
+            return 0
+        return _training_rows(self.params.kind, faiss.extract_index_ivf(self._index).nlist)
+
+    def train(self, sample: np.ndarray) -> None:
+        nlist = faiss.extract_index_ivf(self._index).nlist
+        if len(sample) < nlist:
+            raise InvalidArgument(f"num_partitions {nlist} exceeds the {len(sample)} vectors to train on",
+                                  reason="INVALID_INDEX_PARAMETERS")
+        self._index.train(prepare(sample, self.params.metric))
+
+    @classmethod
+    def build(cls, params: IndexParams, vectors: np.ndarray, row_ids: np.ndarray) -> "VectorIndex":
+        """An index over vectors already in memory (a re-embedding's new ones)."""
+        if vectors.ndim != 2 or len(vectors) == 0:
+            raise InvalidArgument("an index needs at least one vector to train on", reason="EMPTY_TABLE")
+        index = cls.empty(params, vectors.shape[1], len(vectors))
+        if index.training_rows:
+            index.train(vectors)
+        index.add(vectors, row_ids)
+        return index
 
     def add(self, vectors: np.ndarray, row_ids: np.ndarray) -> None:
         if len(row_ids):
@@ -132,9 +155,8 @@ class VectorIndex:
         q = prepare(query.reshape(1, -1), self.params.metric)
         selector = _selector(allowed, excluded)
         params = self._search_params(selector, options)
-        fetch = k * max(1, options.refine_factor) if self.params.kind == "IVF_PQ" else k
-        with self._lock:
-            scores, ids = self._index.search(q, fetch, params=params) if params else self._index.search(q, fetch)
+        with self._lock:  # `k` is all it fetches: a refine's `limit * refine_factor` is the caller's to ask
+            scores, ids = self._index.search(q, k, params=params) if params else self._index.search(q, k)
         keep = ids[0] >= 0
         return ids[0][keep], to_distance(scores[0][keep], self.params.metric)
 
@@ -194,6 +216,11 @@ def _selector(allowed: np.ndarray | None, excluded: np.ndarray | None) -> Any:
     if excluded is not None and len(excluded):
         return faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(excluded, dtype=np.int64)))
     return None
+
+
+def _training_rows(kind: str, nlist: int) -> int:
+    """FAISS trains IVF centroids on at most 256 points each, and PQ codebooks on at most 256 × 256."""
+    return max(256 * nlist, 65_536) if kind == "IVF_PQ" else 256 * nlist
 
 
 def _default_sub_vectors(dims: int) -> int:

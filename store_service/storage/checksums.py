@@ -2,12 +2,17 @@
 
 Lance serves a flipped byte silently (measured with pylance 13: `validate()` passes). So every data file,
 deletion file and manifest vectorlane writes gets a line in `<table>.lance/_vectorlane/checksums.jsonl`
-(path relative to the dataset, size, SHA-256), appended and fsynced before the commit that references the
+(path relative to the dataset, size, checksum), appended and fsynced before the commit that references the
 file is acknowledged. The first time this process reads a file it is hashed and compared: a mismatch is
 DATA_LOSS naming the table, and the other tables keep serving. A file with no line (written by LanceDB, or
 by vectorlane before checksums) is served as Lance serves it: unverified.
 
 The log is append-only; a torn last line (a crash mid-append, never acknowledged) is ignored.
+
+The checksum is CRC-32 (zlib's, 2.9 GB/s on one core here against SHA-256's 1.0 GB/s with SHA-NI): it
+guards against bit rot and torn or truncated files, as CRC-32C does in HDFS and GCS, not against someone
+who can write the table's folder (they could rewrite this log as well). Values carry their algorithm
+(`crc32:…`); lines and references written before carry a bare SHA-256, which is still checked as such.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import hashlib
 import json
 import os
 import threading
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -27,14 +33,42 @@ LOG_FILE = "checksums.jsonl"
 _CHUNK = 1 << 22
 
 
-def sha256_of(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
+CRC32 = "crc32:"
+
+
+class Digest:
+    """A running checksum in the algorithm of `expected` (CRC-32 for anything new; a bare hex value is a
+    SHA-256 from before)."""
+
+    def __init__(self, expected: str = CRC32) -> None:
+        self._sha = None if expected.startswith(CRC32) else hashlib.sha256()
+        self._crc = 0
+
+    def update(self, data: bytes | memoryview) -> None:  # both release the GIL on large buffers
+        if self._sha is not None:
+            self._sha.update(data)
+        else:
+            self._crc = zlib.crc32(data, self._crc)
+
+    def value(self) -> str:
+        return self._sha.hexdigest() if self._sha is not None else f"{CRC32}{self._crc:08x}"
+
+
+def checksum(data: bytes | memoryview, expected: str = CRC32) -> str:
+    digest = Digest(expected)
+    digest.update(data)
+    return digest.value()
+
+
+def checksum_of(path: Path, expected: str = CRC32) -> tuple[int, str]:
+    """(size, checksum) of a file as it is on disk, in the algorithm of `expected`."""
+    digest = Digest(expected)
     size = 0
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
-    return size, digest.hexdigest()
+    return size, digest.value()
 
 
 class ChecksumLog:
@@ -58,21 +92,22 @@ class ChecksumLog:
             for line in text.splitlines():
                 try:
                     entry = json.loads(line)
-                    known[str(entry["path"])] = (int(entry["bytes"]), str(entry["sha256"]))
+                    value = entry["checksum"] if "checksum" in entry else entry["sha256"]
+                    known[str(entry["path"])] = (int(entry["bytes"]), str(value))
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn last line: its commit was never acknowledged
             self._known = known
         return self._known
 
     def hash(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
-        """(size, SHA-256) of files relative to the dataset, as they are on disk now."""
-        return {relative: sha256_of(self.dataset_dir / relative) for relative in paths}
+        """(size, checksum) of files relative to the dataset, as they are on disk now."""
+        return {relative: checksum_of(self.dataset_dir / relative) for relative in paths}
 
     def append(self, entries: dict[str, tuple[int, str]]) -> None:
         """Appends lines for files a commit is about to reference, durably (before the commit)."""
         if not entries:
             return
-        lines = [json.dumps({"path": p, "bytes": size, "sha256": digest}) for p, (size, digest) in entries.items()]
+        lines = [_line(p, size, digest) for p, (size, digest) in entries.items()]
         with self._lock:
             self.path.parent.mkdir(exist_ok=True)
             with durable.storage_errors(self.path), open(self.path, "a") as f:
@@ -89,7 +124,7 @@ class ChecksumLog:
         """Rewrites the log with the lines of the files `keep` accepts (after a cleanup removed files)."""
         with self._lock:
             known = {path: entry for path, entry in self._load().items() if keep(path)}
-            lines = [json.dumps({"path": p, "bytes": b, "sha256": d}) for p, (b, d) in known.items()]
+            lines = [_line(p, b, d) for p, (b, d) in known.items()]
             durable.publish(self.path, ("\n".join(lines) + "\n").encode() if lines else b"")
             self._known = known
 
@@ -109,7 +144,7 @@ class ChecksumLog:
             expected = self._load().get(relative)
         if expected is not None:
             try:
-                found = sha256_of(self.dataset_dir / relative)
+                found = checksum_of(self.dataset_dir / relative, expected[1])
             except FileNotFoundError:
                 raise DataLoss(f"table {self.table!r}: file {relative} is missing", reason="FRAGMENT_MISSING",
                                table=self.table, file=relative) from None
@@ -118,3 +153,8 @@ class ChecksumLog:
                                "served", reason=reason, table=self.table, file=relative)
         with self._lock:
             self._verified.add(relative)
+
+
+def _line(path: str, size: int, value: str) -> str:
+    key = "checksum" if value.startswith(CRC32) else "sha256"  # a line from before keeps its own form
+    return json.dumps({"path": path, "bytes": size, key: value})

@@ -1,12 +1,11 @@
 """vectorlane's own files inside a dataset (`_vectorlane/`): FAISS index files and the chunks of re-embedding
 operations. Immutable Arrow IPC or index bytes under fresh names, fsynced, referenced with their size and
-SHA-256, checked on every read and (Arrow) validated in full, so a corrupt file is reported (DATA_LOSS) and
+checksum (`storage/checksums.py`), checked on every read and (Arrow) validated in full, so a corrupt file is reported (DATA_LOSS) and
 never served or computed on. The table's rows themselves are Lance fragments (`storage/table.py`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import threading
 import uuid
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import pyarrow as pa
 
 from store_service.errors import DataLoss
 from store_service.storage import durable
-from store_service.storage.checksums import SIDECAR_DIR
+from store_service.storage.checksums import SIDECAR_DIR, Digest, checksum
 
 INDEXES_DIR = f"{SIDECAR_DIR}/indexes"
 ROW_ID = "_rowid"
@@ -28,9 +27,16 @@ class FileRef:
 
     path: str  # relative to the dataset directory
     rows: int
-    sha256: str
+    checksum: str  # `crc32:…`, or a bare SHA-256 in references written before
     bytes: int
     first_row_id: int | None = None  # unused since tables are Lance datasets; kept for records that carry it
+
+    @classmethod
+    def from_json(cls, body: dict) -> "FileRef":
+        fields = dict(body)
+        if "sha256" in fields:  # written before checksums were CRC-32
+            fields["checksum"] = fields.pop("sha256")
+        return cls(**fields)
 
     def with_first_row_id(self, first: int) -> "FileRef":
         return dataclasses.replace(self, first_row_id=first)
@@ -53,7 +59,7 @@ def write_file(table_dir: Path, data: bytes | memoryview, subdir: str, suffix: s
     relative = f"{subdir}/{uuid.uuid4().hex}{suffix}"
     (table_dir / subdir).mkdir(parents=True, exist_ok=True)
     size = memoryview(data).nbytes
-    digest = hashlib.sha256()
+    digest = Digest()
     hashing = None
     if size >= _HASH_ASIDE_BYTES:
         hashing = threading.Thread(target=digest.update, args=(data,), name="fragment-checksum")
@@ -65,7 +71,7 @@ def write_file(table_dir: Path, data: bytes | memoryview, subdir: str, suffix: s
     finally:
         if hashing is not None:
             hashing.join()
-    return FileRef(relative, rows, digest.hexdigest(), size)
+    return FileRef(relative, rows, digest.value(), size)
 
 
 def read_file(table_dir: Path, ref: FileRef, *, table: str) -> bytes:
@@ -75,7 +81,7 @@ def read_file(table_dir: Path, ref: FileRef, *, table: str) -> bytes:
     except FileNotFoundError:
         raise DataLoss(f"table {table!r}: file {ref.path} is missing", reason="FRAGMENT_MISSING", table=table,
                        file=ref.path) from None
-    if len(data) != ref.bytes or hashlib.sha256(data).hexdigest() != ref.sha256:
+    if len(data) != ref.bytes or checksum(data, ref.checksum) != ref.checksum:
         raise DataLoss(f"table {table!r}: file {ref.path} does not match its checksum; it is not served",
                        reason="FRAGMENT_CORRUPT", table=table, file=ref.path)
     return data

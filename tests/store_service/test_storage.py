@@ -159,6 +159,25 @@ def test_a_flipped_byte_in_a_data_file_is_data_loss_which_lance_alone_would_serv
     assert ViewCache().get(fresh.open("healthy")).num_rows == 3  # the other tables keep serving
 
 
+def test_checksums_are_crc32_and_lines_written_as_sha256_before_are_still_checked(store, tmp_path):
+    """New lines carry `crc32:`; a table whose log was written with bare SHA-256 values (before the switch)
+    keeps verifying with them: intact files serve, a flipped byte is still DATA_LOSS."""
+    import hashlib
+
+    table = store.create("docs", SCHEMA, rows(0, 300))
+    log = table.directory / "_vectorlane" / "checksums.jsonl"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines and all(line["checksum"].startswith("crc32:") and "sha256" not in line for line in lines)
+    legacy = [{"path": e["path"], "bytes": e["bytes"],
+               "sha256": hashlib.sha256((table.directory / e["path"]).read_bytes()).hexdigest()} for e in lines]
+    log.write_text("".join(json.dumps(e) + "\n" for e in legacy))
+    assert ViewCache().get(TableStore(tmp_path / "data").open("docs")).columns(["id"]).num_rows == 300
+    flip_a_byte(table.directory / table.manifest().fragments[0].files[0])
+    with pytest.raises(DataLoss) as err:
+        ViewCache().get(TableStore(tmp_path / "data").open("docs")).columns(["text"])
+    assert err.value.reason == "FRAGMENT_CORRUPT"
+
+
 def test_a_damaged_acknowledged_manifest_is_data_loss(store, tmp_path):
     table = store.create("docs", SCHEMA, rows(0, 3))
     table.append(rows(3, 3))
