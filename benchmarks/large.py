@@ -1,0 +1,225 @@
+"""A table bigger than the store could hold before: 10M × 384-d rows (15 GB of vectors on a 24 GB machine),
+the store beside LanceDB 0.40 embedded on the same rows (issue 19's 10M-row section).
+
+Measured, for each system: durable ingest rows/s (10,000-row adds), IVF_PQ build time (Lance's default
+partition count, rows // 8192, and 48 sub-vectors for both), process start → first search, search p50 and
+recall@10 with nprobes 20 and refine_factor 5 (as LanceDB's docs use) and 20, and the store's RSS while serving. Goals:
+store RSS ≤ 4 GB, recall@10 ≥ 0.9, p50 ≤ 10 ms.
+
+The vectors are never all in memory, here or in either system: they are generated batch by batch from a
+seed, and the exact neighbours of the queries are kept as running top-10s while the batches go by.
+
+    .venv/bin/python -m benchmarks.large --rows 10000000     # make bench-10m (about 75 minutes here)
+    .venv/bin/python -m benchmarks.large --rows 200000       # a small run of the same steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import DIMS, ROOT, rss_mib
+from benchmarks.storage import BATCH, start_store, table_of
+
+QUERIES = 40
+SETTINGS = {"refine5": {"nprobes": 20, "refine_factor": 5}, "refine20": {"nprobes": 20, "refine_factor": 20}}
+
+
+class Rows:
+    """The clustered rows of benchmarks.common.clustered (one centre per 100 rows, noise 0.35), generated
+    batch by batch from `seed` so that every pass sees the same rows without holding them."""
+
+    def __init__(self, rows: int, seed: int = 0) -> None:
+        self.rows = rows
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        self.centers = rng.standard_normal((max(16, rows // 100), DIMS), dtype=np.float32)
+        picks = self.centers[rng.integers(0, len(self.centers), QUERIES)]
+        self.queries = picks + 0.35 * rng.standard_normal((QUERIES, DIMS), dtype=np.float32)
+
+    def batches(self) -> Iterator[tuple[int, np.ndarray]]:
+        for start in range(0, self.rows, BATCH):
+            rng = np.random.default_rng((self.seed, start))
+            n = min(BATCH, self.rows - start)
+            vectors = self.centers[rng.integers(0, len(self.centers), n)]
+            vectors += 0.35 * rng.standard_normal((n, DIMS), dtype=np.float32)
+            yield start, vectors
+
+
+class TopK:
+    """Running exact top-10 (squared L2) of each query over the batches seen."""
+
+    def __init__(self, queries: np.ndarray, k: int = 10) -> None:
+        self.queries, self.k = queries, k
+        self.distances = np.full((len(queries), k), np.inf, dtype=np.float32)
+        self.ids = np.full((len(queries), k), -1, dtype=np.int64)
+
+    def see(self, first: int, vectors: np.ndarray) -> None:
+        d = np.einsum("ij,ij->i", vectors, vectors)[None, :] - 2 * self.queries @ vectors.T
+        d += np.einsum("ij,ij->i", self.queries, self.queries)[:, None]
+        ids = np.arange(first, first + len(vectors))[None, :].repeat(len(self.queries), 0)
+        both_d = np.concatenate([self.distances, d], axis=1)
+        both_i = np.concatenate([self.ids, ids], axis=1)
+        best = np.argpartition(both_d, self.k, axis=1)[:, :self.k]
+        self.distances = np.take_along_axis(both_d, best, 1)
+        self.ids = np.take_along_axis(both_i, best, 1)
+
+    def truth(self) -> list[set[int]]:
+        return [set(row.tolist()) for row in self.ids]
+
+
+def searched(table: Any, queries: np.ndarray, truth: list[set[int]], options: dict[str, int]) -> dict[str, float]:
+    """p50 over the queries after the first, and recall@10 over all of them."""
+    times, hits = [], 0
+    for q, expected in zip(queries, truth):
+        query = table.search(q).limit(10).select(["id"])
+        for name, value in options.items():
+            query = getattr(query, name)(value)
+        started = time.perf_counter()
+        found = query.to_arrow().column("id").to_pylist()
+        times.append(time.perf_counter() - started)
+        hits += len(expected & set(found))
+    return {"p50_ms": statistics.median(times[1:]) * 1e3, "first_ms": times[0] * 1e3,
+            "recall_at_10": hits / (10 * len(queries))}
+
+
+def store_side(data: Rows, work: Path, partitions: int, top: TopK) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    service, db = start_store(work / "store")
+    began, spent, table = time.perf_counter(), 0.0, None
+    for first, vectors in data.batches():
+        top.see(first, vectors)  # the exact neighbours as the rows go by (not in the ingest time)
+        batch = table_of(vectors, first)
+        started = time.perf_counter()
+        if table is None:
+            table = db.create_table("t", data=batch)
+        else:
+            table.add(batch)
+        spent += time.perf_counter() - started
+    out["ingest_rows_per_s"] = data.rows / spent
+    out["ingest_wall_s"] = time.perf_counter() - began
+    started = time.perf_counter()
+    table.create_index(index_type="IVF_PQ", num_partitions=partitions, num_sub_vectors=48)
+    out["ivf_pq_build_s"] = time.perf_counter() - started
+    out["rss_after_build_mib"] = rss_mib(service.process.pid)
+    out["rss_peak_mib"] = rss_mib(service.process.pid, "VmHWM")
+    db.close()
+    service.stop()
+
+    launched = time.perf_counter()
+    service, db = start_store(work / "store")
+    table = db.open_table("t")
+    table.search(data.queries[0]).limit(10).select(["id"]).nprobes(20).refine_factor(5).to_arrow()
+    out["start_to_first_search_s"] = time.perf_counter() - launched
+    for label, options in SETTINGS.items():
+        out[label] = searched(table, data.queries, top.truth(), options)
+    out["rss_serving_mib"] = rss_mib(service.process.pid)
+    out["rss_serving_peak_mib"] = rss_mib(service.process.pid, "VmHWM")
+    folder = work / "store" / "t.lance"
+    out["dataset_gib"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**30
+    db.close()
+    service.stop()
+    return out
+
+
+LANCEDB_SCRIPT = """
+import json, sys, time
+launched = time.perf_counter()
+import numpy as np
+import lancedb
+queries = np.load(sys.argv[2])
+table = lancedb.connect(sys.argv[1]).open_table("t")
+table.search(queries[0]).limit(10).nprobes(20).refine_factor(5).select(["id"]).to_arrow()
+first = time.perf_counter() - launched
+out = {"start_to_first_search_s": first}
+for refine in (5, 20):
+    found, times = [], []
+    for q in queries:
+        started = time.perf_counter()
+        found.append(table.search(q).limit(10).nprobes(20).refine_factor(refine).select(["id"]).to_arrow()
+                     .column("id").to_pylist())
+        times.append(time.perf_counter() - started)
+    out[f"refine{refine}"] = {"found": found, "times": times}
+print(json.dumps(out))
+"""
+
+
+def lancedb_side(data: Rows, work: Path, partitions: int, truth: list[set[int]]) -> dict[str, Any] | None:
+    try:
+        import lancedb
+    except ImportError:
+        return None
+    out: dict[str, Any] = {}
+    db = lancedb.connect(str(work / "lancedb"))
+    table, spent = None, 0.0
+    for first, vectors in data.batches():
+        batch = table_of(vectors, first)
+        started = time.perf_counter()
+        if table is None:
+            table = db.create_table("t", data=batch)
+        else:
+            table.add(batch)
+        spent += time.perf_counter() - started
+    out["ingest_rows_per_s"] = data.rows / spent  # LanceDB does not fsync: not durable (see the README)
+    started = time.perf_counter()
+    from lancedb.index import IvfPq
+
+    table.create_index("vector", config=IvfPq(distance_type="l2", num_partitions=partitions, num_sub_vectors=48))
+    out["ivf_pq_build_s"] = time.perf_counter() - started
+    del table, db
+    queries = work / "queries.npy"
+    np.save(queries, data.queries)
+    ran = subprocess.run([sys.executable, "-c", LANCEDB_SCRIPT, str(work / "lancedb"), str(queries)],
+                         capture_output=True, text=True, cwd=ROOT, check=True)
+    result = json.loads(ran.stdout.strip().splitlines()[-1])
+    out["start_to_first_search_s"] = result["start_to_first_search_s"]
+    for label in SETTINGS:
+        run = result[label]
+        out[label] = {"p50_ms": statistics.median(run["times"][1:]) * 1e3,
+                      "recall_at_10": sum(len(t & set(f)) for t, f in zip(truth, run["found"])) / (10 * len(truth))}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.large", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--no-lancedb", action="store_true")
+    parser.add_argument("--work", type=Path, default=None, help="where the tables go (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "vectorlane-bench-large")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="vl-large-", dir=args.work))
+    data = Rows(args.rows)
+    partitions = max(1, min(4096, args.rows // 8192))  # Lance's default for IVF indexes
+    out: dict[str, Any] = {"rows": args.rows, "dims": DIMS, "partitions": partitions, "sub_vectors": 48,
+                           "settings": SETTINGS, "vector_gib": args.rows * DIMS * 4 / 2**30,
+                           "machine_ram_gib": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30}
+    began = time.perf_counter()
+    try:
+        top = TopK(data.queries)
+        out["store"] = store_side(data, work, partitions, top)
+        print(json.dumps(out, indent=1), flush=True)
+        shutil.rmtree(work / "store", ignore_errors=True)  # room on disk for LanceDB's copy
+        if not args.no_lancedb:
+            out["lancedb"] = lancedb_side(data, work, partitions, top.truth())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out["wall_s"] = time.perf_counter() - began
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "large.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
