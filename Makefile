@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM ?= false
 .PHONY: help install run run-embed run-store test stress test-fast bench bench-quick bench-storage bench-filters bench-10m protos settings-table check-protos clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
