@@ -65,3 +65,30 @@ def test_a_corrupt_index_file_is_data_loss(table):
     reopened = TableStore(root).open("t")
     with pytest.raises(DataLoss):
         LoadedIndexes().get(reopened, ViewCache().get(reopened), entries(reopened.manifest())[0])
+
+
+def test_a_build_trains_on_a_sample_and_reads_the_vectors_fragment_by_fragment(tmp_path, monkeypatch):
+    """Indexing never holds the table's vectors at once: IVF trains on 256 rows per partition drawn from every
+    fragment, then adds fragment by fragment, and no fragment keeps its vectors afterwards."""
+    from store_service.search import vector_index
+
+    rng = np.random.default_rng(5)
+    store = TableStore(tmp_path / "data")
+    t = store.create("big", pa.schema([("id", pa.int64()), ("vector", vector_type(DIMS))]), rows(rng, 0, 1000))
+    for start in range(1000, 6000, 1000):
+        t.append(rows(rng, start, 1000))
+    trained, added = [], []
+    real_train, real_add = vector_index.VectorIndex.train, vector_index.VectorIndex.add
+    monkeypatch.setattr(vector_index.VectorIndex, "train", lambda self, s: (trained.append(s), real_train(self, s)))
+    monkeypatch.setattr(vector_index.VectorIndex, "add", lambda self, v, i: (added.append(len(i)), real_add(self, v, i)))
+    view = ViewCache().get(t)
+    entry, _ = create_index(t, view, IndexParams(kind="IVF_FLAT", num_partitions=4))
+    assert len(trained) == 1 and len(trained[0]) == 256 * 4  # the sample, not the 6,000 rows
+    sample_ids = {tuple(v) for v in trained[0][:, :2].tolist()}
+    assert len(sample_ids) == 1024  # distinct rows
+    assert added == [1000] * 6  # one add per fragment
+    assert not any(p.fragment.holds_vectors("vector") or p.fragment.holds("vector") for p in view.parts)
+    index = LoadedIndexes().get(t, view, entry)
+    probe = np.asarray(t.dataset().to_table(columns=["vector"]).column("vector")[4321].as_py(), dtype=np.float32)
+    found, distances = index.search(probe, 1, options=SearchParams(nprobes=4))
+    assert found[0] == 4321 and distances[0] == pytest.approx(0.0, abs=1e-4)
