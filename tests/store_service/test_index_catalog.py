@@ -80,7 +80,8 @@ def test_a_build_trains_on_a_sample_and_reads_the_vectors_fragment_by_fragment(t
     trained, added = [], []
     real_train, real_add = vector_index.VectorIndex.train, vector_index.VectorIndex.add
     monkeypatch.setattr(vector_index.VectorIndex, "train", lambda self, s: (trained.append(s), real_train(self, s)))
-    monkeypatch.setattr(vector_index.VectorIndex, "add", lambda self, v, i: (added.append(len(i)), real_add(self, v, i)))
+    monkeypatch.setattr(vector_index.VectorIndex, "add",
+                        lambda self, v, i: (added.append(len(i)), real_add(self, v, i)))
     view = ViewCache().get(t)
     entry, _ = create_index(t, view, IndexParams(kind="IVF_FLAT", num_partitions=4))
     assert len(trained) == 1 and len(trained[0]) == 256 * 4  # the sample, not the 6,000 rows
