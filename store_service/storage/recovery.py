@@ -10,8 +10,9 @@ this or another store process can be staging a file it would take for garbage.
   reported (DATA_LOSS on every read of the table), never rolled back silently.
 - **Strays.** Fragments, deletion files and transactions written for a commit that did not happen, index
   files of an index build cut short, and the `.creating-*` / `.dropped-*` folders of a CreateTable or
-  DropTable cut short. Lance's cleanup (keeping every version) removes its unreferenced files; vectorlane
-  removes its own.
+  DropTable cut short. vectorlane removes data, deletion and index files no version references (reading
+  older versions only for files the newest does not reference); Lance's cleanup, keeping every version,
+  removes stray transactions when there are any.
 """
 
 from __future__ import annotations
@@ -124,6 +125,10 @@ LANCE_FOLDERS = (manifest.DATA_DIR, manifest.DELETIONS_DIR, manifest.VERSIONS_DI
 
 
 def collect(dataset_dir: Path, found: Recovered) -> None:
+    """Removes the files no version references. At a start after a clean stop this reads one version: the
+    files the newest version does not reference are the only candidates, and older versions are read, newest
+    first, only until each candidate is found (a 10M-row table of 1,000 versions took 38 s when every
+    version was read at every start)."""
     for folder in LANCE_FOLDERS:  # a write cut short leaves its temporary (`.tmpXXXX`); Lance names none so
         if (dataset_dir / folder).is_dir():
             for path in (dataset_dir / folder).iterdir():
@@ -132,39 +137,63 @@ def collect(dataset_dir: Path, found: Recovered) -> None:
                     path.unlink()
                     found.files += 1
     dataset = lance.dataset(str(dataset_dir))
-    stats = dataset.cleanup_old_versions(older_than=_KEEP_EVERY_VERSION, delete_unverified=True)
-    removed = (stats.data_files_removed + stats.transaction_files_removed + stats.index_files_removed +
-               stats.deletion_files_removed)
-    found.files += removed
-    found.bytes += stats.bytes_removed
-    # Lance's cleanup keeps deletion files staged for a commit that never happened (seen in the crash
-    # trials), so vectorlane checks data, deletion and index files against every version itself.
-    keep = referenced_files(dataset_dir, dataset)
-    for folder in (manifest.DATA_DIR, manifest.DELETIONS_DIR, INDEXES_DIR):
-        if not (dataset_dir / folder).is_dir():
+    candidates = _files_in(dataset_dir) - _referenced_by(dataset)
+    for number in sorted(manifest.versions(dataset_dir), reverse=True):
+        if not candidates:
+            break
+        if number == dataset.version:
             continue
-        for path in (dataset_dir / folder).iterdir():
-            if path.is_file() and f"{folder}/{path.name}" not in keep:
-                found.bytes += path.stat().st_size
-                path.unlink()
-                found.files += 1
+        try:
+            candidates -= _referenced_by(dataset.checkout_version(number))
+        except (ValueError, OSError):
+            continue  # a version cleaned up or damaged references nothing the store could serve
+    for relative in sorted(candidates):
+        path = dataset_dir / relative
+        found.bytes += path.stat().st_size
+        path.unlink()
+        found.files += 1
+    # A commit that did not happen also leaves its transaction file, which Lance's cleanup (keeping every
+    # version) removes; it reads every manifest, so it runs only when there are more transactions than
+    # versions, or when strays were found above.
+    transactions = dataset_dir / manifest.TRANSACTIONS_DIR
+    count = sum(1 for _ in transactions.iterdir()) if transactions.is_dir() else 0
+    if candidates or count > len(manifest.versions(dataset_dir)):
+        stats = dataset.cleanup_old_versions(older_than=_KEEP_EVERY_VERSION, delete_unverified=True)
+        found.files += (stats.data_files_removed + stats.transaction_files_removed + stats.index_files_removed +
+                        stats.deletion_files_removed)
+        found.bytes += stats.bytes_removed
+
+
+def _files_in(dataset_dir: Path) -> set[str]:
+    """The data, deletion and index files present, relative to the dataset."""
+    present = set()
+    for folder in (manifest.DATA_DIR, manifest.DELETIONS_DIR, INDEXES_DIR):
+        if (dataset_dir / folder).is_dir():
+            present.update(f"{folder}/{p.name}" for p in (dataset_dir / folder).iterdir() if p.is_file())
+    return present
+
+
+def _referenced_by(version: lance.LanceDataset) -> set[str]:
+    opened = manifest.from_dataset(version)
+    paths: set[str] = set()
+    for fragment in opened.fragments:
+        paths.update(fragment.files)
+        if fragment.deletion is not None:
+            paths.add(fragment.deletion)
+    paths.update(entry["file"]["path"] for entry in opened.indexes)
+    return paths
 
 
 def referenced_files(dataset_dir: Path, dataset: lance.LanceDataset | None = None) -> set[str]:
     """Every file (relative to the dataset) some version references: data files, deletion files and the
-    index files of its catalog."""
+    index files of its catalog (every version read: what the crash trials check the store against)."""
     dataset = dataset or lance.dataset(str(dataset_dir))
     paths: set[str] = set()
     for number in manifest.versions(dataset_dir):
         try:
-            version = manifest.from_dataset(dataset.checkout_version(number))
+            paths |= _referenced_by(dataset.checkout_version(number))
         except (ValueError, OSError):
             continue  # a version cleaned up or damaged references nothing the store could serve
-        for fragment in version.fragments:
-            paths.update(fragment.files)
-            if fragment.deletion is not None:
-                paths.add(fragment.deletion)
-        paths.update(entry["file"]["path"] for entry in version.indexes)
     return paths
 
 

@@ -107,3 +107,32 @@ def test_an_acknowledged_manifest_that_is_damaged_is_never_rolled_back(tmp_path)
     assert found.damaged == ["t"] and found.rolled_back == []
     with pytest.raises(DataLoss):
         TableStore(tmp_path).open("t").snapshot()
+
+
+def test_files_only_an_older_version_references_are_kept_and_strays_of_every_kind_go(tmp_path):
+    """Collection reads older versions only for files the newest does not reference: a deletion file and a
+    fragment that only older versions use stay (they still read), a stray deletion file and index go."""
+    from store_service.search.table_view import ViewCache
+
+    store = TableStore(tmp_path)
+    table = store.create("t", SCHEMA, pa.table({"id": np.arange(10)}))
+    table.append(pa.table({"id": np.arange(10, 20)}))
+    for low, high in ((0, 2), (2, 4), (10, 20)):  # two deletion files in turn; then the second fragment goes
+        view = ViewCache().get(table)
+        chosen = view.row_ids[view.mask(f"id >= {low} AND id < {high}")]
+        table.commit_rows(deletes=view.locate(chosen), read_at=view.snapshot.manifest, operation="delete")
+    root = table.directory
+    in_use = {str(p.relative_to(root)) for folder in ("data", "_deletions") for p in (root / folder).iterdir()}
+    newest = lance.dataset(str(root))
+    assert len(in_use) > len(newest.get_fragments()) + 1  # some files only older versions reference
+    old_deletion = sorted((root / "_deletions").iterdir())[0]
+    (root / "_deletions" / f"0-99-{'ab' * 8}.arrow").write_bytes(old_deletion.read_bytes())  # a stray
+    (root / "_vectorlane" / "indexes").mkdir(parents=True, exist_ok=True)
+    (root / "_vectorlane" / "indexes" / "cut-short.faiss").write_bytes(b"x")
+    found = recovery.recover(tmp_path)
+    assert found.files == 2
+    left = {str(p.relative_to(root)) for folder in ("data", "_deletions", "_vectorlane/indexes")
+            if (root / folder).is_dir() for p in (root / folder).iterdir()}
+    assert left == in_use
+    for version in range(1, newest.version + 1):  # every version still reads
+        lance.dataset(str(root), version=version).to_table()
