@@ -479,6 +479,7 @@ class ViewCache:
                     state.fragments[fragment.key] = fragment
             parts.append(Part(fragment, live, start, ref))
             start += parts[-1].num_rows
+        table.scrub(part.ref for part in parts)  # checksums ahead of the reads, in the background
         return TableView(snapshot, parts, self._max_filter_length)
 
     def _fragment(self, table: Table, state: _TableState, snapshot: Snapshot, ref: FragmentRef) -> FragmentData:

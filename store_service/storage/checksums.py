@@ -80,6 +80,7 @@ class ChecksumLog:
         self.path = dataset_dir / SIDECAR_DIR / LOG_FILE
         self._known: dict[str, tuple[int, str]] | None = None
         self._verified: set[str] = set()
+        self._running: dict[str, threading.Event] = {}  # files a thread is checking now
         self._lock = threading.Lock()
 
     def _load(self) -> dict[str, tuple[int, str]]:
@@ -137,10 +138,26 @@ class ChecksumLog:
             return relative in self._verified
 
     def verify(self, relative: str, reason: str = "FRAGMENT_CORRUPT") -> None:
-        """Checks a file against its line the first time this process reads it (DATA_LOSS on a mismatch)."""
+        """Checks a file against its line the first time this process reads it (DATA_LOSS on a mismatch).
+        A file another thread is checking (a read, or the background scrub) is waited for, not hashed twice."""
+        while True:
+            with self._lock:
+                if relative in self._verified:
+                    return
+                running = self._running.get(relative)
+                if running is None:
+                    running = self._running[relative] = threading.Event()
+                    break
+            running.wait()  # then look again: verified, or this thread checks it and reports what it finds
+        try:
+            self._check(relative, reason)
+        finally:
+            with self._lock:
+                self._running.pop(relative, None)
+            running.set()
+
+    def _check(self, relative: str, reason: str) -> None:
         with self._lock:
-            if relative in self._verified:
-                return
             expected = self._load().get(relative)
         if expected is not None:
             try:

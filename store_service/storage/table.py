@@ -60,6 +60,16 @@ MAX_ROWS_PER_FILE = 1 << 20
 _HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksum")
 
 
+def _lowest_priority() -> None:
+    try:  # Linux: a thread is a task with a nice value of its own
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (OSError, AttributeError):
+        pass
+
+
+_SCRUBBER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksum-scrub", initializer=_lowest_priority)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A table as of one version, with the Lance dataset opened at it for reading."""
@@ -127,6 +137,7 @@ class Table:
         self._cache_lock = threading.Lock()
         self._datasets: OrderedDict[int, Any] = OrderedDict()
         self._latest: tuple[int, int] | None = None  # (versions dir mtime, latest version)
+        self._scrub_queued: set[str] = set()
 
     # ----- reading ------------------------------------------------------------------------------------
     def version_numbers(self) -> list[int]:
@@ -248,6 +259,33 @@ class Table:
             return
         for _ in _HASHERS.map(self.checksums.verify, pending):
             pass
+
+    def scrub(self, refs: Iterable[FragmentRef]) -> None:
+        """Checks the fragments' data files not yet checked on one background thread at the lowest CPU
+        priority, so that the searches after a start rarely wait for a whole file's checksum (measured at
+        10M rows: the first 40 searches, each touching ~50 unchecked 15 MB files, had a p50 of 155 ms). A read
+        that reaches a file first still checks it itself, or waits for the scrub's check of it."""
+        with self._cache_lock:
+            pending = [path for ref in refs for path in ref.files
+                       if path not in self._scrub_queued and not self.checksums.is_verified(path)]
+            self._scrub_queued.update(pending)
+        if pending:
+            _SCRUBBER.submit(self._scrub, pending)
+
+    def _scrub(self, paths: list[str]) -> None:
+        for path in paths:
+            if not self.directory.is_dir():
+                return  # dropped meanwhile
+            try:
+                self.checksums.verify(path)
+            except DataLoss as exc:  # the read of that file reports it (it checks again): here only a log line
+                if exc.reason != "FRAGMENT_MISSING":  # a file a cleanup removed since it was queued is no loss
+                    log.error("%s", exc)
+            except OSError:
+                pass
+            finally:
+                with self._cache_lock:
+                    self._scrub_queued.discard(path)
 
     def take_rows(self, snapshot: Snapshot, refs: Sequence[FragmentRef], row_ids: np.ndarray,
                   columns: Sequence[str]) -> dict[str, pa.Array]:

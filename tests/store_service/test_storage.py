@@ -178,6 +178,29 @@ def test_checksums_are_crc32_and_lines_written_as_sha256_before_are_still_checke
     assert err.value.reason == "FRAGMENT_CORRUPT"
 
 
+def test_a_view_checks_its_files_in_the_background_and_a_damaged_one_still_fails_its_first_read(store, tmp_path):
+    """The scrub checks every fragment a new view holds ahead of the reads; one it finds damaged is not marked
+    checked, so the first read of it is still DATA_LOSS."""
+    import time
+
+    table = store.create("docs", SCHEMA, rows(0, 100))
+    for start in range(100, 500, 100):
+        table.append(rows(start, 100))
+    damaged = table.manifest().fragments[2].files[0]
+    flip_a_byte(table.directory / damaged)
+    fresh = TableStore(tmp_path / "data").open("docs")  # a new process: nothing checked yet
+    view = ViewCache().get(fresh)
+    files = [path for ref in fresh.manifest().fragments for path in ref.files]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(fresh.checksums.is_verified(f) for f in files if f != damaged):
+        time.sleep(0.05)
+    assert all(fresh.checksums.is_verified(f) for f in files if f != damaged)  # no read asked for them
+    assert not fresh.checksums.is_verified(damaged)
+    with pytest.raises(DataLoss) as err:
+        view.columns(["text"])
+    assert err.value.reason == "FRAGMENT_CORRUPT"
+
+
 def test_a_damaged_acknowledged_manifest_is_data_loss(store, tmp_path):
     table = store.create("docs", SCHEMA, rows(0, 3))
     table.append(rows(3, 3))
