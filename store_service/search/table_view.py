@@ -353,6 +353,19 @@ class TableView:
         order: one value per row of the named columns only."""
         return self.take(np.arange(self.num_rows, dtype=np.int64), names)
 
+    def holds_vectors_at(self, column: str, positions: np.ndarray) -> bool:
+        """Whether the fragments of these positions hold the column's vectors (or they are too many to read
+        by row id)."""
+        if len(positions) == 0 or len(positions) > TAKE_FROM_DATASET_MAX:
+            return True
+        which = np.unique(np.searchsorted(self._starts, np.asarray(positions, dtype=np.int64), side="right") - 1)
+        return all(self.parts[i].fragment.holds_vectors(column) for i in which)
+
+    @staticmethod
+    def matrix_of(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        """A vector column's values as a float32 matrix (zeros where null)."""
+        return _matrix(column)[0]
+
     def vectors_at(self, column: str, positions: np.ndarray) -> np.ndarray:
         """The vectors at a few global positions (an index's candidates to refine), in that order: from the
         fragments' matrices when they hold them, otherwise read from the dataset in one take."""
