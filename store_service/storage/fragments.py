@@ -1,7 +1,8 @@
 """vectorlane's own files inside a dataset (`_vectorlane/`): FAISS index files and the chunks of re-embedding
 operations. Immutable Arrow IPC or index bytes under fresh names, fsynced, referenced with their size and
 checksum (`storage/checksums.py`), checked on every read and (Arrow) validated in full, so a corrupt file is
-reported (DATA_LOSS) and never served or computed on. The table's rows themselves are Lance fragments (`storage/table.py`)."""
+reported (DATA_LOSS) and never served or computed on. The table's rows themselves are Lance fragments
+(`storage/table.py`)."""
 
 from __future__ import annotations
 
