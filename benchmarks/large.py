@@ -34,7 +34,8 @@ from benchmarks.common import DIMS, ROOT, rss_mib
 from benchmarks.storage import BATCH, start_store, table_of
 
 QUERIES = 40
-SETTINGS = {"refine5": {"nprobes": 20, "refine_factor": 5}, "refine20": {"nprobes": 20, "refine_factor": 20}}
+SETTINGS = {"refine5": {"nprobes": 20, "refine_factor": 5}, "refine20": {"nprobes": 20, "refine_factor": 20},
+            "nprobes10_refine20": {"nprobes": 10, "refine_factor": 20}}
 
 
 class Rows:
@@ -145,14 +146,15 @@ table = lancedb.connect(sys.argv[1]).open_table("t")
 table.search(queries[0]).limit(10).nprobes(20).refine_factor(5).select(["id"]).to_arrow()
 first = time.time() - launched
 out = {"start_to_first_search_s": first}
-for refine in (5, 5, 20):  # the first pass warms LanceDB's caches, as the store's first pass does
+settings = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {"refine5": {"nprobes": 20, "refine_factor": 5}}
+for label, options in [("warming", settings["refine5"]), *settings.items()]:  # a first pass warms caches
     found, times = [], []
     for q in queries:
         started = time.perf_counter()
-        found.append(table.search(q).limit(10).nprobes(20).refine_factor(refine).select(["id"]).to_arrow()
-                     .column("id").to_pylist())
+        found.append(table.search(q).limit(10).nprobes(options["nprobes"]).refine_factor(options["refine_factor"])
+                     .select(["id"]).to_arrow().column("id").to_pylist())
         times.append(time.perf_counter() - started)
-    out[f"refine{refine}"] = {"found": found, "times": times}
+    out[label] = {"found": found, "times": times}
 print(json.dumps(out))
 """
 
@@ -182,11 +184,12 @@ def lancedb_side(data: Rows, work: Path, partitions: int, truth: list[set[int]])
     del table, db
     queries = work / "queries.npy"
     np.save(queries, data.queries)
-    command = [sys.executable, "-c", LANCEDB_SCRIPT, str(work / "lancedb"), str(queries), str(time.time())]
+    command = [sys.executable, "-c", LANCEDB_SCRIPT, str(work / "lancedb"), str(queries), str(time.time()),
+               json.dumps(SETTINGS)]
     ran = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True)
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     out["start_to_first_search_s"] = result["start_to_first_search_s"]
-    for label in SETTINGS:
+    for label in ("warming", *SETTINGS):
         run = result[label]
         out[label] = {"p50_ms": statistics.median(run["times"][1:]) * 1e3,
                       "recall_at_10": sum(len(t & set(f)) for t, f in zip(truth, run["found"])) / (10 * len(truth))}
