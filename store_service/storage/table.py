@@ -23,6 +23,7 @@ import dataclasses
 import datetime
 import logging
 import os
+import queue
 import shutil
 import threading
 import uuid
@@ -60,14 +61,36 @@ MAX_ROWS_PER_FILE = 1 << 20
 _HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksum")
 
 
-def _lowest_priority() -> None:
-    try:  # Linux: a thread is a task with a nice value of its own
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (OSError, AttributeError):
-        pass
+class _Scrubber:
+    """One daemon thread at the lowest CPU priority running checksum scrubs in turn: a daemon, so that a
+    stopping store never waits for a scrub of a large table to finish (it only reads)."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="checksum-scrub", daemon=True)
+                self._thread.start()
+        self._work.put(work)
+
+    def _run(self) -> None:
+        try:  # Linux: a thread is a task with a nice value of its own
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (OSError, AttributeError):
+            pass
+        while True:
+            work = self._work.get()
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - a scrub is best effort; the reads check the files themselves
+                log.exception("checksum scrub failed")
 
 
-_SCRUBBER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksum-scrub", initializer=_lowest_priority)
+_SCRUBBER = _Scrubber()
 
 
 @dataclass(frozen=True)
@@ -270,7 +293,7 @@ class Table:
                        if path not in self._scrub_queued and not self.checksums.is_verified(path)]
             self._scrub_queued.update(pending)
         if pending:
-            _SCRUBBER.submit(self._scrub, pending)
+            _SCRUBBER.submit(lambda: self._scrub(pending))
 
     def _scrub(self, paths: list[str]) -> None:
         for path in paths:
