@@ -33,6 +33,7 @@ from store_service.search.vector_index import prepare
 
 MASKS_KEPT = 32
 TAKE_FROM_DATASET_MAX = 1024  # rows of a column not held that are read from the dataset rather than held
+SLICE_ROWS = 65_536  # rows an index build reads at a time from a fragment (96 MiB of 384-d vectors)
 VIEWS_PER_TABLE = 2
 _POSITION = "__vectorlane_position"
 
@@ -91,17 +92,28 @@ class FragmentData:
                 cached = self._vectors.setdefault(column, matrix)
         return cached
 
-    def read_vectors(self, column: str) -> tuple[np.ndarray, np.ndarray]:
-        """(matrix, validity) of a vector column: the held ones, or read for the caller and not kept (an
-        index build or catch-up: the index keeps what it needs)."""
+    def read_vectors(self, column: str, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(vectors, row ids) of the physical rows `wanted` (a mask) that have a vector in `column`: from the
+        held matrix, or read in slices of SLICE_ROWS and let go (an index build or catch-up: the index keeps
+        what it needs, and a 1M-row fragment's vectors are never in memory at once)."""
         with self._lock:
             cached = self._vectors.get(column)
             array = self._columns.get(column)
+        if cached is None and array is not None:
+            cached = _matrix(array)
         if cached is not None:
-            return cached
-        if array is None:
-            array = self._table.read_fragment(self._snapshot, self.ref, [column]).column(column)
-        return _matrix(array)
+            keep = wanted & cached[1]
+            if keep.any():
+                yield cached[0][keep], self.row_ids[keep]
+            return
+        for start, part in self._table.fragment_slices(self._snapshot, self.ref, [column], SLICE_ROWS):
+            end = start + part.num_rows
+            if not wanted[start:end].any():
+                continue
+            matrix, valid = _matrix(part.column(column))
+            keep = wanted[start:end] & valid
+            if keep.any():
+                yield matrix[keep], self.row_ids[start:end][keep]
 
     def validity(self, column: str) -> np.ndarray:
         """Which physical rows have a vector in `column`. When the vectors are not held, they are read for
@@ -393,7 +405,7 @@ class TableView:
                        seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(vectors, row ids) of the rows with a vector in `column`, fragment by fragment, from a row id on (an
         index's catch-up), or a random `sample` fraction of them (an index's training set). Fragments whose
-        vectors are not held are read and let go: only one fragment's vectors are in memory at a time."""
+        vectors are not held are read in slices and let go: only one slice's vectors are in memory at a time."""
         rng = np.random.default_rng(seed)
         for part in self.parts:
             fragment = part.fragment
@@ -406,10 +418,7 @@ class TableView:
                 keep &= rng.random(fragment.num_rows) < sample
             if not keep.any():  # a fragment an index already covers is not read
                 continue
-            matrix, valid = fragment.read_vectors(column)
-            keep &= valid
-            if keep.any():
-                yield matrix[keep], fragment.row_ids[keep]
+            yield from fragment.read_vectors(column, keep)
 
     def vectors_of(self, column: str, *, from_row_id: int = 0, sample: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """What `vector_batches` yields, as one matrix (a training sample, a catch-up's few rows)."""

@@ -273,6 +273,27 @@ class Table:
             raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({self._shown(exc)})",
                            reason="FRAGMENT_CORRUPT", table=self.name) from None
 
+    def fragment_slices(self, snapshot: Snapshot, ref: FragmentRef, columns: Sequence[str], rows: int
+                        ) -> Iterator[tuple[int, pa.Table]]:
+        """A fragment's physical rows (deleted ones too) in slices of at most `rows`, with the physical offset
+        each starts at: what an index build reads, so a 1M-row fragment is never in memory at once."""
+        self.verify([ref])
+        fragment = snapshot.dataset.get_fragment(ref.id)
+        start = 0
+        try:
+            for batch in fragment.scanner(columns=list(columns), with_row_id=True, include_deleted_rows=True,
+                                          batch_size=rows).to_batches():
+                part = pa.Table.from_batches([batch]).drop_columns([ROW_ID])
+                part.validate(full=True)
+                yield start, part
+                start += batch.num_rows
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({self._shown(exc)})",
+                           reason="FRAGMENT_CORRUPT", table=self.name) from None
+        if start != ref.physical_rows:
+            raise DataLoss(f"table {self.name!r}: fragment {ref.id} holds {start} rows, not {ref.physical_rows}",
+                           reason="FRAGMENT_CORRUPT", table=self.name)
+
     def verify(self, refs: Iterable[FragmentRef]) -> None:
         """Checks the checksums of the fragments' data files not yet checked by this process, side by side."""
         pending = [path for ref in refs for path in ref.files if not self.checksums.is_verified(path)]

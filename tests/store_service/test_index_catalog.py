@@ -93,3 +93,20 @@ def test_a_build_trains_on_a_sample_and_reads_the_vectors_fragment_by_fragment(t
     probe = np.asarray(t.dataset().to_table(columns=["vector"]).column("vector")[4321].as_py(), dtype=np.float32)
     found, distances = index.search(probe, 1, options=SearchParams(nprobes=4))
     assert found[0] == 4321 and distances[0] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_a_large_fragment_is_read_for_an_index_in_slices(table, monkeypatch):
+    """A compacted 1M-row fragment is 1.5 GB of 384-d vectors: a build reads it SLICE_ROWS at a time."""
+    from store_service.search import table_view, vector_index
+
+    t, _, _ = table
+    monkeypatch.setattr(table_view, "SLICE_ROWS", 128)
+    added = []
+    real_add = vector_index.VectorIndex.add
+    monkeypatch.setattr(vector_index.VectorIndex, "add",
+                        lambda self, v, i: (added.append(len(i)), real_add(self, v, i)))
+    view = ViewCache().get(t)
+    entry, _ = create_index(t, view, IndexParams(kind="FLAT"))
+    assert added == [128, 128, 128, 116]  # the fixture's one 500-row fragment
+    index = LoadedIndexes().get(t, view, entry)
+    assert index.size == 500
