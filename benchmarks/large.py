@@ -116,6 +116,7 @@ def store_side(data: Rows, work: Path, partitions: int, top: TopK, optimize: boo
         started = time.perf_counter()
         table.optimize(cleanup_older_than=datetime.timedelta(0))
         out["optimize_s"] = time.perf_counter() - started
+        out["rss_peak_after_optimize_mib"] = rss_mib(service.process.pid, "VmHWM")
     started = time.perf_counter()
     table.create_index(index_type="IVF_PQ", num_partitions=partitions, num_sub_vectors=48)
     out["ivf_pq_build_s"] = time.perf_counter() - started
@@ -138,7 +139,36 @@ def store_side(data: Rows, work: Path, partitions: int, top: TopK, optimize: boo
     out["dataset_gib"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**30
     db.close()
     service.stop()
+    out["floors"] = floors(folder, data.queries, partitions)
     return out
+
+
+def floors(folder: Path, queries: np.ndarray, partitions: int) -> dict[str, float]:
+    """What a refined search costs at least on this machine, in this process on the store's own files: the
+    FAISS IVF_PQ scan alone (the index file read back), and Lance's take of the candidates' vectors alone."""
+    import faiss
+    import lance
+
+    index_file = max((folder / "_vectorlane" / "indexes").iterdir(), key=lambda p: p.stat().st_size)
+    index = faiss.read_index(str(index_file))
+    faiss.extract_index_ivf(index).nprobe = 20
+    dataset = lance.dataset(str(folder))
+    rows = dataset.count_rows()
+    rng = np.random.default_rng(3)
+    found: dict[str, float] = {}
+    for label, fetch in (("refine5", 50), ("refine20", 200)):
+        scan, take = [], []
+        for q in queries:
+            started = time.perf_counter()
+            _, ids = index.search(q.reshape(1, -1), fetch)
+            scan.append(time.perf_counter() - started)
+            chosen = sorted(rng.choice(rows, fetch, replace=False).tolist())  # as scattered as candidates are
+            started = time.perf_counter()
+            dataset._take_rows(chosen, columns=["vector"])
+            take.append(time.perf_counter() - started)
+        found[f"faiss_scan_{label}_p50_ms"] = statistics.median(scan) * 1e3
+        found[f"lance_take_{label}_p50_ms"] = statistics.median(take) * 1e3
+    return found
 
 
 LANCEDB_SCRIPT = """
