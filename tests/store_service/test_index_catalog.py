@@ -110,3 +110,27 @@ def test_a_large_fragment_is_read_for_an_index_in_slices(table, monkeypatch):
     assert added == [128, 128, 128, 116]  # the fixture's one 500-row fragment
     index = LoadedIndexes().get(t, view, entry)
     assert index.size == 500
+
+
+def test_narrow_result_columns_are_held_and_vectors_are_not(table, monkeypatch):
+    """A search through an index takes its result ids from the fragments' held `id` columns (read once),
+    not from Lance per search; its vectors stay unread."""
+    from store_service.search import vector_search
+    from store_service.search.vector_search import VectorSearch
+
+    t, rng, _ = table
+    t.append(rows(rng, 500, 500))
+    views, loaded = ViewCache(), LoadedIndexes()
+    entry, _ = create_index(t, views.get(t), IndexParams(kind="HNSW"))
+    view = views.get(t)
+    index = loaded.get(t, view, entry)
+    takes = []
+    real = type(t).take_rows
+    monkeypatch.setattr(type(t), "take_rows", lambda self, *a, **k: (takes.append(a[2]), real(self, *a, **k))[1])
+    request = VectorSearch(select=("id",), limit=10)
+    for q in rng.normal(size=(5, DIMS)).astype(np.float32):
+        found = vector_search.search(view, q, request, index)
+        assert found.num_rows == 10 and found.column_names == ["id", "_distance"]
+    assert takes == []
+    assert all(p.fragment.holds("id") and not p.fragment.holds_vectors("vector") and not p.fragment.holds("vector")
+               for p in view.parts)
