@@ -97,12 +97,13 @@ def searched(table: Any, queries: np.ndarray, truth: list[set[int]], options: di
             "recall_at_10": hits / (10 * len(queries))}
 
 
-def store_side(data: Rows, work: Path, partitions: int, top: TopK, optimize: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    service, db = start_store(work / "store")
-    began, spent, table = time.perf_counter(), 0.0, None
+def ingest(db: Any, data: Rows, top: TopK | None = None) -> tuple[Any, float]:
+    """Table "t" created from the first batch and added to batch by batch: (table, seconds in the calls).
+    `top` sees each batch as it goes by (the exact neighbours; not in the time)."""
+    table, spent = None, 0.0
     for first, vectors in data.batches():
-        top.see(first, vectors)  # the exact neighbours as the rows go by (not in the ingest time)
+        if top is not None:
+            top.see(first, vectors)
         batch = table_of(vectors, first)
         started = time.perf_counter()
         if table is None:
@@ -110,6 +111,14 @@ def store_side(data: Rows, work: Path, partitions: int, top: TopK, optimize: boo
         else:
             table.add(batch)
         spent += time.perf_counter() - started
+    return table, spent
+
+
+def store_side(data: Rows, work: Path, partitions: int, top: TopK, optimize: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    service, db = start_store(work / "store")
+    began = time.perf_counter()
+    table, spent = ingest(db, data, top)
     out["ingest_rows_per_s"] = data.rows / spent
     out["ingest_wall_s"] = time.perf_counter() - began
     if optimize:  # 1,000 fragments of 10k rows into Lance's 1M-row fragments: a take touches ≤ 10 of them
@@ -202,15 +211,7 @@ def lancedb_side(data: Rows, work: Path, partitions: int, truth: list[set[int]],
         return None
     out: dict[str, Any] = {}
     db = lancedb.connect(str(work / "lancedb"))
-    table, spent = None, 0.0
-    for first, vectors in data.batches():
-        batch = table_of(vectors, first)
-        started = time.perf_counter()
-        if table is None:
-            table = db.create_table("t", data=batch)
-        else:
-            table.add(batch)
-        spent += time.perf_counter() - started
+    table, spent = ingest(db, data)
     out["ingest_rows_per_s"] = data.rows / spent  # LanceDB does not fsync: not durable (see the README)
     if optimize:
         started = time.perf_counter()
