@@ -321,7 +321,8 @@ class StoreCore:
                            else positions[start:start + 64], names)
         row_bytes = max(1, sample.nbytes // max(1, sample.num_rows))
         count = min(end - start, self.limits.max_read_rows, max(1, budget // row_bytes))
-        chosen = np.arange(start, start + count, dtype=np.int64) if positions is None else positions[start:start + count]
+        chosen = (np.arange(start, start + count, dtype=np.int64) if positions is None
+                  else positions[start:start + count])
         rows = view.take(chosen, names)
         return rows, view.version, (start + count if start + count < end else 0)
 

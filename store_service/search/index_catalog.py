@@ -125,8 +125,8 @@ class LoadedIndexes:
         with self._lock:
             found = self._loaded.get(key)
             if found is None:
-                data = fragments.read_file(table.directory, entry.file, table=table.name)
-                found = (VectorIndex.from_bytes(entry.params, data, entry.dims), entry.next_row_id)
+                path = fragments.verified_path(table.directory, entry.file, table=table.name)
+                found = (VectorIndex.read(entry.params, path, entry.dims), entry.next_row_id)
             index, covered = found
             boundary = view.next_row_id
             if boundary > covered:

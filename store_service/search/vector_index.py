@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -173,13 +174,20 @@ class VectorIndex:
                 faiss.SearchParametersHNSW(efSearch=ef)
         return faiss.SearchParameters(sel=selector) if selector else None
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self) -> memoryview:
+        """The index serialized, as a view of FAISS's own buffer (an index can be gigabytes: no second copy)."""
         with self._lock:
-            return faiss.serialize_index(self._index).tobytes()
+            return memoryview(faiss.serialize_index(self._index))
 
     @classmethod
-    def from_bytes(cls, params: IndexParams, data: bytes, dims: int) -> "VectorIndex":
+    def from_bytes(cls, params: IndexParams, data: bytes | memoryview, dims: int) -> "VectorIndex":
         return cls(params, faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), dims)
+
+    @classmethod
+    def read(cls, params: IndexParams, path: Path, dims: int) -> "VectorIndex":
+        """An index read from its (verified) file straight into FAISS's structures: one pass over the file,
+        where `from_bytes` holds the file, a copy of it and the index at once."""
+        return cls(params, faiss.read_index(str(path)), dims)
 
 
 def exact_search(vectors: np.ndarray, row_ids: np.ndarray, query: np.ndarray, k: int, metric: str

@@ -7,6 +7,8 @@ reported (DATA_LOSS) and never served or computed on. The table's rows themselve
 from __future__ import annotations
 
 import dataclasses
+import mmap
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -86,6 +88,28 @@ def read_file(table_dir: Path, ref: FileRef, *, table: str) -> bytes:
         raise DataLoss(f"table {table!r}: file {ref.path} does not match its checksum; it is not served",
                        reason="FRAGMENT_CORRUPT", table=table, file=ref.path)
     return data
+
+
+def verified_path(table_dir: Path, ref: FileRef, *, table: str) -> Path:
+    """The path of a table file whose size and checksum were just checked where it lies (mapped, not copied):
+    for a reader that parses the file itself (FAISS reads an index straight into its own structures)."""
+    path = table_dir / ref.path
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == ref.bytes:
+                if size == 0:
+                    found = checksum(b"", ref.checksum)
+                else:
+                    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                        found = checksum(mapped, ref.checksum)
+    except FileNotFoundError:
+        raise DataLoss(f"table {table!r}: file {ref.path} is missing", reason="FRAGMENT_MISSING", table=table,
+                       file=ref.path) from None
+    if size != ref.bytes or found != ref.checksum:
+        raise DataLoss(f"table {table!r}: file {ref.path} does not match its checksum; it is not served",
+                       reason="FRAGMENT_CORRUPT", table=table, file=ref.path)
+    return path
 
 
 def read(table_dir: Path, ref: FileRef, *, table: str) -> pa.Table:

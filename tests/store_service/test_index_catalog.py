@@ -67,6 +67,38 @@ def test_a_corrupt_index_file_is_data_loss(table):
         LoadedIndexes().get(reopened, ViewCache().get(reopened), entries(reopened.manifest())[0])
 
 
+def test_a_flipped_byte_in_an_index_file_is_data_loss_and_nothing_is_parsed(table, monkeypatch):
+    """An index is checked where it lies before FAISS reads it: a same-size file with one byte changed never
+    reaches the parser (which trusts the sizes inside the file)."""
+    from store_service.search import vector_index
+
+    t, _, root = table
+    entry, _ = create_index(t, ViewCache().get(t), IndexParams(kind="IVF_FLAT", num_partitions=4))
+    path = t.directory / entry.file.path
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    parsed = []
+    monkeypatch.setattr(vector_index.faiss, "read_index", lambda *a: parsed.append(a))
+    reopened = TableStore(root).open("t")
+    with pytest.raises(DataLoss) as raised:
+        LoadedIndexes().get(reopened, ViewCache().get(reopened), entries(reopened.manifest())[0])
+    assert raised.value.reason == "FRAGMENT_CORRUPT" and parsed == []
+
+
+@pytest.mark.parametrize("kind", ["FLAT", "IVF_FLAT", "IVF_PQ", "HNSW"])
+def test_an_index_read_from_its_file_answers_as_the_one_built(table, kind):
+    t, rng, root = table
+    params = IndexParams(kind=kind, num_partitions=4, num_sub_vectors=4)
+    built = LoadedIndexes().get(t, ViewCache().get(t), create_index(t, ViewCache().get(t), params)[0])
+    reopened = TableStore(root).open("t")
+    loaded = LoadedIndexes().get(reopened, ViewCache().get(reopened), entries(reopened.manifest())[0])
+    probe = rng.normal(size=DIMS).astype(np.float32)
+    options = SearchParams(nprobes=4)
+    for got, want in zip(loaded.search(probe, 10, options=options), built.search(probe, 10, options=options)):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_a_build_trains_on_a_sample_and_reads_the_vectors_fragment_by_fragment(tmp_path, monkeypatch):
     """Indexing never holds the table's vectors at once: IVF trains on 256 rows per partition drawn from every
     fragment, then adds fragment by fragment, and no fragment keeps its vectors afterwards."""
