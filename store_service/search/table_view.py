@@ -70,6 +70,15 @@ class FragmentData:
                 cached = self._columns.setdefault(name, array)
         return cached
 
+    def numbers(self, name: str) -> np.ndarray | None:
+        """A held column of numbers without nulls as numpy (no copy), for gathering a search's few results
+        with one index per fragment; None for any other column."""
+        array = self.column(name)
+        kind = array.type
+        if array.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            return None
+        return array.to_numpy(zero_copy_only=True)
+
     def values(self, physical: np.ndarray, names: Sequence[str]) -> dict[str, pa.Array]:
         """The values of `names` at physical offsets (live rows): from the columns held, or for a few rows of
         a column not held, from the dataset by row id."""
@@ -345,11 +354,17 @@ class TableView:
             if missing:
                 fetched = self.snapshot.table.take_rows(self.snapshot, [self.parts[i].ref for i in touched],
                                                         self.row_ids[positions], missing)
-        pieces, order = [], []
+        groups = []
         for index in touched:
             part = self.parts[index]
             chosen = np.flatnonzero(which == index)
-            physical = part.physical(positions[chosen] - part.start)
+            groups.append((part, chosen, part.physical(positions[chosen] - part.start)))
+        if not fetched:
+            gathered = self._gather(groups, len(positions), names, fields)
+            if gathered is not None:
+                return gathered
+        pieces, order = [], []
+        for part, chosen, physical in groups:
             values = part.fragment.values(physical, [n for n in names if n != ROW_ID and n not in fetched])
             values.update({n: a.take(pa.array(chosen, type=pa.int64())) for n, a in fetched.items()})
             arrays = [pa.array(part.fragment.row_ids[physical], type=pa.int64()) if name == ROW_ID
@@ -363,6 +378,34 @@ class TableView:
             inverse[placed] = np.arange(len(placed))
             result = result.take(pa.array(inverse))
         return result
+
+    @staticmethod
+    def _gather(groups: list[tuple[Part, np.ndarray, np.ndarray]], count: int, names: list[str],
+                fields: list[pa.Field]) -> pa.Table | None:
+        """The rows of `groups` (part, result places, physical offsets) when every column is a held column of
+        numbers (or `_rowid`): one numpy gather per fragment and column, where a table per fragment cost ~1 ms
+        for a search's 10 results spread over 10 fragments. None when some column is not of that kind."""
+        if count > TAKE_FROM_DATASET_MAX:
+            return None
+        sources: list[list[np.ndarray]] = []
+        for name in names:
+            if name == ROW_ID:
+                sources.append([part.fragment.row_ids for part, _, _ in groups])
+                continue
+            arrays = []
+            for part, _, _ in groups:
+                found = part.fragment.numbers(name) if part.fragment.holds(name) else None
+                if found is None:
+                    return None
+                arrays.append(found)
+            sources.append(arrays)
+        columns = []
+        for arrays, f in zip(sources, fields):
+            out = np.empty(count, dtype=arrays[0].dtype)
+            for source, (_, chosen, physical) in zip(arrays, groups):
+                out[chosen] = source[physical]
+            columns.append(pa.array(out, type=f.type))
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
     def columns(self, names: Sequence[str]) -> pa.Table:
         """Every row's values of a few columns (keys of a merge, sources of a re-embedding), in position

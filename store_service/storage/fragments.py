@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from store_service.errors import DataLoss
 from store_service.storage import durable
-from store_service.storage.checksums import SIDECAR_DIR, Digest, checksum
+from store_service.storage.checksums import SIDECAR_DIR, Digest, checksum, checksum_parallel
 
 INDEXES_DIR = f"{SIDECAR_DIR}/indexes"
 ROW_ID = "_rowid"
@@ -102,7 +102,7 @@ def verified_path(table_dir: Path, ref: FileRef, *, table: str) -> Path:
                     found = checksum(b"", ref.checksum)
                 else:
                     with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                        found = checksum(mapped, ref.checksum)
+                        found = checksum_parallel(mapped, ref.checksum)
     except FileNotFoundError:
         raise DataLoss(f"table {table!r}: file {ref.path} is missing", reason="FRAGMENT_MISSING", table=table,
                        file=ref.path) from None

@@ -97,6 +97,9 @@ def test_an_index_read_from_its_file_answers_as_the_one_built(table, kind):
     options = SearchParams(nprobes=4)
     for got, want in zip(loaded.search(probe, 10, options=options), built.search(probe, 10, options=options)):
         np.testing.assert_array_equal(got, want)
+    # served mapped from its file, it takes rows once FAISS owns a copy (adding to the mapped one would abort)
+    loaded.add(probe.reshape(1, -1), np.array([10_000]))
+    assert loaded.size == 501 and loaded.search(probe, 1, options=options)[0][0] == 10_000
 
 
 def test_a_build_trains_on_a_sample_and_reads_the_vectors_fragment_by_fragment(tmp_path, monkeypatch):

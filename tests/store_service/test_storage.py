@@ -335,3 +335,19 @@ def test_a_storage_error_without_an_errno_says_what_lance_said_without_the_data_
     with pytest.raises(StorageFailed) as err, durable.storage_errors(where):
         raise OSError(f"LanceError(IO): odd state at {tmp_path / 'data'}/docs.lance/data/x.lance, /home/r/x.rs:1")
     assert "odd state at <data_dir>/docs.lance" in err.value.message and str(tmp_path) not in err.value.message
+
+
+def test_a_crc_computed_in_pieces_on_several_cores_is_the_crc_of_the_whole():
+    import zlib
+
+    from store_service.storage.checksums import PARALLEL_FROM_BYTES, checksum, checksum_parallel, crc32_combine
+
+    rng = np.random.default_rng(11)
+    for _ in range(100):
+        a, b = rng.bytes(int(rng.integers(0, 200))), rng.bytes(int(rng.integers(0, 200)))
+        assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+    data = rng.bytes(PARALLEL_FROM_BYTES + 12_345)
+    for workers in (2, 3, 7):
+        assert checksum_parallel(data, workers=workers) == checksum(data) == f"crc32:{zlib.crc32(data):08x}"
+    legacy = "0" * 64  # a SHA-256 from before cannot be split: it is computed whole
+    assert checksum_parallel(data, legacy, workers=4) == checksum(data, legacy)

@@ -110,3 +110,37 @@ def test_bad_parameters_are_invalid_arguments(clustered):
         VectorIndex.build(IndexParams(kind="IVF_PQ", num_sub_vectors=5), vectors, row_ids)
     with pytest.raises(InvalidArgument):
         VectorIndex.build(IndexParams(kind="IVF_FLAT", num_partitions=10), vectors[:5], row_ids[:5])
+
+
+def test_the_index_lock_lets_searches_share_and_an_add_wait_for_them_and_go_first():
+    import threading
+
+    from store_service.search.vector_index import ReadWriteLock
+
+    lock = ReadWriteLock()
+    events: list[str] = []
+    first_reader = lock.reading()
+    first_reader.__enter__()
+    with lock.reading():  # a second search does not wait for the first
+        events.append("second reader")
+
+    def writer() -> None:
+        with lock.writing():
+            events.append("writer")
+
+    def late_reader() -> None:
+        with lock.reading():
+            events.append("late reader")
+
+    w = threading.Thread(target=writer)
+    w.start()
+    while not lock._writers_waiting:  # the writer is queued behind the first reader
+        threading.Event().wait(0.001)
+    r = threading.Thread(target=late_reader)
+    r.start()
+    r.join(0.2)
+    assert events == ["second reader"]  # neither the writer nor a reader that came after it got in
+    first_reader.__exit__(None, None, None)
+    w.join(5)
+    r.join(5)
+    assert events == ["second reader", "writer", "late reader"]
