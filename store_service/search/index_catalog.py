@@ -131,7 +131,7 @@ class LoadedIndexes:
             boundary = view.next_row_id
             if boundary > covered:
                 vectors, row_ids = view.vectors_of(entry.vector_column, from_row_id=covered)
-                index.add(vectors, row_ids)
+                index.catch_up(vectors, row_ids)
                 covered = boundary
             self._loaded[key] = (index, covered)
             return index

@@ -66,11 +66,18 @@ def deletion_path(fragment_id: int, deletion: Any) -> str:
     return f"{DELETIONS_DIR}/{fragment_id}-{deletion.read_version}-{deletion.id}.{suffix}"
 
 
+def data_file(file: Any) -> str:
+    """A Lance DataFile's path relative to the dataset. pylance 13's `DataFile.path` property defines a class
+    on every call (36 us: 3.6 ms per version of a 100-fragment table); its field `_path` is read when present."""
+    path = getattr(file, "_path", None)
+    return f"{DATA_DIR}/{path if isinstance(path, str) else file.path}"
+
+
 def fragment_ref(metadata: Any) -> FragmentRef:
     deletion = metadata.deletion_file
     return FragmentRef(
         id=int(metadata.id),
-        files=tuple(f"{DATA_DIR}/{f.path}" for f in metadata.files),
+        files=tuple(data_file(f) for f in metadata.files),
         physical_rows=int(metadata.physical_rows),
         deletion=deletion_path(metadata.id, deletion) if deletion is not None else None,
         deleted=int(deletion.num_deleted_rows) if deletion is not None else 0,

@@ -122,7 +122,7 @@ class Staged:
 
     @property
     def files(self) -> list[str]:
-        return [f"{DATA_DIR}/{f.path}" for fragment in self.fragments for f in fragment.files]
+        return [manifest.data_file(f) for fragment in self.fragments for f in fragment.files]
 
 
 @dataclass(frozen=True)
@@ -402,7 +402,7 @@ class Table:
         with durable.storage_errors(self.directory / DATA_DIR / "fragment"):
             written = write_fragments(rows, self.uri, schema=schema, mode="append" if same_schema else "overwrite",
                                       max_rows_per_file=MAX_ROWS_PER_FILE)
-        paths = [f"{DATA_DIR}/{f.path}" for fragment in written for f in fragment.files]
+        paths = [manifest.data_file(f) for fragment in written for f in fragment.files]
         try:
             checksums = self._make_durable(paths)
         except BaseException:
@@ -606,7 +606,7 @@ class Table:
         if rows.num_rows != ref.physical_rows:
             raise RuntimeError("this is a bug: a rewritten fragment must keep every physical row")
         new, checksums = self._write_fragments(rows, schema, same_schema=False)
-        written.extend(f"{DATA_DIR}/{f.path}" for fragment in new for f in fragment.files)
+        written.extend(manifest.data_file(f) for fragment in new for f in fragment.files)
         self.checksums.append(checksums)  # before the commit; lines of files a failed switch removes are harmless
         if len(new) != 1:
             raise RuntimeError("this is a bug: a fragment was rewritten as several")
@@ -685,7 +685,7 @@ class Table:
                                                       batch_size=new_columns.batch_rows)
         old = set(ref.metadata.files and [f.path for f in ref.metadata.files])
         files = [f for f in metadata.files if f.path not in old]
-        paths = [f"{DATA_DIR}/{f.path}" for f in files]
+        paths = [manifest.data_file(f) for f in files]
         written.extend(paths)
         self.checksums.append(self._make_durable(paths))
         known = {name for name in snapshot.dataset.schema.names}
@@ -727,7 +727,7 @@ class Table:
             if plan.num_tasks() == 0:
                 return None
             results = [task.execute(base) for task in plan.tasks]
-            paths = [f"{DATA_DIR}/{f.path}" for result in results for fragment in result.new_fragments
+            paths = [manifest.data_file(f) for result in results for fragment in result.new_fragments
                      for f in fragment.files]
             try:
                 self.checksums.append(self._make_durable(paths))

@@ -351,3 +351,26 @@ def test_a_crc_computed_in_pieces_on_several_cores_is_the_crc_of_the_whole():
         assert checksum_parallel(data, workers=workers) == checksum(data) == f"crc32:{zlib.crc32(data):08x}"
     legacy = "0" * 64  # a SHA-256 from before cannot be split: it is computed whole
     assert checksum_parallel(data, legacy, workers=4) == checksum(data, legacy)
+
+
+def test_a_few_ids_are_found_part_by_part_as_the_whole_tables_ids_would_find_them(store):
+    """Row ids looked up fragment by fragment (no join of the table's ids per version) agree with a lookup
+    in all the ids, through deletions, a compaction that keeps ids, and ids that are not there."""
+    table = store.create("docs", SCHEMA, rows(0, 50))
+    for start in range(50, 300, 50):
+        table.append(rows(start, 50))
+    delete_ids(table, 20, 70)
+    delete_ids(table, 140, 150)
+    checked = 0
+    for _ in range(2):
+        view = ViewCache().get(table)
+        everything = view.row_ids
+        probe = np.concatenate([everything[::7], everything[-3:], [everything.max() + 5, 10**9, 25]])
+        assert view._ordered_parts()  # the part-by-part path is the one taken
+        positions, found = view.positions(probe)
+        expected = {int(r): i for i, r in enumerate(everything)}
+        for row_id, position, hit in zip(probe.tolist(), positions.tolist(), found.tolist()):
+            assert hit == (row_id in expected) and (not hit or position == expected[row_id])
+            checked += 1
+        table.compact(target_rows_per_fragment=120)
+    assert checked > 60

@@ -91,6 +91,42 @@ def test_rows_added_after_the_build_are_found(clustered):
     assert found[0] == row_ids[3500] and index.size == 4000
 
 
+@pytest.mark.parametrize("kind", ["FLAT", "IVF_FLAT", "IVF_PQ", "HNSW"])
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_rows_caught_up_are_searched_beside_the_index_and_folded_in_before_it_is_written(clustered, kind, metric):
+    from store_service.search import vector_index
+
+    vectors, row_ids, queries = clustered
+    params = IndexParams(kind=kind, metric=metric, num_partitions=20, num_sub_vectors=8)
+    index = VectorIndex.build(params, vectors[:3000], row_ids[:3000])
+    index.catch_up(vectors[3000:], row_ids[3000:])
+    assert index.size == 4000 and index.recent == 1000  # beside the index, not in it
+    options = SearchParams(nprobes=20, ef=128)
+    found, distances = index.search(vectors[3500], 5, options=options)
+    assert np.all(np.diff(distances) >= -1e-5)  # merged, closest first
+    assert row_ids[3500] in found.tolist()  # (IVF_PQ's approximate distances may rank others before it)
+    excluded, _ = index.search(vectors[3500], 5, excluded=row_ids[3500:3501], options=options)
+    assert row_ids[3500] not in excluded.tolist()
+    allowed, _ = index.search(vectors[3500], 5, allowed=row_ids[3400:3450], options=options)
+    assert set(allowed.tolist()) <= set(row_ids[3400:3450].tolist()) and len(allowed) == 5
+    if kind != "IVF_PQ":  # a merged result is as good as one index over every row
+        recall, _ = recall_at_10(index, vectors, row_ids, queries, metric, options)
+        assert recall >= 0.9
+    copy = VectorIndex.from_bytes(params, index.to_bytes(), 32)  # written with the caught-up rows in it
+    assert index.recent == 0 and copy.size == 4000 and copy.recent == 0
+    assert row_ids[3500] in copy.search(vectors[3500], 50, options=options)[0].tolist()
+    small = VectorIndex.build(params, vectors[:3000], row_ids[:3000])
+    real_fold = vector_index.RECENT_FOLD_ROWS
+    try:
+        vector_index.RECENT_FOLD_ROWS = 100
+        small.catch_up(vectors[3000:3050], row_ids[3000:3050])
+        assert small.recent == 50
+        small.catch_up(vectors[3050:3400], row_ids[3050:3400])  # past the threshold (and a tenth): folded
+        assert small.recent == 0 and small.size == 3400
+    finally:
+        vector_index.RECENT_FOLD_ROWS = real_fold
+
+
 def test_serialized_index_round_trips(clustered):
     vectors, row_ids, queries = clustered
     params = IndexParams(kind="HNSW")
