@@ -129,6 +129,7 @@ class VectorIndex:
         self._lock = ReadWriteLock()  # adds mutate; searches run together otherwise
         self._owned: threading.Thread | None = None  # reading a copy FAISS owns of a mapped index
         self._recent: Any = None  # rows caught up since the build or the load (`catch_up`)
+        self._mapped = False  # served from its file mapped: FAISS must never add to it
 
     @property
     def size(self) -> int:
@@ -284,6 +285,7 @@ class VectorIndex:
         with open(path, "rb") as f:  # the copy reads this open file: a cleanup may unlink the path meanwhile
             mapped = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
             index = cls(params, mapped, dims)
+            index._mapped = True
             source = os.dup(f.fileno())
         index._owned = threading.Thread(target=index._read_owned, args=(source,), name="index-copy", daemon=True)
         index._owned.start()
@@ -292,20 +294,26 @@ class VectorIndex:
     def _read_owned(self, fd: int) -> None:
         try:
             owned = faiss.read_index(f"/proc/self/fd/{fd}")
-        except RuntimeError:
-            log.exception("an index file mapped for serving could not be read again; it stays mapped")
+        except RuntimeError:  # the copy is then made from the mapped index itself, when something adds
+            log.exception("an index file mapped for serving could not be read again")
             return
         finally:
             os.close(fd)
         with self._lock.writing():  # nothing was added to the mapped index: `add` waits for this thread
-            self._index = owned
+            self._index, self._mapped = owned, False
 
     def _own(self) -> None:
-        """Waits for the owned copy of a mapped index (before anything mutates it)."""
+        """Waits for the owned copy of a mapped index (before anything mutates it); if reading it failed,
+        makes it from the mapped index (serialized and read back), never adding to a mapped one."""
         pending = self._owned
         if pending is not None:
             pending.join()
             self._owned = None
+        if self._mapped:
+            with self._lock.writing():
+                if self._mapped:
+                    self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+                    self._mapped = False
 
 
 def exact_search(vectors: np.ndarray, row_ids: np.ndarray, query: np.ndarray, k: int, metric: str

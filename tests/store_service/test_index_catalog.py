@@ -169,3 +169,25 @@ def test_narrow_result_columns_are_held_and_vectors_are_not(table, monkeypatch):
     assert takes == []
     assert all(p.fragment.holds("id") and not p.fragment.holds_vectors("vector") and not p.fragment.holds("vector")
                for p in view.parts)
+
+
+def test_a_mapped_index_whose_own_copy_cannot_be_read_is_copied_from_itself_before_an_add(table, monkeypatch):
+    """If reading FAISS's own copy fails (the file is gone, an I/O error), an add still never reaches the
+    mapped index, which would abort the process: the copy is made from the mapped index."""
+    from store_service.search import vector_index
+
+    t, rng, root = table
+    create_index(t, ViewCache().get(t), IndexParams(kind="IVF_FLAT", num_partitions=4))
+    real_read = vector_index.faiss.read_index
+
+    def failing_copy(path, *flags):
+        if not flags:
+            raise RuntimeError("could not open the file")
+        return real_read(path, *flags)
+
+    monkeypatch.setattr(vector_index.faiss, "read_index", failing_copy)
+    reopened = TableStore(root).open("t")
+    loaded = LoadedIndexes().get(reopened, ViewCache().get(reopened), entries(reopened.manifest())[0])
+    probe = rng.normal(size=DIMS).astype(np.float32)
+    loaded.add(probe.reshape(1, -1), np.array([10_000]))
+    assert loaded.size == 501 and loaded.search(probe, 1, options=SearchParams(nprobes=4))[0][0] == 10_000
