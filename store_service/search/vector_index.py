@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 KINDS = ("FLAT", "IVF_FLAT", "IVF_PQ", "HNSW")
 METRICS = ("l2", "cosine", "dot")
 EXACT_BELOW = 4096  # allowed-id sets smaller than this are searched exactly
+RECENT_FOLD_ROWS = 50_000  # rows caught up in the flat side index before it is folded into the index
 # Bounds on what a caller may ask of FAISS: it allocates in proportion to each (measured: 2^31-1 for ef,
 # refine_factor or an HNSW m asked for 8-80 GiB, then failed).
-RECENT_FOLD_ROWS = 50_000  # rows caught up in the flat side index before it is folded into the index
 SEARCH_BOUNDS = {"nprobes": 65_536, "ef": 10_000, "refine_factor": 100}
 INDEX_BOUNDS = {"num_partitions": 65_536, "num_sub_vectors": 4_096, "m": 256, "ef_construction": 10_000}
 
