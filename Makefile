@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	  apt-get update && apt-get install -y openssl; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,test,dev]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install vectorlane with its test and dev tools
@@ -46,7 +46,7 @@ test-fast: $(STAMP) ## the suite without the tests marked slow
 	$(BIN)/pytest -q -m 'not slow' tests
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev,bench]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,test,dev,bench]'
 	@touch $@
 
 bench: $(VENV)/.bench-installed ## the performance report vs FAISS, LanceDB, Chroma (about an hour): benchmarks/results/REPORT.md

@@ -79,6 +79,17 @@ def vectors_section(vectors: dict) -> list[str]:
         builds = ", ".join(f"{r['system']} {r['index']['build_s']:.1f} s" for r in size["systems"].values()
                            if "index" in r)
         out += [f"Index build: {builds}."]
+        batches = [r for r in size["systems"].values() if "batch" in r]
+        if batches:
+            out += ["", f"**Batch queries** (exact search): {batches[0]['batch']['queries']} queries in one "
+                    "`search([v1, v2, ...])` call against the same queries one call each, same run.", "",
+                    "| system | one call each, QPS | one call for all, QPS | batch / single | same results |",
+                    "|---|---|---|---|---|"]
+            for r in batches:
+                b = r["batch"]
+                same = "yes" if b["same_results"] else "NO"
+                out.append(f"| {r['system']} | {spread(b['single_qps'])} | {spread(b['batch_qps'])} | "
+                           f"{times(med(b['batch_qps']), med(b['single_qps']))} | {same} |")
         floor = size["systems"].get("vectorlane", {}).get("empty_call")
         if floor:
             out += ["", f"Floor: an empty gRPC unary call (grpc.health Check) to the same store process takes "

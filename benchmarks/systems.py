@@ -113,6 +113,19 @@ class LanceStyle(VectorSystem):
         handle = self.tables[table]
         return lambda q: handle.search(q).limit(K).select(self.columns).to_arrow().column("id").to_pylist()
 
+    def exact_batch(self, table: str) -> Callable[[np.ndarray], list[list[int]]]:
+        """Several queries in one call (`search([v1, v2, ...])`): each query's ids, by `query_index`."""
+        handle = self.tables[table]
+
+        def search(queries: np.ndarray) -> list[list[int]]:
+            found = handle.search(list(queries)).limit(K).select(self.columns).to_arrow()
+            ids, which = found.column("id").to_pylist(), found.column("query_index").to_pylist()
+            grouped: list[list[int]] = [[] for _ in range(len(queries))]
+            for i, q in zip(ids, which):
+                grouped[q].append(i)
+            return grouped
+        return search
+
 
 class Vectorlane(LanceStyle):
     name = "vectorlane (gRPC)"

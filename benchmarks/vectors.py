@@ -20,6 +20,7 @@ from benchmarks.common import (DIMS, K, ROOT, clustered, latencies, percentile_m
 from benchmarks.systems import SYSTEMS, Search, arrow_parts
 
 CLIENTS = (1, 4, 16)
+BATCH = 100  # queries per call in the batch-query measurement (an evaluation or deduplication pass)
 
 
 def prepare(rows: int, queries: int, work: str) -> dict[str, Any]:
@@ -75,6 +76,9 @@ def run_system(system: str, work: str, batch: int, ingest_repeats: int, repeats:
             result["exact"] = {"label": target.exact_label, **measure(
                 target.exact(table), queries[:exact_queries], truth[:exact_queries], passes=repeats,
                 repeats=repeats, seconds=seconds)}
+        if hasattr(target, "exact_batch"):
+            print(f"  {target.name}: {BATCH} queries per call", flush=True)
+            result["batch"] = batch_queries(target.exact(table), target.exact_batch(table), queries, repeats)
         if system == "vectorlane":
             result["empty_call"] = empty_call_floor(target, len(queries))
         print(f"  {target.name}: building {target.index_label}", flush=True)
@@ -109,6 +113,25 @@ def ingest(target: Any, parts: list[pa.Table], repeats: int, keep: str) -> dict[
         if name != keep:
             target.drop(name)
     return {"rows_per_s": summary(speeds), "peak_mib": summary(peaks), "batch_rows": parts[0].num_rows}
+
+
+def batch_queries(single: Search, many: Any, queries: np.ndarray, repeats: int) -> dict[str, Any]:
+    """QPS of BATCH exact queries sent in one call against the same queries sent one call each, in the same
+    process and run; and whether both give the same ids."""
+    chosen = np.asarray(queries[:BATCH])
+    single(chosen[0])
+    many(chosen[:2])  # warm
+    one_by_one, together, same = [], [], True
+    for _ in range(repeats):
+        start = time.perf_counter()
+        singles = [single(q) for q in chosen]
+        one_by_one.append(len(chosen) / (time.perf_counter() - start))
+        start = time.perf_counter()
+        grouped = many(chosen)
+        together.append(len(chosen) / (time.perf_counter() - start))
+        same = same and [sorted(g) for g in grouped] == [sorted(s) for s in singles]
+    return {"queries": len(chosen), "single_qps": summary(one_by_one), "batch_qps": summary(together),
+            "same_results": same}
 
 
 def empty_call_floor(target: Any, calls: int) -> dict[str, Any]:

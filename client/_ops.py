@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pydantic
 from google.protobuf import struct_pb2
 
 from vectorlane import rows as rowlib
@@ -16,6 +17,7 @@ from vectorlane._transport import Op, Unary, Upload
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.errors import NotFoundError
 from vectorlane.operations import Operation
+from vectorlane.results import AddResult, DeleteResult, MergeResult, UpdateResult
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
@@ -68,21 +70,42 @@ def table_names(page_token: str | None, limit: int | None) -> Op[list[str]]:
             return names
 
 
-def _schema_and_functions(schema: Any, functions: list[EmbeddingFunctionConfig]
+def _schema_and_functions(schema: Any, data: Any, functions: list[EmbeddingFunctionConfig]
                           ) -> tuple[pa.Schema | None, list[EmbeddingFunctionConfig]]:
+    """The Arrow schema to create (without function metadata) and the functions: those given, a LanceModel's,
+    and those an Arrow schema's (or Arrow data's) `embedding_functions` metadata records, as LanceDB honours
+    it: a table read out of LanceDB with `to_arrow()` keeps its functions here."""
+    from vectorlane.embeddings.registry import METADATA_KEY, get_registry
     from vectorlane.pydantic import LanceModel
-    if isinstance(schema, type) and issubclass(schema, LanceModel):
-        return schema.to_arrow_schema(), schema.parse_embedding_functions() + functions
-    if schema is None or isinstance(schema, pa.Schema):
-        return schema, functions
-    raise TypeError(f"schema must be a LanceModel subclass or a pyarrow.Schema, not {schema!r}")
+    if isinstance(schema, type) and issubclass(schema, pydantic.BaseModel):
+        if not issubclass(schema, LanceModel):
+            from vectorlane.pydantic import pydantic_to_schema
+            return pydantic_to_schema(schema), functions
+        return schema.to_arrow_schema().remove_metadata(), schema.parse_embedding_functions() + functions
+    if schema is not None and not isinstance(schema, pa.Schema):
+        raise TypeError(f"schema must be a LanceModel subclass or a pyarrow.Schema, not {schema!r}")
+    carrier = schema if schema is not None else getattr(data, "schema", None)
+    metadata = carrier.metadata if isinstance(carrier, pa.Schema) else None
+    recorded = get_registry().parse_functions(metadata)
+    given = {c.vector_column for c in functions}
+    functions = functions + [c for column, c in recorded.items() if column not in given]
+    if schema is not None and metadata and (METADATA_KEY.encode() in metadata or METADATA_KEY in metadata):
+        schema = schema.with_metadata({k: v for k, v in metadata.items()
+                                       if k not in (METADATA_KEY, METADATA_KEY.encode())})
+    return schema, functions
 
 
 def create_table(connection: "Connection", name: str, data: Any, schema: Any, mode: str, exist_ok: bool,
                  on_bad_vectors: str, fill_value: float, functions: list[EmbeddingFunctionConfig]) -> Op["Table"]:
     from vectorlane.table import Table
 
-    arrow_schema, configs = _schema_and_functions(schema, functions)
+    if isinstance(data, dict):
+        raise ValueError(rowlib.SINGLE_DICT)
+    if isinstance(data, list) and not data:
+        data = None  # no first rows: the schema alone
+        if schema is None:
+            raise ValueError("create_table: no rows to infer a schema from; give a schema")
+    arrow_schema, configs = _schema_and_functions(schema, data, functions)
     if data is None and arrow_schema is None:
         raise ValueError("create_table needs a schema, data, or both")
     create_mode = choice(mode, _CREATE_MODES, "mode")
@@ -97,6 +120,8 @@ def create_table(connection: "Connection", name: str, data: Any, schema: Any, mo
         reply = yield Unary("CreateTable", request)
     else:
         table = rowlib.to_arrow(data, arrow_schema)
+        if arrow_schema is None and table.schema.metadata:
+            table = table.replace_schema_metadata(None)  # its functions travel as `embedding_functions`
         if arrow_schema is not None:
             table = rowlib.fill_local_vectors(table, configs, arrow_schema)
         else:
@@ -123,14 +148,16 @@ def _split(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
 def _check_local_functions_given(table: pa.Table, configs: list[EmbeddingFunctionConfig]) -> None:
     for config in configs:
         if config.function.is_local and config.vector_column not in table.column_names:
-            raise ValueError(f"local function {config.function.name!r}: pass a schema (its vector column "
+            raise ValueError(f"local function {config.function.function_name!r}: pass a schema (its vector column "
                              f"{config.vector_column!r} needs a dimension) or rows with vectors")
 
 
-def open_table(connection: "Connection", name: str) -> Op["Table"]:
+def open_table(connection: "Connection", name: str, version: int = 0) -> Op["Table"]:
     from vectorlane.table import Table
     reply = yield Unary("GetTable", pb.GetTableRequest(name=name))
-    return Table(connection, reply.table)
+    if version > reply.table.version:
+        raise ValueError(f"table {name!r} has no version {version} (its latest is {reply.table.version})")
+    return Table(connection, reply.table, checked_out=version)
 
 
 def drop_table(name: str, ignore_missing: bool) -> Op[None]:
@@ -187,7 +214,7 @@ def _messages(table: "Table", first: Any, rows: pa.Table, image_columns: list[st
             bar.close()
 
 
-def add(table: "Table", data: Any, mode: str, on_bad_vectors: str, fill_value: float) -> Op[int]:
+def add(table: "Table", data: Any, mode: str, on_bad_vectors: str, fill_value: float) -> Op[AddResult]:
     """Streams the rows in messages of ROWS_PER_MESSAGE; one new version (returned) holds them all."""
     arrow = rowlib.fill_local_vectors(rowlib.to_arrow(data, table.schema), table.function_configs(), table.schema)
     first = pb.AddRowsRequest(table=table.name, mode=choice(mode, _ADD_MODES, "mode"),
@@ -195,25 +222,27 @@ def add(table: "Table", data: Any, mode: str, on_bad_vectors: str, fill_value: f
                               fill_value=fill_value)
     images = yield from image_columns(table)
     reply = yield Upload("AddRows", _messages(table, first, arrow, images, f"add to {table.name}"))
-    return reply.version
+    return AddResult(reply.version)
 
 
 def merge_insert(table: "Table", data: Any, on: list[str], update_all: bool, insert_all: bool,
-                 delete_by_source: bool, delete_where: str, on_bad_vectors: str, fill_value: float
-                 ) -> Op[pb.MergeInsertResponse]:
+                 delete_by_source: bool, delete_where: str, on_bad_vectors: str, fill_value: float,
+                 update_where: str = "", timeout: float | None = None) -> Op[MergeResult]:
     arrow = rowlib.fill_local_vectors(rowlib.to_arrow(data, table.schema), table.function_configs(), table.schema)
     first = pb.MergeInsertRequest(table=table.name, on=on, when_matched_update_all=update_all,
                                   when_not_matched_insert_all=insert_all,
                                   when_not_matched_by_source_delete=delete_by_source,
                                   when_not_matched_by_source_delete_where=delete_where,
                                   on_bad_vectors=choice(on_bad_vectors, _BAD_VECTORS, "on_bad_vectors"),
-                                  fill_value=fill_value)
+                                  fill_value=fill_value, when_matched_update_where=update_where)
     images = yield from image_columns(table)
-    return (yield Upload("MergeInsert", _messages(table, first, arrow, images, f"merge into {table.name}")))
+    reply = yield Upload("MergeInsert", _messages(table, first, arrow, images, f"merge into {table.name}"), timeout)
+    return MergeResult(reply.version, num_updated_rows=reply.rows_updated, num_inserted_rows=reply.rows_inserted,
+                       num_deleted_rows=reply.rows_deleted)
 
 
-def read(table: "Table", where: str, select: list[str], limit: int, version: int, offset: int = 0
-         ) -> Op[pa.Table]:
+def read(table: "Table", where: str, select: list[str], limit: int, version: int, offset: int = 0,
+         timeout: float | None = None) -> Op[pa.Table]:
     """The matching rows from `offset`, at most `limit` (0: all of them), page by page: the store caps one
     response, not what can be read; every page after the first reads the version the first one read."""
     parts: list[pa.Table] = []
@@ -221,7 +250,7 @@ def read(table: "Table", where: str, select: list[str], limit: int, version: int
     while True:
         request = pb.ReadRowsRequest(table=table.name, where=where, select=select, limit=limit - got if limit else 0,
                                      offset=offset, version=version, format=pb.ROW_FORMAT_ARROW)
-        reply = yield Unary("ReadRows", request)
+        reply = yield Unary("ReadRows", request, timeout)
         parts.append(rowlib.read_ipc(reply.rows.arrow_ipc))
         got += parts[-1].num_rows
         version = reply.version
@@ -235,18 +264,47 @@ def count(table: "Table", where: str, version: int) -> Op[int]:
     return reply.count
 
 
-def delete(table: "Table", where: str) -> Op[int]:
-    return (yield Unary("DeleteRows", pb.DeleteRowsRequest(table=table.name, where=where))).version
+def delete(table: "Table", where: str) -> Op[DeleteResult]:
+    reply = yield Unary("DeleteRows", pb.DeleteRowsRequest(table=table.name, where=where))
+    return DeleteResult(reply.version, reply.rows_deleted)
 
 
-def update(table: "Table", where: str, values: dict[str, Any]) -> Op[int]:
-    values = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in values.items()}
-    reply = yield Unary("UpdateRows", pb.UpdateRowsRequest(table=table.name, where=where, values=struct(values)))
-    return reply.version
+def _update_value(value: Any) -> Any:
+    if isinstance(value, pa.Scalar):
+        return value.as_py()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
-def search(request: pb.SearchRequest) -> Op[pa.Table]:
-    reply = yield Unary("Search", request)
+def update(table: "Table", where: str, values: dict[str, Any], values_sql: dict[str, str]) -> Op[UpdateResult]:
+    """`values` travel as one Arrow row in the table's types (so bytes, dates and vectors arrive exactly);
+    `values_sql` as the expressions the store computes for each row."""
+    request = pb.UpdateRowsRequest(table=table.name, where=where, values_sql=values_sql)
+    if values:
+        row = rowlib.to_arrow([{k: _update_value(v) for k, v in values.items()}], table.schema)
+        request.value_row.arrow_ipc = rowlib.ipc(row).to_pybytes()
+    reply = yield Unary("UpdateRows", request)
+    return UpdateResult(reply.rows_updated, reply.version)
+
+
+def search(request: pb.SearchRequest, timeout: float | None = None) -> Op[pa.Table]:
+    reply = yield Unary("Search", request, timeout)
+    return rowlib.read_ipc(reply.rows.arrow_ipc)
+
+
+def take(table: "Table", select: list[str], offsets: list[int] | None, row_ids: list[int] | None,
+         timeout: float | None = None) -> Op[pa.Table]:
+    """Rows by position or stable id, in the order asked (ids not in the table left out)."""
+    request = pb.ReadRowsRequest(table=table.name, select=select, version=table._checked_out,
+                                 format=pb.ROW_FORMAT_ARROW, offsets=offsets or [], row_ids=row_ids or [])
+    if not (offsets or row_ids):
+        schema = table.schema if not select else pa.schema([table.schema.field(c) if c != "_rowid"
+                                                            else pa.field(c, pa.int64()) for c in select])
+        return schema.empty_table()
+    reply = yield Unary("ReadRows", request, timeout)
     return rowlib.read_ipc(reply.rows.arrow_ipc)
 
 

@@ -30,6 +30,7 @@ class Unary:
 
     method: str
     request: Message | bytes
+    timeout: float | None = None  # seconds for this call; None: the connection's
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Upload:
 
     method: str
     messages: Iterable[bytes]
+    timeout: float | None = None  # seconds for this call; None: the connection's
 
 
 Call = Union[Unary, Upload]
@@ -53,8 +55,8 @@ class ChannelOptions:
     metadata: tuple[tuple[str, str], ...] = ()
     grpc_options: tuple[tuple[str, Any], ...] = ()
 
-    def per_call(self) -> dict[str, Any]:
-        return {"timeout": self.timeout, "metadata": self.metadata or None}
+    def per_call(self, timeout: float | None = None) -> dict[str, Any]:
+        return {"timeout": self.timeout if timeout is None else timeout, "metadata": self.metadata or None}
 
 
 def _reply_type(method: str) -> Callable[[bytes], Message]:
@@ -128,7 +130,7 @@ class SyncTransport:
     def call(self, call: Call) -> Any:
         payload = _payload(call)
         try:
-            return self._callable(call)(payload, **self.options.per_call())
+            return self._callable(call)(payload, **self.options.per_call(call.timeout))
         except grpc.RpcError as exc:
             raise _failure(exc, payload) from None
 
@@ -158,7 +160,7 @@ class AsyncTransport:
     async def call(self, call: Call) -> Any:
         payload = _payload(call)
         try:
-            return await self._callable(call)(payload, **self.options.per_call())
+            return await self._callable(call)(payload, **self.options.per_call(call.timeout))
         except grpc.RpcError as exc:
             raise _failure(exc, payload) from None
 

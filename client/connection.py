@@ -80,8 +80,11 @@ class Connection:
         return self._run(_ops.create_table(self, name, data, schema, mode, exist_ok, on_bad_vectors, fill_value,
                                            list(embedding_functions or [])))
 
-    def open_table(self, name: str) -> Any:
-        return self._run(_ops.open_table(self, name))
+    def open_table(self, name: str, version: int | None = None) -> Any:
+        """The table `name`; with `version`, checked out at that version (reads only, as `checkout`)."""
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version <= 0):
+            raise ValueError("versions start at 1")
+        return self._run(_ops.open_table(self, name, version or 0))
 
     def drop_table(self, name: str, ignore_missing: bool = False) -> Any:
         return self._run(_ops.drop_table(name, ignore_missing))

@@ -29,8 +29,17 @@ class InvalidArgumentError(VectorlaneError, ValueError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class BadVectorError(InvalidArgumentError, RuntimeError):
+    """A vector of the wrong length, holding NaN, or missing (reason BAD_VECTOR). LanceDB raises ValueError
+    for the bad vectors it finds in Python and RuntimeError for those its core finds: either catches this."""
+
+
 class NotFoundError(VectorlaneError, LookupError):
     code = grpc.StatusCode.NOT_FOUND
+
+
+class VersionNotFoundError(NotFoundError, ValueError):
+    """A version or tag the table does not have (VERSION_NOT_FOUND): LanceDB raises ValueError for it."""
 
 
 class AlreadyExistsError(VectorlaneError, ValueError):
@@ -79,6 +88,10 @@ _BY_CODE = {cls.code: cls for cls in (
     InvalidArgumentError, NotFoundError, AlreadyExistsError, FailedPreconditionError, AbortedError,
     PermissionDeniedError, UnauthenticatedError, ResourceExhaustedError, UnavailableError, DeadlineExceededError,
     DataLossError, CancelledError)}
+_BY_REASON: dict[tuple[grpc.StatusCode, str], type[VectorlaneError]] = {
+    (grpc.StatusCode.INVALID_ARGUMENT, "BAD_VECTOR"): BadVectorError,
+    (grpc.StatusCode.NOT_FOUND, "VERSION_NOT_FOUND"): VersionNotFoundError,
+    (grpc.StatusCode.NOT_FOUND, "TAG_NOT_FOUND"): VersionNotFoundError}
 
 
 def from_rpc_error(error: grpc.RpcError) -> VectorlaneError:
@@ -95,9 +108,11 @@ def from_rpc_error(error: grpc.RpcError) -> VectorlaneError:
         if detail.Unpack(info):
             reason, metadata = info.reason, dict(info.metadata)
             break
-    return _BY_CODE.get(code, VectorlaneError)(message, reason=reason, metadata=metadata)
+    cls = _BY_REASON.get((code, reason)) or _BY_CODE.get(code) or VectorlaneError
+    return cls(message, reason=reason, metadata=metadata)
 
 
-__all__ = ["AbortedError", "AlreadyExistsError", "CancelledError", "DataLossError", "DeadlineExceededError",
-           "FailedPreconditionError", "InvalidArgumentError", "NotFoundError", "PermissionDeniedError",
-           "ResourceExhaustedError", "UnauthenticatedError", "UnavailableError", "VectorlaneError", "from_rpc_error"]
+__all__ = ["AbortedError", "AlreadyExistsError", "BadVectorError", "CancelledError", "DataLossError",
+           "DeadlineExceededError", "FailedPreconditionError", "InvalidArgumentError", "NotFoundError",
+           "PermissionDeniedError", "ResourceExhaustedError", "UnauthenticatedError", "UnavailableError",
+           "VectorlaneError", "VersionNotFoundError", "from_rpc_error"]

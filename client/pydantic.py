@@ -1,16 +1,26 @@
-"""`LanceModel` and `Vector(n)`: a table's schema as a pydantic model, as in LanceDB.
+"""`LanceModel`, `Vector(n)`, `MultiVector(n)` and `pydantic_to_schema`: a table's schema as a pydantic model,
+with LanceDB's mapping to Arrow.
 
     class Pets(LanceModel):
         vector: Vector(clip.ndims()) = clip.VectorField()
         image_uri: str = clip.SourceField()
 
-`Pets.to_arrow_schema()` is the Arrow schema (a `Vector(n)` is a fixed-size list of n float32);
+`Pets.to_arrow_schema()` is the Arrow schema (a `Vector(n)` is a fixed-size list of n float32, nullable unless
+`Vector(n, nullable=False)`), with the functions' `embedding_functions` metadata;
 `Pets.parse_embedding_functions()` pairs each function's source and vector fields.
+
+The mapping, as LanceDB's: int → int64, float → float64, str → utf8, bool, bytes → binary, date → date32,
+datetime → timestamp[us] (with `Field(json_schema_extra={"tz": ...})` its zone), list[T] and tuple[T, ...] →
+list<T>, a nested model → struct, a str enum → dictionary<int32, utf8>, another enum → its values' type.
+A field is nullable when its annotation admits None (and a vector when it says so), not because it has a
+default.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import inspect
 import types
 import typing
 from typing import Any
@@ -18,6 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pydantic
+from pydantic.fields import FieldInfo
 from pydantic_core import core_schema
 
 from vectorlane.embeddings.base import SOURCE_KEY, SOURCE_TYPE_KEY, VECTOR_KEY, EmbeddingFunction
@@ -25,56 +36,204 @@ from vectorlane.embeddings.config import EmbeddingFunctionConfig
 
 
 class FixedSizeListMixin:
-    dim: int = 0
-    value_arrow_type: pa.DataType = pa.float32()
+    """What `Vector(n)` and `MultiVector(n)` types answer about themselves (LanceDB's classmethods)."""
+
+    @staticmethod
+    def dim() -> int:
+        raise NotImplementedError
+
+    @staticmethod
+    def value_arrow_type() -> pa.DataType:
+        raise NotImplementedError
+
+    @staticmethod
+    def nullable() -> bool:
+        return True
+
+    @staticmethod
+    def is_multi_vector() -> bool:
+        return False
 
 
-def Vector(dim: int, value_type: pa.DataType = pa.float32()) -> type:  # noqa: N802 - LanceDB's name
-    """The type of a vector field: a list of `dim` numbers, stored as a fixed-size list of float32."""
-    if not isinstance(dim, int) or dim <= 0:
-        raise ValueError(f"a vector needs a positive whole number of dimensions, not {dim!r}")
+def _as_list(value: Any) -> Any:
+    """numpy arrays, ranges, tuples and Arrow list scalars as Python lists (anything else as given, for the
+    list schema to refuse)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, pa.Scalar):
+        return value.as_py()
+    if isinstance(value, (range, tuple)):
+        return list(value)
+    return value
+
+
+def _vector_schema(dim: int) -> core_schema.CoreSchema:
+    return core_schema.list_schema(core_schema.float_schema(), min_length=dim, max_length=dim)
+
+
+# A vector field not filled yet (a VectorField's default) is None: serialized as None, not as a list.
+_SERIALIZE = core_schema.plain_serializer_function_ser_schema(list, when_used="unless-none")
+
+
+def _checked_dim(dim: Any, what: str) -> int:
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+        raise ValueError(f"{what} needs a positive whole number of dimensions, not {dim!r}")
+    return dim
+
+
+def Vector(dim: int, value_type: pa.DataType = pa.float32(), nullable: bool = True) -> type:  # noqa: N802
+    """The type of a vector field: `dim` numbers, stored as a fixed-size list of `value_type` (float32)."""
+    size = _checked_dim(dim, "a Vector")
 
     class VectorType(FixedSizeListMixin, list):
+        @staticmethod
+        def dim() -> int:
+            return size
+
+        @staticmethod
+        def value_arrow_type() -> pa.DataType:
+            return value_type
+
+        @staticmethod
+        def nullable() -> bool:
+            return nullable
+
         @classmethod
         def __get_pydantic_core_schema__(cls, source: Any, handler: pydantic.GetCoreSchemaHandler
                                          ) -> core_schema.CoreSchema:
-            def check(value: Any) -> list[float]:
-                values = np.asarray(value, dtype=np.float32).reshape(-1).tolist() if not isinstance(value, list) \
-                    else [float(v) for v in value]
-                if len(values) != dim:
-                    raise ValueError(f"a Vector({dim}) needs {dim} values, got {len(values)}")
-                return values
-            return core_schema.no_info_plain_validator_function(
-                check, serialization=core_schema.plain_serializer_function_ser_schema(list))
+            return core_schema.no_info_before_validator_function(_as_list, _vector_schema(size),
+                                                                 serialization=_SERIALIZE)
 
-    VectorType.dim = dim
-    VectorType.value_arrow_type = value_type
-    VectorType.__name__ = f"Vector({dim})"
+    VectorType.__name__ = VectorType.__qualname__ = f"Vector({size})"
     return VectorType
 
 
-_SCALARS: dict[Any, pa.DataType] = {
-    bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string(), bytes: pa.binary(),
-    dt.datetime: pa.timestamp("us"), dt.date: pa.date32(),
-}
+def MultiVector(dim: int, value_type: pa.DataType = pa.float32(), nullable: bool = True) -> type:  # noqa: N802
+    """The type of a multi-vector field: any number of `dim`-number vectors (list<fixed_size_list>)."""
+    size = _checked_dim(dim, "a MultiVector")
+
+    class MultiVectorType(FixedSizeListMixin, list):
+        @staticmethod
+        def dim() -> int:
+            return size
+
+        @staticmethod
+        def value_arrow_type() -> pa.DataType:
+            return value_type
+
+        @staticmethod
+        def nullable() -> bool:
+            return nullable
+
+        @staticmethod
+        def is_multi_vector() -> bool:
+            return True
+
+        @classmethod
+        def __get_pydantic_core_schema__(cls, source: Any, handler: pydantic.GetCoreSchemaHandler
+                                         ) -> core_schema.CoreSchema:
+            inner = core_schema.no_info_before_validator_function(_as_list, _vector_schema(size))
+            return core_schema.no_info_before_validator_function(_as_list, core_schema.list_schema(inner),
+                                                                 serialization=_SERIALIZE)
+
+    MultiVectorType.__name__ = MultiVectorType.__qualname__ = f"MultiVector({size})"
+    return MultiVectorType
 
 
-def _arrow_type(annotation: Any) -> tuple[pa.DataType, bool]:
-    """(Arrow type, nullable) of a field annotation."""
+def _unparameterized(kind: str) -> Any:
+    def refuse(source: Any, handler: Any) -> Any:
+        raise TypeError(f"{kind} must be parameterized with its dimensions: write {kind}(128), not a bare {kind}")
+    return refuse
+
+
+# A bare `vector: Vector` names the function, not a type: pydantic asks it for a schema, and it says so.
+Vector.__get_pydantic_core_schema__ = _unparameterized("Vector")  # type: ignore[attr-defined]
+MultiVector.__get_pydantic_core_schema__ = _unparameterized("MultiVector")  # type: ignore[attr-defined]
+
+
+def _optional_inner(annotation: Any) -> Any | None:
+    """X of `Optional[X]` / `X | None`, else None."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(rest) < len(args):
+            return rest[0]
+        if len(rest) > 1:
+            raise TypeError(f"unsupported type {annotation}: a field may be one type or None")
+    return None
+
+
+def _extra(field: FieldInfo | None, key: str) -> Any:
+    extra = field.json_schema_extra if field is not None else None
+    return extra.get(key) if isinstance(extra, dict) else None
+
+
+def _enum_type(annotation: type[enum.Enum], field: FieldInfo | None) -> pa.DataType:
+    kinds = {type(member.value) for member in annotation}
+    if len(kinds) != 1:
+        return pa.utf8()
+    (kind,) = kinds
+    return pa.dictionary(pa.int32(), pa.utf8()) if kind is str else _arrow_type(kind, field)
+
+
+def _arrow_type(annotation: Any, field: FieldInfo | None) -> pa.DataType:
+    """The Arrow type of an annotation (its nullability is the field's business)."""
+    inner = _optional_inner(annotation)
+    if inner is not None:
+        return _arrow_type(inner, field)
+    if inspect.isclass(annotation):
+        if issubclass(annotation, FixedSizeListMixin):
+            vector = pa.list_(annotation.value_arrow_type(), annotation.dim())
+            return pa.list_(vector) if annotation.is_multi_vector() else vector
+        if issubclass(annotation, pydantic.BaseModel):
+            return pa.struct(_fields(annotation))
+        if issubclass(annotation, enum.Enum):
+            return _enum_type(annotation, field)
+        if annotation is bool:
+            return pa.bool_()
+        if annotation is int:
+            return pa.int64()
+        if annotation is float:
+            return pa.float64()
+        if annotation is str:
+            return pa.utf8()
+        if annotation is bytes:
+            return pa.binary()
+        if annotation is dt.datetime:
+            return pa.timestamp("us", tz=_extra(field, "tz"))
+        if annotation is dt.date:
+            return pa.date32()
     origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) != 1:
-            raise TypeError(f"a field may be one type or None, not {annotation}")
-        return _arrow_type(args[0])[0], True
-    if isinstance(annotation, type) and issubclass(annotation, FixedSizeListMixin):
-        return pa.list_(annotation.value_arrow_type, annotation.dim), False
-    if annotation in _SCALARS:
-        return _SCALARS[annotation], False
-    if origin is list:
-        (item,) = typing.get_args(annotation) or (str,)
-        return pa.list_(_arrow_type(item)[0]), False
-    raise TypeError(f"no Arrow type for {annotation!r}")
+    if origin in (list, tuple) or annotation in (list, tuple, typing.List, typing.Tuple):
+        args = typing.get_args(annotation)
+        if not args:
+            raise TypeError(f"unsupported type {annotation}: give the element type, as list[int] rather than a "
+                            "bare list")
+        item = args[0]
+        item_inner = _optional_inner(item)
+        if item_inner is not None:
+            return pa.list_(pa.field("item", _arrow_type(item_inner, field), nullable=True))
+        return pa.list_(_arrow_type(item, field))
+    raise TypeError(f"unsupported type {annotation!r}: no Arrow type for it")
+
+
+def _nullable(field: FieldInfo) -> bool:
+    annotation = field.annotation
+    if _optional_inner(annotation) is not None:
+        return True
+    if inspect.isclass(annotation) and issubclass(annotation, FixedSizeListMixin):
+        return annotation.nullable()
+    return False
+
+
+def _fields(model: type[pydantic.BaseModel]) -> list[pa.Field]:
+    return [pa.field(name, _arrow_type(info.annotation, info), nullable=_nullable(info))
+            for name, info in model.model_fields.items()]
+
+
+def pydantic_to_schema(model: type[pydantic.BaseModel]) -> pa.Schema:
+    """The Arrow schema of a pydantic model's fields (any `BaseModel`; see the module's mapping)."""
+    return pa.schema(_fields(model))
 
 
 class LanceModel(pydantic.BaseModel):
@@ -84,13 +243,13 @@ class LanceModel(pydantic.BaseModel):
 
     @classmethod
     def to_arrow_schema(cls) -> pa.Schema:
-        fields = []
-        for name, info in cls.model_fields.items():
-            arrow_type, optional = _arrow_type(info.annotation)
-            marks = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-            nullable = optional or VECTOR_KEY in marks or not info.is_required()
-            fields.append(pa.field(name, arrow_type, nullable=nullable))
-        return pa.schema(fields)
+        """The Arrow schema, with the `embedding_functions` metadata of the functions its fields name."""
+        schema = pydantic_to_schema(cls)
+        configs = cls.parse_embedding_functions()
+        if configs:
+            from vectorlane.embeddings.registry import get_registry
+            schema = schema.with_metadata(get_registry().get_table_metadata(configs))
+        return schema
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -124,4 +283,4 @@ class LanceModel(pydantic.BaseModel):
         return configs
 
 
-__all__ = ["FixedSizeListMixin", "LanceModel", "Vector"]
+__all__ = ["FixedSizeListMixin", "LanceModel", "MultiVector", "Vector", "pydantic_to_schema"]

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 import pydantic
 
 from vectorlane import _ops
@@ -17,7 +19,9 @@ if TYPE_CHECKING:
     from vectorlane.embeddings.config import EmbeddingFunctionConfig
     from vectorlane.table import Table
 
-DEFAULT_LIMIT = 10
+DEFAULT_LIMIT = 10  # a vector search's, as LanceDB's; a plain read returns every row unless limited
+ROW_ID = "_rowid"
+DEFAULT_NPROBES = 20  # LanceDB's, when only one of minimum_nprobes / maximum_nprobes is given
 _QUERY_TYPES = ("auto", "vector", "text", "image")
 
 
@@ -32,10 +36,47 @@ def _is_pil(value: Any) -> bool:
     return type(value).__module__.startswith("PIL.") and hasattr(value, "save")
 
 
+def seconds(timeout: Any) -> float | None:
+    """A call's timeout as seconds: a `datetime.timedelta` (LanceDB's form), a number, or None."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, datetime.timedelta):
+        return max(0.0, timeout.total_seconds())
+    value = float(timeout)
+    if value < 0:
+        raise ValueError("a timeout must not be negative")
+    return value
+
+
+def _is_vector_batch(query: Any) -> bool:
+    """Whether a query is several vectors (LanceDB's `search([v1, v2, ...])`)."""
+    if isinstance(query, np.ndarray):
+        return query.ndim == 2
+    return (isinstance(query, (list, tuple)) and len(query) > 0
+            and all(isinstance(q, (list, tuple, np.ndarray)) for q in query))
+
+
+def _flattened(table: pa.Table, flatten: bool | int | None) -> pa.Table:
+    """LanceDB's `to_pandas(flatten=)`: struct columns split into `parent.child` columns, `flatten` levels
+    deep (True: all of them)."""
+    levels = 0 if not flatten else (1 << 30 if flatten is True else int(flatten))
+    while levels > 0 and any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()
+        levels -= 1
+    return table
+
+
 class Query:
+    """One query: by text, image or vector (`table.search(q)`), several vectors at once
+    (`table.search([v1, v2])`, each result row with `query_index`), or none (a plain read of the rows, every
+    row unless `limit`). Vector searches return 10 rows unless `limit` says otherwise."""
+
     def __init__(self, table: "Table", query: Any, vector_column: str | None, query_type: str) -> None:
         if query_type not in _QUERY_TYPES:
             raise ValueError(f"query_type must be one of {_QUERY_TYPES}, not {query_type!r}")
+        if isinstance(query, (list, tuple, np.ndarray)) and (
+                len(query) == 0 or (_is_vector_batch(query) and any(len(q) == 0 for q in query))):
+            raise ValueError("a query vector must be non-empty")
         self._table = table
         self._query = query
         self._vector_column = vector_column or ""
@@ -43,25 +84,37 @@ class Query:
         self._where = ""
         self._postfilter = False
         self._select: list[str] = []
-        self._limit = DEFAULT_LIMIT
+        self._limit: int | None = DEFAULT_LIMIT if query is not None else None
         self._offset = 0
         self._metric = ""
         self._nprobes = self._ef = self._refine = 0
+        self._min_nprobes: int | None = None
+        self._max_nprobes: int | None = None
         self._range: tuple[float | None, float | None] = (None, None)
+        self._with_row_id = False
 
     # ----- building -----------------------------------------------------------------------------------
     def where(self, where: str, prefilter: bool = True) -> "Query":
-        """A SQL-style filter, applied before the vector search (default) or after it."""
-        self._where, self._postfilter = where, not prefilter
+        """A SQL-style filter, applied before the vector search (default) or after it. Called again, the
+        filters combine with AND."""
+        self._where = f"({self._where}) AND ({where})" if self._where else where
+        self._postfilter = not prefilter
         return self
 
     def select(self, columns: list[str]) -> "Query":
+        if isinstance(columns, dict):
+            raise TypeError("select takes column names; computed columns ({name: SQL}) are not supported")
         self._select = list(columns)
         return self
 
-    def limit(self, limit: int) -> "Query":
+    def limit(self, limit: int | None) -> "Query":
+        """The most rows to return. A vector search needs a positive limit; a plain read takes None (or 0)
+        for every row."""
         if limit is None or limit <= 0:
-            raise ValueError("limit must be positive")
+            if self._query is not None:
+                raise ValueError("Limit is required for ANN/KNN queries: give a positive limit")
+            self._limit = None
+            return self
         self._limit = int(limit)
         return self
 
@@ -69,6 +122,11 @@ class Query:
         if offset < 0:
             raise ValueError("offset must not be negative")
         self._offset = int(offset)
+        return self
+
+    def with_row_id(self, with_row_id: bool = True) -> "Query":
+        """Also return `_rowid`, each row's stable id (what `take_row_ids` takes)."""
+        self._with_row_id = bool(with_row_id)
         return self
 
     def metric(self, metric: str) -> "Query":
@@ -80,6 +138,17 @@ class Query:
 
     def nprobes(self, nprobes: int) -> "Query":
         self._nprobes = int(nprobes)
+        self._min_nprobes = self._max_nprobes = None
+        return self
+
+    def minimum_nprobes(self, minimum_nprobes: int) -> "Query":
+        """LanceDB's lower bound on partitions probed; the store probes exactly this many."""
+        self._min_nprobes = int(minimum_nprobes)
+        return self
+
+    def maximum_nprobes(self, maximum_nprobes: int) -> "Query":
+        """LanceDB's upper bound on partitions probed (0: no bound); checked against the minimum."""
+        self._max_nprobes = int(maximum_nprobes)
         return self
 
     def ef(self, ef: int) -> "Query":
@@ -95,34 +164,67 @@ class Query:
         return self
 
     # ----- running ------------------------------------------------------------------------------------
-    def to_arrow(self) -> Any:
+    def to_arrow(self, *, timeout: Any = None) -> Any:
+        """Runs the query (`timeout`: seconds or a timedelta for this call)."""
+        limit = seconds(timeout)
         if self._query is None:
             if self._metric or self._nprobes or self._ef or self._refine or self._range != (None, None):
                 raise ValueError("vector search options need a query")
-            return self._table._run(_ops.read(self._table, self._where, self._select, self._limit,
-                                              self._table._checked_out, self._offset))
-        return self._table._run(_ops.search(self.to_request()))
+            return self._table._run(_ops.read(self._table, self._where, self._selected(), self._limit or 0,
+                                              self._table._checked_out, self._offset, timeout=limit))
+        return self._table._run(_ops.search(self.to_request(), timeout=limit))
 
-    def to_pandas(self) -> Any:
-        return self._then(lambda t: t.to_pandas())
+    def _selected(self) -> list[str]:
+        if not self._with_row_id:
+            return self._select
+        return [*(self._select or self._table.schema.names), ROW_ID]
 
-    def to_list(self) -> Any:
-        return self._then(lambda t: t.to_pylist())
+    def to_pandas(self, flatten: bool | int | None = None, *, timeout: Any = None) -> Any:
+        return self._then(lambda t: _flattened(t, flatten).to_pandas(), timeout)
 
-    def to_pydantic(self, model: type[pydantic.BaseModel]) -> Any:
-        """The rows as instances of `model` (columns it does not declare, such as `_distance`, left out)."""
-        names = set(model.model_fields)
-        return self._then(lambda t: [model(**{k: v for k, v in row.items() if k in names}) for row in t.to_pylist()])
+    def to_polars(self, *, timeout: Any = None) -> Any:
+        import polars as pl
+        return self._then(pl.from_arrow, timeout)
 
-    def _then(self, after: Any) -> Any:
+    def to_list(self, *, timeout: Any = None) -> Any:
+        return self._then(lambda t: t.to_pylist(), timeout)
+
+    def to_batches(self, batch_size: int | None = None, *, timeout: Any = None) -> Any:
+        """The results as Arrow record batches of at most `batch_size` rows."""
+        return self._then(lambda t: iter(t.combine_chunks().to_batches(max_chunksize=batch_size)), timeout)
+
+    def to_pydantic(self, model: type[pydantic.BaseModel], *, timeout: Any = None) -> Any:
+        """The rows as instances of `model`; a field with an alias reads the column of that name (as
+        `distance: float = Field(alias="_distance")`), columns it does not declare are left out."""
+        keys = {info.alias or name for name, info in model.model_fields.items()}
+        return self._then(lambda t: [model.model_validate({k: v for k, v in row.items() if k in keys})
+                                     for row in t.to_pylist()], timeout)
+
+    def _then(self, after: Any, timeout: Any = None) -> Any:
         from vectorlane.table import _then
-        return _then(self._table._connection, self.to_arrow(), after)
+        return _then(self._table._connection, self.to_arrow(timeout=timeout), after)
+
+    def _probes(self) -> int:
+        """The partitions to probe: `nprobes`, or LanceDB's minimum (checked against its maximum; both
+        default to nprobes, itself 20 by default)."""
+        if self._min_nprobes is None and self._max_nprobes is None:
+            return self._nprobes
+        base = self._nprobes or DEFAULT_NPROBES
+        low = base if self._min_nprobes is None else self._min_nprobes
+        high = base if self._max_nprobes is None else self._max_nprobes
+        if low <= 0:
+            raise ValueError("minimum_nprobes must be greater than 0")
+        if high and high < low:
+            if self._min_nprobes is None:
+                raise ValueError("maximum_nprobes must be greater than or equal to minimum_nprobes")
+            raise ValueError("minimum_nprobes must be less than or equal to maximum_nprobes")
+        return low
 
     def to_request(self) -> pb.SearchRequest:
         """The SearchRequest this query sends (what grpcurl would send for it)."""
         request = pb.SearchRequest(table=self._table.name, vector_column=self._vector_column, where=self._where,
-                                   postfilter=self._postfilter, select=self._select, limit=self._limit,
-                                   offset=self._offset, nprobes=self._nprobes, ef=self._ef,
+                                   postfilter=self._postfilter, select=self._selected(), limit=self._limit or 0,
+                                   offset=self._offset, nprobes=self._probes(), ef=self._ef,
                                    refine_factor=self._refine, version=self._table._checked_out,
                                    format=pb.ROW_FORMAT_ARROW)
         if self._metric:
@@ -143,12 +245,16 @@ class Query:
 
     def _set_query(self, request: pb.SearchRequest) -> None:
         query, kind = self._query, self._query_type
+        if kind in ("auto", "vector") and _is_vector_batch(query):
+            for vector in query:
+                request.vectors.vectors.add().values.extend(np.asarray(vector, dtype=np.float32).reshape(-1).tolist())
+            return
         if kind == "vector" or (kind == "auto" and isinstance(query, (list, tuple, np.ndarray))):
             request.vector.values.extend(np.asarray(query, dtype=np.float32).reshape(-1).tolist())
             return
         config = self._function()
         if config is not None and config.function.is_local:  # computed here, sent as a vector
-            vectors = config.function.compute_query_embeddings(query)
+            vectors = config.function.compute_query_embeddings_with_retry(query)
             request.vector.values.extend(np.asarray(vectors[0], dtype=np.float32).reshape(-1).tolist())
             return
         if _is_pil(query):
@@ -169,14 +275,56 @@ class Query:
             raise TypeError(f"cannot search by {type(query).__name__}: use text, an image, bytes, a path or a vector")
 
 
+class TakeQuery:
+    """Rows by position (`table.take_offsets`) or by stable row id (`table.take_row_ids`)."""
+
+    def __init__(self, table: "Table", offsets: list[int] | None = None, row_ids: list[int] | None = None) -> None:
+        self._table = table
+        self._offsets = None if offsets is None else [int(o) for o in offsets]
+        self._row_ids = None if row_ids is None else [int(i) for i in row_ids]
+        self._select: list[str] = []
+        self._with_row_id = False
+
+    def select(self, columns: list[str]) -> "TakeQuery":
+        self._select = list(columns)
+        return self
+
+    def with_row_id(self, with_row_id: bool = True) -> "TakeQuery":
+        self._with_row_id = bool(with_row_id)
+        return self
+
+    def to_arrow(self, *, timeout: Any = None) -> Any:
+        select = [*(self._select or self._table.schema.names), ROW_ID] if self._with_row_id else self._select
+        return self._table._run(_ops.take(self._table, select, self._offsets, self._row_ids, seconds(timeout)))
+
+    def to_pandas(self, *, timeout: Any = None) -> Any:
+        return self._then(lambda t: t.to_pandas(), timeout)
+
+    def to_list(self, *, timeout: Any = None) -> Any:
+        return self._then(lambda t: t.to_pylist(), timeout)
+
+    def to_polars(self, *, timeout: Any = None) -> Any:
+        import polars as pl
+        return self._then(pl.from_arrow, timeout)
+
+    def to_batches(self, batch_size: int | None = None, *, timeout: Any = None) -> Any:
+        return self._then(lambda t: iter(t.combine_chunks().to_batches(max_chunksize=batch_size)), timeout)
+
+    def _then(self, after: Any, timeout: Any) -> Any:
+        from vectorlane.table import _then
+        return _then(self._table._connection, self.to_arrow(timeout=timeout), after)
+
+
 class MergeInsertBuilder:
     def __init__(self, table: "Table", on: list[str]) -> None:
         self._table, self._on = table, on
         self._update_all = self._insert_all = self._delete = False
-        self._delete_where = ""
+        self._update_where = self._delete_where = ""
 
-    def when_matched_update_all(self) -> "MergeInsertBuilder":
-        self._update_all = True
+    def when_matched_update_all(self, where: str | None = None) -> "MergeInsertBuilder":
+        """Matched rows are replaced by the new ones; with `where`, only pairs for which it holds (it names
+        the existing row's columns as `target.<column>` and the new row's as `source.<column>`)."""
+        self._update_all, self._update_where = True, where or ""
         return self
 
     def when_not_matched_insert_all(self) -> "MergeInsertBuilder":
@@ -187,10 +335,13 @@ class MergeInsertBuilder:
         self._delete, self._delete_where = True, condition or ""
         return self
 
-    def execute(self, data: Any, on_bad_vectors: str = "error", fill_value: float = 0.0) -> Any:
-        """Runs the merge in one new version; returns the store's counts (rows_inserted/updated/deleted)."""
-        return self._table._run(_ops.merge_insert(self._table, data, self._on, self._update_all, self._insert_all,
-                                                  self._delete, self._delete_where, on_bad_vectors, fill_value))
+    def execute(self, new_data: Any, on_bad_vectors: str = "error", fill_value: float = 0.0,
+                timeout: Any = None) -> Any:
+        """Runs the merge in one new version; returns a MergeResult (version, num_inserted_rows,
+        num_updated_rows, num_deleted_rows). `timeout`: seconds or a timedelta for the call."""
+        return self._table._run(_ops.merge_insert(self._table, new_data, self._on, self._update_all,
+                                                  self._insert_all, self._delete, self._delete_where,
+                                                  on_bad_vectors, fill_value, self._update_where, seconds(timeout)))
 
 
-__all__ = ["DEFAULT_LIMIT", "MergeInsertBuilder", "Query"]
+__all__ = ["DEFAULT_LIMIT", "MergeInsertBuilder", "Query", "TakeQuery", "seconds"]

@@ -4,6 +4,7 @@ Arrow IPC for the wire."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,27 +17,37 @@ import pydantic
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 
 
+SINGLE_DICT = "Cannot create or add rows from a single dictionary. Use a list of dictionaries instead."
+
+
 def to_arrow(data: Any, schema: pa.Schema | None = None) -> pa.Table:
     """`data` as an Arrow table; with `schema`, its columns in the schema's types (columns it lacks, such as
-    vectors the store will compute, stay absent)."""
+    vectors the store will compute, stay absent). A vector column whose values are not already vectors of
+    the schema's size travels as a variable-length list: the store checks each row's length and applies
+    `on_bad_vectors` to the ones that are wrong, as it does for NaN."""
+    if isinstance(data, dict):
+        raise ValueError(SINGLE_DICT)
     if isinstance(data, pa.Table):
         table = data
     elif isinstance(data, pa.RecordBatch):
         table = pa.Table.from_batches([data])
     elif _is_pandas(data):
         table = pa.Table.from_pandas(data, preserve_index=False)
+    elif _is_polars(data):
+        table = data.to_arrow()
     else:
-        items = [data] if isinstance(data, (dict, pydantic.BaseModel)) else list(data)
-        rows: list[dict[str, Any]] = [r.model_dump() if isinstance(r, pydantic.BaseModel) else r for r in items]
+        items = [data] if isinstance(data, pydantic.BaseModel) else list(data)
+        rows: list[dict[str, Any]] = [_plain(r.model_dump()) if isinstance(r, pydantic.BaseModel) else r
+                                      for r in items]
         if not all(isinstance(r, dict) for r in rows):
-            raise TypeError("rows must be dicts, pydantic models, a pandas DataFrame or an Arrow table")
+            raise TypeError("rows must be dicts, pydantic models, a pandas or polars DataFrame or an Arrow table")
         if schema is None:
             return pa.Table.from_pylist(rows)
         names = {k for r in rows for k in r}
         unknown = sorted(names - set(schema.names))
         if unknown:
             raise ValueError(f"columns {unknown} are not in the table's schema {schema.names}")
-        present = [f for f in schema if f.name in names]
+        present = [_wire_field(f) for f in schema if f.name in names]
         rows = [{f.name: r.get(f.name) for f in present} for r in rows]
         return pa.Table.from_pylist(rows, schema=pa.schema(present))
     if schema is None:
@@ -44,49 +55,97 @@ def to_arrow(data: Any, schema: pa.Schema | None = None) -> pa.Table:
     unknown = sorted(set(table.column_names) - set(schema.names))
     if unknown:
         raise ValueError(f"columns {unknown} are not in the table's schema {schema.names}")
-    fields = [schema.field(n) for n in table.column_names]
-    return table.cast(pa.schema(fields)) if table.schema != pa.schema(fields) else table
+    fields = [_wire_field(schema.field(n), table.schema.field(n).type) for n in table.column_names]
+    target = pa.schema(fields)
+    return table.cast(target) if not table.schema.equals(target) else table
+
+
+def _is_vector(field: pa.Field) -> bool:
+    return pa.types.is_fixed_size_list(field.type) and pa.types.is_floating(field.type.value_type)
+
+
+def _wire_field(field: pa.Field, given: pa.DataType | None = None) -> pa.Field:
+    """How a schema field's values travel: as the schema says, except a vector column whose values are not
+    vectors of its size yet, which goes as a list the store checks row by row."""
+    if not _is_vector(field) or given == field.type:
+        return field
+    return pa.field(field.name, pa.list_(field.type.value_type), nullable=True)
+
+
+def _plain(value: Any) -> Any:
+    """A model's dump with enum members as their values (what Arrow stores)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _is_pandas(data: Any) -> bool:
     return type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame"
 
 
+def _is_polars(data: Any) -> bool:
+    return type(data).__module__.startswith("polars") and type(data).__name__ == "DataFrame"
+
+
 def fill_local_vectors(table: pa.Table, configs: Sequence[EmbeddingFunctionConfig], schema: pa.Schema
                        ) -> pa.Table:
     """Computes, in this process, the vectors of local functions for rows that have a source value and no
-    vector; server functions are left to the store."""
+    vector (retried as the function's `max_retries` says); server functions are left to the store. What the
+    function gives is sent as it is: a vector of the wrong length, empty, None or holding NaN is a bad
+    vector the store handles by the add's `on_bad_vectors`."""
     for config in configs:
         if not config.function.is_local or config.source_column not in table.column_names:
             continue
         source = table.column(config.source_column)
         missing = np.asarray(source.is_valid())
-        if config.vector_column in table.column_names:
+        has_column = config.vector_column in table.column_names
+        if has_column:
             missing &= ~np.asarray(table.column(config.vector_column).is_valid())
         if not missing.any():
             continue
         values = source.filter(pa.array(missing)).to_pylist()
-        computed = np.asarray(config.function.compute_source_embeddings(values), dtype=np.float32)
+        computed = list(config.function.compute_source_embeddings_with_retry(values))
+        if len(computed) != len(values):
+            raise ValueError(f"{config.function.function_name} gave {len(computed)} vectors for {len(values)} inputs")
         field = schema.field(config.vector_column)
-        dims = field.type.list_size
-        if computed.shape != (len(values), dims):
-            raise ValueError(f"{config.function.name} gave vectors of shape {computed.shape}; column "
-                             f"{config.vector_column!r} holds {dims}-d vectors")
-        matrix = np.zeros((table.num_rows, dims), dtype=np.float32)
-        matrix[missing] = computed
+        column = _vectors_column(table, config.vector_column, missing, computed, field)
+        wire = pa.field(field.name, column.type, nullable=True)
+        if has_column:
+            table = table.set_column(table.column_names.index(config.vector_column), wire, column)
+        else:
+            table = table.append_column(wire, column)
+    return table
+
+
+def _vectors_column(table: pa.Table, name: str, missing: np.ndarray, computed: list[Any], field: pa.Field
+                    ) -> pa.Array:
+    """The vector column with `computed` in the `missing` rows: fixed-size vectors when every computed one
+    has the column's size, else a list column for the store to check row by row."""
+    dims = field.type.list_size
+    existing = table.column(name).combine_chunks() if name in table.column_names else None
+    try:
+        matrix = np.asarray(computed, dtype=np.float32)
+    except (ValueError, TypeError):  # ragged, or holding None
+        matrix = None
+    if matrix is not None and matrix.shape == (len(computed), dims) and (
+            existing is None or pa.types.is_fixed_size_list(existing.type)):
+        full = np.zeros((table.num_rows, dims), dtype=np.float32)
+        full[missing] = matrix
         valid = missing.copy()
-        if config.vector_column in table.column_names:
-            existing = table.column(config.vector_column).combine_chunks()
+        if existing is not None:
             present = np.asarray(existing.is_valid())
             if present.any():
-                matrix[present] = np.asarray(existing.filter(pa.array(present)).flatten(), np.float32).reshape(-1, dims)
+                full[present] = np.asarray(existing.filter(pa.array(present)).flatten(), np.float32).reshape(-1, dims)
             valid |= present
-        column = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), dims, mask=pa.array(~valid))
-        if config.vector_column in table.column_names:
-            table = table.set_column(table.column_names.index(config.vector_column), field, column)
-        else:
-            table = table.append_column(field, column)
-    return table
+        return pa.FixedSizeListArray.from_arrays(pa.array(full.reshape(-1)), dims, mask=pa.array(~valid))
+    vectors: list[Any] = existing.to_pylist() if existing is not None else [None] * table.num_rows
+    for row, vector in zip(np.flatnonzero(missing), computed):
+        vectors[row] = None if vector is None else np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+    return pa.array(vectors, type=_wire_field(field).type)
 
 
 def ipc(table: pa.Table | pa.RecordBatch) -> pa.Buffer:

@@ -11,7 +11,7 @@ import pyarrow as pa
 from vectorlane import _ops
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.operations import Operation
-from vectorlane.query import MergeInsertBuilder, Query
+from vectorlane.query import MergeInsertBuilder, Query, TakeQuery
 from vectorlane.results import AddColumnsResult, AlterColumnsResult, DropColumnsResult
 from vectorlane.store.v1 import store_service_pb2 as pb
 
@@ -58,30 +58,63 @@ class Table:
         return self._run(_version(self.name))
 
     # ----- rows ---------------------------------------------------------------------------------------
+    @property
+    def uri(self) -> str:
+        """Where the table lives: its store's address and its name."""
+        return f"{self._connection.uri.rstrip('/')}/{self.name}"
+
+    def __len__(self) -> int:
+        """The number of rows (LanceDB's `len(table)`; on an async connection, `await count_rows()`)."""
+        if self._connection.is_async:
+            raise TypeError("len() of an async table cannot wait: use `await table.count_rows()`")
+        return self.count_rows()
+
     def add(self, data: Any, mode: str = "append", on_bad_vectors: str = "error", fill_value: float = 0.0) -> Any:
-        """Adds rows (dicts, pydantic models, pandas, Arrow) in one new version; rows without vectors are
-        embedded (server functions by the store, local ones here). Returns the new version."""
+        """Adds rows (a list of dicts or pydantic models, pandas, polars, Arrow) in one new version; rows
+        without vectors are embedded (server functions by the store, local ones here). Returns AddResult."""
         self._writable("add")
         return self._run(_ops.add(self, data, mode, on_bad_vectors, fill_value))
 
     def search(self, query: Any = None, vector_column_name: str | None = None, query_type: str = "auto") -> Query:
-        """A query: by text, image (PIL image, bytes, a path) or vector; None reads rows without ranking."""
+        """A query: by text, image (PIL image, bytes, a path), vector, or several vectors at once (each
+        result row then has `query_index`); None reads rows without ranking."""
         return Query(self, query, vector_column_name, query_type)
+
+    def query(self) -> Query:
+        """A plain query of the rows (LanceDB's `table.query()`): where, select, limit, offset."""
+        return Query(self, None, None, "auto")
+
+    def vector_search(self, query: Any, vector_column_name: str | None = None) -> Query:
+        """A search by vector(s) (LanceDB's `vector_search`)."""
+        return Query(self, query, vector_column_name, "vector")
+
+    def take_offsets(self, offsets: list[int]) -> TakeQuery:
+        """The rows at these positions in the table's order (LanceDB's `take_offsets`)."""
+        return TakeQuery(self, offsets=list(offsets))
+
+    def take_row_ids(self, row_ids: list[int]) -> TakeQuery:
+        """The rows with these stable ids (`_rowid`, as `with_row_id()` shows them)."""
+        return TakeQuery(self, row_ids=list(row_ids))
 
     def count_rows(self, filter: str | None = None) -> Any:  # noqa: A002 - LanceDB's name
         return self._run(_ops.count(self, filter or "", self._checked_out))
 
     def delete(self, where: str) -> Any:
+        """Deletes the rows matching `where`; returns DeleteResult (version, num_deleted_rows)."""
         self._writable("delete")
         return self._run(_ops.delete(self, where))
 
-    def update(self, where: str | None = None, values: dict[str, Any] | None = None) -> Any:
-        """Sets `values` on the rows matching `where` (all rows without it); vectors of changed sources are
-        recomputed by the store."""
+    def update(self, where: str | None = None, values: dict[str, Any] | None = None, *,
+               values_sql: dict[str, str] | None = None) -> Any:
+        """Sets `values` (or `values_sql`: SQL expressions of each row's current values, such as
+        `{"price": "price * 2"}`) on the rows matching `where` (all rows without it); vectors of changed
+        sources are recomputed by the store. Returns UpdateResult (rows_updated, version)."""
         self._writable("update")
-        if not values:
-            raise ValueError("update needs values")
-        return self._run(_ops.update(self, where or "", values))
+        if not values and not values_sql:
+            raise ValueError("update needs values or values_sql")
+        if values and values_sql:
+            raise ValueError("give update values or values_sql, not both")
+        return self._run(_ops.update(self, where or "", dict(values or {}), dict(values_sql or {})))
 
     def merge_insert(self, on: str | list[str]) -> MergeInsertBuilder:
         self._writable("merge_insert")
@@ -92,6 +125,11 @@ class Table:
 
     def to_pandas(self) -> Any:
         return _then(self._connection, self.to_arrow(), lambda t: t.to_pandas())
+
+    def to_polars(self) -> Any:
+        """The rows as a polars LazyFrame, as LanceDB gives them."""
+        import polars as pl
+        return _then(self._connection, self.to_arrow(), lambda t: pl.DataFrame(pl.from_arrow(t)).lazy())
 
     def head(self, n: int = 5) -> Any:
         return self._run(_ops.read(self, "", [], n, self._checked_out))
@@ -197,16 +235,22 @@ class Table:
         self._checked_out = version
         return None if not self._connection.is_async else _ready(None)
 
-    def checkout_latest(self) -> None:
+    def checkout_latest(self) -> Any:
         self._checked_out = 0
+        return None if not self._connection.is_async else _ready(None)
 
-    def restore(self, version: int | None = None) -> Any:
-        """Makes `version` (or the checked-out one) the latest, as a new version; reads follow the latest."""
+    def restore(self, version: int | str | None = None) -> Any:
+        """Makes `version` (a number or a tag; by default the checked-out one) the latest, as a new version;
+        reads follow the latest."""
         target = version or self._checked_out
         if not target:
-            raise ValueError("restore needs a version, or a checked-out table")
+            raise ValueError("restore needs a version, or a checked-out table (checkout before running restore)")
         self._checked_out = 0
-        return self._run(_ops.restore(self.name, target))
+
+        def op() -> _ops.Op[int]:
+            number = (yield from _ops.tag_version(self.name, target)) if isinstance(target, str) else target
+            return (yield from _ops.restore(self.name, number))
+        return self._run(op())
 
     # ----- maintenance --------------------------------------------------------------------------------
     def optimize(self, cleanup_older_than: datetime.timedelta | None = None) -> Any:

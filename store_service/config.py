@@ -35,7 +35,9 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
     max_workers: int = _opt(32, "gRPC worker threads (concurrent calls being served)")
     max_message_bytes: int = _opt(64 * 1024 * 1024, "largest request or response message, in bytes")
     max_search_limit: int = _opt(10_000, "largest `limit` a search may ask for")
-    max_read_rows: int = _opt(100_000, "most rows one ReadRows response holds (more are read page by page)")
+    max_read_rows: int = _opt(100_000, "most rows one ReadRows response holds (more are read page by page), "
+                                       "and the most rows one batch search answers")
+    max_batch_queries: int = _opt(1_000, "most query vectors one search may carry (LanceDB's search([v1, v2, ...]))")
     max_filter_length: int = _opt(64 * 1024, "longest filter (`where`) accepted, in characters; parsing costs "
                                              "about 15 µs a character")
     ingest_workers: int = _opt(4, "threads preparing (embedding, writing) incoming batches")

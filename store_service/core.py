@@ -30,8 +30,8 @@ from store_service.search.index_catalog import IndexEntry, LoadedIndexes
 from store_service.ingest.rows import BadVectors, Batch, RowPreparer, stage_stream
 from store_service.ingest.merge import MergeRules, plan_merge
 from store_service.functions.reembed import Reembedder
-from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, functions_of, is_vector,
-                                  source_kind, vector_type, with_functions)
+from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, functions_of,
+                                  infer_vector_columns, is_vector, source_kind, vector_type, with_functions)
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
@@ -54,6 +54,7 @@ def _always() -> bool:
 class StoreLimits:
     max_search_limit: int = 10_000
     max_read_rows: int = 100_000
+    max_batch_queries: int = 1_000
     max_response_bytes: int = 32 * 1024 * 1024
     ingest_workers: int = 4
     ingest_in_flight: int = 3
@@ -187,7 +188,7 @@ class StoreCore:
             return schema
         if rows is None:
             raise InvalidArgument("give a schema, or first rows to infer it from", reason="MISSING_SCHEMA")
-        inferred = rows.schema.remove_metadata()
+        inferred = infer_vector_columns(rows.schema.remove_metadata(), rows)
         dims = self.function_dimensions(functions, deadline)
         for config in functions:
             if inferred.get_field_index(config.vector_column) < 0:
@@ -278,12 +279,22 @@ class StoreCore:
             raise InvalidArgument(f"limit + offset ({request.limit} + {request.offset}) is above the most this "
                                   f"store searches for ({self.limits.max_search_limit})", reason="LIMIT_TOO_LARGE",
                                   limit=self.limits.max_search_limit)
+        batch = isinstance(query, np.ndarray) and query.ndim == 2
+        if batch and len(query) > self.limits.max_batch_queries:
+            raise InvalidArgument(f"{len(query)} query vectors in one search; at most {self.limits.max_batch_queries}",
+                                  reason="TOO_MANY_QUERIES", limit=self.limits.max_batch_queries)
+        if batch and len(query) * (request.limit + request.offset) > self.limits.max_read_rows:
+            raise InvalidArgument(f"{len(query)} queries x (limit + offset) {request.limit + request.offset} is above "
+                                  f"the most rows one search answers ({self.limits.max_read_rows})",
+                                  reason="LIMIT_TOO_LARGE", limit=self.limits.max_read_rows)
         table = self.tables.open(name)
         view = self.views.get(table, version or None)
         column = search.check_request(view, request)
         if isinstance(query, Query):
             query = self.embedder.embed_query(self._function_of(view, column), query, deadline)
         index = self._index_for(table, view, column)
+        if batch:
+            return search.search_many(view, query, request, index), view.version
         return search.search(view, query, request, index), view.version
 
     def _function_of(self, view: TableView, column: str) -> FunctionConfig:
@@ -300,10 +311,13 @@ class StoreCore:
         return None
 
     def read(self, name: str, *, where: str = "", select: tuple[str, ...] = (), limit: int = 0, offset: int = 0,
-             version: int = 0, as_json: bool = False) -> tuple[pa.Table, int, int]:
+             version: int = 0, as_json: bool = False, offsets: np.ndarray | None = None,
+             row_ids: np.ndarray | None = None) -> tuple[pa.Table, int, int]:
         """(rows, version, next offset): one page of the matching rows from `offset`, at most `limit` (0: all).
         A page holds at most `max_read_rows` rows and about `max_response_bytes` (a quarter for JSON, which
-        spells numbers out); the next offset is where the rest starts, 0 when nothing asked for is left."""
+        spells numbers out); the next offset is where the rest starts, 0 when nothing asked for is left.
+        With `offsets` (positions in the table) or `row_ids` (stable ids), exactly those rows, in that order
+        (ids not in the table left out), at most `max_read_rows` of them."""
         if limit < 0 or offset < 0:
             raise InvalidArgument("limit and offset must not be negative", reason="INVALID_LIMIT")
         view = self.views.get(self.tables.open(name), version or None)
@@ -312,6 +326,8 @@ class StoreCore:
                 raise InvalidArgument(f"selected column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
                                       column=column)
         names = list(select) or view.schema.names
+        if offsets is not None or row_ids is not None:
+            return self._take(view, names, offsets, row_ids), view.version, 0
         positions = np.flatnonzero(view.mask(where)) if where.strip() else None
         total = view.num_rows if positions is None else len(positions)
         start = min(offset, total)
@@ -325,6 +341,23 @@ class StoreCore:
                   else positions[start:start + count])
         rows = view.take(chosen, names)
         return rows, view.version, (start + count if start + count < end else 0)
+
+    def _take(self, view: TableView, names: list[str], offsets: np.ndarray | None, row_ids: np.ndarray | None
+              ) -> pa.Table:
+        if offsets is not None and row_ids is not None:
+            raise InvalidArgument("read by offsets or by row ids, not both", reason="INVALID_TAKE")
+        asked = np.asarray(offsets if offsets is not None else row_ids, dtype=np.int64)
+        if len(asked) > self.limits.max_read_rows:
+            raise InvalidArgument(f"{len(asked)} rows asked for by position; at most {self.limits.max_read_rows}",
+                                  reason="TOO_MANY_ROWS", limit=self.limits.max_read_rows)
+        if offsets is not None:
+            outside = (asked < 0) | (asked >= view.num_rows)
+            if outside.any():
+                raise InvalidArgument(f"offset {int(asked[outside][0])} is outside the table's {view.num_rows} rows",
+                                      reason="INVALID_OFFSET", offset=int(asked[outside][0]))
+            return view.take(asked, names)
+        positions, found = view.positions(asked)
+        return view.take(positions[found], names)
 
     def count(self, name: str, *, where: str = "", version: int = 0) -> int:
         view = self.views.get(self.tables.open(name), version or None)
@@ -343,27 +376,46 @@ class StoreCore:
                                           operation="delete")
         return Change(committed.version, deleted=len(ids))
 
-    def update(self, name: str, where: str, values: pa.Table, *, deadline: Deadline = NO_DEADLINE) -> Change:
-        """Sets columns (one row of `values`) on the matching rows; vectors of changed sources are recomputed."""
-        if values.num_rows != 1 or values.num_columns == 0:
+    def update(self, name: str, where: str, values: pa.Table, *, expressions: dict[str, str] | None = None,
+               deadline: Deadline = NO_DEADLINE) -> Change:
+        """Sets columns on the matching rows: to one row of `values`, or to SQL `expressions` computed from
+        each row's current values (LanceDB's `values_sql`); vectors of changed sources are recomputed."""
+        expressions = dict(expressions or {})
+        if values.num_columns and values.num_rows != 1:
             raise InvalidArgument("update needs one value per column to set", reason="MISSING_VALUES")
+        if not values.num_columns and not expressions:
+            raise InvalidArgument("update needs values or SQL expressions to set", reason="MISSING_VALUES")
+        both = sorted(set(values.column_names) & set(expressions))
+        if both:
+            raise InvalidArgument(f"column {both[0]!r} is given both a value and an expression",
+                                  reason="MISSING_VALUES", column=both[0])
+        for column, expression in expressions.items():
+            schema_changes.check_expression(column, expression)
         table = self.tables.open(name)
         with self._mutation(name):
             view = self.views.get(table)
             selected = view.mask(where) if where.strip() else np.ones(view.num_rows, dtype=bool)
-            rows = view.take(np.flatnonzero(selected), view.schema.names + [ROW_ID])
+            chosen = np.flatnonzero(selected)
+            rows = view.take(chosen, view.schema.names + [ROW_ID])
             if rows.num_rows == 0:
                 return Change(view.version)
             ids = rows.column(ROW_ID).to_numpy()
             rows = rows.drop_columns([ROW_ID])
+            for column in expressions:
+                if column == ROW_ID or column not in view.schema.names:
+                    raise InvalidArgument(f"column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
+                                          column=column)
+            for column, computed in table.computed(view.snapshot, view.refs_at(chosen), ids, expressions).items():
+                rows = rows.set_column(rows.column_names.index(column), column, computed)  # conformed below
             for column in values.column_names:
                 if column == ROW_ID or column not in view.schema.names:
                     raise InvalidArgument(f"column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
                                           column=column)
                 repeated = pa.repeat(values.column(column)[0], rows.num_rows)  # conformed (and checked) below
                 rows = rows.set_column(rows.column_names.index(column), column, repeated)
+            changed = set(values.column_names) | set(expressions)
             for config in functions_of(view.schema):
-                if config.source_column in values.column_names and config.vector_column not in values.column_names:
+                if config.source_column in changed and config.vector_column not in changed:
                     index = rows.column_names.index(config.vector_column)
                     rows = rows.set_column(index, config.vector_column,
                                            pa.nulls(rows.num_rows, view.schema.field(index).type))

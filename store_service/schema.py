@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from store_service.errors import InvalidArgument
 
@@ -95,8 +96,11 @@ def unsupported_type(type_: pa.DataType, depth: int = 0) -> str | None:
         return None
     if pa.types.is_map(type_):
         return unsupported_type(type_.key_type, depth + 1) or unsupported_type(type_.item_type, depth + 1)
-    return ("this store serves booleans, numbers (decimals and float16 included), strings, binary, dates, times, "
-            "timestamps, durations, and lists, structs and maps of them")
+    if pa.types.is_dictionary(type_) and (pa.types.is_string(type_.value_type)
+                                          or pa.types.is_large_string(type_.value_type)):
+        return None  # dictionary-encoded strings: LanceDB's type for a pydantic str enum
+    return ("this store serves booleans, numbers (decimals and float16 included), strings (dictionary-encoded "
+            "too), binary, dates, times, timestamps, durations, and lists, structs and maps of them")
 
 
 def is_vector(field_: pa.Field) -> bool:
@@ -110,6 +114,32 @@ def vector_dimensions(field_: pa.Field) -> int:
 
 def vector_type(dimensions: int) -> pa.DataType:
     return pa.list_(pa.field("item", pa.float32()), dimensions)
+
+
+def suggests_vector(name: str) -> bool:
+    """LanceDB's rule for columns of inferred schemas: a list column whose name says vector or embedding."""
+    lowered = name.lower()
+    return "vector" in lowered or "embedding" in lowered
+
+
+def infer_vector_columns(schema: pa.Schema, rows: pa.Table) -> pa.Schema:
+    """`schema` (inferred from `rows`) with each list-of-numbers column LanceDB would call a vector made a
+    fixed-size float32 vector of the length most of its rows have; the rows' bad vectors (other lengths,
+    NaN) are then the add's `on_bad_vectors` to handle."""
+    for index, field_ in enumerate(schema):
+        kind = field_.type
+        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or not suggests_vector(field_.name):
+            continue
+        if not (pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)):
+            continue
+        lengths = pc.list_value_length(rows.column(field_.name))
+        lengths = pc.filter(lengths, pc.greater(lengths, 0))
+        if len(lengths) == 0:
+            continue
+        dims = int(pc.mode(lengths)[0]["mode"].as_py())
+        schema = schema.set(index, pa.field(field_.name, vector_type(dims), nullable=field_.nullable,
+                                            metadata=field_.metadata))
+    return schema
 
 
 def functions_of(schema: pa.Schema) -> list[FunctionConfig]:

@@ -37,6 +37,7 @@ class StoreServer(HostedServer):
                             metadata=(("authorization", f"Bearer {token}"),) if token else (),
                             credentials=credentials)
         limits = StoreLimits(max_search_limit=config.max_search_limit, max_read_rows=config.max_read_rows,
+                             max_batch_queries=config.max_batch_queries,
                              ingest_workers=config.ingest_workers, max_filter_length=config.max_filter_length,
                              max_response_bytes=config.max_message_bytes // 2)
         scan.use_single_threaded_blas()  # exact scans parallelise across queries and chunks, not inside BLAS

@@ -15,30 +15,75 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, cast
 
 import numpy as np
+import pyarrow as pa
 import pydantic
+
+from vectorlane.embeddings.retry import retry_with_exponential_backoff
+from vectorlane.embeddings.variables import resolve_variables
 
 SOURCE_KEY, VECTOR_KEY = "source_column_for", "vector_column_for"
 SOURCE_TYPE_KEY = "source_type"
 
 
 class EmbeddingFunction(pydantic.BaseModel, ABC):
-    """Base of every embedding function; subclass it for a local function with any input type."""
+    """Base of every embedding function; subclass it for a local function with any input type.
+
+    `create(**settings)` resolves `$var:name` / `$var:name:default` settings from the registry's variables
+    (`get_registry().set_var`), refuses a literal value for any of `sensitive_keys()`, and remembers the
+    settings as given: those (with their `$var:` references, never the values) are what a table records.
+    `max_retries` (default 7; 0 disables) retries a failing call with exponential backoff and jitter."""
 
     model_config = pydantic.ConfigDict(arbitrary_types_allowed=True, extra="forbid")
     registry_name: ClassVar[str] = ""  # set by @register
 
+    max_retries: int = pydantic.Field(7, ge=0, le=100)
+    _original_args: dict[str, Any] | None = pydantic.PrivateAttr(None)
+
     @classmethod
     def create(cls, **settings: Any) -> "EmbeddingFunction":
-        return cls(**settings)
+        instance = cls(**resolve_variables(settings, cls.sensitive_keys()))
+        instance._original_args = dict(settings)
+        return instance
+
+    @staticmethod
+    def sensitive_keys() -> list[str]:
+        """Settings that must be given as `$var:` references, never as values (API keys)."""
+        return []
 
     @property
-    def name(self) -> str:
-        """The registry name the table records."""
+    def function_name(self) -> str:
+        """The registry name the table records (`name` is left to the function's own settings: a model
+        name, as in LanceDB's functions)."""
         return self.registry_name
+
+    def safe_model_dump(self) -> dict[str, Any]:
+        """The settings as given to `create` (`$var:` references unresolved); what the table records."""
+        if self._original_args is not None:
+            return dict(self._original_args)
+        return self.model_dump(exclude_unset=True, mode="json")
 
     def settings(self) -> dict[str, Any]:
         """The settings the table records: those given to `create`, as LanceDB records them."""
-        return self.model_dump(exclude_unset=True, mode="json")
+        return self.safe_model_dump()
+
+    def compute_source_embeddings_with_retry(self, inputs: Any) -> list[np.ndarray]:
+        return retry_with_exponential_backoff(self.compute_source_embeddings, self.max_retries)(inputs)
+
+    def compute_query_embeddings_with_retry(self, query: Any) -> list[np.ndarray]:
+        return retry_with_exponential_backoff(self.compute_query_embeddings, self.max_retries)(query)
+
+    @staticmethod
+    def sanitize_input(inputs: Any) -> list[Any]:
+        """One value or many (a list, numpy or Arrow array) as a list."""
+        if isinstance(inputs, (str, bytes)):
+            return [inputs]
+        if isinstance(inputs, pa.ChunkedArray):
+            return inputs.combine_chunks().to_pylist()
+        if isinstance(inputs, pa.Array):
+            return inputs.to_pylist()
+        if isinstance(inputs, np.ndarray):
+            return inputs.tolist()
+        return list(inputs)
 
     @abstractmethod
     def ndims(self) -> int:
@@ -80,12 +125,14 @@ class TextEmbeddingFunction(EmbeddingFunction):
     def generate_embeddings(self, texts: list[str]) -> list[np.ndarray] | np.ndarray:
         """One vector per text."""
 
-    def compute_source_embeddings(self, inputs: list[Any]) -> list[np.ndarray]:
-        return list(np.asarray(self.generate_embeddings([str(t) for t in inputs]), dtype=np.float32))
+    def compute_source_embeddings(self, inputs: Any) -> list[np.ndarray]:
+        """The function's vectors as it gave them (a wrong-length or NaN one is the caller's
+        `on_bad_vectors` to handle)."""
+        return list(self.generate_embeddings([str(t) for t in self.sanitize_input(inputs)]))
 
     def compute_query_embeddings(self, query: Any) -> list[np.ndarray]:
         if not isinstance(query, str):
-            raise TypeError(f"{self.name} embeds text; got {type(query).__name__}")
+            raise TypeError(f"{self.function_name} embeds text; got {type(query).__name__}")
         return self.compute_source_embeddings([query])
 
 
@@ -104,11 +151,15 @@ class ServerFunction(EmbeddingFunction):
         return function
 
     @property
-    def name(self) -> str:
+    def function_name(self) -> str:
         return self._name
 
     def settings(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        retries = {"max_retries": self.max_retries} if "max_retries" in self.model_fields_set else {}
+        return {**retries, **(self.model_extra or {})}
+
+    def safe_model_dump(self) -> dict[str, Any]:
+        return self.settings()
 
     @property
     def is_local(self) -> bool:
@@ -118,7 +169,13 @@ class ServerFunction(EmbeddingFunction):
         """The store's `DescribeFunctionResponse` for this function (asked once)."""
         if self._description is None:
             from vectorlane.connection import describe_function
-            self._description = describe_function(self.name, self.settings())
+            from vectorlane.errors import NotFoundError
+            described = describe_function(self.function_name, self.settings())
+            if not described.server_function:
+                raise NotFoundError(f"no embedding function named {self.function_name!r}: none is registered in "
+                                    "this process (@register) and the embed service does not host one",
+                                    reason="UNKNOWN_FUNCTION", metadata={"function": self.function_name})
+            self._description = described
         return self._description
 
     def ndims(self) -> int:
@@ -129,11 +186,11 @@ class ServerFunction(EmbeddingFunction):
         return tuple(self.describe().modalities)
 
     def compute_source_embeddings(self, inputs: list[Any]) -> list[np.ndarray]:
-        raise TypeError(f"{self.name!r} runs in the embed service: the store computes its vectors when rows "
+        raise TypeError(f"{self.function_name!r} runs in the embed service: the store computes its vectors when rows "
                         "arrive without them")
 
     def compute_query_embeddings(self, query: Any) -> list[np.ndarray]:
-        raise TypeError(f"{self.name!r} runs in the embed service: the store embeds text and image queries")
+        raise TypeError(f"{self.function_name!r} runs in the embed service: the store embeds text and image queries")
 
     def __repr__(self) -> str:
-        return f"ServerFunction({self.name!r}, {self.settings()!r})"
+        return f"ServerFunction({self.function_name!r}, {self.settings()!r})"

@@ -25,13 +25,16 @@ class EmbeddingFunctionConfig:
     source_type: str | None = None
 
     def __post_init__(self) -> None:
+        if not self.function.function_name:
+            raise ValueError(f"{type(self.function).__name__} has no registry name: decorate the class with "
+                             "@register(\"name\") so a table can record it")
         if self.source_type not in SOURCE_TYPES:
             raise ValueError(f"source_type must be 'text', 'image' or None, not {self.source_type!r}")
 
     def to_proto(self) -> pb.EmbeddingFunctionConfig:
         model = struct_pb2.Struct()
         model.update(self.function.settings())
-        return pb.EmbeddingFunctionConfig(name=self.function.name, model=model, source_column=self.source_column,
+        return pb.EmbeddingFunctionConfig(name=self.function.function_name, model=model, source_column=self.source_column,
                                           vector_column=self.vector_column, source_type=SOURCE_TYPES[self.source_type])
 
     @classmethod

@@ -7,8 +7,8 @@ COPY client ./client
 COPY rpc_common ./rpc_common
 COPY embed_service ./embed_service
 COPY store_service ./store_service
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
- && pip install -c constraints.txt .
+# the store's extra only: FAISS, Lance and the client's stubs; no torch, no model library
+RUN pip install -c constraints.txt '.[store]'
 # a fixed non-root user; tables live on the /data volume
 RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin vectorlane \
  && mkdir -p /data && chown 10001:10001 /data

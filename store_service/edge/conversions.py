@@ -331,7 +331,17 @@ def search_query(request: pb.SearchRequest) -> np.ndarray | Query:
         return Query(image_bytes=request.image_bytes)
     if which == "image_uri":
         return Query(image_uri=request.image_uri)
-    raise InvalidArgument("a search needs a query: vector, text, image_bytes or image_uri", reason="MISSING_QUERY")
+    if which == "vectors":
+        lengths = {len(v.values) for v in request.vectors.vectors}
+        if not request.vectors.vectors:
+            raise InvalidArgument("vectors holds no query vector", reason="MISSING_QUERY")
+        if len(lengths) != 1:
+            raise InvalidArgument(f"the query vectors have different lengths ({sorted(lengths)[:5]})",
+                                  reason="WRONG_DIMENSION")
+        return np.asarray([v.values for v in request.vectors.vectors], dtype=np.float32).reshape(
+            len(request.vectors.vectors), lengths.pop())
+    raise InvalidArgument("a search needs a query: vector, vectors, text, image_bytes or image_uri",
+                          reason="MISSING_QUERY")
 
 
 def vector_search(request: pb.SearchRequest) -> VectorSearch:
@@ -356,12 +366,29 @@ def merge_rules(first: pb.MergeInsertRequest) -> MergeRules:
     return MergeRules(on=tuple(first.on), update_matched=first.when_matched_update_all,
                       insert_unmatched=first.when_not_matched_insert_all,
                       delete_unmatched_by_source=first.when_not_matched_by_source_delete,
-                      delete_where=first.when_not_matched_by_source_delete_where)
+                      delete_where=first.when_not_matched_by_source_delete_where,
+                      update_where=first.when_matched_update_where)
 
 
-def update_values(values: struct_pb2.Struct, schema: pa.Schema) -> pa.Table:
-    """The values of an update as one row in the table's types."""
-    rows = rows_to_arrow(pb.Rows(json=pb.JsonRows(rows=[values])), schema)
+def taken_rows(request: pb.ReadRowsRequest) -> dict[str, np.ndarray | None]:
+    """ReadRows' `offsets` / `row_ids` (None when not given), as `StoreCore.read` takes them."""
+    return {"offsets": np.asarray(request.offsets, dtype=np.int64) if len(request.offsets) else None,
+            "row_ids": np.asarray(request.row_ids, dtype=np.int64) if len(request.row_ids) else None}
+
+
+def update_values(request: pb.UpdateRowsRequest, schema: pa.Schema) -> pa.Table:
+    """The values of an update as one row in the table's types: `value_row`, or else the `values` object."""
+    if request.HasField("value_row"):
+        rows = rows_to_arrow(request.value_row, schema)
+        if rows is not None and rows.num_rows != 1:
+            raise InvalidArgument(f"value_row holds {rows.num_rows} rows; an update sets one row of values",
+                                  reason="MISSING_VALUES")
+        if rows is not None and len(request.values):
+            raise InvalidArgument("give the values in value_row or in values, not both", reason="MISSING_VALUES")
+    elif len(request.values):
+        rows = rows_to_arrow(pb.Rows(json=pb.JsonRows(rows=[request.values])), schema)
+    else:
+        rows = None
     return rows if rows is not None else pa.table({})
 
 

@@ -102,7 +102,8 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
     def ReadRows(self, request: pb.ReadRowsRequest, context: grpc.ServicerContext) -> pb.ReadRowsResponse:
         rows, version, next_offset = self._core.read(
             request.table, where=request.where, select=tuple(request.select), limit=request.limit,
-            offset=request.offset, version=request.version, as_json=request.format != pb.ROW_FORMAT_ARROW)
+            offset=request.offset, version=request.version, as_json=request.format != pb.ROW_FORMAT_ARROW,
+            **conversions.taken_rows(request))
         return pb.ReadRowsResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version,
                                    next_offset=next_offset)
 
@@ -116,8 +117,9 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         return pb.DeleteRowsResponse(version=change.version, rows_deleted=change.deleted)
 
     def UpdateRows(self, request: pb.UpdateRowsRequest, context: grpc.ServicerContext) -> pb.UpdateRowsResponse:
-        values = conversions.update_values(request.values, self._core.table_schema(request.table))
-        change = self._core.update(request.table, request.where, values, deadline=_deadline(context))
+        values = conversions.update_values(request, self._core.table_schema(request.table))
+        change = self._core.update(request.table, request.where, values, expressions=dict(request.values_sql),
+                                   deadline=_deadline(context))
         self._changed("update", change)
         return pb.UpdateRowsResponse(version=change.version, rows_updated=change.updated)
 

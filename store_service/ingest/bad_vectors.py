@@ -21,15 +21,20 @@ class BadVectorPolicy(enum.Enum):
 
 
 def clean_vectors(table: pa.Table, column: str, dims: int, policy: BadVectorPolicy, fill_value: float = 0.0,
-                  *, missing_is_bad: bool) -> pa.Table:
+                  *, missing_is_bad: bool | np.ndarray) -> pa.Table:
     """`table` with `column` as fixed-size float32 vectors of `dims`, bad rows handled by `policy`.
 
-    `missing_is_bad`: a null vector is bad (no function can fill it) rather than left for embedding.
+    `missing_is_bad`: a null vector is bad (nothing will fill it) rather than stored as NULL or left for
+    embedding; for every row, or (a mask) for the rows it marks.
     """
     if column not in table.column_names:
-        if missing_is_bad and table.num_rows:
+        bad_rows = np.broadcast_to(np.asarray(missing_is_bad, dtype=bool), (table.num_rows,))
+        if bad_rows.all() and table.num_rows:
             return _handle_all_missing(table, column, dims, policy, fill_value)
-        return table
+        if not bad_rows.any():
+            return table
+        table = table.append_column(pa.field(column, pa.list_(pa.float32())),
+                                    pa.nulls(table.num_rows, pa.list_(pa.float32())))
     values = table.column(column).combine_chunks()
     lists = values.cast(pa.list_(pa.float32()))
     lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
@@ -41,7 +46,7 @@ def clean_vectors(table: pa.Table, column: str, dims: int, policy: BadVectorPoli
         nan_positions = np.flatnonzero(np.isnan(flat))
         nan_rows[np.searchsorted(offsets, nan_positions, side="right") - 1] = True
     wrong = ~nulls & ((lengths != dims) | nan_rows)
-    missing = nulls if missing_is_bad else np.zeros_like(nulls)
+    missing = nulls & np.broadcast_to(np.asarray(missing_is_bad, dtype=bool), nulls.shape)
     bad = wrong | missing
     if bad.any():
         first = int(np.flatnonzero(bad)[0])

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lance
 import numpy as np
 import pyarrow as pa
 
+from store_service import sql_guard
 from store_service.errors import InvalidArgument
+from store_service.search.filters import MAX_LENGTH
 from store_service.schema import functions_of, is_vector
 from store_service.storage.fragments import ROW_ID
 from store_service.search.table_view import TableView
 
 NEW_POSITION = "__vectorlane_new_position"
+PAIR = "__vectorlane_pair"
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class MergeRules:
     insert_unmatched: bool = False
     delete_unmatched_by_source: bool = False
     delete_where: str = ""
+    update_where: str = ""  # with update_matched: only pairs for which it holds (target.<col>, source.<col>)
 
 
 @dataclass(frozen=True)
@@ -79,11 +84,21 @@ def plan_merge(view: TableView, new_rows: pa.Table, rules: MergeRules) -> MergeP
     is_matched[matched_new] = True
     match_of = np.full(new_rows.num_rows, -1, dtype=np.int64)  # the existing row id each new row matched
     match_of[matched_new] = joined.column(ROW_ID).to_numpy()
+    if rules.update_matched and rules.update_where.strip() and len(matched_new):
+        kept = _pairs_matching(view, new_rows, matched_new, joined.column(ROW_ID).to_numpy(), rules.update_where)
+        matched_existing = np.unique(joined.column(ROW_ID).to_numpy()[kept])
+        skipped = matched_new[~kept]
+        match_of[skipped] = -1
+        is_matched[skipped] = False
+        unchanged = np.zeros(new_rows.num_rows, dtype=bool)
+        unchanged[skipped] = True  # matched, but the condition keeps the existing row: neither written nor new
+    else:
+        unchanged = np.zeros(new_rows.num_rows, dtype=bool)
     write = np.zeros(new_rows.num_rows, dtype=bool)
     if rules.update_matched:
         write |= is_matched
     if rules.insert_unmatched:
-        write |= ~is_matched
+        write |= ~is_matched & ~unchanged
     delete = matched_existing if rules.update_matched else np.empty(0, dtype=np.int64)
     deleted = 0
     if rules.delete_unmatched_by_source:
@@ -91,12 +106,38 @@ def plan_merge(view: TableView, new_rows: pa.Table, rules: MergeRules) -> MergeP
         if rules.delete_where.strip():
             candidates &= view.mask(rules.delete_where)
         unmatched = view.row_ids[candidates]
-        unmatched = unmatched[~np.isin(unmatched, matched_existing)]
+        unmatched = unmatched[~np.isin(unmatched, joined.column(ROW_ID).to_numpy())]
         deleted = len(unmatched)
         delete = np.union1d(delete, unmatched)
     written = with_kept_columns(new_rows.filter(pa.array(write)), match_of[write], view)
     return MergePlan(written, delete.astype(np.int64), inserted=int((write & ~is_matched).sum()),
                      updated=int((write & is_matched).sum()), deleted=deleted)
+
+
+def _pairs_matching(view: TableView, new_rows: pa.Table, new_positions: np.ndarray, existing_ids: np.ndarray,
+                    condition: str) -> np.ndarray:
+    """Which matched pairs satisfy `condition`, a filter over `target.<column>` (the existing row) and
+    `source.<column>` (the new one), evaluated by Lance's SQL engine over the pairs as two struct columns."""
+    sql_guard.check(condition, "when_matched_update_all's condition", reason="INVALID_FILTER", max_length=MAX_LENGTH)
+    positions, _ = view.positions(existing_ids)
+    target = view.take(positions, view.schema.names).combine_chunks()
+    source = new_rows.take(pa.array(new_positions, type=pa.int64())).combine_chunks()
+
+    def struct(rows: pa.Table) -> pa.StructArray:
+        return pa.StructArray.from_arrays([c.combine_chunks() for c in rows.columns], fields=list(rows.schema))
+    pairs = pa.table({"target": struct(target), "source": struct(source),
+                      PAIR: pa.array(np.arange(len(new_positions), dtype=np.int64))})
+    try:
+        kept = lance.write_dataset(pairs, "memory://").to_table(filter=condition, columns=[PAIR]).column(PAIR)
+    except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
+        raise InvalidArgument(f"when_matched_update_all's condition: Lance cannot evaluate it "
+                              f"({str(exc).replace('Invalid user input: ', '').split(', /home/')[0][:300]})",
+                              reason="INVALID_FILTER") from None
+    mask = np.zeros(len(new_positions), dtype=bool)
+    mask[kept.to_numpy()] = True
+    return mask
 
 
 def with_kept_columns(rows: pa.Table, existing_ids: np.ndarray, view: TableView) -> pa.Table:

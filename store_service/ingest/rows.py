@@ -47,6 +47,7 @@ class RowPreparer:
         self._bad = bad
         self._deadline = deadline
         functions = {f.vector_column: f for f in functions_of(schema)}
+        self._functions = functions
         self._server: dict[str, FunctionConfig] = {
             column: config for column, config in functions.items()
             if embedder.is_server_function(config, deadline)}
@@ -62,8 +63,19 @@ class RowPreparer:
                                      missing_is_bad=False)
                 rows = self._embed_missing(rows, config, dims, images or {})
             rows = clean_vectors(rows, column.name, dims, self._bad.policy, self._bad.fill_value,
-                                 missing_is_bad=True)
+                                 missing_is_bad=self._missing_is_bad(rows, column))
         return conform(rows, self.schema)
+
+    def _missing_is_bad(self, rows: pa.Table, column: pa.Field) -> bool | np.ndarray:
+        """Which rows' null vectors are bad vectors (handled by on_bad_vectors): every one in a required
+        column; in a nullable column, those whose function had a source value to embed (it should have given
+        a vector). Any other null is stored as NULL, as LanceDB stores it."""
+        if not column.nullable:
+            return True
+        config = self._functions.get(column.name)
+        if config is None or config.source_column not in rows.column_names:
+            return False
+        return rows.column(config.source_column).is_valid().to_numpy(zero_copy_only=False)
 
     def _embed_missing(self, rows: pa.Table, config: FunctionConfig, dims: int, images: Mapping[str, bytes]
                        ) -> pa.Table:

@@ -383,6 +383,11 @@ class TableView:
                                   reason="INVALID_FILTER", **ours.metadata) from None
         return LanceFilter(where)
 
+    def refs_at(self, positions: np.ndarray) -> list[FragmentRef]:
+        """The fragments holding the rows at these global positions."""
+        which = np.unique(np.searchsorted(self._starts, np.asarray(positions, dtype=np.int64), side="right") - 1)
+        return [self.parts[i].ref for i in which]
+
     def take(self, positions: np.ndarray, columns: Sequence[str]) -> pa.Table:
         """The rows at the given global positions, in that order; `_rowid` may be among the columns."""
         positions = np.asarray(positions, dtype=np.int64)

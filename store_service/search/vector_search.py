@@ -23,6 +23,7 @@ from store_service.search.table_view import TableView
 from store_service.search.vector_index import METRICS, SearchParams, VectorIndex, prepare
 
 DISTANCE = "_distance"
+QUERY_INDEX = "query_index"
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,19 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
     positions, distances = positions[chosen], distances[chosen]
     rows = fetched.take(pa.array(chosen)).select(names) if fetched is not None else view.take(positions, names)
     return rows.append_column(pa.field(DISTANCE, pa.float32()), pa.array(distances.astype(np.float32)))
+
+
+def search_many(view: TableView, queries: np.ndarray, request: VectorSearch, index: VectorIndex | None = None
+                ) -> pa.Table:
+    """Each query's results (as `search` gives them) one query after another, with `query_index`: the
+    query's position among `queries` (LanceDB's batch search). The view, its filter mask and the index are
+    shared by every query."""
+    parts = []
+    for number, query in enumerate(queries):
+        found = search(view, query, request, index)
+        parts.append(found.append_column(pa.field(QUERY_INDEX, pa.int32()),
+                                          pa.array(np.full(found.num_rows, number, dtype=np.int32))))
+    return pa.concat_tables(parts)
 
 
 def _refined(view: TableView, column: str, metric: str, query: np.ndarray, positions: np.ndarray,

@@ -58,6 +58,7 @@ SUFFIX = ".lance"
 REFS_DIR = "_refs"  # Lance's tags
 DATASETS_CACHED = 8  # opened versions kept per table (the latest and those pinned by readers)
 MAX_ROWS_PER_FILE = 1 << 20
+UPDATE_ANCHOR = "__vectorlane_anchor"  # a column taken beside update expressions (see `computed`)
 _HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksum")
 
 
@@ -344,6 +345,24 @@ class Table:
             raise DataLoss(f"table {self.name!r}: {len(row_ids)} rows asked, {rows.num_rows} read",
                            reason="FRAGMENT_CORRUPT", table=self.name)
         return {name: rows.column(name).combine_chunks() for name in columns}
+
+    def computed(self, snapshot: Snapshot, refs: Sequence[FragmentRef], row_ids: np.ndarray,
+                 expressions: dict[str, str]) -> dict[str, pa.Array]:
+        """SQL expressions (checked by the caller) evaluated by Lance's engine for rows by stable id, in that
+        order, from the fragments `refs` (checked first): LanceDB's `update(values_sql=...)`."""
+        if not expressions or len(row_ids) == 0:
+            return {}
+        self.verify(refs)
+        anchor = next(f.name for f in snapshot.schema)  # Lance projects expressions of constants only beside a column
+        columns = {**expressions, UPDATE_ANCHOR: f"`{anchor.replace('`', '``')}`"}
+        try:
+            rows = snapshot.dataset._take_rows(np.asarray(row_ids, dtype=np.uint64).tolist(), columns=columns)
+        except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            raise InvalidArgument(f"Lance cannot evaluate the update's expressions ({self._shown(exc)[:300]})",
+                                  reason="INVALID_EXPRESSION") from None
+        return {name: rows.column(name).combine_chunks() for name in expressions}
 
     def live_offsets(self, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
         """The physical offsets of the fragment's rows this version holds; None when it deletes none."""

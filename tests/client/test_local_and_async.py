@@ -89,7 +89,7 @@ def test_the_async_client_has_the_same_surface(services):
         async with await vectorlane.connect_async(f"grpc://{services.target}") as db:
             table = await db.create_table("words", schema=Words)
             texts = ["red apple", "blue sea", "red car"]
-            version = await table.add([{"id": i, "text": t} for i, t in enumerate(texts)])
+            version = (await table.add([{"id": i, "text": t} for i, t in enumerate(texts)])).version
             assert version == await table.version
             assert await db.table_names() == ["words"]
             assert await table.count_rows("text LIKE 'red%'") == 2
@@ -124,7 +124,7 @@ def test_large_adds_stream_in_batches_with_progress(db, capsys):
     texts = [f"t{zlib.crc32(bytes(i))}" for i in range(rows)]
     data = pa.table({"id": pa.array(np.arange(rows)), "text": pa.array(texts),
                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 8)})
-    version = table.add(data)
+    version = table.add(data).version
     assert table.count_rows() == rows
     assert [v.version for v in table.list_versions()] == [1, version] and version == 2  # one version for all
     assert "60000/60000" in capsys.readouterr().err  # the tqdm bar

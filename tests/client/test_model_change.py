@@ -86,7 +86,7 @@ def test_minilm_to_open_clip_while_rows_are_added_and_searched(start_embed, star
 
         table.reload()
         assert table.schema.field("vector").type == pa.list_(pa.float32(), 128)
-        assert (table.embedding_functions["vector"].function.name,
+        assert (table.embedding_functions["vector"].function.function_name,
                 table.embedding_functions["vector"].source_type) == ("open-clip", "text")
         # One version switches: every version before it holds MiniLM vectors only, every one after open-clip's.
         switch = operation.result_version
@@ -121,5 +121,5 @@ def test_minilm_to_open_clip_while_rows_are_added_and_searched(start_embed, star
         # Restoring the version before the switch brings MiniLM and its vectors back.
         table.restore(switch - 1)
         table.reload()
-        assert table.embedding_functions["vector"].function.name == "sentence-transformers"
+        assert table.embedding_functions["vector"].function.function_name == "sentence-transformers"
         assert {len(v) for v in table.to_arrow().column("vector").to_pylist()} == {384}

@@ -32,7 +32,7 @@ def test_text_walkthrough_with_a_server_function(db):
     assert db.table_names() == ["words"]
     assert table.schema.field("vector").type == pa.list_(pa.float32(), 16)
     recorded = table.embedding_functions["vector"]
-    assert (recorded.function.name, recorded.function.settings(), recorded.source_column) == \
+    assert (recorded.function.function_name, recorded.function.settings(), recorded.source_column) == \
         ("word-hash", {"dims": 16}, "text")
 
     table.add([{"id": 1, "text": "red apple pie"}, {"id": 2, "text": "blue whale song"},
@@ -116,7 +116,7 @@ def test_vectors_filters_versions_and_indexes(db):
     rng = np.random.default_rng(0)
     given = rng.standard_normal((300, 8)).astype(np.float32)
     v1 = table.add([{"id": i, "kind": "even" if i % 2 == 0 else "odd", "text": f"doc {i}", "vector": given[i]}
-                    for i in range(300)])
+                    for i in range(300)]).version
     assert table.version == v1
     top = table.search(given[7]).limit(1).to_list()[0]
     assert top["id"] == 7 and top["_distance"] == pytest.approx(0.0, abs=1e-5)
@@ -127,8 +127,9 @@ def test_vectors_filters_versions_and_indexes(db):
     assert [i.index_type for i in table.list_indices()] == [vectorlane.store.v1.store_service_pb2.INDEX_TYPE_HNSW]
     assert table.search(given[42]).limit(1).ef(64).to_list()[0]["id"] == 42
 
-    v_delete = table.delete("id >= 100")
-    assert table.count_rows() == 100
+    deleted = table.delete("id >= 100")
+    v_delete = deleted.version
+    assert table.count_rows() == 100 and deleted.num_deleted_rows == 200
     table.update(where="id = 5", values={"text": "changed words"})
     assert table.search("changed words").limit(1).to_list()[0]["id"] == 5
 
@@ -143,7 +144,7 @@ def test_vectors_filters_versions_and_indexes(db):
 
     result = (table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
               .execute([{"id": 0, "kind": "zero", "text": "zero"}, {"id": 500, "kind": "new", "text": "new"}]))
-    assert (result.rows_updated, result.rows_inserted) == (1, 1)
+    assert (result.num_updated_rows, result.num_inserted_rows) == (1, 1)
     assert table.count_rows("kind = 'zero'") == 1 and table.count_rows() == 301
 
 
@@ -198,7 +199,7 @@ def test_local_image_files_travel_with_the_rows(start_embed, start_store, tmp_pa
     monkeypatch.setattr(_ops, "IMAGE_BYTES_PER_MESSAGE", 1)  # every image in a message of its own
     db = vectorlane.connect(f"grpc://{store.target}")
     table = db.open_table("pets")
-    version = table.add([{"image_uri": u} for u in uris])
+    version = table.add([{"image_uri": u} for u in uris]).version
     assert table.count_rows() == 4 and [v.version for v in table.list_versions()] == [1, version]
     assert sorted(r["image_uri"] for r in table.to_arrow().to_pylist()) == sorted(uris)
     hit = table.search(Image.open(folder / "blue.png")).limit(1).to_list()[0]
@@ -209,6 +210,6 @@ def test_local_image_files_travel_with_the_rows(start_embed, start_store, tmp_pa
     extra.write_bytes(png(COLORS["yellow"]))
     merged = table.merge_insert("image_uri").when_not_matched_insert_all().execute(
         [{"image_uri": str(extra)}, {"image_uri": uris[0]}])
-    assert (merged.rows_inserted, table.count_rows()) == (1, 5)
+    assert (merged.num_inserted_rows, table.count_rows()) == (1, 5)
     refusing.close()
     db.close()

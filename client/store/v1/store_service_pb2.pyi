@@ -306,13 +306,20 @@ class Vector(_message.Message):
     values: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
+class Vectors(_message.Message):
+    __slots__ = ("vectors",)
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    vectors: _containers.RepeatedCompositeFieldContainer[Vector]
+    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
+
 class SearchRequest(_message.Message):
-    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format")
+    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     IMAGE_URI_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
     VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     POSTFILTER_FIELD_NUMBER: _ClassVar[int]
@@ -331,6 +338,7 @@ class SearchRequest(_message.Message):
     text: str
     image_bytes: bytes
     image_uri: str
+    vectors: Vectors
     vector_column: str
     where: str
     postfilter: bool
@@ -344,7 +352,7 @@ class SearchRequest(_message.Message):
     refine_factor: int
     version: int
     format: RowFormat
-    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ...) -> None: ...
+    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("rows", "version")
@@ -355,7 +363,7 @@ class SearchResponse(_message.Message):
     def __init__(self, rows: _Optional[_Union[Rows, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ReadRowsRequest(_message.Message):
-    __slots__ = ("table", "where", "select", "limit", "offset", "version", "format")
+    __slots__ = ("table", "where", "select", "limit", "offset", "version", "format", "offsets", "row_ids")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     SELECT_FIELD_NUMBER: _ClassVar[int]
@@ -363,6 +371,8 @@ class ReadRowsRequest(_message.Message):
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    ROW_IDS_FIELD_NUMBER: _ClassVar[int]
     table: str
     where: str
     select: _containers.RepeatedScalarFieldContainer[str]
@@ -370,7 +380,9 @@ class ReadRowsRequest(_message.Message):
     offset: int
     version: int
     format: RowFormat
-    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ...) -> None: ...
+    offsets: _containers.RepeatedScalarFieldContainer[int]
+    row_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., offsets: _Optional[_Iterable[int]] = ..., row_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ReadRowsResponse(_message.Message):
     __slots__ = ("rows", "version", "next_offset")
@@ -415,14 +427,25 @@ class DeleteRowsResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ..., rows_deleted: _Optional[int] = ...) -> None: ...
 
 class UpdateRowsRequest(_message.Message):
-    __slots__ = ("table", "where", "values")
+    __slots__ = ("table", "where", "values", "values_sql", "value_row")
+    class ValuesSqlEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TABLE_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_SQL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_ROW_FIELD_NUMBER: _ClassVar[int]
     table: str
     where: str
     values: _struct_pb2.Struct
-    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., values: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    values_sql: _containers.ScalarMap[str, str]
+    value_row: Rows
+    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., values: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., values_sql: _Optional[_Mapping[str, str]] = ..., value_row: _Optional[_Union[Rows, _Mapping]] = ...) -> None: ...
 
 class UpdateRowsResponse(_message.Message):
     __slots__ = ("version", "rows_updated")
@@ -433,7 +456,7 @@ class UpdateRowsResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ..., rows_updated: _Optional[int] = ...) -> None: ...
 
 class MergeInsertRequest(_message.Message):
-    __slots__ = ("table", "on", "when_matched_update_all", "when_not_matched_insert_all", "when_not_matched_by_source_delete", "when_not_matched_by_source_delete_where", "rows", "on_bad_vectors", "fill_value", "images")
+    __slots__ = ("table", "on", "when_matched_update_all", "when_not_matched_insert_all", "when_not_matched_by_source_delete", "when_not_matched_by_source_delete_where", "rows", "on_bad_vectors", "fill_value", "images", "when_matched_update_where")
     class ImagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -451,6 +474,7 @@ class MergeInsertRequest(_message.Message):
     ON_BAD_VECTORS_FIELD_NUMBER: _ClassVar[int]
     FILL_VALUE_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
+    WHEN_MATCHED_UPDATE_WHERE_FIELD_NUMBER: _ClassVar[int]
     table: str
     on: _containers.RepeatedScalarFieldContainer[str]
     when_matched_update_all: bool
@@ -461,7 +485,8 @@ class MergeInsertRequest(_message.Message):
     on_bad_vectors: BadVectorPolicy
     fill_value: float
     images: _containers.ScalarMap[str, bytes]
-    def __init__(self, table: _Optional[str] = ..., on: _Optional[_Iterable[str]] = ..., when_matched_update_all: _Optional[bool] = ..., when_not_matched_insert_all: _Optional[bool] = ..., when_not_matched_by_source_delete: _Optional[bool] = ..., when_not_matched_by_source_delete_where: _Optional[str] = ..., rows: _Optional[_Union[Rows, _Mapping]] = ..., on_bad_vectors: _Optional[_Union[BadVectorPolicy, str]] = ..., fill_value: _Optional[float] = ..., images: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+    when_matched_update_where: str
+    def __init__(self, table: _Optional[str] = ..., on: _Optional[_Iterable[str]] = ..., when_matched_update_all: _Optional[bool] = ..., when_not_matched_insert_all: _Optional[bool] = ..., when_not_matched_by_source_delete: _Optional[bool] = ..., when_not_matched_by_source_delete_where: _Optional[str] = ..., rows: _Optional[_Union[Rows, _Mapping]] = ..., on_bad_vectors: _Optional[_Union[BadVectorPolicy, str]] = ..., fill_value: _Optional[float] = ..., images: _Optional[_Mapping[str, bytes]] = ..., when_matched_update_where: _Optional[str] = ...) -> None: ...
 
 class MergeInsertResponse(_message.Message):
     __slots__ = ("version", "rows_inserted", "rows_updated", "rows_deleted")

@@ -1,0 +1,122 @@
+"""LanceDB's own promises, checked through vectorlane's client: the behaviours LanceDB's Python tests
+(`python/python/tests/test_embeddings.py`, `test_embeddings_slow.py`, `test_pydantic.py`, parts of
+`test_table.py` and `test_query.py`, the docs tests) exercise, written here as a LanceDB user's code would
+run them with only the import and the `connect` line changed.
+
+Services: one real embed service (hosting the tiny open_clip checkpoint, MiniLM, `openai` pointed at a local
+OpenAI-compatible server, and the test function `word-hash`) and one real store, for the whole suite.
+`mem_db` is LanceDB's fixture of the same name: a connection to a database with no tables (the store's
+tables are dropped before each test). Local functions registered by a test and `set_var` variables are
+forgotten after it.
+
+At the end of the run the suite prints its pass / skip counts: a skip is a behaviour that does not apply
+(a deliberate difference, or a provider vectorlane does not host), with its reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import pytest
+
+import vectorlane
+from embed_service.server import EmbedServer
+from store_service.server import StoreServer
+from tests.conftest import BASE_CONFIG
+from tests.openai_server import OpenAICompatibleServer
+from tests.store_service.conftest import BASE as STORE_BASE
+from tests.store_service.conftest import word_hash_registered  # noqa: F401 - autouse: word-hash is hosted
+from vectorlane.embeddings import get_registry, variables
+
+OPENAI_KEY_ENV = "VECTORLANE_SECRET_COMPAT_OPENAI_KEY"  # the embed service's mounted secret `$var:compat_openai_key`
+OPENAI_KEY = "sk-compat-test-key"
+
+
+@dataclass
+class Services:
+    embed: EmbedServer
+    store: StoreServer
+    openai: OpenAICompatibleServer
+
+    @property
+    def target(self) -> str:
+        return f"grpc://127.0.0.1:{self.store.port}"
+
+
+@pytest.fixture(scope="session")
+def services(tiny_clip, tmp_path_factory) -> Iterator[Services]:  # noqa: ANN001 - pytest fixtures
+    previous = os.environ.get(OPENAI_KEY_ENV)
+    os.environ[OPENAI_KEY_ENV] = OPENAI_KEY
+    upstream = OpenAICompatibleServer(dims=16).__enter__()
+    embed = EmbedServer(replace(BASE_CONFIG, model_roots=(tiny_clip.root,),
+                                secret_allowed_hosts=("http://127.0.0.1:*",))).start()
+    store = StoreServer(replace(STORE_BASE, data_dir=tmp_path_factory.mktemp("compat-data"),
+                                embed_address=f"127.0.0.1:{embed.port}")).start()
+    try:
+        yield Services(embed, store, upstream)
+    finally:
+        store.stop(grace=0.2)
+        embed.stop(grace=0.2)
+        upstream.__exit__(None, None, None)
+        if previous is None:
+            os.environ.pop(OPENAI_KEY_ENV, None)
+        else:
+            os.environ[OPENAI_KEY_ENV] = previous
+
+
+@pytest.fixture
+def mem_db(services: Services) -> Iterator[vectorlane.Connection]:
+    """LanceDB's `mem_db`: a database with no tables."""
+    db = vectorlane.connect(services.target, timeout=120)
+    for name in db.table_names():
+        db.drop_table(name)
+    yield db
+    db.close()
+
+
+tmp_db = mem_db  # LanceDB's on-disk fixture: the store's tables are on disk in any case
+
+
+@pytest.fixture(autouse=True)
+def _forget_local_functions() -> Iterator[None]:
+    """LanceDB's tests register local functions (often under one name, again and again) and set variables
+    in the process-wide registry; each test here starts from the registry as the suite found it."""
+    before = set(get_registry().local_names())
+    yield
+    for name in set(get_registry().local_names()) - before:
+        get_registry().unregister(name)
+    variables.reset()
+
+
+# ----- the summary ----------------------------------------------------------------------------------------
+_outcomes: collections.Counter[str] = collections.Counter()
+_skip_reasons: collections.Counter[str] = collections.Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "lancedb_compat" not in report.nodeid:
+        return
+    if report.skipped:
+        _outcomes["skipped"] += 1
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skip_reasons[reason.removeprefix("Skipped: ")] += 1
+    elif report.when == "call":
+        _outcomes["passed" if report.passed else "failed"] += 1
+    elif report.failed:
+        _outcomes["failed"] += 1  # an error in setup or teardown counts against the behaviour
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _outcomes:
+        return
+    passed, failed, skipped = _outcomes["passed"], _outcomes["failed"], _outcomes["skipped"]
+    applicable = passed + failed
+    rate = 100.0 * passed / applicable if applicable else 0.0
+    terminalreporter.write_sep("-", "LanceDB conformance (tests/lancedb_compat)")
+    terminalreporter.write_line(f"{passed} of {applicable} applicable behaviours pass ({rate:.1f} %); "
+                                f"{failed} fail; {skipped} skipped as not applicable:")
+    for reason, count in sorted(_skip_reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"  {count:3d} x {reason}")
