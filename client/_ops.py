@@ -57,6 +57,34 @@ def describe_function(name: str, settings: dict[str, Any]) -> Op[pb.DescribeFunc
     return (yield Unary("DescribeFunction", pb.DescribeFunctionRequest(function=config)))
 
 
+EMBED_INPUTS_PER_CALL = 1_000  # the store's default max_batch_queries
+
+
+def _embedding_input(value: Any) -> pb.EmbeddingInput:
+    from vectorlane.query import _image_bytes, _is_pil
+    if isinstance(value, str):
+        return pb.EmbeddingInput(text=value)
+    if isinstance(value, (bytes, bytearray)):
+        return pb.EmbeddingInput(image_bytes=bytes(value))
+    if _is_pil(value):
+        return pb.EmbeddingInput(image_bytes=_image_bytes(value))
+    raise TypeError(f"cannot embed a {type(value).__name__}: give texts, encoded images or PIL images")
+
+
+def compute_embeddings(name: str, settings: dict[str, Any], values: list[Any], as_queries: bool
+                       ) -> Op[list[np.ndarray]]:
+    """A hosted function's vectors for `values` (texts, image bytes, PIL images), in order."""
+    config = pb.EmbeddingFunctionConfig(name=name, model=struct(settings))
+    vectors: list[np.ndarray] = []
+    for start in range(0, len(values), EMBED_INPUTS_PER_CALL):
+        part = values[start:start + EMBED_INPUTS_PER_CALL]
+        request = pb.ComputeEmbeddingsRequest(function=config, inputs=[_embedding_input(v) for v in part],
+                                              query=as_queries)
+        reply = yield Unary("ComputeEmbeddings", request)
+        vectors.extend(np.asarray(v.values, dtype=np.float32) for v in reply.vectors)
+    return vectors
+
+
 def table_names(page_token: str | None, limit: int | None) -> Op[list[str]]:
     if limit is not None:
         reply = yield Unary("ListTables", pb.ListTablesRequest(page_size=limit, page_token=page_token or ""))
@@ -104,7 +132,7 @@ def create_table(connection: "Connection", name: str, data: Any, schema: Any, mo
     if isinstance(data, list) and not data:
         data = None  # no first rows: the schema alone
         if schema is None:
-            raise ValueError("create_table: no rows to infer a schema from; give a schema")
+            raise ValueError("Cannot create table from empty list without a schema")
     arrow_schema, configs = _schema_and_functions(schema, data, functions)
     if data is None and arrow_schema is None:
         raise ValueError("create_table needs a schema, data, or both")

@@ -25,7 +25,7 @@ _MAX_MESSAGE = 64 << 20  # the services' default --max-message-bytes
 # Calls that change nothing are retried by gRPC itself when the store is briefly unreachable (a restart, a
 # rollout): up to 5 attempts, 0.1 s doubling to 2 s. Writes are never retried blindly.
 _IDEMPOTENT = ("GetTable", "ListTables", "Search", "ReadRows", "CountRows", "ListIndexes", "ListVersions",
-               "DescribeFunction", "GetTableStats", "ListTags")
+               "DescribeFunction", "ComputeEmbeddings", "GetTableStats", "ListTags")
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [{
     "name": [{"service": "vectorlane.store.v1.StorageService", "method": m} for m in _IDEMPOTENT],
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,
@@ -74,9 +74,11 @@ class Connection:
 
     def create_table(self, name: str, data: Any = None, schema: Any = None, mode: str = "create",
                      exist_ok: bool = False, on_bad_vectors: str = "error", fill_value: float = 0.0,
-                     embedding_functions: list[EmbeddingFunctionConfig] | None = None) -> Any:
+                     embedding_functions: list[EmbeddingFunctionConfig] | None = None,
+                     storage_options: dict[str, str] | None = None) -> Any:
         """A new table from a schema (a `LanceModel` subclass or an Arrow schema) and/or first rows. `mode`:
-        "create" (an existing table is an error unless `exist_ok`) or "overwrite"."""
+        "create" (an existing table is an error unless `exist_ok`) or "overwrite". `storage_options` are
+        accepted for LanceDB code and not used: the store's operator decides where and how tables are kept."""
         return self._run(_ops.create_table(self, name, data, schema, mode, exist_ok, on_bad_vectors, fill_value,
                                            list(embedding_functions or [])))
 
@@ -124,14 +126,25 @@ _latest: Connection | None = None
 _latest_lock = threading.Lock()
 
 
-def describe_function(name: str, settings: dict[str, Any]) -> pb.DescribeFunctionResponse:
-    """Asks the most recently opened connection's store about a server function (what `ServerFunction.ndims()`
-    uses: `get_registry()` is process-wide, as in LanceDB, and connect() comes first)."""
+def _latest_connection(name: str) -> Connection:
     with _latest_lock:
         connection = _latest
     if connection is None:
         raise RuntimeError(f"resolving embedding function {name!r} needs the store: call vectorlane.connect() first")
-    return connection.describe_function(name, settings)
+    return connection
+
+
+def describe_function(name: str, settings: dict[str, Any]) -> pb.DescribeFunctionResponse:
+    """Asks the most recently opened connection's store about a server function (what `ServerFunction.ndims()`
+    uses: `get_registry()` is process-wide, as in LanceDB, and connect() comes first)."""
+    return _latest_connection(name).describe_function(name, settings)
+
+
+def compute_embeddings(name: str, settings: dict[str, Any], values: list[Any], as_queries: bool
+                       ) -> list[Any]:
+    """A server function's vectors, computed by the embed service through the most recent connection's store
+    (always synchronous, like `describe_function`)."""
+    return _latest_connection(name)._describer.run(_ops.compute_embeddings(name, settings, values, as_queries))
 
 
 def _options(api_key: str | None, timeout: float | None, grpc_options: dict[str, Any] | None) -> ChannelOptions:
@@ -189,4 +202,4 @@ async def connect_async(uri: str = DEFAULT_URI, *, api_key: str | None = None, t
     return connection
 
 
-__all__ = ["DEFAULT_URI", "Connection", "connect", "connect_async", "describe_function"]
+__all__ = ["DEFAULT_URI", "Connection", "compute_embeddings", "connect", "connect_async", "describe_function"]

@@ -48,6 +48,14 @@ def seconds(timeout: Any) -> float | None:
     return value
 
 
+def ensure_vector_query(query: Any) -> Any:
+    """LanceDB's check of a vector query: a non-empty vector, or a non-empty list of non-empty vectors."""
+    if isinstance(query, (list, tuple, np.ndarray)) and (
+            len(query) == 0 or (_is_vector_batch(query) and any(len(q) == 0 for q in query))):
+        raise ValueError("a query vector must be non-empty")
+    return query
+
+
 def _is_vector_batch(query: Any) -> bool:
     """Whether a query is several vectors (LanceDB's `search([v1, v2, ...])`)."""
     if isinstance(query, np.ndarray):
@@ -74,9 +82,7 @@ class Query:
     def __init__(self, table: "Table", query: Any, vector_column: str | None, query_type: str) -> None:
         if query_type not in _QUERY_TYPES:
             raise ValueError(f"query_type must be one of {_QUERY_TYPES}, not {query_type!r}")
-        if isinstance(query, (list, tuple, np.ndarray)) and (
-                len(query) == 0 or (_is_vector_batch(query) and any(len(q) == 0 for q in query))):
-            raise ValueError("a query vector must be non-empty")
+        ensure_vector_query(query)
         self._table = table
         self._query = query
         self._vector_column = vector_column or ""
@@ -275,6 +281,15 @@ class Query:
             raise TypeError(f"cannot search by {type(query).__name__}: use text, an image, bytes, a path or a vector")
 
 
+class LanceVectorQueryBuilder(Query):
+    """LanceDB's vector query builder, for code that constructs one: `LanceVectorQueryBuilder(table, vector,
+    "vector")` is `table.search(vector, vector_column_name="vector")`."""
+
+    def __init__(self, table: "Table", query: Any, vector_column: str, str_query: str | None = None,
+                 fast_search: bool | None = None) -> None:
+        super().__init__(table, query, vector_column, "vector")
+
+
 class TakeQuery:
     """Rows by position (`table.take_offsets`) or by stable row id (`table.take_row_ids`)."""
 
@@ -344,4 +359,5 @@ class MergeInsertBuilder:
                                                   on_bad_vectors, fill_value, self._update_where, seconds(timeout)))
 
 
-__all__ = ["DEFAULT_LIMIT", "MergeInsertBuilder", "Query", "TakeQuery", "seconds"]
+__all__ = ["DEFAULT_LIMIT", "LanceVectorQueryBuilder", "MergeInsertBuilder", "Query", "TakeQuery",
+           "ensure_vector_query", "seconds"]

@@ -31,6 +31,10 @@ def to_arrow(data: Any, schema: pa.Schema | None = None) -> pa.Table:
         table = data
     elif isinstance(data, pa.RecordBatch):
         table = pa.Table.from_batches([data])
+    elif isinstance(data, pa.RecordBatchReader):
+        table = data.read_all()
+    elif _batches(data):
+        table = pa.Table.from_batches(list(data))
     elif _is_pandas(data):
         table = pa.Table.from_pandas(data, preserve_index=False)
     elif _is_polars(data):
@@ -81,6 +85,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def _batches(data: Any) -> bool:
+    """A list or tuple of Arrow record batches (or tables)."""
+    return isinstance(data, (list, tuple)) and bool(data) and all(isinstance(b, pa.RecordBatch) for b in data)
 
 
 def _is_pandas(data: Any) -> bool:

@@ -63,6 +63,15 @@ class Table:
         """Where the table lives: its store's address and its name."""
         return f"{self._connection.uri.rstrip('/')}/{self.name}"
 
+    @classmethod
+    def create(cls, db: "Connection", name: str, data: Any = None, schema: Any = None, **options: Any) -> Any:
+        """LanceDB's `LanceTable.create(db, name, ...)`: `db.create_table(name, ...)`."""
+        return db.create_table(name, data=data, schema=schema, **options)
+
+    def __getitems__(self, offsets: list[int]) -> Any:
+        """Rows by position, as a torch `Dataset` asks for a batch (LanceDB's `__getitems__`)."""
+        return self.take_offsets(offsets).to_arrow()
+
     def __len__(self) -> int:
         """The number of rows (LanceDB's `len(table)`; on an async connection, `await count_rows()`)."""
         if self._connection.is_async:
@@ -354,4 +363,6 @@ def _then(connection: "Connection", result: Any, after: Any) -> Any:
     return later()
 
 
-__all__ = ["Table", "Tags"]
+LanceTable = Table  # LanceDB's name for a table of a database it opened
+
+__all__ = ["LanceTable", "Table", "Tags"]

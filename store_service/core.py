@@ -152,6 +152,17 @@ class StoreCore:
             check_secrets(config, info.secret_settings)
         return info
 
+    def compute_embeddings(self, config: FunctionConfig, items: list[Query], *, as_queries: bool,
+                           deadline: Deadline = NO_DEADLINE) -> np.ndarray:
+        """A hosted function's vectors for texts and images (at most max_batch_queries of them)."""
+        if not items:
+            raise InvalidArgument("nothing to embed: give at least one input", reason="MISSING_INPUT")
+        if len(items) > self.limits.max_batch_queries:
+            raise InvalidArgument(f"{len(items)} inputs in one call; at most {self.limits.max_batch_queries}",
+                                  reason="TOO_MANY_INPUTS", limit=self.limits.max_batch_queries)
+        self.describe_function(config, deadline)  # its settings and secrets checked first
+        return self.embedder.embed_items(config, items, as_queries=as_queries, deadline=deadline)
+
     def create_table(self, name: str, schema: pa.Schema | None, functions: list[FunctionConfig],
                      rows: pa.Table | None = None, *, mode: str = CREATE, bad: BadVectors = BadVectors(),
                      deadline: Deadline = NO_DEADLINE) -> TableInfo:

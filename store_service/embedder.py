@@ -146,19 +146,26 @@ class Embedder:
         return self._embed(config, inputs, epb.INPUT_PURPOSE_SOURCE, info.dimensions, deadline)
 
     def embed_query(self, config: FunctionConfig, query: Query, deadline: Deadline = NO_DEADLINE) -> np.ndarray:
+        return self.embed_items(config, [query], as_queries=True, deadline=deadline)[0]
+
+    def embed_items(self, config: FunctionConfig, items: list[Query], *, as_queries: bool,
+                    deadline: Deadline = NO_DEADLINE) -> np.ndarray:
+        """Vectors for texts and images, in order, as search queries or as source values."""
         info = self._require(config, deadline)
-        wanted = TEXT if query.text is not None else IMAGE
-        if wanted not in info.modalities:
-            raise errors.InvalidArgument(f"function {config.name!r} of column {config.vector_column!r} cannot "
-                                         f"embed a {wanted} query", reason="UNSUPPORTED_QUERY_TYPE",
-                                         function=config.name)
-        if query.text is not None:
-            item = epb.EmbedInput(text=query.text)
-        elif query.image_bytes is not None:
-            item = epb.EmbedInput(image_bytes=query.image_bytes)
-        else:
-            item = epb.EmbedInput(image_uri=query.image_uri or "")
-        return self._embed(config, [item], epb.INPUT_PURPOSE_QUERY, info.dimensions, deadline)[0]
+        inputs = []
+        for item in items:
+            wanted = TEXT if item.text is not None else IMAGE
+            if wanted not in info.modalities:
+                raise errors.InvalidArgument(f"function {config.name!r} cannot embed a {wanted}",
+                                             reason="UNSUPPORTED_QUERY_TYPE", function=config.name)
+            if item.text is not None:
+                inputs.append(epb.EmbedInput(text=item.text))
+            elif item.image_bytes is not None:
+                inputs.append(epb.EmbedInput(image_bytes=item.image_bytes))
+            else:
+                inputs.append(epb.EmbedInput(image_uri=item.image_uri or ""))
+        purpose = epb.INPUT_PURPOSE_QUERY if as_queries else epb.INPUT_PURPOSE_SOURCE
+        return self._embed(config, inputs, purpose, info.dimensions, deadline)
 
     def _require(self, config: FunctionConfig, deadline: Deadline) -> FunctionInfo:
         info = self.describe(config, deadline)

@@ -464,6 +464,22 @@ STORE_CASES = [
     Case("store", "DescribeFunction", "setting the function does not have", lambda t: t.store.DescribeFunction(
         pb.DescribeFunctionRequest(function=_function("word-hash", "", "", colour="red"))), INVALID,
          "UNKNOWN_SETTING"),
+    Case("store", "ComputeEmbeddings", "no inputs", lambda t: t.store.ComputeEmbeddings(
+        pb.ComputeEmbeddingsRequest(function=_function("word-hash", "", ""))), INVALID, "MISSING_INPUT"),
+    Case("store", "ComputeEmbeddings", "more inputs than max_batch_queries", lambda t: t.store.ComputeEmbeddings(
+        pb.ComputeEmbeddingsRequest(function=_function("word-hash", "", ""),
+                                    inputs=[pb.EmbeddingInput(text="x")] * 1001)), INVALID, "TOO_MANY_INPUTS"),
+    Case("store", "ComputeEmbeddings", "an input with neither text nor image", lambda t: t.store.ComputeEmbeddings(
+        pb.ComputeEmbeddingsRequest(function=_function("word-hash", "", ""), inputs=[pb.EmbeddingInput()])),
+         INVALID, "MISSING_INPUT"),
+    Case("store", "ComputeEmbeddings", "an image for a text function", lambda t: t.store.ComputeEmbeddings(
+        pb.ComputeEmbeddingsRequest(function=_function("word-hash", "", ""),
+                                    inputs=[pb.EmbeddingInput(image_bytes=b"\x89PNG")])), INVALID,
+         "UNSUPPORTED_QUERY_TYPE"),
+    Case("store", "ComputeEmbeddings", "function the embed service does not have",
+         lambda t: t.store.ComputeEmbeddings(pb.ComputeEmbeddingsRequest(
+             function=_function("no-such-function", "", ""), inputs=[pb.EmbeddingInput(text="x")])),
+         grpc.StatusCode.FAILED_PRECONDITION, "LOCAL_FUNCTION"),
     Case("store", "AlterEmbeddingFunction", "source column of numbers for a text function",
          lambda t: t.store.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
              table=DOCS, function=_function("word-hash", "id", "vector"))), INVALID, "INVALID_EMBEDDING_FUNCTION"),

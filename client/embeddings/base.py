@@ -19,7 +19,7 @@ import pyarrow as pa
 import pydantic
 
 from vectorlane.embeddings.retry import retry_with_exponential_backoff
-from vectorlane.embeddings.variables import resolve_variables
+from vectorlane.embeddings.variables import resolve_defaulted_variables, resolve_variables
 
 SOURCE_KEY, VECTOR_KEY = "source_column_for", "vector_column_for"
 SOURCE_TYPE_KEY = "source_type"
@@ -146,7 +146,11 @@ class ServerFunction(EmbeddingFunction):
 
     @classmethod
     def named(cls, registry_name: str, /, **settings: Any) -> "ServerFunction":
-        function = cls(**settings)
+        """The function `registry_name` with `settings`. A `$var:name:default` setting (LanceDB's form for
+        runtime choices such as `device="$var:device:cpu"`) is resolved here from `set_var`, since the table
+        records what the embed service is asked; a `$var:name` without default stays a reference, which the
+        embed service resolves from its mounted secrets (a key never passes through the client)."""
+        function = cls(**resolve_defaulted_variables(settings))
         function._name = registry_name
         return function
 
@@ -185,12 +189,24 @@ class ServerFunction(EmbeddingFunction):
     def modalities(self) -> tuple[str, ...]:
         return tuple(self.describe().modalities)
 
-    def compute_source_embeddings(self, inputs: list[Any]) -> list[np.ndarray]:
-        raise TypeError(f"{self.function_name!r} runs in the embed service: the store computes its vectors when rows "
-                        "arrive without them")
+    def compute_source_embeddings(self, inputs: Any) -> list[np.ndarray]:
+        """The vectors the store would compute for rows (texts, image bytes or PIL images), by asking it. A
+        table does not need this: rows added without vectors are embedded by the store."""
+        from vectorlane.connection import compute_embeddings
+        self.describe()
+        return compute_embeddings(self.function_name, self.settings(), self.sanitize_input(inputs), False)
 
     def compute_query_embeddings(self, query: Any) -> list[np.ndarray]:
-        raise TypeError(f"{self.function_name!r} runs in the embed service: the store embeds text and image queries")
+        """The vector the store would search with for `query` (a text, image bytes or a PIL image)."""
+        from vectorlane.connection import compute_embeddings
+        self.describe()
+        return compute_embeddings(self.function_name, self.settings(), [query], True)
+
+    def compute_source_embeddings_with_retry(self, inputs: Any) -> list[np.ndarray]:
+        return self.compute_source_embeddings(inputs)  # the embed service retries (max_retries) itself
+
+    def compute_query_embeddings_with_retry(self, query: Any) -> list[np.ndarray]:
+        return self.compute_query_embeddings(query)
 
     def __repr__(self) -> str:
         return f"ServerFunction({self.function_name!r}, {self.settings()!r})"

@@ -34,8 +34,9 @@ class EmbeddingFunctionConfig:
     def to_proto(self) -> pb.EmbeddingFunctionConfig:
         model = struct_pb2.Struct()
         model.update(self.function.settings())
-        return pb.EmbeddingFunctionConfig(name=self.function.function_name, model=model, source_column=self.source_column,
-                                          vector_column=self.vector_column, source_type=SOURCE_TYPES[self.source_type])
+        return pb.EmbeddingFunctionConfig(name=self.function.function_name, model=model,
+                                          source_column=self.source_column, vector_column=self.vector_column,
+                                          source_type=SOURCE_TYPES[self.source_type])
 
     @classmethod
     def from_proto(cls, message: pb.EmbeddingFunctionConfig) -> "EmbeddingFunctionConfig":

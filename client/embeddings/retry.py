@@ -5,6 +5,8 @@ errors a bug or a bad input raises (TypeError, ValueError, KeyError, AttributeEr
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -37,4 +39,23 @@ def retry_with_exponential_backoff(func: Callable[..., T], max_retries: int = 7,
     return call
 
 
-__all__ = ["is_transient", "retry_with_exponential_backoff"]
+def retry(tries: int = 10, delay: float = 1.0, max_delay: float = 30.0, backoff: float = 3.0,
+          jitter: float = 1.0) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """LanceDB's `retry` decorator: up to `tries` calls, sleeping `min(delay * backoff**i + jitter,
+    max_delay)` after the i-th failure of any kind."""
+    def decorate(func: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(func)
+        def call(*args: Any, **kwargs: Any) -> T:
+            for attempt in range(max(1, int(tries))):
+                try:
+                    return func(*args, **kwargs)
+                except Exception:
+                    if attempt + 1 >= tries:
+                        raise
+                    time.sleep(min(delay * backoff ** attempt + jitter, max_delay))
+            raise AssertionError("unreachable")
+        return call
+    return decorate
+
+
+__all__ = ["is_transient", "retry", "retry_with_exponential_backoff"]

@@ -1,9 +1,10 @@
 """LanceDB's `$var:` settings for functions computed in this process: `get_registry().set_var("key", v)`, then
 `create(api_key="$var:key")` (or `"$var:device:cpu"`, with a default used when the variable is not set).
 
-Only local functions resolve variables here. A function the embed service hosts receives its `$var:name`
-references as written, and the embed service resolves them from its own mounted secrets: a secret never
-passes through the client or into a table's metadata.
+Local functions resolve every variable here. A function the embed service hosts gets only its
+`$var:name:default` settings resolved here (runtime choices such as a device); its `$var:name` references go
+as written, and the embed service resolves them from its own mounted secrets: a secret never passes through
+the client or into a table's metadata.
 """
 
 from __future__ import annotations
@@ -32,6 +33,19 @@ def get_var(name: str) -> str:
 def reset() -> None:
     with _lock:
         _variables.clear()
+
+
+def resolve_defaulted_variables(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with each `$var:name:default` value resolved (the variable, or else its default); plain
+    `$var:name` references are left as they are."""
+    resolved = dict(settings)
+    for key, value in settings.items():
+        if isinstance(value, str) and value.startswith(PREFIX):
+            name, has_default, default = value[len(PREFIX):].partition(":")
+            if has_default:
+                with _lock:
+                    resolved[key] = _variables.get(name, default)
+    return resolved
 
 
 def resolve_variables(settings: dict[str, Any], sensitive_keys: list[str]) -> dict[str, Any]:

@@ -344,6 +344,23 @@ def search_query(request: pb.SearchRequest) -> np.ndarray | Query:
                           reason="MISSING_QUERY")
 
 
+def embedding_inputs(inputs: Iterable[pb.EmbeddingInput]) -> list[Query]:
+    found = []
+    for index, item in enumerate(inputs):
+        which = item.WhichOneof("value")
+        if which is None:
+            raise InvalidArgument(f"input {index} holds no text or image", reason="MISSING_INPUT", index=index)
+        found.append(Query(text=item.text) if which == "text" else Query(image_bytes=item.image_bytes)
+                     if which == "image_bytes" else Query(image_uri=item.image_uri))
+    return found
+
+
+def vectors_to_proto(vectors: np.ndarray) -> pb.ComputeEmbeddingsResponse:
+    matrix = np.asarray(vectors, dtype=np.float32)
+    return pb.ComputeEmbeddingsResponse(vectors=[pb.Vector(values=row.tolist()) for row in matrix],
+                                        dimensions=int(matrix.shape[1]) if matrix.ndim == 2 else 0)
+
+
 def vector_search(request: pb.SearchRequest) -> VectorSearch:
     for name in ("limit", "offset"):
         if getattr(request, name) < 0:

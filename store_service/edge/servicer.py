@@ -211,6 +211,13 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         config = conversions.function_configs([request.function])[0]
         return conversions.function_info_to_proto(self._core.describe_function(config, _deadline(context)))
 
+    def ComputeEmbeddings(self, request: pb.ComputeEmbeddingsRequest, context: grpc.ServicerContext
+                          ) -> pb.ComputeEmbeddingsResponse:
+        config = conversions.function_configs([request.function])[0]
+        vectors = self._core.compute_embeddings(config, conversions.embedding_inputs(request.inputs),
+                                                as_queries=request.query, deadline=_deadline(context))
+        return conversions.vectors_to_proto(vectors)
+
     # ----- embedding-function changes (long-running operations) -------------------------------------
     def AlterEmbeddingFunction(self, request: pb.AlterEmbeddingFunctionRequest, context: grpc.ServicerContext
                                ) -> pb.Operation:

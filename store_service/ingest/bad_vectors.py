@@ -60,10 +60,16 @@ def clean_vectors(table: pa.Table, column: str, dims: int, policy: BadVectorPoli
             table = table.filter(pa.array(~bad))
             lists = lists.filter(pa.array(~bad))
         else:
-            replacement = [fill_value] * dims if policy is BadVectorPolicy.FILL else None
+            # fill, as LanceDB fills: the vector cut to `dims`, padded with fill_value, its NaN replaced by it
+            # (a missing one is fill_value throughout). null: the vector is NULL.
+            fill = policy is BadVectorPolicy.FILL
             python = lists.to_pylist()
             for i in np.flatnonzero(bad):
-                python[i] = replacement
+                if fill:
+                    kept = [fill_value if v is None or v != v else v for v in (python[i] or [])[:dims]]
+                    python[i] = kept + [fill_value] * (dims - len(kept))
+                else:
+                    python[i] = None
             lists = pa.array(python, type=pa.list_(pa.float32()))
     fixed = lists.cast(vector_type(dims))
     return table.set_column(table.column_names.index(column), pa.field(column, fixed.type), fixed)

@@ -77,7 +77,8 @@ def test_the_base_distribution_is_the_client_without_torch(client_venv, tmp_path
                         "lark", "pandas"}, names
 
     embed = EmbedServer(replace(BASE_CONFIG)).start()
-    store = StoreServer(replace(STORE_BASE, data_dir=tmp_path / "data", embed_address=f"127.0.0.1:{embed.port}")).start()
+    store = StoreServer(replace(STORE_BASE, data_dir=tmp_path / "data",
+                                embed_address=f"127.0.0.1:{embed.port}")).start()
     try:
         ran = subprocess.run([str(client_venv), "-c", SCRIPT, f"grpc://127.0.0.1:{store.port}",
                               json.dumps(list(SERVICE_ONLY))], capture_output=True, text=True, timeout=300,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -27,10 +28,20 @@ def test_drop_fill_null():
     dropped = clean_vectors(table(), "v", 2, BadVectorPolicy.DROP, missing_is_bad=True)
     assert dropped.column("id").to_pylist() == [0]
     filled = clean_vectors(table(), "v", 2, BadVectorPolicy.FILL, 7.0, missing_is_bad=True)
-    assert filled.column("v").to_pylist() == [[1.0, 2.0], [7.0, 7.0], [7.0, 7.0], [7.0, 7.0]]
+    # LanceDB's fill: cut to the length, padded with the fill value, NaN replaced by it; a missing one all fill
+    assert filled.column("v").to_pylist() == [[1.0, 2.0], [1.0, 7.0], [7.0, 0.0], [7.0, 7.0]]
     nulled = clean_vectors(table(), "v", 2, BadVectorPolicy.NULL, missing_is_bad=True)
     assert nulled.column("v").to_pylist() == [[1.0, 2.0], None, None, None]
     assert pa.types.is_fixed_size_list(nulled.column("v").type)
+
+
+def test_a_mask_says_which_missing_vectors_are_bad():
+    """In a nullable column, only rows whose function had a source to embed count a NULL as bad."""
+    kept = clean_vectors(table(), "v", 2, BadVectorPolicy.FILL, 0.5, missing_is_bad=np.zeros(4, dtype=bool))
+    assert kept.column("v").to_pylist()[3] is None
+    absent = pa.table({"id": [0, 1]})
+    filled = clean_vectors(absent, "v", 2, BadVectorPolicy.FILL, 0.5, missing_is_bad=np.array([True, False]))
+    assert filled.column("v").to_pylist() == [[0.5, 0.5], None]
 
 
 def test_missing_vectors_wait_for_the_embedder_when_there_is_one():

@@ -129,3 +129,24 @@ def test_describe_function_through_the_store(store, start_store, tiny_clip):
     without_embed = start_store(data_dir=store.data_dir.parent / "other")  # no embed service: all local
     assert not without_embed.stub.DescribeFunction(
         pb.DescribeFunctionRequest(function=function("word-hash", "", ""))).server_function
+
+
+def test_compute_embeddings_gives_the_vectors_the_store_stores_and_searches_with(store):
+    """LanceDB's compute_source_embeddings / compute_query_embeddings for a hosted function, through the store."""
+    fn = function("word-hash", "", "", dims=12)
+    texts = ["red apple", "blue sea", "red car"]
+    reply = store.stub.ComputeEmbeddings(pb.ComputeEmbeddingsRequest(
+        function=fn, inputs=[pb.EmbeddingInput(text=t) for t in texts]))
+    assert reply.dimensions == 12 and len(reply.vectors) == 3
+    schema = fields(("text", pb.DATA_TYPE_STRING, 0), ("vector", pb.DATA_TYPE_VECTOR, 12))
+    store.stub.CreateTable(pb.CreateTableRequest(name="t", schema=schema,
+                                                 embedding_functions=[function("word-hash", "text", "vector", dims=12)],
+                                                 rows=json_rows([{"text": t} for t in texts])))
+    stored = store.stub.ReadRows(pb.ReadRowsRequest(table="t"))
+    for row, vector in zip(stored.rows.json.rows, reply.vectors):
+        assert [v.number_value for v in row.fields["vector"].list_value.values] == pytest.approx(list(vector.values))
+    query = store.stub.ComputeEmbeddings(pb.ComputeEmbeddingsRequest(
+        function=fn, inputs=[pb.EmbeddingInput(text="red")], query=True)).vectors[0]
+    by_text = store.stub.Search(pb.SearchRequest(table="t", text="red", limit=3))
+    by_vector = store.stub.Search(pb.SearchRequest(table="t", vector=query, limit=3))
+    assert by_text.rows == by_vector.rows

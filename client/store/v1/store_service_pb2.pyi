@@ -816,6 +816,34 @@ class DescribeFunctionResponse(_message.Message):
     secret_settings: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, server_function: _Optional[bool] = ..., dimensions: _Optional[int] = ..., modalities: _Optional[_Iterable[str]] = ..., secret_settings: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class EmbeddingInput(_message.Message):
+    __slots__ = ("text", "image_bytes", "image_uri")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URI_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    image_bytes: bytes
+    image_uri: str
+    def __init__(self, text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ...) -> None: ...
+
+class ComputeEmbeddingsRequest(_message.Message):
+    __slots__ = ("function", "inputs", "query")
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    function: EmbeddingFunctionConfig
+    inputs: _containers.RepeatedCompositeFieldContainer[EmbeddingInput]
+    query: bool
+    def __init__(self, function: _Optional[_Union[EmbeddingFunctionConfig, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[EmbeddingInput, _Mapping]]] = ..., query: _Optional[bool] = ...) -> None: ...
+
+class ComputeEmbeddingsResponse(_message.Message):
+    __slots__ = ("vectors", "dimensions")
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    vectors: _containers.RepeatedCompositeFieldContainer[Vector]
+    dimensions: int
+    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., dimensions: _Optional[int] = ...) -> None: ...
+
 class AlterEmbeddingFunctionRequest(_message.Message):
     __slots__ = ("table", "function")
     TABLE_FIELD_NUMBER: _ClassVar[int]

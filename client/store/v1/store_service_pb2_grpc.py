@@ -160,6 +160,11 @@ class StorageServiceStub:
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.SerializeToString,
                 response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionResponse.FromString,
                 _registered_method=True)
+        self.ComputeEmbeddings = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/ComputeEmbeddings',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ComputeEmbeddingsRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ComputeEmbeddingsResponse.FromString,
+                _registered_method=True)
         self.AlterEmbeddingFunction = channel.unary_unary(
                 '/vectorlane.store.v1.StorageService/AlterEmbeddingFunction',
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterEmbeddingFunctionRequest.SerializeToString,
@@ -390,6 +395,15 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ComputeEmbeddings(self, request, context):
+        """Embeds texts or images with a function the embed service hosts, as queries or as source values
+        (LanceDB's `compute_query_embeddings` / `compute_source_embeddings` for a hosted function): a client
+        that reaches only the store gets the vectors the store would compute.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AlterEmbeddingFunction(self, request, context):
         """Changes the embedding function of a vector column (another model, other settings, even another
         dimension). Returns at once with a long-running operation that re-embeds every row in the background;
@@ -570,6 +584,11 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.DescribeFunction,
                     request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.FromString,
                     response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionResponse.SerializeToString,
+            ),
+            'ComputeEmbeddings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ComputeEmbeddings,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ComputeEmbeddingsRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ComputeEmbeddingsResponse.SerializeToString,
             ),
             'AlterEmbeddingFunction': grpc.unary_unary_rpc_method_handler(
                     servicer.AlterEmbeddingFunction,
@@ -1283,6 +1302,33 @@ class StorageService:
             '/vectorlane.store.v1.StorageService/DescribeFunction',
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionRequest.SerializeToString,
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.DescribeFunctionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ComputeEmbeddings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/ComputeEmbeddings',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.ComputeEmbeddingsRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.ComputeEmbeddingsResponse.FromString,
             options,
             channel_credentials,
             insecure,
