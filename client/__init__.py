@@ -15,14 +15,15 @@
     table.add([{"text": "hello world"}, {"text": "goodbye world"}])
     table.search("greetings").limit(1).to_pandas()
 
-`connect_async` gives the same API for asyncio. The generated protobuf stubs of the contract are
-`vectorlane.store.v1` and `vectorlane.embed.v1`.
+`connect_async` gives LanceDB's `AsyncConnection` / `AsyncTable` for asyncio (`await table.version()`).
+The generated protobuf stubs of the contract are `vectorlane.store.v1` and `vectorlane.embed.v1`.
 """
 
-from vectorlane.connection import DEFAULT_URI, Connection, connect, connect_async
+from vectorlane.connection import DEFAULT_URI, AsyncConnection, Connection, connect, connect_async
 from vectorlane.errors import VectorlaneError
-from vectorlane.table import Table
+from vectorlane.table import AsyncTable, Table
 
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULT_URI", "Connection", "Table", "VectorlaneError", "__version__", "connect", "connect_async"]
+__all__ = ["DEFAULT_URI", "AsyncConnection", "AsyncTable", "Connection", "Table", "VectorlaneError", "__version__",
+           "connect", "connect_async"]

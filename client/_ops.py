@@ -21,8 +21,8 @@ from vectorlane.results import AddResult, DeleteResult, MergeResult, UpdateResul
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
-    from vectorlane.connection import Connection
-    from vectorlane.table import Table
+    from vectorlane.connection import ConnectionBase as Connection
+    from vectorlane.table import TableOps as Table
 
 ROWS_PER_MESSAGE = 10_000
 ROW_BYTES_PER_MESSAGE = 16 << 20  # and fewer rows when they are wide: messages stay well under the servers' 64 MiB
@@ -125,8 +125,6 @@ def _schema_and_functions(schema: Any, data: Any, functions: list[EmbeddingFunct
 
 def create_table(connection: "Connection", name: str, data: Any, schema: Any, mode: str, exist_ok: bool,
                  on_bad_vectors: str, fill_value: float, functions: list[EmbeddingFunctionConfig]) -> Op["Table"]:
-    from vectorlane.table import Table
-
     if isinstance(data, dict):
         raise ValueError(rowlib.SINGLE_DICT)
     if isinstance(data, list) and not data:
@@ -157,14 +155,14 @@ def create_table(connection: "Connection", name: str, data: Any, schema: Any, mo
         first, rest = _split(table)
         reply = yield Unary("CreateTable", wire.encode(request, "rows", rowlib.ipc(first)))
         if rest is not None:  # too big for one message: the rest streams in as one add (version 2)
-            created = Table(connection, reply.table)
+            created = connection._table_class(connection, reply.table)
             try:
                 yield from add(created, rest, "append", on_bad_vectors, fill_value)
             except BaseException:
                 yield from drop_table(name, ignore_missing=True)  # a failed create leaves no table
                 raise
             reply = yield Unary("GetTable", pb.GetTableRequest(name=name))
-    return Table(connection, reply.table)
+    return connection._table_class(connection, reply.table)
 
 
 def _split(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
@@ -181,11 +179,10 @@ def _check_local_functions_given(table: pa.Table, configs: list[EmbeddingFunctio
 
 
 def open_table(connection: "Connection", name: str, version: int = 0) -> Op["Table"]:
-    from vectorlane.table import Table
     reply = yield Unary("GetTable", pb.GetTableRequest(name=name))
     if version > reply.table.version:
         raise ValueError(f"table {name!r} has no version {version} (its latest is {reply.table.version})")
-    return Table(connection, reply.table, checked_out=version)
+    return connection._table_class(connection, reply.table, checked_out=version)
 
 
 def drop_table(name: str, ignore_missing: bool) -> Op[None]:
@@ -206,7 +203,7 @@ def image_columns(table: "Table") -> Op[list[str]]:
     if table._image_columns is None:
         found = []
         for config in table.function_configs():
-            source = table.schema.field(config.source_column)
+            source = table._schema.field(config.source_column)
             if config.function.is_local or not pa.types.is_string(source.type) or config.source_type == "text":
                 continue
             if config.source_type == "image":
@@ -244,7 +241,7 @@ def _messages(table: "Table", first: Any, rows: pa.Table, image_columns: list[st
 
 def add(table: "Table", data: Any, mode: str, on_bad_vectors: str, fill_value: float) -> Op[AddResult]:
     """Streams the rows in messages of ROWS_PER_MESSAGE; one new version (returned) holds them all."""
-    arrow = rowlib.fill_local_vectors(rowlib.to_arrow(data, table.schema), table.function_configs(), table.schema)
+    arrow = rowlib.fill_local_vectors(rowlib.to_arrow(data, table._schema), table.function_configs(), table._schema)
     first = pb.AddRowsRequest(table=table.name, mode=choice(mode, _ADD_MODES, "mode"),
                               on_bad_vectors=choice(on_bad_vectors, _BAD_VECTORS, "on_bad_vectors"),
                               fill_value=fill_value)
@@ -256,7 +253,7 @@ def add(table: "Table", data: Any, mode: str, on_bad_vectors: str, fill_value: f
 def merge_insert(table: "Table", data: Any, on: list[str], update_all: bool, insert_all: bool,
                  delete_by_source: bool, delete_where: str, on_bad_vectors: str, fill_value: float,
                  update_where: str = "", timeout: float | None = None) -> Op[MergeResult]:
-    arrow = rowlib.fill_local_vectors(rowlib.to_arrow(data, table.schema), table.function_configs(), table.schema)
+    arrow = rowlib.fill_local_vectors(rowlib.to_arrow(data, table._schema), table.function_configs(), table._schema)
     first = pb.MergeInsertRequest(table=table.name, on=on, when_matched_update_all=update_all,
                                   when_not_matched_insert_all=insert_all,
                                   when_not_matched_by_source_delete=delete_by_source,
@@ -312,7 +309,7 @@ def update(table: "Table", where: str, values: dict[str, Any], values_sql: dict[
     `values_sql` as the expressions the store computes for each row."""
     request = pb.UpdateRowsRequest(table=table.name, where=where, values_sql=values_sql)
     if values:
-        row = rowlib.to_arrow([{k: _update_value(v) for k, v in values.items()}], table.schema)
+        row = rowlib.to_arrow([{k: _update_value(v) for k, v in values.items()}], table._schema)
         request.value_row.arrow_ipc = rowlib.ipc(row).to_pybytes()
     reply = yield Unary("UpdateRows", request)
     return UpdateResult(reply.rows_updated, reply.version)
@@ -329,8 +326,8 @@ def take(table: "Table", select: list[str], offsets: list[int] | None, row_ids: 
     request = pb.ReadRowsRequest(table=table.name, select=select, version=table._checked_out,
                                  format=pb.ROW_FORMAT_ARROW, offsets=offsets or [], row_ids=row_ids or [])
     if not (offsets or row_ids):
-        schema = table.schema if not select else pa.schema([table.schema.field(c) if c != "_rowid"
-                                                            else pa.field(c, pa.int64()) for c in select])
+        schema = table._schema if not select else pa.schema([table._schema.field(c) if c != "_rowid"
+                                                             else pa.field(c, pa.int64()) for c in select])
         return schema.empty_table()
     reply = yield Unary("ReadRows", request, timeout)
     return rowlib.read_ipc(reply.rows.arrow_ipc)

@@ -1,7 +1,6 @@
-"""`connect()` / `connect_async()`: a connection to the store, LanceDB's `DBConnection` surface.
-
-The same `Connection` class serves both: over a sync transport its methods return results, over the async
-one they return awaitables (`await db.open_table("pets")`). The logic is in `_ops`, written once.
+"""`connect()` / `connect_async()`: a connection to the store, LanceDB's `DBConnection` (`Connection`, whose
+tables are `Table`) and `AsyncConnection` (awaited, whose tables are `AsyncTable`). The logic is in `_ops`,
+written once; the two classes run it over a sync (grpc) or an asyncio (grpc.aio) transport.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import grpc
@@ -17,7 +16,9 @@ import grpc
 from vectorlane import _ops
 from vectorlane._transport import AsyncTransport, ChannelOptions, SyncTransport
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
+from vectorlane.operations import Operation
 from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane.table import AsyncTable, Table, TableOps
 
 DEFAULT_URI = "grpc://localhost:50051"
 DEFAULT_TIMEOUT = 300.0  # seconds per call: a deadline on every call, long enough for a large add
@@ -49,65 +50,85 @@ def _target(uri: str) -> tuple[str, bool]:
     return f"{host}:{parsed.port or 50051}", parsed.scheme == "grpcs"
 
 
-class Connection:
-    """Tables in one store. Get one from `vectorlane.connect` or `vectorlane.connect_async`."""
+def _version_of(version: int | None) -> int:
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version <= 0):
+        raise ValueError("versions start at 1")
+    return version or 0
 
-    def __init__(self, uri: str, transport: SyncTransport | AsyncTransport, describer: SyncTransport,
-                 upload_images: bool = True) -> None:
+
+class ConnectionBase:
+    """What a connection is: the store it talks to, its transport, and the synchronous channel used to
+    describe functions (`ndims()` is asked while a model class is defined, also on async connections)."""
+
+    is_async = False
+    _table_class: type[TableOps] = TableOps
+
+    def __init__(self, uri: str, transport: Any, describer: SyncTransport, upload_images: bool = True) -> None:
         self.uri = uri
         self.upload_images = upload_images
         self._transport = transport
-        self._describer = describer  # sync, also for async connections: ndims() is asked at class definition
-        self.is_async = isinstance(transport, AsyncTransport)
-
-    def _run(self, op: _ops.Op) -> Any:
-        return self._transport.run(op)
+        self._describer = describer
 
     def __repr__(self) -> str:
-        return f"{'Async' if self.is_async else ''}Connection({self.uri!r})"
-
-    # ----- tables -------------------------------------------------------------------------------------
-    def table_names(self, page_token: str | None = None, limit: int | None = None) -> Any:
-        """Table names in order; with `limit`, one page of at most `limit` names after `page_token` (the
-        last name of the previous page)."""
-        return self._run(_ops.table_names(page_token, limit))
-
-    def create_table(self, name: str, data: Any = None, schema: Any = None, mode: str = "create",
-                     exist_ok: bool = False, on_bad_vectors: str = "error", fill_value: float = 0.0,
-                     embedding_functions: list[EmbeddingFunctionConfig] | None = None,
-                     storage_options: dict[str, str] | None = None) -> Any:
-        """A new table from a schema (a `LanceModel` subclass or an Arrow schema) and/or first rows. `mode`:
-        "create" (an existing table is an error unless `exist_ok`) or "overwrite". `storage_options` are
-        accepted for LanceDB code and not used: the store's operator decides where and how tables are kept."""
-        return self._run(_ops.create_table(self, name, data, schema, mode, exist_ok, on_bad_vectors, fill_value,
-                                           list(embedding_functions or [])))
-
-    def open_table(self, name: str, version: int | None = None) -> Any:
-        """The table `name`; with `version`, checked out at that version (reads only, as `checkout`)."""
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version <= 0):
-            raise ValueError("versions start at 1")
-        return self._run(_ops.open_table(self, name, version or 0))
-
-    def drop_table(self, name: str, ignore_missing: bool = False) -> Any:
-        return self._run(_ops.drop_table(name, ignore_missing))
-
-    def get_operation(self, name: str) -> Any:
-        """A long-running operation by its name (`tables/<table>/operations/<id>`)."""
-        return self._run(_ops.start_operation(self, "GetOperation", pb.GetOperationRequest(name=name)))
+        return f"{type(self).__name__}({self.uri!r})"
 
     def describe_function(self, name: str, settings: dict[str, Any]) -> pb.DescribeFunctionResponse:
         """What the store says about a function (always synchronous)."""
         return self._describer.run(_ops.describe_function(name, settings))
 
-    # ----- lifetime -----------------------------------------------------------------------------------
-    def close(self) -> Any:
+    def _forget(self) -> None:
         global _latest
         with _latest_lock:
             if _latest is self:
                 _latest = None
         if self._describer is not self._transport:
             self._describer.close()
-        return self._transport.close()
+
+    @staticmethod
+    def _create(connection: "ConnectionBase", name: str, data: Any, schema: Any, mode: str, exist_ok: bool,
+                on_bad_vectors: str, fill_value: float, embedding_functions: list[EmbeddingFunctionConfig] | None
+                ) -> _ops.Op[Any]:
+        return _ops.create_table(connection, name, data, schema, mode, exist_ok, on_bad_vectors, fill_value,
+                                 list(embedding_functions or []))
+
+
+class Connection(ConnectionBase):
+    """Tables in one store (LanceDB's `DBConnection`). Get one from `vectorlane.connect`."""
+
+    _transport: SyncTransport
+    _table_class = Table
+
+    # ----- tables -------------------------------------------------------------------------------------
+    def table_names(self, page_token: str | None = None, limit: int | None = None) -> list[str]:
+        """Table names in order; with `limit`, one page of at most `limit` names after `page_token` (the
+        last name of the previous page)."""
+        return self._transport.run(_ops.table_names(page_token, limit))
+
+    def create_table(self, name: str, data: Any = None, schema: Any = None, mode: str = "create",
+                     exist_ok: bool = False, on_bad_vectors: str = "error", fill_value: float = 0.0,
+                     embedding_functions: list[EmbeddingFunctionConfig] | None = None,
+                     storage_options: dict[str, str] | None = None) -> Table:
+        """A new table from a schema (a `LanceModel` subclass or an Arrow schema) and/or first rows. `mode`:
+        "create" (an existing table is an error unless `exist_ok`) or "overwrite". `storage_options` are
+        accepted for LanceDB code and not used: the store's operator decides where and how tables are kept."""
+        return cast(Table, self._transport.run(self._create(self, name, data, schema, mode, exist_ok,
+                                                            on_bad_vectors, fill_value, embedding_functions)))
+
+    def open_table(self, name: str, version: int | None = None) -> Table:
+        """The table `name`; with `version`, checked out at that version (reads only, as `checkout`)."""
+        return cast(Table, self._transport.run(_ops.open_table(self, name, _version_of(version))))
+
+    def drop_table(self, name: str, ignore_missing: bool = False) -> None:
+        self._transport.run(_ops.drop_table(name, ignore_missing))
+
+    def get_operation(self, name: str) -> Operation:
+        """A long-running operation by its name (`tables/<table>/operations/<id>`)."""
+        return self._transport.run(_ops.start_operation(self, "GetOperation", pb.GetOperationRequest(name=name)))
+
+    # ----- lifetime -----------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._forget()
+        self._transport.close()
 
     def __enter__(self) -> "Connection":
         return self
@@ -115,18 +136,51 @@ class Connection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> "Connection":
+
+class AsyncConnection(ConnectionBase):
+    """Tables in one store, every call awaited (LanceDB's `AsyncConnection`). Get one from
+    `await vectorlane.connect_async(uri)`."""
+
+    is_async = True
+    _transport: AsyncTransport
+    _table_class = AsyncTable
+
+    async def table_names(self, page_token: str | None = None, limit: int | None = None) -> list[str]:
+        return await self._transport.run(_ops.table_names(page_token, limit))
+
+    async def create_table(self, name: str, data: Any = None, schema: Any = None, mode: str = "create",
+                           exist_ok: bool = False, on_bad_vectors: str = "error", fill_value: float = 0.0,
+                           embedding_functions: list[EmbeddingFunctionConfig] | None = None,
+                           storage_options: dict[str, str] | None = None) -> AsyncTable:
+        return cast(AsyncTable, await self._transport.run(self._create(
+            self, name, data, schema, mode, exist_ok, on_bad_vectors, fill_value, embedding_functions)))
+
+    async def open_table(self, name: str, version: int | None = None) -> AsyncTable:
+        return cast(AsyncTable, await self._transport.run(_ops.open_table(self, name, _version_of(version))))
+
+    async def drop_table(self, name: str, ignore_missing: bool = False) -> None:
+        await self._transport.run(_ops.drop_table(name, ignore_missing))
+
+    async def get_operation(self, name: str) -> Operation:
+        return await self._transport.run(_ops.start_operation(self, "GetOperation",
+                                                              pb.GetOperationRequest(name=name)))
+
+    async def close(self) -> None:
+        self._forget()
+        await self._transport.close()
+
+    async def __aenter__(self) -> "AsyncConnection":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
 
-_latest: Connection | None = None
+_latest: ConnectionBase | None = None
 _latest_lock = threading.Lock()
 
 
-def _latest_connection(name: str) -> Connection:
+def _latest_connection(name: str) -> ConnectionBase:
     with _latest_lock:
         connection = _latest
     if connection is None:
@@ -188,7 +242,8 @@ def connect(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: floa
 async def connect_async(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = DEFAULT_TIMEOUT,
                         root_certificates: str | Path | bytes | None = None,
                         client_cert: str | Path | bytes | None = None, client_key: str | Path | bytes | None = None,
-                        grpc_options: dict[str, Any] | None = None, upload_images: bool = True) -> Connection:
+                        grpc_options: dict[str, Any] | None = None, upload_images: bool = True
+                        ) -> AsyncConnection:
     """`connect` for asyncio (grpc.aio): every call of the connection and its tables is awaited."""
     global _latest
     target, tls = _target(uri)
@@ -196,10 +251,11 @@ async def connect_async(uri: str = DEFAULT_URI, *, api_key: str | None = None, t
     certificates = (root_certificates, client_cert, client_key)
     transport = AsyncTransport(_channel(grpc.aio, target, tls, options, certificates), options)
     describer = SyncTransport(_channel(grpc, target, tls, options, certificates), options)
-    connection = Connection(uri, transport, describer, upload_images)
+    connection = AsyncConnection(uri, transport, describer, upload_images)
     with _latest_lock:
         _latest = connection
     return connection
 
 
-__all__ = ["DEFAULT_URI", "Connection", "compute_embeddings", "connect", "connect_async", "describe_function"]
+__all__ = ["DEFAULT_URI", "AsyncConnection", "Connection", "ConnectionBase", "compute_embeddings", "connect",
+           "connect_async", "describe_function"]

@@ -13,7 +13,7 @@ from vectorlane.errors import VectorlaneError
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
-    from vectorlane.connection import Connection
+    from vectorlane.connection import ConnectionBase as Connection
 
 POLL_SECONDS = 0.25
 
@@ -74,7 +74,7 @@ class Operation:
         def op() -> Op["Operation"]:
             self.message = yield Unary(method, request)
             return self
-        return self._connection._run(op())
+        return self._connection._transport.run(op())
 
     def refresh(self) -> Any:
         return self._call("GetOperation", pb.GetOperationRequest(name=self.name))

@@ -1,23 +1,33 @@
 """Query builders, LanceDB style: `table.search("dog").where("age > 2").limit(10).to_pandas()` and
-`table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(rows)`."""
+`table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(rows)`.
+
+Each builder is written once (`QueryBuilder`, `TakeBuilder`, `MergeBuilder`: what the query is, as the
+operation that runs it); `Query` / `AsyncQuery` and the others run it, returning results or awaiting them."""
 
 from __future__ import annotations
 
 import datetime
 import io
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pydantic
 
 from vectorlane import _ops
+from vectorlane.results import MergeResult
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
     from vectorlane.embeddings.config import EmbeddingFunctionConfig
-    from vectorlane.table import Table
+    from vectorlane.table import AsyncTable, Table, TableOps
+
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 DEFAULT_LIMIT = 10  # a vector search's, as LanceDB's; a plain read returns every row unless limited
 ROW_ID = "_rowid"
@@ -74,12 +84,13 @@ def _flattened(table: pa.Table, flatten: bool | int | None) -> pa.Table:
     return table
 
 
-class Query:
+class QueryBuilder:
     """One query: by text, image or vector (`table.search(q)`), several vectors at once
     (`table.search([v1, v2])`, each result row with `query_index`), or none (a plain read of the rows, every
-    row unless `limit`). Vector searches return 10 rows unless `limit` says otherwise."""
+    row unless `limit`). Vector searches return 10 rows unless `limit` says otherwise. `Query` runs it
+    (sync), `AsyncQuery` awaits it."""
 
-    def __init__(self, table: "Table", query: Any, vector_column: str | None, query_type: str) -> None:
+    def __init__(self, table: "TableOps", query: Any, vector_column: str | None, query_type: str) -> None:
         if query_type not in _QUERY_TYPES:
             raise ValueError(f"query_type must be one of {_QUERY_TYPES}, not {query_type!r}")
         ensure_vector_query(query)
@@ -100,20 +111,20 @@ class Query:
         self._with_row_id = False
 
     # ----- building -----------------------------------------------------------------------------------
-    def where(self, where: str, prefilter: bool = True) -> "Query":
+    def where(self, where: str, prefilter: bool = True) -> Self:
         """A SQL-style filter, applied before the vector search (default) or after it. Called again, the
         filters combine with AND."""
         self._where = f"({self._where}) AND ({where})" if self._where else where
         self._postfilter = not prefilter
         return self
 
-    def select(self, columns: list[str]) -> "Query":
+    def select(self, columns: list[str]) -> Self:
         if isinstance(columns, dict):
             raise TypeError("select takes column names; computed columns ({name: SQL}) are not supported")
         self._select = list(columns)
         return self
 
-    def limit(self, limit: int | None) -> "Query":
+    def limit(self, limit: int | None) -> Self:
         """The most rows to return. A vector search needs a positive limit; a plain read takes None (or 0)
         for every row."""
         if limit is None or limit <= 0:
@@ -124,91 +135,66 @@ class Query:
         self._limit = int(limit)
         return self
 
-    def offset(self, offset: int) -> "Query":
+    def offset(self, offset: int) -> Self:
         if offset < 0:
             raise ValueError("offset must not be negative")
         self._offset = int(offset)
         return self
 
-    def with_row_id(self, with_row_id: bool = True) -> "Query":
+    def with_row_id(self, with_row_id: bool = True) -> Self:
         """Also return `_rowid`, each row's stable id (what `take_row_ids` takes)."""
         self._with_row_id = bool(with_row_id)
         return self
 
-    def metric(self, metric: str) -> "Query":
+    def metric(self, metric: str) -> Self:
         _ops.choice(metric, _ops.METRICS, "metric")
         self._metric = metric
         return self
 
     distance_type = metric
 
-    def nprobes(self, nprobes: int) -> "Query":
+    def nprobes(self, nprobes: int) -> Self:
         self._nprobes = int(nprobes)
         self._min_nprobes = self._max_nprobes = None
         return self
 
-    def minimum_nprobes(self, minimum_nprobes: int) -> "Query":
+    def minimum_nprobes(self, minimum_nprobes: int) -> Self:
         """LanceDB's lower bound on partitions probed; the store probes exactly this many."""
         self._min_nprobes = int(minimum_nprobes)
         return self
 
-    def maximum_nprobes(self, maximum_nprobes: int) -> "Query":
+    def maximum_nprobes(self, maximum_nprobes: int) -> Self:
         """LanceDB's upper bound on partitions probed (0: no bound); checked against the minimum."""
         self._max_nprobes = int(maximum_nprobes)
         return self
 
-    def ef(self, ef: int) -> "Query":
+    def ef(self, ef: int) -> Self:
         self._ef = int(ef)
         return self
 
-    def refine_factor(self, refine_factor: int) -> "Query":
+    def refine_factor(self, refine_factor: int) -> Self:
         self._refine = int(refine_factor)
         return self
 
-    def distance_range(self, lower_bound: float | None = None, upper_bound: float | None = None) -> "Query":
+    def distance_range(self, lower_bound: float | None = None, upper_bound: float | None = None) -> Self:
         self._range = (lower_bound, upper_bound)
         return self
 
     # ----- running ------------------------------------------------------------------------------------
-    def to_arrow(self, *, timeout: Any = None) -> Any:
-        """Runs the query (`timeout`: seconds or a timedelta for this call)."""
+    def _rows(self, timeout: Any = None) -> _ops.Op[pa.Table]:
+        """The operation that runs the query (`timeout`: seconds or a timedelta for this call)."""
         limit = seconds(timeout)
         if self._query is None:
             if self._metric or self._nprobes or self._ef or self._refine or self._range != (None, None):
                 raise ValueError("vector search options need a query")
-            return self._table._run(_ops.read(self._table, self._where, self._selected(), self._limit or 0,
-                                              self._table._checked_out, self._offset, timeout=limit))
-        return self._table._run(_ops.search(self.to_request(), timeout=limit))
+            return _ops.read(self._table, self._where, self._selected(), self._limit or 0,
+                             self._table._checked_out, self._offset, timeout=limit)
+        return _ops.search(self.to_request(), timeout=limit)
 
     def _selected(self) -> list[str]:
         if not self._with_row_id:
             return self._select
-        return [*(self._select or self._table.schema.names), ROW_ID]
-
-    def to_pandas(self, flatten: bool | int | None = None, *, timeout: Any = None) -> Any:
-        return self._then(lambda t: _flattened(t, flatten).to_pandas(), timeout)
-
-    def to_polars(self, *, timeout: Any = None) -> Any:
-        import polars as pl
-        return self._then(pl.from_arrow, timeout)
-
-    def to_list(self, *, timeout: Any = None) -> Any:
-        return self._then(lambda t: t.to_pylist(), timeout)
-
-    def to_batches(self, batch_size: int | None = None, *, timeout: Any = None) -> Any:
-        """The results as Arrow record batches of at most `batch_size` rows."""
-        return self._then(lambda t: iter(t.combine_chunks().to_batches(max_chunksize=batch_size)), timeout)
-
-    def to_pydantic(self, model: type[pydantic.BaseModel], *, timeout: Any = None) -> Any:
-        """The rows as instances of `model`; a field with an alias reads the column of that name (as
-        `distance: float = Field(alias="_distance")`), columns it does not declare are left out."""
-        keys = {info.alias or name for name, info in model.model_fields.items()}
-        return self._then(lambda t: [model.model_validate({k: v for k, v in row.items() if k in keys})
-                                     for row in t.to_pylist()], timeout)
-
-    def _then(self, after: Any, timeout: Any = None) -> Any:
-        from vectorlane.table import _then
-        return _then(self._table._connection, self.to_arrow(timeout=timeout), after)
+        return [*(self._select or self._table._schema.names), ROW_ID]
 
     def _probes(self) -> int:
         """The partitions to probe: `nprobes`, or LanceDB's minimum (checked against its maximum; both
@@ -281,6 +267,108 @@ class Query:
             raise TypeError(f"cannot search by {type(query).__name__}: use text, an image, bytes, a path or a vector")
 
 
+def _as_models(table: pa.Table, model: type[M]) -> list[M]:
+    """Rows as instances of `model`; a field with an alias reads the column of that name (as
+    `distance: float = Field(alias="_distance")`), columns it does not declare are left out."""
+    keys = {info.alias or name for name, info in model.model_fields.items()}
+    return [model.model_validate({k: v for k, v in row.items() if k in keys}) for row in table.to_pylist()]
+
+
+def _batches(table: pa.Table, batch_size: int | None) -> list[pa.RecordBatch]:
+    return table.combine_chunks().to_batches(max_chunksize=batch_size)
+
+
+def _polars(table: pa.Table) -> "pl.DataFrame":
+    import polars as pl
+    return pl.DataFrame(pl.from_arrow(table))
+
+
+async def _async_iter(items: list[pa.RecordBatch]) -> AsyncIterator[pa.RecordBatch]:
+    for item in items:
+        yield item
+
+
+class _Results:
+    """The `to_*` forms of a query's results, run now (`_arrow` is the one call)."""
+
+    def _arrow(self, timeout: Any) -> pa.Table:
+        raise NotImplementedError
+
+    def to_arrow(self, *, timeout: Any = None) -> pa.Table:
+        """Runs the query (`timeout`: seconds or a timedelta for this call)."""
+        return self._arrow(timeout)
+
+    def to_pandas(self, flatten: bool | int | None = None, *, timeout: Any = None) -> "pd.DataFrame":
+        """The results as pandas; `flatten` splits struct columns into `parent.child` columns, that many
+        levels deep (True: all)."""
+        return _flattened(self._arrow(timeout), flatten).to_pandas()
+
+    def to_polars(self, *, timeout: Any = None) -> "pl.DataFrame":
+        return _polars(self._arrow(timeout))
+
+    def to_list(self, *, timeout: Any = None) -> list[dict[str, Any]]:
+        return self._arrow(timeout).to_pylist()
+
+    def to_batches(self, batch_size: int | None = None, *, timeout: Any = None) -> Iterator[pa.RecordBatch]:
+        """The results as Arrow record batches of at most `batch_size` rows."""
+        return iter(_batches(self._arrow(timeout), batch_size))
+
+    def to_pydantic(self, model: type[M], *, timeout: Any = None) -> list[M]:
+        return _as_models(self._arrow(timeout), model)
+
+
+class _AsyncResults:
+    """The `to_*` forms of a query's results, awaited."""
+
+    async def _arrow(self, timeout: Any) -> pa.Table:
+        raise NotImplementedError
+
+    async def to_arrow(self, *, timeout: Any = None) -> pa.Table:
+        return await self._arrow(timeout)
+
+    async def to_pandas(self, flatten: bool | int | None = None, *, timeout: Any = None) -> "pd.DataFrame":
+        return _flattened(await self._arrow(timeout), flatten).to_pandas()
+
+    async def to_polars(self, *, timeout: Any = None) -> "pl.DataFrame":
+        return _polars(await self._arrow(timeout))
+
+    async def to_list(self, *, timeout: Any = None) -> list[dict[str, Any]]:
+        return (await self._arrow(timeout)).to_pylist()
+
+    async def to_batches(self, batch_size: int | None = None, *, timeout: Any = None
+                         ) -> AsyncIterator[pa.RecordBatch]:
+        """The results as Arrow record batches, for `async for`."""
+        return _async_iter(_batches(await self._arrow(timeout), batch_size))
+
+    async def to_pydantic(self, model: type[M], *, timeout: Any = None) -> list[M]:
+        return _as_models(await self._arrow(timeout), model)
+
+
+class Query(QueryBuilder, _Results):
+    """A query of a `Table`, run by its `to_*` methods."""
+
+    _table: "Table"
+
+    def _arrow(self, timeout: Any) -> pa.Table:
+        return self._table._run(self._rows(timeout))
+
+
+class AsyncQuery(QueryBuilder, _AsyncResults):
+    """A query of an `AsyncTable`, run by its awaited `to_*` methods. Awaiting the query itself gives it
+    back, so LanceDB's `await table.search(q)` and `table.search(q).limit(5)` both work."""
+
+    _table: "AsyncTable"
+
+    async def _arrow(self, timeout: Any) -> pa.Table:
+        return await self._table._run(self._rows(timeout))
+
+    def __await__(self) -> Generator[Any, None, "AsyncQuery"]:
+        return self._itself().__await__()
+
+    async def _itself(self) -> "AsyncQuery":
+        return self
+
+
 class LanceVectorQueryBuilder(Query):
     """LanceDB's vector query builder, for code that constructs one: `LanceVectorQueryBuilder(table, vector,
     "vector")` is `table.search(vector, vector_column_name="vector")`."""
@@ -290,74 +378,89 @@ class LanceVectorQueryBuilder(Query):
         super().__init__(table, query, vector_column, "vector")
 
 
-class TakeQuery:
-    """Rows by position (`table.take_offsets`) or by stable row id (`table.take_row_ids`)."""
+class TakeBuilder:
+    """Rows by position (`take_offsets`) or by stable row id (`take_row_ids`)."""
 
-    def __init__(self, table: "Table", offsets: list[int] | None = None, row_ids: list[int] | None = None) -> None:
+    def __init__(self, table: "TableOps", offsets: list[int] | None = None, row_ids: list[int] | None = None
+                 ) -> None:
         self._table = table
         self._offsets = None if offsets is None else [int(o) for o in offsets]
         self._row_ids = None if row_ids is None else [int(i) for i in row_ids]
         self._select: list[str] = []
         self._with_row_id = False
 
-    def select(self, columns: list[str]) -> "TakeQuery":
+    def select(self, columns: list[str]) -> Self:
         self._select = list(columns)
         return self
 
-    def with_row_id(self, with_row_id: bool = True) -> "TakeQuery":
+    def with_row_id(self, with_row_id: bool = True) -> Self:
         self._with_row_id = bool(with_row_id)
         return self
 
-    def to_arrow(self, *, timeout: Any = None) -> Any:
-        select = [*(self._select or self._table.schema.names), ROW_ID] if self._with_row_id else self._select
-        return self._table._run(_ops.take(self._table, select, self._offsets, self._row_ids, seconds(timeout)))
-
-    def to_pandas(self, *, timeout: Any = None) -> Any:
-        return self._then(lambda t: t.to_pandas(), timeout)
-
-    def to_list(self, *, timeout: Any = None) -> Any:
-        return self._then(lambda t: t.to_pylist(), timeout)
-
-    def to_polars(self, *, timeout: Any = None) -> Any:
-        import polars as pl
-        return self._then(pl.from_arrow, timeout)
-
-    def to_batches(self, batch_size: int | None = None, *, timeout: Any = None) -> Any:
-        return self._then(lambda t: iter(t.combine_chunks().to_batches(max_chunksize=batch_size)), timeout)
-
-    def _then(self, after: Any, timeout: Any) -> Any:
-        from vectorlane.table import _then
-        return _then(self._table._connection, self.to_arrow(timeout=timeout), after)
+    def _rows(self, timeout: Any) -> _ops.Op[pa.Table]:
+        select = [*(self._select or self._table._schema.names), ROW_ID] if self._with_row_id else self._select
+        return _ops.take(self._table, select, self._offsets, self._row_ids, seconds(timeout))
 
 
-class MergeInsertBuilder:
-    def __init__(self, table: "Table", on: list[str]) -> None:
+class TakeQuery(TakeBuilder, _Results):
+    _table: "Table"
+
+    def _arrow(self, timeout: Any) -> pa.Table:
+        return self._table._run(self._rows(timeout))
+
+
+class AsyncTakeQuery(TakeBuilder, _AsyncResults):
+    _table: "AsyncTable"
+
+    async def _arrow(self, timeout: Any) -> pa.Table:
+        return await self._table._run(self._rows(timeout))
+
+
+class MergeBuilder:
+    """LanceDB's `merge_insert(on)` builder: what happens to matched, new and vanished rows."""
+
+    def __init__(self, table: "TableOps", on: list[str]) -> None:
         self._table, self._on = table, on
         self._update_all = self._insert_all = self._delete = False
         self._update_where = self._delete_where = ""
 
-    def when_matched_update_all(self, where: str | None = None) -> "MergeInsertBuilder":
+    def when_matched_update_all(self, where: str | None = None) -> Self:
         """Matched rows are replaced by the new ones; with `where`, only pairs for which it holds (it names
         the existing row's columns as `target.<column>` and the new row's as `source.<column>`)."""
         self._update_all, self._update_where = True, where or ""
         return self
 
-    def when_not_matched_insert_all(self) -> "MergeInsertBuilder":
+    def when_not_matched_insert_all(self) -> Self:
         self._insert_all = True
         return self
 
-    def when_not_matched_by_source_delete(self, condition: str | None = None) -> "MergeInsertBuilder":
+    def when_not_matched_by_source_delete(self, condition: str | None = None) -> Self:
         self._delete, self._delete_where = True, condition or ""
         return self
 
+    def _merge(self, new_data: Any, on_bad_vectors: str, fill_value: float, timeout: Any) -> _ops.Op[MergeResult]:
+        return _ops.merge_insert(self._table, new_data, self._on, self._update_all, self._insert_all, self._delete,
+                                 self._delete_where, on_bad_vectors, fill_value, self._update_where, seconds(timeout))
+
+
+class MergeInsertBuilder(MergeBuilder):
+    _table: "Table"
+
     def execute(self, new_data: Any, on_bad_vectors: str = "error", fill_value: float = 0.0,
-                timeout: Any = None) -> Any:
-        """Runs the merge in one new version; returns a MergeResult (version, num_inserted_rows,
-        num_updated_rows, num_deleted_rows). `timeout`: seconds or a timedelta for the call."""
-        return self._table._run(_ops.merge_insert(self._table, new_data, self._on, self._update_all,
-                                                  self._insert_all, self._delete, self._delete_where,
-                                                  on_bad_vectors, fill_value, self._update_where, seconds(timeout)))
+                timeout: Any = None) -> MergeResult:
+        """Runs the merge in one new version (version, num_inserted_rows, num_updated_rows,
+        num_deleted_rows). `timeout`: seconds or a timedelta for the call."""
+        return self._table._run(self._merge(new_data, on_bad_vectors, fill_value, timeout))
 
 
-__all__ = ["DEFAULT_LIMIT", "LanceVectorQueryBuilder", "MergeInsertBuilder", "Query", "TakeQuery",
+class AsyncMergeInsertBuilder(MergeBuilder):
+    _table: "AsyncTable"
+
+    async def execute(self, new_data: Any, on_bad_vectors: str = "error", fill_value: float = 0.0,
+                      timeout: Any = None) -> MergeResult:
+        return await self._table._run(self._merge(new_data, on_bad_vectors, fill_value, timeout))
+
+
+__all__ = ["DEFAULT_LIMIT", "AsyncMergeInsertBuilder", "AsyncQuery", "AsyncTakeQuery", "LanceVectorQueryBuilder",
+           "MergeBuilder", "MergeInsertBuilder", "Query", "QueryBuilder", "TakeBuilder", "TakeQuery",
            "ensure_vector_query", "seconds"]

@@ -1,42 +1,184 @@
-"""`Table`: LanceDB's table surface over the store. On an async connection every method that talks to the
-store returns an awaitable; `search()` only builds a query (its `to_*` methods are the calls)."""
+"""Tables: `Table` (a sync connection's, LanceDB's `Table`) and `AsyncTable` (an async connection's, LanceDB's
+`AsyncTable`, every call awaited: `await table.version()`, `await table.count_rows()`).
+
+Both are thin: what each method does is one operation of `TableOps` (a generator of the calls it needs,
+over `_ops`), run by the connection's transport; the two classes differ only in returning the result or
+awaiting it, and in LanceDB's few differences of form (`table.version` against `await table.version()`)."""
 
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
 from vectorlane import _ops
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.operations import Operation
-from vectorlane.query import MergeInsertBuilder, Query, TakeQuery
-from vectorlane.results import AddColumnsResult, AlterColumnsResult, DropColumnsResult
+from vectorlane.query import (AsyncMergeInsertBuilder, AsyncQuery, AsyncTakeQuery, MergeInsertBuilder, Query,
+                              TakeQuery)
+from vectorlane.results import (AddColumnsResult, AddResult, AlterColumnsResult, DeleteResult, DropColumnsResult,
+                                UpdateResult)
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
-    from vectorlane.connection import Connection
+    import pandas as pd
+    import polars as pl
+
+    from vectorlane.connection import AsyncConnection, Connection, ConnectionBase
+
+T = TypeVar("T")
 
 
-class Table:
-    def __init__(self, connection: "Connection", description: pb.Table, checked_out: int = 0) -> None:
+class TableOps:
+    """What a table is and every operation on it, once; `Table` and `AsyncTable` run them."""
+
+    def __init__(self, connection: "ConnectionBase", description: pb.Table, checked_out: int = 0) -> None:
         self._connection = connection
         self._image_columns: list[str] | None = None  # see _ops.image_columns
         self._set_description(description)
         self._checked_out = checked_out  # 0: the latest version
 
-    def _run(self, op: _ops.Op) -> Any:
-        return self._connection._run(op)
-
-    def __repr__(self) -> str:
-        return f"Table({self.name!r})"
-
-    # ----- what the table is --------------------------------------------------------------------------
     @property
     def name(self) -> str:
         return self._description.name
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def function_configs(self) -> list[EmbeddingFunctionConfig]:
+        return list(self._functions)
+
+    def _functions_by_column(self) -> dict[str, EmbeddingFunctionConfig]:
+        return {c.vector_column: c for c in self._functions}
+
+    def _set_description(self, description: pb.Table) -> None:
+        self._description = description
+        self._schema = pa.ipc.read_schema(pa.py_buffer(description.schema.arrow_schema))
+        self._functions = [EmbeddingFunctionConfig.from_proto(m) for m in description.embedding_functions]
+        self._image_columns = None
+
+    def _writable(self, what: str) -> None:
+        if self._checked_out:
+            raise ValueError(f"{what}: the table is checked out at version {self._checked_out} (a table cannot "
+                             "be modified when a specific version is checked out); call checkout_latest() or "
+                             "restore() first")
+
+    # ----- operations ---------------------------------------------------------------------------------
+    def _op_version(self) -> _ops.Op[int]:
+        if self._checked_out:
+            return self._checked_out
+        return (yield from _ops.describe(self.name)).version
+
+    def _op_add(self, data: Any, mode: str, on_bad_vectors: str, fill_value: float) -> _ops.Op[AddResult]:
+        self._writable("add")
+        return (yield from _ops.add(self, data, mode, on_bad_vectors, fill_value))
+
+    def _op_count(self, where: str | None) -> _ops.Op[int]:
+        return (yield from _ops.count(self, where or "", self._checked_out))
+
+    def _op_delete(self, where: str) -> _ops.Op[DeleteResult]:
+        self._writable("delete")
+        return (yield from _ops.delete(self, where))
+
+    def _op_update(self, where: str | None, values: dict[str, Any] | None, values_sql: dict[str, str] | None
+                   ) -> _ops.Op[UpdateResult]:
+        self._writable("update")
+        if not values and not values_sql:
+            raise ValueError("update needs values or values_sql")
+        if values and values_sql:
+            raise ValueError("give update values or values_sql, not both")
+        return (yield from _ops.update(self, where or "", dict(values or {}), dict(values_sql or {})))
+
+    def _op_read(self, limit: int = 0) -> _ops.Op[pa.Table]:
+        return (yield from _ops.read(self, "", [], limit, self._checked_out))
+
+    def _op_create_index(self, metric: str, num_partitions: int, num_sub_vectors: int, vector_column_name: str | None,
+                         replace: bool, index_type: str, m: int, ef_construction: int) -> _ops.Op[pb.Index]:
+        self._writable("create_index")
+        request = pb.CreateIndexRequest(
+            table=self.name, vector_column=vector_column_name or "", metric=_ops.choice(metric, _ops.METRICS, "metric"),
+            index_type=_ops.choice(index_type.upper(), _ops.INDEX_TYPES, "index_type"), num_partitions=num_partitions,
+            num_sub_vectors=num_sub_vectors, m=m, ef_construction=ef_construction, replace=replace)
+        return (yield from _ops.create_index(request))
+
+
+    def _alter_request(self, vector_column: str, function: Any, source_column: str | None,
+                       source_type: str | None) -> pb.AlterEmbeddingFunctionRequest:
+        self._writable("alter_embedding_function")
+        current = self._functions_by_column().get(vector_column)
+        source = source_column or (current.source_column if current else "")
+        if not source:
+            raise ValueError(f"{vector_column!r} has no function yet: name its source_column")
+        if source_type is None and current is not None and current.source_column == source:
+            source_type = current.source_type
+        config = EmbeddingFunctionConfig(function, source, vector_column, source_type).to_proto()
+        return pb.AlterEmbeddingFunctionRequest(table=self.name, function=config)
+
+    def _add_function_request(self, vector_column: str, function: Any, source_column: str,
+                              source_type: str | None) -> pb.AddEmbeddingFunctionRequest:
+        self._writable("add_embedding_function")
+        config = EmbeddingFunctionConfig(function, source_column, vector_column, source_type).to_proto()
+        return pb.AddEmbeddingFunctionRequest(table=self.name, function=config)
+
+    def _drop_function_request(self, vector_column: str) -> pb.DropEmbeddingFunctionRequest:
+        self._writable("drop_embedding_function")
+        return pb.DropEmbeddingFunctionRequest(table=self.name, vector_column=vector_column)
+
+    def _op_reload(self) -> _ops.Op[None]:
+        self._set_description((yield from _ops.describe(self.name)))
+
+    def _op_checkout(self, version: int | str) -> _ops.Op[None]:
+        number = (yield from _ops.tag_version(self.name, version)) if isinstance(version, str) else version
+        if number <= 0:
+            raise ValueError("versions start at 1")
+        self._checked_out = number
+
+    def _op_restore(self, version: int | str | None) -> _ops.Op[int]:
+        target = version or self._checked_out
+        if not target:
+            raise ValueError("restore needs a version, or a checked-out table (checkout before running restore)")
+        number = (yield from _ops.tag_version(self.name, target)) if isinstance(target, str) else target
+        restored = yield from _ops.restore(self.name, number)
+        self._checked_out = 0
+        return restored
+
+    def _op_optimize(self, cleanup_older_than: datetime.timedelta | None) -> _ops.Op[dict[str, int]]:
+        self._writable("optimize")
+        seconds = 0.0 if cleanup_older_than is None else max(cleanup_older_than.total_seconds(), 1e-9)
+        reply = yield from _ops.optimize(self.name, seconds)
+        return {"version": reply.version, "fragments_removed": reply.fragments_removed,
+                "fragments_added": reply.fragments_added, "indexes_caught_up": reply.indexes_caught_up,
+                "versions_removed": reply.versions_removed, "bytes_removed": reply.bytes_removed}
+
+    def _op_evolve(self, what: str, change: _ops.Op[int]) -> _ops.Op[int]:
+        """A schema change, then the table's description read again: the schema shows the new columns."""
+        self._writable(what)
+        version = yield from change
+        self._set_description((yield from _ops.describe(self.name)))
+        return version
+
+
+def _polars(table: pa.Table) -> "pl.LazyFrame":
+    import polars as pl
+    return pl.DataFrame(pl.from_arrow(table)).lazy()
+
+
+class Table(TableOps):
+    """A table of a `Connection` (LanceDB's `Table`)."""
+
+    _connection: "Connection"
+
+    def _run(self, op: _ops.Op[T]) -> T:
+        return self._connection._transport.run(op)
+
+    @classmethod
+    def create(cls, db: "Connection", name: str, data: Any = None, schema: Any = None, **options: Any) -> "Table":
+        """LanceDB's `LanceTable.create(db, name, ...)`: `db.create_table(name, ...)`."""
+        return db.create_table(name, data=data, schema=schema, **options)
+
+    # ----- what the table is --------------------------------------------------------------------------
     @property
     def schema(self) -> pa.Schema:
         """The Arrow schema, with the `embedding_functions` metadata, as of opening the table."""
@@ -45,44 +187,31 @@ class Table:
     @property
     def embedding_functions(self) -> dict[str, EmbeddingFunctionConfig]:
         """The functions the table records, by vector column."""
-        return {c.vector_column: c for c in self._functions}
-
-    def function_configs(self) -> list[EmbeddingFunctionConfig]:
-        return list(self._functions)
+        return self._functions_by_column()
 
     @property
-    def version(self) -> Any:
+    def version(self) -> int:
         """The version this table reads: the checked-out one, or the latest (asked from the store)."""
-        if self._checked_out:
-            return self._checked_out if not self._connection.is_async else _ready(self._checked_out)
-        return self._run(_version(self.name))
+        return self._run(self._op_version())
 
-    # ----- rows ---------------------------------------------------------------------------------------
     @property
     def uri(self) -> str:
         """Where the table lives: its store's address and its name."""
         return f"{self._connection.uri.rstrip('/')}/{self.name}"
 
-    @classmethod
-    def create(cls, db: "Connection", name: str, data: Any = None, schema: Any = None, **options: Any) -> Any:
-        """LanceDB's `LanceTable.create(db, name, ...)`: `db.create_table(name, ...)`."""
-        return db.create_table(name, data=data, schema=schema, **options)
+    def __len__(self) -> int:
+        return self.count_rows()
 
-    def __getitems__(self, offsets: list[int]) -> Any:
+    def __getitems__(self, offsets: list[int]) -> pa.Table:
         """Rows by position, as a torch `Dataset` asks for a batch (LanceDB's `__getitems__`)."""
         return self.take_offsets(offsets).to_arrow()
 
-    def __len__(self) -> int:
-        """The number of rows (LanceDB's `len(table)`; on an async connection, `await count_rows()`)."""
-        if self._connection.is_async:
-            raise TypeError("len() of an async table cannot wait: use `await table.count_rows()`")
-        return self.count_rows()
-
-    def add(self, data: Any, mode: str = "append", on_bad_vectors: str = "error", fill_value: float = 0.0) -> Any:
+    # ----- rows ---------------------------------------------------------------------------------------
+    def add(self, data: Any, mode: str = "append", on_bad_vectors: str = "error", fill_value: float = 0.0
+            ) -> AddResult:
         """Adds rows (a list of dicts or pydantic models, pandas, polars, Arrow) in one new version; rows
-        without vectors are embedded (server functions by the store, local ones here). Returns AddResult."""
-        self._writable("add")
-        return self._run(_ops.add(self, data, mode, on_bad_vectors, fill_value))
+        without vectors are embedded (server functions by the store, local ones here)."""
+        return self._run(self._op_add(data, mode, on_bad_vectors, fill_value))
 
     def search(self, query: Any = None, vector_column_name: str | None = None, query_type: str = "auto") -> Query:
         """A query: by text, image (PIL image, bytes, a path), vector, or several vectors at once (each
@@ -94,7 +223,6 @@ class Table:
         return Query(self, None, None, "auto")
 
     def vector_search(self, query: Any, vector_column_name: str | None = None) -> Query:
-        """A search by vector(s) (LanceDB's `vector_search`)."""
         return Query(self, query, vector_column_name, "vector")
 
     def take_offsets(self, offsets: list[int]) -> TakeQuery:
@@ -105,264 +233,355 @@ class Table:
         """The rows with these stable ids (`_rowid`, as `with_row_id()` shows them)."""
         return TakeQuery(self, row_ids=list(row_ids))
 
-    def count_rows(self, filter: str | None = None) -> Any:  # noqa: A002 - LanceDB's name
-        return self._run(_ops.count(self, filter or "", self._checked_out))
+    def count_rows(self, filter: str | None = None) -> int:  # noqa: A002 - LanceDB's name
+        return self._run(self._op_count(filter))
 
-    def delete(self, where: str) -> Any:
-        """Deletes the rows matching `where`; returns DeleteResult (version, num_deleted_rows)."""
-        self._writable("delete")
-        return self._run(_ops.delete(self, where))
+    def delete(self, where: str) -> DeleteResult:
+        """Deletes the rows matching `where` (version, num_deleted_rows)."""
+        return self._run(self._op_delete(where))
 
     def update(self, where: str | None = None, values: dict[str, Any] | None = None, *,
-               values_sql: dict[str, str] | None = None) -> Any:
+               values_sql: dict[str, str] | None = None) -> UpdateResult:
         """Sets `values` (or `values_sql`: SQL expressions of each row's current values, such as
         `{"price": "price * 2"}`) on the rows matching `where` (all rows without it); vectors of changed
-        sources are recomputed by the store. Returns UpdateResult (rows_updated, version)."""
-        self._writable("update")
-        if not values and not values_sql:
-            raise ValueError("update needs values or values_sql")
-        if values and values_sql:
-            raise ValueError("give update values or values_sql, not both")
-        return self._run(_ops.update(self, where or "", dict(values or {}), dict(values_sql or {})))
+        sources are recomputed by the store."""
+        return self._run(self._op_update(where, values, values_sql))
 
     def merge_insert(self, on: str | list[str]) -> MergeInsertBuilder:
         self._writable("merge_insert")
         return MergeInsertBuilder(self, [on] if isinstance(on, str) else list(on))
 
-    def to_arrow(self) -> Any:
-        return self._run(_ops.read(self, "", [], 0, self._checked_out))
+    def to_arrow(self) -> pa.Table:
+        return self._run(self._op_read())
 
-    def to_pandas(self) -> Any:
-        return _then(self._connection, self.to_arrow(), lambda t: t.to_pandas())
+    def to_pandas(self) -> "pd.DataFrame":
+        return self.to_arrow().to_pandas()
 
-    def to_polars(self) -> Any:
+    def to_polars(self) -> "pl.LazyFrame":
         """The rows as a polars LazyFrame, as LanceDB gives them."""
-        import polars as pl
-        return _then(self._connection, self.to_arrow(), lambda t: pl.DataFrame(pl.from_arrow(t)).lazy())
+        return _polars(self.to_arrow())
 
-    def head(self, n: int = 5) -> Any:
-        return self._run(_ops.read(self, "", [], n, self._checked_out))
+    def head(self, n: int = 5) -> pa.Table:
+        return self._run(self._op_read(n))
 
     # ----- indexes ------------------------------------------------------------------------------------
     def create_index(self, metric: str = "l2", num_partitions: int = 0, num_sub_vectors: int = 0,
                      vector_column_name: str | None = None, replace: bool = True, index_type: str = "IVF_PQ",
-                     m: int = 0, ef_construction: int = 0) -> Any:
+                     m: int = 0, ef_construction: int = 0) -> pb.Index:
         """Builds a FAISS index (FLAT, IVF_FLAT, IVF_PQ or HNSW); 0 lets the store choose a parameter."""
-        self._writable("create_index")
-        request = pb.CreateIndexRequest(
-            table=self.name, vector_column=vector_column_name or "", metric=_ops.choice(metric, _ops.METRICS, "metric"),
-            index_type=_ops.choice(index_type.upper(), _ops.INDEX_TYPES, "index_type"), num_partitions=num_partitions,
-            num_sub_vectors=num_sub_vectors, m=m, ef_construction=ef_construction, replace=replace)
-        return self._run(_ops.create_index(request))
+        return self._run(self._op_create_index(metric, num_partitions, num_sub_vectors, vector_column_name, replace,
+                                               index_type, m, ef_construction))
 
-    def list_indices(self) -> Any:
+    def list_indices(self) -> list[pb.Index]:
         return self._run(_ops.list_indexes(self.name))
 
-    def drop_index(self, name: str) -> Any:
+    def drop_index(self, name: str) -> int:
         return self._run(_ops.drop_index(self.name, name))
 
     # ----- embedding functions (long-running operations) ---------------------------------------------
     def alter_embedding_function(self, vector_column: str, function: Any, source_column: str | None = None,
                                  wait: bool = False, progress: bool = False, timeout: float | None = None,
-                                 source_type: str | None = None) -> Any:
+                                 source_type: str | None = None) -> Operation:
         """Gives `vector_column` another embedding function (`get_registry().get(name).create(...)`; another
         model, other settings, even another dimension). The store re-embeds every row in the background and
         switches the table in one version; until then searches use the old vectors. `source_type` ("text" or
         "image") says what the source holds when the function embeds both (open-clip); it defaults to the
         column's current one. Returns the Operation (waited for when `wait` or `progress`)."""
-        self._writable("alter_embedding_function")
-        current = self.embedding_functions.get(vector_column)
-        source = source_column or (current.source_column if current else "")
-        if not source:
-            raise ValueError(f"{vector_column!r} has no function yet: name its source_column")
-        if source_type is None and current is not None and current.source_column == source:
-            source_type = current.source_type
-        config = EmbeddingFunctionConfig(function, source, vector_column, source_type).to_proto()
-        request = pb.AlterEmbeddingFunctionRequest(table=self.name, function=config)
+        request = self._alter_request(vector_column, function, source_column, source_type)
         return self._operation("AlterEmbeddingFunction", request, wait or progress, progress, timeout)
 
     def add_embedding_function(self, vector_column: str, function: Any, source_column: str, wait: bool = False,
                                progress: bool = False, timeout: float | None = None,
-                               source_type: str | None = None) -> Any:
+                               source_type: str | None = None) -> Operation:
         """Adds a vector column filled by `function` from `source_column`, backfilled in the background
         (`source_type` as in `alter_embedding_function`)."""
-        self._writable("add_embedding_function")
-        config = EmbeddingFunctionConfig(function, source_column, vector_column, source_type).to_proto()
-        request = pb.AddEmbeddingFunctionRequest(table=self.name, function=config)
+        request = self._add_function_request(vector_column, function, source_column, source_type)
         return self._operation("AddEmbeddingFunction", request, wait or progress, progress, timeout)
 
-    def drop_embedding_function(self, vector_column: str, wait: bool = True, timeout: float | None = None) -> Any:
+    def drop_embedding_function(self, vector_column: str, wait: bool = True, timeout: float | None = None
+                                ) -> Operation:
         """Drops a vector column with its function and index (older versions keep them)."""
-        self._writable("drop_embedding_function")
-        request = pb.DropEmbeddingFunctionRequest(table=self.name, vector_column=vector_column)
-        return self._operation("DropEmbeddingFunction", request, wait, False, timeout)
+        return self._operation("DropEmbeddingFunction", self._drop_function_request(vector_column), wait, False,
+                               timeout)
 
-    def list_operations(self) -> Any:
+    def list_operations(self) -> list[Operation]:
         """The table's operations, oldest first."""
         return self._run(_ops.list_operations(self._connection, self.name))
 
-    def _operation(self, method: str, request: Any, wait: bool, progress: bool, timeout: float | None) -> Any:
+    def _operation(self, method: str, request: Any, wait: bool, progress: bool, timeout: float | None
+                   ) -> Operation:
         started = self._run(_ops.start_operation(self._connection, method, request))
-        if not wait:
-            return started
-        if self._connection.is_async:
-            async def waited() -> Operation:
-                operation = await started
-                await operation.wait(timeout, progress)
-                await self.reload()
-                return operation
-            return waited()
-        started.wait(timeout, progress)
-        self.reload()
+        if wait:
+            started.wait(timeout, progress)
+            self.reload()
         return started
 
-    def reload(self) -> Any:
+    def reload(self) -> None:
         """Reads the table's description again (schema, functions), as after a function change."""
-        def op() -> _ops.Op[None]:
-            self._set_description((yield from _ops.describe(self.name)))
-        return self._run(op())
-
-    def _set_description(self, description: pb.Table) -> None:
-        self._description = description
-        self._schema = pa.ipc.read_schema(pa.py_buffer(description.schema.arrow_schema))
-        self._functions = [EmbeddingFunctionConfig.from_proto(m) for m in description.embedding_functions]
-        self._image_columns = None
+        self._run(self._op_reload())
 
     # ----- versions -----------------------------------------------------------------------------------
-    def list_versions(self) -> Any:
+    def list_versions(self) -> list[pb.Version]:
         return self._run(_ops.list_versions(self.name))
 
-    def checkout(self, version: int | str) -> Any:
+    def checkout(self, version: int | str) -> None:
         """Reads (search, count, to_arrow) at `version` (a number or a tag) from now on; writes are refused
         until `checkout_latest()` or `restore()`."""
-        if isinstance(version, str):
-            def pin(number: int) -> None:
-                self._checked_out = number
-            return _then(self._connection, self._run(_ops.tag_version(self.name, version)), pin)
-        if version <= 0:
-            raise ValueError("versions start at 1")
-        self._checked_out = version
-        return None if not self._connection.is_async else _ready(None)
+        self._run(self._op_checkout(version))
 
-    def checkout_latest(self) -> Any:
+    def checkout_latest(self) -> None:
         self._checked_out = 0
-        return None if not self._connection.is_async else _ready(None)
 
-    def restore(self, version: int | str | None = None) -> Any:
+    def restore(self, version: int | str | None = None) -> int:
         """Makes `version` (a number or a tag; by default the checked-out one) the latest, as a new version;
         reads follow the latest."""
-        target = version or self._checked_out
-        if not target:
-            raise ValueError("restore needs a version, or a checked-out table (checkout before running restore)")
-        self._checked_out = 0
-
-        def op() -> _ops.Op[int]:
-            number = (yield from _ops.tag_version(self.name, target)) if isinstance(target, str) else target
-            return (yield from _ops.restore(self.name, number))
-        return self._run(op())
-
-    # ----- maintenance --------------------------------------------------------------------------------
-    def optimize(self, cleanup_older_than: datetime.timedelta | None = None) -> Any:
-        """LanceDB's `optimize()`: compacts fragments (row ids kept), writes indexes caught up with new rows,
-        and removes versions older than `cleanup_older_than` (default 7 days; tagged versions are kept).
-        Returns what it did (fragments removed and added, indexes caught up, versions and bytes removed)."""
-        self._writable("optimize")
-        seconds = 0.0 if cleanup_older_than is None else max(cleanup_older_than.total_seconds(), 1e-9)
-        return _then(self._connection, self._run(_ops.optimize(self.name, seconds)), _optimized)
-
-    def stats(self) -> Any:
-        """LanceDB's table statistics: total_bytes, num_rows, num_indices, fragment_stats."""
-        return self._run(_ops.stats(self.name))
-
-    # ----- schema evolution ---------------------------------------------------------------------------
-    def add_columns(self, transforms: Any) -> Any:
-        """LanceDB's `add_columns`: {name: SQL expression} computed for every row (e.g. `"price * 2"`), or
-        `pa.field(...)` / a list of fields / a schema of columns null in every row. Returns AddColumnsResult."""
-        self._writable("add_columns")
-        return _then(self._connection, self._run(self._evolving(_ops.add_columns(self.name, transforms))),
-                     AddColumnsResult)
-
-    def alter_columns(self, *alterations: dict[str, Any]) -> Any:
-        """LanceDB's `alter_columns`: dicts of `path` and any of `rename`, `nullable`, `data_type` (a pyarrow
-        type). A renamed column keeps its embedding function and indexes. Returns AlterColumnsResult."""
-        self._writable("alter_columns")
-        return _then(self._connection, self._run(self._evolving(_ops.alter_columns(self.name, alterations))),
-                     AlterColumnsResult)
-
-    def drop_columns(self, columns: Any) -> Any:
-        """LanceDB's `drop_columns`; a dropped vector column takes its function and indexes with it."""
-        self._writable("drop_columns")
-        return _then(self._connection, self._run(self._evolving(_ops.drop_columns(self.name, columns))),
-                     DropColumnsResult)
-
-    def _evolving(self, change: _ops.Op[int]) -> _ops.Op[int]:
-        """The change, then the table's description read again: `schema` shows the new columns."""
-        version = yield from change
-        self._set_description((yield from _ops.describe(self.name)))
-        return version
+        return self._run(self._op_restore(version))
 
     @property
     def tags(self) -> "Tags":
         """The table's version tags (LanceDB's `table.tags`): a tagged version survives cleanup."""
         return Tags(self)
 
-    def _writable(self, what: str) -> None:
-        if self._checked_out:
-            raise ValueError(f"{what}: the table is checked out at version {self._checked_out}; call "
-                             "checkout_latest() or restore() first")
+    # ----- maintenance --------------------------------------------------------------------------------
+    def optimize(self, cleanup_older_than: datetime.timedelta | None = None) -> dict[str, int]:
+        """LanceDB's `optimize()`: compacts fragments (row ids kept), writes indexes caught up with new rows,
+        and removes versions older than `cleanup_older_than` (default 7 days; tagged versions are kept).
+        Returns what it did (fragments removed and added, indexes caught up, versions and bytes removed)."""
+        return self._run(self._op_optimize(cleanup_older_than))
+
+    def stats(self) -> dict[str, Any]:
+        """LanceDB's table statistics: total_bytes, num_rows, num_indices, fragment_stats."""
+        return self._run(_ops.stats(self.name))
+
+    # ----- schema evolution ---------------------------------------------------------------------------
+    def add_columns(self, transforms: Any) -> AddColumnsResult:
+        """LanceDB's `add_columns`: {name: SQL expression} computed for every row (e.g. `"price * 2"`), or
+        `pa.field(...)` / a list of fields / a schema of columns null in every row."""
+        return AddColumnsResult(self._run(self._op_evolve("add_columns", _ops.add_columns(self.name, transforms))))
+
+    def alter_columns(self, *alterations: dict[str, Any]) -> AlterColumnsResult:
+        """LanceDB's `alter_columns`: dicts of `path` and any of `rename`, `nullable`, `data_type` (a pyarrow
+        type). A renamed column keeps its embedding function and indexes."""
+        return AlterColumnsResult(self._run(self._op_evolve("alter_columns",
+                                                            _ops.alter_columns(self.name, alterations))))
+
+    def drop_columns(self, columns: Any) -> DropColumnsResult:
+        """LanceDB's `drop_columns`; a dropped vector column takes its function and indexes with it."""
+        return DropColumnsResult(self._run(self._op_evolve("drop_columns", _ops.drop_columns(self.name, columns))))
+
+
+class AsyncTable(TableOps):
+    """A table of an `AsyncConnection` (LanceDB's `AsyncTable`): every call that talks to the store is
+    awaited; `search`, `query`, `vector_search`, `take_*` and `merge_insert` build a query whose `to_*` /
+    `execute` is awaited (`await table.search(...)` also gives the query, as LanceDB's does)."""
+
+    _connection: "AsyncConnection"
+
+    def _run(self, op: _ops.Op[T]) -> Awaitable[T]:
+        return self._connection._transport.run(op)
+
+    # ----- what the table is --------------------------------------------------------------------------
+    async def schema(self) -> pa.Schema:
+        """The Arrow schema, with the `embedding_functions` metadata, read from the store."""
+        await self._run(self._op_reload())
+        return self._schema
+
+    async def embedding_functions(self) -> dict[str, EmbeddingFunctionConfig]:
+        await self._run(self._op_reload())
+        return self._functions_by_column()
+
+    async def version(self) -> int:
+        return await self._run(self._op_version())
+
+    async def uri(self) -> str:
+        return f"{self._connection.uri.rstrip('/')}/{self.name}"
+
+    # ----- rows ---------------------------------------------------------------------------------------
+    async def add(self, data: Any, mode: str = "append", on_bad_vectors: str = "error", fill_value: float = 0.0
+                  ) -> AddResult:
+        return await self._run(self._op_add(data, mode, on_bad_vectors, fill_value))
+
+    def search(self, query: Any = None, vector_column_name: str | None = None, query_type: str = "auto"
+               ) -> AsyncQuery:
+        return AsyncQuery(self, query, vector_column_name, query_type)
+
+    def query(self) -> AsyncQuery:
+        return AsyncQuery(self, None, None, "auto")
+
+    def vector_search(self, query: Any, vector_column_name: str | None = None) -> AsyncQuery:
+        return AsyncQuery(self, query, vector_column_name, "vector")
+
+    def take_offsets(self, offsets: list[int]) -> AsyncTakeQuery:
+        return AsyncTakeQuery(self, offsets=list(offsets))
+
+    def take_row_ids(self, row_ids: list[int]) -> AsyncTakeQuery:
+        return AsyncTakeQuery(self, row_ids=list(row_ids))
+
+    async def count_rows(self, filter: str | None = None) -> int:  # noqa: A002 - LanceDB's name
+        return await self._run(self._op_count(filter))
+
+    async def delete(self, where: str) -> DeleteResult:
+        return await self._run(self._op_delete(where))
+
+    async def update(self, where: str | None = None, values: dict[str, Any] | None = None, *,
+                     updates: dict[str, Any] | None = None, values_sql: dict[str, str] | None = None
+                     ) -> UpdateResult:
+        """`updates` is LanceDB's async name for `values`."""
+        return await self._run(self._op_update(where, values or updates, values_sql))
+
+    def merge_insert(self, on: str | list[str]) -> AsyncMergeInsertBuilder:
+        self._writable("merge_insert")
+        return AsyncMergeInsertBuilder(self, [on] if isinstance(on, str) else list(on))
+
+    async def to_arrow(self) -> pa.Table:
+        return await self._run(self._op_read())
+
+    async def to_pandas(self) -> "pd.DataFrame":
+        return (await self.to_arrow()).to_pandas()
+
+    async def to_polars(self) -> "pl.LazyFrame":
+        return _polars(await self.to_arrow())
+
+    async def head(self, n: int = 5) -> pa.Table:
+        return await self._run(self._op_read(n))
+
+    # ----- indexes ------------------------------------------------------------------------------------
+    async def create_index(self, metric: str = "l2", num_partitions: int = 0, num_sub_vectors: int = 0,
+                           vector_column_name: str | None = None, replace: bool = True, index_type: str = "IVF_PQ",
+                           m: int = 0, ef_construction: int = 0) -> pb.Index:
+        return await self._run(self._op_create_index(metric, num_partitions, num_sub_vectors, vector_column_name,
+                                                     replace, index_type, m, ef_construction))
+
+    async def list_indices(self) -> list[pb.Index]:
+        return await self._run(_ops.list_indexes(self.name))
+
+    async def drop_index(self, name: str) -> int:
+        return await self._run(_ops.drop_index(self.name, name))
+
+    # ----- embedding functions (long-running operations) ---------------------------------------------
+    async def alter_embedding_function(self, vector_column: str, function: Any, source_column: str | None = None,
+                                       wait: bool = False, progress: bool = False, timeout: float | None = None,
+                                       source_type: str | None = None) -> Operation:
+        request = self._alter_request(vector_column, function, source_column, source_type)
+        return await self._operation("AlterEmbeddingFunction", request, wait or progress, progress, timeout)
+
+    async def add_embedding_function(self, vector_column: str, function: Any, source_column: str,
+                                     wait: bool = False, progress: bool = False, timeout: float | None = None,
+                                     source_type: str | None = None) -> Operation:
+        request = self._add_function_request(vector_column, function, source_column, source_type)
+        return await self._operation("AddEmbeddingFunction", request, wait or progress, progress, timeout)
+
+    async def drop_embedding_function(self, vector_column: str, wait: bool = True, timeout: float | None = None
+                                      ) -> Operation:
+        return await self._operation("DropEmbeddingFunction", self._drop_function_request(vector_column), wait,
+                                     False, timeout)
+
+    async def list_operations(self) -> list[Operation]:
+        return await self._run(_ops.list_operations(self._connection, self.name))
+
+    async def _operation(self, method: str, request: Any, wait: bool, progress: bool, timeout: float | None
+                         ) -> Operation:
+        started = await self._run(_ops.start_operation(self._connection, method, request))
+        if wait:
+            await started.wait(timeout, progress)
+            await self.reload()
+        return started
+
+    async def reload(self) -> None:
+        await self._run(self._op_reload())
+
+    # ----- versions -----------------------------------------------------------------------------------
+    async def list_versions(self) -> list[pb.Version]:
+        return await self._run(_ops.list_versions(self.name))
+
+    async def checkout(self, version: int | str) -> None:
+        await self._run(self._op_checkout(version))
+
+    async def checkout_latest(self) -> None:
+        self._checked_out = 0
+
+    async def restore(self, version: int | str | None = None) -> int:
+        return await self._run(self._op_restore(version))
+
+    @property
+    def tags(self) -> "AsyncTags":
+        return AsyncTags(self)
+
+    # ----- maintenance --------------------------------------------------------------------------------
+    async def optimize(self, cleanup_older_than: datetime.timedelta | None = None) -> dict[str, int]:
+        return await self._run(self._op_optimize(cleanup_older_than))
+
+    async def stats(self) -> dict[str, Any]:
+        return await self._run(_ops.stats(self.name))
+
+    # ----- schema evolution ---------------------------------------------------------------------------
+    async def add_columns(self, transforms: Any) -> AddColumnsResult:
+        return AddColumnsResult(await self._run(self._op_evolve("add_columns",
+                                                                _ops.add_columns(self.name, transforms))))
+
+    async def alter_columns(self, *alterations: dict[str, Any]) -> AlterColumnsResult:
+        return AlterColumnsResult(await self._run(self._op_evolve("alter_columns",
+                                                                  _ops.alter_columns(self.name, alterations))))
+
+    async def drop_columns(self, columns: Any) -> DropColumnsResult:
+        return DropColumnsResult(await self._run(self._op_evolve("drop_columns",
+                                                                 _ops.drop_columns(self.name, columns))))
+
+
+def _tag_list(tags: dict[str, int]) -> dict[str, dict[str, int]]:
+    return {name: {"version": version} for name, version in tags.items()}
+
+
+def _replace_tag(name: str, tag: str, version: int) -> _ops.Op[int]:
+    yield from _ops.delete_tag(name, tag)
+    return (yield from _ops.create_tag(name, tag, version))
 
 
 class Tags:
-    """`table.tags`: create, list, get_version, update and delete tags (awaitables on an async connection)."""
+    """`table.tags`: create, list, get_version, update and delete tags."""
 
     def __init__(self, table: Table) -> None:
         self._table = table
 
-    def list(self) -> Any:
+    def list(self) -> dict[str, dict[str, int]]:
         """{tag: {"version": n}}, as LanceDB lists them."""
-        return _then(self._table._connection, self._table._run(_ops.list_tags(self._table.name)),
-                     lambda tags: {name: {"version": version} for name, version in tags.items()})
+        return _tag_list(self._table._run(_ops.list_tags(self._table.name)))
 
-    def get_version(self, tag: str) -> Any:
+    def get_version(self, tag: str) -> int:
         return self._table._run(_ops.tag_version(self._table.name, tag))
 
-    def create(self, tag: str, version: int) -> Any:
+    def create(self, tag: str, version: int) -> int:
         return self._table._run(_ops.create_tag(self._table.name, tag, version))
 
-    def update(self, tag: str, version: int) -> Any:
-        def op() -> _ops.Op[int]:
-            yield from _ops.delete_tag(self._table.name, tag)
-            return (yield from _ops.create_tag(self._table.name, tag, version))
-        return self._table._run(op())
+    def update(self, tag: str, version: int) -> int:
+        return self._table._run(_replace_tag(self._table.name, tag, version))
 
-    def delete(self, tag: str) -> Any:
-        return self._table._run(_ops.delete_tag(self._table.name, tag))
+    def delete(self, tag: str) -> None:
+        self._table._run(_ops.delete_tag(self._table.name, tag))
 
 
-def _optimized(reply: pb.OptimizeTableResponse) -> dict[str, int]:
-    return {"version": reply.version, "fragments_removed": reply.fragments_removed,
-            "fragments_added": reply.fragments_added, "indexes_caught_up": reply.indexes_caught_up,
-            "versions_removed": reply.versions_removed, "bytes_removed": reply.bytes_removed}
+class AsyncTags:
+    """An async table's `tags`, every call awaited."""
 
+    def __init__(self, table: AsyncTable) -> None:
+        self._table = table
 
-def _version(name: str) -> _ops.Op[int]:
-    return (yield from _ops.describe(name)).version
+    async def list(self) -> dict[str, dict[str, int]]:
+        return _tag_list(await self._table._run(_ops.list_tags(self._table.name)))
 
+    async def get_version(self, tag: str) -> int:
+        return await self._table._run(_ops.tag_version(self._table.name, tag))
 
-async def _ready(value: Any) -> Any:
-    return value
+    async def create(self, tag: str, version: int) -> int:
+        return await self._table._run(_ops.create_tag(self._table.name, tag, version))
 
+    async def update(self, tag: str, version: int) -> int:
+        return await self._table._run(_replace_tag(self._table.name, tag, version))
 
-def _then(connection: "Connection", result: Any, after: Any) -> Any:
-    """`after(result)`, or for an async connection an awaitable of it."""
-    if not connection.is_async:
-        return after(result)
-
-    async def later() -> Any:
-        return after(await result)
-    return later()
+    async def delete(self, tag: str) -> None:
+        await self._table._run(_ops.delete_tag(self._table.name, tag))
 
 
 LanceTable = Table  # LanceDB's name for a table of a database it opened
 
-__all__ = ["LanceTable", "Table", "Tags"]
+__all__ = ["AsyncTable", "AsyncTags", "LanceTable", "Table", "TableOps", "Tags"]

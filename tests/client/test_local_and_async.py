@@ -90,7 +90,7 @@ def test_the_async_client_has_the_same_surface(services):
             table = await db.create_table("words", schema=Words)
             texts = ["red apple", "blue sea", "red car"]
             version = (await table.add([{"id": i, "text": t} for i, t in enumerate(texts)])).version
-            assert version == await table.version
+            assert version == await table.version()
             assert await db.table_names() == ["words"]
             assert await table.count_rows("text LIKE 'red%'") == 2
             hits = await table.search("blue").limit(1).to_list()

@@ -81,8 +81,7 @@ def test_the_async_client_alters_functions_too(services):
             operation = await table.alter_embedding_function("vector", get_registry().get("word-hash").create(dims=12))
             await operation.wait(timeout=60)
             assert operation.state == "SUCCEEDED"
-            await table.reload()
-            assert table.schema.field("vector").type.list_size == 12
+            assert (await table.schema()).field("vector").type.list_size == 12
             assert len(await table.list_operations()) == 1
             hits = await table.search("amber stone").limit(1).to_list()
             assert hits[0]["text"].startswith("amber stone")

@@ -69,9 +69,9 @@ def test_the_async_client_has_them_too(services):
             table = await db.create_table("items", schema=Items)
             await table.add(ROWS)
             result = await table.add_columns({"double": "id * 2"})
-            assert result.version == await table.version
+            assert result.version == await table.version()
             await table.alter_columns({"path": "double", "rename": "twice"})
             assert (await table.to_arrow()).sort_by("id").column("twice").to_pylist() == [0, 2, 4, 6, 8]
             await table.drop_columns(["twice"])
-            assert "twice" not in table.schema.names
+            assert "twice" not in (await table.schema()).names
     asyncio.run(scenario())

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 
 import pytest
+import pytest_asyncio
 
 import vectorlane
 from embed_service.server import EmbedServer
@@ -78,6 +79,16 @@ def mem_db(services: Services) -> Iterator[vectorlane.Connection]:
 
 
 tmp_db = mem_db  # LanceDB's on-disk fixture: the store's tables are on disk in any case
+
+
+@pytest_asyncio.fixture
+async def mem_db_async(services: Services) -> AsyncIterator[vectorlane.AsyncConnection]:
+    """LanceDB's `mem_db_async`: an async connection to a database with no tables."""
+    db = await vectorlane.connect_async(services.target, timeout=120)
+    for name in await db.table_names():
+        await db.drop_table(name)
+    yield db
+    await db.close()
 
 
 @pytest.fixture(autouse=True)

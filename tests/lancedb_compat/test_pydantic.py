@@ -258,9 +258,3 @@ def test_models_with_nested_structs_dates_and_enums_round_trip_through_a_table(m
     assert table.search([0.0, 0.0]).limit(1).to_pydantic(Row)[0] == expected
     assert len(table.search([0.0, 0.0]).limit(1).to_pandas(flatten=1).columns) == 8  # _distance is added
     assert len(table.search([0.0, 0.0]).limit(1).to_pandas(flatten=True).columns) == 9
-
-
-@pytest.mark.skip(reason="vectorlane's async client mirrors LanceDB's AsyncTable in issue 20's async part, "
-                         "not built yet: `vector_search` on an async table")
-def test_aliases_in_lance_model_async():
-    """LanceDB's async variant of the alias test."""

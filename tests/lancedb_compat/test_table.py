@@ -471,34 +471,6 @@ def test_columns_added_altered_and_dropped_return_versions(mem_db):
     assert table.to_arrow().column_names == ["new_id", "new_col", "null_int"]
 
 
-def test_time_travel_on_an_async_connection(services):
-    import asyncio
-
-    import vectorlane
-
-    async def scenario() -> None:
-        db = await vectorlane.connect_async(services.target)
-        if "some_table" in await db.table_names():
-            await db.drop_table("some_table")
-        table = await db.create_table("some_table", data=[{"id": 0}])
-        version = await table.version
-        await table.add([{"id": 1}])
-        assert await table.count_rows() == 2
-        await table.checkout(version)
-        assert await table.count_rows() == 1
-        with pytest.raises(ValueError, match="checked out"):
-            await table.add([{"id": 2}])
-        await table.checkout_latest()
-        await table.add([{"id": 3}])
-        assert await table.count_rows() == 3
-        await table.checkout(version)
-        await table.restore()
-        assert await table.count_rows() == 1
-        await db.close()
-
-    asyncio.run(scenario())
-
-
 def test_stats_count_rows_and_fragments(mem_db):
     table = mem_db.create_table("my_table", data=[{"text": "foo", "id": 0}, {"text": "bar", "id": 1}])
     stats = table.stats()
