@@ -17,6 +17,8 @@ import pyarrow as pa
 import pydantic
 
 from vectorlane import _ops
+from vectorlane.errors import DeadlineExceededError
+from vectorlane.expr import Expr, sql_of
 from vectorlane.results import MergeResult
 from vectorlane.store.v1 import store_service_pb2 as pb
 
@@ -111,10 +113,11 @@ class QueryBuilder:
         self._with_row_id = False
 
     # ----- building -----------------------------------------------------------------------------------
-    def where(self, where: str, prefilter: bool = True) -> Self:
-        """A SQL-style filter, applied before the vector search (default) or after it. Called again, the
-        filters combine with AND."""
-        self._where = f"({self._where}) AND ({where})" if self._where else where
+    def where(self, where: "str | Expr", prefilter: bool = True) -> Self:
+        """A SQL-style filter (or an `Expr`), applied before the vector search (default) or after it. Called
+        again, the filters combine with AND."""
+        text = sql_of(where)
+        self._where = f"({self._where}) AND ({text})" if self._where else text
         self._postfilter = not prefilter
         return self
 
@@ -424,23 +427,28 @@ class MergeBuilder:
         self._update_all = self._insert_all = self._delete = False
         self._update_where = self._delete_where = ""
 
-    def when_matched_update_all(self, where: str | None = None) -> Self:
+    def when_matched_update_all(self, where: "str | Expr | None" = None) -> Self:
         """Matched rows are replaced by the new ones; with `where`, only pairs for which it holds (it names
         the existing row's columns as `target.<column>` and the new row's as `source.<column>`)."""
-        self._update_all, self._update_where = True, where or ""
+        self._update_all, self._update_where = True, sql_of(where)
         return self
 
     def when_not_matched_insert_all(self) -> Self:
         self._insert_all = True
         return self
 
-    def when_not_matched_by_source_delete(self, condition: str | None = None) -> Self:
-        self._delete, self._delete_where = True, condition or ""
+    def when_not_matched_by_source_delete(self, condition: "str | Expr | None" = None) -> Self:
+        self._delete, self._delete_where = True, sql_of(condition)
         return self
 
     def _merge(self, new_data: Any, on_bad_vectors: str, fill_value: float, timeout: Any) -> _ops.Op[MergeResult]:
-        return _ops.merge_insert(self._table, new_data, self._on, self._update_all, self._insert_all, self._delete,
-                                 self._delete_where, on_bad_vectors, fill_value, self._update_where, seconds(timeout))
+        try:
+            return (yield from _ops.merge_insert(self._table, new_data, self._on, self._update_all, self._insert_all,
+                                                 self._delete, self._delete_where, on_bad_vectors, fill_value,
+                                                 self._update_where, seconds(timeout)))
+        except DeadlineExceededError as exc:  # LanceDB's words for it
+            raise DeadlineExceededError(f"merge insert timed out ({exc.message})", reason=exc.reason,
+                                        metadata=exc.metadata) from None
 
 
 class MergeInsertBuilder(MergeBuilder):

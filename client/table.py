@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from vectorlane import _ops
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
+from vectorlane.expr import Expr, sql_of
 from vectorlane.operations import Operation
 from vectorlane.query import (AsyncMergeInsertBuilder, AsyncQuery, AsyncTakeQuery, MergeInsertBuilder, Query,
                               TakeQuery)
@@ -75,21 +76,21 @@ class TableOps:
         self._writable("add")
         return (yield from _ops.add(self, data, mode, on_bad_vectors, fill_value))
 
-    def _op_count(self, where: str | None) -> _ops.Op[int]:
-        return (yield from _ops.count(self, where or "", self._checked_out))
+    def _op_count(self, where: "str | Expr | None") -> _ops.Op[int]:
+        return (yield from _ops.count(self, sql_of(where), self._checked_out))
 
-    def _op_delete(self, where: str) -> _ops.Op[DeleteResult]:
+    def _op_delete(self, where: "str | Expr") -> _ops.Op[DeleteResult]:
         self._writable("delete")
-        return (yield from _ops.delete(self, where))
+        return (yield from _ops.delete(self, sql_of(where)))
 
-    def _op_update(self, where: str | None, values: dict[str, Any] | None, values_sql: dict[str, str] | None
+    def _op_update(self, where: "str | Expr | None", values: dict[str, Any] | None, values_sql: dict[str, str] | None
                    ) -> _ops.Op[UpdateResult]:
         self._writable("update")
         if not values and not values_sql:
             raise ValueError("update needs values or values_sql")
         if values and values_sql:
             raise ValueError("give update values or values_sql, not both")
-        return (yield from _ops.update(self, where or "", dict(values or {}), dict(values_sql or {})))
+        return (yield from _ops.update(self, sql_of(where), dict(values or {}), dict(values_sql or {})))
 
     def _op_read(self, limit: int = 0) -> _ops.Op[pa.Table]:
         return (yield from _ops.read(self, "", [], limit, self._checked_out))
@@ -233,14 +234,14 @@ class Table(TableOps):
         """The rows with these stable ids (`_rowid`, as `with_row_id()` shows them)."""
         return TakeQuery(self, row_ids=list(row_ids))
 
-    def count_rows(self, filter: str | None = None) -> int:  # noqa: A002 - LanceDB's name
+    def count_rows(self, filter: "str | Expr | None" = None) -> int:  # noqa: A002 - LanceDB's name
         return self._run(self._op_count(filter))
 
-    def delete(self, where: str) -> DeleteResult:
+    def delete(self, where: "str | Expr") -> DeleteResult:
         """Deletes the rows matching `where` (version, num_deleted_rows)."""
         return self._run(self._op_delete(where))
 
-    def update(self, where: str | None = None, values: dict[str, Any] | None = None, *,
+    def update(self, where: "str | Expr | None" = None, values: dict[str, Any] | None = None, *,
                values_sql: dict[str, str] | None = None) -> UpdateResult:
         """Sets `values` (or `values_sql`: SQL expressions of each row's current values, such as
         `{"price": "price * 2"}`) on the rows matching `where` (all rows without it); vectors of changed
@@ -417,13 +418,13 @@ class AsyncTable(TableOps):
     def take_row_ids(self, row_ids: list[int]) -> AsyncTakeQuery:
         return AsyncTakeQuery(self, row_ids=list(row_ids))
 
-    async def count_rows(self, filter: str | None = None) -> int:  # noqa: A002 - LanceDB's name
+    async def count_rows(self, filter: "str | Expr | None" = None) -> int:  # noqa: A002 - LanceDB's name
         return await self._run(self._op_count(filter))
 
-    async def delete(self, where: str) -> DeleteResult:
+    async def delete(self, where: "str | Expr") -> DeleteResult:
         return await self._run(self._op_delete(where))
 
-    async def update(self, where: str | None = None, values: dict[str, Any] | None = None, *,
+    async def update(self, where: "str | Expr | None" = None, values: dict[str, Any] | None = None, *,
                      updates: dict[str, Any] | None = None, values_sql: dict[str, str] | None = None
                      ) -> UpdateResult:
         """`updates` is LanceDB's async name for `values`."""

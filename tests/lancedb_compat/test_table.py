@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 from vectorlane.embeddings import EmbeddingFunctionConfig, TextEmbeddingFunction, get_registry, register
+from vectorlane.expr import col, lit
 from vectorlane.pydantic import LanceModel, Vector
 
 ITEMS = [{"vector": [3.1, 4.1], "item": "foo", "price": 10.0}, {"vector": [5.9, 26.5], "item": "bar", "price": 20.0}]
@@ -287,6 +288,21 @@ def test_delete_returns_the_version(mem_db):
     assert table.to_arrow()["id"].to_pylist() == [1]
 
 
+def test_expressions_built_in_python_filter_as_sql_does(mem_db):
+    table = mem_db.create_table("my_table", data=[{"vector": [1.1, 0.9], "id": 0}, {"vector": [1.2, 1.9], "id": 1},
+                                                  {"vector": [1.3, 2.9], "id": 2}])
+    assert table.delete(col("id") == lit(0)).version == 2
+    assert sorted(table.to_arrow()["id"].to_pylist()) == [1, 2]
+    assert table.count_rows((col("id") * 2 > lit(2)) & ~col("id").isin([5])) == 1
+    assert [r["id"] for r in table.search().where(col("id") >= 1).to_list()] == [1, 2]
+    other = mem_db.create_table("merge", data=pa.table({"a": [1, 2, 3], "b": ["a", "b", "c"]}))
+    merged = (other.merge_insert("a").when_matched_update_all().when_not_matched_insert_all()
+              .when_not_matched_by_source_delete(col("a") > lit(2)).execute(pa.table({"a": [2, 4], "b": ["x", "z"]})))
+    assert (merged.num_inserted_rows, merged.num_updated_rows, merged.num_deleted_rows) == (1, 1, 1)
+    assert other.to_arrow().sort_by("a") == pa.table({"a": [1, 2, 4], "b": ["a", "x", "z"]})
+    assert lit("it's").to_sql() == "'it''s'" and col("my col").to_sql() == "`my col`"
+
+
 def test_concurrent_deletes_each_get_their_version(mem_db):
     workers = 8
     table = mem_db.create_table("my_table", data=[{"id": i} for i in range(workers)])
@@ -374,7 +390,7 @@ def test_merge_insert_every_form(mem_db):
                    .when_not_matched_by_source_delete().execute(new_data))
     assert counts(replace_all) == (10, 1, 1, 2)
     assert table.to_arrow().sort_by("a") == pa.table({"a": [2, 4], "b": ["x", "z"]})
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TimeoutError, match="merge insert timed out"):
         table.merge_insert("a").when_matched_update_all().execute(new_data, timeout=timedelta(0))
 
 
