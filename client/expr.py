@@ -114,7 +114,7 @@ class Expr:
     def __rtruediv__(self, other: ExprLike) -> "Expr":
         return self._reflected("/", other)
 
-    __hash__ = None  # type: ignore[assignment] - == builds an expression
+    __hash__ = None  # type: ignore[assignment]  # == builds an expression, so an Expr is not hashable
 
     eq, ne, lt, lte, gt, gte = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
     and_, or_ = __and__, __or__
