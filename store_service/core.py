@@ -305,8 +305,18 @@ class StoreCore:
             query = self.embedder.embed_query(self._function_of(view, column), query, deadline)
         index = self._index_for(table, view, column)
         if batch:
-            return search.search_many(view, query, request, index), view.version
+            found = search.search_many(view, query, request, index,
+                                       still_in_time=lambda: deadline.check("every query of the batch was searched"))
+            return self._within_response(found, "the batch's results"), view.version
         return search.search(view, query, request, index), view.version
+
+    def _within_response(self, rows: pa.Table, what: str) -> pa.Table:
+        """`rows`, unless they are more than one response may carry."""
+        if rows.nbytes > self.limits.max_response_bytes:
+            raise InvalidArgument(f"{what} hold {rows.nbytes} bytes; one response carries at most "
+                                  f"{self.limits.max_response_bytes}: ask for fewer rows or columns",
+                                  reason="RESPONSE_TOO_LARGE", limit=self.limits.max_response_bytes)
+        return rows
 
     def _function_of(self, view: TableView, column: str) -> FunctionConfig:
         for config in functions_of(view.schema):
@@ -338,7 +348,8 @@ class StoreCore:
                                       column=column)
         names = list(select) or view.schema.names
         if offsets is not None or row_ids is not None:
-            return self._take(view, names, offsets, row_ids), view.version, 0
+            taken = self._take(view, names, offsets, row_ids)
+            return self._within_response(taken, "the rows asked for"), view.version, 0
         positions = np.flatnonzero(view.mask(where)) if where.strip() else None
         total = view.num_rows if positions is None else len(positions)
         start = min(offset, total)

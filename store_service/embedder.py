@@ -62,6 +62,12 @@ class Deadline:
         return min(cap, left)
 
 
+    def check(self, what: str) -> None:
+        """DEADLINE_EXCEEDED once the deadline has passed, naming `what` it cut short."""
+        if self._at is not None and time.monotonic() >= self._at:
+            raise errors.DeadlineExceeded(f"the call's deadline passed before {what}", reason="DEADLINE_EXCEEDED")
+
+
 NO_DEADLINE = Deadline(None)
 
 

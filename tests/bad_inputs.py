@@ -464,6 +464,29 @@ STORE_CASES = [
     Case("store", "DescribeFunction", "setting the function does not have", lambda t: t.store.DescribeFunction(
         pb.DescribeFunctionRequest(function=_function("word-hash", "", "", colour="red"))), INVALID,
          "UNKNOWN_SETTING"),
+    Case("store", "Search", "more query vectors than max_batch_queries", lambda t: t.store.Search(pb.SearchRequest(
+        table=PLAIN, vectors=pb.Vectors(vectors=[pb.Vector(values=[1, 0, 0, 0])] * 1001))), INVALID,
+         "TOO_MANY_QUERIES"),
+    Case("store", "Search", "query vectors of different lengths", lambda t: t.store.Search(pb.SearchRequest(
+        table=PLAIN, vectors=pb.Vectors(vectors=[pb.Vector(values=[1, 0, 0, 0]), pb.Vector(values=[1])]))),
+         INVALID, "WRONG_DIMENSION"),
+    Case("store", "Search", "queries x limit above max_read_rows", lambda t: t.store.Search(pb.SearchRequest(
+        table=PLAIN, limit=10_000, vectors=pb.Vectors(vectors=[pb.Vector(values=[1, 0, 0, 0])] * 11))), INVALID,
+         "LIMIT_TOO_LARGE"),
+    Case("store", "ReadRows", "an offset outside the table", lambda t: t.store.ReadRows(pb.ReadRowsRequest(
+        table=PLAIN, offsets=[0, 5])), INVALID, "INVALID_OFFSET"),
+    Case("store", "ReadRows", "offsets and row ids together", lambda t: t.store.ReadRows(pb.ReadRowsRequest(
+        table=PLAIN, offsets=[0], row_ids=[0])), INVALID, "INVALID_TAKE"),
+    Case("store", "UpdateRows", "a value and an expression for one column", lambda t: t.store.UpdateRows(
+        pb.UpdateRowsRequest(table=PLAIN, values_sql={"id": "id + 1"}, values=json_rows({"id": 3}).json.rows[0])),
+         INVALID, "MISSING_VALUES"),
+    Case("store", "UpdateRows", "an expression calling a function the store does not allow",
+         lambda t: t.store.UpdateRows(pb.UpdateRowsRequest(
+             table=PLAIN, values_sql={"id": "length(repeat('x', 2000000000))"})), INVALID, "FUNCTION_NOT_ALLOWED"),
+    Case("store", "MergeInsert", "an update condition that is not one expression", lambda t: t.store.MergeInsert(iter([
+        pb.MergeInsertRequest(table=PLAIN, on=["id"], when_matched_update_all=True,
+                              when_matched_update_where="target.id = 1; DROP TABLE x",
+                              rows=json_rows({"id": 1, "vector": [1, 0, 0, 0]}))])), INVALID, "INVALID_FILTER"),
     Case("store", "ComputeEmbeddings", "no inputs", lambda t: t.store.ComputeEmbeddings(
         pb.ComputeEmbeddingsRequest(function=_function("word-hash", "", ""))), INVALID, "MISSING_INPUT"),
     Case("store", "ComputeEmbeddings", "more inputs than max_batch_queries", lambda t: t.store.ComputeEmbeddings(

@@ -10,6 +10,7 @@ view's snapshot (a pinned older version) are dropped and the search asked again 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,13 +99,15 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
     return rows.append_column(pa.field(DISTANCE, pa.float32()), pa.array(distances.astype(np.float32)))
 
 
-def search_many(view: TableView, queries: np.ndarray, request: VectorSearch, index: VectorIndex | None = None
-                ) -> pa.Table:
+def search_many(view: TableView, queries: np.ndarray, request: VectorSearch, index: VectorIndex | None = None,
+                still_in_time: Callable[[], object] = lambda: None) -> pa.Table:
     """Each query's results (as `search` gives them) one query after another, with `query_index`: the
     query's position among `queries` (LanceDB's batch search). The view, its filter mask and the index are
-    shared by every query."""
+    shared by every query; `still_in_time` is asked before each (it raises once the call's deadline has
+    passed, so a batch cannot outlive its caller)."""
     parts = []
     for number, query in enumerate(queries):
+        still_in_time()
         found = search(view, query, request, index)
         parts.append(found.append_column(pa.field(QUERY_INDEX, pa.int32()),
                                           pa.array(np.full(found.num_rows, number, dtype=np.int32))))
