@@ -81,9 +81,12 @@ def _checked_dim(dim: Any, what: str) -> int:
     return dim
 
 
-def Vector(dim: int, value_type: pa.DataType = pa.float32(), nullable: bool = True) -> type:  # noqa: N802
-    """The type of a vector field: `dim` numbers, stored as a fixed-size list of `value_type` (float32)."""
-    size = _checked_dim(dim, "a Vector")
+def _vector_type(kind: str, dim: Any, value_type: pa.DataType, nullable: bool, multi: bool) -> type:
+    """The class a `Vector(n)` / `MultiVector(n)` annotation is: its Arrow facts and its pydantic schema."""
+    size = _checked_dim(dim, f"a {kind}")
+    one = core_schema.no_info_before_validator_function(_as_list, _vector_schema(size))
+    schema = core_schema.no_info_before_validator_function(
+        _as_list, core_schema.list_schema(one) if multi else _vector_schema(size), serialization=_SERIALIZE)
 
     class VectorType(FixedSizeListMixin, list):
         @staticmethod
@@ -98,46 +101,27 @@ def Vector(dim: int, value_type: pa.DataType = pa.float32(), nullable: bool = Tr
         def nullable() -> bool:
             return nullable
 
+        @staticmethod
+        def is_multi_vector() -> bool:
+            return multi
+
         @classmethod
         def __get_pydantic_core_schema__(cls, source: Any, handler: pydantic.GetCoreSchemaHandler
                                          ) -> core_schema.CoreSchema:
-            return core_schema.no_info_before_validator_function(_as_list, _vector_schema(size),
-                                                                 serialization=_SERIALIZE)
+            return schema
 
-    VectorType.__name__ = VectorType.__qualname__ = f"Vector({size})"
+    VectorType.__name__ = VectorType.__qualname__ = f"{kind}({size})"
     return VectorType
+
+
+def Vector(dim: int, value_type: pa.DataType = pa.float32(), nullable: bool = True) -> type:  # noqa: N802
+    """The type of a vector field: `dim` numbers, stored as a fixed-size list of `value_type` (float32)."""
+    return _vector_type("Vector", dim, value_type, nullable, multi=False)
 
 
 def MultiVector(dim: int, value_type: pa.DataType = pa.float32(), nullable: bool = True) -> type:  # noqa: N802
     """The type of a multi-vector field: any number of `dim`-number vectors (list<fixed_size_list>)."""
-    size = _checked_dim(dim, "a MultiVector")
-
-    class MultiVectorType(FixedSizeListMixin, list):
-        @staticmethod
-        def dim() -> int:
-            return size
-
-        @staticmethod
-        def value_arrow_type() -> pa.DataType:
-            return value_type
-
-        @staticmethod
-        def nullable() -> bool:
-            return nullable
-
-        @staticmethod
-        def is_multi_vector() -> bool:
-            return True
-
-        @classmethod
-        def __get_pydantic_core_schema__(cls, source: Any, handler: pydantic.GetCoreSchemaHandler
-                                         ) -> core_schema.CoreSchema:
-            inner = core_schema.no_info_before_validator_function(_as_list, _vector_schema(size))
-            return core_schema.no_info_before_validator_function(_as_list, core_schema.list_schema(inner),
-                                                                 serialization=_SERIALIZE)
-
-    MultiVectorType.__name__ = MultiVectorType.__qualname__ = f"MultiVector({size})"
-    return MultiVectorType
+    return _vector_type("MultiVector", dim, value_type, nullable, multi=True)
 
 
 def _unparameterized(kind: str) -> Any:

@@ -412,7 +412,7 @@ class StoreCore:
             raise InvalidArgument(f"column {both[0]!r} is given both a value and an expression",
                                   reason="MISSING_VALUES", column=both[0])
         for column, expression in expressions.items():
-            schema_changes.check_expression(column, expression)
+            schema_changes.check_expression(column, expression, kind="updated column")
         table = self.tables.open(name)
         with self._mutation(name):
             view = self.views.get(table)

@@ -50,12 +50,13 @@ class Plan:
     operation: str
 
 
-def check_expression(name: str, expression: str) -> None:
+def check_expression(name: str, expression: str, kind: str = "new column") -> None:
+    """Refuses an empty or unbounded SQL expression for `kind` `name` (a new column, or an updated one)."""
     if not expression.strip():
-        raise InvalidArgument(f"new column {name!r} has an empty expression", reason="INVALID_EXPRESSION",
+        raise InvalidArgument(f"{kind} {name!r} has an empty expression", reason="INVALID_EXPRESSION",
                               column=name)
     try:
-        sql_guard.check(expression, f"the expression of new column {name!r}", reason="INVALID_EXPRESSION",
+        sql_guard.check(expression, f"the expression of {kind} {name!r}", reason="INVALID_EXPRESSION",
                         max_length=MAX_EXPRESSION_LENGTH, column=name)
     except InvalidArgument as refused:
         if "function" in refused.metadata:  # the one refusal with a reason of its own
