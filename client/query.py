@@ -356,20 +356,29 @@ class Query(QueryBuilder, _Results):
         return self._table._run(self._rows(timeout))
 
 
-class AsyncQuery(QueryBuilder, _AsyncResults):
-    """A query of an `AsyncTable`, run by its awaited `to_*` methods. Awaiting the query itself gives it
-    back, so LanceDB's `await table.search(q)` and `table.search(q).limit(5)` both work."""
+class AsyncQueryBase(QueryBuilder, _AsyncResults):
+    """A query of an `AsyncTable`, run by its awaited `to_*` methods (LanceDB's base of its async queries).
+    Awaiting the query itself gives it back, so LanceDB's `await table.search(q)` and
+    `table.search(q).limit(5)` both work."""
 
     _table: "AsyncTable"
 
     async def _arrow(self, timeout: Any) -> pa.Table:
         return await self._table._run(self._rows(timeout))
 
-    def __await__(self) -> Generator[Any, None, "AsyncQuery"]:
+    def __await__(self) -> Generator[Any, None, Self]:
         return self._itself().__await__()
 
-    async def _itself(self) -> "AsyncQuery":
+    async def _itself(self) -> Self:
         return self
+
+
+class AsyncQuery(AsyncQueryBase):
+    """`AsyncTable.query()` and `search()`: a plain read, or a search by text, image or vector."""
+
+
+class AsyncVectorQuery(AsyncQuery):
+    """`AsyncTable.vector_search(v)`: a search by vector (LanceDB's name for it)."""
 
 
 class LanceVectorQueryBuilder(Query):
@@ -469,6 +478,6 @@ class AsyncMergeInsertBuilder(MergeBuilder):
         return await self._table._run(self._merge(new_data, on_bad_vectors, fill_value, timeout))
 
 
-__all__ = ["DEFAULT_LIMIT", "AsyncMergeInsertBuilder", "AsyncQuery", "AsyncTakeQuery", "LanceVectorQueryBuilder",
-           "MergeBuilder", "MergeInsertBuilder", "Query", "QueryBuilder", "TakeBuilder", "TakeQuery",
+__all__ = ["DEFAULT_LIMIT", "AsyncMergeInsertBuilder", "AsyncQuery", "AsyncQueryBase", "AsyncTakeQuery",
+           "AsyncVectorQuery", "LanceVectorQueryBuilder", "MergeBuilder", "MergeInsertBuilder", "Query", "QueryBuilder", "TakeBuilder", "TakeQuery",
            "ensure_vector_query", "seconds"]

@@ -17,8 +17,8 @@ from vectorlane import _ops
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.expr import Expr, sql_of
 from vectorlane.operations import Operation
-from vectorlane.query import (AsyncMergeInsertBuilder, AsyncQuery, AsyncTakeQuery, MergeInsertBuilder, Query,
-                              TakeQuery)
+from vectorlane.query import (AsyncMergeInsertBuilder, AsyncQuery, AsyncTakeQuery, AsyncVectorQuery,
+                              MergeInsertBuilder, Query, TakeQuery)
 from vectorlane.results import (AddColumnsResult, AddResult, AlterColumnsResult, DeleteResult, DropColumnsResult,
                                 UpdateResult)
 from vectorlane.store.v1 import store_service_pb2 as pb
@@ -409,8 +409,8 @@ class AsyncTable(TableOps):
     def query(self) -> AsyncQuery:
         return AsyncQuery(self, None, None, "auto")
 
-    def vector_search(self, query: Any, vector_column_name: str | None = None) -> AsyncQuery:
-        return AsyncQuery(self, query, vector_column_name, "vector")
+    def vector_search(self, query: Any, vector_column_name: str | None = None) -> AsyncVectorQuery:
+        return AsyncVectorQuery(self, query, vector_column_name, "vector")
 
     def take_offsets(self, offsets: list[int]) -> AsyncTakeQuery:
         return AsyncTakeQuery(self, offsets=list(offsets))

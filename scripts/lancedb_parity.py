@@ -1,0 +1,277 @@
+"""LanceDB's own Python tests, run against vectorlane with only the import and the connect lines changed: the
+measure issue 20 names ("the same code from LanceDB's own tests, with only import and connect changed").
+
+    python scripts/lancedb_parity.py --lancedb-src /path/to/lancedb   # a checkout, or a bare git directory
+
+What the run changes in LanceDB's files, and nothing else:
+- `import lancedb` becomes `import vectorlane as lancedb`; `from lancedb.x import ...` imports from
+  `vectorlane.x`; `lancedb.conftest` (LanceDB's test helpers shipped in its package) is LanceDB's own file,
+  importing vectorlane. Each module-level import that fails is recorded and its names stay undefined, so only
+  the tests that use a missing name fail, not the whole file.
+- `lancedb.connect(uri)` / `connect_async(uri)` connect to a real store of that database: one store per
+  directory, a new one for each "memory://" (as LanceDB gives a new in-memory database each time), all wired
+  to one real embed service (the services of `tests/lancedb_compat/`). `mem_db`, `tmp_db` and their async
+  forms are such connections.
+
+Which tests: `test_embeddings.py`, `test_embeddings_slow.py`, `test_pydantic.py`, `docs/test_embeddings_optional.py`,
+`docs/test_pydantic_integration.py` whole, and the tests of `test_table.py` / `test_query.py` on embeddings,
+bad vectors, adds, merge/update/delete, versions and search (SELECT below). Tests needing what no machine here
+has (a provider's cloud account, images from the internet) are counted apart (NEEDS_NETWORK); LanceDB's own
+skip conditions (API keys not set, packages not installed) skip as they do for LanceDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = "python/python/tests"
+WHOLE = ["test_embeddings.py", "test_embeddings_slow.py", "test_pydantic.py", "docs/test_embeddings_optional.py",
+         "docs/test_pydantic_integration.py"]
+SELECT = re.compile(r"embedding|bad_vectors|nans|fixed_size_list|nullable|merge|update|delete|version|restore|"
+                    r"tags|time_travel|search|query|add|create_table|count_rows|empty|uri|basic|consistency|f16|"
+                    r"where|offset|limit|nprobes|vector|take|getitems|with_row_id|to_pandas|to_arrow|to_list|"
+                    r"to_polars|schema|timeout|cast|multiple")
+LEAVE_OUT = re.compile(r"fts|hybrid|branch|namespace|blob|computed_column|refresh_column|index|progress|"
+                       r"parallelism|to_lance|releases_arrow|rerank|explain|analyze|distance_range|order_by|"
+                       r"serialization|camelcase|fast_search|lsm|permutation|write_spec")
+# Tests that need what these machines cannot reach: a provider's cloud service, model weights or images
+# downloaded at run time. Counted apart from the applicable ones, with the reason.
+NEEDS_NETWORK = {
+    "test_embeddings_slow.py::test_openclip": "downloads images from the internet and pretrained weights",
+    "test_embeddings_slow.py::test_siglip": "downloads a SigLIP model from the hub",
+    "test_embeddings_slow.py::test_instructor_embedding": "downloads an instructor model from the hub",
+    "test_embeddings.py::test_url_retrieve_downloads_image": "downloads an image from the internet",
+    "docs/test_embeddings_optional.py::test_embeddings_openai": "calls api.openai.com with a real key",
+    "docs/test_embeddings_optional.py::test_embeddings_openai_async": "calls api.openai.com with a real key",
+    "docs/test_embeddings_optional.py::test_embeddings_secret": "calls api.openai.com with a real key",
+    "test_embeddings.py::test_embedding_function_with_pandas_ollama_pickle": "an Ollama server on localhost:11434",
+    "test_embeddings_slow.py::test_ollama_embedding": "an Ollama server on localhost:11434",
+}
+
+CONFTEST = '''
+import builtins, sys, tempfile
+from pathlib import Path
+from dataclasses import replace
+sys.path.insert(0, {repo!r})
+import pytest, pytest_asyncio
+import vectorlane
+from store_service.server import StoreServer
+from tests.conftest import tiny_clip  # noqa: F401 - fixtures the services need
+from tests.lancedb_compat.conftest import services, _forget_local_functions  # noqa: F401
+from tests.store_service.conftest import BASE, word_hash_registered  # noqa: F401
+
+# A LanceDB database is a directory (or a fresh in-memory one per "memory://" connect): here each is a store
+# of its own, wired to the one embed service.
+_state = {{"services": None, "stores": {{}}, "test": []}}
+
+
+def _store_for(uri):
+    key = str(uri)
+    if key.startswith("memory://") or key not in _state["stores"]:
+        embed = _state["services"].embed
+        store = StoreServer(replace(BASE, data_dir=Path(tempfile.mkdtemp(prefix="parity-db-")),
+                                    embed_address=f"127.0.0.1:{{embed.port}}")).start()
+        _state["test"].append(store)
+        if not key.startswith("memory://"):
+            _state["stores"][key] = store
+        return store
+    return _state["stores"][key]
+
+
+def _vl_connect(uri="memory://", *args, **kwargs):
+    return vectorlane.connect(f"grpc://127.0.0.1:{{_store_for(uri).port}}", timeout=120)
+
+
+async def _vl_connect_async(uri="memory://", *args, **kwargs):
+    return await vectorlane.connect_async(f"grpc://127.0.0.1:{{_store_for(uri).port}}", timeout=120)
+
+
+builtins._vl_connect = _vl_connect
+builtins._vl_connect_async = _vl_connect_async
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _embed(services):
+    _state["services"] = services
+    yield
+    for store in _state["stores"].values():
+        store.stop(grace=0.1)
+
+
+@pytest.fixture(autouse=True)
+def _new_test(_embed):
+    yield
+
+
+@pytest.fixture
+def mem_db(_new_test):
+    return _vl_connect("memory://")
+
+
+@pytest.fixture
+def tmp_db(_new_test, tmp_path):
+    return _vl_connect(tmp_path)
+
+
+@pytest_asyncio.fixture
+async def mem_db_async(_new_test):
+    return await _vl_connect_async("memory://")
+
+
+@pytest_asyncio.fixture
+async def tmp_db_async(_new_test, tmp_path):
+    return await _vl_connect_async(tmp_path)
+
+
+def pandas_string_type():
+    import pandas as pd
+    import pyarrow as pa
+    return pa.large_utf8() if tuple(int(x) for x in pd.__version__.split(".")[:2]) >= (3, 0) else pa.utf8()
+'''
+
+
+class Source:
+    """LanceDB's sources: a work tree, or a bare git directory read at HEAD."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.bare = not (path / "python").is_dir()
+
+    def read(self, rel: str) -> str:
+        if not self.bare:
+            return (self.path / rel).read_text()
+        return subprocess.run(["git", "--git-dir", str(self.path), "show", f"HEAD:{rel}"], check=True,
+                              capture_output=True, text=True).stdout
+
+
+def change_imports_and_connect(text: str) -> str:
+    """The only edits: imports of lancedb name vectorlane; connect calls reach the test's services."""
+    text = re.sub(r"^(\s*)import lancedb\s*$", r"\1import vectorlane as lancedb", text, flags=re.M)
+    text = re.sub(r"^(\s*)import lancedb\.(\w+)\s*$", r"\1import vectorlane.\2\n\1import vectorlane as lancedb",
+                  text, flags=re.M)
+    text = re.sub(r"^(\s*)from lancedb\.conftest import", r"\1from lancedb_conftest import", text, flags=re.M)
+    text = re.sub(r"^(\s*)from lancedb(\.[\w.]+)? import", r"\1from vectorlane\2 import", text, flags=re.M)
+    text = text.replace("lancedb.connect_async(", "_vl_connect_async(").replace("lancedb.connect(", "_vl_connect(")
+    return text
+
+
+def guard_module_imports(text: str, module: str) -> str:
+    """Each name a top-level import cannot give is recorded and stays undefined, instead of failing the file:
+    only the tests that use a missing name fail."""
+    tree = ast.parse(text)
+    lines = text.splitlines()
+    imports = [n for n in tree.body if isinstance(n, ast.Import)
+               or (isinstance(n, ast.ImportFrom) and n.module != "__future__")]
+    for node in sorted(imports, key=lambda n: -n.lineno):
+        if isinstance(node, ast.ImportFrom):
+            prefix = "." * node.level + (node.module or "")
+            singles = [f"from {prefix} import {a.name}" + (f" as {a.asname}" if a.asname else "")
+                       for a in node.names]
+        else:
+            singles = [ast.unparse(ast.Import(names=[a])) for a in node.names]
+        guarded: list[str] = []
+        for single in singles:
+            guarded += ["try:", "    " + single, "except (ImportError, AttributeError) as _exc:",
+                        f"    __import__('builtins').__dict__.setdefault('_vl_missing', set()).add("
+                        f"({module!r}, {single!r}))"]
+        lines[node.lineno - 1:node.end_lineno] = guarded
+    return "\n".join(lines) + "\n"
+
+
+def selected(path: str, name: str) -> bool:
+    if path not in ("test_table.py", "test_query.py"):
+        return True
+    return bool(SELECT.search(name)) and not LEAVE_OUT.search(name)
+
+
+def prepare(source: Source, work: Path) -> list[str]:
+    (work / "conftest.py").write_text(CONFTEST.format(repo=str(REPO)))
+    (work / "docs").mkdir()
+    helpers = source.read("python/python/lancedb/conftest.py").replace("from .embeddings", "from vectorlane.embeddings")
+    (work / "lancedb_conftest.py").write_text(guard_module_imports(change_imports_and_connect(helpers), "conftest"))
+    (work / "utils.py").write_text(change_imports_and_connect(source.read(f"{TESTS}/utils.py")))
+    chosen: list[str] = []
+    for rel in WHOLE + ["test_table.py", "test_query.py"]:
+        text = guard_module_imports(change_imports_and_connect(source.read(f"{TESTS}/{rel}")), rel)
+        (work / rel).write_text(text)
+        for node in ast.parse(text).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
+                if selected(rel, node.name):
+                    chosen.append(f"{rel}::{node.name}")
+    return chosen
+
+
+def run(work: Path, chosen: list[str], junit: Path, extra: list[str]) -> int:
+    files = sorted({c.split("::")[0] for c in chosen})
+    names = {c.split("::")[1] for c in chosen if c.split("::")[0] in ("test_table.py", "test_query.py")}
+    deselect = []
+    for rel in ("test_table.py", "test_query.py"):
+        for node in ast.parse((work / rel).read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_") \
+                    and node.name not in names:
+                deselect += ["--deselect", f"{rel}::{node.name}"]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(work),
+           "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function", "-W", "ignore",
+           "--timeout", "300", f"--junitxml={junit}", *deselect, *extra, *files]
+    return subprocess.run(cmd, cwd=work).returncode
+
+
+def report(junit: Path) -> None:
+    outcomes: dict[str, list[tuple[str, str]]] = {"passed": [], "failed": [], "skipped": [], "network": []}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        module = case.get("classname", "").replace(".", "/")
+        test_id = f"{module}.py::{case.get('name')}"
+        failure = case.find("failure") if case.find("failure") is not None else case.find("error")
+        base = test_id.split("[")[0]
+        if case.find("skipped") is not None:
+            outcomes["skipped"].append((test_id, case.find("skipped").get("message", "")[:100]))
+        elif base in NEEDS_NETWORK:
+            outcomes["network"].append((test_id, NEEDS_NETWORK[base]))
+        elif failure is not None:
+            outcomes["failed"].append((test_id, (failure.get("message") or "").splitlines()[0][:160]
+                                       if failure.get("message") else ""))
+        else:
+            outcomes["passed"].append((test_id, ""))
+    passed, failed = len(outcomes["passed"]), len(outcomes["failed"])
+    print("\n== LanceDB's own tests against vectorlane (imports and connect changed) ==")
+    print(f"ran {passed + failed + len(outcomes['network'])}; skipped by LanceDB's own conditions: "
+          f"{len(outcomes['skipped'])}")
+    print(f"need a network service or a download (counted apart): {len(outcomes['network'])}")
+    for test_id, why in outcomes["network"]:
+        print(f"   {test_id}: {why}")
+    print(f"applicable: {passed + failed}; pass: {passed} ({100.0 * passed / max(1, passed + failed):.1f} %)")
+    print("failures:")
+    for test_id, why in outcomes["failed"]:
+        print(f"   {test_id}: {why}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lancedb-src", type=Path, required=True, help="a LanceDB checkout or bare git directory")
+    parser.add_argument("--keep", type=Path, help="write the changed tests here and keep them")
+    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (e.g. -k merge)")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="lancedb-parity-"))
+    if args.keep and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    chosen = prepare(Source(args.lancedb_src), work)
+    junit = work / "junit.xml"
+    run(work, chosen, junit, args.pytest_args)
+    report(junit)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
