@@ -65,7 +65,7 @@ def check_table_schema(schema: pa.Schema) -> None:
             raise InvalidArgument(f"column name {name[:MAX_NAME_LENGTH]!r} is empty, longer than "
                                   f"{MAX_NAME_LENGTH} characters or holds control characters",
                                   reason="INVALID_SCHEMA", column=name[:MAX_NAME_LENGTH])
-        problem = unsupported_type(field_.type)
+        problem = unsupported_type(field_.type) or unsupported_encoding(field_)
         if problem is not None:
             raise InvalidArgument(f"column {name!r} is {field_.type}: {problem}", reason="UNSUPPORTED_TYPE",
                                   column=name, type=str(field_.type))
@@ -75,6 +75,18 @@ _SCALAR_CHECKS = (pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating
                   pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary,
                   pa.types.is_fixed_size_binary, pa.types.is_date, pa.types.is_time, pa.types.is_timestamp,
                   pa.types.is_duration)
+
+
+BLOB_ENCODING = b"lance-encoding:blob"
+
+
+def unsupported_encoding(field_: pa.Field) -> str | None:
+    """Lance stores a column marked as a blob out of line and reads it back as descriptors of a different
+    type (a struct of positions), so the store could neither filter nor return it as the caller wrote it."""
+    metadata = field_.metadata or {}
+    if metadata.get(BLOB_ENCODING, b"").lower() in (b"true", b"1", b"yes"):
+        return "blob-encoded columns (lance-encoding:blob) are not served; store the bytes as plain binary"
+    return None
 
 
 def unsupported_type(type_: pa.DataType, depth: int = 0) -> str | None:

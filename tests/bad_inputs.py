@@ -223,6 +223,10 @@ STORE_CASES = [
     Case("store", "CreateTable", "a union column (a type the store cannot serve)", lambda t: t.store.CreateTable(
         pb.CreateTableRequest(name="u", schema=arrow_schema(("u", pa.dense_union([pa.field("a", pa.int32())]))))),
          INVALID, "UNSUPPORTED_TYPE"),
+    Case("store", "CreateTable", "a column marked `lance-encoding:blob` (was created, then answered INTERNAL)",
+         lambda t: t.store.CreateTable(pb.CreateTableRequest(name="b", schema=arrow_schema(
+             pa.field("b", pa.large_binary(), metadata={"lance-encoding:blob": "true"})))),
+         INVALID, "UNSUPPORTED_TYPE"),
     Case("store", "CreateTable", "sentence-transformers folder outside the model roots (`.venv/../..`)",
          lambda t: t.store.CreateTable(pb.CreateTableRequest(
              name="f", schema=pb.Schema(fields=[pb.Field(name="t", type=pb.DATA_TYPE_STRING), ANY_VECTOR]),

@@ -71,16 +71,20 @@ def schema_from_proto(message: pb.Schema, vector_dims: dict[str, int] | None = N
     return pa.schema(fields)
 
 
+def _scalar_enum(type_: pa.DataType) -> int:
+    """The proto's name for a scalar type, UNSPECIFIED for the rest (the Arrow schema beside it has them).
+    Compared, not hashed: some extension types cannot be hashed."""
+    return next((enum for enum, scalar in _SCALARS.items() if type_ == scalar), pb.DATA_TYPE_UNSPECIFIED)
+
+
 def schema_to_proto(schema: pa.Schema) -> pb.Schema:
-    by_type = {v: k for k, v in _SCALARS.items()}
     fields = []
     for f in schema:
         if is_vector(f):
             fields.append(pb.Field(name=f.name, type=pb.DATA_TYPE_VECTOR, dimensions=vector_dimensions(f),
                                    nullable=f.nullable))
         else:
-            fields.append(pb.Field(name=f.name, type=by_type.get(f.type, pb.DATA_TYPE_UNSPECIFIED),
-                                   nullable=f.nullable))
+            fields.append(pb.Field(name=f.name, type=_scalar_enum(f.type), nullable=f.nullable))
     return pb.Schema(fields=fields, arrow_schema=schema.serialize().to_pybytes())
 
 

@@ -83,3 +83,24 @@ def test_schema_inference_from_first_rows():
     assert table.schema.field("vector").type == vector_type(2)
     assert table.schema.field("id").type == pa.int64() and table.schema.field("text").type == pa.string()
     np.testing.assert_allclose(table.column("vector").to_pylist(), [[0.1, 0.2], [0.3, 0.4]], rtol=1e-6)
+
+
+def test_a_schema_with_an_unhashable_extension_type_converts():
+    """Lance's own schemas may hold extension types that cannot be hashed (its blob type); describing such a
+    schema must not fail (it once answered INTERNAL after the table was created)."""
+    class Unhashable(pa.ExtensionType):
+        def __init__(self) -> None:
+            super().__init__(pa.large_binary(), "test.unhashable")
+
+        def __arrow_ext_serialize__(self) -> bytes:
+            return b""
+
+        @classmethod
+        def __arrow_ext_deserialize__(cls, storage_type, serialized):  # noqa: ANN001, ANN206
+            return cls()
+
+        __hash__ = None  # type: ignore[assignment]
+
+    schema = pa.schema([pa.field("id", pa.int64()), pa.field("b", Unhashable())])
+    message = conversions.schema_to_proto(schema)
+    assert [f.type for f in message.fields] == [pb.DATA_TYPE_INT64, pb.DATA_TYPE_UNSPECIFIED]
