@@ -13,7 +13,7 @@ from google.protobuf import struct_pb2
 
 from vectorlane import rows as rowlib
 from vectorlane import wire
-from vectorlane._transport import Op, Unary, Upload
+from vectorlane._transport import Compute, Op, Unary, Upload
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.errors import NotFoundError
 from vectorlane.operations import Operation
@@ -148,8 +148,8 @@ def create_table(connection: "Connection", name: str, data: Any, schema: Any, mo
         table = rowlib.to_arrow(data, arrow_schema)
         if arrow_schema is None and table.schema.metadata:
             table = table.replace_schema_metadata(None)  # its functions travel as `embedding_functions`
-        if arrow_schema is not None:
-            table = rowlib.fill_local_vectors(table, configs, arrow_schema)
+        if arrow_schema is not None and any(c.function.is_local for c in configs):
+            table = yield Compute(rowlib.fill_local_vectors, (table, configs, arrow_schema))
         else:
             _check_local_functions_given(table, configs)
         first, rest = _split(table)
@@ -203,6 +203,8 @@ def image_columns(table: "Table") -> Op[list[str]]:
     if table._image_columns is None:
         found = []
         for config in table.function_configs():
+            if table._schema.get_field_index(config.source_column) < 0:
+                continue  # a function recorded without its source column (LanceDB allows it) embeds nothing
             source = table._schema.field(config.source_column)
             if config.function.is_local or not pa.types.is_string(source.type) or config.source_type == "text":
                 continue
@@ -239,9 +241,17 @@ def _messages(table: "Table", first: Any, rows: pa.Table, image_columns: list[st
             bar.close()
 
 
+def _with_local_vectors(rows: pa.Table, table: "Table") -> Op[pa.Table]:
+    """`rows` with the vectors of the table's local functions computed (a `Compute`: off the event loop)."""
+    configs = table.function_configs()
+    if not any(c.function.is_local for c in configs):
+        return rows
+    return (yield Compute(rowlib.fill_local_vectors, (rows, configs, table._schema)))
+
+
 def add(table: "Table", data: Any, mode: str, on_bad_vectors: str, fill_value: float) -> Op[AddResult]:
     """Streams the rows in messages of ROWS_PER_MESSAGE; one new version (returned) holds them all."""
-    arrow = rowlib.fill_local_vectors(rowlib.to_arrow(data, table._schema), table.function_configs(), table._schema)
+    arrow = yield from _with_local_vectors(rowlib.to_arrow(data, table._schema), table)
     first = pb.AddRowsRequest(table=table.name, mode=choice(mode, _ADD_MODES, "mode"),
                               on_bad_vectors=choice(on_bad_vectors, _BAD_VECTORS, "on_bad_vectors"),
                               fill_value=fill_value)
@@ -253,7 +263,7 @@ def add(table: "Table", data: Any, mode: str, on_bad_vectors: str, fill_value: f
 def merge_insert(table: "Table", data: Any, on: list[str], update_all: bool, insert_all: bool,
                  delete_by_source: bool, delete_where: str, on_bad_vectors: str, fill_value: float,
                  update_where: str = "", timeout: float | None = None) -> Op[MergeResult]:
-    arrow = rowlib.fill_local_vectors(rowlib.to_arrow(data, table._schema), table.function_configs(), table._schema)
+    arrow = yield from _with_local_vectors(rowlib.to_arrow(data, table._schema), table)
     first = pb.MergeInsertRequest(table=table.name, on=on, when_matched_update_all=update_all,
                                   when_not_matched_insert_all=insert_all,
                                   when_not_matched_by_source_delete=delete_by_source,

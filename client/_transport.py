@@ -9,7 +9,10 @@ same generators, so the async client is the sync one's logic, not a copy of it.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
@@ -42,8 +45,31 @@ class Upload:
     timeout: float | None = None  # seconds for this call; None: the connection's
 
 
+@dataclass(frozen=True)
+class Compute:
+    """Work done in this process that may block for long (a local embedding function, perhaps calling a
+    remote API): the sync transport runs it in place; the async one runs it on the embedding executor, so
+    the event loop keeps serving meanwhile and other blocking I/O cannot starve it."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
 Call = Union[Unary, Upload]
-Op = Generator[Call, Any, T]
+Op = Generator[Union[Call, Compute], Any, T]
+
+EMBEDDING_THREADS = 4
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def embedding_executor() -> ThreadPoolExecutor:
+    """The async client's threads for local embedding functions (made on first use, shared)."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(EMBEDDING_THREADS, thread_name_prefix="vectorlane-embedding")
+        return _executor
 
 
 @dataclass(frozen=True)
@@ -127,7 +153,9 @@ class SyncTransport:
         self.options = options
         self._callable = _Callables(channel)
 
-    def call(self, call: Call) -> Any:
+    def call(self, call: Call | Compute) -> Any:
+        if isinstance(call, Compute):
+            return call.function(*call.args)
         payload = _payload(call)
         try:
             return self._callable(call)(payload, **self.options.per_call(call.timeout))
@@ -157,7 +185,9 @@ class AsyncTransport:
         self.options = options
         self._callable = _Callables(channel)
 
-    async def call(self, call: Call) -> Any:
+    async def call(self, call: Call | Compute) -> Any:
+        if isinstance(call, Compute):
+            return await asyncio.get_running_loop().run_in_executor(embedding_executor(), call.function, *call.args)
         payload = _payload(call)
         try:
             return await self._callable(call)(payload, **self.options.per_call(call.timeout))

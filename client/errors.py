@@ -34,6 +34,11 @@ class BadVectorError(InvalidArgumentError, RuntimeError):
     for the bad vectors it finds in Python and RuntimeError for those its core finds: either catches this."""
 
 
+class SchemaMismatchError(InvalidArgumentError, RuntimeError):
+    """Rows whose values the table's types cannot take, such as a fixed-size list of another length in a
+    column that is not a vector column (reason SCHEMA_MISMATCH). LanceDB's core raises RuntimeError for it."""
+
+
 class NotFoundError(VectorlaneError, LookupError):
     code = grpc.StatusCode.NOT_FOUND
 
@@ -90,6 +95,7 @@ _BY_CODE = {cls.code: cls for cls in (
     DataLossError, CancelledError)}
 _BY_REASON: dict[tuple[grpc.StatusCode, str], type[VectorlaneError]] = {
     (grpc.StatusCode.INVALID_ARGUMENT, "BAD_VECTOR"): BadVectorError,
+    (grpc.StatusCode.INVALID_ARGUMENT, "SCHEMA_MISMATCH"): SchemaMismatchError,
     (grpc.StatusCode.NOT_FOUND, "VERSION_NOT_FOUND"): VersionNotFoundError,
     (grpc.StatusCode.NOT_FOUND, "TAG_NOT_FOUND"): VersionNotFoundError}
 
@@ -114,5 +120,6 @@ def from_rpc_error(error: grpc.RpcError) -> VectorlaneError:
 
 __all__ = ["AbortedError", "AlreadyExistsError", "BadVectorError", "CancelledError", "DataLossError",
            "DeadlineExceededError", "FailedPreconditionError", "InvalidArgumentError", "NotFoundError",
-           "PermissionDeniedError", "ResourceExhaustedError", "UnauthenticatedError", "UnavailableError",
+           "PermissionDeniedError", "ResourceExhaustedError", "SchemaMismatchError", "UnauthenticatedError",
+           "UnavailableError",
            "VectorlaneError", "VersionNotFoundError", "from_rpc_error"]

@@ -192,7 +192,20 @@ class QueryBuilder:
                 raise ValueError("vector search options need a query")
             return _ops.read(self._table, self._where, self._selected(), self._limit or 0,
                              self._table._checked_out, self._offset, timeout=limit)
-        return _ops.search(self.to_request(), timeout=limit)
+        return self._search(limit)
+
+    def _search(self, timeout: float | None) -> _ops.Op[pa.Table]:
+        if self._embeds_locally():  # the query's vector comes from a local function: off the event loop
+            request = yield _ops.Compute(self.to_request)
+        else:
+            request = self.to_request()
+        return (yield from _ops.search(request, timeout=timeout))
+
+    def _embeds_locally(self) -> bool:
+        if self._query_type == "vector" or isinstance(self._query, (list, tuple, np.ndarray)):
+            return False
+        config = self._function()
+        return config is not None and config.function.is_local
 
     def _selected(self) -> list[str]:
         if not self._with_row_id:

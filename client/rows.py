@@ -31,10 +31,8 @@ def to_arrow(data: Any, schema: pa.Schema | None = None) -> pa.Table:
         table = data
     elif isinstance(data, pa.RecordBatch):
         table = pa.Table.from_batches([data])
-    elif isinstance(data, pa.RecordBatchReader):
-        table = data.read_all()
-    elif _batches(data):
-        table = pa.Table.from_batches(list(data))
+    elif isinstance(data, pa.RecordBatchReader) or _batches(data):
+        return _from_batches(list(data), schema)
     elif _is_pandas(data):
         table = pa.Table.from_pandas(data, preserve_index=False)
     elif _is_polars(data):
@@ -54,8 +52,10 @@ def to_arrow(data: Any, schema: pa.Schema | None = None) -> pa.Table:
         present = [_wire_field(f) for f in schema if f.name in names]
         rows = [{f.name: r.get(f.name) for f in present} for r in rows]
         return pa.Table.from_pylist(rows, schema=pa.schema(present))
-    if schema is None:
-        return table
+    return table if schema is None else _on_the_wire(table, schema)
+
+
+def _on_the_wire(table: pa.Table, schema: pa.Schema) -> pa.Table:
     unknown = sorted(set(table.column_names) - set(schema.names))
     if unknown:
         raise ValueError(f"columns {unknown} are not in the table's schema {schema.names}")
@@ -64,16 +64,42 @@ def to_arrow(data: Any, schema: pa.Schema | None = None) -> pa.Table:
     return table.cast(target) if not table.schema.equals(target) else table
 
 
+def _from_batches(batches: list[Any], schema: pa.Schema | None) -> pa.Table:
+    """A reader's (or a list's) batches as one table whose chunks are those batches. Each is cast on its
+    own, as LanceDB reads them one by one: a reader's batches may differ in type (an all-empty first batch
+    reads as `list<null>`). When they still differ on the wire, they travel in the column's general form."""
+    if schema is None:
+        return pa.Table.from_batches(batches)
+    parts = [_on_the_wire(b if isinstance(b, pa.Table) else pa.Table.from_batches([b]), schema) for b in batches]
+    if not parts:
+        return pa.schema([_wire_field(f) for f in schema]).empty_table()
+    first = parts[0].schema
+    if any(p.column_names != parts[0].column_names for p in parts):
+        raise ValueError("the batches do not all have the same columns")
+    if any(not p.schema.equals(first) for p in parts):
+        general = pa.schema([_wire_field(schema.field(n)) for n in parts[0].column_names])
+        parts = [p.cast(general) for p in parts]
+    return pa.concat_tables(parts)
+
+
 def _is_vector(field: pa.Field) -> bool:
     return pa.types.is_fixed_size_list(field.type) and pa.types.is_floating(field.type.value_type)
 
 
 def _wire_field(field: pa.Field, given: pa.DataType | None = None) -> pa.Field:
     """How a schema field's values travel: as the schema says, except a vector column whose values are not
-    vectors of its size yet, which goes as a list the store checks row by row."""
+    vectors of its size yet, which goes as a list the store checks row by row, and fixed-size float vectors
+    given for a `list<float>` column, which keep their size (LanceDB takes fixed-size vectors of 10 values or
+    more as vectors whatever the column's name, so the store must see them as given)."""
+    if _is_list_of_floats(field.type) and given is not None and _is_vector(pa.field("given", given)):
+        return pa.field(field.name, pa.list_(field.type.value_type, given.list_size), nullable=field.nullable)
     if not _is_vector(field) or given == field.type:
         return field
     return pa.field(field.name, pa.list_(field.type.value_type), nullable=True)
+
+
+def _is_list_of_floats(type_: pa.DataType) -> bool:
+    return (pa.types.is_list(type_) or pa.types.is_large_list(type_)) and pa.types.is_floating(type_.value_type)
 
 
 def _plain(value: Any) -> Any:
@@ -88,7 +114,7 @@ def _plain(value: Any) -> Any:
 
 
 def _batches(data: Any) -> bool:
-    """A list or tuple of Arrow record batches (or tables)."""
+    """A list or tuple of Arrow record batches."""
     return isinstance(data, (list, tuple)) and bool(data) and all(isinstance(b, pa.RecordBatch) for b in data)
 
 
@@ -134,7 +160,7 @@ def _vectors_column(table: pa.Table, name: str, missing: np.ndarray, computed: l
                     ) -> pa.Array:
     """The vector column with `computed` in the `missing` rows: fixed-size vectors when every computed one
     has the column's size, else a list column for the store to check row by row."""
-    dims = field.type.list_size
+    dims = getattr(field.type, "list_size", -1)  # a list<float> vector column has no fixed size: lists go
     existing = table.column(name).combine_chunks() if name in table.column_names else None
     try:
         matrix = np.asarray(computed, dtype=np.float32)
@@ -169,11 +195,16 @@ def read_ipc(data: bytes) -> pa.Table:
 
 
 def chunks(table: pa.Table, rows: int, max_bytes: int | None = None) -> Iterator[pa.Table]:
-    """Slices of at most `rows` rows and, by the table's average row size, about `max_bytes` bytes."""
+    """Slices of at most `rows` rows and, by the table's average row size, about `max_bytes` bytes, never
+    across the batches the caller gave (a RecordBatchReader's): the store finds a `list<float>` vector
+    column's length from the first batch holding a vector, as LanceDB does."""
     if max_bytes is not None and table.num_rows:
         rows = max(1, min(rows, int(max_bytes * table.num_rows / max(table.nbytes, 1))))
-    for start in range(0, max(table.num_rows, 1), rows):
-        yield table.slice(start, rows)
+    batches = [b for b in table.to_batches() if b.num_rows] or [table.schema.empty_table()]
+    for batch in batches:
+        part = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        for start in range(0, max(part.num_rows, 1), rows):
+            yield part.slice(start, rows)
 
 
 def local_image(uri: str) -> Path | None:

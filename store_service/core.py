@@ -30,7 +30,7 @@ from store_service.search.index_catalog import IndexEntry, LoadedIndexes
 from store_service.ingest.rows import BadVectors, Batch, RowPreparer, stage_stream
 from store_service.ingest.merge import MergeRules, plan_merge
 from store_service.functions.reembed import Reembedder
-from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, functions_of,
+from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, computes, functions_of,
                                   infer_vector_columns, is_vector, source_kind, vector_type, with_functions)
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
@@ -181,8 +181,12 @@ class StoreCore:
                 self._check_dimensions(schema, config, info.dimensions)
         schema = with_functions(schema, functions, secret)
         for config in functions:
-            if config.vector_column in modalities:
+            if config.vector_column in modalities and computes(schema, config):
                 source_kind(config, schema.field(config.source_column).type, modalities[config.vector_column])
+            elif not computes(schema, config):
+                log.info("table %s: function %r on %r is recorded but computes nothing here (its source column "
+                         "is absent or its vector column has no fixed length): rows carry their vectors", name,
+                         config.name, config.vector_column)
         prepared = RowPreparer(schema, self.embedder, bad, deadline).prepare(rows) if rows is not None else None
         if mode == OVERWRITE and self.tables.exists(name):
             table = self.tables.open(name)

@@ -183,12 +183,21 @@ def with_functions(schema: pa.Schema, functions: Iterable[FunctionConfig],
 
 
 def check_function(schema: pa.Schema, config: FunctionConfig, secret_settings: Iterable[str] = ()) -> None:
+    """A function's columns and secrets. As in LanceDB, a function may be recorded that cannot compute here:
+    its source column absent, or its vector column a variable-length float list (see `computes`); the
+    rows then carry their own vectors."""
     if not config.name:
         raise InvalidArgument("an embedding function has no name", reason="INVALID_EMBEDDING_FUNCTION")
-    for role, column in (("source", config.source_column), ("vector", config.vector_column)):
-        if schema.get_field_index(column) < 0:
-            raise InvalidArgument(f"embedding function {config.name!r}: {role} column {column!r} is not in the "
-                                  "schema", reason="UNKNOWN_COLUMN", column=column, function=config.name)
+    if schema.get_field_index(config.vector_column) < 0:
+        raise InvalidArgument(f"embedding function {config.name!r}: vector column {config.vector_column!r} is not "
+                              "in the schema", reason="UNKNOWN_COLUMN", column=config.vector_column,
+                              function=config.name)
+    if not is_vector(schema.field(config.vector_column)) and not is_float_list(schema.field(config.vector_column)):
+        raise InvalidArgument(f"vector column {config.vector_column!r} is not a fixed-size float vector",
+                              reason="INVALID_EMBEDDING_FUNCTION", column=config.vector_column)
+    check_secrets(config, secret_settings)
+    if schema.get_field_index(config.source_column) < 0:
+        return
     source = schema.field(config.source_column)
     if not (pa.types.is_string(source.type) or pa.types.is_large_string(source.type) or is_binary(source.type)):
         raise InvalidArgument(f"source column {config.source_column!r} is {source.type}; it must hold text, image "
@@ -199,10 +208,18 @@ def check_function(schema: pa.Schema, config: FunctionConfig, secret_settings: I
     if config.source_type == TEXT and is_binary(source.type):
         raise InvalidArgument(f"source column {config.source_column!r} holds bytes; it cannot be embedded as text",
                               reason="INVALID_EMBEDDING_FUNCTION", column=config.source_column)
-    if not is_vector(schema.field(config.vector_column)):
-        raise InvalidArgument(f"vector column {config.vector_column!r} is not a fixed-size float vector",
-                              reason="INVALID_EMBEDDING_FUNCTION", column=config.vector_column)
-    check_secrets(config, secret_settings)
+
+
+def computes(schema: pa.Schema, config: FunctionConfig) -> bool:
+    """Whether the store can compute `config`'s vectors: its source column exists and its vector column has
+    a fixed length."""
+    vector = schema.get_field_index(config.vector_column)
+    return schema.get_field_index(config.source_column) >= 0 and vector >= 0 and is_vector(schema.field(vector))
+
+
+def is_float_list(field_: pa.Field) -> bool:
+    t = field_.type
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_floating(t.value_type)
 
 
 def is_binary(type_: pa.DataType) -> bool:

@@ -197,9 +197,11 @@ STORE_CASES = [
          "INVALID_SCHEMA"),
     Case("store", "CreateTable", "corrupt Arrow schema bytes", lambda t: t.store.CreateTable(pb.CreateTableRequest(
         name="bad", schema=pb.Schema(arrow_schema=b"not a schema"))), INVALID, "INVALID_ARROW_SCHEMA"),
-    Case("store", "CreateTable", "function whose source column is missing", lambda t: t.store.CreateTable(
-        pb.CreateTableRequest(name="f", schema=pb.Schema(fields=[ANY_VECTOR]),
-                              embedding_functions=[_function("word-hash", "text", "v")])), INVALID,
+    Case("store", "CreateTable", "function whose vector column is missing", lambda t: t.store.CreateTable(
+             pb.CreateTableRequest(name="f", schema=pb.Schema(fields=[
+                 pb.Field(name="t", type=pb.DATA_TYPE_STRING),
+                 pb.Field(name="v", type=pb.DATA_TYPE_VECTOR, dimensions=32)]),
+                                   embedding_functions=[_function("word-hash", "t", "nope")])), INVALID,
          "UNKNOWN_COLUMN"),
     Case("store", "CreateTable", "function setting the function does not have", lambda t: t.store.CreateTable(
         pb.CreateTableRequest(name="f", schema=pb.Schema(fields=[pb.Field(name="t", type=pb.DATA_TYPE_STRING),

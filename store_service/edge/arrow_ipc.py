@@ -9,6 +9,10 @@ them, so no byte pattern can reach storage or crash a read later.
   (measured), and Arrow allocates what a buffer declares, so a 64 MiB message could ask for terabytes.
   Clients send uncompressed IPC (gRPC may compress the transport instead).
 - A stream holds at most MAX_BATCHES record batches (each costs fixed overhead in every later step).
+- An empty buffer in the stream reads as a buffer at address 0, and pyarrow 26 dereferences it in some
+  kernels: casting a list column whose rows are all NULL (values buffer empty) to a fixed-size list killed
+  the store with SIGSEGV. A column holding such a buffer is copied into buffers Arrow allocates (only those
+  columns, and they hold empty buffers, so the copy is small in the cases that matter).
 
 The compression flag sits in the message's flatbuffer metadata (Message.header -> RecordBatch.compression,
 field 3; a DictionaryBatch wraps a RecordBatch as its field 1); pyarrow does not expose it, so the few fields
@@ -42,7 +46,21 @@ def read_stream(data: bytes | memoryview) -> pa.Table:
         table.validate(full=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowIndexError, OSError) as exc:
         raise refused(str(exc)[:300]) from None
+    return _without_null_addresses(table)
+
+
+def _without_null_addresses(table: pa.Table) -> pa.Table:
+    for index, column in enumerate(table.columns):
+        if any(_holds_null_address(chunk) for chunk in column.chunks):
+            copied = pa.chunked_array([pa.concat_arrays([chunk]) for chunk in column.chunks], type=column.type)
+            table = table.set_column(index, table.field(index), copied)
     return table
+
+
+def _holds_null_address(array: pa.Array) -> bool:
+    if any(b is not None and b.address == 0 for b in array.buffers()):
+        return True
+    return pa.types.is_dictionary(array.type) and _holds_null_address(array.dictionary)
 
 
 def _check_messages(buffer: pa.Buffer) -> None:

@@ -86,6 +86,9 @@ def plan(schema: pa.Schema, kind: str, column: str, function: FunctionConfig | N
             return Plan(with_functions(schema.remove(index), functions), column, None)
         target = schema.set(index, pa.field(column, vector_type(dims), nullable=True))
     assert function is not None
+    if schema.get_field_index(function.source_column) < 0:
+        raise InvalidArgument(f"the table has no column {function.source_column!r} to embed",
+                              reason="UNKNOWN_COLUMN", column=function.source_column)
     functions.append(function)
     return Plan(with_functions(target, functions, {function.name: secret_settings}), column, function)
 

@@ -1,5 +1,13 @@
 """What happens to rows whose vector is the wrong length, holds NaN, or is missing where nothing can
-compute it: LanceDB's `on_bad_vectors` — error (refuse the whole add), drop, fill, or null."""
+compute it: LanceDB's `on_bad_vectors` — error (refuse the whole add), drop, fill, or null.
+
+Which columns it covers is LanceDB's rule, so the same add does the same thing in both: a float-list column
+of the table that the rows carry, when it is an embedding function's vector column, is named `vector` (or
+`embedding`, when fixed-size), or arrives as fixed-size float vectors of at least 10 values. Any other
+fixed-size list keeps its type's rule: a row of another length is a schema mismatch, whatever the policy.
+A variable-length `list<float>` vector column has no length of its own: an add takes the commonest length of
+its first batch holding a vector, and holds it for the rest of the add (`ListDims`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,11 @@ import pyarrow.compute as pc
 
 from store_service.errors import InvalidArgument
 from store_service.schema import vector_type
+
+
+VECTOR_NAMES = ("vector",)       # LanceDB's default vector column
+FIXED_VECTOR_NAMES = ("embedding",)  # a vector column by name only when the table fixes its length
+MIN_TYPED_DIMS = 10                # a fixed-size float list this long is a vector whatever its name
 
 
 class BadVectorPolicy(enum.Enum):
@@ -85,3 +98,52 @@ def _handle_all_missing(table: pa.Table, column: str, dims: int, policy: BadVect
     value = [fill_value] * dims if policy is BadVectorPolicy.FILL else None
     return table.append_column(pa.field(column, vector_type(dims)),
                                pa.array([value] * table.num_rows, type=vector_type(dims)))
+
+
+def is_float_list(type_: pa.DataType) -> bool:
+    return ((pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_))
+            and pa.types.is_floating(type_.value_type))
+
+
+def covered_columns(schema: pa.Schema, incoming: pa.Schema, function_columns: set[str]) -> dict[str, int | None]:
+    """The columns `on_bad_vectors` covers in rows shaped `incoming` added to a table of `schema`, with each
+    one's length (None for a `list<float>` column: it comes from the rows)."""
+    covered: dict[str, int | None] = {}
+    for field_ in schema:
+        if incoming.get_field_index(field_.name) < 0 or not is_float_list(field_.type):
+            continue
+        fixed = pa.types.is_fixed_size_list(field_.type)
+        given = incoming.field(field_.name).type
+        named = (field_.name in function_columns or field_.name in VECTOR_NAMES
+                 or (fixed and field_.name in FIXED_VECTOR_NAMES))
+        typed = (pa.types.is_fixed_size_list(given) and pa.types.is_floating(given.value_type)
+                 and given.list_size >= MIN_TYPED_DIMS)
+        if named or typed:
+            covered[field_.name] = field_.type.list_size if fixed else None
+    return covered
+
+
+def modal_length(values: pa.ChunkedArray | pa.Array) -> int | None:
+    """The commonest length of the non-empty lists (the smallest of equally common ones), None if none."""
+    lengths = pc.list_value_length(values)
+    lengths = pc.filter(lengths, pc.greater(lengths, 0))
+    if len(lengths) == 0:
+        return None
+    return int(pc.mode(lengths)[0]["mode"].as_py())
+
+
+class ListDims:
+    """The lengths of one add's `list<float>` vector columns: from the first batch holding a vector that
+    survives the policy, then held for the add's later batches. Batches must come in the add's order."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, int] = {}
+
+    def clean(self, rows: pa.Table, column: str, policy: BadVectorPolicy, fill_value: float) -> pa.Table:
+        dims = self._held.get(column) or modal_length(rows.column(column))
+        if dims is None:
+            return rows  # no vector yet (empty or missing ones): LanceDB stores them as they are
+        rows = clean_vectors(rows, column, dims, policy, fill_value, missing_is_bad=False)
+        if column not in self._held and modal_length(rows.column(column)) is not None:
+            self._held[column] = dims
+        return rows

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from store_service.ingest.bad_vectors import BadVectorPolicy, clean_vectors
+from store_service.ingest.bad_vectors import BadVectorPolicy, ListDims, clean_vectors, covered_columns
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder
 from store_service.schema import FunctionConfig, functions_of, is_vector, vector_type
 from store_service.storage.table import Staged, Table, conform
@@ -51,11 +51,28 @@ class RowPreparer:
         self._server: dict[str, FunctionConfig] = {
             column: config for column, config in functions.items()
             if embedder.is_server_function(config, deadline)}
+        self._list_dims = ListDims()
 
     def prepare(self, rows: pa.Table, images: Mapping[str, bytes] | None = None) -> pa.Table:
+        """`rows` as rows of the table; for the batches of one add, `clean_lists` then `finish` each, in order."""
+        return self.finish(self.clean_lists(rows), images)
+
+    def clean_lists(self, rows: pa.Table) -> pa.Table:
+        """The bad vectors of `list<float>` vector columns handled. Their length is found from the add's first
+        batch holding one, so an add's batches pass through here in order (it is cheap: no embedding)."""
+        for name, dims in covered_columns(self.schema, rows.schema, set(self._functions)).items():
+            if dims is None:
+                rows = self._list_dims.clean(rows, name, self._bad.policy, self._bad.fill_value)
+        return rows
+
+    def finish(self, rows: pa.Table, images: Mapping[str, bytes] | None = None) -> pa.Table:
+        """Fixed-size vector columns checked, missing vectors computed, the rows conformed to the table."""
+        covered = covered_columns(self.schema, rows.schema, set(self._functions))
         for column in self.schema:
             if not is_vector(column):
                 continue
+            if column.name in rows.column_names and column.name not in covered:
+                continue  # not a vector column by LanceDB's rule: its type alone decides what it takes
             dims = column.type.list_size
             config = self._server.get(column.name)
             if config is not None:
@@ -113,12 +130,12 @@ def stage_stream(table: Table, preparer: RowPreparer, batches: Iterable[Batch], 
     staged: list[Staged] = []
     pending: list[Future[Staged]] = []
 
-    def work(batch: Batch) -> Staged:
-        return table.stage(preparer.prepare(batch.rows, batch.images), preparer.schema)
+    def work(rows: pa.Table, images: Mapping[str, bytes]) -> Staged:
+        return table.stage(preparer.finish(rows, images), preparer.schema)
 
     try:
         for batch in batches:
-            pending.append(pool.submit(work, batch))
+            pending.append(pool.submit(work, preparer.clean_lists(batch.rows), batch.images))
             while len(pending) >= max_in_flight:
                 staged.append(pending.pop(0).result())
         while pending:

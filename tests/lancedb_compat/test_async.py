@@ -117,3 +117,36 @@ async def test_tags_and_indexes(mem_db_async):
     assert len(await table.list_indices()) == 1
     stats = await table.stats()
     assert stats["num_rows"] == 300 and stats["num_indices"] == 1
+
+
+async def test_local_functions_embed_off_the_event_loop(mem_db_async):
+    """A local function may block (a remote API, a model): the async client runs it on its own threads, so
+    the event loop goes on serving meanwhile (LanceDB's dedicated embedding executor)."""
+    import threading
+
+    from vectorlane.embeddings import TextEmbeddingFunction, register
+    from vectorlane.pydantic import Vector
+
+    threads: list[str] = []
+
+    @register("thread-recorder")
+    class Recorder(TextEmbeddingFunction):
+        def ndims(self) -> int:
+            return 4
+
+        def generate_embeddings(self, texts: list[str]) -> list[np.ndarray]:
+            threads.append(threading.current_thread().name)
+            return [np.full(4, float(len(t))) for t in texts]
+
+    func = Recorder.create()
+
+    class Words(LanceModel):
+        text: str = func.SourceField()
+        vector: Vector(4) = func.VectorField()
+
+    table = await mem_db_async.create_table("words", schema=Words)
+    await table.add([{"text": "hello"}, {"text": "hi"}])
+    rows = await (await table.search("hey")).limit(1).to_list()
+    assert rows[0]["text"] == "hi"  # the same length, the same vector
+    assert len(threads) == 2 and threading.main_thread().name not in threads
+    assert all(name.startswith("vectorlane-embedding") for name in threads)

@@ -181,3 +181,16 @@ def test_reserved_and_unprintable_column_names_are_refused(store, name, reason):
     inferred = refused(lambda: store.stub.CreateTable(pb.CreateTableRequest(name="t", rows=json_rows(
         [{"id": 1, name: 2}]))))
     assert error_info(inferred).reason == reason
+
+
+def test_all_null_vectors_sent_as_arrow_ipc_do_not_crash_the_store(store):
+    """An all-NULL list column arrives with an empty values buffer at address 0; casting it to the table's
+    fixed-size list type killed the store with SIGSEGV (pyarrow 26). Now the rows are stored as NULL."""
+    schema = pa.schema([("id", pa.int64()), ("feature", pa.list_(pa.float32(), 256))])
+    create(store, "nulls", schema)
+    rows = pa.table({"id": pa.array([1, 2], pa.int64()),
+                     "feature": pa.array([None, None], pa.list_(pa.float32()))})
+    add(store.stub, "nulls", pb.Rows(arrow_ipc=ipc(rows)))
+    stored = store.stub.ReadRows(pb.ReadRowsRequest(table="nulls", format=pb.ROW_FORMAT_ARROW))
+    assert rows_of(stored.rows).column("feature").to_pylist() == [None, None]
+    assert store.stub.ListTables(pb.ListTablesRequest()).names  # still serving

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from store_service.errors import InvalidArgument
-from store_service.schema import (FunctionConfig, functions_of, pick_vector_column, vector_type, with_functions)
+from store_service.schema import (FunctionConfig, computes, functions_of, pick_vector_column, vector_type,
+                                  with_functions)
 
 SCHEMA = pa.schema([("text", pa.string()), ("image", pa.binary()), ("text_vec", vector_type(4)),
                     ("image_vec", vector_type(8)), ("n", pa.int64())])
@@ -40,7 +41,6 @@ def test_references_are_kept():
 
 
 @pytest.mark.parametrize("config, reason", [
-    (FunctionConfig("x", {}, "nope", "text_vec"), "UNKNOWN_COLUMN"),
     (FunctionConfig("x", {}, "text", "nope"), "UNKNOWN_COLUMN"),
     (FunctionConfig("x", {}, "n", "text_vec"), "INVALID_EMBEDDING_FUNCTION"),
     (FunctionConfig("x", {}, "text", "n"), "INVALID_EMBEDDING_FUNCTION"),
@@ -50,6 +50,13 @@ def test_functions_must_fit_the_schema(config, reason):
     with pytest.raises(InvalidArgument) as err:
         with_functions(SCHEMA, [config])
     assert err.value.reason == reason
+
+
+def test_a_function_without_its_source_column_is_recorded_and_computes_nothing():
+    """LanceDB records such a function (the rows then carry their vectors); its tables must open here."""
+    config = FunctionConfig("x", {}, "absent", "text_vec")
+    assert functions_of(with_functions(SCHEMA, [config])) == [config]
+    assert not computes(SCHEMA, config) and computes(SCHEMA, FunctionConfig("x", {}, "text", "text_vec"))
 
 
 def test_vector_column_resolution():
