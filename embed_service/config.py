@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embed_service.core import FunctionSpec
-from embed_service.secret_hosts import SecretHosts
+from embed_service.secret_hosts import PROVIDER_HOSTS, SecretHosts
 from rpc_common import settings
 from rpc_common.admission import AdmissionSettings
 from rpc_common.security import SecuritySettings
@@ -61,7 +61,7 @@ class EmbedConfig(SecuritySettings, AdmissionSettings):
     image_fetch_timeout_s: float = _opt(10.0, "longest an image URL fetch may take in all (connect and read), "
                                               "in seconds")
     secrets_dir: Path | None = _opt(None, "folder of mounted secrets, one file per $var:name reference")
-    secret_allowed_hosts: tuple[str, ...] = _opt(("api.openai.com",),
+    secret_allowed_hosts: tuple[str, ...] = _opt(PROVIDER_HOSTS,
                                                  "endpoints a resolved secret (an API key) may be sent to: "
                                                  "[scheme://]host[:port], https and its port unless given; "
                                                  "http only where an entry says http://; * as the port for "

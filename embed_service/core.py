@@ -106,7 +106,7 @@ class EmbeddingCore:
 
     def describe(self, spec: FunctionSpec) -> FunctionDescription:
         function = self.function(spec)
-        return FunctionDescription(spec.name, function.ndims(), _ordered(function.modalities),
+        return FunctionDescription(spec.name, function.ndims(), _ordered(function.embeds()),
                                    function.normalized, function.secret_settings, function.settings())
 
     def function(self, spec: FunctionSpec, *, pin: bool = False) -> EmbeddingFunction:

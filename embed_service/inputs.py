@@ -74,7 +74,7 @@ def prepare_inputs(inputs: Sequence[EmbedInput | None], function: EmbeddingFunct
             raise InvalidInput(f"input {index} is empty: set text, image_bytes or image_uri",
                                reason="MISSING_INPUT", index=index)
         modality = modality_of(value)
-        if modality not in function.modalities:
+        if modality not in function.embeds():
             raise InvalidInput(f"input {index} is {modality.value}, which {function.registry_name!r} does "
                                "not embed", reason="UNSUPPORTED_MODALITY", index=index,
                                function=function.registry_name, modality=modality.value)

@@ -6,17 +6,31 @@ on it (where anyone with a local account could listen).
     llm.internal:8443          https on port 8443
     http://127.0.0.1:8000      plain http, that port only: only when an entry says http
     http://127.0.0.1:*         any port ("*" as the port)
+    bedrock-runtime.*.amazonaws.com
+                               "*" as one whole label: any one label there (a region), never a dot
     *                          any host, over https on port 443
+
+The default admits each hosted provider's own API (`PROVIDER_HOSTS`), as the default admitted OpenAI's.
 """
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
+_SECRET_QUERY = re.compile(r"(key|token|secret|password|sig|credential|auth)", re.IGNORECASE)
 ANY = "*"
+
+# The official endpoints of the providers the service hosts: where their keys go unless the operator says
+# otherwise (a function's `base_url` elsewhere needs an entry of its own).
+PROVIDER_HOSTS = (
+    "api.openai.com", "api.cohere.com", "api.cohere.ai", "api.jina.ai", "api.voyageai.com",
+    "generativelanguage.googleapis.com", "bedrock-runtime.*.amazonaws.com", "*.ml.cloud.ibm.com",
+    "iam.cloud.ibm.com",
+)
 
 
 @dataclass(frozen=True)
@@ -26,8 +40,15 @@ class HostRule:
     port: int | None  # None: any port
 
     def allows(self, scheme: str, host: str, port: int) -> bool:
-        return (scheme == self.scheme and self.host in (ANY, host)
+        return (scheme == self.scheme and (self.host in (ANY, host) or _label_match(self.host, host))
                 and (self.port is None or self.port == port))
+
+
+def _label_match(pattern: str, host: str) -> bool:
+    """A pattern with "*" labels matches hosts with as many labels, each "*" standing for one whole label."""
+    wanted, labels = pattern.split("."), host.split(".")
+    return (ANY in wanted and len(wanted) == len(labels)
+            and all(w == label or (w == ANY and label) for w, label in zip(wanted, labels)))
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,8 @@ def parse_entry(entry: str) -> HostRule:
     host = host.strip("[]").lower()
     if not host or "/" in host or "@" in host:
         raise ValueError(f"secret host {entry!r}: give [scheme://]host[:port]")
+    if host != ANY and any(ANY in label and label != ANY for label in host.split(".")):
+        raise ValueError(f"secret host {entry!r}: '*' stands for a whole label (bedrock-runtime.*.amazonaws.com)")
     if port_text == ANY:
         port = None
     elif port_text:
@@ -83,3 +106,11 @@ def parse_entry(entry: str) -> HostRule:
     else:
         port = DEFAULT_PORTS[scheme]
     return HostRule(scheme, host, port)
+
+
+def carries_credentials(url: str) -> bool:
+    """Whether a URL holds a secret of its own: a user part, or a query parameter named like a key."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        return True
+    return any(_SECRET_QUERY.search(name) for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True))

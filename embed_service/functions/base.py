@@ -24,7 +24,7 @@ from PIL import Image
 
 from embed_service.errors import EmbedError, InvalidSettings, ModelLoadFailed, UpstreamUnavailable
 from embed_service.functions.model_sources import ModelSources
-from embed_service.secret_hosts import SecretHosts
+from embed_service.secret_hosts import PROVIDER_HOSTS, SecretHosts
 from embed_service.secret_refs import SecretRef, SecretResolver
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class FunctionRuntime:
 
     secrets: SecretResolver = field(default_factory=SecretResolver)
     sources: ModelSources = field(default_factory=ModelSources)
-    secret_hosts: SecretHosts = field(default_factory=lambda: SecretHosts.parse(("api.openai.com",)))
+    secret_hosts: SecretHosts = field(default_factory=lambda: SecretHosts.parse(PROVIDER_HOSTS))
     retry_initial_delay: float = 1.0
     retry_max_delay: float = 60.0
     on_retry: RetryHook | None = None
@@ -181,6 +181,11 @@ class EmbeddingFunction(pydantic.BaseModel):
     def ndims(self) -> int:
         raise NotImplementedError
 
+    def embeds(self) -> frozenset[Modality]:
+        """What this function, with its settings, embeds: its class's modalities, or fewer (a provider's
+        text-only models beside its multimodal ones)."""
+        return self.modalities
+
     @property
     def normalized(self) -> bool:
         return bool(getattr(self, "normalize", False))
@@ -195,10 +200,21 @@ class EmbeddingFunction(pydantic.BaseModel):
         texts = [i for i, item in enumerate(items) if isinstance(item, str)]
         images = [i for i, item in enumerate(items) if not isinstance(item, str)]
         if texts:
-            out[texts] = self._with_retry(self.embed_texts, [items[i] for i in texts], purpose)
+            out[texts] = self._checked(self._with_retry(self.embed_texts, [items[i] for i in texts], purpose),
+                                       len(texts))
         if images:
-            out[images] = self._with_retry(self.embed_images, [items[i] for i in images], purpose)
+            out[images] = self._checked(self._with_retry(self.embed_images, [items[i] for i in images], purpose),
+                                        len(images))
         return out
+
+    def _checked(self, vectors: np.ndarray, count: int) -> np.ndarray:
+        """What a model or an endpoint gave, if it is one vector of the function's dimensions per input."""
+        if vectors.shape != (count, self.ndims()):
+            raise UpstreamUnavailable(
+                f"{self.registry_name}: gave vectors of shape {vectors.shape} for {count} inputs; the function "
+                f"gives {self.ndims()} dimensions (is the model the one its settings name?)",
+                reason="UPSTREAM_BAD_RESPONSE", function=self.registry_name)
+        return vectors
 
     def embed_texts(self, texts: list[str], purpose: Purpose) -> np.ndarray:
         raise NotImplementedError(f"{self.registry_name} does not embed text")  # the core checks first

@@ -11,8 +11,6 @@ retries transient failures with backoff, so `max_retries` means one thing for ev
 from __future__ import annotations
 
 import os
-import re
-import urllib.parse
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,10 +20,9 @@ from embed_service.errors import (InvalidSettings, PermissionDenied, UpstreamAut
                                   UpstreamUnavailable)
 from embed_service.functions.base import EmbeddingFunction, Modality, Purpose
 from embed_service.functions.registry import register
-from embed_service.secret_hosts import endpoint
+from embed_service.secret_hosts import carries_credentials, endpoint
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-_SECRET_QUERY = re.compile(r"(key|token|secret|password|sig|credential|auth)", re.IGNORECASE)
 
 KNOWN_DIMENSIONS = {
     "text-embedding-ada-002": 1536,
@@ -138,11 +135,3 @@ class OpenAIEmbeddings(EmbeddingFunction):
             return UpstreamRejected(f"openai: the endpoint rejected the request ({exc.status_code}): "
                                     f"{exc.message}", function="openai", status=exc.status_code)
         return exc
-
-
-def carries_credentials(url: str) -> bool:
-    """Whether a URL holds a secret of its own: a user part, or a query parameter named like a key."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        return True
-    return any(_SECRET_QUERY.search(name) for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True))

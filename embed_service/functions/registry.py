@@ -23,6 +23,14 @@ BUILT_IN_MODULES = (
     "embed_service.functions.open_clip",
     "embed_service.functions.openai",
     "embed_service.functions.sentence_transformers",
+    "embed_service.functions.transformers",
+    "embed_service.functions.ollama",
+    "embed_service.functions.cohere",
+    "embed_service.functions.jina",
+    "embed_service.functions.voyageai",
+    "embed_service.functions.gemini_text",
+    "embed_service.functions.bedrock",
+    "embed_service.functions.watsonx",
 )
 
 F = TypeVar("F", bound=type[EmbeddingFunction])

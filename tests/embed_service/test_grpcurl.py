@@ -47,13 +47,17 @@ def test_embed_with_json_gives_the_same_vectors_as_the_stub(embed, tiny_clip):
 
 
 def test_list_functions_pages_and_errors_show_their_reason(embed):
-    first = json.loads(grpcurl(embed.target, "vectorlane.embed.v1.EmbeddingService/ListFunctions",
-                               data={"page_size": 2}).stdout)
-    assert [f["name"] for f in first["functions"]] == ["open-clip", "openai"]
-    second = json.loads(grpcurl(embed.target, "vectorlane.embed.v1.EmbeddingService/ListFunctions",
-                                data={"page_size": 2, "page_token": first["next_page_token"]}).stdout)
-    assert [f["name"] for f in second["functions"]] == ["sentence-transformers"]
-    assert "next_page_token" not in second
+    pages, token = [], ""
+    while True:
+        page = json.loads(grpcurl(embed.target, "vectorlane.embed.v1.EmbeddingService/ListFunctions",
+                                  data={"page_size": 4, "page_token": token}).stdout)
+        pages.append([f["name"] for f in page["functions"]])
+        token = page.get("next_page_token", "")
+        if not token:
+            break
+    assert [len(p) for p in pages] == [4, 4, 3]
+    assert sum(pages, []) == ["bedrock-text", "cohere", "gemini-text", "huggingface", "jina", "ollama", "open-clip",
+                              "openai", "sentence-transformers", "voyageai", "watsonx"]
     failed = grpcurl(embed.target, "vectorlane.embed.v1.EmbeddingService/Embed",
                      data={"function": {"name": "nope"}, "inputs": [{"text": "x"}]})
     assert failed.returncode != 0
