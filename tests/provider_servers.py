@@ -26,8 +26,19 @@ KEYS = {"cohere": "co-test-key", "jina": "jina-test-key", "voyageai": "pa-test-k
         "watsonx": "ibm-test-key"}
 AWS = {"key_id": "AKIDTESTKEY", "secret": "aws-test-secret/key", "region": "us-east-1"}
 IAM_TOKEN = "iam-bearer-token"
-MODEL_DIMS = {"jina-clip-v1": 768, "voyage-multimodal-3": 1024, "cohere.embed-english-v3": 1024,
-              "amazon.titan-embed-text-v2:0": 1024}  # models whose functions know their dimensions
+
+
+def _known_dimensions() -> dict[str, int]:
+    """The providers' real models answer with their real dimensions (as the functions' tables give them);
+    any other model name gets the server's `dims`."""
+    from embed_service.functions import bedrock, cohere, jina, voyageai, watsonx
+
+    tables = (bedrock.KNOWN_DIMENSIONS, cohere.KNOWN_DIMENSIONS, jina.KNOWN_DIMENSIONS,
+              voyageai.KNOWN_DIMENSIONS, watsonx.KNOWN_DIMENSIONS)
+    return {model: dims for table in tables for model, dims in table.items()}
+
+
+MODEL_DIMS = _known_dimensions()
 
 
 def image_vector(data: str, dims: int) -> list[float]:
@@ -38,6 +49,7 @@ class ProviderServer:
     def __init__(self, dims: int = 16) -> None:
         self.dims = dims
         self.requests: list[dict[str, Any]] = []
+        self.wrong_dims = 0  # set: every model answers with this many dimensions (an endpoint serving another)
         self._failures: deque[int] = deque()
         self._lock = threading.Lock()
         server = self
@@ -63,6 +75,9 @@ class ProviderServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._http.server_address[1]}"
+
+    def _dims(self, model: str) -> int:
+        return self.wrong_dims or MODEL_DIMS.get(model, self.dims)
 
     def fail_next(self, status: int, times: int = 1) -> None:
         with self._lock:
@@ -110,8 +125,9 @@ class ProviderServer:
                 return 401, {"errors": [{"message": "Failed to authenticate the request"}]}
             if not (body.get("project_id") or body.get("space_id")):
                 return 400, {"errors": [{"message": "project_id or space_id is required"}]}
+            dims = self._dims(body["model_id"])
             return 200, {"model_id": body["model_id"],
-                         "results": [{"embedding": text_vector(t, self.dims)} for t in body["inputs"]]}
+                         "results": [{"embedding": text_vector(t, dims)} for t in body["inputs"]]}
         if re.fullmatch(r"/model/[^/]+/invoke", route):
             return self._bedrock(method, path, headers, raw)
         return 404, {"message": f"no route {route}"}
@@ -124,13 +140,14 @@ class ProviderServer:
             return 401, {"message": "invalid api token"}
         if body.get("input_type") not in ("search_document", "search_query"):
             return 400, {"message": "invalid input_type"}
-        return 200, {"id": "1", "embeddings": {"float": [text_vector(t, self.dims) for t in body["texts"]]}}
+        dims = self._dims(body["model"])
+        return 200, {"id": "1", "embeddings": {"float": [text_vector(t, dims) for t in body["texts"]]}}
 
     def _jina_or_voyage(self, route: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
         provider = "voyageai" if "input_type" in body else "jina"
         if not self._bearer(headers, provider):
             return 401, {"detail": "Provided API key is invalid."}
-        dims = body.get("output_dimension") or MODEL_DIMS.get(body["model"], self.dims)
+        dims = body.get("output_dimension") or self._dims(body["model"])
         vectors = []
         for item in body["inputs"] if route.endswith("multimodalembeddings") else body["input"]:
             if isinstance(item, str):
@@ -173,7 +190,7 @@ class ProviderServer:
             return 403, {"message": "The request signature we calculated does not match the signature you provided."}
         body = json.loads(raw)
         model = unquote(urlsplit(path).path.split("/")[2])
-        dims = MODEL_DIMS.get(model, self.dims)
+        dims = self._dims(model)
         if model.startswith("cohere."):
             return 200, {"embeddings": [text_vector(t, dims) for t in body["texts"]], "id": "1"}
         return 200, {"embedding": text_vector(body["inputText"], dims), "inputTextTokenCount": 3}

