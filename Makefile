@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-embed run-store test stress test-fast bench bench-quick bench-storage bench-filters bench-10m protos settings-table check-protos clean
+.PHONY: help install run run-embed run-store test stress test-fast parity bench bench-quick bench-storage bench-filters bench-10m protos settings-table check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ stress: $(STAMP) ## long reliability suites: 25 kill -9 trials, 500 fuzz example
 
 test-fast: $(STAMP) ## the suite without the tests marked slow
 	$(BIN)/pytest -q -m 'not slow' tests
+
+parity: $(STAMP) ## LanceDB's own tests against vectorlane, imports and connect changed only (LANCEDB_SRC=<LanceDB checkout or git dir>)
+	@test -n "$(LANCEDB_SRC)" || { echo "give LANCEDB_SRC=<a LanceDB checkout, or its bare git directory>"; exit 2; }
+	$(BIN)/python scripts/lancedb_parity.py --lancedb-src "$(LANCEDB_SRC)"
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,test,dev,bench]'

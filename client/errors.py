@@ -35,8 +35,9 @@ class BadVectorError(InvalidArgumentError, RuntimeError):
 
 
 class SchemaMismatchError(InvalidArgumentError, RuntimeError):
-    """Rows whose values the table's types cannot take, such as a fixed-size list of another length in a
-    column that is not a vector column (reason SCHEMA_MISMATCH). LanceDB's core raises RuntimeError for it."""
+    """Rows the table's schema cannot take: a fixed-size list of another length in a column that is not a
+    vector column (SCHEMA_MISMATCH), a required column missing (MISSING_COLUMN) or holding nulls
+    (NULL_IN_REQUIRED_COLUMN). LanceDB's core raises RuntimeError for these."""
 
 
 class NotFoundError(VectorlaneError, LookupError):
@@ -96,6 +97,8 @@ _BY_CODE = {cls.code: cls for cls in (
 _BY_REASON: dict[tuple[grpc.StatusCode, str], type[VectorlaneError]] = {
     (grpc.StatusCode.INVALID_ARGUMENT, "BAD_VECTOR"): BadVectorError,
     (grpc.StatusCode.INVALID_ARGUMENT, "SCHEMA_MISMATCH"): SchemaMismatchError,
+    (grpc.StatusCode.INVALID_ARGUMENT, "MISSING_COLUMN"): SchemaMismatchError,
+    (grpc.StatusCode.INVALID_ARGUMENT, "NULL_IN_REQUIRED_COLUMN"): SchemaMismatchError,
     (grpc.StatusCode.NOT_FOUND, "VERSION_NOT_FOUND"): VersionNotFoundError,
     (grpc.StatusCode.NOT_FOUND, "TAG_NOT_FOUND"): VersionNotFoundError}
 

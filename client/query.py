@@ -314,10 +314,11 @@ class _Results:
         """Runs the query (`timeout`: seconds or a timedelta for this call)."""
         return self._arrow(timeout)
 
-    def to_pandas(self, flatten: bool | int | None = None, *, timeout: Any = None) -> "pd.DataFrame":
+    def to_pandas(self, flatten: bool | int | None = None, *, timeout: Any = None, **kwargs: Any
+                  ) -> "pd.DataFrame":
         """The results as pandas; `flatten` splits struct columns into `parent.child` columns, that many
-        levels deep (True: all)."""
-        return _flattened(self._arrow(timeout), flatten).to_pandas()
+        levels deep (True: all); other keywords go to pyarrow's `Table.to_pandas` (`types_mapper`, ...)."""
+        return _flattened(self._arrow(timeout), flatten).to_pandas(**kwargs)
 
     def to_polars(self, *, timeout: Any = None) -> "pl.DataFrame":
         return _polars(self._arrow(timeout))
@@ -342,8 +343,9 @@ class _AsyncResults:
     async def to_arrow(self, *, timeout: Any = None) -> pa.Table:
         return await self._arrow(timeout)
 
-    async def to_pandas(self, flatten: bool | int | None = None, *, timeout: Any = None) -> "pd.DataFrame":
-        return _flattened(await self._arrow(timeout), flatten).to_pandas()
+    async def to_pandas(self, flatten: bool | int | None = None, *, timeout: Any = None, **kwargs: Any
+                        ) -> "pd.DataFrame":
+        return _flattened(await self._arrow(timeout), flatten).to_pandas(**kwargs)
 
     async def to_polars(self, *, timeout: Any = None) -> "pl.DataFrame":
         return _polars(await self._arrow(timeout))
@@ -388,6 +390,17 @@ class AsyncQueryBase(QueryBuilder, _AsyncResults):
 
 class AsyncQuery(AsyncQueryBase):
     """`AsyncTable.query()` and `search()`: a plain read, or a search by text, image or vector."""
+
+    def nearest_to(self, vector: Any) -> "AsyncVectorQuery":
+        """LanceDB's `table.query().nearest_to(v)`: this query as a search by `vector` (or vectors)."""
+        if vector is None:
+            raise ValueError("nearest_to needs a query vector, not None")
+        query = AsyncVectorQuery(self._table, vector, self._vector_column or None, "vector")
+        built = {k: v for k, v in self.__dict__.items() if k not in ("_query", "_query_type", "_limit")}
+        query.__dict__.update(built)  # what was built so far (filters, columns, ...) carries over
+        if self._limit is not None:
+            query._limit = self._limit
+        return query
 
 
 class AsyncVectorQuery(AsyncQuery):

@@ -56,10 +56,13 @@ def to_arrow(data: Any, schema: pa.Schema | None = None) -> pa.Table:
 
 
 def _on_the_wire(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` in the table's types. Every column travels nullable: the store judges nulls in a required
+    column (with the policy for vectors), not a client-side cast."""
     unknown = sorted(set(table.column_names) - set(schema.names))
     if unknown:
         raise ValueError(f"columns {unknown} are not in the table's schema {schema.names}")
-    fields = [_wire_field(schema.field(n), table.schema.field(n).type) for n in table.column_names]
+    fields = [_wire_field(schema.field(n), table.schema.field(n).type).with_nullable(True)
+              for n in table.column_names]
     target = pa.schema(fields)
     return table.cast(target) if not table.schema.equals(target) else table
 

@@ -255,8 +255,9 @@ class Table(TableOps):
     def to_arrow(self) -> pa.Table:
         return self._run(self._op_read())
 
-    def to_pandas(self) -> "pd.DataFrame":
-        return self.to_arrow().to_pandas()
+    def to_pandas(self, **kwargs: Any) -> "pd.DataFrame":
+        """The whole table as pandas; keywords go to pyarrow's `Table.to_pandas` (`types_mapper`, ...)."""
+        return self.to_arrow().to_pandas(**kwargs)
 
     def to_polars(self) -> "pl.LazyFrame":
         """The rows as a polars LazyFrame, as LanceDB gives them."""
@@ -424,11 +425,16 @@ class AsyncTable(TableOps):
     async def delete(self, where: "str | Expr") -> DeleteResult:
         return await self._run(self._op_delete(where))
 
-    async def update(self, where: "str | Expr | None" = None, values: dict[str, Any] | None = None, *,
-                     updates: dict[str, Any] | None = None, values_sql: dict[str, str] | None = None
+    async def update(self, updates: "dict[str, Any] | str | Expr | None" = None,
+                     where: "str | Expr | dict[str, Any] | None" = None, *, updates_sql: dict[str, str] | None = None,
+                     values: dict[str, Any] | None = None, values_sql: dict[str, str] | None = None
                      ) -> UpdateResult:
-        """`updates` is LanceDB's async name for `values`."""
-        return await self._run(self._op_update(where, values or updates, values_sql))
+        """LanceDB's async form, `update(updates, where=, updates_sql=)`; the sync form's names (`values`,
+        `values_sql`, and a filter first) are taken too."""
+        if isinstance(updates, (str, Expr)) or (updates is None and isinstance(where, dict)):
+            updates, where = where if isinstance(where, dict) else None, updates  # the sync order: where, values
+        assert not isinstance(where, dict)
+        return await self._run(self._op_update(where, values or updates, values_sql or updates_sql))
 
     def merge_insert(self, on: str | list[str]) -> AsyncMergeInsertBuilder:
         self._writable("merge_insert")
@@ -437,8 +443,8 @@ class AsyncTable(TableOps):
     async def to_arrow(self) -> pa.Table:
         return await self._run(self._op_read())
 
-    async def to_pandas(self) -> "pd.DataFrame":
-        return (await self.to_arrow()).to_pandas()
+    async def to_pandas(self, **kwargs: Any) -> "pd.DataFrame":
+        return (await self.to_arrow()).to_pandas(**kwargs)
 
     async def to_polars(self) -> "pl.LazyFrame":
         return _polars(await self.to_arrow())

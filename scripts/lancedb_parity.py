@@ -16,8 +16,9 @@ What the run changes in LanceDB's files, and nothing else:
 Which tests: `test_embeddings.py`, `test_embeddings_slow.py`, `test_pydantic.py`, `docs/test_embeddings_optional.py`,
 `docs/test_pydantic_integration.py` whole, and the tests of `test_table.py` / `test_query.py` on embeddings,
 bad vectors, adds, merge/update/delete, versions and search (SELECT below). Tests needing what no machine here
-has (a provider's cloud account, images from the internet) are counted apart (NEEDS_NETWORK); LanceDB's own
-skip conditions (API keys not set, packages not installed) skip as they do for LanceDB.
+has (a provider's cloud account, images from the internet) are counted apart (NEEDS_NETWORK), and so are the
+few that patch or call LanceDB's in-process internals (INTERNALS); LanceDB's own skip conditions (API keys not
+set, packages not installed) skip as they do for LanceDB.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ SELECT = re.compile(r"embedding|bad_vectors|nans|fixed_size_list|nullable|merge|
                     r"to_polars|schema|timeout|cast|multiple")
 LEAVE_OUT = re.compile(r"fts|hybrid|branch|namespace|blob|computed_column|refresh_column|index|progress|"
                        r"parallelism|to_lance|releases_arrow|rerank|explain|analyze|distance_range|order_by|"
-                       r"serialization|camelcase|fast_search|lsm|permutation|write_spec")
+                       r"serialization|camelcase|fast_search|lsm|permutation|write_spec|scanner_state")
 # Tests that need what these machines cannot reach: a provider's cloud service, model weights or images
 # downloaded at run time. Counted apart from the applicable ones, with the reason.
 NEEDS_NETWORK = {
@@ -55,6 +56,20 @@ NEEDS_NETWORK = {
     "docs/test_embeddings_optional.py::test_embeddings_secret": "calls api.openai.com with a real key",
     "test_embeddings.py::test_embedding_function_with_pandas_ollama_pickle": "an Ollama server on localhost:11434",
     "test_embeddings_slow.py::test_ollama_embedding": "an Ollama server on localhost:11434",
+    "test_embeddings_slow.py::test_basic_text_embeddings[openai]": "calls api.openai.com with a real key",
+    "test_embeddings_slow.py::test_basic_text_embeddings[huggingface]": "downloads colbert-ir/colbertv2.0 from the hub",
+    "test_embeddings_slow.py::test_basic_text_embeddings[ollama]": "an Ollama server on localhost:11434",
+}
+# Tests of LanceDB's in-process internals (a private helper called, an attribute patched or mocked), which
+# have no counterpart where functions run in the embed service. Counted apart, with the reason.
+INTERNALS = {
+    "test_embeddings.py::test_instructor_ndims_uses_instruction": "patches get_model of LanceDB's in-process "
+                                                                  "instructor class",
+    "test_embeddings.py::test_ollama_embeddings_pickle": "puts a client object into LanceDB's in-process ollama "
+                                                         "function's __dict__",
+    "test_embeddings.py::test_jina_generate_image_input_dict_local_path": "calls a private helper of LanceDB's "
+                                                                          "in-process jina client",
+    "test_query.py::test_query_builder_with_different_vector_column": "mocks LanceDB's table internals (to_lance)",
 }
 
 CONFTEST = '''
@@ -226,7 +241,8 @@ def run(work: Path, chosen: list[str], junit: Path, extra: list[str]) -> int:
 
 
 def report(junit: Path) -> None:
-    outcomes: dict[str, list[tuple[str, str]]] = {"passed": [], "failed": [], "skipped": [], "network": []}
+    outcomes: dict[str, list[tuple[str, str]]] = {"passed": [], "failed": [], "skipped": [], "network": [],
+                                                  "internals": []}
     for case in ET.parse(junit).getroot().iter("testcase"):
         module = case.get("classname", "").replace(".", "/")
         test_id = f"{module}.py::{case.get('name')}"
@@ -234,8 +250,10 @@ def report(junit: Path) -> None:
         base = test_id.split("[")[0]
         if case.find("skipped") is not None:
             outcomes["skipped"].append((test_id, case.find("skipped").get("message", "")[:100]))
-        elif base in NEEDS_NETWORK:
-            outcomes["network"].append((test_id, NEEDS_NETWORK[base]))
+        elif test_id in NEEDS_NETWORK or base in NEEDS_NETWORK:
+            outcomes["network"].append((test_id, NEEDS_NETWORK.get(test_id) or NEEDS_NETWORK[base]))
+        elif base in INTERNALS:
+            outcomes["internals"].append((test_id, INTERNALS[base]))
         elif failure is not None:
             outcomes["failed"].append((test_id, (failure.get("message") or "").splitlines()[0][:160]
                                        if failure.get("message") else ""))
@@ -243,11 +261,13 @@ def report(junit: Path) -> None:
             outcomes["passed"].append((test_id, ""))
     passed, failed = len(outcomes["passed"]), len(outcomes["failed"])
     print("\n== LanceDB's own tests against vectorlane (imports and connect changed) ==")
-    print(f"ran {passed + failed + len(outcomes['network'])}; skipped by LanceDB's own conditions: "
-          f"{len(outcomes['skipped'])}")
-    print(f"need a network service or a download (counted apart): {len(outcomes['network'])}")
-    for test_id, why in outcomes["network"]:
-        print(f"   {test_id}: {why}")
+    ran = passed + failed + len(outcomes["network"]) + len(outcomes["internals"])
+    print(f"ran {ran}; skipped by LanceDB's own conditions: {len(outcomes['skipped'])}")
+    for kind, title in (("network", "need a network service or a download"),
+                        ("internals", "test LanceDB's in-process internals")):
+        print(f"{title} (counted apart): {len(outcomes[kind])}")
+        for test_id, why in outcomes[kind]:
+            print(f"   {test_id}: {why}")
     print(f"applicable: {passed + failed}; pass: {passed} ({100.0 * passed / max(1, passed + failed):.1f} %)")
     print("failures:")
     for test_id, why in outcomes["failed"]:

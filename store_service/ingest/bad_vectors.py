@@ -66,6 +66,9 @@ def clean_vectors(table: pa.Table, column: str, dims: int, policy: BadVectorPoli
         if policy is BadVectorPolicy.ERROR:
             why = "is missing" if missing[first] else ("holds NaN" if nan_rows[first] else
                                                        f"has {int(lengths[first])} values, not {dims}")
+            if missing[first] and missing_is_bad is True:  # a required column (Lance's words for it)
+                why += f". The field `{column}` contained null values even though the field is marked non-null"
+                why += " in the schema."
             raise InvalidArgument(f"row {first}: vector column {column!r} {why} (on_bad_vectors=error; use drop, "
                                   "fill or null to keep the other rows)", reason="BAD_VECTOR", column=column,
                                   row=first)

@@ -878,10 +878,12 @@ def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
         elif f.nullable:
             columns.append(pa.nulls(data.num_rows, f.type))
         else:
-            raise InvalidArgument(f"column {f.name!r} is required", reason="MISSING_COLUMN", column=f.name)
+            raise InvalidArgument(f"Append with different schema: column {f.name!r} is required (it is not "
+                                  "nullable), and the rows do not have it", reason="MISSING_COLUMN", column=f.name)
         if not f.nullable and columns[-1].null_count:
-            raise InvalidArgument(f"column {f.name!r} may not hold nulls", reason="NULL_IN_REQUIRED_COLUMN",
-                                  column=f.name)
+            raise InvalidArgument(f"column {f.name!r} may not hold nulls. The field `{f.name}` contained null "
+                                  "values even though the field is marked non-null in the schema.",
+                                  reason="NULL_IN_REQUIRED_COLUMN", column=f.name)
     return pa.Table.from_arrays(columns, schema=schema)
 
 
