@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from vectorlane import _ops
+from vectorlane import _ops, index
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.expr import Expr, sql_of
 from vectorlane.operations import Operation
@@ -95,15 +95,28 @@ class TableOps:
     def _op_read(self, limit: int = 0) -> _ops.Op[pa.Table]:
         return (yield from _ops.read(self, "", [], limit, self._checked_out))
 
-    def _op_create_index(self, metric: str, num_partitions: int, num_sub_vectors: int, vector_column_name: str | None,
-                         replace: bool, index_type: str, m: int, ef_construction: int) -> _ops.Op[pb.Index]:
+    def _op_create_index(self, first: str | None, config: Any, *, num_partitions: int | None = None,
+                         num_sub_vectors: int | None = None, vector_column_name: str | None = None,
+                         replace: bool | None = True, index_type: str = "IVF_PQ", num_bits: int = 8,
+                         m: int | None = None, ef_construction: int | None = None, name: str | None = None,
+                         **training: Any) -> _ops.Op[pb.Index]:
+        """LanceDB's two forms: `(column, config=IvfPq(...))`, and the legacy `(metric, num_partitions, ...,
+        vector_column_name=, index_type=)`. 0 or None lets the store choose a parameter."""
         self._writable("create_index")
+        if config is not None:
+            chosen, column = index.plan(config), first or vector_column_name
+        else:
+            index.check_bits(num_bits)
+            index.warn_training(**training)
+            chosen = index.VectorIndexPlan(index_type.upper(), first or "l2", num_partitions or 0,
+                                           num_sub_vectors or 0, m or 0, ef_construction or 0)
+            column = vector_column_name
         request = pb.CreateIndexRequest(
-            table=self.name, vector_column=vector_column_name or "", metric=_ops.choice(metric, _ops.METRICS, "metric"),
-            index_type=_ops.choice(index_type.upper(), _ops.INDEX_TYPES, "index_type"), num_partitions=num_partitions,
-            num_sub_vectors=num_sub_vectors, m=m, ef_construction=ef_construction, replace=replace)
+            table=self.name, vector_column=column or "", metric=_ops.choice(chosen.metric, _ops.METRICS, "metric"),
+            index_type=_ops.choice(chosen.index_type, _ops.INDEX_TYPES, "index_type"),
+            num_partitions=chosen.num_partitions, num_sub_vectors=chosen.num_sub_vectors, m=chosen.m,
+            ef_construction=chosen.ef_construction, replace=True if replace is None else replace, name=name or "")
         return (yield from _ops.create_index(request))
-
 
     def _alter_request(self, vector_column: str, function: Any, source_column: str | None,
                        source_type: str | None) -> pb.AlterEmbeddingFunctionRequest:
@@ -267,12 +280,21 @@ class Table(TableOps):
         return self._run(self._op_read(n))
 
     # ----- indexes ------------------------------------------------------------------------------------
-    def create_index(self, metric: str = "l2", num_partitions: int = 0, num_sub_vectors: int = 0,
-                     vector_column_name: str | None = None, replace: bool = True, index_type: str = "IVF_PQ",
-                     m: int = 0, ef_construction: int = 0) -> pb.Index:
-        """Builds a FAISS index (FLAT, IVF_FLAT, IVF_PQ or HNSW); 0 lets the store choose a parameter."""
-        return self._run(self._op_create_index(metric, num_partitions, num_sub_vectors, vector_column_name, replace,
-                                               index_type, m, ef_construction))
+    def create_index(self, metric: str = "l2", num_partitions: int | None = None, num_sub_vectors: int | None = None,
+                     vector_column_name: str | None = None, replace: bool = True, accelerator: str | None = None,
+                     index_cache_size: int | None = None, *, index_type: str = "IVF_PQ", num_bits: int = 8,
+                     max_iterations: int = 50, sample_rate: int = 256, m: int | None = None,
+                     ef_construction: int | None = None, config: "index.IndexConfig | None" = None,
+                     name: str | None = None, train: bool = True, wait_timeout: Any = None,
+                     target_partition_size: int | None = None) -> pb.Index:
+        """Builds a FAISS index (FLAT, IVF_FLAT, IVF_PQ or HNSW), LanceDB's two ways: `create_index("vector",
+        config=IvfPq(...))` (see `vectorlane.index`), or the legacy `create_index("cosine",
+        vector_column_name="vector", index_type="IVF_PQ", ...)`. Unset parameters are the store's choice."""
+        return self._run(self._op_create_index(
+            metric, config, num_partitions=num_partitions, num_sub_vectors=num_sub_vectors,
+            vector_column_name=vector_column_name, replace=replace, index_type=index_type, num_bits=num_bits, m=m,
+            ef_construction=ef_construction, name=name, max_iterations=max_iterations, sample_rate=sample_rate,
+            target_partition_size=target_partition_size))
 
     def list_indices(self) -> list[pb.Index]:
         return self._run(_ops.list_indexes(self.name))
@@ -453,11 +475,17 @@ class AsyncTable(TableOps):
         return await self._run(self._op_read(n))
 
     # ----- indexes ------------------------------------------------------------------------------------
-    async def create_index(self, metric: str = "l2", num_partitions: int = 0, num_sub_vectors: int = 0,
-                           vector_column_name: str | None = None, replace: bool = True, index_type: str = "IVF_PQ",
-                           m: int = 0, ef_construction: int = 0) -> pb.Index:
-        return await self._run(self._op_create_index(metric, num_partitions, num_sub_vectors, vector_column_name,
-                                                     replace, index_type, m, ef_construction))
+    async def create_index(self, column: str | None = None, *, replace: bool | None = None,
+                           config: "index.IndexConfig | None" = None, wait_timeout: Any = None,
+                           name: str | None = None, train: bool = True, **legacy: Any) -> pb.Index:
+        """LanceDB's async form, `await table.create_index("vector", config=IvfPq(...))`; without a config,
+        the sync method's keywords (`index_type=`, `metric=`, `num_partitions=`, ...) build the index."""
+        if config is None:
+            first = legacy.pop("metric", "l2")
+            if column is not None:
+                legacy.setdefault("vector_column_name", column)
+            return await self._run(self._op_create_index(first, None, replace=replace, name=name, **legacy))
+        return await self._run(self._op_create_index(column, config, replace=replace, name=name))
 
     async def list_indices(self) -> list[pb.Index]:
         return await self._run(_ops.list_indexes(self.name))

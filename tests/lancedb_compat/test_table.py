@@ -555,3 +555,25 @@ def test_a_lancedb_table_read_out_with_to_arrow_keeps_its_function(mem_db, tmp_p
     table.add([{"text": "more"}])
     assert table.to_arrow()["vector"].null_count == 0
     assert table.search("world").limit(1).to_list()[0]["text"] == "world"
+
+
+def test_create_index_with_a_config_or_the_legacy_arguments(mem_db):
+    """LanceDB's unified `create_index(column, config=...)` and its legacy form build the same kinds."""
+    from vectorlane.index import BTree, HnswFlat, HnswSq, IvfFlat, IvfPq
+
+    rows = [{"id": i, "vector": [float(i), float(i % 7), 1.0, 2.0]} for i in range(300)]
+    table = mem_db.create_table("indexed", data=rows)
+    built = table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=2, num_sub_vectors=2))
+    assert (built.index_type, built.metric, built.parameters["num_partitions"]) == (3, 2, 2)  # IVF_PQ, cosine
+    assert table.create_index("vector", config=IvfFlat(num_partitions=4)).index_type == 2
+    assert table.create_index("vector", config=HnswFlat(m=12)).index_type == 4
+    assert table.create_index("l2", vector_column_name="vector", index_type="IVF_FLAT", num_partitions=2).index_type == 2
+    with pytest.raises(ValueError, match="HnswFlat"):
+        table.create_index("vector", config=HnswSq())
+    with pytest.raises(ValueError, match="scalar"):
+        table.create_index("id", config=BTree())
+    with pytest.raises(ValueError, match="8 bits"):
+        table.create_index("vector", config=IvfPq(num_bits=4))
+    with pytest.warns(UserWarning, match="max_iterations"):
+        table.create_index("vector", config=IvfFlat(num_partitions=2, max_iterations=10))
+    assert table.search([1.0, 1.0, 1.0, 2.0]).limit(3).to_arrow().num_rows == 3

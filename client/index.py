@@ -1,0 +1,159 @@
+"""LanceDB's index configurations (`lancedb.index`), for `create_index(column, config=...)`.
+
+The store builds FAISS indexes: `IvfFlat` → IVF_FLAT, `IvfPq` → IVF_PQ (8-bit codes), `HnswFlat` → HNSW
+over full vectors (one graph: `num_partitions` does not apply). What it cannot build is refused here, before
+any call, rather than built as something else: HNSW over quantized vectors (`HnswSq`, `HnswPq`: use
+`HnswFlat`), PQ codes of other widths, and scalar or full-text indexes (the store evaluates filters from its
+own per-fragment column state and has no full-text search). Training knobs (`max_iterations`,
+`sample_rate`, `target_partition_size`) are LanceDB's; the store trains with FAISS's k-means and warns when
+one is given other than LanceDB's default.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any, Literal, Union
+
+DistanceType = Literal["l2", "cosine", "dot"]
+_TRAINING_DEFAULTS = {"max_iterations": 50, "sample_rate": 256, "target_partition_size": None}
+
+
+@dataclass
+class IvfFlat:
+    """Inverted file over full vectors: `num_partitions` lists (None: about sqrt(rows))."""
+    distance_type: DistanceType = "l2"
+    num_partitions: int | None = None
+    max_iterations: int = 50
+    sample_rate: int = 256
+    target_partition_size: int | None = None
+
+
+@dataclass
+class IvfPq:
+    """Inverted file over product-quantized vectors (`num_sub_vectors` codes of `num_bits` each)."""
+    distance_type: DistanceType = "l2"
+    num_partitions: int | None = None
+    num_sub_vectors: int | None = None
+    num_bits: int = 8
+    max_iterations: int = 50
+    sample_rate: int = 256
+    target_partition_size: int | None = None
+
+
+@dataclass
+class HnswFlat:
+    """A navigable small-world graph over full vectors (`m` neighbours, `ef_construction` build breadth)."""
+    distance_type: DistanceType = "l2"
+    num_partitions: int | None = None
+    max_iterations: int = 50
+    sample_rate: int = 256
+    m: int = 20
+    ef_construction: int = 300
+    target_partition_size: int | None = None
+
+
+@dataclass
+class HnswSq:
+    """LanceDB's HNSW over scalar-quantized vectors; not built by the store (use HnswFlat)."""
+    distance_type: DistanceType = "l2"
+    num_partitions: int | None = None
+    max_iterations: int = 50
+    sample_rate: int = 256
+    m: int = 20
+    ef_construction: int = 300
+    target_partition_size: int | None = None
+
+
+@dataclass
+class HnswPq:
+    """LanceDB's HNSW over product-quantized vectors; not built by the store (use HnswFlat)."""
+    distance_type: DistanceType = "l2"
+    num_partitions: int | None = None
+    num_sub_vectors: int | None = None
+    num_bits: int = 8
+    max_iterations: int = 50
+    sample_rate: int = 256
+    m: int = 20
+    ef_construction: int = 300
+    target_partition_size: int | None = None
+
+
+@dataclass
+class BTree:
+    """LanceDB's scalar index; the store filters without one."""
+
+
+@dataclass
+class Bitmap:
+    """LanceDB's scalar index; the store filters without one."""
+
+
+@dataclass
+class LabelList:
+    """LanceDB's scalar index over list columns; the store filters without one."""
+
+
+@dataclass
+class FTS:
+    """LanceDB's full-text index; vectorlane has no full-text search."""
+    with_position: bool = False
+    base_tokenizer: str = "simple"
+    language: str = "English"
+    max_token_length: int | None = 40
+    lower_case: bool = True
+    stem: bool = True
+    remove_stop_words: bool = True
+    ascii_folding: bool = True
+
+
+IndexConfig = Union[IvfFlat, IvfPq, HnswFlat, HnswSq, HnswPq, BTree, Bitmap, LabelList, FTS]
+
+
+@dataclass(frozen=True)
+class VectorIndexPlan:
+    """What a config asks the store to build (the CreateIndexRequest fields it sets; 0: the store picks)."""
+    index_type: str
+    metric: str
+    num_partitions: int = 0
+    num_sub_vectors: int = 0
+    m: int = 0
+    ef_construction: int = 0
+
+
+def plan(config: Any) -> VectorIndexPlan:
+    """The index `config` asks for, or ValueError for one the store cannot build as asked."""
+    if isinstance(config, (BTree, Bitmap, LabelList)):
+        raise ValueError(f"{type(config).__name__}: the store has no scalar indexes; it evaluates filters from its "
+                         "own per-fragment column state, so filters need none")
+    if isinstance(config, FTS):
+        raise ValueError("FTS: full-text search is not part of vectorlane; the store searches vectors")
+    if isinstance(config, (HnswSq, HnswPq)):
+        raise ValueError(f"{type(config).__name__}: the store's HNSW keeps full vectors; use HnswFlat(m=..., "
+                         "ef_construction=...), or IvfPq for compressed vectors")
+    if not isinstance(config, (IvfFlat, IvfPq, HnswFlat)):
+        raise TypeError(f"config must be one of vectorlane.index's configurations, not {type(config).__name__}")
+    warn_training(**{f.name: getattr(config, f.name) for f in fields(config) if f.name in _TRAINING_DEFAULTS})
+    partitions = config.num_partitions or 0
+    if isinstance(config, IvfPq):
+        check_bits(config.num_bits)
+        return VectorIndexPlan("IVF_PQ", config.distance_type, partitions, config.num_sub_vectors or 0)
+    if isinstance(config, IvfFlat):
+        return VectorIndexPlan("IVF_FLAT", config.distance_type, partitions)
+    return VectorIndexPlan("HNSW", config.distance_type, m=config.m, ef_construction=config.ef_construction)
+
+
+def check_bits(num_bits: int) -> None:
+    if num_bits != 8:
+        raise ValueError(f"num_bits={num_bits}: the store's IVF_PQ codes are 8 bits per sub-vector")
+
+
+def warn_training(**given: Any) -> None:
+    changed = [name for name, value in given.items() if value != _TRAINING_DEFAULTS.get(name, value)]
+    if changed:
+        warnings.warn(f"{', '.join(changed)}: the store trains with FAISS's k-means; LanceDB's training settings "
+                      "are not applied", stacklevel=3)
+
+
+__all__ = ["FTS", "Bitmap", "BTree", "HnswFlat", "HnswPq", "HnswSq", "IndexConfig", "IvfFlat", "IvfPq", "LabelList",
+           "VectorIndexPlan", "check_bits", "plan", "warn_training"]
