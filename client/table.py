@@ -22,6 +22,7 @@ from vectorlane.query import (AsyncMergeInsertBuilder, AsyncQuery, AsyncTakeQuer
 from vectorlane.results import (AddColumnsResult, AddResult, AlterColumnsResult, DeleteResult, DropColumnsResult,
                                 UpdateResult)
 from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane.tags import AsyncTags, Tags
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -561,60 +562,6 @@ class AsyncTable(TableOps):
     async def drop_columns(self, columns: Any) -> DropColumnsResult:
         return DropColumnsResult(await self._run(self._op_evolve("drop_columns",
                                                                  _ops.drop_columns(self.name, columns))))
-
-
-def _tag_list(tags: dict[str, int]) -> dict[str, dict[str, int]]:
-    return {name: {"version": version} for name, version in tags.items()}
-
-
-def _replace_tag(name: str, tag: str, version: int) -> _ops.Op[int]:
-    yield from _ops.delete_tag(name, tag)
-    return (yield from _ops.create_tag(name, tag, version))
-
-
-class Tags:
-    """`table.tags`: create, list, get_version, update and delete tags."""
-
-    def __init__(self, table: Table) -> None:
-        self._table = table
-
-    def list(self) -> dict[str, dict[str, int]]:
-        """{tag: {"version": n}}, as LanceDB lists them."""
-        return _tag_list(self._table._run(_ops.list_tags(self._table.name)))
-
-    def get_version(self, tag: str) -> int:
-        return self._table._run(_ops.tag_version(self._table.name, tag))
-
-    def create(self, tag: str, version: int) -> int:
-        return self._table._run(_ops.create_tag(self._table.name, tag, version))
-
-    def update(self, tag: str, version: int) -> int:
-        return self._table._run(_replace_tag(self._table.name, tag, version))
-
-    def delete(self, tag: str) -> None:
-        self._table._run(_ops.delete_tag(self._table.name, tag))
-
-
-class AsyncTags:
-    """An async table's `tags`, every call awaited."""
-
-    def __init__(self, table: AsyncTable) -> None:
-        self._table = table
-
-    async def list(self) -> dict[str, dict[str, int]]:
-        return _tag_list(await self._table._run(_ops.list_tags(self._table.name)))
-
-    async def get_version(self, tag: str) -> int:
-        return await self._table._run(_ops.tag_version(self._table.name, tag))
-
-    async def create(self, tag: str, version: int) -> int:
-        return await self._table._run(_ops.create_tag(self._table.name, tag, version))
-
-    async def update(self, tag: str, version: int) -> int:
-        return await self._table._run(_replace_tag(self._table.name, tag, version))
-
-    async def delete(self, tag: str) -> None:
-        await self._table._run(_ops.delete_tag(self._table.name, tag))
 
 
 LanceTable = Table  # LanceDB's name for a table of a database it opened

@@ -169,7 +169,7 @@ def test_sync_async_and_grpcurl_give_the_same_rows(db, services):
 @pytest.mark.parametrize("module", ["vectorlane", "vectorlane.embeddings", "vectorlane.pydantic",
                                     "vectorlane.errors", "vectorlane.wire", "vectorlane.connection",
                                     "vectorlane.table", "vectorlane.query", "vectorlane.index",
-                                    "vectorlane.dependencies"])
+                                    "vectorlane.dependencies", "vectorlane.tags"])
 def test_public_modules_export_what_they_define(module):
     """`__all__` names only what the module has, and every public class or function it defines."""
     loaded = importlib.import_module(module)
