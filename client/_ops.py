@@ -276,15 +276,21 @@ def merge_insert(table: "Table", data: Any, on: list[str], update_all: bool, ins
                        num_deleted_rows=reply.rows_deleted)
 
 
+def computed_columns(computed: dict[str, str] | None) -> list[pb.ColumnExpression]:
+    return [pb.ColumnExpression(name=name, expression=expression) for name, expression in (computed or {}).items()]
+
+
 def read(table: "Table", where: str, select: list[str], limit: int, version: int, offset: int = 0,
-         timeout: float | None = None) -> Op[pa.Table]:
+         timeout: float | None = None, computed: dict[str, str] | None = None) -> Op[pa.Table]:
     """The matching rows from `offset`, at most `limit` (0: all of them), page by page: the store caps one
-    response, not what can be read; every page after the first reads the version the first one read."""
+    response, not what can be read; every page after the first reads the version the first one read.
+    `computed`: columns evaluated from each row by SQL (LanceDB's `select({name: expression})`)."""
     parts: list[pa.Table] = []
     got = 0
     while True:
         request = pb.ReadRowsRequest(table=table.name, where=where, select=select, limit=limit - got if limit else 0,
-                                     offset=offset, version=version, format=pb.ROW_FORMAT_ARROW)
+                                     offset=offset, version=version, format=pb.ROW_FORMAT_ARROW,
+                                     computed_columns=computed_columns(computed))
         reply = yield Unary("ReadRows", request, timeout)
         parts.append(rowlib.read_ipc(reply.rows.arrow_ipc))
         got += parts[-1].num_rows
@@ -331,11 +337,12 @@ def search(request: pb.SearchRequest, timeout: float | None = None) -> Op[pa.Tab
 
 
 def take(table: "Table", select: list[str], offsets: list[int] | None, row_ids: list[int] | None,
-         timeout: float | None = None) -> Op[pa.Table]:
+         timeout: float | None = None, computed: dict[str, str] | None = None) -> Op[pa.Table]:
     """Rows by position or stable id, in the order asked (ids not in the table left out)."""
     request = pb.ReadRowsRequest(table=table.name, select=select, version=table._checked_out,
-                                 format=pb.ROW_FORMAT_ARROW, offsets=offsets or [], row_ids=row_ids or [])
-    if not (offsets or row_ids):
+                                 format=pb.ROW_FORMAT_ARROW, offsets=offsets or [], row_ids=row_ids or [],
+                                 computed_columns=computed_columns(computed))
+    if not (offsets or row_ids) and not computed:
         schema = table._schema if not select else pa.schema([table._schema.field(c) if c != "_rowid"
                                                              else pa.field(c, pa.int64()) for c in select])
         return schema.empty_table()

@@ -86,6 +86,17 @@ def _flattened(table: pa.Table, flatten: bool | int | None) -> pa.Table:
     return table
 
 
+def _columns(columns: list[str] | dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """`select`'s argument as (names, computed columns): a dict is LanceDB's {name: SQL expression}."""
+    if isinstance(columns, dict):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items()):
+            raise TypeError("select({name: expression}) takes SQL expressions as strings")
+        return [], dict(columns)
+    if isinstance(columns, str):
+        return [columns], {}
+    return list(columns), {}
+
+
 class QueryBuilder:
     """One query: by text, image or vector (`table.search(q)`), several vectors at once
     (`table.search([v1, v2])`, each result row with `query_index`), or none (a plain read of the rows, every
@@ -111,6 +122,8 @@ class QueryBuilder:
         self._max_nprobes: int | None = None
         self._range: tuple[float | None, float | None] = (None, None)
         self._with_row_id = False
+        self._computed: dict[str, str] = {}
+        self._exact = False
 
     # ----- building -----------------------------------------------------------------------------------
     def where(self, where: "str | Expr", prefilter: bool = True) -> Self:
@@ -121,10 +134,10 @@ class QueryBuilder:
         self._postfilter = not prefilter
         return self
 
-    def select(self, columns: list[str]) -> Self:
-        if isinstance(columns, dict):
-            raise TypeError("select takes column names; computed columns ({name: SQL}) are not supported")
-        self._select = list(columns)
+    def select(self, columns: list[str] | dict[str, str]) -> Self:
+        """The columns to return: names, or LanceDB's {name: SQL expression} computed by the store from each
+        result row (`{"id2": "id * 2", "title": "title"}`)."""
+        self._select, self._computed = _columns(columns)
         return self
 
     def limit(self, limit: int | None) -> Self:
@@ -150,11 +163,22 @@ class QueryBuilder:
         return self
 
     def metric(self, metric: str) -> Self:
+        metric = metric.lower() if isinstance(metric, str) else metric
         _ops.choice(metric, _ops.METRICS, "metric")
         self._metric = metric
         return self
 
     distance_type = metric
+
+    def postfilter(self) -> Self:
+        """LanceDB's vector-query form of `where(..., prefilter=False)`: filter the nearest rows afterwards."""
+        self._postfilter = True
+        return self
+
+    def bypass_vector_index(self) -> Self:
+        """Search every row exactly, without the column's index: the true nearest rows, at a full scan's cost."""
+        self._exact = True
+        return self
 
     def nprobes(self, nprobes: int) -> Self:
         self._nprobes = int(nprobes)
@@ -191,7 +215,7 @@ class QueryBuilder:
             if self._metric or self._nprobes or self._ef or self._refine or self._range != (None, None):
                 raise ValueError("vector search options need a query")
             return _ops.read(self._table, self._where, self._selected(), self._limit or 0,
-                             self._table._checked_out, self._offset, timeout=limit)
+                             self._table._checked_out, self._offset, timeout=limit, computed=self._computed)
         return self._search(limit)
 
     def _search(self, timeout: float | None) -> _ops.Op[pa.Table]:
@@ -210,7 +234,7 @@ class QueryBuilder:
     def _selected(self) -> list[str]:
         if not self._with_row_id:
             return self._select
-        return [*(self._select or self._table._schema.names), ROW_ID]
+        return [*(self._select or ([] if self._computed else self._table._schema.names)), ROW_ID]
 
     def _probes(self) -> int:
         """The partitions to probe: `nprobes`, or LanceDB's minimum (checked against its maximum; both
@@ -235,6 +259,8 @@ class QueryBuilder:
                                    offset=self._offset, nprobes=self._probes(), ef=self._ef,
                                    refine_factor=self._refine, version=self._table._checked_out,
                                    format=pb.ROW_FORMAT_ARROW)
+        request.computed_columns.extend(_ops.computed_columns(self._computed))
+        request.bypass_vector_index = self._exact
         if self._metric:
             request.metric = _ops.METRICS[self._metric]
         lower, upper = self._range
@@ -425,10 +451,11 @@ class TakeBuilder:
         self._offsets = None if offsets is None else [int(o) for o in offsets]
         self._row_ids = None if row_ids is None else [int(i) for i in row_ids]
         self._select: list[str] = []
+        self._computed: dict[str, str] = {}
         self._with_row_id = False
 
-    def select(self, columns: list[str]) -> Self:
-        self._select = list(columns)
+    def select(self, columns: list[str] | dict[str, str]) -> Self:
+        self._select, self._computed = _columns(columns)
         return self
 
     def with_row_id(self, with_row_id: bool = True) -> Self:
@@ -436,8 +463,9 @@ class TakeBuilder:
         return self
 
     def _rows(self, timeout: Any) -> _ops.Op[pa.Table]:
-        select = [*(self._select or self._table._schema.names), ROW_ID] if self._with_row_id else self._select
-        return _ops.take(self._table, select, self._offsets, self._row_ids, seconds(timeout))
+        every = [] if self._computed else self._table._schema.names
+        select = [*(self._select or every), ROW_ID] if self._with_row_id else self._select
+        return _ops.take(self._table, select, self._offsets, self._row_ids, seconds(timeout), self._computed)
 
 
 class TakeQuery(TakeBuilder, _Results):

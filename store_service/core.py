@@ -7,11 +7,12 @@ commit against the version they read, so a change from another process cannot be
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ import pyarrow as pa
 
 from rpc_common import paging
 from store_service import schema_changes
-from store_service.search import index_catalog
+from store_service.search import computed as computed_columns
+from store_service.search import index_catalog, reads
 from store_service.search import vector_search as search
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import Aborted, Cancelled, InvalidArgument, TableExists
@@ -289,7 +291,22 @@ class StoreCore:
         return again
 
     def search(self, name: str, query: np.ndarray | Query, request: search.VectorSearch, *, version: int = 0,
-               deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:
+               deadline: Deadline = NO_DEADLINE, computed: Mapping[str, str] | None = None) -> tuple[pa.Table, int]:
+        """The nearest rows to `query` (a vector, vectors, or text / an image the column's function embeds),
+        with `computed` columns evaluated for them."""
+        computed = dict(computed or {})
+        if not computed:
+            return self._search(name, query, request, version=version, deadline=deadline)
+        computed_columns.check(computed)
+        keep_row_id = ROW_ID in request.select
+        fetched = dataclasses.replace(request, select=computed_columns.with_row_ids(request.select))
+        rows, version = self._search(name, query, fetched, version=version, deadline=deadline)
+        table = self.tables.open(name)
+        view = self.views.get(table, version)
+        return computed_columns.attach(table, view, rows, computed, keep_row_id=keep_row_id), version
+
+    def _search(self, name: str, query: np.ndarray | Query, request: search.VectorSearch, *, version: int = 0,
+                deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:
         if request.limit + request.offset > self.limits.max_search_limit:
             raise InvalidArgument(f"limit + offset ({request.limit} + {request.offset}) is above the most this "
                                   f"store searches for ({self.limits.max_search_limit})", reason="LIMIT_TOO_LARGE",
@@ -307,7 +324,7 @@ class StoreCore:
         column = search.check_request(view, request)
         if isinstance(query, Query):
             query = self.embedder.embed_query(self._function_of(view, column), query, deadline)
-        index = self._index_for(table, view, column)
+        index = None if request.exact else self._index_for(table, view, column)
         if batch:
             found = search.search_many(view, query, request, index,
                                        still_in_time=lambda: deadline.check("every query of the batch was searched"))
@@ -337,53 +354,27 @@ class StoreCore:
 
     def read(self, name: str, *, where: str = "", select: tuple[str, ...] = (), limit: int = 0, offset: int = 0,
              version: int = 0, as_json: bool = False, offsets: np.ndarray | None = None,
-             row_ids: np.ndarray | None = None) -> tuple[pa.Table, int, int]:
-        """(rows, version, next offset): one page of the matching rows from `offset`, at most `limit` (0: all).
-        A page holds at most `max_read_rows` rows and about `max_response_bytes` (a quarter for JSON, which
-        spells numbers out); the next offset is where the rest starts, 0 when nothing asked for is left.
-        With `offsets` (positions in the table) or `row_ids` (stable ids), exactly those rows, in that order
-        (ids not in the table left out), at most `max_read_rows` of them."""
-        if limit < 0 or offset < 0:
-            raise InvalidArgument("limit and offset must not be negative", reason="INVALID_LIMIT")
-        view = self.views.get(self.tables.open(name), version or None)
-        for column in select:
-            if column != ROW_ID and column not in view.schema.names:
-                raise InvalidArgument(f"selected column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
-                                      column=column)
-        names = list(select) or view.schema.names
+             row_ids: np.ndarray | None = None, computed: Mapping[str, str] | None = None
+             ) -> tuple[pa.Table, int, int]:
+        """(rows, version, next offset): one page of the matching rows (see `reads.page`), or the rows asked
+        for by position or stable id (`reads.take`), with `computed` columns evaluated for them."""
+        computed = dict(computed or {})
+        if computed:
+            computed_columns.check(computed)
+        table = self.tables.open(name)
+        view = self.views.get(table, version or None)
+        fetched = computed_columns.with_row_ids(select) if computed else select
         if offsets is not None or row_ids is not None:
-            taken = self._take(view, names, offsets, row_ids)
-            return self._within_response(taken, "the rows asked for"), view.version, 0
-        positions = np.flatnonzero(view.mask(where)) if where.strip() else None
-        total = view.num_rows if positions is None else len(positions)
-        start = min(offset, total)
-        end = total if not limit else min(total, offset + limit)
-        budget = self.limits.max_response_bytes // (4 if as_json else 1)
-        sample = view.take(np.arange(min(end - start, 64), dtype=np.int64) + start if positions is None
-                           else positions[start:start + 64], names)
-        row_bytes = max(1, sample.nbytes // max(1, sample.num_rows))
-        count = min(end - start, self.limits.max_read_rows, max(1, budget // row_bytes))
-        chosen = (np.arange(start, start + count, dtype=np.int64) if positions is None
-                  else positions[start:start + count])
-        rows = view.take(chosen, names)
-        return rows, view.version, (start + count if start + count < end else 0)
-
-    def _take(self, view: TableView, names: list[str], offsets: np.ndarray | None, row_ids: np.ndarray | None
-              ) -> pa.Table:
-        if offsets is not None and row_ids is not None:
-            raise InvalidArgument("read by offsets or by row ids, not both", reason="INVALID_TAKE")
-        asked = np.asarray(offsets if offsets is not None else row_ids, dtype=np.int64)
-        if len(asked) > self.limits.max_read_rows:
-            raise InvalidArgument(f"{len(asked)} rows asked for by position; at most {self.limits.max_read_rows}",
-                                  reason="TOO_MANY_ROWS", limit=self.limits.max_read_rows)
-        if offsets is not None:
-            outside = (asked < 0) | (asked >= view.num_rows)
-            if outside.any():
-                raise InvalidArgument(f"offset {int(asked[outside][0])} is outside the table's {view.num_rows} rows",
-                                      reason="INVALID_OFFSET", offset=int(asked[outside][0]))
-            return view.take(asked, names)
-        positions, found = view.positions(asked)
-        return view.take(positions[found], names)
+            rows = self._within_response(reads.take(view, self.limits.max_read_rows, fetched, offsets, row_ids),
+                                         "the rows asked for")
+            next_offset = 0
+        else:
+            budget = self.limits.max_response_bytes // (4 if as_json else 1)
+            rows, next_offset = reads.page(view, fetched, where=where, limit=limit, offset=offset,
+                                           max_rows=self.limits.max_read_rows, max_bytes=budget)
+        if computed:
+            rows = computed_columns.attach(table, view, rows, computed, keep_row_id=ROW_ID in select)
+        return rows, view.version, next_offset
 
     def count(self, name: str, *, where: str = "", version: int = 0) -> int:
         view = self.views.get(self.tables.open(name), version or None)

@@ -340,6 +340,21 @@ STORE_CASES = [
         pb.ReadRowsRequest(table=DOCS, version=99)), NOT_FOUND, "VERSION_NOT_FOUND"),
     Case("store", "ReadRows", "unknown column in select", lambda t: t.store.ReadRows(
         pb.ReadRowsRequest(table=DOCS, select=["x"])), INVALID, "UNKNOWN_COLUMN"),
+    Case("store", "ReadRows", "65 computed columns", lambda t: t.store.ReadRows(pb.ReadRowsRequest(
+        table=DOCS, computed_columns=[pb.ColumnExpression(name=f"c{i}", expression="id") for i in range(65)])),
+         INVALID, "TOO_MANY_COLUMNS"),
+    Case("store", "ReadRows", "a computed column named `_distance`", lambda t: t.store.ReadRows(pb.ReadRowsRequest(
+        table=DOCS, computed_columns=[pb.ColumnExpression(name="_distance", expression="id")])),
+         INVALID, "RESERVED_COLUMN"),
+    Case("store", "ReadRows", "a computed column given twice", lambda t: t.store.ReadRows(pb.ReadRowsRequest(
+        table=DOCS, computed_columns=[pb.ColumnExpression(name="c", expression="id")] * 2)),
+         INVALID, "INVALID_COLUMN_NAME"),
+    Case("store", "ReadRows", "a computed column of an unknown column", lambda t: t.store.ReadRows(
+        pb.ReadRowsRequest(table=DOCS, computed_columns=[pb.ColumnExpression(name="c", expression="nope + 1")])),
+         INVALID, "INVALID_EXPRESSION"),
+    Case("store", "Search", "a computed column calling `repeat` (unbounded output)", lambda t: t.store.Search(
+        pb.SearchRequest(table=DOCS, text="x", computed_columns=[pb.ColumnExpression(
+            name="c", expression="repeat(text, 100000000)")])), INVALID, "FUNCTION_NOT_ALLOWED"),
     Case("store", "CountRows", "filter that does not parse", lambda t: t.store.CountRows(
         pb.CountRowsRequest(table=DOCS, where="text LIKE")), INVALID, "INVALID_FILTER"),
     Case("store", "CountRows", "LIKE pattern of 5,000 `_` (80,000 was INTERNAL: RE2)", lambda t: t.store.CountRows(

@@ -380,7 +380,8 @@ def vector_search(request: pb.SearchRequest) -> VectorSearch:
         distance_lower=bounds.lower if bounds.HasField("lower") else None,
         distance_upper=bounds.upper if bounds.HasField("upper") else None,
         metric=_enum(_METRICS, request.metric, "metric"),
-        options=SearchParams(nprobes=request.nprobes, ef=request.ef, refine_factor=request.refine_factor))
+        options=SearchParams(nprobes=request.nprobes, ef=request.ef, refine_factor=request.refine_factor),
+        exact=request.bypass_vector_index)
 
 
 def merge_rules(first: pb.MergeInsertRequest) -> MergeRules:
@@ -389,6 +390,17 @@ def merge_rules(first: pb.MergeInsertRequest) -> MergeRules:
                       delete_unmatched_by_source=first.when_not_matched_by_source_delete,
                       delete_where=first.when_not_matched_by_source_delete_where,
                       update_where=first.when_matched_update_where)
+
+
+def computed_columns(messages: Any) -> dict[str, str]:
+    """Computed columns by name, in the order given; a name given twice is refused."""
+    computed: dict[str, str] = {}
+    for message in messages:
+        if message.name in computed:
+            raise InvalidArgument(f"computed column {message.name!r} is given twice", reason="INVALID_COLUMN_NAME",
+                                  column=message.name[:256])
+        computed[message.name] = message.expression
+    return computed
 
 
 def taken_rows(request: pb.ReadRowsRequest) -> dict[str, np.ndarray | None]:

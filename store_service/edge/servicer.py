@@ -96,14 +96,15 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
         rows, version = self._core.search(request.table, conversions.search_query(request),
                                           conversions.vector_search(request), version=request.version,
-                                          deadline=_deadline(context))
+                                          deadline=_deadline(context),
+                                          computed=conversions.computed_columns(request.computed_columns))
         return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
 
     def ReadRows(self, request: pb.ReadRowsRequest, context: grpc.ServicerContext) -> pb.ReadRowsResponse:
         rows, version, next_offset = self._core.read(
             request.table, where=request.where, select=tuple(request.select), limit=request.limit,
             offset=request.offset, version=request.version, as_json=request.format != pb.ROW_FORMAT_ARROW,
-            **conversions.taken_rows(request))
+            computed=conversions.computed_columns(request.computed_columns), **conversions.taken_rows(request))
         return pb.ReadRowsResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version,
                                    next_offset=next_offset)
 

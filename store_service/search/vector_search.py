@@ -41,6 +41,7 @@ class VectorSearch:
     distance_upper: float | None = None
     metric: str = ""  # empty: the index's metric, or l2 without an index
     options: SearchParams = SearchParams()
+    exact: bool = False  # every row, exactly, whatever index the column has
 
 
 def check_request(view: TableView, request: VectorSearch) -> str:

@@ -349,7 +349,8 @@ class Table:
     def computed(self, snapshot: Snapshot, refs: Sequence[FragmentRef], row_ids: np.ndarray,
                  expressions: dict[str, str]) -> dict[str, pa.Array]:
         """SQL expressions (checked by the caller) evaluated by Lance's engine for rows by stable id, in that
-        order, from the fragments `refs` (checked first): LanceDB's `update(values_sql=...)`."""
+        order, from the fragments `refs` (checked first): LanceDB's `update(values_sql=...)` and
+        `select({name: expression})`."""
         if not expressions or len(row_ids) == 0:
             return {}
         self.verify(refs)
@@ -360,7 +361,7 @@ class Table:
         except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
             if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
                 raise
-            raise InvalidArgument(f"Lance cannot evaluate the update's expressions ({self._shown(exc)[:300]})",
+            raise InvalidArgument(f"Lance cannot evaluate the expressions ({self._shown(exc)[:300]})",
                                   reason="INVALID_EXPRESSION") from None
         return {name: rows.column(name).combine_chunks() for name in expressions}
 

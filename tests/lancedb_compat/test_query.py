@@ -89,10 +89,20 @@ def test_results_in_batches(table):
     assert len(whole) == 1 and whole[0].to_pandas()["id"].tolist() == [1, 2]
 
 
-@pytest.mark.skip(reason="select({name: SQL}) computes columns in a query; the store returns stored columns "
-                         "only (add_columns stores a computed one)")
-def test_dynamic_projection():
-    """LanceDB's select({"id2": "id * 2"})."""
+def test_dynamic_projection(table):
+    """LanceDB's select({"id2": "id * 2"}): computed from each result row, in every kind of query."""
+    plain = table.search().select({"id2": "id * 2", "id": "id"}).to_arrow()
+    assert plain.column_names == ["id2", "id"] and plain["id2"].to_pylist() == [2, 4]
+    nearest = table.search([3, 4]).select({"shout": "upper(str_field)"}).limit(1).to_arrow()
+    assert nearest.column_names == ["shout", "_distance"] and nearest["shout"].to_pylist() == ["B"]
+    with_ids = table.search().where("id = 1").select({"f": "float_field + 0.5"}).with_row_id(True).to_arrow()
+    assert with_ids.column_names == ["f", "_rowid"] and with_ids["f"].to_pylist() == [1.5]
+    taken = table.take_offsets([1]).select({"both": "concat(str_field, '-', id)"}).to_arrow()
+    assert taken["both"].to_pylist() == ["b-2"]
+    empty = table.search().where("id > 10").select({"id2": "id * 2"}).to_arrow()
+    assert empty.num_rows == 0 and empty.schema.field("id2").type == pa.int64()
+    with pytest.raises(ValueError, match="is not one the store lets through"):
+        table.search().select({"x": "repeat(str_field, 1000000)"}).to_arrow()
 
 
 def test_filter(table):

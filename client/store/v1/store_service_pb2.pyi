@@ -313,7 +313,7 @@ class Vectors(_message.Message):
     def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format")
+    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format", "computed_columns", "bypass_vector_index")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +333,8 @@ class SearchRequest(_message.Message):
     REFINE_FACTOR_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    BYPASS_VECTOR_INDEX_FIELD_NUMBER: _ClassVar[int]
     table: str
     vector: Vector
     text: str
@@ -352,7 +354,9 @@ class SearchRequest(_message.Message):
     refine_factor: int
     version: int
     format: RowFormat
-    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ...) -> None: ...
+    computed_columns: _containers.RepeatedCompositeFieldContainer[ColumnExpression]
+    bypass_vector_index: bool
+    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., bypass_vector_index: _Optional[bool] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("rows", "version")
@@ -363,7 +367,7 @@ class SearchResponse(_message.Message):
     def __init__(self, rows: _Optional[_Union[Rows, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ReadRowsRequest(_message.Message):
-    __slots__ = ("table", "where", "select", "limit", "offset", "version", "format", "offsets", "row_ids")
+    __slots__ = ("table", "where", "select", "limit", "offset", "version", "format", "offsets", "row_ids", "computed_columns")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     SELECT_FIELD_NUMBER: _ClassVar[int]
@@ -373,6 +377,7 @@ class ReadRowsRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     OFFSETS_FIELD_NUMBER: _ClassVar[int]
     ROW_IDS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     table: str
     where: str
     select: _containers.RepeatedScalarFieldContainer[str]
@@ -382,7 +387,8 @@ class ReadRowsRequest(_message.Message):
     format: RowFormat
     offsets: _containers.RepeatedScalarFieldContainer[int]
     row_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., offsets: _Optional[_Iterable[int]] = ..., row_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    computed_columns: _containers.RepeatedCompositeFieldContainer[ColumnExpression]
+    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., offsets: _Optional[_Iterable[int]] = ..., row_ids: _Optional[_Iterable[int]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ...) -> None: ...
 
 class ReadRowsResponse(_message.Message):
     __slots__ = ("rows", "version", "next_offset")
