@@ -342,10 +342,15 @@ def take(table: "Table", select: list[str], offsets: list[int] | None, row_ids: 
     request = pb.ReadRowsRequest(table=table.name, select=select, version=table._checked_out,
                                  format=pb.ROW_FORMAT_ARROW, offsets=offsets or [], row_ids=row_ids or [],
                                  computed_columns=computed_columns(computed))
-    if not (offsets or row_ids) and not computed:
-        schema = table._schema if not select else pa.schema([table._schema.field(c) if c != "_rowid"
-                                                             else pa.field(c, pa.int64()) for c in select])
-        return schema.empty_table()
+    if not (offsets or row_ids):
+        if computed:  # no rows, but typed computed columns: the store plans them over a filter no row passes
+            request = pb.ReadRowsRequest(table=table.name, select=select, version=table._checked_out,
+                                         format=pb.ROW_FORMAT_ARROW, where="FALSE",
+                                         computed_columns=computed_columns(computed))
+        else:
+            schema = table._schema if not select else pa.schema([table._schema.field(c) if c != "_rowid"
+                                                                 else pa.field(c, pa.int64()) for c in select])
+            return schema.empty_table()
     reply = yield Unary("ReadRows", request, timeout)
     return rowlib.read_ipc(reply.rows.arrow_ipc)
 

@@ -6,6 +6,7 @@ operation that runs it); `Query` / `AsyncQuery` and the others run it, returning
 
 from __future__ import annotations
 
+import copy
 import datetime
 import io
 from collections.abc import AsyncIterator, Generator, Iterator
@@ -231,6 +232,12 @@ class QueryBuilder:
         config = self._function()
         return config is not None and config.function.is_local
 
+    def _empty(self) -> Self:
+        """This query with a filter no row passes (what `output_schema` runs)."""
+        empty = copy.copy(self)
+        empty._where, empty._postfilter = "FALSE", False
+        return empty
+
     def _selected(self) -> list[str]:
         if not self._with_row_id:
             return self._select
@@ -333,6 +340,11 @@ async def _async_iter(items: list[pa.RecordBatch]) -> AsyncIterator[pa.RecordBat
 class _Results:
     """The `to_*` forms of a query's results, run now (`_arrow` is the one call)."""
 
+    def output_schema(self) -> pa.Schema:
+        """The schema of this query's results (selected and computed columns, `_distance`, `_rowid`), as the
+        store answers the same query with a filter no row passes."""
+        return self._empty()._arrow(None).schema  # type: ignore[attr-defined]
+
     def _arrow(self, timeout: Any) -> pa.Table:
         raise NotImplementedError
 
@@ -362,6 +374,10 @@ class _Results:
 
 class _AsyncResults:
     """The `to_*` forms of a query's results, awaited."""
+
+    async def output_schema(self) -> pa.Schema:
+        """The schema of this query's results, as the store answers it with a filter no row passes."""
+        return (await self._empty()._arrow(None)).schema  # type: ignore[attr-defined]
 
     async def _arrow(self, timeout: Any) -> pa.Table:
         raise NotImplementedError
@@ -461,6 +477,11 @@ class TakeBuilder:
     def with_row_id(self, with_row_id: bool = True) -> Self:
         self._with_row_id = bool(with_row_id)
         return self
+
+    def _empty(self) -> Self:
+        empty = copy.copy(self)
+        empty._offsets, empty._row_ids = [], None
+        return empty
 
     def _rows(self, timeout: Any) -> _ops.Op[pa.Table]:
         every = [] if self._computed else self._table._schema.names

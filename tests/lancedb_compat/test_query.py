@@ -196,3 +196,13 @@ def test_full_text_and_hybrid_queries():
                          "searches with FAISS and its own filter evaluation")
 def test_explain_plan():
     """LanceDB's test_explain_plan / test_analyze_plan."""
+
+
+def test_output_schema(table):
+    """LanceDB's query.output_schema(): the results' schema, without their rows."""
+    assert table.search(None).output_schema() == table.schema
+    assert table.search(None).select({"bl": "id * 2"}).output_schema() == pa.schema({"bl": pa.int64()})
+    assert table.search([1, 2]).select(["id"]).output_schema() == pa.schema({"id": pa.int64(),
+                                                                             "_distance": pa.float32()})
+    assert table.take_offsets([0]).select(["str_field"]).output_schema() == pa.schema({"str_field": pa.string()})
+    assert table.take_offsets([0]).select({"s": "upper(str_field)"}).output_schema().names == ["s"]
