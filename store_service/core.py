@@ -23,7 +23,7 @@ import pyarrow as pa
 from rpc_common import paging
 from store_service import schema_changes
 from store_service.search import computed as computed_columns
-from store_service.search import index_catalog, reads
+from store_service.search import index_catalog, multivector, reads
 from store_service.search import vector_search as search
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import Aborted, Cancelled, InvalidArgument, TableExists
@@ -33,7 +33,8 @@ from store_service.ingest.rows import BadVectors, Batch, RowPreparer, stage_stre
 from store_service.ingest.merge import MergeRules, plan_merge
 from store_service.functions.reembed import Reembedder
 from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, computes, functions_of,
-                                  infer_vector_columns, is_vector, source_kind, vector_type, with_functions)
+                                  infer_vector_columns, is_multivector, is_vector, source_kind, vector_type,
+                                  with_functions)
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
@@ -311,20 +312,24 @@ class StoreCore:
             raise InvalidArgument(f"limit + offset ({request.limit} + {request.offset}) is above the most this "
                                   f"store searches for ({self.limits.max_search_limit})", reason="LIMIT_TOO_LARGE",
                                   limit=self.limits.max_search_limit)
-        batch = isinstance(query, np.ndarray) and query.ndim == 2
-        if batch and len(query) > self.limits.max_batch_queries:
+        table = self.tables.open(name)
+        view = self.views.get(table, version or None)
+        column = search.check_request(view, request)
+        multi = is_multivector(view.schema.field(column))  # several vectors are one query of such a column
+        several = isinstance(query, np.ndarray) and query.ndim == 2
+        batch = several and not multi
+        if several and len(query) > self.limits.max_batch_queries:
             raise InvalidArgument(f"{len(query)} query vectors in one search; at most {self.limits.max_batch_queries}",
                                   reason="TOO_MANY_QUERIES", limit=self.limits.max_batch_queries)
         if batch and len(query) * (request.limit + request.offset) > self.limits.max_read_rows:
             raise InvalidArgument(f"{len(query)} queries x (limit + offset) {request.limit + request.offset} is above "
                                   f"the most rows one search answers ({self.limits.max_read_rows})",
                                   reason="LIMIT_TOO_LARGE", limit=self.limits.max_read_rows)
-        table = self.tables.open(name)
-        view = self.views.get(table, version or None)
-        column = search.check_request(view, request)
         if isinstance(query, Query):
             query = self.embedder.embed_query(self._function_of(view, column), query, deadline)
         index = None if request.exact else self._index_for(table, view, column)
+        if multi:
+            return multivector.search(view, query, request, index), view.version
         if batch:
             found = search.search_many(view, query, request, index,
                                        still_in_time=lambda: deadline.check("every query of the batch was searched"))

@@ -284,8 +284,22 @@ def _has_credentials(url: str) -> bool:
         return False
 
 
+def is_multivector(field_: pa.Field) -> bool:
+    """LanceDB's MultiVector: each row a list of fixed-size float vectors (ColBERT-style token vectors)."""
+    t = field_.type
+    return ((pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_fixed_size_list(t.value_type)
+            and pa.types.is_floating(t.value_type.value_type))
+
+
+def searchable_dims(field_: pa.Field) -> int:
+    """The length of the vectors a search compares in `field_` (a vector column, or a multivector one)."""
+    t = field_.type
+    return int(t.value_type.list_size if is_multivector(field_) else t.list_size)
+
+
 def vector_columns(schema: pa.Schema) -> list[str]:
-    return [f.name for f in schema if is_vector(f)]
+    """The columns a vector search can search: vectors, and lists of vectors (multivectors)."""
+    return [f.name for f in schema if is_vector(f) or is_multivector(f)]
 
 
 def pick_vector_column(schema: pa.Schema, requested: str = "") -> str:

@@ -20,8 +20,10 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from store_service.errors import InvalidArgument
 from store_service import sql_guard
@@ -29,6 +31,7 @@ from store_service.search.filters import MAX_LENGTH, OutsideGrammar, compile_fil
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FragmentRef
 from store_service.storage.table import Deletes, Snapshot, Table
+from store_service.schema import is_multivector, searchable_dims
 from store_service.search.vector_index import prepare
 
 MASKS_KEPT = 32
@@ -104,10 +107,32 @@ class FragmentData:
                 cached = self._vectors.setdefault(column, matrix)
         return cached
 
+    def multivectors(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """A multivector column's (vectors normalized for cosine, owner): every row's vectors stacked, and the
+        physical row each belongs to (non-decreasing); held once read."""
+        key = (column, "multivector")
+        with self._lock:
+            cached = self._prepared.get(key)
+        if cached is None:
+            vectors, owner = multi_matrix(self.column(column))
+            faiss.normalize_L2(vectors)
+            cached = (vectors, owner)
+            with self._lock:
+                cached = self._prepared.setdefault(key, cached)
+        return cached  # type: ignore[return-value]
+
     def read_vectors(self, column: str, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(vectors, row ids) of the physical rows `wanted` (a mask) that have a vector in `column`: from the
         held matrix, or read in slices of SLICE_ROWS and let go (an index build or catch-up: the index keeps
-        what it needs, and a 1M-row fragment's vectors are never in memory at once)."""
+        what it needs, and a 1M-row fragment's vectors are never in memory at once). For a multivector
+        column, each of a row's vectors, labelled with the row's id."""
+        if self._is_multi(column):
+            for start, part in self._table.fragment_slices(self._snapshot, self.ref, [column], SLICE_ROWS):
+                vectors, owner = multi_matrix(part.column(column))
+                keep = wanted[start:start + part.num_rows][owner]
+                if keep.any():
+                    yield vectors[keep], self.row_ids[start:start + part.num_rows][owner[keep]]
+            return
         with self._lock:
             cached = self._vectors.get(column)
             array = self._columns.get(column)
@@ -146,6 +171,9 @@ class FragmentData:
             with self._lock:
                 cached = self._validity.setdefault(column, cached)
         return cached
+
+    def _is_multi(self, column: str) -> bool:
+        return is_multivector(self._snapshot.schema.field(column))
 
     def holds_vectors(self, column: str) -> bool:
         with self._lock:
@@ -524,7 +552,7 @@ class TableView:
 
     def vectors_of(self, column: str, *, from_row_id: int = 0, sample: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """What `vector_batches` yields, as one matrix (a training sample, a catch-up's few rows)."""
-        dims = self.schema.field(column).type.list_size
+        dims = searchable_dims(self.schema.field(column))
         matrices, ids = [], []
         for matrix, row_ids in self.vector_batches(column, from_row_id=from_row_id, sample=sample):
             matrices.append(matrix)
@@ -551,6 +579,18 @@ def held_whole(kind: pa.DataType) -> bool:
 def row_id_array(column: pa.ChunkedArray) -> np.ndarray:
     """Lance's `_rowid` (uint64, null for a deleted row) as int64 with -1 for none."""
     return column.cast(pa.int64()).fill_null(-1).to_numpy()
+
+
+def multi_matrix(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A list-of-vectors column as (every row's vectors stacked as float32, the row each belongs to). A NULL
+    or empty row owns none; a NULL vector inside a row is zeros (it matches nothing)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    inner = array.flatten()  # the vectors of the non-null rows, slicing and null rows' backing skipped
+    dims = inner.type.list_size
+    values = inner.flatten() if inner.null_count == 0 else inner.fill_null([0.0] * dims).flatten()
+    vectors = np.ascontiguousarray(values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dims))
+    return vectors, np.repeat(np.arange(len(array), dtype=np.int64), lengths)
 
 
 def _matrix(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:

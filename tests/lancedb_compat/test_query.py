@@ -206,3 +206,30 @@ def test_output_schema(table):
                                                                              "_distance": pa.float32()})
     assert table.take_offsets([0]).select(["str_field"]).output_schema() == pa.schema({"str_field": pa.string()})
     assert table.take_offsets([0]).select({"s": "upper(str_field)"}).output_schema().names == ["s"]
+
+
+@pytest.mark.parametrize("value_type", [pa.float16(), pa.float32(), pa.float64()])
+def test_multivector_search(mem_db, value_type):
+    """LanceDB's MultiVector columns: a query of several vectors ranks rows by MaxSim, exactly or through an
+    index of every row's vectors; a query of one vector `m` times is `m` times as far."""
+    data = pa.table({"vector": pa.array([[[i, i + 1], [i + 2, i + 3]] for i in range(256)],
+                                        type=pa.list_(pa.list_(value_type, 2))),
+                     "id": pa.array(range(1, 257))})
+    table = mem_db.create_table("multi", data)
+    exact = table.search([1, 2]).to_arrow()
+    twice = table.search([[1, 2], [1, 2]]).to_arrow()
+    assert exact["id"].to_pylist() == twice["id"].to_pylist()
+    assert twice["_distance"].to_pylist() == [2 * d for d in exact["_distance"].to_pylist()]
+    assert exact["_distance"].to_pylist() == sorted(exact["_distance"].to_pylist())
+    table.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_PQ", num_partitions=1,
+                       num_sub_vectors=2)
+    indexed = table.search([1, 2]).to_arrow()
+    assert indexed["id"].to_pylist()[:3] == exact["id"].to_pylist()[:3]
+    assert table.search([[1, 2], [1, 2]]).to_arrow()["_distance"][0].as_py() == 2 * indexed["_distance"][0].as_py()
+    assert table.search([[1, 2], [3, 4]]).where("id > 100").limit(3).to_arrow()["id"].to_pylist()[0] > 100
+    with pytest.raises(ValueError, match="dimensions"):
+        table.search([1, 2, 3]).to_arrow()
+    with pytest.raises(ValueError, match="different lengths"):
+        table.search([[1, 2], [1, 2, 3]]).to_arrow()
+    with pytest.raises(ValueError, match="cosine"):
+        table.search([1, 2]).distance_type("l2").to_arrow()
