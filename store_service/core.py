@@ -32,9 +32,9 @@ from store_service.search.index_catalog import IndexEntry, LoadedIndexes
 from store_service.ingest.rows import BadVectors, Batch, RowPreparer, stage_stream
 from store_service.ingest.merge import MergeRules, plan_merge
 from store_service.functions.reembed import Reembedder
-from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, computes, functions_of,
-                                  infer_vector_columns, is_multivector, is_vector, source_kind, vector_type,
-                                  with_functions)
+from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, computes, field_at,
+                                  functions_of, infer_vector_columns, is_multivector, is_vector, pick_vector_column,
+                                  source_kind, vector_type, with_functions)
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name
@@ -314,8 +314,11 @@ class StoreCore:
                                   limit=self.limits.max_search_limit)
         table = self.tables.open(name)
         view = self.views.get(table, version or None)
+        if not request.vector_column and isinstance(query, np.ndarray) and query.size:
+            request = dataclasses.replace(request, vector_column=pick_vector_column(
+                view.schema, dims=int(query.shape[-1])))
         column = search.check_request(view, request)
-        multi = is_multivector(view.schema.field(column))  # several vectors are one query of such a column
+        multi = is_multivector(field_at(view.schema, column))  # several vectors are one query of such a column
         several = isinstance(query, np.ndarray) and query.ndim == 2
         batch = several and not multi
         if several and len(query) > self.limits.max_batch_queries:

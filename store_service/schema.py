@@ -298,12 +298,45 @@ def searchable_dims(field_: pa.Field) -> int:
 
 
 def vector_columns(schema: pa.Schema) -> list[str]:
-    """The columns a vector search can search: vectors, and lists of vectors (multivectors)."""
-    return [f.name for f in schema if is_vector(f) or is_multivector(f)]
+    """The columns a vector search can search: vectors, and lists of vectors (multivectors), top-level or
+    inside structs, where they are named by path (`image.embedding`, as LanceDB names them)."""
+    found: list[str] = []
+
+    def visit(field_: pa.Field, path: str, depth: int) -> None:
+        if is_vector(field_) or is_multivector(field_):
+            found.append(path)
+        elif pa.types.is_struct(field_.type) and depth < MAX_NESTING:
+            for i in range(field_.type.num_fields):
+                child = field_.type.field(i)
+                visit(child, f"{path}.{child.name}", depth + 1)
+
+    for field_ in schema:
+        visit(field_, field_.name, 0)
+    return found
 
 
-def pick_vector_column(schema: pa.Schema, requested: str = "") -> str:
+def field_at(schema: pa.Schema, path: str) -> pa.Field:
+    """The field a column name or a struct path (`image.embedding`) names; KeyError when none."""
+    index = schema.get_field_index(path)
+    if index >= 0:
+        return schema.field(index)
+    head, _, rest = path.partition(".")
+    field_ = schema.field(head)
+    for name in rest.split(".") if rest else []:
+        if not pa.types.is_struct(field_.type):
+            raise KeyError(path)
+        field_ = field_.type.field(name)
+    return field_
+
+
+def pick_vector_column(schema: pa.Schema, requested: str = "", dims: int | None = None) -> str:
+    """The column a search searches: the one named, the table's only vector column, or (LanceDB's rule) the
+    only one whose vectors have the query's `dims`."""
     columns = vector_columns(schema)
+    if not requested and dims is not None and len(columns) > 1:
+        fitting = [c for c in columns if searchable_dims(field_at(schema, c)) == dims]
+        if len(fitting) == 1:
+            return fitting[0]
     if requested:
         if requested not in columns:
             raise InvalidArgument(f"{requested!r} is not a vector column of this table (vector columns: "

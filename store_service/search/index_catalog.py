@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from store_service.errors import AlreadyExists, InvalidArgument, NotFound
-from store_service.schema import is_multivector, pick_vector_column, searchable_dims
+from store_service.schema import field_at, is_multivector, pick_vector_column, searchable_dims
 from store_service.storage import fragments
 from store_service.storage.fragments import INDEXES_DIR, FileRef
 from store_service.storage.manifest import Manifest
@@ -56,7 +56,7 @@ def create_index(table: Table, view: TableView, params: IndexParams, *, vector_c
                  replace: bool = False) -> tuple[IndexEntry, Manifest]:
     """Builds an index on `view` (the latest version) and lists it in a new version."""
     column = pick_vector_column(view.schema, vector_column)
-    if is_multivector(view.schema.field(column)) and params.metric != "cosine":
+    if is_multivector(field_at(view.schema, column)) and params.metric != "cosine":
         raise InvalidArgument(f"column {column!r} holds lists of vectors, compared by cosine (MaxSim): index it "
                               "with the cosine metric", reason="INVALID_METRIC", metric=params.metric)
     name = name or f"{column}_idx"
@@ -85,7 +85,7 @@ def create_index(table: Table, view: TableView, params: IndexParams, *, vector_c
 def build(view: TableView, column: str, params: IndexParams) -> VectorIndex:
     """An index over the view's vectors in `column`, trained on a random sample and filled fragment by
     fragment, so a table whose vectors do not fit in memory can be indexed (IVF_PQ keeps ~1/32 of them)."""
-    dims = searchable_dims(view.schema.field(column))
+    dims = searchable_dims(field_at(view.schema, column))
     empty = InvalidArgument(f"column {column!r} has no vectors to train an index on", reason="EMPTY_TABLE",
                             column=column)
     if view.num_rows == 0:

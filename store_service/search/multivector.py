@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from store_service.errors import InvalidArgument
-from store_service.schema import searchable_dims
+from store_service.schema import field_at, searchable_dims
 from store_service.search.table_view import TableView, multi_matrix
 from store_service.search.vector_index import VectorIndex
 from store_service.search.vector_search import DISTANCE, VectorSearch, check_request
@@ -33,7 +33,7 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
     """The rows closest to the query vectors `query` (one vector, or a matrix of them), closest first: the
     selected columns plus `_distance`."""
     column = check_request(view, request)
-    queries = _checked_queries(query, searchable_dims(view.schema.field(column)), column)
+    queries = _checked_queries(query, searchable_dims(field_at(view.schema, column)), column)
     if request.metric not in ("", "cosine"):
         raise InvalidArgument(f"column {column!r} holds lists of vectors, compared by cosine (MaxSim); metric "
                               f"{request.metric!r} does not apply", reason="INVALID_METRIC", metric=request.metric)

@@ -31,7 +31,7 @@ from store_service.search.filters import MAX_LENGTH, OutsideGrammar, compile_fil
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FragmentRef
 from store_service.storage.table import Deletes, Snapshot, Table
-from store_service.schema import is_multivector, searchable_dims
+from store_service.schema import field_at, is_multivector, searchable_dims
 from store_service.search.vector_index import prepare
 
 MASKS_KEPT = 32
@@ -173,7 +173,7 @@ class FragmentData:
         return cached
 
     def _is_multi(self, column: str) -> bool:
-        return is_multivector(self._snapshot.schema.field(column))
+        return is_multivector(field_at(self._snapshot.schema, column))
 
     def holds_vectors(self, column: str) -> bool:
         with self._lock:
@@ -512,7 +512,7 @@ class TableView:
         """The vectors at a few global positions (an index's candidates to refine), in that order: from the
         fragments' matrices when they hold them, otherwise read from the dataset in one take."""
         positions = np.asarray(positions, dtype=np.int64)
-        dims = self.schema.field(column).type.list_size
+        dims = searchable_dims(field_at(self.schema, column))
         if len(positions) == 0:
             return np.empty((0, dims), dtype=np.float32)
         which = np.searchsorted(self._starts, positions, side="right") - 1
@@ -552,7 +552,7 @@ class TableView:
 
     def vectors_of(self, column: str, *, from_row_id: int = 0, sample: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """What `vector_batches` yields, as one matrix (a training sample, a catch-up's few rows)."""
-        dims = searchable_dims(self.schema.field(column))
+        dims = searchable_dims(field_at(self.schema, column))
         matrices, ids = [], []
         for matrix, row_ids in self.vector_batches(column, from_row_id=from_row_id, sample=sample):
             matrices.append(matrix)

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from store_service.search import scan
 from store_service.errors import InvalidArgument
-from store_service.schema import pick_vector_column
+from store_service.schema import field_at, pick_vector_column, searchable_dims
 from store_service.storage.fragments import ROW_ID
 from store_service.search.table_view import TableView
 from store_service.search.vector_index import METRICS, SearchParams, VectorIndex, prepare
@@ -63,7 +63,7 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
            ) -> pa.Table:
     """The closest rows, closest first: the selected columns plus `_distance` (float32)."""
     column = check_request(view, request)
-    dims = view.schema.field(column).type.list_size
+    dims = searchable_dims(field_at(view.schema, column))
     query = np.asarray(query, dtype=np.float32).reshape(-1)
     if query.shape[0] != dims:
         raise InvalidArgument(f"the query vector has {query.shape[0]} dimensions; column {column!r} has {dims}",

@@ -577,3 +577,21 @@ def test_create_index_with_a_config_or_the_legacy_arguments(mem_db):
     with pytest.warns(UserWarning, match="max_iterations"):
         table.create_index("vector", config=IvfFlat(num_partitions=2, max_iterations=10))
     assert table.search([1.0, 1.0, 1.0, 2.0]).limit(3).to_arrow().num_rows == 3
+
+
+def test_vectors_inside_structs_are_searched_by_path(mem_db):
+    """LanceDB finds a vector inside a struct (`image.embedding`) as the table's vector column."""
+    schema = pa.schema([pa.field("id", pa.int32()),
+                        pa.field("image", pa.struct([pa.field("embedding", pa.list_(pa.float32(), 2))]))])
+    rows = [{"id": i, "image": {"embedding": [float(i), float(i) + 1.0]}} for i in range(50)]
+    table = mem_db.create_table("nested", data=pa.Table.from_pylist(rows, schema=schema))
+    assert table.search([0.0, 1.0]).limit(1).to_list()[0]["id"] == 0
+    assert table.search([10.0, 11.0], vector_column_name="image.embedding").limit(1).to_list()[0]["id"] == 10
+    table.create_index(vector_column_name="image.embedding", index_type="IVF_FLAT", num_partitions=2)
+    assert table.search([20.0, 21.0]).where("id > 5").limit(1).to_list()[0]["id"] == 20
+    two = mem_db.create_table("two", data=pa.Table.from_pylist(
+        [{"a": {"v": [0.0, 1.0]}, "b": {"v": [2.0, 3.0]}}],
+        schema=pa.schema([pa.field("a", pa.struct([pa.field("v", pa.list_(pa.float32(), 2))])),
+                          pa.field("b", pa.struct([pa.field("v", pa.list_(pa.float32(), 2))]))])))
+    with pytest.raises(ValueError, match="a.v.*b.v"):
+        two.search([0.0, 1.0]).to_arrow()

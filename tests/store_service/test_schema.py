@@ -67,3 +67,13 @@ def test_vector_column_resolution():
     assert pick_vector_column(pa.schema([("v", vector_type(2))])) == "v"
     with pytest.raises(InvalidArgument):
         pick_vector_column(SCHEMA, "text")
+
+
+def test_a_search_without_a_column_takes_the_one_of_the_querys_length():
+    """LanceDB's rule: several vector columns, one of them of the query vector's length."""
+    schema = pa.schema([("a", vector_type(2)), ("b", vector_type(3)),
+                        ("s", pa.struct([("v", vector_type(3))]))])
+    assert pick_vector_column(schema, dims=2) == "a"
+    with pytest.raises(InvalidArgument) as err:
+        pick_vector_column(schema, dims=3)  # b and s.v
+    assert err.value.reason == "VECTOR_COLUMN_REQUIRED" and "s.v" in err.value.message
