@@ -434,6 +434,24 @@ def alter_columns(name: str, alterations: tuple[dict[str, Any], ...]) -> Op[int]
     return (yield Unary("AlterColumns", request)).version
 
 
+def update_field_metadata(name: str, updates: tuple[dict[str, Any], ...]) -> Op[int]:
+    """LanceDB's `update_field_metadata`: each update a `path`, a `metadata` dict (None removes a key) and
+    optionally `replace` (the whole map instead of a merge); one new version (AlterColumns)."""
+    request = pb.AlterColumnsRequest(table=name)
+    for update in updates:
+        unknown = set(update) - {"path", "metadata", "replace"}
+        if unknown or "path" not in update or not isinstance(update.get("metadata", {}), dict):
+            raise ValueError("update_field_metadata: each update has a 'path', a 'metadata' dict and optionally "
+                             f"'replace' (got {sorted(update)})")
+        metadata = update.get("metadata") or {}
+        item = request.alterations.add(path=update["path"], metadata_replace=bool(update.get("replace")))
+        item.metadata.update({str(k): str(v) for k, v in metadata.items() if v is not None})
+        item.metadata_removed.extend(str(k) for k, v in metadata.items() if v is None)
+        if not metadata and not item.metadata_replace:
+            raise ValueError(f"update_field_metadata: the update of {update['path']!r} changes nothing")
+    return (yield Unary("AlterColumns", request)).version
+
+
 def _type_name(data_type: Any) -> str:
     if isinstance(data_type, str):
         return data_type

@@ -46,5 +46,10 @@ class DropColumnsResult:
     version: int
 
 
+@dataclass(frozen=True)
+class UpdateFieldMetadataResult:
+    version: int
+
+
 __all__ = ["AddColumnsResult", "AddResult", "AlterColumnsResult", "DeleteResult", "DropColumnsResult",
-           "MergeResult", "UpdateResult"]
+           "MergeResult", "UpdateFieldMetadataResult", "UpdateResult"]

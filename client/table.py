@@ -20,7 +20,7 @@ from vectorlane.operations import Operation
 from vectorlane.query import (AsyncMergeInsertBuilder, AsyncQuery, AsyncTakeQuery, AsyncVectorQuery,
                               MergeInsertBuilder, Query, TakeQuery)
 from vectorlane.results import (AddColumnsResult, AddResult, AlterColumnsResult, DeleteResult, DropColumnsResult,
-                                UpdateResult)
+                                UpdateFieldMetadataResult, UpdateResult)
 from vectorlane.store.v1 import store_service_pb2 as pb
 from vectorlane.tags import AsyncTags, Tags
 
@@ -394,6 +394,16 @@ class Table(TableOps):
         """LanceDB's `drop_columns`; a dropped vector column takes its function and indexes with it."""
         return DropColumnsResult(self._run(self._op_evolve("drop_columns", _ops.drop_columns(self.name, columns))))
 
+    def update_field_metadata(self, *updates: dict[str, Any]) -> UpdateFieldMetadataResult:
+        """LanceDB's per-column metadata: `{"path": ..., "metadata": {key: value, key: None (removed)},
+        "replace": False}` each, in one version."""
+        return UpdateFieldMetadataResult(self._run(self._op_evolve(
+            "update_field_metadata", _ops.update_field_metadata(self.name, updates))))
+
+    def replace_field_metadata(self, field_name: str, new_metadata: dict[str, str]) -> None:
+        """LanceDB's older form: the column's whole metadata replaced."""
+        self.update_field_metadata({"path": field_name, "metadata": new_metadata, "replace": True})
+
 
 class AsyncTable(TableOps):
     """A table of an `AsyncConnection` (LanceDB's `AsyncTable`): every call that talks to the store is
@@ -562,6 +572,13 @@ class AsyncTable(TableOps):
     async def drop_columns(self, columns: Any) -> DropColumnsResult:
         return DropColumnsResult(await self._run(self._op_evolve("drop_columns",
                                                                  _ops.drop_columns(self.name, columns))))
+
+    async def update_field_metadata(self, *updates: dict[str, Any]) -> UpdateFieldMetadataResult:
+        return UpdateFieldMetadataResult(await self._run(self._op_evolve(
+            "update_field_metadata", _ops.update_field_metadata(self.name, updates))))
+
+    async def replace_field_metadata(self, field_name: str, new_metadata: dict[str, str]) -> None:
+        await self.update_field_metadata({"path": field_name, "metadata": new_metadata, "replace": True})
 
 
 LanceTable = Table  # LanceDB's name for a table of a database it opened

@@ -14,8 +14,8 @@ What vectorlane adds to Lance's rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +39,40 @@ class Alteration:
     rename: str = ""
     nullable: bool | None = None
     data_type: pa.DataType | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)  # keys set
+    metadata_removed: tuple[str, ...] = ()
+    metadata_replace: bool = False
+
+    @property
+    def changes_metadata(self) -> bool:
+        return bool(self.metadata or self.metadata_removed or self.metadata_replace)
+
+    def new_metadata(self, current: Mapping[bytes, bytes] | None) -> dict[bytes, bytes]:
+        """The field's metadata after the change; Lance's own keys (its field id) always stay."""
+        current = dict(current or {})
+        kept = {k: v for k, v in current.items() if k.startswith(b"lance")} if self.metadata_replace else current
+        for key in self.metadata_removed:
+            kept.pop(key.encode(), None)
+        kept.update({k.encode(): v.encode() for k, v in self.metadata.items()})
+        return kept
+
+
+MAX_METADATA_KEYS = 64
+MAX_METADATA_BYTES = 64 * 1024
+
+
+def _check_metadata(alteration: Alteration) -> None:
+    keys = [*alteration.metadata, *alteration.metadata_removed]
+    size = sum(len(k) + len(v) for k, v in alteration.metadata.items())
+    if len(keys) > MAX_METADATA_KEYS or size > MAX_METADATA_BYTES:
+        raise InvalidArgument(f"the metadata of {alteration.path!r} changes {len(keys)} keys of {size} bytes; at "
+                              f"most {MAX_METADATA_KEYS} keys and {MAX_METADATA_BYTES} bytes",
+                              reason="INVALID_ALTERATION", column=alteration.path)
+    for key in keys:
+        if not key or key.startswith("lance"):
+            raise InvalidArgument(f"metadata key {key[:64]!r} of {alteration.path!r} is empty or Lance's own "
+                                  "('lance-...' and 'lance:...' keys say how Lance stores the column)",
+                                  reason="INVALID_ALTERATION", column=alteration.path)
 
 
 @dataclass(frozen=True)
@@ -158,9 +192,11 @@ def plan_alter(schema: pa.Schema, alterations: Sequence[Alteration], null_counts
             raise InvalidArgument(f"column {path!r} is altered twice", reason="INVALID_ALTERATION", column=path)
         seen.add(path)
         field_ = schema.field(path)
-        if not alteration.rename and alteration.nullable is None and alteration.data_type is None:
-            raise InvalidArgument(f"the alteration of {path!r} changes nothing (give rename, nullable or data_type)",
-                                  reason="INVALID_ALTERATION", column=path)
+        if not alteration.rename and alteration.nullable is None and alteration.data_type is None \
+                and not alteration.changes_metadata:
+            raise InvalidArgument(f"the alteration of {path!r} changes nothing (give rename, nullable, data_type "
+                                  "or metadata)", reason="INVALID_ALTERATION", column=path)
+        _check_metadata(alteration)
         if alteration.rename:
             renamed[path] = alteration.rename
         if alteration.nullable is False and field_.nullable and null_counts.get(path, 0):
@@ -216,7 +252,10 @@ def _cast_plan(casts: dict[str, Alteration]) -> Plan:
                 alteration = casts[f.name]
                 new = computed[temporary[f.name]].with_name(alteration.rename or f.name)
                 nullable = f.nullable if alteration.nullable is None else alteration.nullable
-                fields.append(new.with_nullable(nullable))
+                new = new.with_nullable(nullable)
+                if alteration.changes_metadata:
+                    new = new.with_metadata(alteration.new_metadata(f.metadata))
+                fields.append(new)
             else:
                 fields.append(f)
         return _rename_functions(_placed(current, fields), {c: a.rename for c, a in casts.items() if a.rename}), \
@@ -236,6 +275,8 @@ def _project_plan(alterations: list[Alteration]) -> Plan:
                 f = f.with_name(alteration.rename or f.name)
                 if alteration.nullable is not None:
                     f = f.with_nullable(alteration.nullable)
+                if alteration.changes_metadata:
+                    f = f.with_metadata(alteration.new_metadata(f.metadata))
             fields.append(f)
         return _rename_functions(_placed(current, fields), renames), _rename_indexes(indexes, renames)
     return Plan(None, edit, "alter_columns")

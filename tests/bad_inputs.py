@@ -461,6 +461,12 @@ STORE_CASES = [
     Case("store", "AlterColumns", "column that does not exist", lambda t: t.store.AlterColumns(
         pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(path="nope", rename="x")])), INVALID,
          "UNKNOWN_COLUMN"),
+    Case("store", "AlterColumns", "field metadata setting Lance's `lance-encoding:blob`", lambda t: t.store.AlterColumns(
+        pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(
+            path="text", metadata={"lance-encoding:blob": "true"})])), INVALID, "INVALID_ALTERATION"),
+    Case("store", "AlterColumns", "field metadata of 65 keys", lambda t: t.store.AlterColumns(
+        pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(
+            path="text", metadata={f"k{i}": "v" for i in range(65)})])), INVALID, "INVALID_ALTERATION"),
     Case("store", "AlterColumns", "rename onto another column", lambda t: t.store.AlterColumns(
         pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(path="id", rename="text")])), INVALID,
          "COLUMN_EXISTS"),

@@ -478,7 +478,8 @@ def alterations(items: Iterable[pb.ColumnAlteration]) -> list[Alteration]:
                                       "double, string, large_string, timestamp[ms], ...)", reason="INVALID_CAST",
                                       column=item.path) from None
         found.append(Alteration(item.path, item.rename, item.nullable if item.HasField("nullable") else None,
-                                data_type))
+                                data_type, dict(item.metadata), tuple(item.metadata_removed),
+                                item.metadata_replace))
     return found
 
 

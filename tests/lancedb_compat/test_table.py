@@ -595,3 +595,17 @@ def test_vectors_inside_structs_are_searched_by_path(mem_db):
                           pa.field("b", pa.struct([pa.field("v", pa.list_(pa.float32(), 2))]))])))
     with pytest.raises(ValueError, match="a.v.*b.v"):
         two.search([0.0, 1.0]).to_arrow()
+
+
+def test_field_metadata_is_updated_merged_and_replaced(mem_db):
+    table = mem_db.create_table("meta", data=pa.table({"id": [0, 1], "category": ["a", "b"]}))
+    result = table.update_field_metadata({"path": "category", "metadata": {"unit": "label", "pii": "false"}})
+    assert result.version == 2
+    assert table.schema.field("category").metadata == {b"unit": b"label", b"pii": b"false"}
+    table.update_field_metadata({"path": "category", "metadata": {"source": "import", "pii": None}})
+    assert table.schema.field("category").metadata == {b"unit": b"label", b"source": b"import"}
+    table.replace_field_metadata("id", {"foo": "bar"})
+    assert table.schema.field("id").metadata == {b"foo": b"bar"}
+    assert table.to_arrow()["category"].to_pylist() == ["a", "b"] and len(table.list_versions()) == 4
+    with pytest.raises(ValueError, match="Lance's own"):
+        table.update_field_metadata({"path": "id", "metadata": {"lance-encoding:blob": "true"}})

@@ -765,16 +765,29 @@ class AddColumnsResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class ColumnAlteration(_message.Message):
-    __slots__ = ("path", "rename", "nullable", "data_type")
+    __slots__ = ("path", "rename", "nullable", "data_type", "metadata", "metadata_removed", "metadata_replace")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PATH_FIELD_NUMBER: _ClassVar[int]
     RENAME_FIELD_NUMBER: _ClassVar[int]
     NULLABLE_FIELD_NUMBER: _ClassVar[int]
     DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    METADATA_REPLACE_FIELD_NUMBER: _ClassVar[int]
     path: str
     rename: str
     nullable: bool
     data_type: str
-    def __init__(self, path: _Optional[str] = ..., rename: _Optional[str] = ..., nullable: _Optional[bool] = ..., data_type: _Optional[str] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    metadata_removed: _containers.RepeatedScalarFieldContainer[str]
+    metadata_replace: bool
+    def __init__(self, path: _Optional[str] = ..., rename: _Optional[str] = ..., nullable: _Optional[bool] = ..., data_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., metadata_removed: _Optional[_Iterable[str]] = ..., metadata_replace: _Optional[bool] = ...) -> None: ...
 
 class AlterColumnsRequest(_message.Message):
     __slots__ = ("table", "alterations")
