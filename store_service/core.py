@@ -332,7 +332,9 @@ class StoreCore:
             query = self.embedder.embed_query(self._function_of(view, column), query, deadline)
         index = None if request.exact else self._index_for(table, view, column)
         if multi:
-            return multivector.search(view, query, request, index), view.version
+            found = multivector.search(view, query, request, index,
+                                       still_in_time=lambda: deadline.check("the multivector query was searched"))
+            return found, view.version
         if batch:
             found = search.search_many(view, query, request, index,
                                        still_in_time=lambda: deadline.check("every query of the batch was searched"))

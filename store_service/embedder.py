@@ -232,8 +232,13 @@ class Embedder:
             return errors.Unavailable(message, reason=reason or "EMBED_SERVICE_UNAVAILABLE", **metadata)
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return errors.DeadlineExceeded(message, reason=reason or "EMBED_DEADLINE_EXCEEDED", **metadata)
+        if code == grpc.StatusCode.CANCELLED and not reason:
+            # Not the store's doing (it never reads a call it cancelled) and not the service's own answer (that
+            # carries a reason): the embed service ended the call as it stopped. For the caller, it is away.
+            return errors.Unavailable(f"{message} (the embed service ended the call: it stopped or restarted)",
+                                      reason="EMBED_SERVICE_UNAVAILABLE", **metadata)
         if code == grpc.StatusCode.CANCELLED:
-            return errors.Cancelled(message, reason=reason or "CANCELLED", **metadata)
+            return errors.Cancelled(message, reason=reason, **metadata)
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return errors.FailedPrecondition(f"the store's credentials were refused by the embed service: "
                                              f"{details}", reason="EMBED_SERVICE_UNAUTHENTICATED")

@@ -15,6 +15,8 @@ by MaxSim; without one, every allowed row is ranked, fragment by fragment, from 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import faiss
 import numpy as np
 import pyarrow as pa
@@ -28,10 +30,11 @@ from store_service.search.vector_search import DISTANCE, VectorSearch, check_req
 FANOUT = 4  # index hits per wanted row, for each query vector: a row's vectors are often each other's neighbours
 
 
-def search(view: TableView, query: np.ndarray, request: VectorSearch, index: VectorIndex | None = None
-           ) -> pa.Table:
+def search(view: TableView, query: np.ndarray, request: VectorSearch, index: VectorIndex | None = None,
+           still_in_time: Callable[[], object] = lambda: None) -> pa.Table:
     """The rows closest to the query vectors `query` (one vector, or a matrix of them), closest first: the
-    selected columns plus `_distance`."""
+    selected columns plus `_distance`. `still_in_time` is asked before each fragment or query vector (it
+    raises once the call's deadline has passed: a query of many vectors over a large table is long work)."""
     column = check_request(view, request)
     queries = _checked_queries(query, searchable_dims(field_at(view.schema, column)), column)
     if request.metric not in ("", "cosine"):
@@ -43,9 +46,9 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
     allowed = view.valid(column) & (view.mask(request.where) if prefilter else True)
     wanted = request.limit + request.offset
     if index is not None:
-        positions, distances = _indexed(view, index, column, queries, wanted, allowed, request)
+        positions, distances = _indexed(view, index, column, queries, wanted, allowed, request, still_in_time)
     else:
-        positions, distances = _exact(view, column, queries, allowed)
+        positions, distances = _exact(view, column, queries, allowed, still_in_time)
     keep = np.ones(len(positions), dtype=bool)
     if request.distance_lower is not None:
         keep &= distances >= request.distance_lower
@@ -92,10 +95,11 @@ def max_sim(vectors: np.ndarray, owner: np.ndarray, queries: np.ndarray) -> tupl
     return owner[starts], total
 
 
-def _exact(view: TableView, column: str, queries: np.ndarray, allowed: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _exact(view: TableView, column: str, queries: np.ndarray, allowed: np.ndarray,
+           still_in_time: Callable[[], object]) -> tuple[np.ndarray, np.ndarray]:
     found_rows, found_distances = [], []
     for part in view.parts:
+        still_in_time()
         local = np.flatnonzero(allowed[part.start:part.start + part.num_rows])
         if len(local) == 0:
             continue
@@ -115,11 +119,13 @@ def _exact(view: TableView, column: str, queries: np.ndarray, allowed: np.ndarra
 
 
 def _indexed(view: TableView, index: VectorIndex, column: str, queries: np.ndarray, wanted: int,
-             allowed: np.ndarray, request: VectorSearch) -> tuple[np.ndarray, np.ndarray]:
-    fetch = max(1, wanted) * FANOUT * max(1, request.options.refine_factor)
+             allowed: np.ndarray, request: VectorSearch, still_in_time: Callable[[], object]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    fetch = min(max(1, wanted) * FANOUT * max(1, request.options.refine_factor), max(1, index.size))
     restricted = None if bool(allowed.all()) else view.row_ids[allowed]
     candidates = set()
     for q in queries:
+        still_in_time()
         ids, _ = index.search(q, fetch, allowed=restricted, options=request.options)
         candidates.update(ids.tolist())
     positions, found = view.positions(np.fromiter(candidates, dtype=np.int64, count=len(candidates)))
