@@ -193,6 +193,16 @@ def drop_table(name: str, ignore_missing: bool) -> Op[None]:
             raise
 
 
+def drop_all_tables() -> Op[None]:
+    """Every table dropped, one by one (LanceDB's `drop_all_tables`)."""
+    for name in (yield from table_names(None, None)):
+        yield from drop_table(name, ignore_missing=True)
+
+
+RENAME_REFUSED = ("rename_table not implemented: as LanceDB's own local databases, a store does not rename "
+                  "tables (create the new one from the old one's rows, then drop it)")
+
+
 def describe(name: str) -> Op[pb.Table]:
     return (yield Unary("GetTable", pb.GetTableRequest(name=name))).table
 

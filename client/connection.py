@@ -121,6 +121,14 @@ class Connection(ConnectionBase):
     def drop_table(self, name: str, ignore_missing: bool = False) -> None:
         self._transport.run(_ops.drop_table(name, ignore_missing))
 
+    def drop_all_tables(self) -> None:
+        self._transport.run(_ops.drop_all_tables())
+
+    def rename_table(self, cur_name: str, new_name: str, cur_namespace_path: list[str] | None = None,
+                     new_namespace_path: list[str] | None = None) -> None:
+        """Not supported, as in LanceDB's local databases (NotImplementedError)."""
+        raise NotImplementedError(_ops.RENAME_REFUSED)
+
     def get_operation(self, name: str) -> Operation:
         """A long-running operation by its name (`tables/<table>/operations/<id>`)."""
         return self._transport.run(_ops.start_operation(self, "GetOperation", pb.GetOperationRequest(name=name)))
@@ -160,6 +168,14 @@ class AsyncConnection(ConnectionBase):
 
     async def drop_table(self, name: str, ignore_missing: bool = False) -> None:
         await self._transport.run(_ops.drop_table(name, ignore_missing))
+
+    async def drop_all_tables(self) -> None:
+        await self._transport.run(_ops.drop_all_tables())
+
+    async def rename_table(self, cur_name: str, new_name: str, cur_namespace_path: list[str] | None = None,
+                           new_namespace_path: list[str] | None = None) -> None:
+        """Not supported, as in LanceDB's local databases (NotImplementedError)."""
+        raise NotImplementedError(_ops.RENAME_REFUSED)
 
     async def get_operation(self, name: str) -> Operation:
         return await self._transport.run(_ops.start_operation(self, "GetOperation",

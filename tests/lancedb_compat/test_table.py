@@ -609,3 +609,13 @@ def test_field_metadata_is_updated_merged_and_replaced(mem_db):
     assert table.to_arrow()["category"].to_pylist() == ["a", "b"] and len(table.list_versions()) == 4
     with pytest.raises(ValueError, match="Lance's own"):
         table.update_field_metadata({"path": "id", "metadata": {"lance-encoding:blob": "true"}})
+
+
+def test_drop_all_tables_and_rename_as_lancedbs_local_databases(mem_db):
+    mem_db.create_table("one", data=[{"id": 1}])
+    mem_db.create_table("two", data=[{"id": 2}])
+    with pytest.raises(NotImplementedError, match="rename_table not implemented"):
+        mem_db.rename_table("one", "uno")
+    assert mem_db.table_names() == ["one", "two"]
+    mem_db.drop_all_tables()
+    assert mem_db.table_names() == []
