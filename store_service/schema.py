@@ -77,6 +77,12 @@ _SCALAR_CHECKS = (pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating
                   pa.types.is_duration)
 
 
+def is_json(type_: pa.DataType) -> bool:
+    """Arrow's canonical JSON type (`pa.json_()`, text underneath): Lance stores it and its SQL reads it with
+    `json_extract`; values come back as Lance writes them (compact)."""
+    return isinstance(type_, pa.JsonType) and pa.types.is_string(type_.storage_type)
+
+
 BLOB_ENCODING = b"lance-encoding:blob"
 
 
@@ -94,7 +100,7 @@ def unsupported_type(type_: pa.DataType, depth: int = 0) -> str | None:
     lists, fixed-size lists, structs and maps of them, nested at most MAX_NESTING deep."""
     if depth > MAX_NESTING:
         return f"nested deeper than {MAX_NESTING} levels"
-    if any(check(type_) for check in _SCALAR_CHECKS):
+    if any(check(type_) for check in _SCALAR_CHECKS) or is_json(type_):
         return None
     if pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_):
         if pa.types.is_fixed_size_list(type_) and not 0 < type_.list_size <= 1 << 16:
@@ -112,7 +118,7 @@ def unsupported_type(type_: pa.DataType, depth: int = 0) -> str | None:
                                           or pa.types.is_large_string(type_.value_type)):
         return None  # dictionary-encoded strings: LanceDB's type for a pydantic str enum
     return ("this store serves booleans, numbers (decimals and float16 included), strings (dictionary-encoded "
-            "too), binary, dates, times, timestamps, durations, and lists, structs and maps of them")
+            "too), JSON, binary, dates, times, timestamps, durations, and lists, structs and maps of them")
 
 
 def is_vector(field_: pa.Field) -> bool:

@@ -25,6 +25,8 @@ date_trunc date_part datepart extract to_timestamp to_timestamp_seconds to_times
 to_date to_char from_unixtime make_date date_bin
 array_length cardinality array_has array_has_all array_has_any array_element array_contains list_has
 get_field named_struct struct arrow_typeof arrow_cast cast try_cast
+json_extract json_exists json_get json_get_string json_get_int json_get_float json_get_bool json_array_contains
+json_array_length
 """.split())
 _SQL_WORDS_WITH_PARENTHESES = frozenset({"in", "and", "or", "not", "when", "then", "else", "case", "is", "like",
                                          "ilike", "between", "as", "end", "exists"})

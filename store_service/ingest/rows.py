@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from store_service.ingest.bad_vectors import BadVectorPolicy, ListDims, clean_vectors, covered_columns
+from store_service.ingest.json_values import check_json_columns
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder
 from store_service.schema import FunctionConfig, functions_of, is_vector, vector_type
 from store_service.storage.table import Staged, Table, conform
@@ -81,6 +82,7 @@ class RowPreparer:
                 rows = self._embed_missing(rows, config, dims, images or {})
             rows = clean_vectors(rows, column.name, dims, self._bad.policy, self._bad.fill_value,
                                  missing_is_bad=self._missing_is_bad(rows, column))
+        check_json_columns(rows, self.schema)
         return conform(rows, self.schema)
 
     def _missing_is_bad(self, rows: pa.Table, column: pa.Field) -> bool | np.ndarray:

@@ -1,0 +1,52 @@
+"""Values for JSON columns (Arrow's `pa.json_()`), checked before anything is staged: Lance encodes them as it
+writes a fragment, and a value it cannot parse failed the write there (it was answered UNAVAILABLE). RFC 8259
+JSON only: NaN and Infinity (which Python's parser takes) are refused, and so is nesting deeper than
+MAX_DEPTH."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+import pyarrow as pa
+
+from store_service.errors import InvalidArgument
+from store_service.schema import is_json
+
+MAX_DEPTH = 256
+
+
+def _constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def check_json_columns(rows: pa.Table, schema: pa.Schema) -> None:
+    """Refuses a row whose JSON column holds text that is not JSON (INVALID_JSON, naming the row)."""
+    for field_ in schema:
+        if not is_json(field_.type) or field_.name not in rows.column_names:
+            continue
+        column = rows.column(field_.name)
+        if isinstance(column.type, pa.JsonType):
+            column = pa.chunked_array([c.storage for c in column.chunks], type=column.type.storage_type)
+        for row, text in enumerate(column.to_pylist()):
+            if text is None:
+                continue
+            try:
+                if _depth(json.loads(text, parse_constant=_constant)) > MAX_DEPTH:
+                    raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+            except (ValueError, RecursionError, TypeError) as exc:
+                raise InvalidArgument(f"row {row}: column {field_.name!r} holds text that is not JSON "
+                                      f"({str(exc)[:120]})", reason="INVALID_JSON", column=field_.name,
+                                      row=row) from None
