@@ -20,63 +20,44 @@ _TRAINING_DEFAULTS = {"max_iterations": 50, "sample_rate": 256, "target_partitio
 
 
 @dataclass
-class IvfFlat:
+class _Partitioned:
+    """What LanceDB's vector index configurations share: the metric, and how the store may partition."""
+    distance_type: DistanceType = "l2"
+    num_partitions: int | None = None
+    max_iterations: int = 50
+    sample_rate: int = 256
+    target_partition_size: int | None = None
+
+
+@dataclass
+class IvfFlat(_Partitioned):
     """Inverted file over full vectors: `num_partitions` lists (None: about sqrt(rows))."""
-    distance_type: DistanceType = "l2"
-    num_partitions: int | None = None
-    max_iterations: int = 50
-    sample_rate: int = 256
-    target_partition_size: int | None = None
 
 
 @dataclass
-class IvfPq:
+class IvfPq(_Partitioned):
     """Inverted file over product-quantized vectors (`num_sub_vectors` codes of `num_bits` each)."""
-    distance_type: DistanceType = "l2"
-    num_partitions: int | None = None
     num_sub_vectors: int | None = None
     num_bits: int = 8
-    max_iterations: int = 50
-    sample_rate: int = 256
-    target_partition_size: int | None = None
 
 
 @dataclass
-class HnswFlat:
+class HnswFlat(_Partitioned):
     """A navigable small-world graph over full vectors (`m` neighbours, `ef_construction` build breadth)."""
-    distance_type: DistanceType = "l2"
-    num_partitions: int | None = None
-    max_iterations: int = 50
-    sample_rate: int = 256
     m: int = 20
     ef_construction: int = 300
-    target_partition_size: int | None = None
 
 
 @dataclass
-class HnswSq:
+class HnswSq(HnswFlat):
     """LanceDB's HNSW over scalar-quantized vectors; not built by the store (use HnswFlat)."""
-    distance_type: DistanceType = "l2"
-    num_partitions: int | None = None
-    max_iterations: int = 50
-    sample_rate: int = 256
-    m: int = 20
-    ef_construction: int = 300
-    target_partition_size: int | None = None
 
 
 @dataclass
-class HnswPq:
+class HnswPq(HnswFlat):
     """LanceDB's HNSW over product-quantized vectors; not built by the store (use HnswFlat)."""
-    distance_type: DistanceType = "l2"
-    num_partitions: int | None = None
     num_sub_vectors: int | None = None
     num_bits: int = 8
-    max_iterations: int = 50
-    sample_rate: int = 256
-    m: int = 20
-    ef_construction: int = 300
-    target_partition_size: int | None = None
 
 
 @dataclass

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import numpy as np
 
@@ -22,10 +23,11 @@ def text_vector(text: str, dims: int) -> list[float]:
     return (vector / np.linalg.norm(vector)).astype(np.float32).tolist()
 
 
-class OpenAICompatibleServer:
-    def __init__(self, dims: int = 16, delay: float = 0.0) -> None:
-        self.dims = dims
-        self.delay = delay
+class LocalHTTPServer:
+    """A threaded HTTP server on 127.0.0.1 (an ephemeral port) whose POSTs `answer` handles, with scripted
+    failures (`fail_next(status, times)`: the next calls get that status) and a record of every request."""
+
+    def __init__(self) -> None:
         self.requests: list[dict] = []
         self._failures: deque[int] = deque()
         self._lock = threading.Lock()
@@ -36,21 +38,8 @@ class OpenAICompatibleServer:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                status = server._record(body, self.headers.get("Authorization", ""))
-                if server.delay:
-                    time.sleep(server.delay)
-                if self.path.rstrip("/") != "/v1/embeddings":
-                    status = 404
-                if status != 200:
-                    payload = {"error": {"message": f"scripted failure {status}", "type": "test", "code": None}}
-                else:
-                    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                    dims = body.get("dimensions") or server.dims
-                    payload = {"object": "list", "model": body.get("model"),
-                               "data": [{"object": "embedding", "index": i, "embedding": text_vector(t, dims)}
-                                        for i, t in reversed(list(enumerate(inputs)))],
-                               "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, payload = server.answer(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -63,8 +52,17 @@ class OpenAICompatibleServer:
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._http.server_address[1]}/v1"
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._http.server_address[1]}"
+
+    def answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, object]:
+        raise NotImplementedError
+
+    def record(self, request: dict) -> int | None:
+        """Records a request; the scripted failure status it is to get, if any."""
+        with self._lock:
+            self.requests.append(request)
+            return self._failures.popleft() if self._failures else None
 
     def fail_next(self, status: int, times: int = 1) -> None:
         with self._lock:
@@ -75,15 +73,37 @@ class OpenAICompatibleServer:
         with self._lock:
             self._failures.clear()
 
-    def _record(self, body: dict, authorization: str) -> int:
-        with self._lock:
-            self.requests.append({"body": body, "authorization": authorization})
-            return self._failures.popleft() if self._failures else 200
-
-    def __enter__(self) -> "OpenAICompatibleServer":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._http.shutdown()
         self._http.server_close()
+
+
+class OpenAICompatibleServer(LocalHTTPServer):
+    def __init__(self, dims: int = 16, delay: float = 0.0) -> None:
+        super().__init__()
+        self.dims = dims
+        self.delay = delay
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, object]:
+        body = json.loads(raw or b"{}")
+        status = self.record({"body": body, "authorization": headers.get("authorization", "")}) or 200
+        if self.delay:
+            time.sleep(self.delay)
+        if path.rstrip("/") != "/v1/embeddings":
+            status = 404
+        if status != 200:
+            return status, {"error": {"message": f"scripted failure {status}", "type": "test", "code": None}}
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dims = body.get("dimensions") or self.dims
+        return 200, {"object": "list", "model": body.get("model"),
+                     "data": [{"object": "embedding", "index": i, "embedding": text_vector(t, dims)}
+                              for i, t in reversed(list(enumerate(inputs)))],
+                     "usage": {"prompt_tokens": 1, "total_tokens": 1}}

@@ -14,13 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
-from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.openai_server import text_vector
+from tests.openai_server import LocalHTTPServer, text_vector
 
 KEYS = {"cohere": "co-test-key", "jina": "jina-test-key", "voyageai": "pa-test-key", "gemini-text": "AIza-test",
         "watsonx": "ibm-test-key"}
@@ -45,66 +42,26 @@ def image_vector(data: str, dims: int) -> list[float]:
     return text_vector("image:" + hashlib.sha256(data.encode()).hexdigest(), dims)
 
 
-class ProviderServer:
+class ProviderServer(LocalHTTPServer):
     def __init__(self, dims: int = 16) -> None:
+        super().__init__()
         self.dims = dims
-        self.requests: list[dict[str, Any]] = []
         self.wrong_dims = 0  # set: every model answers with this many dimensions (an endpoint serving another)
-        self._failures: deque[int] = deque()
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, payload = server._answer(self.command, self.path, dict(self.headers), raw)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._http.daemon_threads = True
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._http.server_address[1]}"
 
     def _dims(self, model: str) -> int:
         return self.wrong_dims or MODEL_DIMS.get(model, self.dims)
 
-    def fail_next(self, status: int, times: int = 1) -> None:
-        with self._lock:
-            self._failures.extend([status] * times)
-
     def last(self, path_part: str) -> dict[str, Any]:
         return [r for r in self.requests if path_part in r["path"]][-1]
 
-    def __enter__(self) -> "ProviderServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-
     # ----- the APIs ------------------------------------------------------------------------------------------
-    def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
-        headers = {k.lower(): v for k, v in headers.items()}
+    def answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
         try:
             body = json.loads(raw) if raw and headers.get("content-type", "").startswith("application/json") else None
         except ValueError:
             body = None
         form = parse_qs(raw.decode()) if headers.get("content-type", "").startswith("application/x-www-form") else {}
-        with self._lock:
-            self.requests.append({"path": path, "headers": headers, "body": body, "form": form})
-            scripted = self._failures.popleft() if self._failures else None
+        scripted = self.record({"path": path, "headers": headers, "body": body, "form": form})
         if scripted is not None:
             return scripted, {"message": f"scripted failure {scripted}"}
         route = urlsplit(path).path
@@ -129,7 +86,7 @@ class ProviderServer:
             return 200, {"model_id": body["model_id"],
                          "results": [{"embedding": text_vector(t, dims)} for t in body["inputs"]]}
         if re.fullmatch(r"/model/[^/]+/invoke", route):
-            return self._bedrock(method, path, headers, raw)
+            return self._bedrock(path, headers, raw)
         return 404, {"message": f"no route {route}"}
 
     def _bearer(self, headers: dict[str, str], provider: str) -> bool:
@@ -173,7 +130,7 @@ class ProviderServer:
             out.append({"values": text_vector(request["content"]["parts"][0]["text"], dims)})
         return 200, {"embeddings": out}
 
-    def _bedrock(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+    def _bedrock(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
         """The signature AWS would compute from what arrived (the signer is checked against AWS's own test
         suite in test_sigv4): the right credentials, and every signed header and the path intact."""
         import datetime as dt
@@ -185,7 +142,7 @@ class ProviderServer:
         except ValueError:
             return 403, {"message": "missing or malformed X-Amz-Date"}
         credentials = Credentials(AWS["key_id"], AWS["secret"], headers.get("x-amz-security-token"))
-        expected = signed_headers(method, self.url + path, raw, credentials, AWS["region"], "bedrock", now=moment)
+        expected = signed_headers("POST", self.url + path, raw, credentials, AWS["region"], "bedrock", now=moment)
         if headers.get("authorization") != expected["Authorization"] or headers.get("host") != expected["Host"]:
             return 403, {"message": "The request signature we calculated does not match the signature you provided."}
         body = json.loads(raw)

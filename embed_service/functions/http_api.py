@@ -26,7 +26,7 @@ import pydantic
 
 from embed_service.errors import (InvalidSettings, PermissionDenied, UpstreamAuthFailed, UpstreamRejected,
                                   UpstreamUnavailable)
-from embed_service.functions.base import EmbeddingFunction, Purpose
+from embed_service.functions.base import EmbeddingFunction, Modality, Purpose
 from embed_service.secret_hosts import carries_credentials, endpoint
 
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -181,6 +181,14 @@ class KeyedApiFunction(HttpApiFunction):
     @property
     def api_root(self) -> str:
         return (self.base_url or self.default_url).rstrip("/")
+
+    @property
+    def multimodal(self) -> bool:
+        """Whether the model these settings name embeds images too (a provider's CLIP-style models)."""
+        return Modality.IMAGE in self.modalities
+
+    def embeds(self) -> frozenset[Modality]:
+        return self.modalities if self.multimodal else self.modalities - {Modality.IMAGE}
 
     def key_for(self, url: str) -> str | None:
         """The key to send to `url`: the caller's reference resolved, else the service's own; only to an

@@ -43,9 +43,6 @@ class JinaEmbeddings(KeyedApiFunction):
     def multimodal(self) -> bool:
         return "clip" in self.name
 
-    def embeds(self) -> frozenset[Modality]:
-        return self.modalities if self.multimodal else frozenset({Modality.TEXT})
-
     def ndims(self) -> int:
         return KNOWN_DIMENSIONS.get(self.name) or self.probe_ndims()
 

@@ -53,9 +53,6 @@ class VoyageAIEmbeddings(KeyedApiFunction):
     def multimodal(self) -> bool:
         return "multimodal" in self.name
 
-    def embeds(self) -> frozenset[Modality]:
-        return self.modalities if self.multimodal else frozenset({Modality.TEXT})
-
     def ndims(self) -> int:
         return self.output_dimension or KNOWN_DIMENSIONS.get(self.name) or self.probe_ndims()
 

@@ -48,11 +48,8 @@ def attach(table: Table, view: TableView, rows: pa.Table, computed: Mapping[str,
            ) -> pa.Table:
     """`rows` (which hold `_rowid`) with the computed columns after the selected ones, before `_distance`."""
     ids = rows.column(ROW_ID).to_numpy().astype(np.int64)
-    if len(ids):
-        positions, _ = view.positions(ids)
-        values = table.computed(view.snapshot, view.refs_at(positions), ids, dict(computed))
-    else:
-        values = _typed_empty(view, computed)
+    positions, _ = view.positions(ids)
+    values = table.computed(view.snapshot, view.refs_at(positions), ids, dict(computed))
     trailing = [name for name in TRAILING if name in rows.column_names]
     kept = [name for name in rows.column_names if name not in trailing and name != ROW_ID]
     out = rows.select(kept)
@@ -61,14 +58,3 @@ def attach(table: Table, view: TableView, rows: pa.Table, computed: Mapping[str,
     for name in ([ROW_ID] if keep_row_id else []) + trailing:
         out = out.append_column(rows.schema.field(name), rows.column(name))
     return out
-
-
-def _typed_empty(view: TableView, computed: Mapping[str, str]) -> dict[str, pa.Array]:
-    try:
-        planned = view.snapshot.dataset.scanner(columns=dict(computed), limit=0).to_table()
-    except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
-        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-            raise
-        raise InvalidArgument(f"Lance cannot evaluate the computed columns ({str(exc).splitlines()[0][:300]})",
-                              reason="INVALID_EXPRESSION") from None
-    return {name: planned.column(name).combine_chunks() for name in computed}

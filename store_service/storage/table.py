@@ -350,20 +350,29 @@ class Table:
                  expressions: dict[str, str]) -> dict[str, pa.Array]:
         """SQL expressions (checked by the caller) evaluated by Lance's engine for rows by stable id, in that
         order, from the fragments `refs` (checked first): LanceDB's `update(values_sql=...)` and
-        `select({name: expression})`."""
-        if not expressions or len(row_ids) == 0:
+        `select({name: expression})`. For no rows, empty arrays of the types Lance plans for them."""
+        if not expressions:
             return {}
-        self.verify(refs)
-        anchor = next(f.name for f in snapshot.schema)  # Lance projects expressions of constants only beside a column
-        columns = {**expressions, UPDATE_ANCHOR: f"`{anchor.replace('`', '``')}`"}
+        with self._evaluating():
+            if len(row_ids) == 0:
+                rows = snapshot.dataset.scanner(columns=dict(expressions), limit=0).to_table()
+            else:
+                self.verify(refs)
+                anchor = next(f.name for f in snapshot.schema)  # Lance projects constants only beside a column
+                columns = {**expressions, UPDATE_ANCHOR: f"`{anchor.replace('`', '``')}`"}
+                rows = snapshot.dataset._take_rows(np.asarray(row_ids, dtype=np.uint64).tolist(), columns=columns)
+        return {name: rows.column(name).combine_chunks() for name in expressions}
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Lance refusing SQL expressions (a Rust panic arrives as pyo3's PanicException) as INVALID_EXPRESSION."""
         try:
-            rows = snapshot.dataset._take_rows(np.asarray(row_ids, dtype=np.uint64).tolist(), columns=columns)
-        except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
+            yield
+        except BaseException as exc:  # noqa: BLE001
             if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
                 raise
             raise InvalidArgument(f"Lance cannot evaluate the expressions ({self._shown(exc)[:300]})",
                                   reason="INVALID_EXPRESSION") from None
-        return {name: rows.column(name).combine_chunks() for name in expressions}
 
     def live_offsets(self, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
         """The physical offsets of the fragment's rows this version holds; None when it deletes none."""

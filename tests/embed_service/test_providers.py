@@ -146,7 +146,7 @@ def test_failures_get_their_status(embed, upstream, status, code, reason):
             embed.stub.Embed(pb.EmbedRequest(function=spec("voyageai", settings("voyageai", upstream, max_retries=1)),
                                              inputs=texts("alpha")))
     finally:
-        upstream._failures.clear()
+        upstream.recover()
     assert caught.value.code() == code and error_info(caught.value).reason == reason
 
 
