@@ -1,0 +1,146 @@
+/**
+ * `connect(uri, options)`: a connection to the store, LanceDB's `Connection`. Tables are created from rows or
+ * a schema (with their embedding functions), opened, listed and dropped.
+ */
+import * as arrow from "apache-arrow";
+import { CreateMode, StorageService, type Table as TableMessage } from "./gen/vectorlane/store/v1/store_service_pb.js";
+import { schemaToIpc, tableToIpc, toArrowTable, type Data } from "./arrow.js";
+import { functionsOf, withFunctions, type EmbeddingFunctionConfig } from "./embeddings/schema.js";
+import { ServerFunction } from "./embeddings/embedding_function.js";
+import { NotFoundError } from "./errors.js";
+import { configMessage, Table, type OnBadVectors } from "./table.js";
+import { Transport, type ConnectionOptions } from "./transport.js";
+
+export const DEFAULT_URI = "grpc://localhost:50051";
+
+/** LanceDB's EmbeddingFunctionConfig for `createTable`: the vector column defaults to "vector". */
+export interface TableFunction {
+  function: EmbeddingFunctionConfig["function"];
+  sourceColumn: string;
+  vectorColumn?: string;
+}
+
+export interface CreateTableOptions {
+  /** "create" (an existing table is an error unless `existOk`) or "overwrite". */
+  mode?: "create" | "overwrite";
+  existOk?: boolean;
+  /** The function filling a vector column from a source column. */
+  embeddingFunction?: TableFunction;
+  /** The schema, when the rows should not decide it. */
+  schema?: arrow.Schema;
+  onBadVectors?: OnBadVectors;
+  fillValue?: number;
+}
+
+const BAD: Record<OnBadVectors, number> = { error: 1, drop: 2, fill: 3, null: 4 };
+
+export class Connection {
+  constructor(readonly uri: string, readonly transport: Transport) {}
+
+  display(): string {
+    return `Connection(${this.uri})`;
+  }
+
+  async tableNames(options: { startAfter?: string; limit?: number } = {}): Promise<string[]> {
+    if (options.limit !== undefined) {
+      const reply = await this.transport.unary(StorageService.method.listTables,
+        { pageSize: options.limit, pageToken: options.startAfter ?? "" });
+      return reply.names;
+    }
+    const names: string[] = [];
+    let pageToken = options.startAfter ?? "";
+    do {
+      const reply = await this.transport.unary(StorageService.method.listTables, { pageSize: 1000, pageToken });
+      names.push(...reply.names);
+      pageToken = reply.nextPageToken;
+    } while (pageToken);
+    return names;
+  }
+
+  async openTable(name: string): Promise<Table> {
+    const reply = await this.transport.unary(StorageService.method.getTable, { name });
+    return new Table(this.transport, reply.table!);
+  }
+
+  async dropTable(name: string): Promise<void> {
+    await this.transport.unary(StorageService.method.dropTable, { name });
+  }
+
+  async dropAllTables(): Promise<void> {
+    for (const name of await this.tableNames()) {
+      try {
+        await this.dropTable(name);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+    }
+  }
+
+  /** A table with the columns of `schema` and no rows (LanceDB's createEmptyTable). */
+  async createEmptyTable(name: string, schema: arrow.Schema, options: Omit<CreateTableOptions, "schema"> = {}): Promise<Table> {
+    return this.create(name, undefined, { ...options, schema });
+  }
+
+  /** A table from first rows (their types, or `options.schema`), with an embedding function if given. */
+  async createTable(name: string, data: Data, options: CreateTableOptions = {}): Promise<Table> {
+    return this.create(name, data, options);
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+
+  private async create(name: string, data: Data | undefined, options: CreateTableOptions): Promise<Table> {
+    const configs: EmbeddingFunctionConfig[] = options.schema ? functionsOf(options.schema) : [];
+    if (options.embeddingFunction) {
+      const given = options.embeddingFunction;
+      configs.push({ function: given.function, sourceColumn: given.sourceColumn, vectorColumn: given.vectorColumn ?? "vector" });
+    }
+    let schema = options.schema ? await this.withDimensions(withFunctions(options.schema, configs), configs) : undefined;
+    if (schema === undefined && data !== undefined && configs.some((c) => c.function.isLocal)) {
+      // the vectors are computed here, so the rows decide the schema with them in it
+      schema = undefined;
+    }
+    const rows = data === undefined ? undefined : toArrowTable(await localVectors(data, configs), schema);
+    const mode = options.mode === "overwrite" ? CreateMode.OVERWRITE : options.existOk ? CreateMode.EXIST_OK : CreateMode.CREATE;
+    const reply = await this.transport.unary(StorageService.method.createTable, {
+      name, mode, embeddingFunctions: configs.map(configMessage),
+      schema: schema ? { arrowSchema: schemaToIpc(schema) } : undefined,
+      rows: rows ? { format: { case: "arrowIpc", value: tableToIpc(rows) } } : undefined,
+      onBadVectors: BAD[options.onBadVectors ?? "error"], fillValue: options.fillValue ?? 0 });
+    return new Table(this.transport, reply.table as TableMessage);
+  }
+
+  /** `schema` with each hosted function's vector column as long as the store says its vectors are. */
+  private async withDimensions(schema: arrow.Schema, configs: EmbeddingFunctionConfig[]): Promise<arrow.Schema> {
+    let fields = schema.fields;
+    for (const config of configs) {
+      if (!(config.function instanceof ServerFunction)) continue;
+      const described = await this.transport.unary(StorageService.method.describeFunction, { function: configMessage(config) });
+      config.function.described(described.dimensions);
+      fields = fields.map((f) => (f.name === config.vectorColumn && arrow.DataType.isFixedSizeList(f.type)
+        ? new arrow.Field(f.name, new arrow.FixedSizeList(described.dimensions, f.type.children[0]), f.nullable, f.metadata)
+        : f));
+    }
+    return new arrow.Schema(fields, schema.metadata);
+  }
+}
+
+/** Rows with a local function's vectors computed for the rows that have a source and no vector. */
+async function localVectors(data: Data, configs: EmbeddingFunctionConfig[]): Promise<Data> {
+  const local = configs.filter((c) => c.function.isLocal);
+  if (!local.length) return data;
+  const rows = data instanceof arrow.Table ? data.toArray().map((r) => ({ ...r.toJSON() })) : data.map((r) => ({ ...r }));
+  for (const config of local) {
+    const missing = rows.filter((r) => r[config.sourceColumn] != null && r[config.vectorColumn] == null);
+    if (!missing.length) continue;
+    const vectors = await config.function.computeSourceEmbeddings(missing.map((r) => r[config.sourceColumn]));
+    missing.forEach((row, i) => { row[config.vectorColumn] = Array.from(vectors[i]); });
+  }
+  return rows;
+}
+
+/** A connection to the store at `uri` (`grpc://host:port`; `grpcs://` with `options.tls`). */
+export async function connect(uri: string = DEFAULT_URI, options: ConnectionOptions = {}): Promise<Connection> {
+  return new Connection(uri, new Transport(uri, options));
+}

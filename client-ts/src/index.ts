@@ -1,0 +1,14 @@
+/**
+ * vectorlane's TypeScript client: LanceDB's TypeScript API (`connect`, tables, queries, embedding functions)
+ * over the vectorlane store's gRPC API. Hosted functions are computed by the store; functions registered
+ * here (`@register`) are computed in this process.
+ */
+export { connect, Connection, DEFAULT_URI, type CreateTableOptions, type TableFunction } from "./connection.js";
+export { Table, type AddOptions, type UpdateOptions, type IndexInfo, type VersionInfo, type OnBadVectors } from "./table.js";
+export { Query, VectorQuery, DEFAULT_LIMIT } from "./query.js";
+export { MergeInsertBuilder, type MergeResult } from "./merge.js";
+export { Index, type DistanceType } from "./index_config.js";
+export { Operation } from "./operation.js";
+export { type ConnectionOptions, type TlsOptions } from "./transport.js";
+export * from "./errors.js";
+export * as embeddings from "./embeddings/index.js";

@@ -1,0 +1,160 @@
+/**
+ * The TypeScript client against real services: LanceDB's TypeScript embedding walkthrough (openai pointed at
+ * a local OpenAI-compatible server, and sentence-transformers with the real MiniLM), a custom local function,
+ * every table method, errors as classes with the service's reasons, and the same search through the Python
+ * client giving the same rows and distances.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import * as arrow from "apache-arrow";
+import { Utf8 } from "apache-arrow";
+import * as lancedb from "../src/index.js";
+import { EmbeddingFunction, LanceSchema, getRegistry, register } from "../src/embeddings/index.js";
+import { OPENAI_KEY, python, startServices, textVector, type Services } from "./services.js";
+
+let services: Services;
+let db: lancedb.Connection;
+
+before(async () => {
+  services = await startServices();
+  db = await lancedb.connect(services.storeUri, { timeout: 120 });
+});
+
+after(async () => {
+  db?.close();
+  await services?.stop();
+});
+
+test("LanceDB's walkthrough with openai: the store embeds rows and the query, the key stays a reference", async () => {
+  const func = getRegistry().get("openai").create({ model: "text-embedding-3-small", apiKey: "$var:openai_key",
+    baseUrl: services.openai.url, dim: 16 });
+  const schema = LanceSchema({ text: func.sourceField(new Utf8()), vector: func.vectorField() });
+  const table = await db.createEmptyTable("words", schema, { mode: "overwrite" });
+  await table.add([{ text: "hello world" }, { text: "goodbye world" }]);
+  const rows = await table.search("hello world").limit(1).toArray();
+  assert.equal(rows[0].text, "hello world");
+  assert.deepEqual(Array.from(rows[0].vector.toArray() as Float32Array).map((v) => Number(v.toFixed(5))),
+    textVector("hello world").map((v) => Number(v.toFixed(5))));
+  assert.ok(services.openai.requests.every((r) => r.authorization === `Bearer ${OPENAI_KEY}`));
+  const recorded = JSON.parse((await table.schema()).metadata.get("embedding_functions")!);
+  assert.deepEqual(recorded[0].model.api_key, "$var:openai_key");
+  assert.equal(recorded[0].source_column, "text");
+});
+
+test("LanceDB's walkthrough with sentence-transformers (the real MiniLM)", async () => {
+  const func = getRegistry().get("sentence-transformers").create();
+  const table = await db.createEmptyTable("minilm", LanceSchema({ text: func.sourceField(), vector: func.vectorField() }),
+    { mode: "overwrite" });
+  assert.equal((await table.schema()).fields[1].type.listSize, 384);
+  await table.add([{ text: "hello world" }, { text: "goodbye world" }, { text: "the stock market fell" }]);
+  const rows = await table.search("greetings").limit(1).toArray();
+  assert.equal(rows[0].text, "hello world");
+  assert.ok(rows[0]._distance < 1.0);
+});
+
+@register("word-count")
+class WordCount extends EmbeddingFunction<string> {
+  ndims(): number {
+    return 3;
+  }
+
+  async computeSourceEmbeddings(data: string[]): Promise<number[][]> {
+    return data.map((text) => [text.split(" ").length, text.length, 1]);
+  }
+}
+
+test("a custom local function computes rows' and queries' vectors in this process", async () => {
+  const func = getRegistry().get<WordCount>("word-count").create();
+  assert.ok(func instanceof WordCount && func.isLocal);
+  const table = await db.createTable("counted", [{ text: "one" }, { text: "one two three" }],
+    { mode: "overwrite", embeddingFunction: { function: func, sourceColumn: "text" } });
+  assert.deepEqual(Array.from((await table.query().toArray())[1].vector.toArray() as Float32Array), [3, 13, 1]);
+  const nearest = await table.search("abc def ghijk").limit(1).toArray(); // [3, 13, 1], computed here
+  assert.equal(nearest[0].text, "one two three");
+  assert.equal(table.embeddingFunctions().get("vector")?.function.functionName, "word-count");
+});
+
+test("every table method LanceDB's walkthrough uses", async () => {
+  const data = Array.from({ length: 300 }, (_, i) => ({ id: i, kind: i % 2 ? "odd" : "even", vector: [i, i % 7, 1] }));
+  const table = await db.createTable("methods", data, { mode: "overwrite" });
+  assert.ok((await db.tableNames()).includes("methods"));
+  assert.equal(await table.countRows(), 300);
+  assert.equal(await table.countRows("kind = 'odd'"), 150);
+  const near = await table.vectorSearch([10, 3, 1]).where("id > 5").select(["id"]).limit(3).toArray();
+  assert.equal(near[0].id, 10n);
+  assert.deepEqual(near.map((r) => Object.keys(r.toJSON())), [["id", "_distance"], ["id", "_distance"], ["id", "_distance"]]);
+  assert.equal((await table.query().where("id < 10").offset(2).limit(3).toArray()).length, 3);
+  const computed = await table.query().where("id = 4").select({ twice: "id * 2" }).toArray();
+  assert.equal(computed[0].twice, 8n);
+  const v1 = await table.version();
+  assert.equal((await table.delete("id >= 290")).numDeletedRows, 10);
+  assert.equal((await table.update({ where: "id = 1", values: { kind: "one" } })).rowsUpdated, 1);
+  assert.equal((await table.update({ where: "id = 2", valuesSql: { kind: "concat(kind, '!')" } })).rowsUpdated, 1);
+  const merged = await table.mergeInsert("id").whenMatchedUpdateAll().whenNotMatchedInsertAll()
+    .execute([{ id: 3, kind: "three", vector: [3, 3, 3] }, { id: 1000, kind: "new", vector: [1, 1, 1] }]);
+  assert.deepEqual([merged.numUpdatedRows, merged.numInsertedRows], [1, 1]);
+  assert.equal(await table.countRows(), 291);
+  await table.createIndex("vector", { config: lancedb.Index.ivfPq({ numPartitions: 4, numSubVectors: 3, distanceType: "l2" }) });
+  assert.deepEqual((await table.listIndices()).map((i) => [i.indexType, i.columns]), [["IVF_PQ", ["vector"]]]);
+  assert.equal((await table.vectorSearch([10, 3, 1]).nprobes(4).refineFactor(5).limit(1).toArray())[0].id, 10n);
+  assert.equal((await table.vectorSearch([10, 3, 1]).distanceType("cosine").bypassVectorIndex().limit(1).toArray()).length, 1);
+  await table.checkout(v1);
+  assert.equal(await table.countRows(), 300);
+  await assert.rejects(table.add([{ id: 1 }]), /checked out/);
+  await table.restore();
+  assert.equal(await table.countRows(), 300);
+  assert.ok((await table.version()) > v1);
+  assert.ok((await table.listVersions()).length >= 6);
+});
+
+test("an embedding function changed in the background, waited on", async () => {
+  const words = getRegistry().get("sentence-transformers").create();
+  const table = await db.createEmptyTable("changing", LanceSchema({ text: words.sourceField(), vector: words.vectorField() }),
+    { mode: "overwrite" });
+  await table.add([{ text: "apples and pears" }, { text: "a rocket to the moon" }]);
+  const counter = getRegistry().get("openai").create({ model: "m", baseUrl: services.openai.url, apiKey: "$var:openai_key", dim: 16 });
+  const operation = await table.alterEmbeddingFunction("vector", counter, { wait: true });
+  assert.equal(operation.state, "succeeded");
+  assert.equal((await table.schema()).fields[1].type.listSize, 16);
+  assert.equal((await table.search("a rocket to the moon").limit(1).toArray())[0].text, "a rocket to the moon");
+});
+
+test("errors are classes with the service's reason, never raw grpc-js errors", async () => {
+  await assert.rejects(db.openTable("no_such_table"), (error: unknown) =>
+    error instanceof lancedb.NotFoundError && error.reason === "TABLE_NOT_FOUND");
+  const table = await db.createTable("errors", [{ id: 1, vector: [1, 2] }], { mode: "overwrite" });
+  await assert.rejects(table.query().where("id >>> 1").toArray(), (error: unknown) =>
+    error instanceof lancedb.InvalidArgumentError && error.reason === "INVALID_FILTER");
+  await assert.rejects(table.add([{ id: 2, vector: [1, 2, 3] }]), (error: unknown) =>
+    error instanceof lancedb.BadVectorError && error.reason === "BAD_VECTOR");
+  await table.add([{ id: 2, vector: [1, 2, 3] }, { id: 3, vector: [3, 4] }], { onBadVectors: "drop" });
+  assert.equal(await table.countRows(), 2);
+  await assert.rejects(db.createTable("errors", [{ id: 1 }]), lancedb.AlreadyExistsError);
+  const unreachable = await lancedb.connect("grpc://127.0.0.1:1", { timeout: 2 });
+  await assert.rejects(unreachable.tableNames(), (error: unknown) =>
+    error instanceof lancedb.UnavailableError || error instanceof lancedb.DeadlineExceededError);
+  unreachable.close();
+});
+
+test("the same search through the Python client gives the same rows and distances", async () => {
+  const func = getRegistry().get("sentence-transformers").create();
+  const table = await db.createEmptyTable("congruent", LanceSchema({ text: func.sourceField(), vector: func.vectorField() }),
+    { mode: "overwrite" });
+  await table.add(["a cat on a sofa", "a dog in the park", "stocks fell sharply", "the cat sleeps"].map((text) => ({ text })));
+  const mine = (await table.search("kitten").where("text != 'stocks fell sharply'").limit(3).toArray())
+    .map((r) => [r.text, Number((r._distance as number).toFixed(5))]);
+  const theirs = await python(`
+import json, vectorlane
+db = vectorlane.connect("${services.storeUri}")
+rows = db.open_table("congruent").search("kitten").where("text != 'stocks fell sharply'").limit(3).to_list()
+print(json.dumps([[r["text"], round(r["_distance"], 5)] for r in rows]))`);
+  assert.deepEqual(mine, theirs);
+  assert.equal(mine.length, 3);
+});
+
+test("Arrow tables go in and come out as they are", async () => {
+  const input = arrow.tableFromArrays({ id: Int32Array.from([1, 2, 3]) });
+  const table = await db.createTable("arrow_in", input, { mode: "overwrite" });
+  const out = await table.toArrow();
+  assert.deepEqual(out.getChild("id")!.toArray(), Int32Array.from([1, 2, 3]));
+});
