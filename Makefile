@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NPM_STAMP := client-ts/node_modules/.installed
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
@@ -24,7 +25,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,test,dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install vectorlane with its test and dev tools
+# The TypeScript client's npm dependencies, from its lockfile (Node.js and npm from Debian when missing).
+$(NPM_STAMP): client-ts/package.json client-ts/package-lock.json
+	@command -v npm >/dev/null || { echo "installing nodejs and npm"; apt-get update && apt-get install -y nodejs npm; }
+	cd client-ts && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(STAMP) $(NPM_STAMP) ## create .venv and install vectorlane with its test and dev tools (and client-ts's npm packages)
 
 run: $(STAMP) ## start the system: embed service on :50052, then the store on :50051 (data: VECTORLANE_DATA_DIR or ./data)
 	$(BIN)/python scripts/run_system.py
@@ -35,8 +42,9 @@ run-embed: $(STAMP) ## start only the embed service (:50052)
 run-store: $(STAMP) ## start only the store service (:50051), using the embed service at 127.0.0.1:50052
 	$(BIN)/vectorlane-store
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) $(NPM_STAMP) ## run the whole test suite: Python (pytest) and the TypeScript client (node --test)
 	$(BIN)/pytest -q tests
+	cd client-ts && VECTORLANE_PYTHON=$(CURDIR)/$(BIN)/python npm test --silent
 
 stress: $(STAMP) ## long reliability suites: 25 kill -9 trials, 500 fuzz examples per RPC, 5-min soak
 	VECTORLANE_CRASH_TRIALS=25 VECTORLANE_FUZZ_EXAMPLES=500 VECTORLANE_FUZZ_RANDOM=1 VECTORLANE_SOAK_SECONDS=300 \
@@ -68,12 +76,12 @@ bench-10m: $(VENV)/.bench-installed ## 10M x 384-d rows (15 GB of vectors): inge
 bench-filters: $(VENV)/.bench-installed ## filter evaluation (Arrow vs Lance's SQL) and prefiltered search at 10 % beside LanceDB, 1M rows
 	$(BIN)/python -m benchmarks.filters --rows 1000000
 
-protos: $(STAMP) ## regenerate the Python stubs from protos/ into client/
+protos: $(STAMP) $(NPM_STAMP) ## regenerate the stubs from protos/: Python into client/, TypeScript into client-ts/src/gen/
 	$(BIN)/python scripts/gen_protos.py
 
 settings-table: $(STAMP) ## regenerate the README's table of every setting
 	$(BIN)/python scripts/settings_table.py --write
 
-clean: ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+clean: ## remove the virtual environment, client-ts's packages and build, and caches
+	rm -rf $(VENV) .pytest_cache build *.egg-info client-ts/node_modules client-ts/dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

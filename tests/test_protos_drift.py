@@ -23,6 +23,15 @@ def test_generated_code_matches_the_protos(tmp_path):
     assert not drifted, f"generated code is stale; run `make protos`: {drifted}"
 
 
+def test_generated_typescript_matches_the_protos(tmp_path):
+    """client-ts/src/gen is what protoc-gen-es makes of protos/ (client-ts's npm packages, which make installs)."""
+    written = load_generator().generate_typescript(tmp_path)
+    committed = ROOT / "client-ts" / "src" / "gen"
+    assert {p.relative_to(committed) for p in committed.rglob("*.ts")} == set(written)
+    drifted = [str(rel) for rel in written if (committed / rel).read_bytes() != (tmp_path / rel).read_bytes()]
+    assert not drifted, f"generated TypeScript is stale; run `make protos`: {drifted}"
+
+
 def test_every_proto_message_and_field_is_commented():
     missing = []
     for proto in (ROOT / "protos").rglob("*.proto"):
