@@ -63,6 +63,16 @@ class WordCount extends EmbeddingFunction<string> {
   }
 }
 
+test("createTable from rows with a hosted function: the store embeds them and infers the vector column", async () => {
+  const func = getRegistry().get("sentence-transformers").create();
+  const table = await db.createTable("vectors", [{ text: "a red apple" }, { text: "a fast car" }],
+    { mode: "overwrite", embeddingFunction: { function: func, sourceColumn: "text" } });
+  assert.equal((await table.schema()).fields.find((f) => f.name === "vector")!.type.listSize, 384);
+  assert.equal((await table.search("fruit").limit(1).toArray())[0].text, "a red apple");
+  await table.add([{ text: "a green pear" }]);
+  assert.ok((await table.query().toArray()).every((row) => row.vector?.length === 384));
+});
+
 test("a custom local function computes rows' and queries' vectors in this process", async () => {
   const func = getRegistry().get<WordCount>("word-count").create();
   assert.ok(func instanceof WordCount && func.isLocal);
