@@ -98,8 +98,7 @@ export function toArrowTable(data: Data, schema?: arrow.Schema): arrow.Table {
     if (schema && !field) {
       throw new TypeError(`column ${JSON.stringify(name)} is not in the table's schema (${schema.fields.map((f) => f.name).join(", ")})`);
     }
-    const target = field ?? new arrow.Field(name, inferred(data.map((row) => row[name])), true);
-    columns[name] = column(data, isInt64(target.type) || field ? target : new arrow.Field(name, target.type, true));
+    columns[name] = column(data, field ?? new arrow.Field(name, inferred(data.map((row) => row[name])), true));
   }
   return new arrow.Table(columns);
 }

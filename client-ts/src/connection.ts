@@ -7,6 +7,7 @@ import { CreateMode, StorageService, type Table as TableMessage } from "./gen/ve
 import { schemaToIpc, tableToIpc, toArrowTable, type Data } from "./arrow.js";
 import { functionsOf, withFunctions, type EmbeddingFunctionConfig } from "./embeddings/schema.js";
 import { ServerFunction } from "./embeddings/embedding_function.js";
+import { withLocalVectors } from "./embeddings/local.js";
 import { NotFoundError } from "./errors.js";
 import { configMessage, Table, type OnBadVectors } from "./table.js";
 import { Transport, type ConnectionOptions } from "./transport.js";
@@ -96,12 +97,8 @@ export class Connection {
       const given = options.embeddingFunction;
       configs.push({ function: given.function, sourceColumn: given.sourceColumn, vectorColumn: given.vectorColumn ?? "vector" });
     }
-    let schema = options.schema ? await this.withDimensions(withFunctions(options.schema, configs), configs) : undefined;
-    if (schema === undefined && data !== undefined && configs.some((c) => c.function.isLocal)) {
-      // the vectors are computed here, so the rows decide the schema with them in it
-      schema = undefined;
-    }
-    const rows = data === undefined ? undefined : toArrowTable(await localVectors(data, configs), schema);
+    const schema = options.schema ? await this.withDimensions(withFunctions(options.schema, configs), configs) : undefined;
+    const rows = data === undefined ? undefined : toArrowTable(await withLocalVectors(data, configs), schema);
     const mode = options.mode === "overwrite" ? CreateMode.OVERWRITE : options.existOk ? CreateMode.EXIST_OK : CreateMode.CREATE;
     const reply = await this.transport.unary(StorageService.method.createTable, {
       name, mode, embeddingFunctions: configs.map(configMessage),
@@ -124,20 +121,6 @@ export class Connection {
     }
     return new arrow.Schema(fields, schema.metadata);
   }
-}
-
-/** Rows with a local function's vectors computed for the rows that have a source and no vector. */
-async function localVectors(data: Data, configs: EmbeddingFunctionConfig[]): Promise<Data> {
-  const local = configs.filter((c) => c.function.isLocal);
-  if (!local.length) return data;
-  const rows = data instanceof arrow.Table ? data.toArray().map((r) => ({ ...r.toJSON() })) : data.map((r) => ({ ...r }));
-  for (const config of local) {
-    const missing = rows.filter((r) => r[config.sourceColumn] != null && r[config.vectorColumn] == null);
-    if (!missing.length) continue;
-    const vectors = await config.function.computeSourceEmbeddings(missing.map((r) => r[config.sourceColumn]));
-    missing.forEach((row, i) => { row[config.vectorColumn] = Array.from(vectors[i]); });
-  }
-  return rows;
 }
 
 /** A connection to the store at `uri` (`grpc://host:port`; `grpcs://` with `options.tls`). */

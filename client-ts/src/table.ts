@@ -12,9 +12,10 @@ import {
   type MergeInsertRequestSchema,
   type Table as TableMessage,
 } from "./gen/vectorlane/store/v1/store_service_pb.js";
-import { schemaFromIpc, tableFromIpc, tableToIpc, toArrowTable, type Data, type Row } from "./arrow.js";
+import { schemaFromIpc, tableFromIpc, tableToIpc, toArrowTable, type Data } from "./arrow.js";
 import { functionsOf, type EmbeddingFunctionConfig } from "./embeddings/schema.js";
 import { EmbeddingFunction } from "./embeddings/embedding_function.js";
+import { withLocalVectors } from "./embeddings/local.js";
 import { Index, type DistanceType } from "./index_config.js";
 import { MergeInsertBuilder, type MergeResult } from "./merge.js";
 import { Operation } from "./operation.js";
@@ -155,24 +156,6 @@ export class Table {
     if (this.checkedOut) throw new Error(`${what}: the table is checked out at version ${this.checkedOut}; checkoutLatest() first`);
   }
 
-  /** `data` with the vectors of local functions computed here (rows with a source value and no vector). */
-  private async withLocalVectors(data: Data): Promise<Data> {
-    const local = [...this.embeddingFunctions().values()].filter((c) => c.function.isLocal);
-    if (!local.length) return data;
-    const rows: Row[] = data instanceof arrow.Table ? data.toArray().map((r) => ({ ...r.toJSON() })) : data.map((r) => ({ ...r }));
-    for (const config of local) {
-      const missing = rows.filter((r) => r[config.sourceColumn] != null && r[config.vectorColumn] == null);
-      if (!missing.length) continue;
-      const vectors = await (config.function as EmbeddingFunction<unknown>).computeSourceEmbeddings(
-        missing.map((r) => r[config.sourceColumn]));
-      if (vectors.length !== missing.length) {
-        throw new Error(`${config.function.functionName} gave ${vectors.length} vectors for ${missing.length} values`);
-      }
-      missing.forEach((row, i) => { row[config.vectorColumn] = Array.from(vectors[i]); });
-    }
-    return rows;
-  }
-
   /** The rows as request messages: `first` carries the options and the first part. */
   private *messages<M extends object>(rows: arrow.Table, first: M): Generator<M> {
     const perRow = rows.numRows ? Math.max(1, tableToIpc(rows.slice(0, Math.min(rows.numRows, 64))).length / Math.min(rows.numRows, 64)) : 1;
@@ -187,7 +170,7 @@ export class Table {
   /** Adds rows in one new version; a hosted function's missing vectors are computed by the store. */
   async add(data: Data, options: AddOptions = {}): Promise<{ version: number }> {
     this.writable("add");
-    const rows = toArrowTable(await this.withLocalVectors(data), this.arrowSchema());
+    const rows = toArrowTable(await withLocalVectors(data, this.embeddingFunctions().values()), this.arrowSchema());
     const first: MessageInitShape<typeof AddRowsRequestSchema> = { table: this.name,
       mode: options.mode === "overwrite" ? AddMode.OVERWRITE : AddMode.APPEND,
       onBadVectors: BAD_VECTORS[options.onBadVectors ?? "error"], fillValue: options.fillValue ?? 0 };
@@ -221,7 +204,7 @@ export class Table {
 
   /** What `MergeInsertBuilder.execute` runs. */
   async merge(data: Data, rules: MergeRules, timeout?: number): Promise<MergeResult> {
-    const rows = toArrowTable(await this.withLocalVectors(data), this.arrowSchema());
+    const rows = toArrowTable(await withLocalVectors(data, this.embeddingFunctions().values()), this.arrowSchema());
     const reply = await this.transport.upload(StorageService.method.mergeInsert,
       this.messages<MessageInitShape<typeof MergeInsertRequestSchema>>(rows, { table: this.name, ...rules }), timeout);
     return { version: Number(reply.version), numInsertedRows: Number(reply.rowsInserted),
