@@ -6,7 +6,8 @@ import * as arrow from "apache-arrow";
 import { CreateMode, StorageService, type Table as TableMessage } from "./gen/vectorlane/store/v1/store_service_pb.js";
 import { schemaToIpc, tableToIpc, toArrowTable, type Data } from "./arrow.js";
 import { functionsOf, withFunctions, type EmbeddingFunctionConfig } from "./embeddings/schema.js";
-import { ServerFunction } from "./embeddings/embedding_function.js";
+import { ServerFunction, setHostedFunctions } from "./embeddings/embedding_function.js";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { withLocalVectors } from "./embeddings/local.js";
 import { NotFoundError } from "./errors.js";
 import { configMessage, Table, type OnBadVectors } from "./table.js";
@@ -123,7 +124,30 @@ export class Connection {
   }
 }
 
-/** A connection to the store at `uri` (`grpc://host:port`; `grpcs://` with `options.tls`). */
+const INPUTS_PER_CALL = 256;
+
+/** A connection to the store at `uri` (`grpc://host:port`; `grpcs://` with `options.tls`). It is also what
+ * hosted functions use from then on to describe themselves and compute vectors outside a table. */
 export async function connect(uri: string = DEFAULT_URI, options: ConnectionOptions = {}): Promise<Connection> {
-  return new Connection(uri, new Transport(uri, options));
+  const connection = new Connection(uri, new Transport(uri, options));
+  const transport = connection.transport;
+  setHostedFunctions({
+    async describe(func: ServerFunction): Promise<number> {
+      const reply = await transport.unary(StorageService.method.describeFunction,
+        { function: { name: func.functionName, model: func.toJSON() as JsonObject } });
+      return reply.dimensions;
+    },
+    async compute(func: ServerFunction, data: unknown[], asQueries: boolean): Promise<number[][]> {
+      const vectors: number[][] = [];
+      for (let start = 0; start < data.length; start += INPUTS_PER_CALL) {
+        const inputs = data.slice(start, start + INPUTS_PER_CALL).map((value) => (value instanceof Uint8Array
+          ? { value: { case: "imageBytes" as const, value } } : { value: { case: "text" as const, value: String(value) } }));
+        const reply = await transport.unary(StorageService.method.computeEmbeddings,
+          { function: { name: func.functionName, model: func.toJSON() as JsonObject }, inputs, query: asQueries });
+        vectors.push(...reply.vectors.map((v) => v.values));
+      }
+      return vectors;
+    },
+  });
+  return connection;
 }

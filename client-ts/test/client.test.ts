@@ -73,6 +73,17 @@ test("createTable from rows with a hosted function: the store embeds them and in
   assert.ok((await table.query().toArray()).every((row) => row.vector?.length === 384));
 });
 
+test("a hosted function describes itself and computes vectors outside a table", async () => {
+  const func = getRegistry().get("sentence-transformers").create();
+  assert.equal(func.ndims(), undefined);
+  await (func as lancedb.embeddings.ServerFunction).init();
+  assert.equal(func.ndims(), 384);
+  const [query] = await Promise.all([func.computeQueryEmbeddings("hello world")]);
+  const [source] = await func.computeSourceEmbeddings(["hello world"]);
+  assert.equal(query.length, 384);
+  assert.ok(Math.abs(query.reduce((a, v, i) => a + v * source[i], 0) - 1) < 1e-4); // MiniLM: the same unit vector
+});
+
 test("a custom local function computes rows' and queries' vectors in this process", async () => {
   const func = getRegistry().get<WordCount>("word-count").create();
   assert.ok(func instanceof WordCount && func.isLocal);

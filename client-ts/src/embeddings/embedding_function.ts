@@ -97,9 +97,39 @@ export class ServerFunction extends EmbeddingFunction<unknown> {
     this.dims = dimensions;
   }
 
-  override computeSourceEmbeddings(): Promise<number[][]> {
-    return Promise.reject(new Error(`${this.name} is hosted by the embed service: the store computes its vectors`));
+  /** Asks the store (through the most recent connection) for the function's dimensions, so `ndims()` knows
+   * them before any table is made (LanceDB's `init`). */
+  async init(): Promise<void> {
+    this.dims = await hostedFunctions().describe(this);
   }
+
+  /** Vectors of source values, computed by the embed service through the store (ComputeEmbeddings). */
+  override computeSourceEmbeddings(data: unknown[]): Promise<number[][]> {
+    return hostedFunctions().compute(this, data, false);
+  }
+
+  override async computeQueryEmbeddings(data: unknown): Promise<number[]> {
+    const [vector] = await hostedFunctions().compute(this, [data], true);
+    return vector;
+  }
+}
+
+/** What hosted functions need of a store: the most recent connection registers itself (the registry is
+ * process-wide, as LanceDB's, and `connect()` comes first). */
+export interface HostedFunctions {
+  describe(func: ServerFunction): Promise<number>;
+  compute(func: ServerFunction, data: unknown[], asQueries: boolean): Promise<number[][]>;
+}
+
+let latest: HostedFunctions | undefined;
+
+export function setHostedFunctions(store: HostedFunctions): void {
+  latest = store;
+}
+
+function hostedFunctions(): HostedFunctions {
+  if (!latest) throw new Error("a hosted function needs the store: call connect() first");
+  return latest;
 }
 
 /** LanceDB's TypeScript option names as the embed service's functions name them (those of LanceDB's Python
