@@ -10,7 +10,8 @@ import * as arrow from "apache-arrow";
 import { Utf8 } from "apache-arrow";
 import * as lancedb from "../src/index.js";
 import { EmbeddingFunction, LanceSchema, getRegistry, register } from "../src/embeddings/index.js";
-import { OPENAI_KEY, python, startServices, textVector, type Services } from "./services.js";
+import { readFileSync } from "node:fs";
+import { OPENAI_KEY, python, startServices, startTlsStore, textVector, type Services } from "./services.js";
 
 let services: Services;
 let db: lancedb.Connection;
@@ -178,4 +179,26 @@ test("Arrow tables go in and come out as they are", async () => {
   const table = await db.createTable("arrow_in", input, { mode: "overwrite" });
   const out = await table.toArrow();
   assert.deepEqual(out.getChild("id")!.toArray(), Int32Array.from([1, 2, 3]));
+});
+
+test("grpcs:// with mutual TLS and an api key; a missing key or certificate is refused", async () => {
+  const store = await startTlsStore(services.embedPort);
+  try {
+    const tls = { rootCertificates: readFileSync(store.ca), certChain: readFileSync(store.clientCert),
+      privateKey: readFileSync(store.clientKey) };
+    const secure = await lancedb.connect(store.uri, { apiKey: store.token, tls, timeout: 30 });
+    await secure.createTable("over_tls", [{ id: 1 }]);
+    assert.deepEqual(await secure.tableNames(), ["over_tls"]);
+    await secure.dropTable("over_tls");
+    assert.deepEqual(await secure.tableNames(), []);
+    secure.close();
+    const keyless = await lancedb.connect(store.uri, { tls, timeout: 30 });
+    await assert.rejects(keyless.tableNames(), lancedb.UnauthenticatedError);
+    keyless.close();
+    const certless = await lancedb.connect(store.uri, { apiKey: store.token, tls: { rootCertificates: tls.rootCertificates }, timeout: 5 });
+    await assert.rejects(certless.tableNames(), (error: unknown) => error instanceof lancedb.VectorlaneError);
+    certless.close();
+  } finally {
+    await store.stop();
+  }
 });

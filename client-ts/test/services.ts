@@ -108,6 +108,39 @@ export async function startServices(): Promise<Services> {
   };
 }
 
+export interface TlsStore {
+  uri: string;
+  ca: string;
+  clientCert: string;
+  clientKey: string;
+  token: string;
+  stop(): Promise<void>;
+}
+
+/** A second store serving mutual TLS (certificates from the Python tests' throwaway CA) and requiring a
+ * bearer token, wired to the same embed service. */
+export async function startTlsStore(embedPort: number): Promise<TlsStore> {
+  const folder = mkdtempSync(path.join(tmpdir(), "vectorlane-ts-tls-"));
+  const certs = await python(`
+import json, pathlib
+from tests.security_certs import make_certificates
+c = make_certificates(pathlib.Path(${JSON.stringify(folder)}))
+print(json.dumps({k: str(getattr(c, k)) for k in ("ca", "server_cert", "server_key", "client_cert", "client_key")}))`) as
+    Record<string, string>;
+  const token = "ts-test-token";
+  const store = spawn(PYTHON, ["-m", "store_service", "--port", "0", "--metrics-port", "0", "--data-dir", path.join(folder, "data"),
+    "--embed-address", `127.0.0.1:${embedPort}`, "--tls-cert", certs.server_cert, "--tls-key", certs.server_key,
+    "--tls-client-ca", certs.ca, "--auth-tokens", token], { cwd: path.resolve(PACKAGE_ROOT, ".."), env: process.env });
+  const port = await started(store, "TLS store");
+  return {
+    uri: `grpcs://127.0.0.1:${port}`, ca: certs.ca, clientCert: certs.client_cert, clientKey: certs.client_key, token,
+    stop: () => new Promise((resolve) => {
+      store.once("exit", () => { rmSync(folder, { recursive: true, force: true }); resolve(); });
+      store.kill("SIGTERM");
+    }),
+  };
+}
+
 /** Runs a Python snippet with the project's environment; its stdout parsed as JSON. */
 export function python(code: string, env: Record<string, string> = {}): Promise<unknown> {
   return new Promise((resolve, reject) => {
