@@ -11,7 +11,8 @@ import { Utf8 } from "apache-arrow";
 import * as lancedb from "../src/index.js";
 import { EmbeddingFunction, LanceSchema, getRegistry, register } from "../src/embeddings/index.js";
 import { readFileSync } from "node:fs";
-import { OPENAI_KEY, python, startServices, startTlsStore, textVector, type Services } from "./services.js";
+import net from "node:net";
+import { OPENAI_KEY, freePort, python, startServices, startTlsStore, textVector, type Services } from "./services.js";
 
 let services: Services;
 let db: lancedb.Connection;
@@ -200,5 +201,23 @@ test("grpcs:// with mutual TLS and an api key; a missing key or certificate is r
     certless.close();
   } finally {
     await store.stop();
+  }
+});
+
+test("reads are retried on UNAVAILABLE by the channel's service config: a store that comes up meanwhile answers", async () => {
+  const port = await freePort();
+  const client = await lancedb.connect(`grpc://127.0.0.1:${port}`, { timeout: 30 });
+  let proxy: net.Server | undefined;
+  const later = setTimeout(() => { // the store "comes up": a proxy to it starts listening on the port
+    proxy = net.createServer((socket) => socket.pipe(net.connect(services.storePort, "127.0.0.1")).pipe(socket));
+    proxy.listen(port, "127.0.0.1");
+  }, 300);
+  try {
+    assert.ok(Array.isArray(await client.tableNames())); // the first attempt finds nothing listening
+    assert.ok(proxy, "the call was answered before anything listened: this test would prove nothing");
+  } finally {
+    clearTimeout(later);
+    client.close();
+    proxy?.close();
   }
 });
