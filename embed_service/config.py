@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embed_service.core import FunctionSpec
-from embed_service.secret_hosts import PROVIDER_HOSTS, SecretHosts
+from embed_service.secret_hosts import LOCAL_MODEL_SERVERS, PROVIDER_HOSTS, SecretHosts
 from rpc_common import settings
 from rpc_common.admission import AdmissionSettings
 from rpc_common.security import SecuritySettings
@@ -66,6 +66,10 @@ class EmbedConfig(SecuritySettings, AdmissionSettings):
                                                  "[scheme://]host[:port], https and its port unless given; "
                                                  "http only where an entry says http://; * as the port for "
                                                  "any; * for any host over https")
+    endpoint_allowed_hosts: tuple[str, ...] = _opt(PROVIDER_HOSTS + LOCAL_MODEL_SERVERS,
+                                                   "endpoints a function may call at all (openai's base_url, "
+                                                   "ollama's host, ...), as --secret-allowed-hosts writes them; "
+                                                   "by default the providers' APIs and an Ollama on this machine")
     retry_initial_delay: float = _opt(1.0, "first retry delay in seconds (doubles each attempt, with jitter)")
     retry_max_delay: float = _opt(60.0, "cap on one retry delay, in seconds")
     grace_seconds: float = _opt(20.0, "on SIGTERM, how long in-flight calls get to finish")
@@ -74,6 +78,7 @@ class EmbedConfig(SecuritySettings, AdmissionSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         SecretHosts.parse(self.secret_allowed_hosts)  # a malformed entry: refuse to start (ValueError)
+        SecretHosts.parse(self.endpoint_allowed_hosts)
 
     def preload_specs(self) -> list[FunctionSpec]:
         text = self.preload.strip()

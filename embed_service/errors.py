@@ -19,7 +19,8 @@ its ErrorInfo reason; `metadata` carries the specifics (the function, the settin
      │    ├── UpstreamUnavailable   UPSTREAM_UNAVAILABLE (transient failures outlasted max_retries)
      │    └── ShuttingDown          SHUTTING_DOWN
      ├── PermissionDenied           PERMISSION_DENIED / SECRET_HOST_NOT_ALLOWED (a secret would go to a
-     │                              host the operator did not allow) / MODEL_DOWNLOAD_NOT_ALLOWED /
+     │                              host the operator did not allow) / ENDPOINT_NOT_ALLOWED (an
+     │                              endpoint outside --endpoint-allowed-hosts) / MODEL_DOWNLOAD_NOT_ALLOWED /
      │                              REMOTE_CODE_NOT_ALLOWED (what the operator did not turn on)
      ├── QueueFull                  RESOURCE_EXHAUSTED / QUEUE_FULL
      ├── ModelCacheFull             RESOURCE_EXHAUSTED / MODEL_CACHE_FULL (every loaded model is busy)

@@ -24,6 +24,11 @@ DEFAULT_PORTS = {"https": 443, "http": 80}
 _SECRET_QUERY = re.compile(r"(key|token|secret|password|sig|credential|auth)", re.IGNORECASE)
 ANY = "*"
 
+# Where a function with no key may call by default besides the providers' APIs: an Ollama server on this
+# machine (its default host). Any other endpoint (a vLLM, a TEI, an Ollama elsewhere) is one the operator
+# names in --endpoint-allowed-hosts, so a caller cannot make the service POST to the cluster's insides.
+LOCAL_MODEL_SERVERS = ("http://localhost:11434", "http://127.0.0.1:11434")
+
 # The official endpoints of the providers the service hosts: where their keys go unless the operator says
 # otherwise (a function's `base_url` elsewhere needs an entry of its own).
 PROVIDER_HOSTS = (

@@ -32,6 +32,7 @@ def build_core(config: EmbedConfig, metrics: EmbedMetrics, registry: Registry | 
         sources=ModelSources(config.model_roots, allow_downloads=config.allow_downloads,
                              allow_remote_code=config.allow_remote_code),
         secret_hosts=SecretHosts.parse(config.secret_allowed_hosts),
+        endpoint_hosts=SecretHosts.parse(config.endpoint_allowed_hosts),
         retry_initial_delay=config.retry_initial_delay,
         retry_max_delay=config.retry_max_delay,
         on_retry=metrics.retried,

@@ -68,7 +68,7 @@ class RunningEmbed:
 
 
 BASE_CONFIG = EmbedConfig(port=0, metrics_port=0, preload="", retry_initial_delay=0.01, retry_max_delay=0.05,
-                          grace_seconds=2.0)
+                          grace_seconds=2.0, endpoint_allowed_hosts=("http://127.0.0.1:*",))  # the tests' local APIs
 
 
 @pytest.fixture

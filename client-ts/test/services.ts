@@ -88,7 +88,8 @@ export async function startServices(): Promise<Services> {
   const env = { ...process.env, HF_HUB_OFFLINE: "1", TRANSFORMERS_OFFLINE: "1", TOKENIZERS_PARALLELISM: "false",
     VECTORLANE_SECRET_OPENAI_KEY: OPENAI_KEY };
   const embed = spawn(PYTHON, ["-m", "embed_service", "--port", "0", "--metrics-port", "0", "--preload", "sentence-transformers",
-    "--secret-allowed-hosts", "http://127.0.0.1:*"], { cwd: path.resolve(PACKAGE_ROOT, ".."), env });
+    "--secret-allowed-hosts", "http://127.0.0.1:*", "--endpoint-allowed-hosts", "http://127.0.0.1:*"],
+  { cwd: path.resolve(PACKAGE_ROOT, ".."), env });
   const embedPort = await started(embed, "embed service");
   const store = spawn(PYTHON, ["-m", "store_service", "--port", "0", "--metrics-port", "0", "--data-dir", dataDir,
     "--embed-address", `127.0.0.1:${embedPort}`], { cwd: path.resolve(PACKAGE_ROOT, ".."), env });

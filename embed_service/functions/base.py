@@ -22,9 +22,9 @@ import pydantic
 import tenacity
 from PIL import Image
 
-from embed_service.errors import EmbedError, InvalidSettings, ModelLoadFailed, UpstreamUnavailable
+from embed_service.errors import EmbedError, InvalidSettings, ModelLoadFailed, PermissionDenied, UpstreamUnavailable
 from embed_service.functions.model_sources import ModelSources
-from embed_service.secret_hosts import PROVIDER_HOSTS, SecretHosts
+from embed_service.secret_hosts import LOCAL_MODEL_SERVERS, PROVIDER_HOSTS, SecretHosts, endpoint
 from embed_service.secret_refs import SecretRef, SecretResolver
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ class FunctionRuntime:
     secrets: SecretResolver = field(default_factory=SecretResolver)
     sources: ModelSources = field(default_factory=ModelSources)
     secret_hosts: SecretHosts = field(default_factory=lambda: SecretHosts.parse(PROVIDER_HOSTS))
+    endpoint_hosts: SecretHosts = field(
+        default_factory=lambda: SecretHosts.parse(PROVIDER_HOSTS + LOCAL_MODEL_SERVERS))
     retry_initial_delay: float = 1.0
     retry_max_delay: float = 60.0
     on_retry: RetryHook | None = None
@@ -173,6 +175,14 @@ class EmbeddingFunction(pydantic.BaseModel):
 
     def _load(self) -> None:
         """Subclasses load their model here, importing optional packages inside."""
+
+    def check_endpoint(self, url: str) -> None:
+        """Refuses an endpoint the operator did not allow functions to call (--endpoint-allowed-hosts)."""
+        if not self._runtime.endpoint_hosts.allows_url(url):
+            scheme, host, port = endpoint(url) or ("", "", 0)
+            raise PermissionDenied(f"{self.registry_name}: this embed service calls only the endpoints its operator "
+                                   f"allowed (--endpoint-allowed-hosts); {scheme}://{host}:{port} is not one",
+                                   reason="ENDPOINT_NOT_ALLOWED", function=self.registry_name, host=f"{host}:{port}")
 
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)

@@ -79,6 +79,7 @@ class HttpApiFunction(EmbeddingFunction):
     def _load(self) -> None:
         import httpx2
 
+        self.check_endpoint(self.api_root)
         self._key = self.key_for(self.api_root) if self.needs_key else None
         self._client = httpx2.Client(timeout=self.timeout, follow_redirects=False)
 

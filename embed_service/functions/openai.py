@@ -68,6 +68,7 @@ class OpenAIEmbeddings(EmbeddingFunction):
         import openai
 
         url = self.base_url or DEFAULT_BASE_URL
+        self.check_endpoint(url)
         trusted = self._runtime.secret_hosts.allows_url(url)
         api_key = self.secret("api_key")
         if api_key is not None and not trusted:

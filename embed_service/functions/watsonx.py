@@ -79,6 +79,7 @@ class WatsonxEmbeddings(HttpApiFunction):
         return self
 
     def key_for(self, url: str) -> str | None:
+        self.check_endpoint(self.iam_url)
         key = self.secret("api_key") if self.api_key is not None else None
         trusted = self._runtime.secret_hosts.allows_url(self.iam_url)
         if key is not None and not trusted:

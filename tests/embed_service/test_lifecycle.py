@@ -62,7 +62,7 @@ def test_metrics_endpoint_serves_prometheus_text(embed, tiny_clip):
 def test_sigterm_lets_in_flight_calls_finish_then_exits(tmp_path):
     with OpenAICompatibleServer(dims=8, delay=2.0) as upstream:
         env = {**os.environ, "VECTORLANE_PORT": "0", "VECTORLANE_METRICS_PORT": "-1", "VECTORLANE_PRELOAD": "",
-               "VECTORLANE_GRACE_SECONDS": "10"}
+               "VECTORLANE_GRACE_SECONDS": "10", "VECTORLANE_ENDPOINT_ALLOWED_HOSTS": "http://127.0.0.1:*"}
         process = subprocess.Popen([sys.executable, "-m", "embed_service", "--log-level", "INFO"], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
@@ -83,6 +83,7 @@ def test_sigterm_lets_in_flight_calls_finish_then_exits(tmp_path):
             caller = threading.Thread(target=call)
             caller.start()
             while not upstream.requests:
+                assert "error" not in outcome, outcome["error"]  # the call failed before reaching upstream
                 time.sleep(0.05)
             process.send_signal(signal.SIGTERM)
             caller.join(30)

@@ -148,7 +148,8 @@ def test_secrets_go_only_to_hosts_the_operator_allowed(start_embed, upstream, mo
 def test_an_allowed_host_does_not_admit_plain_http_or_another_port(start_embed, upstream, monkeypatch, allowed):
     """Found by the security review: with `localhost` allowed, `http://localhost:<any port>` got the key."""
     monkeypatch.setenv("VECTORLANE_SECRET_TEST_KEY", "sk-test-secret-123")
-    embed = start_embed(secret_allowed_hosts=allowed)
+    embed = start_embed(secret_allowed_hosts=allowed,
+                        endpoint_allowed_hosts=("http://127.0.0.1:*", "http://localhost:*"))  # the key rule, alone
     for base_url in (upstream.base_url, upstream.base_url.replace("127.0.0.1", "localhost")):
         with pytest.raises(grpc.RpcError) as err:
             embed.stub.Embed(request(upstream, "alpha", base_url=base_url))

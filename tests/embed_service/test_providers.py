@@ -233,3 +233,18 @@ def test_hostile_settings_are_refused(embed, upstream, provider, setting, value,
             provider, settings(provider, upstream, **{setting: value}))))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(caught.value).reason == reason
+
+
+@pytest.mark.parametrize(("provider", "setting", "url"), [
+    ("ollama", "host", "http://10.1.2.3:8080"), ("openai", "base_url", "http://169.254.169.254/latest/v1"),
+    ("cohere", "base_url", "https://internal.example:8443"), ("watsonx", "iam_url", "http://10.0.0.5:80"),
+])
+def test_functions_call_only_the_endpoints_the_operator_allowed(embed, upstream, provider, setting, url):
+    """A caller cannot make the service POST into the cluster (no key involved, no answer needed)."""
+    settings_of = settings(provider, upstream) if provider != "openai" else {"name": "m", "dim": 4}
+    before = len(upstream.requests)
+    with pytest.raises(grpc.RpcError) as caught:
+        embed.stub.Embed(pb.EmbedRequest(function=spec(provider, {**settings_of, setting: url}), inputs=texts("x")))
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_info(caught.value).reason == "ENDPOINT_NOT_ALLOWED"
+    assert len(upstream.requests) == before
