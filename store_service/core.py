@@ -194,6 +194,7 @@ class StoreCore:
         if mode == OVERWRITE and self.tables.exists(name):
             table = self.tables.open(name)
             table.overwrite(prepared if prepared is not None else schema.empty_table(), schema)
+            self.indexes.retain(table, index_catalog.entries(table.manifest()))  # the old rows' indexes go
         else:
             self.tables.create(name, schema, prepared)
         log.info("created table %s (%d functions, %d rows)", name, len(functions),
@@ -241,7 +242,10 @@ class StoreCore:
         return paging.page(self.tables.names(), str, page_size, page_token)
 
     def drop_table(self, name: str) -> None:
-        self.tables.drop(name)
+        dropped = self.tables.drop(name)
+        if dropped is not None:  # its views and loaded indexes would otherwise stay until restart
+            self.views.forget(dropped)
+            self.indexes.retain(dropped)
         log.info("dropped table %s", name)
 
     # ----- rows ---------------------------------------------------------------------------------------
@@ -483,6 +487,7 @@ class StoreCore:
         table = self.tables.open(name)
         entry, committed = index_catalog.create_index(table, self.views.get(table), params,
                                                       vector_column=vector_column, name=index_name, replace=replace)
+        self.indexes.retain(table, index_catalog.entries(committed))  # the one it replaced is unloaded
         log.info("table %s: built %s index %s on %s", name, params.kind, entry.name, entry.vector_column)
         return entry, committed.version
 
@@ -490,7 +495,10 @@ class StoreCore:
         return index_catalog.entries(self.tables.open(name).manifest())
 
     def drop_index(self, name: str, index_name: str) -> int:
-        return index_catalog.drop_index(self.tables.open(name), index_name).version
+        table = self.tables.open(name)
+        committed = index_catalog.drop_index(table, index_name)
+        self.indexes.retain(table, index_catalog.entries(committed))
+        return committed.version
 
     # ----- versions -----------------------------------------------------------------------------------
     def list_versions(self, name: str, page_size: int = 0, page_token: str = "") -> tuple[list[Manifest], str]:

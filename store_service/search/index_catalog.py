@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,17 @@ class LoadedIndexes:
                 covered = boundary
             self._loaded[key] = (index, covered)
             return index
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+    def retain(self, table: Table, kept: Iterable[IndexEntry] = ()) -> None:
+        """Unloads `table`'s indexes other than `kept`: those of a dropped table, index or replaced index.
+        (A search of an older version that still lists one loads it again.)"""
+        directory, files = str(table.directory), {e.file.path for e in kept}
+        with self._lock:
+            for key in [k for k in self._loaded if k[0] == directory and k[1] not in files]:
+                del self._loaded[key]
 
     def adopt(self, table: Table, old: IndexEntry, new: IndexEntry) -> None:
         """The loaded index of `old` serves as that of `new` (the same index written to a new file)."""

@@ -643,6 +643,11 @@ class ViewCache:
             self._trim(state)
         return view
 
+    def forget(self, table: Table) -> None:
+        """Lets go of every view of a dropped table (its views hold the table, so it would never be collected)."""
+        with self._lock:
+            self._tables.pop(table, None)
+
     def _build(self, table: Table, state: _TableState, snapshot: Snapshot) -> TableView:
         parts, start = [], 0
         for ref in snapshot.manifest.fragments:

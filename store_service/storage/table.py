@@ -958,7 +958,8 @@ class TableStore:
                 shutil.rmtree(staging, ignore_errors=True)
         return self.open(name)
 
-    def drop(self, name: str) -> None:
+    def drop(self, name: str) -> Table | None:
+        """Removes the table; returns its handle if one was open, so the caches built on it can go too."""
         check_table_name(name)
         with self._lock:
             directory = self.path(name)
@@ -967,8 +968,9 @@ class TableStore:
             graveyard = self.root / f".dropped-{uuid.uuid4().hex}"
             os.rename(directory, graveyard)  # gone from view in one step
             durable.fsync_dir(self.root)
-            self._open.pop(name, None)
+            dropped = self._open.pop(name, None)
         shutil.rmtree(graveyard, ignore_errors=True)
+        return dropped
 
 
 def _sync_tree(root: Path) -> None:

@@ -4,6 +4,9 @@ text and image queries embedded by the embed service."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -162,6 +165,31 @@ def test_index_survives_a_restart_and_drop_index(start_store):
     with pytest.raises(grpc.RpcError) as caught:
         again.stub.DropIndex(pb.DropIndexRequest(table="vecs", name="vector_idx"))
     assert error_info(caught.value).reason == "INDEX_NOT_FOUND"
+
+
+def test_a_replaced_or_dropped_index_and_a_dropped_table_let_go_of_their_memory(start_store):
+    """A store that creates and drops tables (per-session tables, tests) must not keep their views and loaded
+    FAISS indexes until it restarts."""
+    store = start_store(None)
+    core = store.server.core
+    _, centers = vector_table(store, n=1000)
+    for kind in (pb.INDEX_TYPE_IVF_FLAT, pb.INDEX_TYPE_HNSW):
+        store.stub.CreateIndex(pb.CreateIndexRequest(table="vecs", index_type=kind, num_partitions=8, replace=True))
+        add(store.stub, "vecs", json_rows([{"id": 5000 + kind, "bucket": 1, "vector": list(map(float, centers[2]))}]))
+        assert search(store, centers[2], limit=1).num_rows == 1
+        assert len(core.indexes) == 1  # the replaced index was unloaded
+    store.stub.DropIndex(pb.DropIndexRequest(table="vecs", name="vector_idx"))
+    assert len(core.indexes) == 0
+    store.stub.CreateIndex(pb.CreateIndexRequest(table="vecs", index_type=pb.INDEX_TYPE_FLAT))
+    assert search(store, centers[2], limit=1).num_rows == 1 and len(core.indexes) == 1
+    store.stub.CreateTable(pb.CreateTableRequest(name="vecs", mode=pb.CREATE_MODE_OVERWRITE, schema=pb.Schema(
+        fields=[pb.Field(name="vector", type=pb.DATA_TYPE_VECTOR, dimensions=DIMS)])))
+    assert len(core.indexes) == 0  # an overwritten table starts without indexes
+    handle = weakref.ref(core.tables.open("vecs"))
+    store.stub.DropTable(pb.DropTableRequest(name="vecs"))
+    gc.collect()
+    assert handle() is None, "the dropped table's handle (and the views holding its rows) is still referenced"
+    assert len(core.indexes) == 0
 
 
 def test_several_vector_columns_need_a_name(store):
