@@ -243,9 +243,11 @@ class StoreCore:
 
     def drop_table(self, name: str) -> None:
         dropped = self.tables.drop(name)
-        if dropped is not None:  # its views and loaded indexes would otherwise stay until restart
+        if dropped is not None:  # its views, loaded indexes and lock would otherwise stay until restart
             self.views.forget(dropped)
             self.indexes.retain(dropped)
+        with self._lock:  # a mutation still running on the dropped table keeps its own lock object
+            self._mutations.pop(name, None)
         log.info("dropped table %s", name)
 
     # ----- rows ---------------------------------------------------------------------------------------

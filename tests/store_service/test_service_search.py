@@ -180,6 +180,8 @@ def test_a_replaced_or_dropped_index_and_a_dropped_table_let_go_of_their_memory(
         assert len(core.indexes) == 1  # the replaced index was unloaded
     store.stub.DropIndex(pb.DropIndexRequest(table="vecs", name="vector_idx"))
     assert len(core.indexes) == 0
+    store.stub.DeleteRows(pb.DeleteRowsRequest(table="vecs", where="id = 1"))  # takes the table's mutation lock
+    assert "vecs" in core._mutations
     store.stub.CreateIndex(pb.CreateIndexRequest(table="vecs", index_type=pb.INDEX_TYPE_FLAT))
     assert search(store, centers[2], limit=1).num_rows == 1 and len(core.indexes) == 1
     store.stub.CreateTable(pb.CreateTableRequest(name="vecs", mode=pb.CREATE_MODE_OVERWRITE, schema=pb.Schema(
@@ -189,7 +191,7 @@ def test_a_replaced_or_dropped_index_and_a_dropped_table_let_go_of_their_memory(
     store.stub.DropTable(pb.DropTableRequest(name="vecs"))
     gc.collect()
     assert handle() is None, "the dropped table's handle (and the views holding its rows) is still referenced"
-    assert len(core.indexes) == 0
+    assert len(core.indexes) == 0 and "vecs" not in core._mutations
 
 
 def test_several_vector_columns_need_a_name(store):
