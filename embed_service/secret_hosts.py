@@ -23,6 +23,7 @@ from dataclasses import dataclass
 DEFAULT_PORTS = {"https": 443, "http": 80}
 _SECRET_QUERY = re.compile(r"(key|token|secret|password|sig|credential|auth)", re.IGNORECASE)
 ANY = "*"
+_AMBIGUOUS = re.compile(r"[\\\x00-\x20\x7f]")
 
 # Where a function with no key may call by default besides the providers' APIs: an Ollama server on this
 # machine (its default host). Any other endpoint (a vLLM, a TEI, an Ollama elsewhere) is one the operator
@@ -72,7 +73,11 @@ class SecretHosts:
 
 
 def endpoint(url: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) of an http(s) URL, the port defaulted by scheme; None when it is not one."""
+    """(scheme, host, port) of an http(s) URL, the port defaulted by scheme; None when it is not one. A URL
+    that HTTP clients could read differently from this parser (a backslash, which WHATWG parsers take for a
+    slash: `https://evil\\@api.openai.com`; whitespace or control characters) is not one either."""
+    if _AMBIGUOUS.search(url):
+        return None
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -82,6 +87,12 @@ def endpoint(url: str) -> tuple[str, str, int] | None:
     if scheme not in DEFAULT_PORTS or not parts.hostname:
         return None
     return scheme, parts.hostname.lower(), port if port is not None else DEFAULT_PORTS[scheme]
+
+
+def where(url: str) -> str:
+    """`scheme://host:port` of a URL for an error message (never its path or query), or what it is not."""
+    target = endpoint(url)
+    return "{}://{}:{}".format(*target) if target else "a URL that is not a plain http(s) one"
 
 
 def parse_entry(entry: str) -> HostRule:

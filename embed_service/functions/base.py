@@ -24,7 +24,7 @@ from PIL import Image
 
 from embed_service.errors import EmbedError, InvalidSettings, ModelLoadFailed, PermissionDenied, UpstreamUnavailable
 from embed_service.functions.model_sources import ModelSources
-from embed_service.secret_hosts import LOCAL_MODEL_SERVERS, PROVIDER_HOSTS, SecretHosts, endpoint
+from embed_service.secret_hosts import LOCAL_MODEL_SERVERS, PROVIDER_HOSTS, SecretHosts, where
 from embed_service.secret_refs import SecretRef, SecretResolver
 
 log = logging.getLogger(__name__)
@@ -179,10 +179,8 @@ class EmbeddingFunction(pydantic.BaseModel):
     def check_endpoint(self, url: str) -> None:
         """Refuses an endpoint the operator did not allow functions to call (--endpoint-allowed-hosts)."""
         if not self._runtime.endpoint_hosts.allows_url(url):
-            scheme, host, port = endpoint(url) or ("", "", 0)
-            raise PermissionDenied(f"{self.registry_name}: this embed service calls only the endpoints its operator "
-                                   f"allowed (--endpoint-allowed-hosts); {scheme}://{host}:{port} is not one",
-                                   reason="ENDPOINT_NOT_ALLOWED", function=self.registry_name, host=f"{host}:{port}")
+            raise _refused(self.registry_name, url, "calls only the endpoints", "--endpoint-allowed-hosts",
+                           "ENDPOINT_NOT_ALLOWED")
 
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)
@@ -274,3 +272,15 @@ class EmbeddingFunction(pydantic.BaseModel):
                     function=self.registry_name, attempts=attempts) from exc
             raise self.translate_error(exc) from exc
         return np.asarray(result, dtype=np.float32)
+
+
+def secret_host_refused(function: str, url: str) -> PermissionDenied:
+    """The refusal to send a secret to `url`, outside --secret-allowed-hosts."""
+    return _refused(function, url, "sends secrets only to endpoints", "--secret-allowed-hosts",
+                    "SECRET_HOST_NOT_ALLOWED")
+
+
+def _refused(function: str, url: str, rule: str, flag: str, reason: str) -> PermissionDenied:
+    place = where(url)  # scheme, host and port only: a path or query may hold what must not be echoed
+    return PermissionDenied(f"{function}: the embed service {rule} the operator allowed ({flag}); {place} is not "
+                            "one", reason=reason, function=function, host=place.partition("://")[2])

@@ -20,8 +20,8 @@ import numpy as np
 import pydantic
 
 from embed_service.errors import SecretNotFound
-from embed_service.functions.base import Modality, Purpose
-from embed_service.functions.http_api import BadAnswer, HttpApiFunction, batches, check_url, secret_host_refused
+from embed_service.functions.base import Modality, Purpose, secret_host_refused
+from embed_service.functions.http_api import BadAnswer, HttpApiFunction, batches, check_url
 from embed_service.functions.registry import register
 from embed_service.functions.sigv4 import Credentials, signed_headers
 

@@ -24,9 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pydantic
 
-from embed_service.errors import (InvalidSettings, PermissionDenied, UpstreamAuthFailed, UpstreamRejected,
-                                  UpstreamUnavailable)
-from embed_service.functions.base import EmbeddingFunction, Modality, Purpose
+from embed_service.errors import InvalidSettings, UpstreamAuthFailed, UpstreamRejected, UpstreamUnavailable
+from embed_service.functions.base import EmbeddingFunction, Modality, Purpose, secret_host_refused
 from embed_service.secret_hosts import carries_credentials, endpoint
 
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -204,13 +203,6 @@ class KeyedApiFunction(HttpApiFunction):
 
     def bearer(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}"} if self._key else {}
-
-
-def secret_host_refused(function: str, url: str) -> PermissionDenied:
-    scheme, host, port = endpoint(url) or ("", "", 0)
-    return PermissionDenied(f"{function}: the embed service sends secrets only to endpoints the operator allowed "
-                            f"(--secret-allowed-hosts); {scheme}://{host}:{port} is not one",
-                            reason="SECRET_HOST_NOT_ALLOWED", function=function, host=f"{host}:{port}")
 
 
 def _message_of(decoded: Any) -> str:

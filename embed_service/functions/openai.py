@@ -16,9 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pydantic
 
-from embed_service.errors import (InvalidSettings, PermissionDenied, UpstreamAuthFailed, UpstreamRejected,
-                                  UpstreamUnavailable)
-from embed_service.functions.base import EmbeddingFunction, Modality, Purpose
+from embed_service.errors import InvalidSettings, UpstreamAuthFailed, UpstreamRejected, UpstreamUnavailable
+from embed_service.functions.base import EmbeddingFunction, Modality, Purpose, secret_host_refused
 from embed_service.functions.registry import register
 from embed_service.secret_hosts import carries_credentials, endpoint
 
@@ -72,10 +71,7 @@ class OpenAIEmbeddings(EmbeddingFunction):
         trusted = self._runtime.secret_hosts.allows_url(url)
         api_key = self.secret("api_key")
         if api_key is not None and not trusted:
-            scheme, host, port = endpoint(url) or ("", "", 0)
-            raise PermissionDenied(f"openai: the embed service sends secrets only to endpoints the operator "
-                                   f"allowed (--secret-allowed-hosts); {scheme}://{host}:{port} is not one",
-                                   reason="SECRET_HOST_NOT_ALLOWED", function="openai", host=f"{host}:{port}")
+            raise secret_host_refused("openai", url)
         if api_key is None:
             # No key of the caller's: the service's own OPENAI_API_KEY, to trusted endpoints only; servers like
             # vLLM or Ollama take none (the client insists on one). The URL is always explicit, so the client

@@ -19,9 +19,8 @@ import numpy as np
 import pydantic
 
 from embed_service.errors import InvalidSettings, SecretNotFound
-from embed_service.functions.base import Modality, Purpose
-from embed_service.functions.http_api import (ApiStatusError, BadAnswer, HttpApiFunction, batches, check_url,
-                                              secret_host_refused)
+from embed_service.functions.base import Modality, Purpose, secret_host_refused
+from embed_service.functions.http_api import ApiStatusError, BadAnswer, HttpApiFunction, batches, check_url
 from embed_service.functions.registry import register
 
 DEFAULT_URL = "https://us-south.ml.cloud.ibm.com"

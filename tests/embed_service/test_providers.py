@@ -248,3 +248,19 @@ def test_functions_call_only_the_endpoints_the_operator_allowed(embed, upstream,
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_info(caught.value).reason == "ENDPOINT_NOT_ALLOWED"
     assert len(upstream.requests) == before
+
+
+@pytest.mark.parametrize("provider", ["openai", "cohere"])
+@pytest.mark.parametrize("spelling", ["http://10.0.0.5\\@{host}/v1",  # WHATWG parsers read host 10.0.0.5
+                                      "http://{host}/v1 ", "http://{host}\t/v1", "http://{host}/v1\x00"])
+def test_a_url_clients_could_read_two_ways_is_no_endpoint(embed, upstream, provider, spelling):
+    """Parser differentials: the allow-lists judge the URL the HTTP client would call, or refuse it."""
+    url = spelling.format(host=upstream.url.split("://")[1].split("/")[0])
+    settings_of = settings(provider, upstream) if provider != "openai" else {"name": "m", "dim": 4}
+    before = len(upstream.requests)
+    with pytest.raises(grpc.RpcError) as caught:
+        embed.stub.Embed(pb.EmbedRequest(function=spec(provider, {**settings_of, "base_url": url}),
+                                         inputs=texts("x")))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value).reason == "INVALID_SETTING"
+    assert len(upstream.requests) == before
