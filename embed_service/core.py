@@ -84,6 +84,7 @@ class EmbeddingCore:
                  queue_observer: QueueObserver | None = None, load_observer: LoadObserver | None = None,
                  stream_window: int = 8, cache: EmbeddingCache | None = None) -> None:
         self._registry = registry
+        self.runtime = runtime
         self._cache = cache or EmbeddingCache(0)
         self._images = images
         self._batching = batching

@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from embed_service.errors import InvalidSettings, SecretNotFound
+from embed_service.redaction import Redactor
 
 _REF = re.compile(r"\$var:(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,127})(?::(?P<default>.*))?", re.DOTALL)
 ENV_PREFIX = "VECTORLANE_SECRET_"
@@ -45,10 +46,12 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class SecretResolver:
-    """Resolves references against a secrets directory and the process environment."""
+    """Resolves references against a secrets directory and the process environment; every value it hands
+    out is remembered by `redactor`, which keeps it out of the service's errors and logs."""
 
     secrets_dir: Path | None = None
     environ: Mapping[str, str] | None = None
+    redactor: Redactor = field(default_factory=Redactor, compare=False)
 
     def resolve(self, value: str, *, setting: str) -> str:
         ref = SecretRef.parse(value, setting=setting)
@@ -56,13 +59,23 @@ class SecretResolver:
             path = self.secrets_dir / ref.name
             # The name pattern admits no '/', but '..' could still climb out: refuse anything that does.
             if path.resolve().parent == self.secrets_dir.resolve() and path.is_file():
-                return path.read_text().strip()
+                return self._handed_out(path.read_text().strip())
         env = os.environ if self.environ is None else self.environ
         if ref.env_var() in env:
-            return env[ref.env_var()]
+            return self._handed_out(env[ref.env_var()])
         raise SecretNotFound(
             f"secret {ref.name!r} for setting {setting!r} is not configured on the embed service "
             f"(set {ref.env_var()} or mount a file named {ref.name!r} in the secrets directory)",
             setting=setting,
             secret=ref.name,
         )
+
+    def environment(self, variable: str) -> str | None:
+        """The service's own credential in `variable` (OPENAI_API_KEY, AWS_SECRET_ACCESS_KEY, ...), if set."""
+        env = os.environ if self.environ is None else self.environ
+        value = env.get(variable) or None
+        return self._handed_out(value) if value is not None else None
+
+    def _handed_out(self, value: str) -> str:
+        self.redactor.remember(value)
+        return value

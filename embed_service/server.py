@@ -14,6 +14,7 @@ from embed_service.functions.model_sources import ModelSources
 from embed_service.functions.registry import Registry, get_registry
 from embed_service.inputs import ImagePolicy
 from embed_service.metrics import EmbedMetrics
+from embed_service.redaction import redact_log_records
 from embed_service.secret_hosts import SecretHosts
 from embed_service.secret_refs import SecretResolver
 from embed_service.servicer import EmbeddingServicer
@@ -60,10 +61,12 @@ class EmbedServer(HostedServer):
         self.ready = threading.Event()
         self.preload_error: BaseException | None = None
         self._stopped = threading.Event()
+        redact = self.core.runtime.secrets.redactor.redact
+        redact_log_records(redact)  # what a provider answered may quote a key: not in this process's logs
         self._host = ServiceHost(
             service=SERVICE, servicer=EmbeddingServicer(self.core), domain=ERROR_DOMAIN, metrics=self.metrics,
             max_workers=config.max_workers, max_message_bytes=config.max_message_bytes, thread_prefix="embed-rpc",
-            security=config, admission=config)
+            security=config, admission=config, redact=redact)
         self.health = self._host.health
 
     def start(self) -> "EmbedServer":

@@ -36,13 +36,20 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def to_status(exc: ServiceError, domain: str) -> grpc.Status:
-    metadata = {_cut(k, 64): _cut(v, MAX_METADATA_VALUE) for k, v in list(exc.metadata.items())[:MAX_METADATA_ENTRIES]}
+def _unchanged(text: str) -> str:
+    return text
+
+
+def to_status(exc: ServiceError, domain: str, redact: Callable[[str], str] = _unchanged) -> grpc.Status:
+    """`exc` as a status; `redact` is applied to its message and metadata values (the embed service's
+    secrets never leave it)."""
+    metadata = {_cut(k, 64): _cut(redact(v), MAX_METADATA_VALUE)
+                for k, v in list(exc.metadata.items())[:MAX_METADATA_ENTRIES]}
     info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=domain, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
     code = getattr(code_pb2, exc.category)
-    return rpc_status.to_status(status_pb2.Status(code=code, message=_cut(exc.message, MAX_MESSAGE),
+    return rpc_status.to_status(status_pb2.Status(code=code, message=_cut(redact(exc.message), MAX_MESSAGE),
                                                   details=[detail]))
 
 
@@ -67,17 +74,18 @@ def _internal(method: str, exc: BaseException, domain: str) -> grpc.Status:
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):
-    def __init__(self, domain: str) -> None:
+    def __init__(self, domain: str, redact: Callable[[str], str] = _unchanged) -> None:
         self._domain = domain
+        self._redact = redact
 
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
         if handler is None:
             return None
-        method, domain, request_stream = details.method, self._domain, handler.request_streaming
+        method, domain, request_stream, redact = details.method, self._domain, handler.request_streaming, self._redact
 
         def status_of(exc: Exception) -> grpc.Status:
-            return to_status(exc, domain) if isinstance(exc, ServiceError) else _internal(method, exc, domain)
+            return to_status(exc, domain, redact) if isinstance(exc, ServiceError) else _internal(method, exc, domain)
 
         def unary(inner: Behaviour) -> Behaviour:
             def call(request: Any, context: grpc.ServicerContext) -> Any:

@@ -57,9 +57,11 @@ class ServiceHost:
                  max_workers: int, max_message_bytes: int, thread_prefix: str,
                  decoders: Mapping[str, Callable[[bytes], Any]] | None = None,
                  security: SecuritySettings = SecuritySettings(),
-                 admission: AdmissionSettings = AdmissionSettings()) -> None:
+                 admission: AdmissionSettings = AdmissionSettings(),
+                 redact: Callable[[str], str] | None = None) -> None:
         """Serves `servicer` for `service` (see `handlers.add_servicer` for `decoders`), with `security`'s
-        tokens, reflection choice and TLS, at most `max_workers` data calls at a time (`admission`)."""
+        tokens, reflection choice and TLS, at most `max_workers` data calls at a time (`admission`); every
+        error's text passes through `redact` when given."""
         self.service_name = service.full_name
         self._credentials = server_credentials(security)
         tokens = security.tokens()
@@ -82,7 +84,7 @@ class ServiceHost:
         self.admission = AdmissionInterceptor(max_workers, admission, auth_on=bool(tokens))
         self._server = grpc.server(  # the threads beyond max_workers are health's: data calls never take them
             futures.ThreadPoolExecutor(max_workers=max_workers + HEALTH_THREADS, thread_name_prefix=thread_prefix),
-            interceptors=[MetricsInterceptor(metrics.requests, metrics.latency), ErrorMappingInterceptor(domain),
+            interceptors=[MetricsInterceptor(metrics.requests, metrics.latency), ErrorMappingInterceptor(domain, *([redact] if redact else [])),
                           *([AuthInterceptor(tokens)] if tokens else []), self.admission],
             options=options,
         )

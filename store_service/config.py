@@ -40,9 +40,21 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
     max_batch_queries: int = _opt(1_000, "most query vectors one search may carry (LanceDB's search([v1, v2, ...]))")
     max_filter_length: int = _opt(64 * 1024, "longest filter (`where`) accepted, in characters; parsing costs "
                                              "about 15 µs a character")
+    max_subvectors_per_row: int = _opt(1024, "most vectors one row of a multivector column may hold (a search "
+                                             "compares each with every query vector)")
+    evaluation_memory_bytes: int = _opt(1024 * 1024 * 1024, "memory the store lets SQL expressions (filters Lance "
+                                        "evaluates, computed columns, values_sql, add_columns) hold at once, in bytes; "
+                                        "work beyond it is refused (RESOURCE_EXHAUSTED)")
     ingest_workers: int = _opt(4, "threads preparing (embedding, writing) incoming batches")
     grace_seconds: float = _opt(20.0, "on SIGTERM, how long in-flight calls get to finish")
     log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.evaluation_memory_bytes < 1024 * 1024:
+            raise ValueError("--evaluation-memory-bytes must be at least 1 MiB (1048576)")
+        if self.max_subvectors_per_row < 1:
+            raise ValueError("--max-subvectors-per-row must be at least 1")
 
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None

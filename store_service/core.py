@@ -27,9 +27,10 @@ from store_service.search import index_catalog, multivector, reads
 from store_service.search import vector_search as search
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import Aborted, Cancelled, InvalidArgument, TableExists
+from store_service.expressions.budget import EVALUATION
 from store_service.functions.changes import FunctionChanges
 from store_service.search.index_catalog import IndexEntry, LoadedIndexes
-from store_service.ingest.rows import BadVectors, Batch, RowPreparer, stage_stream
+from store_service.ingest.rows import MAX_SUBVECTORS_PER_ROW, BadVectors, Batch, RowPreparer, stage_stream
 from store_service.ingest.merge import MergeRules, plan_merge
 from store_service.functions.reembed import Reembedder
 from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, computes, field_at,
@@ -37,7 +38,7 @@ from store_service.schema import (FunctionConfig, check_secrets, check_table_sch
                                   source_kind, vector_type, with_functions)
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import Manifest
-from store_service.storage.names import check_table_name
+from store_service.storage.names import check_table_name, check_version
 from store_service.storage.table import Cleaned, Staged, Table, TableStore
 from store_service.search.table_view import TableView, ViewCache
 from store_service.search.vector_index import IndexParams
@@ -62,6 +63,7 @@ class StoreLimits:
     ingest_workers: int = 4
     ingest_in_flight: int = 3
     max_filter_length: int = 64 * 1024
+    max_subvectors_per_row: int = MAX_SUBVECTORS_PER_ROW
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ class StoreCore:
                 log.info("table %s: function %r on %r is recorded but computes nothing here (its source column "
                          "is absent or its vector column has no fixed length): rows carry their vectors", name,
                          config.name, config.vector_column)
-        prepared = RowPreparer(schema, self.embedder, bad, deadline).prepare(rows) if rows is not None else None
+        prepared = self._preparer(schema, bad, deadline).prepare(rows) if rows is not None else None
         if mode == OVERWRITE and self.tables.exists(name):
             table = self.tables.open(name)
             table.overwrite(prepared if prepared is not None else schema.empty_table(), schema)
@@ -259,7 +261,7 @@ class StoreCore:
         gone by then gets nothing committed."""
         table = self.tables.open(name)
         schema = table.manifest().schema
-        preparer = RowPreparer(schema, self.embedder, bad, deadline)
+        preparer = self._preparer(schema, bad, deadline)
         staged, rows = stage_stream(table, preparer, _present(batches), self._pool, self.limits.ingest_in_flight)
         if rows == 0 and mode != OVERWRITE:
             table.discard(staged)
@@ -287,7 +289,7 @@ class StoreCore:
         changed = {f.name for f in before if schema.get_field_index(f.name) < 0 or not schema.field(f.name).equals(f)}
         old_functions = {c.vector_column: c for c in functions_of(before)}
         changed |= {c.vector_column for c in functions_of(schema) if old_functions.get(c.vector_column) != c}
-        preparer = RowPreparer(schema, self.embedder, bad)
+        preparer = self._preparer(schema, bad)
         again = []
         for item in staged:
             if item.rows:
@@ -304,13 +306,14 @@ class StoreCore:
         computed = dict(computed or {})
         if not computed:
             return self._search(name, query, request, version=version, deadline=deadline)
-        computed_columns.check(computed)
+        judged = computed_columns.check(computed)
         keep_row_id = ROW_ID in request.select
         fetched = dataclasses.replace(request, select=computed_columns.with_row_ids(request.select))
         rows, version = self._search(name, query, fetched, version=version, deadline=deadline)
         table = self.tables.open(name)
         view = self.views.get(table, version)
-        return computed_columns.attach(table, view, rows, computed, keep_row_id=keep_row_id), version
+        return computed_columns.attach(table, view, rows, judged, keep_row_id=keep_row_id,
+                                       max_bytes=self.limits.max_response_bytes), version
 
     def _search(self, name: str, query: np.ndarray | Query, request: search.VectorSearch, *, version: int = 0,
                 deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:
@@ -347,6 +350,9 @@ class StoreCore:
             return self._within_response(found, "the batch's results"), view.version
         return search.search(view, query, request, index), view.version
 
+    def _preparer(self, schema: pa.Schema, bad: BadVectors, deadline: Deadline = NO_DEADLINE) -> RowPreparer:
+        return RowPreparer(schema, self.embedder, bad, deadline, max_subvectors=self.limits.max_subvectors_per_row)
+
     def _within_response(self, rows: pa.Table, what: str) -> pa.Table:
         """`rows`, unless they are more than one response may carry."""
         if rows.nbytes > self.limits.max_response_bytes:
@@ -375,8 +381,7 @@ class StoreCore:
         """(rows, version, next offset): one page of the matching rows (see `reads.page`), or the rows asked
         for by position or stable id (`reads.take`), with `computed` columns evaluated for them."""
         computed = dict(computed or {})
-        if computed:
-            computed_columns.check(computed)
+        judged = computed_columns.check(computed) if computed else {}
         table = self.tables.open(name)
         view = self.views.get(table, version or None)
         fetched = computed_columns.with_row_ids(select) if computed else select
@@ -389,7 +394,8 @@ class StoreCore:
             rows, next_offset = reads.page(view, fetched, where=where, limit=limit, offset=offset,
                                            max_rows=self.limits.max_read_rows, max_bytes=budget)
         if computed:
-            rows = computed_columns.attach(table, view, rows, computed, keep_row_id=ROW_ID in select)
+            rows = computed_columns.attach(table, view, rows, judged, keep_row_id=ROW_ID in select,
+                                          max_bytes=self.limits.max_response_bytes)
         return rows, view.version, next_offset
 
     def count(self, name: str, *, where: str = "", version: int = 0) -> int:
@@ -422,8 +428,8 @@ class StoreCore:
         if both:
             raise InvalidArgument(f"column {both[0]!r} is given both a value and an expression",
                                   reason="MISSING_VALUES", column=both[0])
-        for column, expression in expressions.items():
-            schema_changes.check_expression(column, expression, kind="updated column")
+        judged = {column: schema_changes.check_expression(column, expression, kind="updated column")
+                  for column, expression in expressions.items()}
         table = self.tables.open(name)
         with self._mutation(name):
             view = self.views.get(table)
@@ -438,8 +444,10 @@ class StoreCore:
                 if column == ROW_ID or column not in view.schema.names:
                     raise InvalidArgument(f"column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
                                           column=column)
-            for column, computed in table.computed(view.snapshot, view.refs_at(chosen), ids, expressions).items():
-                rows = rows.set_column(rows.column_names.index(column), column, computed)  # conformed below
+            computed = table.computed(view.snapshot, view.refs_at(chosen), ids, judged,
+                                      max_output_bytes=EVALUATION.total_bytes)
+            for column, computed_values in computed.items():
+                rows = rows.set_column(rows.column_names.index(column), column, computed_values)  # conformed below
             for column in values.column_names:
                 if column == ROW_ID or column not in view.schema.names:
                     raise InvalidArgument(f"column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
@@ -452,7 +460,7 @@ class StoreCore:
                     index = rows.column_names.index(config.vector_column)
                     rows = rows.set_column(index, config.vector_column,
                                            pa.nulls(rows.num_rows, view.schema.field(index).type))
-            preparer = RowPreparer(view.schema, self.embedder, BadVectors(), deadline)
+            preparer = self._preparer(view.schema, BadVectors(), deadline)
             staged = [table.stage(preparer.prepare(rows), view.schema)]
             committed = table.commit_rows(staged, deletes=view.locate(ids), read_at=view.snapshot.manifest,
                                           operation="update")
@@ -469,7 +477,7 @@ class StoreCore:
             view = self.views.get(table)
             new_rows = _concat([b.rows for b in incoming], view.schema)
             plan = plan_merge(view, new_rows, rules)
-            preparer = RowPreparer(view.schema, self.embedder, bad, deadline)
+            preparer = self._preparer(view.schema, bad, deadline)
             staged = ([table.stage(preparer.prepare(plan.write, images), view.schema)]
                       if plan.write.num_rows else [])
             if not staged and len(plan.delete_row_ids) == 0:
@@ -509,8 +517,8 @@ class StoreCore:
         return [history[n] for n in numbers], next_token
 
     def restore(self, name: str, version: int) -> int:
-        if version <= 0:
-            raise InvalidArgument("version must be positive", reason="INVALID_VERSION")
+        if check_version(version) == 0:
+            raise InvalidArgument("restore needs a version (versions count from 1)", reason="INVALID_VERSION")
         return self.tables.open(name).restore(version).version
 
     # ----- maintenance --------------------------------------------------------------------------------
@@ -590,9 +598,7 @@ class StoreCore:
 
     def create_tag(self, name: str, tag: str, version: int = 0) -> int:
         table = self.tables.open(name)
-        if version < 0:
-            raise InvalidArgument("version must be positive (0: the latest)", reason="INVALID_VERSION")
-        version = version or table.latest_version()
+        version = check_version(version) or table.latest_version()
         table.create_tag(tag, version)
         return version
 

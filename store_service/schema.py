@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rpc_common.json_depth import too_deep
 from store_service.errors import InvalidArgument
 
 METADATA_KEY = b"embedding_functions"
@@ -160,13 +161,26 @@ def infer_vector_columns(schema: pa.Schema, rows: pa.Table) -> pa.Schema:
     return schema
 
 
+MAX_FUNCTIONS_JSON_DEPTH = 32
+
+
 def functions_of(schema: pa.Schema) -> list[FunctionConfig]:
+    """The embedding functions a schema's metadata records (LanceDB's `embedding_functions` JSON list)."""
     raw = (schema.metadata or {}).get(METADATA_KEY)
     if not raw:
         return []
-    return [FunctionConfig(e["name"], dict(e.get("model") or {}), e["source_column"], e["vector_column"],
-                           e.get("source_type") or "")
-            for e in json.loads(raw)]
+    deep = too_deep(raw, MAX_FUNCTIONS_JSON_DEPTH)
+    if deep is not None:
+        raise InvalidArgument(f"the schema's embedding_functions metadata is {deep}", reason="JSON_TOO_DEEP",
+                              limit=MAX_FUNCTIONS_JSON_DEPTH)
+    try:
+        return [FunctionConfig(e["name"], dict(e.get("model") or {}), e["source_column"], e["vector_column"],
+                               e.get("source_type") or "")
+                for e in json.loads(raw)]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidArgument("the schema's embedding_functions metadata is not LanceDB's list of functions "
+                              f"({type(exc).__name__}: {str(exc)[:120]})",
+                              reason="INVALID_EMBEDDING_FUNCTION") from None
 
 
 def with_functions(schema: pa.Schema, functions: Iterable[FunctionConfig],

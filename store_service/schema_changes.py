@@ -7,9 +7,9 @@ What vectorlane adds to Lance's rules:
   `vector_column` and the catalog follow the new name, in the same version);
 - a dropped vector column takes its function and indexes; a function's source column cannot be dropped
   (drop the function first) nor cast, and vector columns keep their float32 type (FAISS serves it);
-- new columns' SQL expressions (evaluated by Lance, as in LanceDB) may call only the functions in
-  `sql_guard.ALLOWED_FUNCTIONS`: none that builds a value from a count the caller chooses (`repeat`, `lpad`, ...), so
-  an expression's output is bounded by its input and its own length.
+- new columns' SQL expressions (evaluated by Lance, as in LanceDB) pass the expression gate
+  (`store_service.expressions`): only functions whose output their input bounds, a bounded tree, and a bound
+  on what one row's evaluation holds.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from store_service import sql_guard
 from store_service.errors import FailedPrecondition, InvalidArgument
+from store_service.expressions import Judged, Role, judge
 from store_service.schema import (check_table_schema, functions_of, is_vector, unsupported_type,
                                   with_functions)
 from store_service.storage.table import NewColumns
@@ -84,18 +84,14 @@ class Plan:
     operation: str
 
 
-def check_expression(name: str, expression: str, kind: str = "new column") -> None:
-    """Refuses an empty or unbounded SQL expression for `kind` `name` (a new column, or an updated one)."""
+def check_expression(name: str, expression: str, kind: str = "new column") -> Judged:
+    """The SQL expression for `kind` `name` (a new column, an updated or a computed one) as the expression
+    gate judged it; an empty or unbounded one is refused."""
     if not expression.strip():
         raise InvalidArgument(f"{kind} {name!r} has an empty expression", reason="INVALID_EXPRESSION",
                               column=name)
-    try:
-        sql_guard.check(expression, f"the expression of {kind} {name!r}", reason="INVALID_EXPRESSION",
-                        max_length=MAX_EXPRESSION_LENGTH, column=name)
-    except InvalidArgument as refused:
-        if "function" in refused.metadata:  # the one refusal with a reason of its own
-            raise InvalidArgument(refused.message, reason="FUNCTION_NOT_ALLOWED", **refused.metadata) from None
-        raise
+    return judge(expression, Role.VALUE, what=f"the expression of {kind} {name!r}",
+                 max_length=MAX_EXPRESSION_LENGTH, column=name)
 
 
 def _check_new_names(schema: pa.Schema, names: Sequence[str]) -> None:
@@ -125,8 +121,7 @@ def _placed(schema: pa.Schema, fields: list[pa.Field]) -> pa.Schema:
 def plan_add_expressions(schema: pa.Schema, expressions: dict[str, str]) -> Plan:
     """New columns computed for every row by SQL expressions (Lance's SQL, as LanceDB evaluates them)."""
     _check_new_names(schema, list(expressions))
-    for name, expression in expressions.items():
-        check_expression(name, expression)
+    judged = {name: check_expression(name, expression) for name, expression in expressions.items()}
     names = list(expressions)
 
     def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
@@ -137,7 +132,7 @@ def plan_add_expressions(schema: pa.Schema, expressions: dict[str, str]) -> Plan
                     raise InvalidArgument(f"new column {f.name!r} would be {f.type}: {problem}",
                                           reason="UNSUPPORTED_TYPE", column=f.name)
         return _check_result(current), list(indexes)
-    return Plan(NewColumns(dict(expressions)), edit, "add_columns")
+    return Plan(NewColumns(judged), edit, "add_columns")
 
 
 def plan_add_nulls(schema: pa.Schema, fields: pa.Schema) -> Plan:

@@ -9,6 +9,7 @@ from rpc_common.security import channel_credentials
 from rpc_common.service_host import HostedServer, ServiceHost
 from store_service.search import scan
 from store_service.config import StoreConfig
+from store_service.expressions.budget import EVALUATION
 from store_service.core import StoreCore, StoreLimits
 from store_service.embedder import Embedder
 from store_service.edge.metrics import StoreMetrics
@@ -39,7 +40,9 @@ class StoreServer(HostedServer):
         limits = StoreLimits(max_search_limit=config.max_search_limit, max_read_rows=config.max_read_rows,
                              max_batch_queries=config.max_batch_queries,
                              ingest_workers=config.ingest_workers, max_filter_length=config.max_filter_length,
-                             max_response_bytes=config.max_message_bytes // 2)
+                             max_response_bytes=config.max_message_bytes // 2,
+                             max_subvectors_per_row=config.max_subvectors_per_row)
+        EVALUATION.configure(config.evaluation_memory_bytes)
         scan.use_single_threaded_blas()  # exact scans parallelise across queries and chunks, not inside BLAS
         self.core = StoreCore(config.data_dir, embedder, limits)
         self.metrics.tables.set_function(lambda: len(self.core.tables.names()))

@@ -29,6 +29,8 @@ class LocalHTTPServer:
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
+        self.redirect: str | None = None  # every POST answers 307 to this URL
+        self.echo_headers = False  # error answers quote the request's headers
         self._failures: deque[int] = deque()
         self._lock = threading.Lock()
         server = self
@@ -39,9 +41,16 @@ class LocalHTTPServer:
 
             def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, payload = server.answer(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, payload = server.answer(self.path, headers, raw)
+                if server.redirect is not None:  # what a hostile endpoint does: send the call elsewhere
+                    status, payload = 307, {"error": {"message": "moved"}}
+                if server.echo_headers and status >= 400:  # an endpoint that quotes what it was sent
+                    payload = {"error": {"message": " ".join(f"{k.upper()}={v}" for k, v in headers.items())}}
                 data = json.dumps(payload).encode()
                 self.send_response(status)
+                if status == 307:
+                    self.send_header("Location", server.redirect)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -87,6 +96,7 @@ class OpenAICompatibleServer(LocalHTTPServer):
         super().__init__()
         self.dims = dims
         self.delay = delay
+        self.answer_text = ""  # an error answer's message, when set
 
     @property
     def base_url(self) -> str:
@@ -100,7 +110,8 @@ class OpenAICompatibleServer(LocalHTTPServer):
         if path.rstrip("/") != "/v1/embeddings":
             status = 404
         if status != 200:
-            return status, {"error": {"message": f"scripted failure {status}", "type": "test", "code": None}}
+            message = self.answer_text or f"scripted failure {status}"
+            return status, {"error": {"message": message, "type": "test", "code": None}}
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dims = body.get("dimensions") or self.dims
         return 200, {"object": "list", "model": body.get("model"),

@@ -12,7 +12,6 @@ profiles and roles, so they are not settings here. A signed request goes only to
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 from typing import Any, ClassVar
 
@@ -70,8 +69,9 @@ class BedrockText(HttpApiFunction):
             key_id, secret = self.secret("aws_access_key_id"), self.secret("aws_secret_access_key")
             token = self.secret("aws_session_token")
         elif trusted:
-            key_id, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-            token = os.environ.get("AWS_SESSION_TOKEN")
+            environment = self._runtime.secrets.environment
+            key_id, secret = environment("AWS_ACCESS_KEY_ID"), environment("AWS_SECRET_ACCESS_KEY")
+            token = environment("AWS_SESSION_TOKEN")
         else:
             key_id = secret = token = None
         if not key_id or not secret:

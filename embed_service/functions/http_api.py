@@ -17,7 +17,6 @@ bedrock-text, ollama): the endpoint, the key, one bounded JSON call, and what it
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -198,7 +197,7 @@ class KeyedApiFunction(HttpApiFunction):
         if key is not None and not trusted:
             raise secret_host_refused(self.registry_name, url)
         if key is None and trusted and self.key_variable:
-            key = os.environ.get(self.key_variable) or None
+            key = self._runtime.secrets.environment(self.key_variable)
         return key
 
     def bearer(self) -> dict[str, str]:

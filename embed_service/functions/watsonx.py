@@ -84,7 +84,7 @@ class WatsonxEmbeddings(HttpApiFunction):
         if key is not None and not trusted:
             raise secret_host_refused("watsonx", self.iam_url)
         if key is None and trusted:
-            key = os.environ.get("WATSONX_API_KEY") or None
+            key = self._runtime.secrets.environment("WATSONX_API_KEY")
         if key is None:
             raise SecretNotFound("function 'watsonx' needs a key: api_key: '$var:name', or WATSONX_API_KEY on the "
                                  "embed service", setting="api_key", function="watsonx")
@@ -124,6 +124,7 @@ class WatsonxEmbeddings(HttpApiFunction):
                     raise BadAnswer("the IAM answer holds no access_token")
                 lifetime = answer.get("expires_in", 3600)
                 lifetime = float(lifetime) if isinstance(lifetime, (int, float)) else 3600.0
+                self._runtime.secrets.redactor.remember(token)  # a credential: never in an error or a log
                 self._token, self._token_until = token, time.monotonic() + max(0.0, lifetime - TOKEN_MARGIN_S)
             return self._token
 

@@ -1,15 +1,16 @@
 """Values for JSON columns (Arrow's `pa.json_()`), checked before anything is staged: Lance encodes them as it
 writes a fragment, and a value it cannot parse failed the write there (it was answered UNAVAILABLE). RFC 8259
-JSON only: NaN and Infinity (which Python's parser takes) are refused, and so is nesting deeper than
-MAX_DEPTH."""
+JSON only: NaN and Infinity (which Python's parser takes) are refused, and nesting deeper than MAX_DEPTH is
+JSON_TOO_DEEP, found before the text is parsed (`rpc_common.json_depth`)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import pyarrow as pa
 
+from rpc_common.json_depth import too_deep
 from store_service.errors import InvalidArgument
 from store_service.schema import is_json
 
@@ -18,18 +19,6 @@ MAX_DEPTH = 256
 
 def _constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
-
-
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(item, dict):
-            stack.extend((v, level + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, level + 1) for v in item)
-    return deepest
 
 
 def check_json_columns(rows: pa.Table, schema: pa.Schema) -> None:
@@ -43,9 +32,12 @@ def check_json_columns(rows: pa.Table, schema: pa.Schema) -> None:
         for row, text in enumerate(column.to_pylist()):
             if text is None:
                 continue
+            deep = too_deep(text, MAX_DEPTH)
+            if deep is not None:
+                raise InvalidArgument(f"row {row}: column {field_.name!r} holds JSON {deep}", reason="JSON_TOO_DEEP",
+                                      column=field_.name, row=row, limit=MAX_DEPTH)
             try:
-                if _depth(json.loads(text, parse_constant=_constant)) > MAX_DEPTH:
-                    raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+                json.loads(text, parse_constant=_constant)
             except (ValueError, RecursionError, TypeError) as exc:
                 raise InvalidArgument(f"row {row}: column {field_.name!r} holds text that is not JSON "
                                       f"({str(exc)[:120]})", reason="INVALID_JSON", column=field_.name,

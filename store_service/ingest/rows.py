@@ -15,12 +15,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from store_service.ingest.bad_vectors import BadVectorPolicy, ListDims, clean_vectors, covered_columns
 from store_service.ingest.json_values import check_json_columns
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder
-from store_service.schema import FunctionConfig, functions_of, is_vector, vector_type
+from store_service.errors import InvalidArgument
+from store_service.schema import FunctionConfig, functions_of, is_multivector, is_vector, vector_type
 from store_service.storage.table import Staged, Table, conform
+
+MAX_SUBVECTORS_PER_ROW = 1024
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,9 @@ class RowPreparer:
     """Turns incoming rows into rows of `schema`, computing the vectors a server function can."""
 
     def __init__(self, schema: pa.Schema, embedder: Embedder, bad: BadVectors = BadVectors(),
-                 deadline: Deadline = NO_DEADLINE) -> None:
+                 deadline: Deadline = NO_DEADLINE, *, max_subvectors: int = MAX_SUBVECTORS_PER_ROW) -> None:
         self.schema = schema
+        self._max_subvectors = max_subvectors
         self._embedder = embedder
         self._bad = bad
         self._deadline = deadline
@@ -83,7 +88,25 @@ class RowPreparer:
             rows = clean_vectors(rows, column.name, dims, self._bad.policy, self._bad.fill_value,
                                  missing_is_bad=self._missing_is_bad(rows, column))
         check_json_columns(rows, self.schema)
+        self._check_subvectors(rows)
         return conform(rows, self.schema)
+
+    def _check_subvectors(self, rows: pa.Table) -> None:
+        """A multivector row holds at most `max_subvectors` vectors: a search compares every one of them with
+        every query vector (found by the hostile pass: one row of 1M made each later search take 3.3 s)."""
+        for column in self.schema:
+            if not is_multivector(column) or column.name not in rows.column_names:
+                continue
+            values = rows.column(column.name)
+            if not (pa.types.is_list(values.type) or pa.types.is_large_list(values.type)):
+                continue  # conform refuses it
+            counts = pc.list_value_length(values).fill_null(0).to_numpy(zero_copy_only=False)
+            if len(counts) and counts.max() > self._max_subvectors:
+                row = int(counts.argmax())
+                raise InvalidArgument(f"row {row}: multivector column {column.name!r} holds {int(counts[row])} "
+                                      f"vectors; at most {self._max_subvectors} a row (--max-subvectors-per-row)",
+                                      reason="TOO_MANY_SUBVECTORS", column=column.name, row=row,
+                                      limit=self._max_subvectors)
 
     def _missing_is_bad(self, rows: pa.Table, column: pa.Field) -> bool | np.ndarray:
         """Which rows' null vectors are bad vectors (handled by on_bad_vectors): every one in a required

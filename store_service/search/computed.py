@@ -1,9 +1,9 @@
 """Columns computed for the rows a read or a search returns: LanceDB's `select({"name": "SQL"})`.
 
-The expressions pass the same guard as `add_columns` and `update(values_sql=)` (bounded length and nesting,
-only functions that cannot build unbounded values) and are evaluated by Lance's engine for the returned rows
-only, by stable row id: a search of 10 rows evaluates them 10 times, whatever the table's size. A result with
-no rows still has the columns, typed by Lance's plan of the expressions.
+The expressions pass the same gate as `add_columns` and `update(values_sql=)` (`store_service.expressions`)
+and are evaluated by Lance's engine for the returned rows only, by stable row id, within the evaluation
+budget: a search of 10 rows evaluates them 10 times, whatever the table's size. A result with no rows still
+has the columns, typed by Lance's plan of the expressions.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from store_service.errors import InvalidArgument
+from store_service.expressions import Judged
 from store_service.schema import MAX_NAME_LENGTH, RESERVED_COLUMNS
 from store_service.schema_changes import check_expression
 from store_service.search.table_view import TableView
@@ -24,8 +25,9 @@ MAX_COMPUTED = 64
 TRAILING = ("_distance", "query_index")  # the search's own columns stay last
 
 
-def check(computed: Mapping[str, str]) -> None:
-    """Refuses too many computed columns, bad names, and expressions the guard refuses."""
+def check(computed: Mapping[str, str]) -> dict[str, Judged]:
+    """The computed columns as the gate judged them; too many, bad names and expressions it refuses are
+    refused."""
     if len(computed) > MAX_COMPUTED:
         raise InvalidArgument(f"{len(computed)} computed columns; at most {MAX_COMPUTED}", reason="TOO_MANY_COLUMNS",
                               limit=MAX_COMPUTED)
@@ -36,7 +38,7 @@ def check(computed: Mapping[str, str]) -> None:
                                   reason="INVALID_COLUMN_NAME", column=name[:MAX_NAME_LENGTH])
         if name in RESERVED_COLUMNS:
             raise InvalidArgument(f"computed column name {name!r} is reserved", reason="RESERVED_COLUMN", column=name)
-        check_expression(name, expression, kind="computed column")
+    return {name: check_expression(name, expression, kind="computed column") for name, expression in computed.items()}
 
 
 def with_row_ids(select: tuple[str, ...]) -> tuple[str, ...]:
@@ -44,12 +46,12 @@ def with_row_ids(select: tuple[str, ...]) -> tuple[str, ...]:
     return select if ROW_ID in select else (*select, ROW_ID)
 
 
-def attach(table: Table, view: TableView, rows: pa.Table, computed: Mapping[str, str], *, keep_row_id: bool
-           ) -> pa.Table:
+def attach(table: Table, view: TableView, rows: pa.Table, computed: Mapping[str, Judged], *, keep_row_id: bool,
+           max_bytes: int) -> pa.Table:
     """`rows` (which hold `_rowid`) with the computed columns after the selected ones, before `_distance`."""
     ids = rows.column(ROW_ID).to_numpy().astype(np.int64)
     positions, _ = view.positions(ids)
-    values = table.computed(view.snapshot, view.refs_at(positions), ids, dict(computed))
+    values = table.computed(view.snapshot, view.refs_at(positions), ids, computed, max_output_bytes=max_bytes)
     trailing = [name for name in TRAILING if name in rows.column_names]
     kept = [name for name in rows.column_names if name not in trailing and name != ROW_ID]
     out = rows.select(kept)

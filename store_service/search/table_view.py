@@ -26,7 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from store_service.errors import InvalidArgument
-from store_service import sql_guard
+from store_service.expressions import Judged, Role, judge
+from store_service.expressions.row_sizes import cell_bytes, fixed_width
 from store_service.search.filters import MAX_LENGTH, OutsideGrammar, compile_filter, referenced_columns, shown
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FragmentRef
@@ -197,6 +198,16 @@ class FragmentData:
                 self._prepared[key] = cached
         return cached
 
+    def input_bytes(self, columns: frozenset[str]) -> np.ndarray:
+        """Each physical row's bytes in `columns` (what an expression reading them is bounded by): read only
+        for columns whose cells differ in size."""
+        out = np.zeros(self.num_rows)
+        for name in columns:
+            kind = self._snapshot.schema.field(name).type if name in self._snapshot.schema.names else pa.int64()
+            width = fixed_width(kind)  # a name the schema lacks is a row id or address, or Lance refuses it
+            out += width if width is not None else cell_bytes(self.column(name))
+        return out
+
     def mask(self, where: str, expression: object) -> np.ndarray:
         with self._lock:
             cached = self._masks.get(where)
@@ -204,7 +215,9 @@ class FragmentData:
                 self._masks.move_to_end(where)
                 return cached
         if isinstance(expression, LanceFilter):
-            selected = self._table.matching_offsets(self._snapshot, self.ref, where)
+            judged = expression.judged
+            selected = self._table.matching_offsets(self._snapshot, self.ref, judged,
+                                                    self.input_bytes(judged.columns))
         else:
             names = sorted(referenced_columns(where))
             numbered = pa.table({**{n: self.column(n) for n in names},
@@ -232,9 +245,9 @@ def fragment_key(snapshot: Snapshot, ref: FragmentRef) -> tuple[object, ...]:
 
 @dataclass(frozen=True)
 class LanceFilter:
-    """A filter Lance's SQL engine evaluates, fragment by fragment."""
+    """A filter Lance's SQL engine evaluates, fragment by fragment, as the expression gate judged it."""
 
-    where: str
+    judged: Judged
 
 
 @dataclass(frozen=True)
@@ -399,17 +412,21 @@ class TableView:
 
     def _lance_filter(self, where: str, ours: OutsideGrammar) -> "LanceFilter":
         """A filter outside this store's own grammar (functions, arithmetic, nested fields, typed literals...)
-        goes to Lance's SQL engine, as LanceDB sends it, once `sql_guard` lets it through and Lance plans it;
-        otherwise the parser's error stands, with why Lance's SQL does not take it either."""
+        goes to Lance's SQL engine, as LanceDB sends it, once the expression gate lets it through and Lance
+        plans it. When neither reads it, this store's parser's error stands, with why Lance's does not read
+        it either; the gate's other refusals (a function not allowed, too complex, too large) are its own."""
         try:
-            sql_guard.check(where, "it", reason="INVALID_FILTER", max_length=self._max_filter_length)
-            problem = self.snapshot.table.check_filter(self.snapshot, where)
+            judged = judge(where, Role.FILTER, what=f"filter {shown(where, 64)}", max_length=self._max_filter_length)
         except InvalidArgument as refused:
-            problem = refused.message
+            if refused.reason != Role.FILTER.value:
+                raise
+            problem: str | None = refused.message
+        else:
+            problem = self.snapshot.table.check_filter(self.snapshot, judged.text)
         if problem is not None:
             raise InvalidArgument(f"{ours.message} (nor does Lance's SQL take it: {problem[:300]})",
                                   reason="INVALID_FILTER", **ours.metadata) from None
-        return LanceFilter(where)
+        return LanceFilter(judged)
 
     def refs_at(self, positions: np.ndarray) -> list[FragmentRef]:
         """The fragments holding the rows at these global positions."""

@@ -43,14 +43,17 @@ from lance.fragment import write_fragments
 from lance.optimize import Compaction
 
 from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, FailedPrecondition,
-                                  InvalidArgument, NotFound,
+                                  InvalidArgument, NotFound, ResourceExhausted, ServiceError,
                                   TableExists, TableNotFound, VersionNotFound)
+from store_service.expressions import Judged
+from store_service.expressions.budget import EVALUATION
+from store_service.expressions.row_sizes import fixed_width, row_bytes
 from store_service.storage import durable, field_ids, manifest
 from store_service.storage.checksums import SIDECAR_DIR, ChecksumLog
 from store_service.storage.fragments import INDEXES_DIR, ROW_ID
 from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, OPERATION_KEY, TRANSACTIONS_DIR, VERSIONS_DIR,
                                             FragmentRef, Manifest)
-from store_service.storage.names import check_table_name, check_tag_name
+from store_service.storage.names import check_table_name, check_tag_name, check_version
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ REFS_DIR = "_refs"  # Lance's tags
 DATASETS_CACHED = 8  # opened versions kept per table (the latest and those pinned by readers)
 MAX_ROWS_PER_FILE = 1 << 20
 UPDATE_ANCHOR = "__vectorlane_anchor"  # a column taken beside update expressions (see `computed`)
+READAHEAD = 2  # batches Lance reads ahead of a filter's evaluation (its default, 16, would hold 17 at once)
 _HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksum")
 
 
@@ -141,10 +145,11 @@ SchemaEdit = Callable[[pa.Schema, tuple[dict[str, Any], ...]], tuple[pa.Schema, 
 
 @dataclass(frozen=True)
 class NewColumns:
-    """Columns to compute for every physical row: SQL expressions by name (Lance's SQL, as LanceDB has it),
-    or a function from a batch of the `reads` columns to a batch of the new ones."""
+    """Columns to compute for every physical row: SQL expressions by name (Lance's SQL, as LanceDB has it,
+    judged by the expression gate), or a function from a batch of the `reads` columns to a batch of the new
+    ones."""
 
-    values: Mapping[str, str] | Callable[[pa.RecordBatch], pa.RecordBatch]
+    values: Mapping[str, Judged] | Callable[[pa.RecordBatch], pa.RecordBatch]
     reads: list[str] | None = None
     batch_rows: int = 1024
     error_reason: str = "INVALID_EXPRESSION"  # when a value cannot be computed
@@ -204,6 +209,7 @@ class Table:
         """The dataset opened at `version` (latest when None); opened versions are immutable and cached."""
         if version is None:
             version = self.latest_version()
+        check_version(version)
         with self._cache_lock:
             found = self._datasets.get(version)
             if found is not None:
@@ -347,32 +353,81 @@ class Table:
         return {name: rows.column(name).combine_chunks() for name in columns}
 
     def computed(self, snapshot: Snapshot, refs: Sequence[FragmentRef], row_ids: np.ndarray,
-                 expressions: dict[str, str]) -> dict[str, pa.Array]:
-        """SQL expressions (checked by the caller) evaluated by Lance's engine for rows by stable id, in that
+                 expressions: Mapping[str, Judged], *, max_output_bytes: int) -> dict[str, pa.Array]:
+        """SQL expressions (judged by the gate) evaluated by Lance's engine for rows by stable id, in that
         order, from the fragments `refs` (checked first): LanceDB's `update(values_sql=...)` and
-        `select({name: expression})`. For no rows, empty arrays of the types Lance plans for them."""
+        `select({name: expression})`. In batches the evaluation budget sizes from the rows' input; more than
+        `max_output_bytes` of values in all is RESOURCE_EXHAUSTED. For no rows, empty arrays of the types
+        Lance plans for them."""
         if not expressions:
             return {}
+        texts = {name: judged.text for name, judged in expressions.items()}
+        what = f"computing {', '.join(list(texts)[:4])}"
         with self._evaluating():
             if len(row_ids) == 0:
-                rows = snapshot.dataset.scanner(columns=dict(expressions), limit=0).to_table()
+                rows = snapshot.dataset.scanner(columns=texts, limit=0).to_table()
+                return {name: rows.column(name).combine_chunks() for name in texts}
+            self.verify(refs)
+            reads = frozenset().union(*(judged.columns for judged in expressions.values()))
+            plan = EVALUATION.batches([j.cost for j in expressions.values()],
+                                      self._input_bytes(snapshot, row_ids, reads), what=what)
+            anchor = next(f.name for f in snapshot.schema)  # Lance projects constants only beside a column
+            columns = {**texts, UPDATE_ANCHOR: f"`{anchor.replace('`', '``')}`"}
+            parts, produced = [], 0
+            for start in range(0, len(row_ids), plan.rows):
+                ids = np.asarray(row_ids[start:start + plan.rows], dtype=np.uint64).tolist()
+                with EVALUATION.reserve(plan.reserve, what=what):
+                    part = snapshot.dataset._take_rows(ids, columns=columns).select(list(texts))
+                produced += part.nbytes
+                if produced > max_output_bytes:
+                    raise ResourceExhausted(f"{what}: the values exceed {max_output_bytes} bytes",
+                                            reason="EXPRESSION_OUTPUT_TOO_LARGE", limit=str(max_output_bytes))
+                parts.append(part)
+            rows = pa.concat_tables(parts)
+        return {name: rows.column(name).combine_chunks() for name in texts}
+
+    def _input_bytes(self, snapshot: Snapshot, row_ids: np.ndarray, columns: Iterable[str]) -> np.ndarray:
+        """Each row's bytes in `columns` (an expression's input), read only for columns whose cells vary."""
+        out, varying = np.zeros(len(row_ids)), []
+        for name in sorted(columns):
+            kind = snapshot.schema.field(name).type if name in snapshot.schema.names else pa.int64()
+            width = fixed_width(kind)  # a name the schema lacks is a row id or address, or Lance refuses it
+            if width is None:
+                varying.append(name)
             else:
-                self.verify(refs)
-                anchor = next(f.name for f in snapshot.schema)  # Lance projects constants only beside a column
-                columns = {**expressions, UPDATE_ANCHOR: f"`{anchor.replace('`', '``')}`"}
-                rows = snapshot.dataset._take_rows(np.asarray(row_ids, dtype=np.uint64).tolist(), columns=columns)
-        return {name: rows.column(name).combine_chunks() for name in expressions}
+                out += width
+        if varying:
+            ids = np.asarray(row_ids, dtype=np.uint64).tolist()
+            out += row_bytes(snapshot.dataset._take_rows(ids, columns=varying).columns, len(row_ids))
+        return out
+
+    def _fragment_input_bytes(self, snapshot: Snapshot, ref: FragmentRef, columns: Iterable[str]) -> np.ndarray:
+        """Each physical row's bytes in `columns`, for evaluating expressions over the whole fragment."""
+        out, varying = np.zeros(ref.physical_rows), []
+        for name in sorted(columns):
+            kind = snapshot.schema.field(name).type if name in snapshot.schema.names else pa.int64()
+            width = fixed_width(kind)
+            if width is None:
+                varying.append(name)
+            else:
+                out += width
+        if varying:
+            out += row_bytes(self.read_fragment(snapshot, ref, varying).select(varying).columns, ref.physical_rows)
+        return out
 
     @contextlib.contextmanager
-    def _evaluating(self) -> Iterator[None]:
-        """Lance refusing SQL expressions (a Rust panic arrives as pyo3's PanicException) as INVALID_EXPRESSION."""
+    def _evaluating(self, reason: str = "INVALID_EXPRESSION", what: str = "the expressions") -> Iterator[None]:
+        """Lance refusing SQL expressions (a Rust panic arrives as pyo3's PanicException) as `reason`; the
+        store's own errors (a budget refusal) pass as they are."""
         try:
             yield
+        except ServiceError:
+            raise
         except BaseException as exc:  # noqa: BLE001
             if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
                 raise
-            raise InvalidArgument(f"Lance cannot evaluate the expressions ({self._shown(exc)[:300]})",
-                                  reason="INVALID_EXPRESSION") from None
+            raise InvalidArgument(f"Lance cannot evaluate {what} ({self._shown(exc)[:300]})",
+                                  reason=reason) from None
 
     def live_offsets(self, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
         """The physical offsets of the fragment's rows this version holds; None when it deletes none."""
@@ -397,19 +452,19 @@ class Table:
                 raise
             return self._shown(exc).replace("Invalid user input: ", "").split(", /home/")[0]
 
-    def matching_offsets(self, snapshot: Snapshot, ref: FragmentRef, where: str) -> np.ndarray:
-        """Physical offsets of the fragment's rows (deleted ones included) that match `where`, evaluated by
-        Lance's SQL engine, as LanceDB evaluates a filter."""
+    def matching_offsets(self, snapshot: Snapshot, ref: FragmentRef, judged: Judged, input_bytes: np.ndarray
+                         ) -> np.ndarray:
+        """Physical offsets of the fragment's rows (deleted ones included) that match the filter, evaluated by
+        Lance's SQL engine, as LanceDB evaluates a filter, in batches the evaluation budget sizes from each
+        row's `input_bytes`."""
         self.verify([ref])
         fragment = snapshot.dataset.get_fragment(ref.id)
-        try:
-            found = fragment.scanner(columns=[], filter=where, with_row_id=True, with_row_address=True,
-                                     include_deleted_rows=True).to_table().column("_rowaddr")
-        except BaseException as exc:  # noqa: BLE001 - as in check_filter
-            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-                raise
-            raise InvalidArgument(f"bad filter: Lance cannot evaluate it ({self._shown(exc)[:200]})",
-                                  reason="INVALID_FILTER") from None
+        what = "the filter"
+        plan = EVALUATION.batches([judged.cost], input_bytes, what=what, in_flight=READAHEAD + 1)
+        with EVALUATION.reserve(plan.reserve, what=what), self._evaluating("INVALID_FILTER", what):
+            found = fragment.scanner(columns=[], filter=judged.text, with_row_id=True, with_row_address=True,
+                                     include_deleted_rows=True, batch_size=plan.rows,
+                                     batch_readahead=READAHEAD).to_table().column("_rowaddr")
         addresses = found.drop_null().to_numpy()
         return (addresses.astype(np.uint64) & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
@@ -709,9 +764,16 @@ class Table:
         for path in ref.files:
             self.checksums.verify(path)
         fragment = snapshot.dataset.get_fragment(ref.id)
-        with self._computing(new_columns), durable.storage_errors(self.directory / DATA_DIR / "fragment"):
-            metadata, schema = fragment.merge_columns(new_columns.values, columns=new_columns.reads,
-                                                      batch_size=new_columns.batch_rows)
+        values, batch_rows, reserve = new_columns.values, new_columns.batch_rows, 0
+        if isinstance(values, Mapping):
+            what = f"computing {', '.join(list(values)[:4])}"
+            reads = frozenset().union(*(judged.columns for judged in values.values()))
+            plan = EVALUATION.batches([j.cost for j in values.values()],
+                                      self._fragment_input_bytes(snapshot, ref, reads), what=what, in_flight=2)
+            values, batch_rows, reserve = {n: j.text for n, j in values.items()}, min(batch_rows, plan.rows), plan.reserve
+        with EVALUATION.reserve(reserve, what="computing new columns"), self._computing(new_columns), \
+                durable.storage_errors(self.directory / DATA_DIR / "fragment"):
+            metadata, schema = fragment.merge_columns(values, columns=new_columns.reads, batch_size=batch_rows)
         old = set(ref.metadata.files and [f.path for f in ref.metadata.files])
         files = [f for f in metadata.files if f.path not in old]
         paths = [manifest.data_file(f) for f in files]
@@ -736,7 +798,7 @@ class Table:
         """The new columns' fields on a table without fragments: their types, numbered after the largest id."""
         with self._computing(new_columns):
             if isinstance(new_columns.values, Mapping):
-                computed = base.scanner(columns=dict(new_columns.values)).projected_schema
+                computed = base.scanner(columns={n: j.text for n, j in new_columns.values.items()}).projected_schema
             else:
                 reads = base.schema.empty_table().select(list(new_columns.reads or ()))
                 computed = new_columns.values(pa.RecordBatch.from_pylist([], schema=reads.schema)).schema

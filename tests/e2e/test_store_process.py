@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,32 +20,13 @@ import pytest
 
 from embed_service.config import EmbedConfig
 from embed_service.server import EmbedServer
-from store_service.cli import address_in_banner
+from tests.e2e.processes import StoreProcess
 from tests.helpers import GRPCURL, grpcurl
 from tests.store_service.conftest import arrow_rows, json_rows
 from vectorlane.store.v1 import store_service_pb2 as pb
-from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.slow
 ROWS_PER_MESSAGE, MESSAGES_PER_ADD, DIMS = 40, 5, 8
-
-
-class StoreProcess:
-    def __init__(self, data_dir: Path, embed_address: str = "") -> None:
-        env = {**os.environ, "VECTORLANE_PORT": "0", "VECTORLANE_METRICS_PORT": "-1",
-               "VECTORLANE_DATA_DIR": str(data_dir), "VECTORLANE_EMBED_ADDRESS": embed_address}
-        self.process = subprocess.Popen([sys.executable, "-m", "store_service", "--log-level", "WARNING"], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.target = address_in_banner(self.process.stdout)
-        assert self.target, "the store did not say where it listens"
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep the pipe drained
-        self.channel = grpc.insecure_channel(self.target)
-        self.stub = pb_grpc.StorageServiceStub(self.channel)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        self.process.send_signal(sig)
-        self.process.wait(timeout=30)
-        self.channel.close()
 
 
 def add_messages(first_id: int) -> Iterator[pb.AddRowsRequest]:

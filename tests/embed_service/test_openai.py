@@ -1,4 +1,5 @@
-"""openai through the real `openai` client against a local OpenAI-compatible server."""
+"""openai against a local OpenAI-compatible server: the service speaks the API through the HTTP path every
+provider shares (`http_api`), and the same server answers the real `openai` client alike."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def test_rate_limit_is_retried_and_logged(embed_with_key, upstream, caplog):
     assert len(upstream.requests) == 3
     retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
     assert len(retries) == 2 and "attempt 1 of 8" in retries[0] and "attempt 2 of 8" in retries[1]
-    assert "RateLimitError" in retries[0]
+    assert "HTTP 429" in retries[0]
     assert embed_with_key.server.metrics.value("vectorlane_embed_retries_total", {"function": "openai"}) == 2
 
 
@@ -68,7 +69,7 @@ def test_server_errors_beyond_max_retries_are_unavailable(embed_with_key, upstre
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     info = error_info(err.value)
     assert info.reason == "UPSTREAM_UNAVAILABLE" and info.metadata["function"] == "openai"
-    assert "gave up after 4 attempt" in err.value.details() and "InternalServerError" in err.value.details()
+    assert "gave up after 4 attempt" in err.value.details() and "HTTP 500" in err.value.details()
     assert len(upstream.requests) == 4
 
 
@@ -140,7 +141,7 @@ def test_secrets_go_only_to_hosts_the_operator_allowed(start_embed, upstream, mo
     assert upstream.requests == []
     # Without a key of the caller's, the service's own OPENAI_API_KEY stays home too.
     embed.stub.Embed(request(upstream, "alpha", api_key=None))
-    assert upstream.requests[-1]["authorization"] == "Bearer unused"
+    assert upstream.requests[-1]["authorization"] == ""
 
 
 @pytest.mark.parametrize("allowed", [("localhost",), ("127.0.0.1",), ("127.0.0.1:443",), ("https://127.0.0.1:*",),
@@ -179,3 +180,55 @@ def test_malformed_secret_host_entries_stop_the_service_from_starting():
     for entry in ("ftp://host", "host:99999", "host:port", "user@host", "http://"):
         with pytest.raises(SystemExit):
             EmbedConfig.from_args(["--secret-allowed-hosts", entry], environ={})
+
+
+def test_the_real_openai_client_reads_the_same_vectors_from_the_test_server(embed_with_key, upstream):
+    """The local server is the API as the SDK knows it: what the service embeds equals what `openai` reads."""
+    import openai
+
+    client = openai.OpenAI(api_key="unused", base_url=upstream.base_url, max_retries=0)
+    answer = client.embeddings.create(input=["alpha", "beta"], model="text-embedding-3-small", dimensions=16)
+    through_sdk = [d.embedding for d in sorted(answer.data, key=lambda d: d.index)]
+    through_service = vectors(embed_with_key.stub.Embed(request(upstream, "alpha", "beta")))
+    np.testing.assert_allclose(through_service, through_sdk, atol=1e-6)
+
+
+def test_a_redirect_is_not_followed(start_embed, upstream, monkeypatch):
+    """Found by the hostile pass: an allowed base_url answering 307 sent the caller's texts (and the key) to a
+    listener the operator never allowed, and its answer came back as the embedding."""
+    monkeypatch.setenv("VECTORLANE_SECRET_TEST_KEY", "sk-test-secret-123")
+    with OpenAICompatibleServer(dims=16) as elsewhere:
+        embed = start_embed(secret_allowed_hosts=("http://127.0.0.1:*",))
+        upstream.redirect = f"{elsewhere.base_url}/embeddings"
+        with pytest.raises(grpc.RpcError) as err:
+            embed.stub.Embed(request(upstream, "alpha"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(err.value).reason == "UPSTREAM_BAD_REQUEST" and "307" in err.value.details()
+        assert elsewhere.requests == [] and len(upstream.requests) == 1
+
+
+@pytest.mark.parametrize("status, reason", [(400, "UPSTREAM_BAD_REQUEST"), (401, "UPSTREAM_AUTH_FAILED"),
+                                            (500, "UPSTREAM_UNAVAILABLE")])
+def test_an_endpoint_quoting_the_key_never_hands_it_back(embed_with_key, upstream, caplog, status, reason):
+    """Found by the hostile pass: an endpoint that reflects request headers returned `AUTHZ=Bearer <the resolved
+    secret>` to a caller who had sent only `$var:test_key`. Errors and logs are redacted in one place."""
+    upstream.echo_headers = True
+    upstream.fail_next(status, 2)
+    with caplog.at_level(logging.INFO):
+        with pytest.raises(grpc.RpcError) as err:
+            embed_with_key.stub.Embed(request(upstream, "alpha", max_retries=1))
+    assert error_info(err.value).reason == reason
+    assert "AUTHORIZATION=" in err.value.details()  # the endpoint's words arrive...
+    assert "sk-test-secret-123" not in err.value.details()  # ...without the key
+    assert "sk-test-secret-123" not in str(error_info(err.value).metadata)
+    assert not [r for r in caplog.records if "sk-test-secret-123" in r.getMessage() + (r.exc_text or "")]
+
+
+def test_key_shaped_text_from_an_endpoint_is_redacted(embed_with_key, upstream):
+    """A credential the service never resolved (another tenant's key an endpoint leaks) is cut out too."""
+    upstream.fail_next(400)
+    upstream.answer_text = "bad input; the key was sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345 and token=abcdef123456"
+    with pytest.raises(grpc.RpcError) as err:
+        embed_with_key.stub.Embed(request(upstream, "alpha"))
+    details = err.value.details()
+    assert "bad input" in details and "ABCDEFGHIJKLMNOP" not in details and "abcdef123456" not in details

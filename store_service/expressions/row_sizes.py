@@ -1,0 +1,70 @@
+"""How many bytes each row's cells hold, the `L` of `cost.py`: strings and binaries by their bytes, lists by
+their values, a boolean as one byte (a cast writes it as up to 6 characters), numbers by their width."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_FIXED_CHILDREN = 16  # a fixed-size list longer than this is sized element by element
+
+
+def fixed_width(kind: pa.DataType) -> int | None:
+    """The bytes of every cell of `kind` when they are all the same (None for strings, lists, ...)."""
+    if pa.types.is_boolean(kind):
+        return 1
+    if pa.types.is_null(kind):
+        return 0
+    if pa.types.is_dictionary(kind):
+        return None
+    try:
+        width = kind.bit_width
+    except ValueError:
+        width = 0
+    if width and width % 8 == 0 and not pa.types.is_nested(kind):
+        return width // 8
+    if pa.types.is_fixed_size_list(kind):
+        inner = fixed_width(kind.value_type)
+        return None if inner is None else inner * kind.list_size
+    if pa.types.is_struct(kind):
+        widths = [fixed_width(kind.field(i).type) for i in range(kind.num_fields)]
+        return None if any(w is None for w in widths) else sum(w for w in widths if w is not None)
+    return None
+
+
+def cell_bytes(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Each row's bytes (float64, for the cost arithmetic)."""
+    if isinstance(array, pa.ChunkedArray):
+        parts = [cell_bytes(chunk) for chunk in array.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0)
+    kind = array.type
+    width = fixed_width(kind)
+    if width is not None:
+        return np.full(len(array), float(width))
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) \
+            or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind) or pa.types.is_string_view(kind):
+        return pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64)
+    if pa.types.is_dictionary(kind):
+        return cell_bytes(array.dictionary)[array.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind) \
+            or pa.types.is_map(kind) or pa.types.is_list_view(kind):
+        parents = pc.list_parent_indices(array).to_numpy(zero_copy_only=False)
+        values = array.flatten()
+        return np.bincount(parents, weights=cell_bytes(values), minlength=len(array)).astype(np.float64)
+    if pa.types.is_struct(kind):
+        out = np.zeros(len(array))
+        for child in array.flatten():
+            out += cell_bytes(child)
+        return out
+    return np.full(len(array), array.nbytes / max(len(array), 1))  # an evenly spread guess for the rest
+
+
+def row_bytes(columns: Iterable[pa.Array | pa.ChunkedArray], rows: int) -> np.ndarray:
+    """The sum over `columns` of each of `rows` rows' bytes."""
+    out = np.zeros(rows)
+    for column in columns:
+        out += cell_bytes(column)
+    return out
