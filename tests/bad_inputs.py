@@ -145,6 +145,13 @@ def arrow_schema(*fields: tuple[str, Any]) -> pb.Schema:
     return pb.Schema(arrow_schema=pa.schema(list(fields)).serialize().to_pybytes())
 
 
+def ipc_of(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
 def ipc_rows(compression: str | None = None, bad_offsets: bool = False) -> pb.Rows:
     """Arrow rows for the `docs` table: ZSTD-compressed, or with string offsets running backwards."""
     table = pa.table({"id": pa.array([60, 61], pa.int64()), "text": ["hello", "there"]})
@@ -216,6 +223,20 @@ STORE_CASES = [
                                   source_type=pb.SOURCE_TYPE_IMAGE)])), INVALID, "INVALID_EMBEDDING_FUNCTION"),
     Case("store", "CreateTable", "neither schema nor rows", lambda t: t.store.CreateTable(
         pb.CreateTableRequest(name="empty")), INVALID, "MISSING_SCHEMA"),
+    Case("store", "CreateTable", "name ending in `.` (was the folder `x..lance`)", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="x.", rows=json_rows({"id": 1}))), INVALID, "INVALID_TABLE_NAME"),
+    Case("store", "CreateTable", "name ending in `.lance` (the folder `t.lance.lance`)", lambda t: t.store.CreateTable(
+        pb.CreateTableRequest(name="t.lance", rows=json_rows({"id": 1}))), INVALID, "INVALID_TABLE_NAME"),
+    Case("store", "CreateTable", "a JSON value nested 1,000 deep (answered Python's recursion error)",
+         lambda t: t.store.CreateTable(pb.CreateTableRequest(name="deep", rows=pb.Rows(arrow_ipc=ipc_of(pa.table(
+             {"j": pa.ExtensionArray.from_storage(pa.json_(), pa.array(["[" * 1000 + "]" * 1000]))}))))),
+         INVALID, "JSON_TOO_DEEP"),
+    Case("store", "CreateTable", "a multivector row of 2,000 vectors (every later search took 3.3 s)",
+         lambda t: t.store.CreateTable(pb.CreateTableRequest(name="mv", rows=pb.Rows(arrow_ipc=ipc_of(pa.table(
+             {"mv": pa.array([[[0.5, 0.5]] * 2000], pa.list_(pa.list_(pa.float32(), 2)))}))))),
+         INVALID, "TOO_MANY_SUBVECTORS"),
+    Case("store", "CountRows", "version -1 (was NOT_FOUND here, INVALID_ARGUMENT elsewhere)", lambda t: t.store.CountRows(
+        pb.CountRowsRequest(table=DOCS, version=-1)), INVALID, "INVALID_VERSION"),
     Case("store", "CreateTable", "name ending in a newline (was accepted)", lambda t: t.store.CreateTable(
         pb.CreateTableRequest(name="docs2\n", schema=pb.Schema(fields=[VECTOR_FIELD]))), INVALID,
          "INVALID_TABLE_NAME"),
@@ -355,6 +376,35 @@ STORE_CASES = [
     Case("store", "Search", "a computed column calling `repeat` (unbounded output)", lambda t: t.store.Search(
         pb.SearchRequest(table=DOCS, text="x", computed_columns=[pb.ColumnExpression(
             name="c", expression="repeat(text, 100000000)")])), INVALID, "FUNCTION_NOT_ALLOWED"),
+    # the expression gate: what reaches Lance's SQL engine is judged on the parsed tree
+    Case("store", "CountRows", "a call hidden by a comment, `repeat/**/('x', 1e9)` (killed the store: 1 GB)",
+         lambda t: t.store.CountRows(pb.CountRowsRequest(table=DOCS, where="length(repeat/**/('x', 1000000000)) > 0")),
+         INVALID, "INVALID_FILTER"),
+    Case("store", "ReadRows", "a computed column calling `` `repeat` `` in backquotes", lambda t: t.store.ReadRows(
+        pb.ReadRowsRequest(table=DOCS, computed_columns=[pb.ColumnExpression(
+            name="c", expression="`repeat`('x', 1000000000)")])), INVALID, "FUNCTION_NOT_ALLOWED"),
+    Case("store", "CountRows", "1,000 added terms (killed the store: a stack overflow in Lance)",
+         lambda t: t.store.CountRows(pb.CountRowsRequest(table=DOCS, where="+".join(["id"] * 1000) + " > 0")),
+         INVALID, "EXPRESSION_TOO_COMPLEX"),
+    Case("store", "DeleteRows", "1,000 concatenations (killed the store)", lambda t: t.store.DeleteRows(
+        pb.DeleteRowsRequest(table=DOCS, where="||".join(["text"] * 1000) + " = ''")), INVALID,
+         "EXPRESSION_TOO_COMPLEX"),
+    Case("store", "ReadRows", "the row replaced into itself, nested (1.3 GB for 10 rows)", lambda t: t.store.ReadRows(
+        pb.ReadRowsRequest(table=DOCS, computed_columns=[pb.ColumnExpression(
+            name="c", expression="length(replace(replace(text, 'x', text), 'x', text))")])), EXHAUSTED,
+         "EXPRESSION_OUTPUT_TOO_LARGE"),
+    Case("store", "UpdateRows", "`values_sql` with a replacement read from the row", lambda t: t.store.UpdateRows(
+        pb.UpdateRowsRequest(table=DOCS, values_sql={"text": "regexp_replace(text, 'x', text, 'g')"})), INVALID,
+         "FUNCTION_NOT_ALLOWED"),
+    Case("store", "AddColumns", "expression of 1,300 added terms (2,000 killed the store)", lambda t: t.store.AddColumns(
+        pb.AddColumnsRequest(table=DOCS, expressions=[pb.ColumnExpression(name="n", expression="+".join(
+            ["id"] * 1300))])), INVALID, "EXPRESSION_TOO_COMPLEX"),
+    Case("store", "AddColumns", "expression with a comment", lambda t: t.store.AddColumns(pb.AddColumnsRequest(
+        table=DOCS, expressions=[pb.ColumnExpression(name="n", expression="id -- x\n+ 1")])), INVALID,
+         "INVALID_EXPRESSION"),
+    Case("store", "MergeInsert", "an update condition hiding `lpad` in backquotes", merge(pb.MergeInsertRequest(
+        table=DOCS, on=["id"], when_matched_update_all=True, rows=json_rows({"id": 1, "text": "t"}),
+        when_matched_update_where="length(`lpad`(target.text, 1000000000)) > 0")), INVALID, "FUNCTION_NOT_ALLOWED"),
     Case("store", "CountRows", "filter that does not parse", lambda t: t.store.CountRows(
         pb.CountRowsRequest(table=DOCS, where="text LIKE")), INVALID, "INVALID_FILTER"),
     Case("store", "CountRows", "LIKE pattern of 5,000 `_` (80,000 was INTERNAL: RE2)", lambda t: t.store.CountRows(

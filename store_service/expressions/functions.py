@@ -107,7 +107,7 @@ FUNCTIONS: dict[str, Rule] = {
     "lower": _like_first(3.0), "upper": _like_first(3.0), "initcap": _like_first(3.0),  # ß -> SS, ΐ -> Ϊ́
     "translate": _like_first(4.0),  # a character for a character: 1 byte may become 4
     "concat": _sum, "coalesce": _sum, "nvl": _sum, "ifnull": _sum, "greatest": _sum, "least": _sum,
-    "named_struct": _sum, "struct": _sum, "make_array": _sum,
+    "named_struct": _sum, "make_array": _sum,
     "concat_ws": _concat_ws,
     "replace": _replace,
     "regexp_replace": _regexp_replace,

@@ -132,7 +132,8 @@ def _find_comment(sql: str, raw: Any) -> int | None:
     return min(found) - len("SELECT ") if found else None
 
 
-def _quoted_twice(root: Node, raw: Any) -> bool:
+def _double_quoted(raw: Any) -> bool:
+    """Whether sqlparser read a \"double-quoted\" name anywhere in the tree."""
     todo = [raw]
     while todo:
         item = todo.pop()
@@ -242,7 +243,7 @@ class Gate:
             at = _find_comment("SELECT " + text, expression)
             if at is not None:
                 raise Refused("syntax", f"comments are not allowed (one starts at character {at + 1})", "comment")
-            if _quoted_twice(root, expression):
+            if _double_quoted(expression):
                 raise Refused("syntax", 'a "double-quoted" name: Lance reads it as a string; write `name` '
                               "for a column and 'text' for a string", '"')
             try:

@@ -214,10 +214,8 @@ def node_of(raw: Any) -> tuple[Node, list[Any]]:
         return _access(p)
     if kind == "Substring":
         return _special_call("substr", p["expr"], p.get("substring_from"), p.get("substring_for"))
-    if kind == "Trim":
-        if p.get("trim_characters"):
-            raise Refused("syntax", "TRIM with a list of characters", "trim")
-        return _special_call("trim", p["expr"], p.get("trim_what"))
+    if kind == "Trim":  # TRIM([BOTH|LEADING|TRAILING] [what FROM] s), or trim(s, characters...)
+        return _special_call("trim", p["expr"], p.get("trim_what"), *(p.get("trim_characters") or []))
     if kind == "Position":
         return _special_call("strpos", p["in"], p["expr"])
     if kind == "Extract":

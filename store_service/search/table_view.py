@@ -62,6 +62,7 @@ class FragmentData:
         self._columns: dict[str, pa.Array] = {}
         self._vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._validity: dict[str, np.ndarray] = {}
+        self._sizes: dict[str, np.ndarray] = {}  # cell sizes of columns that expressions read (budget.py)
         self._prepared: dict[tuple[str, str], tuple[np.ndarray, np.ndarray | None]] = {}
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -199,14 +200,26 @@ class FragmentData:
         return cached
 
     def input_bytes(self, columns: frozenset[str]) -> np.ndarray:
-        """Each physical row's bytes in `columns` (what an expression reading them is bounded by): read only
-        for columns whose cells differ in size."""
+        """Each physical row's bytes in `columns` (what an expression reading them is bounded by). A column
+        whose cells differ in size is read once for it, and only its sizes are kept (unless it is held)."""
         out = np.zeros(self.num_rows)
         for name in columns:
             kind = self._snapshot.schema.field(name).type if name in self._snapshot.schema.names else pa.int64()
             width = fixed_width(kind)  # a name the schema lacks is a row id or address, or Lance refuses it
-            out += width if width is not None else cell_bytes(self.column(name))
+            out += width if width is not None else self._cell_sizes(name)
         return out
+
+    def _cell_sizes(self, name: str) -> np.ndarray:
+        with self._lock:
+            cached = self._sizes.get(name)
+            held = self._columns.get(name)
+        if cached is None:
+            if held is None:
+                held = self._table.read_fragment(self._snapshot, self.ref, [name]).column(name)
+            cached = cell_bytes(held).astype(np.float32)
+            with self._lock:
+                cached = self._sizes.setdefault(name, cached)
+        return cached
 
     def mask(self, where: str, expression: object) -> np.ndarray:
         with self._lock:

@@ -13,8 +13,10 @@ import grpc
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from tests.e2e.processes import StoreProcess
+from tests.expression_trees import spell, spellings, trees
 from tests.helpers import error_info
 from tests.store_service.conftest import arrow_rows, json_rows
 from vectorlane.store.v1 import store_service_pb2 as pb
@@ -192,3 +194,18 @@ def test_the_evaluation_budget_refuses_what_it_cannot_hold(tmp_path):
     finally:
         small.kill()
 
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=trees(), spelling=spellings())
+def test_nothing_the_gate_lets_through_crashes_the_store_or_swells_it(store, tree, spelling):
+    """Random trees (allowed and forbidden functions, long and short chains, comments, quoting) as a filter
+    and as a computed column: each answer is a result or a precise refusal, never a dead store."""
+    text = spell(tree, spelling)
+    for call in (where(text), computed(text), where(text, "Search")):
+        try:
+            call(store)
+        except grpc.RpcError as refused:
+            assert refused.code() in (INVALID, EXHAUSTED), (text, refused.code(), refused.details())
+            assert error_info(refused).reason
+    assert store.alive() and store.peak_rss_bytes() < RSS_CEILING
