@@ -38,8 +38,8 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
     max_read_rows: int = _opt(100_000, "most rows one ReadRows response holds (more are read page by page), "
                                        "and the most rows one batch search answers")
     max_batch_queries: int = _opt(1_000, "most query vectors one search may carry (LanceDB's search([v1, v2, ...]))")
-    max_filter_length: int = _opt(64 * 1024, "longest filter (`where`) accepted, in characters; parsing costs "
-                                             "about 15 µs a character")
+    max_filter_length: int = _opt(64 * 1024, "longest filter (`where`) accepted, in characters (at most 131072 for "
+                                             "those Lance evaluates); parsing costs about 15 µs a character")
     max_subvectors_per_row: int = _opt(1024, "most vectors one row of a multivector column may hold (a search "
                                              "compares each with every query vector)")
     evaluation_memory_bytes: int = _opt(1024 * 1024 * 1024, "memory the store lets SQL expressions (filters Lance "

@@ -10,8 +10,9 @@ that tree (`syntax.py`):
 - only the functions and operators of `functions.py`, matched on the name the engine resolves;
 - at most MAX_NODES terms and MAX_DEPTH levels (see syntax.py: Lance's stack overflowed at ~650 levels);
 - a bounded output (`cost.py`): RESOURCE_EXHAUSTED (EXPRESSION_OUTPUT_TOO_LARGE) before any evaluation.
-What Lance then evaluates is the tree written back by the same parser, checked to parse to the same tree:
-what was judged is what runs. Double-quoted names are refused: Lance reads "x" as a string, SQL as a name.
+What Lance then evaluates is the tree written back by the same parser, checked to parse to the same tree (or,
+where sqlparser cannot write a tree back faithfully, the caller's text that was judged whole): what was
+judged is what runs. Double-quoted names are refused: Lance reads "x" as a string, SQL as a name.
 """
 
 from __future__ import annotations
@@ -204,6 +205,17 @@ def _size_of(node: Node, inner: list[Size]) -> Size:
     return NUMBER  # numbers, booleans, dates, comparisons, tests: a fixed width
 
 
+def _written_back(statements: list[Any], expression: Any) -> str | None:
+    """The expression as sqlparser writes it, if that text parses to the same tree; else None. (sqlparser 0.61
+    writes the string '' '' (two quotes) as a string of one: then the caller's own text, judged whole, runs.)"""
+    rendered = parser.render(statements)[len(parser.PREFIX):]
+    try:
+        again = _expression_of(parser.parse_select(rendered))
+    except (parser.ParseError, Refused):
+        return None
+    return rendered if _shape(again) == _shape(expression) else None
+
+
 class Gate:
     """Judges expressions (see the module's docstring), keeping the last CACHE_ENTRIES verdicts it let through."""
 
@@ -258,13 +270,11 @@ class Gate:
                     f"row while it is evaluated; at most {MAX_GROWTH} times plus {MAX_FIXED}: refused before "
                     "evaluation", reason="EXPRESSION_OUTPUT_TOO_LARGE", growth=f"{held.per_input:.0f}",
                     limit=str(MAX_GROWTH), **metadata)
-            rendered = parser.render(statements)
-            if _shape(_expression_of(parser.parse_select(rendered[len("SELECT "):]))) != _shape(expression):
-                raise Refused("syntax", "sqlparser does not write it back as it read it")
+            evaluated = _written_back(statements, expression) or text
         except Refused as refused:
             raise self._refusal(refused, role, what, metadata) from None
         columns = frozenset(node.name for node in root.walk() if node.kind == "column")
-        return Judged(text=rendered[len("SELECT "):], columns=columns, cost=held)
+        return Judged(text=evaluated, columns=columns, cost=held)
 
     @staticmethod
     def _refusal(refused: Refused, role: Role, what: str, metadata: dict[str, str]) -> InvalidArgument:

@@ -3,7 +3,7 @@ their values, a boolean as one byte (a cast writes it as up to 6 characters), nu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -67,4 +67,21 @@ def row_bytes(columns: Iterable[pa.Array | pa.ChunkedArray], rows: int) -> np.nd
     out = np.zeros(rows)
     for column in columns:
         out += cell_bytes(column)
+    return out
+
+
+def input_bytes(schema: pa.Schema, columns: Iterable[str], rows: int,
+                sizes_of: Callable[[list[str]], Iterable[np.ndarray]]) -> np.ndarray:
+    """Each of `rows` rows' bytes in `columns` of `schema`: fixed-width columns from their type alone, the
+    others' cell sizes from `sizes_of(names)` (read only for those). A name the schema lacks counts as a
+    row id or address (8 bytes); Lance refuses any other."""
+    out, varying = np.zeros(rows), []
+    for name in sorted(columns):
+        width = fixed_width(schema.field(name).type) if name in schema.names else 8
+        if width is None:
+            varying.append(name)
+        else:
+            out += width
+    for sizes in sizes_of(varying) if varying else ():
+        out += sizes
     return out

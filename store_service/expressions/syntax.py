@@ -124,6 +124,8 @@ def _value(payload: dict[str, Any]) -> Node:
     kind, literal = _variant(payload["value"])
     if kind == "SingleQuotedString":
         return Node("string", text=str(literal))
+    if kind == "HexStringLiteral":  # X'646566': bytes, half as many as the digits
+        return Node("string", text="\0" * (len(str(literal)) // 2))
     if kind == "Number":
         return Node("number", name=str(literal[0]))
     if kind == "Boolean":

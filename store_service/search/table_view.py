@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from store_service.errors import InvalidArgument
 from store_service.expressions import Judged, Role, judge
-from store_service.expressions.row_sizes import cell_bytes, fixed_width
+from store_service.expressions.row_sizes import cell_bytes, input_bytes
 from store_service.search.filters import MAX_LENGTH, OutsideGrammar, compile_filter, referenced_columns, shown
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FragmentRef
@@ -202,12 +202,8 @@ class FragmentData:
     def input_bytes(self, columns: frozenset[str]) -> np.ndarray:
         """Each physical row's bytes in `columns` (what an expression reading them is bounded by). A column
         whose cells differ in size is read once for it, and only its sizes are kept (unless it is held)."""
-        out = np.zeros(self.num_rows)
-        for name in columns:
-            kind = self._snapshot.schema.field(name).type if name in self._snapshot.schema.names else pa.int64()
-            width = fixed_width(kind)  # a name the schema lacks is a row id or address, or Lance refuses it
-            out += width if width is not None else self._cell_sizes(name)
-        return out
+        return input_bytes(self._snapshot.schema, columns, self.num_rows,
+                           lambda names: [self._cell_sizes(name) for name in names])
 
     def _cell_sizes(self, name: str) -> np.ndarray:
         with self._lock:

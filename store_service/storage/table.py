@@ -47,7 +47,7 @@ from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, F
                                   TableExists, TableNotFound, VersionNotFound)
 from store_service.expressions import Judged
 from store_service.expressions.budget import EVALUATION
-from store_service.expressions.row_sizes import fixed_width, row_bytes
+from store_service.expressions.row_sizes import cell_bytes, input_bytes
 from store_service.storage import durable, field_ids, manifest
 from store_service.storage.checksums import SIDECAR_DIR, ChecksumLog
 from store_service.storage.fragments import INDEXES_DIR, ROW_ID
@@ -388,32 +388,14 @@ class Table:
 
     def _input_bytes(self, snapshot: Snapshot, row_ids: np.ndarray, columns: Iterable[str]) -> np.ndarray:
         """Each row's bytes in `columns` (an expression's input), read only for columns whose cells vary."""
-        out, varying = np.zeros(len(row_ids)), []
-        for name in sorted(columns):
-            kind = snapshot.schema.field(name).type if name in snapshot.schema.names else pa.int64()
-            width = fixed_width(kind)  # a name the schema lacks is a row id or address, or Lance refuses it
-            if width is None:
-                varying.append(name)
-            else:
-                out += width
-        if varying:
-            ids = np.asarray(row_ids, dtype=np.uint64).tolist()
-            out += row_bytes(snapshot.dataset._take_rows(ids, columns=varying).columns, len(row_ids))
-        return out
+        ids = np.asarray(row_ids, dtype=np.uint64).tolist()
+        return input_bytes(snapshot.schema, columns, len(row_ids), lambda names: map(
+            cell_bytes, snapshot.dataset._take_rows(ids, columns=names).columns))
 
     def _fragment_input_bytes(self, snapshot: Snapshot, ref: FragmentRef, columns: Iterable[str]) -> np.ndarray:
         """Each physical row's bytes in `columns`, for evaluating expressions over the whole fragment."""
-        out, varying = np.zeros(ref.physical_rows), []
-        for name in sorted(columns):
-            kind = snapshot.schema.field(name).type if name in snapshot.schema.names else pa.int64()
-            width = fixed_width(kind)
-            if width is None:
-                varying.append(name)
-            else:
-                out += width
-        if varying:
-            out += row_bytes(self.read_fragment(snapshot, ref, varying).select(varying).columns, ref.physical_rows)
-        return out
+        return input_bytes(snapshot.schema, columns, ref.physical_rows, lambda names: map(
+            cell_bytes, self.read_fragment(snapshot, ref, names).select(names).columns))
 
     @contextlib.contextmanager
     def _evaluating(self, reason: str = "INVALID_EXPRESSION", what: str = "the expressions") -> Iterator[None]:
