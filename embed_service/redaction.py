@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable
 
 MIN_SECRET_CHARS = 4  # shorter values would blank ordinary words
@@ -31,20 +33,31 @@ _KEY_SHAPED: list[tuple[re.Pattern[str], str]] = [
 
 
 class Redactor:
-    """The secrets the service has resolved, and the rule that keeps them and their look-alikes out of text."""
+    """The secrets the service has resolved, and the rule that keeps them and their look-alikes out of text.
+
+    Each secret is remembered with the spellings it takes in a URL (percent-encoded), since a provider may
+    quote the URL it was called with. At most MAX_REMEMBERED are kept, the least recently resolved forgotten
+    first (a rotating IAM token), so the rule never stops taking new ones."""
 
     def __init__(self) -> None:
-        self._known: set[str] = set()
+        self._known: OrderedDict[str, None] = OrderedDict()
         self._ordered: list[str] = []
         self._lock = threading.Lock()
 
     def remember(self, secret: str | None) -> None:
         if not secret or len(secret) < MIN_SECRET_CHARS:
             return
+        spellings = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
         with self._lock:
-            if secret in self._known or len(self._known) >= MAX_REMEMBERED:
+            if all(s in self._known for s in spellings):
+                for spelling in spellings:
+                    self._known.move_to_end(spelling)
                 return
-            self._known.add(secret)
+            for spelling in spellings:
+                self._known[spelling] = None
+                self._known.move_to_end(spelling)
+            while len(self._known) > MAX_REMEMBERED:
+                self._known.popitem(last=False)
             self._ordered = sorted(self._known, key=len, reverse=True)  # a longer secret before its prefix
 
     def redact(self, text: str) -> str:

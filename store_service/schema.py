@@ -66,10 +66,33 @@ def check_table_schema(schema: pa.Schema) -> None:
             raise InvalidArgument(f"column name {name[:MAX_NAME_LENGTH]!r} is empty, longer than "
                                   f"{MAX_NAME_LENGTH} characters or holds control characters",
                                   reason="INVALID_SCHEMA", column=name[:MAX_NAME_LENGTH])
+        quoted = backquoted_name(field_)
+        if quoted is not None:
+            raise InvalidArgument(f"column name {quoted[:MAX_NAME_LENGTH]!r} holds a backquote, which Lance reads as "
+                                  "the quote of a field path (reads of such a table never answered)",
+                                  reason="INVALID_SCHEMA", column=quoted[:MAX_NAME_LENGTH])
         problem = unsupported_type(field_.type) or unsupported_encoding(field_)
         if problem is not None:
             raise InvalidArgument(f"column {name!r} is {field_.type}: {problem}", reason="UNSUPPORTED_TYPE",
                                   column=name, type=str(field_.type))
+
+
+def backquoted_name(field_: pa.Field) -> str | None:
+    """The name, at any depth of `field_`, that holds a backquote: found by the hostile pass, a column named
+    ``a`b`` made Lance panic on a background thread at every full read, which then never answered."""
+    todo = [field_]
+    while todo:
+        current = todo.pop()
+        if "`" in current.name:
+            return current.name
+        kind = current.type
+        if pa.types.is_struct(kind):
+            todo.extend(kind.field(i) for i in range(kind.num_fields))
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+            todo.append(kind.value_field)
+        elif pa.types.is_map(kind):
+            todo.extend((kind.key_field, kind.item_field))
+    return None
 
 
 _SCALAR_CHECKS = (pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal,
@@ -101,6 +124,9 @@ def unsupported_type(type_: pa.DataType, depth: int = 0) -> str | None:
     lists, fixed-size lists, structs and maps of them, nested at most MAX_NESTING deep."""
     if depth > MAX_NESTING:
         return f"nested deeper than {MAX_NESTING} levels"
+    if pa.types.is_timestamp(type_) and type_.tz is not None and not _readable_zone(type_.tz):
+        return f"time zone {type_.tz[:64]!r} is not one Arrow can read (found by the hostile pass: every JSON read " \
+               "of the table failed)"
     if any(check(type_) for check in _SCALAR_CHECKS) or is_json(type_):
         return None
     if pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_):
@@ -108,6 +134,9 @@ def unsupported_type(type_: pa.DataType, depth: int = 0) -> str | None:
             return "fixed-size lists hold 1 to 65536 values"
         return unsupported_type(type_.value_type, depth + 1)
     if pa.types.is_struct(type_):
+        names = [type_.field(i).name for i in range(type_.num_fields)]
+        if len(set(names)) != len(names):
+            return "a struct with two fields of one name (it cannot be read back as a row)"
         for i in range(type_.num_fields):
             problem = unsupported_type(type_.field(i).type, depth + 1)
             if problem is not None:
@@ -120,6 +149,15 @@ def unsupported_type(type_: pa.DataType, depth: int = 0) -> str | None:
         return None  # dictionary-encoded strings: LanceDB's type for a pydantic str enum
     return ("this store serves booleans, numbers (decimals and float16 included), strings (dictionary-encoded "
             "too), JSON, binary, dates, times, timestamps, durations, and lists, structs and maps of them")
+
+
+def _readable_zone(zone: str) -> bool:
+    """Whether Arrow reads `zone` (a name of the tz database, or an offset of at most ±23:59)."""
+    try:
+        pa.array([0], pa.timestamp("s", tz=zone)).cast(pa.string())
+        return True
+    except (pa.ArrowException, ValueError):
+        return False
 
 
 def is_vector(field_: pa.Field) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 import threading
 import time
 from collections import deque
@@ -31,6 +32,7 @@ class LocalHTTPServer:
         self.requests: list[dict] = []
         self.redirect: str | None = None  # every POST answers 307 to this URL
         self.echo_headers = False  # error answers quote the request's headers
+        self.raw_answer: tuple[int, bytes] | None = None  # (status, body) answered to every POST
         self._failures: deque[int] = deque()
         self._lock = threading.Lock()
         server = self
@@ -46,8 +48,11 @@ class LocalHTTPServer:
                 if server.redirect is not None:  # what a hostile endpoint does: send the call elsewhere
                     status, payload = 307, {"error": {"message": "moved"}}
                 if server.echo_headers and status >= 400:  # an endpoint that quotes what it was sent
-                    payload = {"error": {"message": " ".join(f"{k.upper()}={v}" for k, v in headers.items())}}
+                    quoted = " ".join(f"{k.upper()}={v}" for k, v in headers.items())
+                    payload = {"error": {"message": f"{quoted} (as a URL: {urllib.parse.quote(quoted, safe='')})"}}
                 data = json.dumps(payload).encode()
+                if server.raw_answer is not None:  # a hostile endpoint's own bytes
+                    status, data = server.raw_answer
                 self.send_response(status)
                 if status == 307:
                     self.send_header("Location", server.redirect)

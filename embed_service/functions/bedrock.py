@@ -94,7 +94,7 @@ class BedrockText(HttpApiFunction):
             input_type = self.query_input_type if purpose is Purpose.QUERY else self.source_input_type
             parts = []
             for chunk in batches(texts, COHERE_TEXTS):
-                answer = self.invoke({"texts": list(chunk), "input_type": input_type})
+                answer = self.invoke({"texts": list(chunk), "input_type": input_type}, inputs=len(chunk))
                 embeddings = answer.get("embeddings") if isinstance(answer, dict) else None
                 if isinstance(embeddings, dict):
                     embeddings = embeddings.get("float")
@@ -102,16 +102,16 @@ class BedrockText(HttpApiFunction):
             return np.concatenate(parts)
         rows = []
         for text in texts:
-            answer = self.invoke({"inputText": text})
+            answer = self.invoke({"inputText": text}, inputs=1)
             if not isinstance(answer, dict) or "embedding" not in answer:
                 raise BadAnswer("no 'embedding' in the answer")
             rows.append(answer["embedding"])
         return self.vectors(rows, len(texts))
 
-    def invoke(self, body: dict[str, Any]) -> Any:
+    def invoke(self, body: dict[str, Any], inputs: int) -> Any:
         assert self._credentials is not None, "this is a bug: bedrock-text invoked before it loaded"
         url = f"{self.api_root}/model/{urllib.parse.quote(self.name, safe='')}/invoke"
         content = json.dumps(body).encode()
         headers = signed_headers("POST", url, content, self._credentials, self.region, "bedrock")
         headers["Content-Type"] = "application/json"
-        return self.post(url, content=content, headers=headers)
+        return self.post(url, content=content, headers=headers, inputs=inputs)

@@ -46,7 +46,7 @@ class CohereEmbeddings(KeyedApiFunction):
         for chunk in batches(texts, self.batch_size):
             answer = self.post(f"{self.api_root}/v2/embed", {"model": self.name, "texts": list(chunk),
                                                          "input_type": input_type, "embedding_types": ["float"]},
-                               headers=self.bearer())
+                               headers=self.bearer(), inputs=len(chunk))
             parts.append(self.vectors(_floats(answer), len(chunk)))
         return np.concatenate(parts)
 

@@ -55,7 +55,7 @@ class GeminiText(KeyedApiFunction):
                     request["title"] = DOCUMENT_TITLE
                 requests.append(request)
             answer = self.post(f"{self.api_root}/v1beta/{model}:batchEmbedContents", {"requests": requests},
-                               headers=headers)
+                               headers=headers, inputs=len(requests))
             embeddings = answer.get("embeddings") if isinstance(answer, dict) else None
             if not isinstance(embeddings, list) or not all(isinstance(e, dict) for e in embeddings):
                 raise BadAnswer("no list of embeddings under 'embeddings'")

@@ -16,7 +16,7 @@ bedrock-text, ollama): the endpoint, the key, one bounded JSON call, and what it
 
 from __future__ import annotations
 
-import json
+from rpc_common.json_depth import loads_bounded
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -28,6 +28,9 @@ from embed_service.functions.base import EmbeddingFunction, Modality, Purpose, s
 from embed_service.secret_hosts import carries_credentials, endpoint
 
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+ANSWER_DIMS = 8192  # dimensions assumed for an answer's size while a function does not know its own
+MAX_ANSWER_DEPTH = 64  # JSON nesting of an answer (a list of vectors in an object or two)
+ERROR_BODY_BYTES = 64 * 1024  # of an error answer, what is read for its message
 ERROR_TEXT_CHARS = 300
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
 
@@ -85,9 +88,19 @@ class HttpApiFunction(EmbeddingFunction):
         return None
 
     # ----- one call ----------------------------------------------------------------------------------------
+    def answer_limit(self, inputs: int | None) -> int:
+        """The most bytes an answer carrying `inputs` vectors may have: each of at most the function's known
+        dimensions (else ANSWER_DIMS) written in at most 32 characters, and a MiB for the rest. Found by the
+        hostile pass: 229 MB of vectors for one input took 1.2 GB to decode before it was refused."""
+        if inputs is None:
+            return MAX_RESPONSE_BYTES
+        dims = self._ndims or getattr(self, "dim", None) or ANSWER_DIMS
+        return min(MAX_RESPONSE_BYTES, (1 << 20) + inputs * int(dims) * 32)
+
     def post(self, url: str, body: Any = None, *, headers: Mapping[str, str] | None = None,
-             form: Mapping[str, str] | None = None, content: bytes | None = None) -> Any:
-        """POSTs JSON (or a form, or raw bytes) and returns the decoded JSON answer."""
+             form: Mapping[str, str] | None = None, content: bytes | None = None, inputs: int | None = None) -> Any:
+        """POSTs JSON (or a form, or raw bytes) and returns the decoded JSON answer; `inputs` is how many
+        vectors the answer carries (0 for none: a token), which bounds its size (`answer_limit`)."""
         kwargs: dict[str, Any] = {"headers": {"Accept": "application/json", **(headers or {})}}
         if form is not None:
             kwargs["data"] = dict(form)
@@ -95,25 +108,28 @@ class HttpApiFunction(EmbeddingFunction):
             kwargs["content"] = content
         else:
             kwargs["json"] = body
+        limit = self.answer_limit(inputs)
         with self._client.stream("POST", url, **kwargs) as response:
             data = bytearray()
             for chunk in response.iter_bytes():
                 data += chunk
-                if len(data) > MAX_RESPONSE_BYTES:
-                    raise BadAnswer(f"the answer is larger than {MAX_RESPONSE_BYTES} bytes")
+                if len(data) > limit:
+                    raise BadAnswer(f"the answer is larger than {limit} bytes (what {inputs} vectors can take)"
+                                    if inputs is not None else f"the answer is larger than {limit} bytes")
             status = response.status_code
         if status >= 300:
             raise ApiStatusError(status, self._error_text(bytes(data)))
         try:
-            return json.loads(data)
-        except ValueError:
-            raise BadAnswer("the answer is not JSON") from None
+            return loads_bounded(bytes(data), MAX_ANSWER_DEPTH)
+        except (ValueError, RecursionError):
+            raise BadAnswer("the answer is not JSON (or nests deeper than "
+                            f"{MAX_ANSWER_DEPTH} levels)") from None
 
     def _error_text(self, data: bytes) -> str:
         try:
-            decoded = json.loads(data)
-        except ValueError:
-            text = data.decode("utf-8", "replace")
+            decoded = loads_bounded(data[:ERROR_BODY_BYTES], MAX_ANSWER_DEPTH)
+        except (ValueError, RecursionError):
+            text = data[:ERROR_BODY_BYTES].decode("utf-8", "replace")
         else:
             text = _message_of(decoded)
         text = " ".join(text.split())[:ERROR_TEXT_CHARS]
@@ -130,6 +146,8 @@ class HttpApiFunction(EmbeddingFunction):
             raise BadAnswer("the embeddings are not lists of numbers of one length") from None
         if matrix.ndim != 2 or (expected and matrix.shape[1] == 0):
             raise BadAnswer("the embeddings are not lists of numbers of one length")
+        if not np.isfinite(matrix).all():
+            raise BadAnswer("the embeddings hold NaN or infinite numbers")
         return matrix
 
     def probe_ndims(self) -> int:

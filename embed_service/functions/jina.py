@@ -56,7 +56,7 @@ class JinaEmbeddings(KeyedApiFunction):
         parts = []
         for chunk in batches(inputs, self.batch_size):
             answer = self.post(f"{self.api_root}/v1/embeddings", {"model": self.name, "input": list(chunk)},
-                               headers=self.bearer())
+                               headers=self.bearer(), inputs=len(chunk))
             parts.append(self.vectors(indexed(answer, len(chunk)), len(chunk)))
         return np.concatenate(parts)
 

@@ -69,6 +69,6 @@ class OllamaEmbeddings(HttpApiFunction):
                 body["options"] = self.options
             if self.keep_alive is not None:
                 body["keep_alive"] = self.keep_alive
-            answer = self.post(f"{self.api_root}/api/embed", body)
+            answer = self.post(f"{self.api_root}/api/embed", body, inputs=len(chunk))
             parts.append(self.vectors(answer.get("embeddings") if isinstance(answer, dict) else None, len(chunk)))
         return np.concatenate(parts)

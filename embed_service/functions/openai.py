@@ -67,6 +67,7 @@ class OpenAIEmbeddings(KeyedApiFunction):
             headers["OpenAI-Organization"] = self.organization
         parts = []
         for chunk in batches(texts, self.batch_size):
-            answer = self.post(f"{self.api_root}/embeddings", {**body, "input": list(chunk)}, headers=headers)
+            answer = self.post(f"{self.api_root}/embeddings", {**body, "input": list(chunk)}, headers=headers,
+                               inputs=len(chunk))
             parts.append(self.vectors(indexed(answer, len(chunk)), len(chunk)))
         return np.concatenate(parts)

@@ -73,6 +73,6 @@ class VoyageAIEmbeddings(KeyedApiFunction):
                                     "input_type": "query" if purpose is Purpose.QUERY else "document"}
             if self.output_dimension is not None:
                 body["output_dimension"] = self.output_dimension
-            answer = self.post(self.api_root + path, body, headers=self.bearer())
+            answer = self.post(self.api_root + path, body, headers=self.bearer(), inputs=len(chunk))
             parts.append(self.vectors(indexed(answer, len(chunk)), len(chunk)))
         return np.concatenate(parts)

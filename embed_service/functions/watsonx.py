@@ -118,7 +118,7 @@ class WatsonxEmbeddings(HttpApiFunction):
                 answer = self.post(f"{self.iam_url.rstrip('/')}/identity/token",
                                    form={"grant_type": "urn:ibm:params:oauth:grant-type:apikey",
                                          "apikey": self._key or ""},
-                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"}, inputs=0)
                 token = answer.get("access_token") if isinstance(answer, dict) else None
                 if not isinstance(token, str) or not token:
                     raise BadAnswer("the IAM answer holds no access_token")
@@ -128,16 +128,16 @@ class WatsonxEmbeddings(HttpApiFunction):
                 self._token, self._token_until = token, time.monotonic() + max(0.0, lifetime - TOKEN_MARGIN_S)
             return self._token
 
-    def _with_token(self, url: str, body: dict[str, Any]) -> Any:
+    def _with_token(self, url: str, body: dict[str, Any], inputs: int) -> Any:
         """POSTs with the bearer token; a token the endpoint no longer takes (401) is replaced once."""
         try:
-            return self.post(url, body, headers={"Authorization": f"Bearer {self.token()}"})
+            return self.post(url, body, headers={"Authorization": f"Bearer {self.token()}"}, inputs=inputs)
         except ApiStatusError as exc:
             if exc.status != 401:
                 raise
             with self._token_lock:
                 self._token = None
-            return self.post(url, body, headers={"Authorization": f"Bearer {self.token()}"})
+            return self.post(url, body, headers={"Authorization": f"Bearer {self.token()}"}, inputs=inputs)
 
     def embed_texts(self, texts: list[str], purpose: Purpose) -> np.ndarray:
         container = self.container()
@@ -146,7 +146,8 @@ class WatsonxEmbeddings(HttpApiFunction):
             body: dict[str, Any] = {"inputs": list(chunk), "model_id": self.name, **container}
             if self.params:
                 body["parameters"] = self.params
-            answer = self._with_token(f"{self.api_root}/ml/v1/text/embeddings?version={API_VERSION}", body)
+            answer = self._with_token(f"{self.api_root}/ml/v1/text/embeddings?version={API_VERSION}", body,
+                                      inputs=len(chunk))
             results = answer.get("results") if isinstance(answer, dict) else None
             if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
                 raise BadAnswer("no list of results")

@@ -22,7 +22,7 @@ from store_service.edge import arrow_ipc
 from store_service.ingest.bad_vectors import BadVectorPolicy
 from store_service.core import DEFAULT_RETENTION_S, Optimized, TableInfo, TableStats
 from store_service.embedder import FunctionInfo, Query
-from store_service.errors import InvalidArgument
+from store_service.errors import FailedPrecondition, InvalidArgument
 from store_service.search.index_catalog import IndexEntry
 from store_service.ingest.rows import BadVectors
 from store_service.ingest.merge import MergeRules
@@ -247,12 +247,50 @@ def arrow_to_rows(table: pa.Table, row_format: int) -> pb.Rows:
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         return pb.Rows(arrow_ipc=sink.getvalue().to_pybytes())
+    names = table.column_names
     structs = []
-    for row in table.to_pylist():
+    for values in zip(*(_python_values(name, table.column(name)) for name in names)) if names else ():
         struct = struct_pb2.Struct()
-        struct.update({k: _to_json(v) for k, v in row.items()})
+        struct.update({k: _to_json(v) for k, v in zip(names, values)})
         structs.append(struct)
     return pb.Rows(json=pb.JsonRows(rows=structs))
+
+
+def _python_values(name: str, column: pa.ChunkedArray) -> list[Any]:
+    """A column's cells as Python values. A date or time Python cannot hold (a timestamp of 2^62 seconds, a
+    date past year 9999: found by the hostile pass, every JSON read of such a table was INTERNAL) is written
+    as Arrow writes it as text."""
+    try:
+        return column.to_pylist()
+    except (OverflowError, ValueError, pa.ArrowException):
+        pass
+    textual = _temporal_as_text(column.type)
+    values = []
+    for cell in column:
+        try:
+            values.append(cell.as_py())
+        except (OverflowError, ValueError, pa.ArrowException):
+            try:
+                values.append(pa.array([cell], column.type).cast(textual)[0].as_py())
+            except (OverflowError, ValueError, pa.ArrowException) as exc:
+                raise FailedPrecondition(f"column {name!r} holds values JSON rows cannot carry ({str(exc)[:120]}); "
+                                         "read it with format ARROW", reason="UNREPRESENTABLE_VALUE",
+                                         column=name) from None
+    return values
+
+
+def _temporal_as_text(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_temporal(kind):
+        return pa.string()
+    if pa.types.is_struct(kind):
+        return pa.struct([kind.field(i).with_type(_temporal_as_text(kind.field(i).type)) for i in range(kind.num_fields)])
+    if pa.types.is_list(kind):
+        return pa.list_(kind.value_field.with_type(_temporal_as_text(kind.value_type)))
+    if pa.types.is_large_list(kind):
+        return pa.large_list(kind.value_field.with_type(_temporal_as_text(kind.value_type)))
+    if pa.types.is_fixed_size_list(kind):
+        return pa.list_(kind.value_field.with_type(_temporal_as_text(kind.value_type)), kind.list_size)
+    return kind
 
 
 def _to_json(value: Any) -> Any:

@@ -9,6 +9,7 @@ window functions. A name not here is refused (FUNCTION_NOT_ALLOWED), whatever it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,14 @@ from store_service.expressions.cost import NUMBER, Size, product, total
 
 if TYPE_CHECKING:
     from store_service.expressions.syntax import Node
+
+
+MAX_PATTERN_CHARS = 1024
+MAX_PATTERN_WEIGHT = 64
+MAX_PATTERNS = 16  # regular expressions in one expression
+MAX_PATTERNS_WEIGHT = 256  # their weights added up
+REGEX_FUNCTIONS = frozenset({"regexp_like", "regexp_count", "regexp_match", "regexp_replace"})
+_REPETITION = re.compile(r"\{\s*(\d{1,9})?\s*(,)?\s*(\d{1,9})?\s*\}")
 
 
 class NeedsLiteral(Exception):
@@ -63,26 +72,70 @@ def _replace(sizes: Sequence[Size], nodes: Sequence["Node"]) -> Size:
     return s + product(s + Size(0.0, 1.0), to)
 
 
+def _pattern(nodes: Sequence["Node"], position: int) -> str:
+    """A regular expression's pattern: a string literal (its compile cost is judged by the gate, see
+    pattern_weight)."""
+    return _literal(nodes, position, "a regular expression's pattern is a 'string literal'")
+
+
+def pattern_weight(pattern: str) -> int:
+    """What compiling `pattern` costs, roughly: Rust's regex engine compiles a counted repetition into that
+    many copies of what it repeats, and DataFusion compiles a pattern again for every batch (measured in
+    Lance: `\\w{100}` 41 ms, `\\w{64}` 24 ms, `\\d{4}-\\d{2}` 1.4 ms). The product of its counted repetitions (`{n}`, `{n,m}`: m, or n + 64 when open): a bound on how
+    many copies of its parts the compiled program holds."""
+    weight = 1
+    for low, comma, high in _REPETITION.findall(pattern):
+        weight *= int(high) if high else (int(low or 0) + 64 if comma else max(int(low or 1), 1))
+        weight = min(weight, 1 << 40)
+    return weight
+
+
+def pattern_of(name: str, nodes: Sequence["Node"]) -> str | None:
+    """The literal pattern a regular-expression call compiles (None for other calls)."""
+    if name not in REGEX_FUNCTIONS or len(nodes) < 2 or nodes[1].kind != "string":
+        return None
+    return nodes[1].text
+
+
+def _groups(pattern: str) -> int:
+    return pattern.count("(")  # at least the capture groups: each may copy the whole match
+
+
 def _regexp_replace(sizes: Sequence[Size], nodes: Sequence["Node"]) -> Size:
-    """regexp_replace(s, pattern, replacement[, flags]): the pattern and the replacement are literals; each of
-    at most len(s) + 1 matches becomes the replacement, whose references (`\\1`, at least two characters
-    each) copy parts of its match, which together are at most s."""
-    _literal(nodes, 1, "regexp_replace's pattern is a 'string literal'")
+    """regexp_replace(s, pattern, replacement[, flags]): each of at most len(s) + 1 matches becomes the
+    replacement, whose references (`\\1`, at least two characters each) copy parts of its match, which
+    together are at most s."""
+    _pattern(nodes, 1)
     replacement = _literal(nodes, 2, "regexp_replace's replacement is a 'string literal'")
     width = float(len(replacement.encode()))
     return sizes[0].times(1.0 + 2.0 * width) + Size(0.0, width)
 
 
+def _regexp_match(sizes: Sequence[Size], nodes: Sequence["Node"]) -> Size:
+    """regexp_match(s, pattern): the match and every group, each at most s (nested groups copy it again)."""
+    groups = _groups(_pattern(nodes, 1))
+    return (sizes[0] if sizes else Size()).times(1.0 + groups) + Size(0.0, 16.0 * (1 + groups))
+
+
 def _pattern_literal(position: int, rule: Rule) -> Rule:
     def checked(sizes: Sequence[Size], nodes: Sequence["Node"]) -> Size:
-        _literal(nodes, position, "a regular expression's pattern is a 'string literal'")
+        _pattern(nodes, position)
         return rule(sizes, nodes)
     return checked
 
 
+def _named_struct(sizes: Sequence[Size], nodes: Sequence["Node"]) -> Size:
+    """named_struct('a', x, 'b', y): the names are distinct string literals (a struct with two fields of one
+    name cannot be read back as a row)."""
+    names = [_literal(nodes, i, "named_struct's field names are 'string literals'") for i in range(0, len(nodes), 2)]
+    if len(set(names)) != len(names):
+        raise NeedsLiteral(0, "named_struct's field names are distinct")
+    return total(list(sizes))
+
+
 def _to_char(sizes: Sequence[Size], nodes: Sequence["Node"]) -> Size:
-    # each specifier of the format writes a bounded field (at most ~10 characters for 2 of its own)
-    return (sizes[1] if len(sizes) > 1 else Size()).times(8.0) + Size(0.0, 64.0)
+    # each specifier of the format writes a bounded field (`%c`: 24 characters for 2 of its own)
+    return (sizes[1] if len(sizes) > 1 else Size()).times(16.0) + Size(0.0, 64.0)
 
 
 _NUMERIC = """abs acos acosh asin asinh atan atan2 atanh cbrt ceil cos cosh cot degrees exp factorial floor gcd
@@ -107,13 +160,13 @@ FUNCTIONS: dict[str, Rule] = {
     "lower": _like_first(3.0), "upper": _like_first(3.0), "initcap": _like_first(3.0),  # ß -> SS, ΐ -> Ϊ́
     "translate": _like_first(4.0),  # a character for a character: 1 byte may become 4
     "concat": _sum, "coalesce": _sum, "nvl": _sum, "ifnull": _sum, "greatest": _sum, "least": _sum,
-    "named_struct": _sum, "make_array": _sum,
+    "named_struct": _named_struct, "make_array": _sum,
     "concat_ws": _concat_ws,
     "replace": _replace,
     "regexp_replace": _regexp_replace,
     "regexp_like": _pattern_literal(1, _fixed(NUMBER.fixed)),
     "regexp_count": _pattern_literal(1, _fixed(NUMBER.fixed)),
-    "regexp_match": _pattern_literal(1, _like_first(1.0, 64.0)),
+    "regexp_match": _regexp_match,
     "to_char": _to_char, "date_format": _to_char,
 }
 ALLOWED_FUNCTIONS = frozenset(FUNCTIONS)

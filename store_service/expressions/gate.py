@@ -26,7 +26,8 @@ from typing import Any
 from store_service.errors import InvalidArgument, ResourceExhausted
 from store_service.expressions import parser
 from store_service.expressions.cost import INPUT, MAX_FIXED, MAX_GROWTH, NUMBER, Quadratic, Size, total
-from store_service.expressions.functions import FUNCTIONS, NeedsLiteral
+from store_service.expressions.functions import (FUNCTIONS, MAX_PATTERN_CHARS, MAX_PATTERN_WEIGHT, MAX_PATTERNS,
+                                                 MAX_PATTERNS_WEIGHT, NeedsLiteral, pattern_of, pattern_weight)
 from store_service.expressions.syntax import Limits, Node, Refused, build
 
 MAX_NODES = 4096
@@ -147,6 +148,23 @@ def _double_quoted(raw: Any) -> bool:
     return False
 
 
+def _check_patterns(root: Node) -> None:
+    """At most MAX_PATTERNS regular expressions, whose weights (functions.pattern_weight) add up to at most
+    MAX_PATTERNS_WEIGHT: DataFusion compiles each again for every batch of every fragment (found by the hostile
+    pass: 1,000 patterns `\\w{100..199}` in one filter of one row took 38 s of CPU)."""
+    patterns = [p for p in (pattern_of(n.name, n.children) for n in root.walk() if n.kind == "call") if p is not None]
+    for pattern in patterns:
+        if len(pattern) > MAX_PATTERN_CHARS or pattern_weight(pattern) > MAX_PATTERN_WEIGHT:
+            raise Refused("complex", f"holds a regular expression of {len(pattern)} characters whose counted "
+                          f"repetitions multiply to {pattern_weight(pattern)}; at most {MAX_PATTERN_CHARS} characters "
+                          f"and {MAX_PATTERN_WEIGHT}", pattern[:64])
+    weight = sum(pattern_weight(p) for p in patterns)
+    if len(patterns) > MAX_PATTERNS or weight > MAX_PATTERNS_WEIGHT:
+        raise Refused("complex", f"holds {len(patterns)} regular expressions of weight {weight}; at most "
+                      f"{MAX_PATTERNS} of weight {MAX_PATTERNS_WEIGHT} in all (a counted repetition {{n}} weighs n)",
+                      "regular expressions")
+
+
 def _peak(root: Node) -> tuple[Size, Size]:
     """(a bound on the expression's value, a bound on what its evaluation holds at once) for one row.
 
@@ -255,6 +273,7 @@ class Gate:
             at = _find_comment("SELECT " + text, expression)
             if at is not None:
                 raise Refused("syntax", f"comments are not allowed (one starts at character {at + 1})", "comment")
+            _check_patterns(root)
             if _double_quoted(expression):
                 raise Refused("syntax", 'a "double-quoted" name: Lance reads it as a string; write `name` '
                               "for a column and 'text' for a string", '"')

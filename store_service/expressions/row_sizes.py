@@ -1,5 +1,8 @@
-"""How many bytes each row's cells hold, the `L` of `cost.py`: strings and binaries by their bytes, lists by
-their values, a boolean as one byte (a cast writes it as up to 6 characters), numbers by their width."""
+"""How many bytes each row's cells hold, the `L` of `cost.py`: strings and binaries by their bytes and lists by
+their values, each with its 4-byte offset (so an empty string or list, or a null, still counts: a cast to
+text writes `", "` for an empty element), a boolean as one byte (a cast writes it as up to 6 characters),
+numbers by their width. A type this module does not know counts the whole array for every row: never an
+average, since what matters is the largest row."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_FIXED_CHILDREN = 16  # a fixed-size list longer than this is sized element by element
+_OFFSET = 4.0
 
 
 def fixed_width(kind: pa.DataType) -> int | None:
@@ -40,26 +43,28 @@ def cell_bytes(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(array, pa.ChunkedArray):
         parts = [cell_bytes(chunk) for chunk in array.chunks]
         return np.concatenate(parts) if parts else np.zeros(0)
+    if isinstance(array, pa.ExtensionArray):  # JSON columns (arrow.json), and others over a storage type
+        return cell_bytes(array.storage)
     kind = array.type
     width = fixed_width(kind)
     if width is not None:
         return np.full(len(array), float(width))
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) \
             or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind) or pa.types.is_string_view(kind):
-        return pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64)
+        return pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64) + _OFFSET
     if pa.types.is_dictionary(kind):
         return cell_bytes(array.dictionary)[array.indices.fill_null(0).to_numpy(zero_copy_only=False)]
     if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind) \
             or pa.types.is_map(kind) or pa.types.is_list_view(kind):
         parents = pc.list_parent_indices(array).to_numpy(zero_copy_only=False)
         values = array.flatten()
-        return np.bincount(parents, weights=cell_bytes(values), minlength=len(array)).astype(np.float64)
+        return np.bincount(parents, weights=cell_bytes(values), minlength=len(array)).astype(np.float64) + _OFFSET
     if pa.types.is_struct(kind):
         out = np.zeros(len(array))
         for child in array.flatten():
             out += cell_bytes(child)
         return out
-    return np.full(len(array), array.nbytes / max(len(array), 1))  # an evenly spread guess for the rest
+    return np.full(len(array), float(array.nbytes))
 
 
 def row_bytes(columns: Iterable[pa.Array | pa.ChunkedArray], rows: int) -> np.ndarray:

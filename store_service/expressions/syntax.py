@@ -244,7 +244,7 @@ def build(raw: Any, limits: Limits) -> Node:
         depth += 0 if chained else 1
         count += 1
         if count > limits.max_nodes:
-            raise Refused("complex", f"more than {limits.max_nodes} terms", f"{limits.max_nodes} terms")
+            raise Refused("complex", f"has more than {limits.max_nodes} terms", f"{limits.max_nodes} terms")
         if depth > limits.max_depth:
             raise Refused("complex", f"nests more than {limits.max_depth} levels deep (an operator chain of "
                           f"more than {limits.max_depth} terms, or calls inside calls)", node.name or node.kind)

@@ -32,9 +32,9 @@ def check(computed: Mapping[str, str]) -> dict[str, Judged]:
         raise InvalidArgument(f"{len(computed)} computed columns; at most {MAX_COMPUTED}", reason="TOO_MANY_COLUMNS",
                               limit=MAX_COMPUTED)
     for name, expression in computed.items():
-        if not name or len(name) > MAX_NAME_LENGTH or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        if not name or len(name) > MAX_NAME_LENGTH or any(ord(c) < 0x20 or ord(c) in (0x60, 0x7F) for c in name):
             raise InvalidArgument(f"computed column name {name[:MAX_NAME_LENGTH]!r} is empty, longer than "
-                                  f"{MAX_NAME_LENGTH} characters or holds control characters",
+                                  f"{MAX_NAME_LENGTH} characters or holds control characters or a backquote",
                                   reason="INVALID_COLUMN_NAME", column=name[:MAX_NAME_LENGTH])
         if name in RESERVED_COLUMNS:
             raise InvalidArgument(f"computed column name {name!r} is reserved", reason="RESERVED_COLUMN", column=name)

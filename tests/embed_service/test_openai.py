@@ -3,6 +3,7 @@ provider shares (`http_api`), and the same server answers the real `openai` clie
 
 from __future__ import annotations
 
+import json
 import logging
 
 import grpc
@@ -219,7 +220,8 @@ def test_an_endpoint_quoting_the_key_never_hands_it_back(embed_with_key, upstrea
             embed_with_key.stub.Embed(request(upstream, "alpha", max_retries=1))
     assert error_info(err.value).reason == reason
     assert "AUTHORIZATION=" in err.value.details()  # the endpoint's words arrive...
-    assert "sk-test-secret-123" not in err.value.details()  # ...without the key
+    assert "sk-test-secret-123" not in err.value.details()  # ...without the key, in any spelling
+    assert "sk%2Dtest" not in err.value.details() and "as a URL" in err.value.details()
     assert "sk-test-secret-123" not in str(error_info(err.value).metadata)
     assert not [r for r in caplog.records if "sk-test-secret-123" in r.getMessage() + (r.exc_text or "")]
 
@@ -232,3 +234,24 @@ def test_key_shaped_text_from_an_endpoint_is_redacted(embed_with_key, upstream):
         embed_with_key.stub.Embed(request(upstream, "alpha"))
     details = err.value.details()
     assert "bad input" in details and "ABCDEFGHIJKLMNOP" not in details and "abcdef123456" not in details
+
+
+@pytest.mark.parametrize("status, body, says", [
+    (200, b"[" * 200_000 + b"]" * 200_000, "not JSON"),  # was INTERNAL: Python's parser recursed too deep
+    (200, json.dumps({"data": [{"index": 0, "embedding": [0.5] * 16}] * 1 + [
+        {"index": i, "embedding": [0.5] * 4000} for i in range(1, 300)]}).encode(), "larger than"),
+    (200, b'{"data": [{"index": 0, "embedding": [1e999, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, '
+          b'0.5, 0.5, 0.5, 0.5]}]}', "NaN or infinite"),
+    (400, b"[" * 100_000 + b"]" * 100_000, "rejected"),
+])
+def test_a_hostile_answer_is_a_bad_upstream_not_an_internal_error(embed_with_key, upstream, status, body, says):
+    """Found by the hostile pass: deep JSON was INTERNAL, 229 MB of vectors for one input took 1.2 GB before
+    it was refused, and infinite numbers came back as a vector."""
+    upstream.raw_answer = (status, body)
+    with pytest.raises(grpc.RpcError) as err:
+        embed_with_key.stub.Embed(request(upstream, "alpha", max_retries=0))
+    assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INVALID_ARGUMENT)
+    assert error_info(err.value).reason in ("UPSTREAM_BAD_RESPONSE", "UPSTREAM_BAD_REQUEST")
+    assert says in err.value.details()
+    upstream.raw_answer = None
+    assert len(embed_with_key.stub.Embed(request(upstream, "alpha")).embeddings) == 1  # and the service serves on

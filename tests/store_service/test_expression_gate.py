@@ -145,9 +145,13 @@ def test_row_sizes_count_the_bytes_each_row_reads():
     strings = pa.array(["a", None, "abcd"])
     lists = pa.array([[1, 2], [], None], pa.list_(pa.int32()))
     struct = pa.StructArray.from_arrays([strings, pa.array([1, 2, 3], pa.int64())], names=["s", "n"])
-    assert cell_bytes(strings).tolist() == [1, 0, 4]
-    assert cell_bytes(lists).tolist() == [8, 0, 0]
-    assert cell_bytes(struct).tolist() == [9, 8, 12]
-    assert cell_bytes(strings.slice(1)).tolist() == [0, 4]
-    assert cell_bytes(pa.array(["xx", "y", "xx"]).dictionary_encode()).tolist() == [2, 1, 2]
+    assert cell_bytes(strings).tolist() == [5, 4, 8]  # each with its 4-byte offset: a null still counts
+    assert cell_bytes(lists).tolist() == [12, 4, 4]
+    assert cell_bytes(struct).tolist() == [13, 12, 16]
+    assert cell_bytes(strings.slice(1)).tolist() == [4, 8]
+    assert cell_bytes(pa.array(["xx", "y", "xx"]).dictionary_encode()).tolist() == [6, 5, 6]
     assert cell_bytes(pa.array([True, False])).tolist() == [1, 1]
+    empties = pa.array([[""] * 1000], pa.list_(pa.string()))  # found by the hostile pass: it counted 0
+    assert cell_bytes(empties).tolist() == [4 + 1000 * 4]
+    json = pa.ExtensionArray.from_storage(pa.json_(), pa.array(["[1]", "x" * 100_000]))
+    assert cell_bytes(json).tolist() == [7, 100_004]  # per row, not the column's average
