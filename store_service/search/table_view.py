@@ -223,10 +223,10 @@ class FragmentData:
             if cached is not None:
                 self._masks.move_to_end(where)
                 return cached
-        if isinstance(expression, LanceFilter):
-            judged = expression.judged
-            selected = self._table.matching_offsets(self._snapshot, self.ref, judged,
-                                                    self.input_bytes(judged.columns))
+        if isinstance(expression, LanceFilter):  # views evaluate these for all their fragments at once
+            found = self._table.matching_offsets(self._snapshot, [self.ref], expression.judged,
+                                                 self.input_bytes(expression.judged.columns))
+            return self.keep_mask(where, found[self.ref.id])
         else:
             names = sorted(referenced_columns(where))
             numbered = pa.table({**{n: self.column(n) for n in names},
@@ -237,6 +237,14 @@ class FragmentData:
                 # what the checks before cannot know (a pattern RE2 will not compile...): still the filter's
                 raise InvalidArgument(f"bad filter {shown(where)}: Arrow cannot evaluate it ({str(exc)[:200]})",
                                       reason="INVALID_FILTER") from None
+        return self.keep_mask(where, selected)
+
+    def has_mask(self, where: str) -> bool:
+        with self._lock:
+            return where in self._masks
+
+    def keep_mask(self, where: str, selected: np.ndarray) -> np.ndarray:
+        """The mask of the physical rows at offsets `selected`, kept as `where`'s."""
         result = np.zeros(self.num_rows, dtype=bool)
         result[selected] = True
         with self._lock:
@@ -411,6 +419,7 @@ class TableView:
             expression: object = compile_filter(where, self.schema, self._max_filter_length)
         except OutsideGrammar as ours:
             expression = self._lance_filter(where, ours)
+            self._evaluate_in_lance(where, expression)
         parts = [p.select(p.fragment.mask(where, expression)) for p in self.parts]
         result = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
         with self._lock:
@@ -418,6 +427,19 @@ class TableView:
             while len(self._masks) > MASKS_KEPT:
                 self._masks.popitem(last=False)
         return result
+
+    def _evaluate_in_lance(self, where: str, expression: "LanceFilter") -> None:
+        """The masks of the fragments that have none for `where`, from one scan of them all: Lance plans a
+        filter once a scan, and a table of 1,000 small fragments planned a costly one 1,000 times."""
+        missing = [p for p in self.parts if not p.fragment.has_mask(where)]
+        if not missing:
+            return
+        columns = expression.judged.columns
+        found = self.snapshot.table.matching_offsets(
+            self.snapshot, [p.ref for p in missing], expression.judged,
+            np.concatenate([p.fragment.input_bytes(columns) for p in missing]))
+        for part in missing:
+            part.fragment.keep_mask(where, found[part.ref.id])
 
     def _lance_filter(self, where: str, ours: OutsideGrammar) -> "LanceFilter":
         """A filter outside this store's own grammar (functions, arithmetic, nested fields, typed literals...)

@@ -63,6 +63,7 @@ DATASETS_CACHED = 8  # opened versions kept per table (the latest and those pinn
 MAX_ROWS_PER_FILE = 1 << 20
 UPDATE_ANCHOR = "__vectorlane_anchor"  # a column taken beside update expressions (see `computed`)
 READAHEAD = 2  # batches Lance reads ahead of a filter's evaluation (its default, 16, would hold 17 at once)
+FRAGMENT_READAHEAD = 2  # fragments one such scan reads at once
 _HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksum")
 
 
@@ -434,21 +435,25 @@ class Table:
                 raise
             return self._shown(exc).replace("Invalid user input: ", "").split(", /home/")[0]
 
-    def matching_offsets(self, snapshot: Snapshot, ref: FragmentRef, judged: Judged, input_bytes: np.ndarray
-                         ) -> np.ndarray:
-        """Physical offsets of the fragment's rows (deleted ones included) that match the filter, evaluated by
-        Lance's SQL engine, as LanceDB evaluates a filter, in batches the evaluation budget sizes from each
-        row's `input_bytes`."""
-        self.verify([ref])
-        fragment = snapshot.dataset.get_fragment(ref.id)
+    def matching_offsets(self, snapshot: Snapshot, refs: Sequence[FragmentRef], judged: Judged,
+                         input_bytes: np.ndarray) -> dict[int, np.ndarray]:
+        """Per fragment id, the physical offsets of the rows (deleted ones included) of the fragments `refs`
+        that match the filter, evaluated by Lance's SQL engine as LanceDB evaluates a filter: in one scan (so
+        planned once, not once a fragment), in batches the evaluation budget sizes from each row's
+        `input_bytes`."""
+        self.verify(refs)
+        fragments = [snapshot.dataset.get_fragment(ref.id) for ref in refs]
         what = "the filter"
-        plan = EVALUATION.batches([judged.cost], input_bytes, what=what, in_flight=READAHEAD + 1)
+        plan = EVALUATION.batches([judged.cost], input_bytes, what=what,
+                                  in_flight=(READAHEAD + 1) * FRAGMENT_READAHEAD)
         with EVALUATION.reserve(plan.reserve, what=what), self._evaluating("INVALID_FILTER", what):
-            found = fragment.scanner(columns=[], filter=judged.text, with_row_id=True, with_row_address=True,
-                                     include_deleted_rows=True, batch_size=plan.rows,
-                                     batch_readahead=READAHEAD).to_table().column("_rowaddr")
-        addresses = found.drop_null().to_numpy()
-        return (addresses.astype(np.uint64) & np.uint64(0xFFFFFFFF)).astype(np.int64)
+            found = snapshot.dataset.scanner(
+                columns=[], filter=judged.text, with_row_id=True, with_row_address=True, include_deleted_rows=True,
+                fragments=fragments, batch_size=plan.rows, batch_readahead=READAHEAD,
+                fragment_readahead=FRAGMENT_READAHEAD).to_table().column("_rowaddr")
+        addresses = found.drop_null().to_numpy().astype(np.uint64)
+        owners, offsets = addresses >> np.uint64(32), (addresses & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        return {ref.id: offsets[owners == np.uint64(ref.id)] for ref in refs}
 
     # ----- staging ------------------------------------------------------------------------------------
     def stage(self, data: pa.Table, schema: pa.Schema) -> Staged:

@@ -122,6 +122,22 @@ CASES = [
      "FUNCTION_NOT_ALLOWED"),
     ("replace x10 levels of 'yy'", computed("replace(" * 10 + "text" + ", 'x', 'yy')" * 10), EXHAUSTED,
      "EXPRESSION_OUTPUT_TOO_LARGE"),
+    # found by this round's own hostile pass
+    ("regexp_match of 200 nested groups (a GB from a 15 KB row)", where(
+        "array_length(regexp_match(text, '" + "(" * 200 + ".*" + ")" * 200 + "')) > 0"), EXHAUSTED,
+     "EXPRESSION_OUTPUT_TOO_LARGE"),
+    ("1,000 regular expressions (38 s of CPU for one row)", where(" OR ".join(
+        f"regexp_like(text, '\\w{{{n}}}')" for n in range(100, 1100))), INVALID, "EXPRESSION_TOO_COMPLEX"),
+    ("a pattern \\w{200}", where("regexp_like(text, '\\w{200}')"), INVALID, "EXPRESSION_TOO_COMPLEX"),
+    ("named_struct with one name twice (was INTERNAL)", computed("named_struct('a', 1, 'a', 2)"), INVALID,
+     "FUNCTION_NOT_ALLOWED"),
+    ("a column named a`b (its full reads never answered)", lambda s: s.stub.CreateTable(pb.CreateTableRequest(
+        name="quoted", rows=arrow_rows(pa.table({"a`b": [1]})))), INVALID, "INVALID_SCHEMA"),
+    ("a rename to a`b", lambda s: s.stub.AlterColumns(pb.AlterColumnsRequest(table="t", alterations=[
+        pb.ColumnAlteration(path="text", rename="a`b")])), INVALID, "INVALID_SCHEMA"),
+    ("a time zone of +99:00 (every JSON read failed)", lambda s: s.stub.CreateTable(pb.CreateTableRequest(
+        name="zone", rows=arrow_rows(pa.table({"t": pa.array([0], pa.timestamp("ms", tz="+99:00"))})))), INVALID,
+     "UNSUPPORTED_TYPE"),
     # smaller bounds
     ("a row of 2,000 sub-vectors", lambda s: s.stub.AddRows(iter([pb.AddRowsRequest(table="t", rows=arrow_rows(
         rows().slice(0, 1).set_column(4, "mv", pa.array([[[0.5, 0.5, 0.5, 0.5]] * 2000],
@@ -209,3 +225,15 @@ def test_nothing_the_gate_lets_through_crashes_the_store_or_swells_it(store, tre
             assert refused.code() in (INVALID, EXHAUSTED), (text, refused.code(), refused.details())
             assert error_info(refused).reason
     assert store.alive() and store.peak_rss_bytes() < RSS_CEILING
+
+
+def test_dates_python_cannot_hold_are_read_as_text(store):
+    """Found by the hostile pass: a timestamp of 2^62 seconds stored through Arrow (or computed by
+    from_unixtime) made every JSON read of the table INTERNAL."""
+    store.stub.CreateTable(pb.CreateTableRequest(name="far", rows=arrow_rows(pa.table({
+        "id": [1, 2], "at": pa.array([2 ** 62, 0], pa.timestamp("s")), "day": pa.array([2 ** 31 - 1, 0], pa.date32())}))))
+    rows = store.stub.ReadRows(pb.ReadRowsRequest(table="far", format=pb.ROW_FORMAT_JSON)).rows.json.rows
+    assert rows[0]["at"].startswith("<value out of range") and rows[1]["at"] == "1970-01-01T00:00:00"
+    computed_rows = store.stub.ReadRows(pb.ReadRowsRequest(table="far", format=pb.ROW_FORMAT_JSON, computed_columns=[
+        pb.ColumnExpression(name="c", expression="from_unixtime(9223372036854775807)")])).rows.json.rows
+    assert len(computed_rows) == 2

@@ -109,9 +109,24 @@ def test_regular_expressions_take_literal_patterns_and_replacements():
     assert verdict("regexp_like(text, '^a')") == ""
 
 
+@pytest.mark.parametrize("text, reason", [
+    ("regexp_like(text, '\\d{4}-\\d{2}-\\d{2}')", ""),
+    ("regexp_like(text, '\\w+ \\w{3,}')", ""),
+    ("regexp_like(text, '\\w{8}')", "EXPRESSION_TOO_COMPLEX"),  # 400 one-row fragments: 6.6 s for eight
+    ("regexp_like(text, '[a-z]{100}')", "EXPRESSION_TOO_COMPLEX"),
+    (" OR ".join(f"regexp_like(text, 'a{k}')" for k in range(9)), "EXPRESSION_TOO_COMPLEX"),
+    ("length(regexp_match(text, '((((.*))))')) > 0", ""),
+    ("regexp_match(text, '" + "(" * 100 + ".*" + ")" * 100 + "')", "EXPRESSION_OUTPUT_TOO_LARGE"),
+    ("named_struct('a', 1, 'a', 2)", "FUNCTION_NOT_ALLOWED"),
+])
+def test_regular_expressions_are_bounded_in_compile_cost_and_output(text, reason):
+    assert verdict(text, Role.VALUE) == reason
+
+
 def test_every_allowed_function_has_a_size_rule():
     for name in ALLOWED_FUNCTIONS:
         args = ", ".join(["text", "'x'", "'y'"][: 3 if name in ("replace", "regexp_replace") else 2])
+        args = "'name', text" if name == "named_struct" else args
         assert verdict(f"{name}({args})") in ("", "EXPRESSION_OUTPUT_TOO_LARGE"), name
 
 
