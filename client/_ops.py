@@ -15,7 +15,7 @@ from vectorlane import rows as rowlib
 from vectorlane import wire
 from vectorlane._transport import Compute, Op, Unary, Upload
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
-from vectorlane.errors import NotFoundError
+from vectorlane.errors import NotFoundError, VectorlaneError
 from vectorlane.operations import Operation
 from vectorlane.results import AddResult, DeleteResult, MergeResult, UpdateResult
 from vectorlane.store.v1 import store_service_pb2 as pb
@@ -85,17 +85,31 @@ def compute_embeddings(name: str, settings: dict[str, Any], values: list[Any], a
     return vectors
 
 
+def _every_page(method: str, request: Any, items: Any, token: str = "") -> Op[list[Any]]:
+    """Every item of a paged List call (AIP-158): `request(token)` is the call for a page, `items(reply)` what
+    it holds. A page token the store gave before, or a page holding nothing but a token, ends it with an
+    error: a broken or hostile store could otherwise keep the client asking forever."""
+    found: list[Any] = []
+    seen: set[str] = set()
+    while True:
+        reply = yield Unary(method, request(token))
+        page = list(items(reply))
+        found.extend(page)
+        token = reply.next_page_token
+        if not token:
+            return found
+        if token in seen or not page:
+            raise VectorlaneError(f"{method}: the store answered a page token it gave before, or an empty page "
+                                  "with a token; stopped", reason="BAD_PAGE_TOKEN")
+        seen.add(token)
+
+
 def table_names(page_token: str | None, limit: int | None) -> Op[list[str]]:
     if limit is not None:
         reply = yield Unary("ListTables", pb.ListTablesRequest(page_size=limit, page_token=page_token or ""))
         return list(reply.names)
-    names, token = [], page_token or ""
-    while True:
-        reply = yield Unary("ListTables", pb.ListTablesRequest(page_size=1000, page_token=token))
-        names.extend(reply.names)
-        token = reply.next_page_token
-        if not token:
-            return names
+    return (yield from _every_page("ListTables", lambda token: pb.ListTablesRequest(page_size=1000, page_token=token),
+                                   lambda reply: reply.names, page_token or ""))
 
 
 def _schema_and_functions(schema: Any, data: Any, functions: list[EmbeddingFunctionConfig]
@@ -379,13 +393,9 @@ def drop_index(name: str, index: str) -> Op[int]:
 
 
 def list_versions(name: str) -> Op[list[pb.Version]]:
-    versions, token = [], ""
-    while True:
-        reply = yield Unary("ListVersions", pb.ListVersionsRequest(table=name, page_size=1000, page_token=token))
-        versions.extend(reply.versions)
-        token = reply.next_page_token
-        if not token:
-            return versions
+    return (yield from _every_page(
+        "ListVersions", lambda token: pb.ListVersionsRequest(table=name, page_size=1000, page_token=token),
+        lambda reply: reply.versions))
 
 
 def restore(name: str, version: int) -> Op[int]:
@@ -505,11 +515,7 @@ def start_operation(connection: "Connection", method: str, request: Any) -> Op[O
 
 
 def list_operations(connection: "Connection", name: str) -> Op[list[Operation]]:
-    found: list[Operation] = []
-    token = ""
-    while True:
-        reply = yield Unary("ListOperations", pb.ListOperationsRequest(table=name, page_size=1000, page_token=token))
-        found.extend(Operation(connection, m) for m in reply.operations)
-        token = reply.next_page_token
-        if not token:
-            return found
+    messages = yield from _every_page(
+        "ListOperations", lambda token: pb.ListOperationsRequest(table=name, page_size=1000, page_token=token),
+        lambda reply: reply.operations)
+    return [Operation(connection, m) for m in messages]

@@ -12,6 +12,7 @@ import { withLocalVectors } from "./embeddings/local.js";
 import { NotFoundError } from "./errors.js";
 import { configMessage, Table, type OnBadVectors } from "./table.js";
 import { Transport, type ConnectionOptions } from "./transport.js";
+import { everyPage } from "./paging.js";
 
 export const DEFAULT_URI = "grpc://localhost:50051";
 
@@ -49,14 +50,10 @@ export class Connection {
         { pageSize: options.limit, pageToken: options.startAfter ?? "" });
       return reply.names;
     }
-    const names: string[] = [];
-    let pageToken = options.startAfter ?? "";
-    do {
+    return everyPage("ListTables", async (pageToken) => {
       const reply = await this.transport.unary(StorageService.method.listTables, { pageSize: 1000, pageToken });
-      names.push(...reply.names);
-      pageToken = reply.nextPageToken;
-    } while (pageToken);
-    return names;
+      return { items: reply.names, nextPageToken: reply.nextPageToken };
+    }, options.startAfter ?? "");
   }
 
   async openTable(name: string): Promise<Table> {

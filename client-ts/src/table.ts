@@ -21,6 +21,7 @@ import { MergeInsertBuilder, type MergeResult } from "./merge.js";
 import { Operation } from "./operation.js";
 import { Query, VectorQuery } from "./query.js";
 import type { Transport } from "./transport.js";
+import { everyPage } from "./paging.js";
 
 export type OnBadVectors = "error" | "drop" | "fill" | "null";
 const BAD_VECTORS: Record<OnBadVectors, BadVectorPolicy> = { error: BadVectorPolicy.ERROR, drop: BadVectorPolicy.DROP,
@@ -289,15 +290,12 @@ export class Table {
   }
 
   async listVersions(): Promise<VersionInfo[]> {
-    const versions: VersionInfo[] = [];
-    let pageToken = "";
-    do {
+    return everyPage("ListVersions", async (pageToken) => {
       const reply = await this.transport.unary(StorageService.method.listVersions, { table: this.name, pageSize: 1000, pageToken });
-      versions.push(...reply.versions.map((v) => ({ version: Number(v.version), timestamp: new Date(v.timestamp * 1000),
-        metadata: { operation: v.operation, num_rows: String(v.numRows) } })));
-      pageToken = reply.nextPageToken;
-    } while (pageToken);
-    return versions;
+      return { items: reply.versions.map((v): VersionInfo => ({ version: Number(v.version),
+        timestamp: new Date(v.timestamp * 1000), metadata: { operation: v.operation, num_rows: String(v.numRows) } })),
+        nextPageToken: reply.nextPageToken };
+    });
   }
 
   /** Reads `version` (a number, or a tag's name) from now on, read-only, until `checkoutLatest()`. */

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 import vectorlane
+import vectorlane.errors
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 
@@ -69,3 +71,29 @@ def test_pages_read_one_version_while_rows_are_added(start_store):
     assert rest.version == first.version
     assert len(table.to_arrow()) == 2010
     db.close()
+
+
+@pytest.mark.parametrize("pages", [["same", "same"], ["next", ""]])
+def test_a_store_that_repeats_a_page_token_cannot_keep_the_client_asking(pages):
+    """A store answering one page token forever (or empty pages with tokens) would have kept `table_names()`
+    looping, holding more memory at every page. Found by the hostile pass (in the TypeScript client too)."""
+    from concurrent import futures
+
+    import grpc
+
+    from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
+
+    class Looping(pb_grpc.StorageServiceServicer):
+        def ListTables(self, request, context):  # noqa: N802
+            return pb.ListTablesResponse(names=["t"] if pages[0] == "same" else [], next_page_token="again")
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_StorageServiceServicer_to_server(Looping(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with pytest.raises(vectorlane.errors.VectorlaneError) as stopped:
+            vectorlane.connect(f"grpc://127.0.0.1:{port}").table_names()
+        assert stopped.value.reason == "BAD_PAGE_TOKEN"
+    finally:
+        server.stop(0)
