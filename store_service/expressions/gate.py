@@ -33,6 +33,7 @@ from store_service.expressions.syntax import Limits, Node, Refused, build
 MAX_NODES = 4096
 MAX_DEPTH = 64
 CACHE_ENTRIES = 512
+CACHED_CHARS = 16 * 1024
 
 
 class Role(Enum):
@@ -239,19 +240,22 @@ class Gate:
 
     def __init__(self, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> None:
         self.limits = Limits(max_nodes=max_nodes, max_depth=max_depth)
-        self._judged: OrderedDict[tuple[str, Role], Judged] = OrderedDict()
+        self._judged: OrderedDict[tuple[str, Role, int], Judged] = OrderedDict()
         self._lock = threading.Lock()
 
     def judge(self, text: str, role: Role, *, what: str, max_length: int, **metadata: str) -> Judged:
         """`text` judged for `role`; `what` names it in refusals ("filter 'x'", "new column 'y'")."""
+        key = (text, role, max_length)
         with self._lock:
-            cached = self._judged.get((text, role))
+            cached = self._judged.get(key)
             if cached is not None:
-                self._judged.move_to_end((text, role))
+                self._judged.move_to_end(key)
                 return cached
         judged = self._judge(text, role, what, min(max_length, parser.MAX_TEXT_CHARS), metadata)
+        if len(text) > CACHED_CHARS:  # the cache holds at most CACHE_ENTRIES x CACHED_CHARS characters (8 Mi)
+            return judged
         with self._lock:
-            self._judged[(text, role)] = judged
+            self._judged[key] = judged
             while len(self._judged) > CACHE_ENTRIES:
                 self._judged.popitem(last=False)
         return judged
