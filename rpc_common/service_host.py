@@ -11,11 +11,12 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from google.protobuf.descriptor import ServiceDescriptor
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from rpc_common.admission import HEALTH_THREADS, AdmissionInterceptor, AdmissionSettings
 from rpc_common.call_metrics import MetricsInterceptor
 from rpc_common.error_mapping import ErrorMappingInterceptor
+from rpc_common.reflection import ContractReflection
 from rpc_common.handlers import add_servicer
 from rpc_common.security import AuthInterceptor, SecuritySettings, server_credentials
 from rpc_common.service_metrics import ServiceMetrics
@@ -91,9 +92,9 @@ class ServiceHost:
         add_servicer(self._server, service, servicer, decoders)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         if security.reflection:
-            reflection.enable_server_reflection(
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server(ContractReflection(
                 (self.service_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME), self._server)
+                 reflection.SERVICE_NAME)), self._server)
 
     def start(self, host: str, port: int, metrics_host: str, metrics_port: int) -> None:
         """Listens (health NOT_SERVING until `set_serving(True)`); metrics_port -1 turns metrics off."""

@@ -21,6 +21,9 @@ def test_list_and_describe(embed):
     assert "rpc Embed" in described.stdout and "rpc StreamEmbed" in described.stdout
     message = grpcurl(embed.target, "describe", "vectorlane.embed.v1.EmbedInput")
     assert "string image_uri = 3;" in message.stdout
+    assert "//" in message.stdout  # the contract's comments travel with reflection
+    method = grpcurl(embed.target, "describe", "vectorlane.embed.v1.EmbeddingService.Embed")
+    assert method.returncode == 0 and "rpc Embed" in method.stdout
 
 
 def test_health_check(embed):
