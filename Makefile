@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-embed run-store test stress test-fast parity bench bench-quick bench-storage bench-filters bench-10m protos settings-table check-protos clean
+.PHONY: help install run run-embed run-store test lint stress test-fast parity bench bench-quick bench-storage bench-filters bench-10m protos settings-table check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,9 +42,15 @@ run-embed: $(STAMP) ## start only the embed service (:50052)
 run-store: $(STAMP) ## start only the store service (:50051), using the embed service at 127.0.0.1:50052
 	$(BIN)/vectorlane-store
 
-test: $(STAMP) $(NPM_STAMP) ## run the whole test suite: Python (pytest) and the TypeScript client (node --test)
+test: $(STAMP) $(NPM_STAMP) lint ## run the whole test suite: lint, Python (pytest) and the TypeScript client (node --test)
 	$(BIN)/pytest -q tests
 	cd client-ts && VECTORLANE_PYTHON=$(CURDIR)/$(BIN)/python npm test --silent
+
+lint: $(STAMP) ## ruff over the tree, mypy over the services and the client (settings in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/mypy store_service embed_service rpc_common
+	@mkdir -p build/typecheck && ln -sfn ../../client build/typecheck/vectorlane  # the client imports as vectorlane
+	MYPYPATH=build/typecheck $(BIN)/mypy -p vectorlane
 
 stress: $(STAMP) ## long reliability suites: 25 kill -9 trials, 500 fuzz examples per RPC, 5-min soak
 	VECTORLANE_CRASH_TRIALS=25 VECTORLANE_FUZZ_EXAMPLES=500 VECTORLANE_FUZZ_RANDOM=1 VECTORLANE_SOAK_SECONDS=300 \

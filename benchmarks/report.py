@@ -50,7 +50,7 @@ def search_table(size: dict, kind: str) -> list[str]:
     lance_qps = med(lance_base["qps"]["1"]) if lance_base else None
     lines = ["| system | method | p50 ms | p99 ms | QPS 1 client | QPS 4 | QPS 16 | recall@10 | p50 over FAISS "
              "| QPS@1 vs LanceDB |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for key, result in systems.items():
+    for result in systems.values():
         rows = ([(result["exact"]["label"], result["exact"])] if kind == "exact" and "exact" in result else
                 [(f"{result['index']['label']}: {s['label']}", s) for s in result.get("index", {}).get("settings", [])]
                 if kind == "approximate" else [])

@@ -280,7 +280,8 @@ def main() -> None:
         out["ivf_pq_start_to_first_approximate_s"] = time.perf_counter() - launched
         out["ivf_pq_steady_p50_ms"] = search_p50(table, queries[10:40], **pq) * 1e3
         out["ivf_pq_recall_at_10"] = recall(table, vectors, queries[10:40], **pq)
-        newest = max((work / "store" / "t.lance" / "_vectorlane" / "indexes").iterdir(), key=lambda p: p.stat().st_mtime)
+        folder = work / "store" / "t.lance" / "_vectorlane" / "indexes"
+        newest = max(folder.iterdir(), key=lambda p: p.stat().st_mtime)
         pq_bytes = newest.stat().st_size  # the IVF_PQ index: the last file written there
         out["ivf_pq_rss_growth_mib"] = rss_mib(service.process.pid) - rss_start
         out["ivf_pq_index_mib"] = pq_bytes / 2**20

@@ -554,5 +554,6 @@ class AsyncMergeInsertBuilder(MergeBuilder):
 
 
 __all__ = ["DEFAULT_LIMIT", "AsyncMergeInsertBuilder", "AsyncQuery", "AsyncQueryBase", "AsyncTakeQuery",
-           "AsyncVectorQuery", "LanceVectorQueryBuilder", "MergeBuilder", "MergeInsertBuilder", "Query", "QueryBuilder", "TakeBuilder", "TakeQuery",
+           "AsyncVectorQuery", "LanceVectorQueryBuilder", "MergeBuilder", "MergeInsertBuilder", "Query", "QueryBuilder",
+           "TakeBuilder", "TakeQuery",
            "ensure_vector_query", "seconds"]

@@ -177,7 +177,7 @@ class BatchQueue:
                     for request in {id(s.request): s.request for s in live}.values():
                         request.fail(exc)
                     return
-                exc.metadata["index"] = str(culprit.position)
+                getattr(exc, "metadata", {})["index"] = str(culprit.position)
                 culprit.request.fail(exc)
                 live = [s for s in live if s.request is not culprit.request]
                 continue

@@ -195,7 +195,7 @@ class EmbeddingCore:
         result = np.empty((len(inputs), dims), dtype=np.float32)
         hits = [i for i, v in enumerate(found) if v is not None]
         if hits:
-            result[hits] = np.stack([found[i] for i in hits])
+            result[hits] = np.stack([v for v in found if v is not None])
         if not items:
             return _resolved(result)
         missing = [i for i, v in enumerate(found) if v is None]
@@ -205,9 +205,10 @@ class EmbeddingCore:
         def complete(done: Future) -> None:
             error = done.exception()
             if error is not None:
-                index = getattr(error, "metadata", {}).get("index", "")
-                if isinstance(index, str) and index.isdigit() and int(index) < len(sent):
-                    error.metadata["index"] = str(sent[int(index)])  # the input's place in the request
+                metadata = getattr(error, "metadata", None)
+                index = metadata.get("index", "") if isinstance(metadata, dict) else ""
+                if isinstance(metadata, dict) and index.isdigit() and int(index) < len(sent):
+                    metadata["index"] = str(sent[int(index)])  # the input's place in the request
                 answer.set_exception(error)
                 return
             vectors = done.result()

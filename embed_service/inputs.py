@@ -211,9 +211,9 @@ def _get(parsed: urllib.parse.SplitResult, deadline: float, limit: int) -> bytes
     path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
     if parsed.scheme == "https":
         connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parsed.hostname, port, timeout=_left(deadline), context=ssl.create_default_context())
+            parsed.hostname or "", port, timeout=_left(deadline), context=ssl.create_default_context())
     else:
-        connection = http.client.HTTPConnection(parsed.hostname, port, timeout=_left(deadline))
+        connection = http.client.HTTPConnection(parsed.hostname or "", port, timeout=_left(deadline))
     try:
         connection.connect()
         sock = connection.sock  # kept: the connection lets go of it once the response says it will close

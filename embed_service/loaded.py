@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Protocol
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +27,14 @@ from embed_service.functions.base import EmbeddingFunction, FunctionRuntime, Pur
 log = logging.getLogger(__name__)
 
 
-class LoadObserver:
+class LoadObserver(Protocol):
     def model_loaded(self, function: str, seconds: float, ok: bool) -> None:
         """Called after each model load attempt."""
+
+
+class _Unobserved:
+    def model_loaded(self, function: str, seconds: float, ok: bool) -> None:
+        pass
 
 
 @dataclass(eq=False)
@@ -55,7 +61,7 @@ class LoadedFunctions:
         self._make_queue = make_queue
         self._max_models = max_models
         self._max_functions = max_functions
-        self._observer = observer or LoadObserver()
+        self._observer = observer or _Unobserved()
         self._functions: OrderedDict[str, LoadedFunction] = OrderedDict()  # least recently used first
         # Held while a model loads, so concurrent callers load it once; striped by model key, so a caller
         # inventing model keys cannot grow this.

@@ -78,4 +78,4 @@ class ContractReflection(reflection.ReflectionServicer):
             return commented
         proto = descriptor_pb2.FileDescriptorProto()
         file.CopyToProto(proto)
-        return proto.SerializeToString()
+        return bytes(proto.SerializeToString())

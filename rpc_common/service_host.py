@@ -85,7 +85,8 @@ class ServiceHost:
         self.admission = AdmissionInterceptor(max_workers, admission, auth_on=bool(tokens))
         self._server = grpc.server(  # the threads beyond max_workers are health's: data calls never take them
             futures.ThreadPoolExecutor(max_workers=max_workers + HEALTH_THREADS, thread_name_prefix=thread_prefix),
-            interceptors=[MetricsInterceptor(metrics.requests, metrics.latency), ErrorMappingInterceptor(domain, *([redact] if redact else [])),
+            interceptors=[MetricsInterceptor(metrics.requests, metrics.latency),
+                          ErrorMappingInterceptor(domain, *([redact] if redact else [])),
                           *([AuthInterceptor(tokens)] if tokens else []), self.admission],
             options=options,
         )

@@ -25,6 +25,7 @@ from store_service import schema_changes
 from store_service.search import computed as computed_columns
 from store_service.search import index_catalog, multivector, reads
 from store_service.search import vector_search as search
+from store_service.search.vector_search import VectorSearch
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import Aborted, Cancelled, InvalidArgument, TableExists
 from store_service.expressions.budget import EVALUATION
@@ -299,7 +300,7 @@ class StoreCore:
         table.discard(staged)
         return again
 
-    def search(self, name: str, query: np.ndarray | Query, request: search.VectorSearch, *, version: int = 0,
+    def search(self, name: str, query: np.ndarray | Query, request: VectorSearch, *, version: int = 0,
                deadline: Deadline = NO_DEADLINE, computed: Mapping[str, str] | None = None) -> tuple[pa.Table, int]:
         """The nearest rows to `query` (a vector, vectors, or text / an image the column's function embeds),
         with `computed` columns evaluated for them."""
@@ -315,7 +316,7 @@ class StoreCore:
         return computed_columns.attach(table, view, rows, judged, keep_row_id=keep_row_id,
                                        max_bytes=self.limits.max_response_bytes), version
 
-    def _search(self, name: str, query: np.ndarray | Query, request: search.VectorSearch, *, version: int = 0,
+    def _search(self, name: str, query: np.ndarray | Query, request: VectorSearch, *, version: int = 0,
                 deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:
         if request.limit + request.offset > self.limits.max_search_limit:
             raise InvalidArgument(f"limit + offset ({request.limit} + {request.offset}) is above the most this "
@@ -329,12 +330,13 @@ class StoreCore:
         column = search.check_request(view, request)
         multi = is_multivector(field_at(view.schema, column))  # several vectors are one query of such a column
         several = isinstance(query, np.ndarray) and query.ndim == 2
+        count = len(query) if isinstance(query, np.ndarray) else 1
         batch = several and not multi
-        if several and len(query) > self.limits.max_batch_queries:
-            raise InvalidArgument(f"{len(query)} query vectors in one search; at most {self.limits.max_batch_queries}",
+        if several and count > self.limits.max_batch_queries:
+            raise InvalidArgument(f"{count} query vectors in one search; at most {self.limits.max_batch_queries}",
                                   reason="TOO_MANY_QUERIES", limit=self.limits.max_batch_queries)
-        if batch and len(query) * (request.limit + request.offset) > self.limits.max_read_rows:
-            raise InvalidArgument(f"{len(query)} queries x (limit + offset) {request.limit + request.offset} is above "
+        if batch and count * (request.limit + request.offset) > self.limits.max_read_rows:
+            raise InvalidArgument(f"{count} queries x (limit + offset) {request.limit + request.offset} is above "
                                   f"the most rows one search answers ({self.limits.max_read_rows})",
                                   reason="LIMIT_TOO_LARGE", limit=self.limits.max_read_rows)
         if isinstance(query, Query):

@@ -271,7 +271,7 @@ def _spec(config: FunctionConfig) -> epb.FunctionSpec:
 
 def _error_info(exc: grpc.RpcError) -> tuple[str, dict[str, str]]:
     try:
-        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+        status = rpc_status.from_call(exc)
     except ValueError:
         status = None
     if status is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,7 +222,7 @@ def functions_of(schema: pa.Schema) -> list[FunctionConfig]:
 
 
 def with_functions(schema: pa.Schema, functions: Iterable[FunctionConfig],
-                   secret_settings: dict[str, Iterable[str]] | None = None) -> pa.Schema:
+                   secret_settings: Mapping[str, Iterable[str]] | None = None) -> pa.Schema:
     """`schema` carrying `functions` in its metadata, after checking each against the columns and secrets."""
     configs = list(functions)
     seen: set[str] = set()

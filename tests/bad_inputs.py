@@ -235,7 +235,7 @@ STORE_CASES = [
          lambda t: t.store.CreateTable(pb.CreateTableRequest(name="mv", rows=pb.Rows(arrow_ipc=ipc_of(pa.table(
              {"mv": pa.array([[[0.5, 0.5]] * 2000], pa.list_(pa.list_(pa.float32(), 2)))}))))),
          INVALID, "TOO_MANY_SUBVECTORS"),
-    Case("store", "CountRows", "version -1 (was NOT_FOUND here, INVALID_ARGUMENT elsewhere)", lambda t: t.store.CountRows(
+    Case("store", "CountRows", "version -1 (was NOT_FOUND here, INVALID_ARGUMENT elsewhere)", lambda t: t.store.CountRows(  # noqa: E501
         pb.CountRowsRequest(table=DOCS, version=-1)), INVALID, "INVALID_VERSION"),
     Case("store", "CreateTable", "name ending in a newline (was accepted)", lambda t: t.store.CreateTable(
         pb.CreateTableRequest(name="docs2\n", schema=pb.Schema(fields=[VECTOR_FIELD]))), INVALID,
@@ -396,7 +396,7 @@ STORE_CASES = [
     Case("store", "UpdateRows", "`values_sql` with a replacement read from the row", lambda t: t.store.UpdateRows(
         pb.UpdateRowsRequest(table=DOCS, values_sql={"text": "regexp_replace(text, 'x', text, 'g')"})), INVALID,
          "FUNCTION_NOT_ALLOWED"),
-    Case("store", "AddColumns", "expression of 1,300 added terms (2,000 killed the store)", lambda t: t.store.AddColumns(
+    Case("store", "AddColumns", "expression of 1,300 added terms (2,000 killed the store)", lambda t: t.store.AddColumns(  # noqa: E501
         pb.AddColumnsRequest(table=DOCS, expressions=[pb.ColumnExpression(name="n", expression="+".join(
             ["id"] * 1300))])), INVALID, "EXPRESSION_TOO_COMPLEX"),
     Case("store", "AddColumns", "expression with a comment", lambda t: t.store.AddColumns(pb.AddColumnsRequest(
@@ -511,7 +511,7 @@ STORE_CASES = [
     Case("store", "AlterColumns", "column that does not exist", lambda t: t.store.AlterColumns(
         pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(path="nope", rename="x")])), INVALID,
          "UNKNOWN_COLUMN"),
-    Case("store", "AlterColumns", "field metadata setting Lance's `lance-encoding:blob`", lambda t: t.store.AlterColumns(
+    Case("store", "AlterColumns", "field metadata setting Lance's `lance-encoding:blob`", lambda t: t.store.AlterColumns(  # noqa: E501
         pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(
             path="text", metadata={"lance-encoding:blob": "true"})])), INVALID, "INVALID_ALTERATION"),
     Case("store", "AlterColumns", "field metadata of 65 keys", lambda t: t.store.AlterColumns(

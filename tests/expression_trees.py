@@ -55,7 +55,8 @@ def _extend(inner: st.SearchStrategy[Tree]) -> st.SearchStrategy[Tree]:
     calls = st.sampled_from(ALLOWED + FORBIDDEN).flatmap(
         lambda f: st.lists(inner, min_size=ARITY[f], max_size=ARITY[f]).map(lambda args: Tree("call", f, tuple(args))))
     short_chains = st.tuples(st.sampled_from(("+", "*", "||", "AND", "OR")),
-                             st.lists(inner, min_size=2, max_size=SHORT)).map(lambda t: Tree("chain", t[0], tuple(t[1])))
+                             st.lists(inner, min_size=2, max_size=SHORT)
+                             ).map(lambda t: Tree("chain", t[0], tuple(t[1])))
     compare = st.tuples(st.sampled_from(("=", "<", ">=", "<>")), inner, inner).map(
         lambda t: Tree("compare", t[0], (t[1], t[2])))
     return st.one_of(calls, short_chains, compare)

@@ -138,7 +138,8 @@ class ProviderServer(LocalHTTPServer):
         from embed_service.functions.sigv4 import Credentials, signed_headers
 
         try:
-            moment = dt.datetime.strptime(headers.get("x-amz-date", ""), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+            stamp = headers.get("x-amz-date", "")
+            moment = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
         except ValueError:
             return 403, {"message": "missing or malformed X-Amz-Date"}
         credentials = Credentials(AWS["key_id"], AWS["secret"], headers.get("x-amz-security-token"))

@@ -283,7 +283,8 @@ def _temporal_as_text(kind: pa.DataType) -> pa.DataType:
     if pa.types.is_temporal(kind):
         return pa.string()
     if pa.types.is_struct(kind):
-        return pa.struct([kind.field(i).with_type(_temporal_as_text(kind.field(i).type)) for i in range(kind.num_fields)])
+        fields = [kind.field(i) for i in range(kind.num_fields)]
+        return pa.struct([f.with_type(_temporal_as_text(f.type)) for f in fields])
     if pa.types.is_list(kind):
         return pa.list_(kind.value_field.with_type(_temporal_as_text(kind.value_type)))
     if pa.types.is_large_list(kind):

@@ -61,9 +61,10 @@ def _concat_ws(sizes: Sequence[Size], nodes: Sequence["Node"]) -> Size:
 
 
 def _literal(nodes: Sequence["Node"], position: int, why: str) -> str:
-    if len(nodes) <= position or nodes[position].kind != "string" or nodes[position].text is None:
+    text = nodes[position].text if len(nodes) > position and nodes[position].kind == "string" else None
+    if text is None:
         raise NeedsLiteral(position, why)
-    return nodes[position].text
+    return text
 
 
 def _replace(sizes: Sequence[Size], nodes: Sequence["Node"]) -> Size:

@@ -124,8 +124,8 @@ def _explained_spans(raw: Any) -> list[tuple[tuple[int, int], tuple[int, int]]]:
 def _find_comment(sql: str, raw: Any) -> int | None:
     """Where a comment starts in `sql` outside every literal and quoted name, or None."""
     starts = [0]
-    for line in sql.split("\n"):
-        starts.append(starts[-1] + len(line) + 1)
+    for text_line in sql.split("\n"):
+        starts.append(starts[-1] + len(text_line) + 1)
     masked = list(sql)
     for (line, column), (end_line, end_column) in _explained_spans(raw):
         begin, end = starts[line - 1] + column - 1, starts[end_line - 1] + end_column - 1

@@ -75,7 +75,8 @@ _POSITION = re.compile(r"at Line: (\d+), Column: (\d+)")
 
 def _parse(sql: str) -> list[dict[str, Any]]:
     try:
-        return sqloxide.parse_sql(sql, dialect=DIALECT)
+        statements: list[dict[str, Any]] = sqloxide.parse_sql(sql, dialect=DIALECT)
+        return statements
     except ValueError as exc:
         message = " ".join(str(exc).replace("Query parsing failed.", "").replace("sql parser error: ", "").split())
 
@@ -90,7 +91,8 @@ def parse_select(text: str) -> list[dict[str, Any]]:
     if len(text) > MAX_TEXT_CHARS:
         raise ValueError(f"text of {len(text)} characters; the parser takes at most {MAX_TEXT_CHARS}")
     sql = PREFIX + text
-    return _worker.run(lambda: _parse(sql))
+    statements: list[dict[str, Any]] = _worker.run(lambda: _parse(sql))
+    return statements
 
 
 def render(statements: list[dict[str, Any]]) -> str:

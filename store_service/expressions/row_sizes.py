@@ -24,7 +24,7 @@ def fixed_width(kind: pa.DataType) -> int | None:
     if pa.types.is_dictionary(kind):
         return None
     try:
-        width = kind.bit_width
+        width = int(kind.bit_width)
     except ValueError:
         width = 0
     if width and width % 8 == 0 and not pa.types.is_nested(kind):
@@ -51,9 +51,12 @@ def cell_bytes(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
         return np.full(len(array), float(width))
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) \
             or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind) or pa.types.is_string_view(kind):
-        return pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64) + _OFFSET
+        lengths: np.ndarray = pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False)
+        return lengths.astype(np.float64) + _OFFSET
     if pa.types.is_dictionary(kind):
-        return cell_bytes(array.dictionary)[array.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+        indices: np.ndarray = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        sizes: np.ndarray = cell_bytes(array.dictionary)[indices]
+        return sizes
     if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind) \
             or pa.types.is_map(kind) or pa.types.is_list_view(kind):
         parents = pc.list_parent_indices(array).to_numpy(zero_copy_only=False)

@@ -53,7 +53,8 @@ class FunctionChanges:
         table = self.tables.open(table_name)
         if not column:
             raise InvalidArgument("name the vector column", reason="MISSING_COLUMN")
-        dims, secrets = 0, ()
+        dims, info = 0, None
+        secrets: tuple[str, ...] = ()
         if function is not None:
             if not function.name or not function.source_column:
                 raise InvalidArgument("the function needs a registry name and a source column",
@@ -66,7 +67,7 @@ class FunctionChanges:
             dims, secrets = info.dimensions, info.secret_settings
         snapshot = table.snapshot()
         target = plan(snapshot.schema, kind, column, function, dims, secrets)
-        if function is not None:
+        if function is not None and info is not None:
             source_kind(function, snapshot.schema.field(function.source_column).type, info.modalities)
         with self._lock:
             records = OperationLog(table.directory)

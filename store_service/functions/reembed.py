@@ -179,7 +179,7 @@ class Reembedder:
             ended = records.load(operation.id, table=table.name).state
         except (ServiceError, OSError):  # the table was dropped meanwhile, with its operations
             return
-        if not (ended == RUNNING and stop.is_set()):  # a shutdown's stop is not an end: the run resumes
+        if self.observer is not None and not (ended == RUNNING and stop.is_set()):  # a shutdown's stop is no end
             self.observer.run_ended(operation.kind, ended)
 
 

@@ -31,7 +31,7 @@ def check(computed: Mapping[str, str]) -> dict[str, Judged]:
     if len(computed) > MAX_COMPUTED:
         raise InvalidArgument(f"{len(computed)} computed columns; at most {MAX_COMPUTED}", reason="TOO_MANY_COLUMNS",
                               limit=MAX_COMPUTED)
-    for name, expression in computed.items():
+    for name in computed:
         if not name or len(name) > MAX_NAME_LENGTH or any(ord(c) < 0x20 or ord(c) in (0x60, 0x7F) for c in name):
             raise InvalidArgument(f"computed column name {name[:MAX_NAME_LENGTH]!r} is empty, longer than "
                                   f"{MAX_NAME_LENGTH} characters or holds control characters or a backquote",

@@ -370,6 +370,7 @@ class TableView:
     def _positions_by_part(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         positions = np.zeros(len(ids), dtype=np.int64)
         found = np.zeros(len(ids), dtype=bool)
+        assert self._part_firsts is not None, "this is a bug: the parts' firsts are set by _ordered_parts"
         which = np.searchsorted(self._part_firsts, ids, side="right") - 1
         for index in np.unique(which):
             if index < 0:
@@ -663,7 +664,7 @@ class _TableState:
 
     def __init__(self) -> None:
         self.fragments: OrderedDict[tuple[object, ...], FragmentData] = OrderedDict()
-        self.live: OrderedDict[tuple[int, tuple[str, ...], str], np.ndarray] = OrderedDict()
+        self.live: OrderedDict[tuple[int, tuple[str, ...], str], np.ndarray | None] = OrderedDict()
         self.views: OrderedDict[int, TableView] = OrderedDict()
 
 

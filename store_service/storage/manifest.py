@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -93,7 +94,7 @@ def split_schema(schema: pa.Schema) -> tuple[pa.Schema, tuple[dict[str, Any], ..
     return schema.with_metadata(metadata) if metadata else schema.remove_metadata(), indexes
 
 
-def with_indexes(schema: pa.Schema, indexes: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> pa.Schema:
+def with_indexes(schema: pa.Schema, indexes: Sequence[dict[str, Any]]) -> pa.Schema:
     metadata = dict(schema.metadata or {})
     metadata.pop(INDEXES_KEY, None)
     if indexes:

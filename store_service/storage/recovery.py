@@ -166,7 +166,7 @@ def collect(dataset_dir: Path, found: Recovered) -> None:
 
 def _files_in(dataset_dir: Path) -> set[str]:
     """The data, deletion and index files present, relative to the dataset."""
-    present = set()
+    present: set[str] = set()
     for folder in (manifest.DATA_DIR, manifest.DELETIONS_DIR, INDEXES_DIR):
         if (dataset_dir / folder).is_dir():
             present.update(f"{folder}/{p.name}" for p in (dataset_dir / folder).iterdir() if p.is_file())

@@ -202,7 +202,7 @@ class Table:
             raise DataLoss(f"table {self.name!r}: Lance cannot open it ({self._shown(exc)})",
                            reason="MANIFEST_CORRUPT", table=self.name) from None
 
-    def _shown(self, exc: Exception) -> str:
+    def _shown(self, exc: BaseException) -> str:
         """Lance's error text for a caller: without the data directory's absolute path, and short."""
         return str(exc).replace(str(self.directory.parent), "<data_dir>")[:300]
 
@@ -575,6 +575,7 @@ class Table:
                 new = [f for item in current for f in item.fragments]
                 for item in current:
                     self.checksums.append(item.checksums)
+                op: LanceOperation.BaseOperation
                 if overwrite:
                     op = LanceOperation.Overwrite(manifest.with_indexes(target, ()), new)
                     return self._commit(op, base.version, operation)
@@ -734,10 +735,8 @@ class Table:
                     raise FailedPrecondition(f"table {self.name!r}: this schema change would renumber nested "
                                              "fields (a map column); it is not supported", reason="UNSUPPORTED_CHANGE",
                                              table=self.name)
-                if new_columns is not None:
-                    op = LanceOperation.Merge(fragments, wanted)
-                else:
-                    op = LanceOperation.Project(wanted)
+                op: LanceOperation.BaseOperation = (LanceOperation.Merge(fragments, wanted) if new_columns is not None
+                                                    else LanceOperation.Project(wanted))
                 return self._commit(op, base.version, operation)
         except BaseException:
             for relative in written:
@@ -751,13 +750,15 @@ class Table:
         for path in ref.files:
             self.checksums.verify(path)
         fragment = snapshot.dataset.get_fragment(ref.id)
-        values, batch_rows, reserve = new_columns.values, new_columns.batch_rows, 0
-        if isinstance(values, Mapping):
-            what = f"computing {', '.join(list(values)[:4])}"
-            reads = frozenset().union(*(judged.columns for judged in values.values()))
-            plan = EVALUATION.batches([j.cost for j in values.values()],
+        given, batch_rows, reserve = new_columns.values, new_columns.batch_rows, 0
+        values: Mapping[str, str] | Callable[[pa.RecordBatch], pa.RecordBatch] = given  # type: ignore[assignment]
+        if isinstance(given, Mapping):
+            what = f"computing {', '.join(list(given)[:4])}"
+            reads = frozenset().union(*(judged.columns for judged in given.values()))
+            plan = EVALUATION.batches([j.cost for j in given.values()],
                                       self._fragment_input_bytes(snapshot, ref, reads), what=what, in_flight=2)
-            values, batch_rows, reserve = {n: j.text for n, j in values.items()}, min(batch_rows, plan.rows), plan.reserve
+            values = {n: j.text for n, j in given.items()}
+            batch_rows, reserve = min(batch_rows, plan.rows), plan.reserve
         with EVALUATION.reserve(reserve, what="computing new columns"), self._computing(new_columns), \
                 durable.storage_errors(self.directory / DATA_DIR / "fragment"):
             metadata, schema = fragment.merge_columns(values, columns=new_columns.reads, batch_size=batch_rows)
@@ -1023,7 +1024,7 @@ class TableStore:
 
 
 def _sync_tree(root: Path) -> None:
-    for base, folders, names in os.walk(root):
+    for base, _, names in os.walk(root):
         for name in names:
             durable.fsync_file(Path(base) / name)
         durable.fsync_dir(Path(base))

@@ -185,7 +185,8 @@ def test_what_the_gate_lets_through_is_evaluated_within_the_budget(store):
         pb.ColumnExpression(name=f"c{i}", expression=triple) for i in range(64)], format=pb.ROW_FORMAT_JSON))
     assert len(reply.rows.json.rows) == ROWS and len(reply.rows.json.rows[0]["c63"]) == 300
     assert store.stub.CountRows(pb.CountRowsRequest(table="t", where=f"length({triple}) = 300")).count == ROWS
-    found = store.stub.Search(pb.SearchRequest(table="t", vector=pb.Vector(values=[1, 2, 3, 4]), limit=3, vector_column="vector",
+    found = store.stub.Search(pb.SearchRequest(table="t", vector=pb.Vector(values=[1, 2, 3, 4]), limit=3,
+                                               vector_column="vector",
                                                where=chain("a", "+", 60) + " >= 0"))
     assert len(found.rows.json.rows) == 3
     store.stub.UpdateRows(pb.UpdateRowsRequest(table="t", where="id = 0", values_sql={"text": "upper(text)"}))
@@ -231,7 +232,8 @@ def test_dates_python_cannot_hold_are_read_as_text(store):
     """Found by the hostile pass: a timestamp of 2^62 seconds stored through Arrow (or computed by
     from_unixtime) made every JSON read of the table INTERNAL."""
     store.stub.CreateTable(pb.CreateTableRequest(name="far", rows=arrow_rows(pa.table({
-        "id": [1, 2], "at": pa.array([2 ** 62, 0], pa.timestamp("s")), "day": pa.array([2 ** 31 - 1, 0], pa.date32())}))))
+        "id": [1, 2], "at": pa.array([2 ** 62, 0], pa.timestamp("s")),
+        "day": pa.array([2 ** 31 - 1, 0], pa.date32())}))))
     rows = store.stub.ReadRows(pb.ReadRowsRequest(table="far", format=pb.ROW_FORMAT_JSON)).rows.json.rows
     assert rows[0]["at"].startswith("<value out of range") and rows[1]["at"] == "1970-01-01T00:00:00"
     computed_rows = store.stub.ReadRows(pb.ReadRowsRequest(table="far", format=pb.ROW_FORMAT_JSON, computed_columns=[

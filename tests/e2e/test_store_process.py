@@ -54,7 +54,7 @@ def test_kill_9_during_streamed_adds_keeps_acknowledged_adds_and_no_partial_add(
                                                                        dimensions=DIMS)])))
         stop = threading.Event()
 
-        def writer(first: int) -> None:
+        def writer(first: int, stop: threading.Event = stop, store: StoreProcess = store) -> None:
             n = first
             while not stop.is_set():
                 try:

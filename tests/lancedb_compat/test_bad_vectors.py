@@ -82,7 +82,8 @@ def test_fill_keeps_a_list_column_a_list(mem_db):
 def test_a_batch_without_a_surviving_vector_does_not_fix_the_length(mem_db, first, expected):
     table = mem_db.create_table("prefix", schema=lists())
     head = pa.record_batch({"vector": first})
-    reader = pa.RecordBatchReader.from_batches(head.schema, [head, pa.record_batch({"vector": [[1.0, 2.0], [3.0, 4.0]]})])
+    tail = pa.record_batch({"vector": [[1.0, 2.0], [3.0, 4.0]]})
+    reader = pa.RecordBatchReader.from_batches(head.schema, [head, tail])
     table.add(reader, on_bad_vectors="drop")
     assert table.to_arrow()["vector"].to_pylist() == expected
 

@@ -567,7 +567,8 @@ def test_create_index_with_a_config_or_the_legacy_arguments(mem_db):
     assert (built.index_type, built.metric, built.parameters["num_partitions"]) == (3, 2, 2)  # IVF_PQ, cosine
     assert table.create_index("vector", config=IvfFlat(num_partitions=4)).index_type == 2
     assert table.create_index("vector", config=HnswFlat(m=12)).index_type == 4
-    assert table.create_index("l2", vector_column_name="vector", index_type="IVF_FLAT", num_partitions=2).index_type == 2
+    created = table.create_index("l2", vector_column_name="vector", index_type="IVF_FLAT", num_partitions=2)
+    assert created.index_type == 2
     with pytest.raises(ValueError, match="HnswFlat"):
         table.create_index("vector", config=HnswSq())
     with pytest.raises(ValueError, match="scalar"):

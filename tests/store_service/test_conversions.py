@@ -63,7 +63,8 @@ def test_corrupt_arrow_ipc_is_invalid():
 
 
 @pytest.mark.parametrize("row, reason", [
-    ({"id": 1.5}, "SCHEMA_MISMATCH"), ({"colour": "red"}, "UNKNOWN_COLUMN"), ({"raw": "not base64!"}, "SCHEMA_MISMATCH"),
+    ({"id": 1.5}, "SCHEMA_MISMATCH"), ({"colour": "red"}, "UNKNOWN_COLUMN"),
+    ({"raw": "not base64!"}, "SCHEMA_MISMATCH"),
     ({"at": "yesterday"}, "SCHEMA_MISMATCH"), ({"name": [1, 2]}, "SCHEMA_MISMATCH"),
 ])
 def test_rows_that_do_not_fit(row, reason):

@@ -220,6 +220,6 @@ def test_text_that_is_not_json_is_refused_for_a_json_column(store):
     for rows in (json_rows([{"id": 1, "j": "{not json"}]),
                  arrow_rows(pa.Table.from_arrays([pa.array([1]), pa.ExtensionArray.from_storage(
                      pa.json_(), pa.array(["[1, 2"]))], schema=schema))):
-        error = refused(lambda: add(store.stub, "bad_json", rows))
+        error = refused(lambda rows=rows: add(store.stub, "bad_json", rows))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error_info(error).reason == "INVALID_JSON"
     assert store.stub.CountRows(pb.CountRowsRequest(table="bad_json")).count == 0

@@ -70,7 +70,8 @@ def test_add_null_columns_and_a_vector_column_without_a_function(store):
     assert rows.column("score").null_count == 5 and rows.column("tags").null_count == 5
     assert schema_of(store.stub).field("other").type == pa.list_(pa.float32(), 3)
     add(store.stub, "docs", json_rows([{"id": 7, "text": "x", "category": "c", "other": [1, 0, 0], "score": 1.5}]))
-    near = store.stub.Search(pb.SearchRequest(table="docs", vector=pb.Vector(values=[1, 0, 0]), vector_column="other", limit=1))
+    near = store.stub.Search(pb.SearchRequest(table="docs", vector=pb.Vector(values=[1, 0, 0]), vector_column="other",
+                                              limit=1))
     assert near.rows.json.rows[0]["id"] == 7
 
 
@@ -151,7 +152,8 @@ def test_hostile_expressions_are_refused_and_the_table_is_unchanged(store, expre
     code, got = failure(lambda: store.stub.AddColumns(pb.AddColumnsRequest(
         table="docs", expressions=[pb.ColumnExpression(name="new", expression=expression)])))
     exhausted = reason == "EXPRESSION_OUTPUT_TOO_LARGE"
-    assert (code, got) == (grpc.StatusCode.RESOURCE_EXHAUSTED if exhausted else grpc.StatusCode.INVALID_ARGUMENT, reason)
+    expected_code = grpc.StatusCode.RESOURCE_EXHAUSTED if exhausted else grpc.StatusCode.INVALID_ARGUMENT
+    assert (code, got) == (expected_code, reason)
     assert store.stub.GetTable(pb.GetTableRequest(name="docs")).table.version == 1
     leftovers = list((store.data_dir / "docs.lance" / "data").iterdir())
     assert len(leftovers) == 1  # the fragment a failed computation wrote no file beside
