@@ -49,8 +49,9 @@ test: $(STAMP) $(NPM_STAMP) lint ## run the whole test suite: lint, Python (pyte
 lint: $(STAMP) ## ruff over the tree, mypy over the services and the client (settings in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/mypy store_service embed_service rpc_common
-	@mkdir -p build/typecheck && ln -sfn ../../client build/typecheck/vectorlane  # the client imports as vectorlane
-	MYPYPATH=build/typecheck $(BIN)/mypy -p vectorlane
+	@mkdir -p build/typecheck && ln -sfn ../../client build/typecheck/vectorlane \
+		&& ln -sfn ../../contract build/typecheck/vectorlane_contract  # the packages' import names
+	MYPYPATH=build/typecheck $(BIN)/mypy -p vectorlane -p vectorlane_contract
 
 stress: $(STAMP) ## long reliability suites: 25 kill -9 trials, 500 fuzz examples per RPC, 5-min soak
 	VECTORLANE_CRASH_TRIALS=25 VECTORLANE_FUZZ_EXAMPLES=500 VECTORLANE_FUZZ_RANDOM=1 VECTORLANE_SOAK_SECONDS=300 \
@@ -82,7 +83,7 @@ bench-10m: $(VENV)/.bench-installed ## 10M x 384-d rows (15 GB of vectors): inge
 bench-filters: $(VENV)/.bench-installed ## filter evaluation (Arrow vs Lance's SQL) and prefiltered search at 10 % beside LanceDB, 1M rows
 	$(BIN)/python -m benchmarks.filters --rows 1000000
 
-protos: $(STAMP) $(NPM_STAMP) ## regenerate the stubs from protos/: Python into client/, TypeScript into client-ts/src/gen/
+protos: $(STAMP) $(NPM_STAMP) ## regenerate the stubs from protos/: Python into contract/, TypeScript into client-ts/src/gen/
 	$(BIN)/python scripts/gen_protos.py
 
 settings-table: $(STAMP) ## regenerate the README's table of every setting

@@ -12,13 +12,13 @@ import pydantic
 from google.protobuf import struct_pb2
 
 from vectorlane import rows as rowlib
-from vectorlane import wire
+from vectorlane_contract import wire
 from vectorlane._transport import Compute, Op, Unary, Upload
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.errors import NotFoundError, VectorlaneError
 from vectorlane.operations import Operation
 from vectorlane.results import AddResult, DeleteResult, MergeResult, UpdateResult
-from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
     from vectorlane.connection import ConnectionBase as Connection

@@ -21,7 +21,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from vectorlane.errors import from_rpc_error
-from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["StorageService"]
 T = TypeVar("T")

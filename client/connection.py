@@ -17,7 +17,7 @@ from vectorlane import _ops
 from vectorlane._transport import AsyncTransport, ChannelOptions, SyncTransport
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.operations import Operation
-from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
 from vectorlane.table import AsyncTable, Table, TableOps
 
 DEFAULT_URI = "grpc://localhost:50051"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from vectorlane._transport import Op, Unary
 from vectorlane.errors import VectorlaneError
-from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
     from vectorlane.connection import ConnectionBase as Connection

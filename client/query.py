@@ -21,7 +21,7 @@ from vectorlane import _ops
 from vectorlane.errors import DeadlineExceededError
 from vectorlane.expr import Expr, sql_of
 from vectorlane.results import MergeResult
-from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
     import pandas as pd

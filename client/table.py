@@ -21,7 +21,7 @@ from vectorlane.query import (AsyncMergeInsertBuilder, AsyncQuery, AsyncTakeQuer
                               MergeInsertBuilder, Query, TakeQuery)
 from vectorlane.results import (AddColumnsResult, AddResult, AlterColumnsResult, DeleteResult, DropColumnsResult,
                                 UpdateFieldMetadataResult, UpdateResult)
-from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
 from vectorlane.tags import AsyncTags, Tags
 
 if TYPE_CHECKING:

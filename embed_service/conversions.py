@@ -13,7 +13,7 @@ from embed_service.functions.base import Modality, Purpose
 from embed_service.inputs import EmbedInput, ImageBytes, ImageUri, TextInput
 from rpc_common.errors import InvalidArgument
 from rpc_common.structs import struct_to_python
-from vectorlane.embed.v1 import embed_service_pb2 as pb
+from vectorlane_contract.embed.v1 import embed_service_pb2 as pb
 
 _MODALITY_TO_PB = {Modality.TEXT: pb.MODALITY_TEXT, Modality.IMAGE: pb.MODALITY_IMAGE}
 _MODALITY_FROM_PB = {v: k for k, v in _MODALITY_TO_PB.items()}

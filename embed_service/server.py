@@ -19,7 +19,7 @@ from embed_service.secret_hosts import SecretHosts
 from embed_service.secret_refs import SecretResolver
 from embed_service.servicer import EmbeddingServicer
 from rpc_common.service_host import HostedServer, ServiceHost
-from vectorlane.embed.v1 import embed_service_pb2 as pb
+from vectorlane_contract.embed.v1 import embed_service_pb2 as pb
 
 log = logging.getLogger(__name__)
 

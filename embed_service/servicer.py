@@ -11,8 +11,8 @@ import grpc
 
 from embed_service import conversions
 from embed_service.core import EmbeddingCore
-from vectorlane.embed.v1 import embed_service_pb2 as pb
-from vectorlane.embed.v1 import embed_service_pb2_grpc as pb_grpc
+from vectorlane_contract.embed.v1 import embed_service_pb2 as pb
+from vectorlane_contract.embed.v1 import embed_service_pb2_grpc as pb_grpc
 
 
 class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):

@@ -15,7 +15,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha import reflection_pb2 as pb
 
-DESCRIPTORS = ("vectorlane", "descriptors.binpb")
+DESCRIPTORS = ("vectorlane_contract", "descriptors.binpb")
 
 
 def _with_comments() -> dict[str, bytes]:

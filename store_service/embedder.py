@@ -25,8 +25,8 @@ from grpc_status import rpc_status
 from rpc_common import errors
 from rpc_common.service_host import CLIENT_OPTIONS
 from store_service.schema import IMAGE, TEXT, FunctionConfig, is_binary, source_kind
-from vectorlane.embed.v1 import embed_service_pb2 as epb
-from vectorlane.embed.v1 import embed_service_pb2_grpc as epb_grpc
+from vectorlane_contract.embed.v1 import embed_service_pb2 as epb
+from vectorlane_contract.embed.v1 import embed_service_pb2_grpc as epb_grpc
 
 @dataclass(frozen=True)
 class FunctionInfo:

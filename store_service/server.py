@@ -16,7 +16,7 @@ from store_service.edge.metrics import StoreMetrics
 from store_service.storage import recovery
 from store_service.storage.recovery import DataDirLock
 from store_service.edge.servicer import DECODERS, StorageServicer
-from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 log = logging.getLogger(__name__)
 

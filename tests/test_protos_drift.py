@@ -19,8 +19,8 @@ def test_generated_code_matches_the_protos(tmp_path):
     written = load_generator().generate(tmp_path)
     assert written, "no generated files"
     drifted = [str(rel) for rel in written
-               if not (ROOT / "client" / rel).exists()
-               or (ROOT / "client" / rel).read_bytes() != (tmp_path / rel).read_bytes()]
+               if not (ROOT / "contract" / rel).exists()
+               or (ROOT / "contract" / rel).read_bytes() != (tmp_path / rel).read_bytes()]
     assert not drifted, f"generated code is stale; run `make protos`: {drifted}"
 
 

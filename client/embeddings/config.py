@@ -9,7 +9,7 @@ from google.protobuf import json_format, struct_pb2
 
 from vectorlane.embeddings.base import EmbeddingFunction
 from vectorlane.embeddings.registry import get_registry
-from vectorlane.store.v1 import store_service_pb2 as pb
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 
 SOURCE_TYPES = {None: pb.SOURCE_TYPE_UNSPECIFIED, "text": pb.SOURCE_TYPE_TEXT, "image": pb.SOURCE_TYPE_IMAGE}

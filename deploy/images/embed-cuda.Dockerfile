@@ -8,6 +8,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY client ./client
+COPY contract ./contract
 COPY rpc_common ./rpc_common
 COPY embed_service ./embed_service
 COPY store_service ./store_service

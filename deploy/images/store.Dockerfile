@@ -4,6 +4,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY client ./client
+COPY contract ./contract
 COPY rpc_common ./rpc_common
 COPY embed_service ./embed_service
 COPY store_service ./store_service

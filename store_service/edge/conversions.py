@@ -32,8 +32,8 @@ from store_service.schema import IMAGE, TEXT, FunctionConfig, is_vector, vector_
 from store_service.search.vector_search import VectorSearch
 from store_service.storage.manifest import Manifest
 from store_service.search.vector_index import INDEX_BOUNDS, SEARCH_BOUNDS, IndexParams, SearchParams
-from vectorlane.store.v1 import store_service_pb2 as pb
-from vectorlane.wire import Decoded
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
+from vectorlane_contract.wire import Decoded
 
 _SCALARS = {
     pb.DATA_TYPE_BOOL: pa.bool_(), pb.DATA_TYPE_INT32: pa.int32(), pb.DATA_TYPE_INT64: pa.int64(),

@@ -18,10 +18,10 @@ from store_service.embedder import Deadline
 from store_service.errors import InvalidArgument
 from store_service.ingest.rows import Batch
 from store_service.edge.metrics import StoreMetrics
-from vectorlane import wire
-from vectorlane.store.v1 import store_service_pb2 as pb
-from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
-from vectorlane.wire import Decoded
+from vectorlane_contract import wire
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
+from vectorlane_contract.store.v1 import store_service_pb2_grpc as pb_grpc
+from vectorlane_contract.wire import Decoded
 
 
 def _deadline(context: grpc.ServicerContext) -> Deadline:

@@ -52,7 +52,7 @@ def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")  # what the Dockerfiles copy: the build writes beside it, not here
     for name in ("pyproject.toml", "constraints.txt", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for package in ("client", "rpc_common", "embed_service", "store_service"):
+    for package in ("client", "contract", "rpc_common", "embed_service", "store_service"):
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     venv = tmp_path_factory.mktemp("client-venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

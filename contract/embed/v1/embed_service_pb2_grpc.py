@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from vectorlane.embed.v1 import embed_service_pb2 as vectorlane_dot_embed_dot_v1_dot_embed__service__pb2
+from vectorlane_contract.embed.v1 import embed_service_pb2 as vectorlane_dot_embed_dot_v1_dot_embed__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from vectorlane.store.v1 import store_service_pb2 as vectorlane_dot_store_dot_v1_dot_store__service__pb2
+from vectorlane_contract.store.v1 import store_service_pb2 as vectorlane_dot_store_dot_v1_dot_store__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
