@@ -3,13 +3,14 @@ turn the replies into results. `Connection` and `Table` hand them to their trans
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pydantic
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 
 from vectorlane import rows as rowlib
 from vectorlane_contract import wire
@@ -17,7 +18,7 @@ from vectorlane._transport import Compute, Op, Unary, Upload
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.errors import NotFoundError, VectorlaneError
 from vectorlane.operations import Operation
-from vectorlane.results import AddResult, DeleteResult, MergeResult, UpdateResult
+from vectorlane.results import AddResult, DeleteResult, IndexInfo, MergeResult, UpdateResult, VersionInfo
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
@@ -384,18 +385,24 @@ def create_index(request: pb.CreateIndexRequest) -> Op[pb.Index]:
     return (yield Unary("CreateIndex", request)).index
 
 
-def list_indexes(name: str) -> Op[list[pb.Index]]:
-    return list((yield Unary("ListIndexes", pb.ListIndexesRequest(table=name))).indexes)
+def list_indexes(name: str) -> Op[list[IndexInfo]]:
+    reply = yield Unary("ListIndexes", pb.ListIndexesRequest(table=name))
+    return [IndexInfo(name=i.name, index_type=pb.IndexType.Name(i.index_type).removeprefix("INDEX_TYPE_"),
+                      columns=[i.vector_column], distance_type=pb.Metric.Name(i.metric).removeprefix("METRIC_").lower(),
+                      version=i.version, parameters=json_format.MessageToDict(i.parameters))
+            for i in reply.indexes]
 
 
 def drop_index(name: str, index: str) -> Op[int]:
     return (yield Unary("DropIndex", pb.DropIndexRequest(table=name, name=index))).version
 
 
-def list_versions(name: str) -> Op[list[pb.Version]]:
-    return (yield from _every_page(
+def list_versions(name: str) -> Op[list[VersionInfo]]:
+    versions = yield from _every_page(
         "ListVersions", lambda token: pb.ListVersionsRequest(table=name, page_size=1000, page_token=token),
-        lambda reply: reply.versions))
+        lambda reply: reply.versions)
+    return [VersionInfo(version=v.version, timestamp=datetime.datetime.fromtimestamp(v.timestamp),
+                        metadata={"operation": v.operation, "num_rows": str(v.num_rows)}) for v in versions]
 
 
 def restore(name: str, version: int) -> Op[int]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -51,5 +53,38 @@ class UpdateFieldMetadataResult:
     version: int
 
 
-__all__ = ["AddColumnsResult", "AddResult", "AlterColumnsResult", "DeleteResult", "DropColumnsResult",
-           "MergeResult", "UpdateFieldMetadataResult", "UpdateResult"]
+@dataclass(frozen=True)
+class IndexInfo:
+    """An index as `list_indices()` describes it, with LanceDB's names (`name`, `index_type`: "IVF_FLAT",
+    "IVF_PQ", "HNSW" or "FLAT", `columns`), and the store's own: its metric, the version it covers and the
+    parameters it was built with."""
+
+    name: str
+    index_type: str
+    columns: list[str]
+    distance_type: str
+    version: int
+    parameters: dict[str, Any]
+
+    @property
+    def vector_column(self) -> str:
+        return self.columns[0]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A version as `list_versions()` describes it: LanceDB's `version`, `timestamp` and `metadata` (which holds
+    the operation that made it and the rows it has), readable as attributes or, as LanceDB's dicts, by key."""
+
+    version: int
+    timestamp: datetime.datetime
+    metadata: dict[str, str]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in ("version", "timestamp", "metadata"):
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+__all__ = ["AddColumnsResult", "AddResult", "AlterColumnsResult", "DeleteResult", "DropColumnsResult", "IndexInfo",
+           "MergeResult", "UpdateFieldMetadataResult", "UpdateResult", "VersionInfo"]

@@ -20,7 +20,7 @@ from vectorlane.operations import Operation
 from vectorlane.query import (AsyncMergeInsertBuilder, AsyncQuery, AsyncTakeQuery, AsyncVectorQuery,
                               MergeInsertBuilder, Query, TakeQuery)
 from vectorlane.results import (AddColumnsResult, AddResult, AlterColumnsResult, DeleteResult, DropColumnsResult,
-                                UpdateFieldMetadataResult, UpdateResult)
+                                IndexInfo, UpdateFieldMetadataResult, UpdateResult, VersionInfo)
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 from vectorlane.tags import AsyncTags, Tags
 
@@ -297,7 +297,7 @@ class Table(TableOps):
             ef_construction=ef_construction, name=name, max_iterations=max_iterations, sample_rate=sample_rate,
             target_partition_size=target_partition_size))
 
-    def list_indices(self) -> list[pb.Index]:
+    def list_indices(self) -> list[IndexInfo]:
         return self._run(_ops.list_indexes(self.name))
 
     def drop_index(self, name: str) -> int:
@@ -346,7 +346,7 @@ class Table(TableOps):
         self._run(self._op_reload())
 
     # ----- versions -----------------------------------------------------------------------------------
-    def list_versions(self) -> list[pb.Version]:
+    def list_versions(self) -> list[VersionInfo]:
         return self._run(_ops.list_versions(self.name))
 
     def checkout(self, version: int | str) -> None:
@@ -498,7 +498,7 @@ class AsyncTable(TableOps):
             return await self._run(self._op_create_index(first, None, replace=replace, name=name, **legacy))
         return await self._run(self._op_create_index(column, config, replace=replace, name=name))
 
-    async def list_indices(self) -> list[pb.Index]:
+    async def list_indices(self) -> list[IndexInfo]:
         return await self._run(_ops.list_indexes(self.name))
 
     async def drop_index(self, name: str) -> int:
@@ -537,7 +537,7 @@ class AsyncTable(TableOps):
         await self._run(self._op_reload())
 
     # ----- versions -----------------------------------------------------------------------------------
-    async def list_versions(self) -> list[pb.Version]:
+    async def list_versions(self) -> list[VersionInfo]:
         return await self._run(_ops.list_versions(self.name))
 
     async def checkout(self, version: int | str) -> None:

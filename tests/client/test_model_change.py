@@ -15,7 +15,6 @@ from tests.helpers import spec, texts, vectors
 from vectorlane.embed.v1 import embed_service_pb2 as embed_pb
 from vectorlane.embeddings import get_registry
 from vectorlane.pydantic import LanceModel, Vector
-from vectorlane.store.v1 import store_service_pb2 as store_pb
 
 ROWS = 3000
 WORDS = "river stone cloud maple copper violet harbor lantern meadow ember falcon quartz dog cat".split()
@@ -109,7 +108,7 @@ def test_minilm_to_open_clip_while_rows_are_added_and_searched(start_embed, star
 
         # The index was rebuilt for 128 dimensions, and probing every partition gives exact search's answers.
         indexes = [(i.index_type, i.vector_column) for i in table.list_indices()]
-        assert indexes == [(store_pb.INDEX_TYPE_IVF_FLAT, "vector")]
+        assert indexes == [("IVF_FLAT", "vector")]
         ids = np.asarray(data.column("id").to_pylist())
         for query in QUERIES:
             found = table.search(query).nprobes(8).limit(10).select(["id"]).to_arrow().column("id").to_pylist()

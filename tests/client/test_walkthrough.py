@@ -124,7 +124,7 @@ def test_vectors_filters_versions_and_indexes(db):
     assert table.search(given[8]).where("kind = 'odd'", prefilter=False).limit(1).to_list() == []
 
     table.create_index(index_type="HNSW", metric="l2", m=16)
-    assert [i.index_type for i in table.list_indices()] == [vectorlane.store.v1.store_service_pb2.INDEX_TYPE_HNSW]
+    assert [(i.index_type, i.columns) for i in table.list_indices()] == [("HNSW", ["vector"])]
     assert table.search(given[42]).limit(1).ef(64).to_list()[0]["id"] == 42
 
     deleted = table.delete("id >= 100")
