@@ -19,8 +19,8 @@ from pathlib import Path
 
 from embed_service.errors import InvalidSettings, SecretNotFound
 from embed_service.redaction import Redactor
+from vectorlane_contract import references
 
-_REF = re.compile(r"\$var:(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,127})(?::(?P<default>.*))?", re.DOTALL)
 ENV_PREFIX = "VECTORLANE_SECRET_"
 
 
@@ -30,15 +30,15 @@ class SecretRef:
 
     @classmethod
     def parse(cls, value: str, *, setting: str) -> "SecretRef":
-        match = _REF.fullmatch(value)
-        if match is None or match["default"] is not None:
+        name = references.secret_name(value)
+        if name is None:
             raise InvalidSettings(
                 f"setting {setting!r} is a secret: give it as a reference '$var:name' "
                 "(resolved by the embed service from its secrets), never as a literal value or a default",
                 reason="LITERAL_SECRET",
                 setting=setting,
             )
-        return cls(match["name"])
+        return cls(name)
 
     def env_var(self) -> str:
         return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()

@@ -21,12 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rpc_common.json_depth import too_deep
+from vectorlane_contract import references
 from store_service.errors import InvalidArgument
 
 METADATA_KEY = b"embedding_functions"
 TEXT, IMAGE = "text", "image"  # what a source column holds (FunctionConfig.source_type)
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|credential)", re.IGNORECASE)
-_REFERENCE = re.compile(r"\$var:[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://", re.ASCII)
 
 
@@ -308,7 +308,7 @@ def check_secrets(config: FunctionConfig, secret_settings: Iterable[str] = ()) -
     secret = set(secret_settings)
     for key, value in config.model.items():
         looks_secret = key in secret or bool(_SECRET_NAME.search(key))
-        if looks_secret and value is not None and not (isinstance(value, str) and _REFERENCE.fullmatch(value)):
+        if looks_secret and value is not None and references.secret_name(value) is None:
             raise InvalidArgument(f"embedding function {config.name!r}: setting {key!r} is a secret; store it as "
                                   "a '$var:name' reference (no default), never as a value", reason="LITERAL_SECRET",
                                   setting=key, function=config.name)

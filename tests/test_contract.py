@@ -26,3 +26,15 @@ def test_the_client_offers_the_contract_under_its_own_name():
     assert by_path is store_service_pb2 is contract and embed_service_pb2 is contract_embed
     assert wire.encode is contract_wire.encode and wire.decode is contract_wire.decode
     assert contract.DESCRIPTOR.services_by_name["StorageService"].full_name == "vectorlane.store.v1.StorageService"
+
+
+def test_var_references_have_one_definition():
+    """`$var:` is read by the client (local functions' variables), the store (secrets in table metadata) and
+    the embed service (resolving secrets) with the contract's one definition."""
+    from vectorlane_contract.references import Reference, parse, secret_name
+
+    assert parse("$var:key") == Reference("key", None) and parse("$var:device:cpu") == Reference("device", "cpu")
+    assert parse("sk-literal") is None and parse(3) is None
+    assert secret_name("$var:openai.key-1") == "openai.key-1"
+    assert secret_name("$var:key:sk-default") is None and secret_name("$var:../x") is None
+    assert secret_name("$var:" + "k" * 129) is None and secret_name("sk-live") is None

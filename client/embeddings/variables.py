@@ -12,7 +12,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-PREFIX = "$var:"
+from vectorlane_contract.references import PREFIX, parse
+
+__all__ = ["PREFIX", "get_var", "reset", "resolve_defaulted_variables", "resolve_variables", "set_var"]
 
 _variables: dict[str, str] = {}
 _lock = threading.Lock()
@@ -40,11 +42,10 @@ def resolve_defaulted_variables(settings: dict[str, Any]) -> dict[str, Any]:
     `$var:name` references are left as they are."""
     resolved = dict(settings)
     for key, value in settings.items():
-        if isinstance(value, str) and value.startswith(PREFIX):
-            name, has_default, default = value[len(PREFIX):].partition(":")
-            if has_default:
-                with _lock:
-                    resolved[key] = _variables.get(name, default)
+        reference = parse(value)
+        if reference is not None and reference.default is not None:
+            with _lock:
+                resolved[key] = _variables.get(reference.name, reference.default)
     return resolved
 
 
@@ -54,18 +55,19 @@ def resolve_variables(settings: dict[str, Any], sensitive_keys: list[str]) -> di
     for key, value in settings.items():
         if not isinstance(value, str):
             continue
-        if not value.startswith(PREFIX):
+        reference = parse(value)
+        if reference is None:
             if key in sensitive_keys:
                 raise ValueError(f"Sensitive key '{key}' cannot be set to a hardcoded value: give it as "
                                  f"'$var:name' and set the variable with get_registry().set_var(name, value)")
             continue
-        name, has_default, default = value[len(PREFIX):].partition(":")
+        name = reference.name
         with _lock:
             found = _variables.get(name)
         if found is not None:
             resolved[key] = found
-        elif has_default:
-            resolved[key] = default
+        elif reference.default is not None:
+            resolved[key] = reference.default
         else:
             raise ValueError(f"Variable '{name}' not found in registry: set it with "
                              f"get_registry().set_var({name!r}, value) (variables last for the process)")
