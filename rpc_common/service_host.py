@@ -4,7 +4,7 @@ size limits, the metrics endpoint and graceful shutdown, the same for every vect
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from typing import Any
 
@@ -59,10 +59,11 @@ class ServiceHost:
                  decoders: Mapping[str, Callable[[bytes], Any]] | None = None,
                  security: SecuritySettings = SecuritySettings(),
                  admission: AdmissionSettings = AdmissionSettings(),
-                 redact: Callable[[str], str] | None = None) -> None:
+                 redact: Callable[[str], str] | None = None,
+                 interceptors: Sequence[grpc.ServerInterceptor] = ()) -> None:
         """Serves `servicer` for `service` (see `handlers.add_servicer` for `decoders`), with `security`'s
         tokens, reflection choice and TLS, at most `max_workers` data calls at a time (`admission`); every
-        error's text passes through `redact` when given."""
+        error's text passes through `redact` when given. The service's own `interceptors` act innermost."""
         self.service_name = service.full_name
         self._credentials = server_credentials(security)
         tokens = security.tokens()
@@ -87,7 +88,7 @@ class ServiceHost:
             futures.ThreadPoolExecutor(max_workers=max_workers + HEALTH_THREADS, thread_name_prefix=thread_prefix),
             interceptors=[MetricsInterceptor(metrics.requests, metrics.latency),
                           ErrorMappingInterceptor(domain, *([redact] if redact else [])),
-                          *([AuthInterceptor(tokens)] if tokens else []), self.admission],
+                          *([AuthInterceptor(tokens)] if tokens else []), self.admission, *interceptors],
             options=options,
         )
         add_servicer(self._server, service, servicer, decoders)

@@ -10,6 +10,8 @@ from pathlib import Path
 from rpc_common import settings
 from rpc_common.admission import AdmissionSettings
 from rpc_common.security import SecuritySettings
+from store_service.errors import InvalidArgument
+from store_service.tables import consistency
 
 _opt = settings.setting
 
@@ -45,6 +47,9 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
     evaluation_memory_bytes: int = _opt(1024 * 1024 * 1024, "memory the store lets SQL expressions (filters Lance "
                                         "evaluates, computed columns, values_sql, add_columns) hold at once, in bytes; "
                                         "work beyond it is refused (RESOURCE_EXHAUSTED)")
+    read_consistency_interval: str = _opt("0", "how stale a read may be about versions another process committed "
+                                               "to a table (LanceDB's read_consistency_interval), in seconds: 0 "
+                                               "checks on every read; 'none' sees only this store's own commits")
     ingest_workers: int = _opt(4, "threads preparing (embedding, writing) incoming batches")
     grace_seconds: float = _opt(20.0, "on SIGTERM, how long in-flight calls get to finish")
     log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR")
@@ -55,6 +60,10 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
             raise ValueError("--evaluation-memory-bytes must be at least 1 MiB (1048576)")
         if self.max_subvectors_per_row < 1:
             raise ValueError("--max-subvectors-per-row must be at least 1")
+        try:
+            consistency.parse(self.read_consistency_interval)
+        except InvalidArgument as exc:
+            raise ValueError(f"--read-consistency-interval: {exc.message}") from None
 
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None

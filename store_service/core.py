@@ -11,7 +11,6 @@ import dataclasses
 import datetime
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,26 +22,35 @@ import pyarrow as pa
 from rpc_common import paging
 from store_service import schema_changes
 from store_service.search import computed as computed_columns
-from store_service.search import index_catalog, multivector, reads
+from store_service.search import multivector, reads
 from store_service.search import vector_search as search
 from store_service.search.vector_search import VectorSearch
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import Aborted, Cancelled, InvalidArgument, TableExists
+from store_service.expressions import lance as lance_sql
 from store_service.expressions.budget import EVALUATION
 from store_service.functions.changes import FunctionChanges
-from store_service.search.index_catalog import IndexEntry, LoadedIndexes
+from store_service.indexes import catalog
+from store_service.indexes.catalog import IndexEntry
 from store_service.ingest.rows import MAX_SUBVECTORS_PER_ROW, BadVectors, Batch, RowPreparer, stage_stream
 from store_service.ingest.merge import MergeRules, plan_merge
 from store_service.functions.reembed import Reembedder
 from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, computes, field_at,
                                   functions_of, infer_vector_columns, is_multivector, is_vector, pick_vector_column,
                                   source_kind, vector_type, with_functions)
+from store_service.storage import maintenance
 from store_service.storage.fragments import ROW_ID
+from store_service.storage.maintenance import Cleaned
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name, check_version
-from store_service.storage.table import Cleaned, Staged, Table, TableStore
-from store_service.search.table_view import TableView, ViewCache
-from store_service.search.vector_index import IndexParams
+from store_service.storage.new_columns import ColumnFiles, NewColumns
+from store_service.storage.operations import (Append, ChangeSchema, Delete, Merge, Moved, Overwrite, Restore,
+                                              Staged, Update)
+from store_service.storage.table import Table
+from store_service.search.table_view import TableView
+from store_service.indexes.vector_index import IndexParams
+from store_service.tables.owner import PREPARE_ATTEMPTS, TableOwner
+from store_service.tables.registry import Tables
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,7 @@ class StoreLimits:
     ingest_in_flight: int = 3
     max_filter_length: int = 64 * 1024
     max_subvectors_per_row: int = MAX_SUBVECTORS_PER_ROW
+    read_consistency_interval: float | None = 0.0  # seconds; None: only this store's own commits are seen
 
 
 @dataclass(frozen=True)
@@ -116,21 +125,22 @@ class Change:
 
 class StoreCore:
     def __init__(self, root: Path, embedder: Embedder, limits: StoreLimits = StoreLimits()) -> None:
-        self.tables = TableStore(root)
+        self.tables = Tables(root, limits.max_filter_length, limits.read_consistency_interval)
         self.embedder = embedder
         self.limits = limits
-        self.views = ViewCache(limits.max_filter_length)
-        self.indexes = LoadedIndexes()
         self._pool = ThreadPoolExecutor(max_workers=limits.ingest_workers, thread_name_prefix="store-ingest")
-        self._mutations: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
-        self.reembedder = Reembedder(embedder, self.views)
+        self.reembedder = Reembedder(embedder)
         self.functions = FunctionChanges(self.tables, embedder, self.reembedder)
 
     def close(self) -> None:
         self.reembedder.close()
+        self.tables.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.embedder.close()
+
+    def owner(self, name: str) -> TableOwner:
+        """The open table's owner (TABLE_NOT_FOUND when there is none)."""
+        return self.tables.owner(name)
 
     # ----- tables -------------------------------------------------------------------------------------
     @staticmethod
@@ -195,9 +205,9 @@ class StoreCore:
                          config.name, config.vector_column)
         prepared = self._preparer(schema, bad, deadline).prepare(rows) if rows is not None else None
         if mode == OVERWRITE and self.tables.exists(name):
-            table = self.tables.open(name)
-            table.overwrite(prepared if prepared is not None else schema.empty_table(), schema)
-            self.indexes.retain(table, index_catalog.entries(table.manifest()))  # the old rows' indexes go
+            owner = self.owner(name)
+            staged = owner.table.stage(prepared if prepared is not None else schema.empty_table(), schema)
+            owner.commit(Overwrite((staged,), schema))  # the old rows' views and indexes go with it
         else:
             self.tables.create(name, schema, prepared)
         log.info("created table %s (%d functions, %d rows)", name, len(functions),
@@ -233,24 +243,18 @@ class StoreCore:
                                   column=config.vector_column, expected=dims, got=declared)
 
     def describe_table(self, name: str) -> TableInfo:
-        table = self.tables.open(name)
-        snapshot = table.snapshot()
+        snapshot = self.owner(name).table.snapshot()
         return TableInfo(name, snapshot.schema, functions_of(snapshot.schema), snapshot.version,
-                         snapshot.manifest.rows, index_catalog.entries(snapshot.manifest))
+                         snapshot.manifest.rows, catalog.entries(snapshot.manifest))
 
     def table_schema(self, name: str) -> pa.Schema:
-        return self.tables.open(name).schema()
+        return self.owner(name).table.schema()
 
     def list_tables(self, page_size: int = 0, page_token: str = "") -> tuple[list[str], str]:
         return paging.page(self.tables.names(), str, page_size, page_token)
 
     def drop_table(self, name: str) -> None:
-        dropped = self.tables.drop(name)
-        if dropped is not None:  # its views, loaded indexes and lock would otherwise stay until restart
-            self.views.forget(dropped)
-            self.indexes.retain(dropped)
-        with self._lock:  # a mutation still running on the dropped table keeps its own lock object
-            self._mutations.pop(name, None)
+        self.tables.drop(name)  # its owner closes: operations stopped, views and indexes let go
         log.info("dropped table %s", name)
 
     # ----- rows ---------------------------------------------------------------------------------------
@@ -260,7 +264,8 @@ class StoreCore:
         """Adds every batch in one version (or none of them): appended, or replacing every row. No rows at all
         is no change (the latest version, unchanged). `still_wanted` is asked under the commit lock: a caller
         gone by then gets nothing committed."""
-        table = self.tables.open(name)
+        owner = self.owner(name)
+        table = owner.table
         schema = table.manifest().schema
         preparer = self._preparer(schema, bad, deadline)
         staged, rows = stage_stream(table, preparer, _present(batches), self._pool, self.limits.ingest_in_flight)
@@ -270,11 +275,20 @@ class StoreCore:
             return Change(table.latest_version())
         _check_wanted(still_wanted, lambda: table.discard(staged))  # waits out a cancellation still on its way
         if mode == OVERWRITE:
-            committed = table.commit_rows(staged, overwrite=True, schema=schema, operation="overwrite",
-                                          still_wanted=still_wanted)
-        else:
-            committed = table.commit_rows(staged, operation="append", still_wanted=still_wanted,
-                                          restage=lambda items, now: self._restage(table, items, now, bad))
+            committed = owner.commit(Overwrite(tuple(staged), schema, wanted=still_wanted))
+            return Change(committed.version, inserted=rows)
+        current = list(staged)
+
+        def prepare(attempt: int) -> Append:  # an embedding function switched meanwhile: staged again for it
+            if attempt:
+                current[:] = self._restage(table, current, table.schema(), bad)
+            return Append(tuple(current), wanted=still_wanted)
+
+        try:
+            committed = owner.commit_prepared(prepare)
+        except Moved:
+            table.discard(current)
+            raise
         return Change(committed.version, inserted=rows)
 
     def _restage(self, table: Table, staged: list[Staged], schema: pa.Schema, bad: BadVectors) -> list[Staged]:
@@ -311,9 +325,8 @@ class StoreCore:
         keep_row_id = ROW_ID in request.select
         fetched = dataclasses.replace(request, select=computed_columns.with_row_ids(request.select))
         rows, version = self._search(name, query, fetched, version=version, deadline=deadline)
-        table = self.tables.open(name)
-        view = self.views.get(table, version)
-        return computed_columns.attach(table, view, rows, judged, keep_row_id=keep_row_id,
+        view = self.owner(name).view(version)
+        return computed_columns.attach(view, rows, judged, keep_row_id=keep_row_id,
                                        max_bytes=self.limits.max_response_bytes), version
 
     def _search(self, name: str, query: np.ndarray | Query, request: VectorSearch, *, version: int = 0,
@@ -322,8 +335,8 @@ class StoreCore:
             raise InvalidArgument(f"limit + offset ({request.limit} + {request.offset}) is above the most this "
                                   f"store searches for ({self.limits.max_search_limit})", reason="LIMIT_TOO_LARGE",
                                   limit=self.limits.max_search_limit)
-        table = self.tables.open(name)
-        view = self.views.get(table, version or None)
+        owner = self.owner(name)
+        view = owner.view(version)
         if not request.vector_column and isinstance(query, np.ndarray) and query.size:
             request = dataclasses.replace(request, vector_column=pick_vector_column(
                 view.schema, dims=int(query.shape[-1])))
@@ -341,7 +354,7 @@ class StoreCore:
                                   reason="LIMIT_TOO_LARGE", limit=self.limits.max_read_rows)
         if isinstance(query, Query):
             query = self.embedder.embed_query(self._function_of(view, column), query, deadline)
-        index = None if request.exact else self._index_for(table, view, column)
+        index = None if request.exact else owner.index_for(view, column)
         if multi:
             found = multivector.search(view, query, request, index,
                                        still_in_time=lambda: deadline.check("the multivector query was searched"))
@@ -370,12 +383,6 @@ class StoreCore:
         raise InvalidArgument(f"vector column {column!r} has no embedding function; search it with a vector",
                               reason="NO_EMBEDDING_FUNCTION", column=column)
 
-    def _index_for(self, table: Table, view: TableView, column: str):  # -> VectorIndex | None
-        for entry in index_catalog.entries(view.snapshot.manifest):
-            if entry.vector_column == column:
-                return self.indexes.get(table, view, entry)
-        return None
-
     def read(self, name: str, *, where: str = "", select: tuple[str, ...] = (), limit: int = 0, offset: int = 0,
              version: int = 0, as_json: bool = False, offsets: np.ndarray | None = None,
              row_ids: np.ndarray | None = None, computed: Mapping[str, str] | None = None
@@ -384,8 +391,7 @@ class StoreCore:
         for by position or stable id (`reads.take`), with `computed` columns evaluated for them."""
         computed = dict(computed or {})
         judged = computed_columns.check(computed) if computed else {}
-        table = self.tables.open(name)
-        view = self.views.get(table, version or None)
+        view = self.owner(name).view(version)
         fetched = computed_columns.with_row_ids(select) if computed else select
         if offsets is not None or row_ids is not None:
             rows = self._within_response(reads.take(view, self.limits.max_read_rows, fetched, offsets, row_ids),
@@ -396,25 +402,24 @@ class StoreCore:
             rows, next_offset = reads.page(view, fetched, where=where, limit=limit, offset=offset,
                                            max_rows=self.limits.max_read_rows, max_bytes=budget)
         if computed:
-            rows = computed_columns.attach(table, view, rows, judged, keep_row_id=ROW_ID in select,
+            rows = computed_columns.attach(view, rows, judged, keep_row_id=ROW_ID in select,
                                           max_bytes=self.limits.max_response_bytes)
         return rows, view.version, next_offset
 
     def count(self, name: str, *, where: str = "", version: int = 0) -> int:
-        view = self.views.get(self.tables.open(name), version or None)
+        view = self.owner(name).view(version)
         return int(view.mask(where).sum()) if where.strip() else view.num_rows
 
     def delete(self, name: str, where: str) -> Change:
         if not where.strip():
             raise InvalidArgument("delete needs a filter; use 'true' to delete every row", reason="MISSING_FILTER")
-        table = self.tables.open(name)
-        with self._mutation(name):
-            view = self.views.get(table)
+        owner = self.owner(name)
+        with owner.changing():
+            view = owner.latest_view()
             ids = view.row_ids[view.mask(where)]
             if len(ids) == 0:
                 return Change(view.version)
-            committed = table.commit_rows(deletes=view.locate(ids), read_at=view.snapshot.manifest,
-                                          operation="delete")
+            committed = owner.commit(Delete(view.locate(ids), view.snapshot.manifest))
         return Change(committed.version, deleted=len(ids))
 
     def update(self, name: str, where: str, values: pa.Table, *, expressions: dict[str, str] | None = None,
@@ -432,9 +437,10 @@ class StoreCore:
                                   reason="MISSING_VALUES", column=both[0])
         judged = {column: schema_changes.check_expression(column, expression, kind="updated column")
                   for column, expression in expressions.items()}
-        table = self.tables.open(name)
-        with self._mutation(name):
-            view = self.views.get(table)
+        owner = self.owner(name)
+        table = owner.table
+        with owner.changing():
+            view = owner.latest_view()
             selected = view.mask(where) if where.strip() else np.ones(view.num_rows, dtype=bool)
             chosen = np.flatnonzero(selected)
             rows = view.take(chosen, view.schema.names + [ROW_ID])
@@ -446,8 +452,8 @@ class StoreCore:
                 if column == ROW_ID or column not in view.schema.names:
                     raise InvalidArgument(f"column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
                                           column=column)
-            computed = table.computed(view.snapshot, view.refs_at(chosen), ids, judged,
-                                      max_output_bytes=EVALUATION.total_bytes)
+            computed = lance_sql.computed(view.snapshot, view.refs_at(chosen), ids, judged,
+                                          max_output_bytes=EVALUATION.total_bytes)
             for column, computed_values in computed.items():
                 rows = rows.set_column(rows.column_names.index(column), column, computed_values)  # conformed below
             for column in values.column_names:
@@ -463,65 +469,57 @@ class StoreCore:
                     rows = rows.set_column(index, config.vector_column,
                                            pa.nulls(rows.num_rows, view.schema.field(index).type))
             preparer = self._preparer(view.schema, BadVectors(), deadline)
-            staged = [table.stage(preparer.prepare(rows), view.schema)]
-            committed = table.commit_rows(staged, deletes=view.locate(ids), read_at=view.snapshot.manifest,
-                                          operation="update")
+            staged = (table.stage(preparer.prepare(rows), view.schema),)
+            committed = owner.commit(Update(staged, view.locate(ids), view.snapshot.manifest))
         return Change(committed.version, updated=len(ids))
 
     def merge_insert(self, name: str, batches: Iterable[Batch], rules: MergeRules, *,
                      bad: BadVectors = BadVectors(), deadline: Deadline = NO_DEADLINE,
                      still_wanted: StillWanted = _always) -> Change:
-        table = self.tables.open(name)
+        owner = self.owner(name)
+        table = owner.table
         incoming = list(_present(batches))
         _check_wanted(still_wanted)  # waits out a cancellation still on its way, before taking the lock
         images = {uri: data for batch in incoming for uri, data in batch.images.items()}
-        with self._mutation(name):
-            view = self.views.get(table)
+        with owner.changing():
+            view = owner.latest_view()
             new_rows = _concat([b.rows for b in incoming], view.schema)
             plan = plan_merge(view, new_rows, rules)
             preparer = self._preparer(view.schema, bad, deadline)
-            staged = ([table.stage(preparer.prepare(plan.write, images), view.schema)]
-                      if plan.write.num_rows else [])
+            staged = ((table.stage(preparer.prepare(plan.write, images), view.schema),)
+                      if plan.write.num_rows else ())
             if not staged and len(plan.delete_row_ids) == 0:
                 return Change(view.version)
-            committed = table.commit_rows(staged, deletes=view.locate(plan.delete_row_ids),
-                                          read_at=view.snapshot.manifest, operation="merge_insert",
-                                          still_wanted=still_wanted)
+            committed = owner.commit(Merge(staged, view.locate(plan.delete_row_ids), view.snapshot.manifest,
+                                           wanted=still_wanted))
         return Change(committed.version, inserted=plan.inserted, updated=plan.updated, deleted=plan.deleted)
-
-    def _mutation(self, name: str) -> threading.Lock:
-        with self._lock:
-            return self._mutations.setdefault(name, threading.Lock())
 
     # ----- indexes ------------------------------------------------------------------------------------
     def create_index(self, name: str, params: IndexParams, *, vector_column: str = "", index_name: str = "",
                      replace: bool = False) -> tuple[IndexEntry, int]:
-        table = self.tables.open(name)
-        entry, committed = index_catalog.create_index(table, self.views.get(table), params,
-                                                      vector_column=vector_column, name=index_name, replace=replace)
-        self.indexes.retain(table, index_catalog.entries(committed))  # the one it replaced is unloaded
+        entry, committed = catalog.create(self.owner(name), params, vector_column=vector_column, name=index_name,
+                                          replace=replace)
         log.info("table %s: built %s index %s on %s", name, params.kind, entry.name, entry.vector_column)
         return entry, committed.version
 
     def list_indexes(self, name: str) -> list[IndexEntry]:
-        return index_catalog.entries(self.tables.open(name).manifest())
+        return catalog.entries(self.owner(name).table.manifest())
 
     def drop_index(self, name: str, index_name: str) -> int:
-        table = self.tables.open(name)
-        committed = index_catalog.drop_index(table, index_name)
-        self.indexes.retain(table, index_catalog.entries(committed))
-        return committed.version
+        return catalog.drop(self.owner(name), index_name).version
 
     # ----- versions -----------------------------------------------------------------------------------
     def list_versions(self, name: str, page_size: int = 0, page_token: str = "") -> tuple[list[Manifest], str]:
-        history = {m.version: m for m in self.tables.open(name).history()}
+        history = {m.version: m for m in self.owner(name).table.history()}
         numbers, next_token = paging.page(sorted(history), int, page_size, page_token)
         return [history[n] for n in numbers], next_token
 
     def restore(self, name: str, version: int) -> int:
         if check_version(version) == 0:
             raise InvalidArgument("restore needs a version (versions count from 1)", reason="INVALID_VERSION")
-        return self.tables.open(name).restore(version).version
+        owner = self.owner(name)
+        owner.table.dataset(version)  # VERSION_NOT_FOUND before anything is written
+        return owner.commit(Restore(version)).version
 
     # ----- maintenance --------------------------------------------------------------------------------
     def optimize(self, name: str, *, cleanup_older_than: float = DEFAULT_RETENTION_S) -> Optimized:
@@ -530,23 +528,38 @@ class StoreCore:
         if not math.isfinite(cleanup_older_than) or cleanup_older_than > MAX_RETENTION_S:
             raise InvalidArgument(f"cleanup_older_than must be a finite number of seconds up to {MAX_RETENTION_S:.0f}",
                                   reason="OUT_OF_RANGE", field="cleanup_older_than_seconds")
-        table = self.tables.open(name)
-        with self._mutation(name):
+        owner = self.owner(name)
+        table = owner.table
+        with owner.changing():
             before = {f.data_key for f in table.manifest().fragments}
-            table.compact()
+            self._compact(owner)
             after = {f.data_key for f in table.manifest().fragments}
-            caught_up = index_catalog.catch_up(table, self.views.get(table), self.indexes)
+            caught_up = catalog.catch_up(owner)
         cleaned = Cleaned()
         if cleanup_older_than >= 0:
-            cleaned = table.cleanup(datetime.timedelta(seconds=cleanup_older_than))
+            cleaned = maintenance.cleanup(table, datetime.timedelta(seconds=cleanup_older_than))
         log.info("table %s optimized: %d fragments into %d, %d indexes caught up, %d versions removed", name,
                  len(before - after), len(after - before), len(caught_up), cleaned.versions)
         return Optimized(table.latest_version(), fragments_removed=len(before - after),
                          fragments_added=len(after - before), indexes_caught_up=len(caught_up),
                          versions_removed=cleaned.versions, bytes_removed=cleaned.bytes)
 
+    @staticmethod
+    def _compact(owner: TableOwner) -> None:
+        for attempt in range(PREPARE_ATTEMPTS):
+            operation = maintenance.prepare_compaction(owner.table)
+            if operation is None:
+                return
+            try:
+                owner.commit(operation)
+                return
+            except Moved:  # a fragment it rewrote changed meanwhile: planned again
+                owner.table.remove_files(operation.files)
+                if attempt == PREPARE_ATTEMPTS - 1:
+                    raise
+
     def stats(self, name: str) -> TableStats:
-        table = self.tables.open(name)
+        table = self.owner(name).table
         latest = table.manifest()
         lengths = np.array([f.rows for f in latest.fragments], dtype=np.int64)
         files = [p for f in latest.fragments for p in (*f.files, *((f.deletion,) if f.deletion else ()))]
@@ -564,48 +577,68 @@ class StoreCore:
         if bool(expressions) == bool(null_columns is not None and len(null_columns)):
             raise InvalidArgument("add_columns takes either SQL expressions or null columns (fields), one of them",
                                   reason="MISSING_COLUMNS")
-        table = self.tables.open(name)
-        with self._mutation(name):
-            latest = table.manifest()
-            plan = (schema_changes.plan_add_expressions(latest.schema, dict(expressions)) if expressions
+        owner = self.owner(name)
+        with owner.changing():
+            latest = owner.table.manifest()
+            plan = (schema_changes.plan_add_expressions(latest.schema, dict(expressions or {})) if expressions
                     else schema_changes.plan_add_nulls(latest.schema, null_columns))
-            return self._change_schema(table, [plan], latest)
+            return self._change_schema(owner, [plan], latest)
 
     def alter_columns(self, name: str, alterations: list[schema_changes.Alteration]) -> int:
         """LanceDB's `alter_columns`: renames (functions and indexes follow), nullability, casts."""
-        table = self.tables.open(name)
-        with self._mutation(name):
-            view = self.views.get(table)
+        owner = self.owner(name)
+        with owner.changing():
+            view = owner.latest_view()
             stricter = [a.path for a in alterations if a.nullable is False and view.schema.get_field_index(a.path) >= 0]
             nulls = {c: view.columns([c]).column(c).null_count for c in stricter}
             plans = schema_changes.plan_alter(view.schema, alterations, nulls)
-            return self._change_schema(table, plans, view.snapshot.manifest)
+            return self._change_schema(owner, plans, view.snapshot.manifest)
 
     def drop_columns(self, name: str, columns: list[str]) -> int:
-        table = self.tables.open(name)
-        with self._mutation(name):
-            latest = table.manifest()
-            return self._change_schema(table, [schema_changes.plan_drop(latest.schema, columns)], latest)
+        owner = self.owner(name)
+        with owner.changing():
+            latest = owner.table.manifest()
+            return self._change_schema(owner, [schema_changes.plan_drop(latest.schema, columns)], latest)
 
     @staticmethod
-    def _change_schema(table: Table, plans: list[schema_changes.Plan], read_at: Manifest) -> int:
+    def _change_schema(owner: TableOwner, plans: list[schema_changes.Plan], read_at: Manifest) -> int:
         for plan in plans:
-            read_at = table.change_schema(plan.edit, read_at=read_at, new_columns=plan.new_columns,
-                                          operation=plan.operation)
-            log.info("table %s: %s (version %d)", table.name, plan.operation, read_at.version)
+            if plan.new_columns is None:
+                read_at = owner.commit(ChangeSchema(plan.edit, read_at, name=plan.operation))
+            else:
+                read_at = StoreCore._commit_new_columns(owner, plan, plan.new_columns, read_at)
+            log.info("table %s: %s (version %d)", owner.name, plan.operation, read_at.version)
         return read_at.version
 
+    @staticmethod
+    def _commit_new_columns(owner: TableOwner, plan: schema_changes.Plan, new_columns: NewColumns,
+                            read_at: Manifest) -> Manifest:
+        """A schema change adding columns: their files computed fragment by fragment outside the writer's
+        lock (again for fragments added before the commit), then one commit."""
+        files = ColumnFiles(owner.table, new_columns)
+
+        def prepare(attempt: int) -> ChangeSchema:
+            files.cover(owner.table.snapshot())
+            return ChangeSchema(plan.edit, read_at, dict(files.done), files.fields_without_fragments,
+                                name=plan.operation)
+
+        try:
+            return owner.commit_prepared(prepare)
+        except BaseException:
+            files.discard()
+            raise
+
     def tags(self, name: str) -> dict[str, int]:
-        return self.tables.open(name).tags()
+        return self.owner(name).table.tags()
 
     def create_tag(self, name: str, tag: str, version: int = 0) -> int:
-        table = self.tables.open(name)
+        table = self.owner(name).table
         version = check_version(version) or table.latest_version()
         table.create_tag(tag, version)
         return version
 
     def delete_tag(self, name: str, tag: str) -> None:
-        self.tables.open(name).delete_tag(tag)
+        self.owner(name).table.delete_tag(tag)
 
 
 def _check_wanted(still_wanted: StillWanted, undo: Callable[[], None] = lambda: None) -> None:

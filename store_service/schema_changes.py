@@ -24,7 +24,7 @@ from store_service.errors import FailedPrecondition, InvalidArgument
 from store_service.expressions import Judged, Role, judge
 from store_service.schema import (check_table_schema, functions_of, is_vector, unsupported_type,
                                   with_functions)
-from store_service.storage.table import NewColumns
+from store_service.storage.new_columns import NewColumns
 
 MAX_NEW_COLUMNS = 64
 MAX_EXPRESSION_LENGTH = 4096

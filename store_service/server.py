@@ -15,7 +15,9 @@ from store_service.embedder import Embedder
 from store_service.edge.metrics import StoreMetrics
 from store_service.storage import recovery
 from store_service.storage.recovery import DataDirLock
+from store_service.edge.consistency import ReadConsistencyInterceptor
 from store_service.edge.servicer import DECODERS, StorageServicer
+from store_service.tables import consistency
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ class StoreServer(HostedServer):
                              max_batch_queries=config.max_batch_queries,
                              ingest_workers=config.ingest_workers, max_filter_length=config.max_filter_length,
                              max_response_bytes=config.max_message_bytes // 2,
-                             max_subvectors_per_row=config.max_subvectors_per_row)
+                             max_subvectors_per_row=config.max_subvectors_per_row,
+                             read_consistency_interval=consistency.parse(config.read_consistency_interval))
         EVALUATION.configure(config.evaluation_memory_bytes)
         scan.use_single_threaded_blas()  # exact scans parallelise across queries and chunks, not inside BLAS
         self.core = StoreCore(config.data_dir, embedder, limits)
@@ -53,7 +56,8 @@ class StoreServer(HostedServer):
         self._host = ServiceHost(
             service=SERVICE, servicer=StorageServicer(self.core, self.metrics), decoders=DECODERS, domain=ERROR_DOMAIN,
             metrics=self.metrics, max_workers=config.max_workers, max_message_bytes=config.max_message_bytes,
-            thread_prefix="store-rpc", security=config, admission=config)
+            thread_prefix="store-rpc", security=config, admission=config,
+            interceptors=[ReadConsistencyInterceptor()])
         self.health = self._host.health
 
     def _table_states(self) -> list[tuple[str, int, int]]:

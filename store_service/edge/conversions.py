@@ -23,7 +23,7 @@ from store_service.ingest.bad_vectors import BadVectorPolicy
 from store_service.core import DEFAULT_RETENTION_S, Optimized, TableInfo, TableStats
 from store_service.embedder import FunctionInfo, Query
 from store_service.errors import FailedPrecondition, InvalidArgument
-from store_service.search.index_catalog import IndexEntry
+from store_service.indexes.catalog import IndexEntry
 from store_service.ingest.rows import BadVectors
 from store_service.ingest.merge import MergeRules
 from store_service.functions.operations import Operation
@@ -31,7 +31,7 @@ from store_service.schema_changes import Alteration
 from store_service.schema import IMAGE, TEXT, FunctionConfig, is_vector, vector_dimensions, vector_type
 from store_service.search.vector_search import VectorSearch
 from store_service.storage.manifest import Manifest
-from store_service.search.vector_index import INDEX_BOUNDS, SEARCH_BOUNDS, IndexParams, SearchParams
+from store_service.indexes.vector_index import INDEX_BOUNDS, SEARCH_BOUNDS, IndexParams, SearchParams
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 from vectorlane_contract.wire import Decoded
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from rpc_common import paging
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder
@@ -13,28 +12,28 @@ from store_service.functions.operations import (ADD, CANCELLED, CHANGE, DROP, PA
                                       new_operation, parse_name)
 from store_service.functions.reembed import Reembedder, plan
 from store_service.schema import FunctionConfig, check_secrets, source_kind
-from store_service.storage.table import Table, TableStore
+from store_service.tables.owner import TableOwner
+from store_service.tables.registry import Tables
 
 log = logging.getLogger(__name__)
 
 
 class FunctionChanges:
-    def __init__(self, tables: TableStore, embedder: Embedder, reembedder: Reembedder) -> None:
+    def __init__(self, tables: Tables, embedder: Embedder, reembedder: Reembedder) -> None:
         self.tables = tables
         self.embedder = embedder
         self.reembedder = reembedder
-        self._lock = threading.Lock()  # one start at a time, so two callers cannot both start on one table
 
     def resume_all(self) -> int:
         """Restarts every operation a previous run of the store left RUNNING; returns how many."""
         count = 0
         for name in self.tables.names():
-            table = self.tables.open(name)
-            for operation in OperationLog(table.directory).all():
+            owner = self.tables.owner(name)
+            for operation in OperationLog(owner.table.directory).all():
                 if operation.state == RUNNING:
                     log.info("resuming operation %s (%d of %d rows done)", operation.name, operation.rows_done,
                              operation.rows_total)
-                    self.reembedder.start(table, operation)
+                    self.reembedder.start(owner, operation)
                     count += 1
         return count
 
@@ -50,7 +49,8 @@ class FunctionChanges:
 
     def _start(self, table_name: str, kind: str, column: str, function: FunctionConfig | None,
                deadline: Deadline) -> Operation:
-        table = self.tables.open(table_name)
+        owner = self.tables.owner(table_name)
+        table = owner.table
         if not column:
             raise InvalidArgument("name the vector column", reason="MISSING_COLUMN")
         dims, info = 0, None
@@ -69,7 +69,7 @@ class FunctionChanges:
         target = plan(snapshot.schema, kind, column, function, dims, secrets)
         if function is not None and info is not None:
             source_kind(function, snapshot.schema.field(function.source_column).type, info.modalities)
-        with self._lock:
+        with owner.changing():  # one start at a time, so two callers cannot both start on one table
             records = OperationLog(table.directory)
             for existing in records.all():
                 if existing.state in (RUNNING, PAUSED):
@@ -79,50 +79,51 @@ class FunctionChanges:
             operation = new_operation(table_name, kind, target.column, function, snapshot.version)
             records.save(operation.but(rows_total=snapshot.manifest.rows))
         log.info("table %s: operation %s (%s %s) started", table_name, operation.name, kind.lower(), column)
-        self.reembedder.start(table, records.load(operation.id, table=table_name))
+        self.reembedder.start(owner, records.load(operation.id, table=table_name))
         return records.load(operation.id, table=table_name)
 
     # ----- looking and steering ------------------------------------------------------------------------
     def get(self, name: str) -> Operation:
-        table, operation_id = self._locate(name)
-        return OperationLog(table.directory).load(operation_id, table=table.name)
+        owner, operation_id = self._locate(name)
+        return OperationLog(owner.table.directory).load(operation_id, table=owner.name)
 
     def list(self, table_name: str, page_size: int = 0, page_token: str = "") -> tuple[list[Operation], str]:
-        table = self.tables.open(table_name)
-        operations = OperationLog(table.directory).all()
+        operations = OperationLog(self.tables.owner(table_name).table.directory).all()
         by_id = {op.id: op for op in operations}
         ids, token = paging.page([op.id for op in operations], str, page_size, page_token)
         return [by_id[i] for i in ids], token
 
     def cancel(self, name: str) -> Operation:
-        table, operation_id = self._locate(name)
+        owner, operation_id = self._locate(name)
+        table = owner.table
         records = OperationLog(table.directory)
-        with self._lock:
+        with owner.changing():
             operation = records.load(operation_id, table=table.name)
             if operation.done:
                 raise FailedPrecondition(f"operation {name} is {operation.state.lower()}; there is nothing to cancel",
                                          reason="OPERATION_DONE", operation=name)
             records.save(operation.but(cancel_requested=True))
-        if not self.reembedder.cancel(operation):  # paused (or its thread just ended): settle it here
+        if not self.reembedder.cancel(owner, operation):  # paused (or its thread just ended): settle it here
             records.remove_work(operation_id)
             records.save(records.load(operation_id, table=table.name).but(state=CANCELLED, chunks=()))
         else:
-            self.reembedder.wait(operation)
+            self.reembedder.wait(owner, operation)
         return records.load(operation_id, table=table.name)
 
     def resume(self, name: str) -> Operation:
-        table, operation_id = self._locate(name)
+        owner, operation_id = self._locate(name)
+        table = owner.table
         records = OperationLog(table.directory)
-        with self._lock:
+        with owner.changing():
             operation = records.load(operation_id, table=table.name)
             if operation.state != PAUSED:
                 raise FailedPrecondition(f"operation {name} is {operation.state.lower()}, not paused",
                                          reason="OPERATION_NOT_PAUSED", operation=name)
             operation = operation.but(state=RUNNING, error=None)
             records.save(operation)
-        self.reembedder.start(table, operation)
+        self.reembedder.start(owner, operation)
         return records.load(operation_id, table=table.name)
 
-    def _locate(self, name: str) -> tuple[Table, str]:
+    def _locate(self, name: str) -> tuple[TableOwner, str]:
         table_name, operation_id = parse_name(name)
-        return self.tables.open(table_name), operation_id
+        return self.tables.owner(table_name), operation_id

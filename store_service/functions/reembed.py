@@ -23,24 +23,27 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from store_service.embedder import Embedder
-from store_service.errors import FailedPrecondition, InvalidArgument, ServiceError
-from store_service.search.index_catalog import INDEXES_DIR, IndexEntry, entries
+from store_service.errors import Aborted, FailedPrecondition, InvalidArgument, ServiceError
+from store_service.indexes import catalog
+from store_service.indexes.catalog import IndexEntry, entries
+from store_service.indexes.vector_index import VectorIndex
 from store_service.functions.operations import (ADD, CANCELLED, CHANGE, DROP, FAILED, OPERATIONS_DIR, PAUSED, RUNNING,
                                       SUCCEEDED, Operation, OperationError, OperationLog)
 from store_service.schema import FunctionConfig, functions_of, vector_type, with_functions
-from store_service.storage import fragments
-from store_service.storage.fragments import ROW_ID
-from store_service.storage.manifest import FragmentRef, Manifest
+from store_service.storage import fragments, manifest
+from store_service.storage.fragments import ROW_ID, FileRef
+from store_service.storage.manifest import FragmentRef
+from store_service.storage.operations import DataKey, RewriteColumns
 from store_service.storage.table import Snapshot, Table
-from store_service.search.table_view import TableView, ViewCache, row_id_array
-from store_service.search.vector_index import VectorIndex
+from store_service.search.table_view import TableView, row_id_array
+from store_service.tables.owner import RunningOperation, TableOwner
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +97,13 @@ def plan(schema: pa.Schema, kind: str, column: str, function: FunctionConfig | N
 
 
 class Reembedder:
-    """Runs the store's re-embedding operations, one background thread each, and resumes them after a restart."""
+    """Runs the store's re-embedding operations, one background thread each, registered with their table's
+    owner (which stops them when the table is dropped); resumed after a restart by FunctionChanges."""
 
-    def __init__(self, embedder: Embedder, views: ViewCache, observer: Observer | None = None) -> None:
+    def __init__(self, embedder: Embedder, observer: Observer | None = None) -> None:
         self.embedder = embedder
-        self.views = views
         self.observer = observer
-        self._running: dict[str, tuple[threading.Event, threading.Event]] = {}  # name -> (stop, cancel)
-        self._threads: dict[str, threading.Thread] = {}
+        self._owners: dict[str, TableOwner] = {}  # operation name -> the owner it runs on
         self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="reembed-embed")
         self._lock = threading.Lock()
         self._closed = False
@@ -109,56 +111,57 @@ class Reembedder:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            flags = list(self._running.values())
-            threads = list(self._threads.values())
-        for stop, _ in flags:
-            stop.set()  # stops between chunks; the record stays RUNNING, so the next start resumes it
-        for thread in threads:
-            thread.join(timeout=30)
+            owners = list(self._owners.items())
+        running = [found for name, owner in owners if (found := owner.running_operation(name)) is not None]
+        for operation in running:
+            operation.stop.set()  # stops between chunks; the record stays RUNNING, so the next start resumes it
+        for operation in running:
+            operation.thread.join(timeout=30)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def is_running(self, operation: Operation) -> bool:
-        with self._lock:
-            return operation.name in self._running
+    def is_running(self, owner: TableOwner, operation: Operation) -> bool:
+        return owner.running_operation(operation.name) is not None
 
     def running(self) -> int:
         with self._lock:
-            return len(self._running)
+            return len(self._owners)
 
-    def start(self, table: Table, operation: Operation) -> None:
+    def start(self, owner: TableOwner, operation: Operation) -> None:
         with self._lock:
-            if self._closed or operation.name in self._running:
+            if self._closed:
                 return
-            flags = self._running[operation.name] = (threading.Event(), threading.Event())
-            thread = threading.Thread(target=self._run, args=(table, operation, *flags),
+            stop, cancel = threading.Event(), threading.Event()
+            thread = threading.Thread(target=self._run, args=(owner, operation, stop, cancel),
                                       name=f"reembed-{operation.id[:8]}", daemon=True)
-            self._threads[operation.name] = thread
+            if not owner.register(operation.name, RunningOperation(thread, stop, cancel)):
+                return
+            self._owners[operation.name] = owner
         thread.start()
 
-    def cancel(self, operation: Operation) -> bool:
+    def cancel(self, owner: TableOwner, operation: Operation) -> bool:
         """Asks a running operation to stop; False when none runs here (the caller settles the record)."""
-        with self._lock:
-            flags = self._running.get(operation.name)
-        if flags is None:
+        found = owner.running_operation(operation.name)
+        if found is None:
             return False
-        flags[1].set()
-        flags[0].set()
+        found.cancel.set()
+        found.stop.set()
         return True
 
-    def wait(self, operation: Operation, timeout: float = 60.0) -> None:
+    def wait(self, owner: TableOwner, operation: Operation, timeout: float = 60.0) -> None:
         """Waits for the thread running `operation` (if any) to end."""
-        with self._lock:
-            thread = self._threads.get(operation.name)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        found = owner.running_operation(operation.name)
+        if found is not None and found.thread is not threading.current_thread():
+            found.thread.join(timeout)
 
     # ----- the work ------------------------------------------------------------------------------------
-    def _run(self, table: Table, operation: Operation, stop: threading.Event, cancel: threading.Event) -> None:
+    def _run(self, owner: TableOwner, operation: Operation, stop: threading.Event, cancel: threading.Event) -> None:
+        table = owner.table
         records = OperationLog(table.directory)
         try:
-            Job(table, self.views, records, operation, self.embedder, self._pool, stop, cancel, self.observer).run()
+            Job(owner, records, operation, self.embedder, self._pool, stop, cancel, self.observer).run()
         except ServiceError as exc:
-            state = PAUSED if exc.category in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED") else FAILED
+            paused = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED")
+            state = PAUSED if exc.category in paused else FAILED
             current = records.load(operation.id, table=table.name)
             records.save(current.but(state=state, error=OperationError(exc.category, exc.reason, exc.message)))
             log.warning("operation %s %s: %s", operation.name, state.lower(), exc.message)
@@ -168,9 +171,9 @@ class Reembedder:
             records.save(current.but(state=FAILED, error=OperationError("INTERNAL", "INTERNAL",
                                                                         f"{type(exc).__name__}: {exc}")))
         finally:
+            owner.unregister(operation.name)
             with self._lock:
-                self._running.pop(operation.name, None)
-                self._threads.pop(operation.name, None)
+                self._owners.pop(operation.name, None)
             if self.observer is not None:
                 self._report_end(records, table, operation, stop)
 
@@ -186,11 +189,11 @@ class Reembedder:
 class Job:
     """One run of one operation, from its record to the switch (or a stop)."""
 
-    def __init__(self, table: Table, views: ViewCache, records: OperationLog, operation: Operation,
+    def __init__(self, owner: TableOwner, records: OperationLog, operation: Operation,
                  embedder: Embedder, pool: ThreadPoolExecutor, stop: threading.Event, cancel: threading.Event,
                  observer: Observer | None = None) -> None:
-        self.table = table
-        self.views = views
+        self.owner = owner
+        self.table = owner.table
         self.observer = observer
         self.records = records
         self.operation = operation
@@ -202,11 +205,12 @@ class Job:
         self.done_ids = np.empty(0, dtype=np.int64)  # row ids the operation's chunks cover, sorted
         self.started = time.monotonic()
         self.embedded_this_run = 0
+        self.rewritten: dict[DataKey, Any] = {}  # fragments rewritten for the switch, kept across its attempts
 
     def run(self) -> Operation:
         self._load_chunks()
         for _ in range(SWITCH_ATTEMPTS):
-            view = self.views.get(self.table)
+            view = self.owner.view()
             target = self._target(view.snapshot)
             pending = self._pending(view)
             self._save(rows_total=view.num_rows, rows_done=view.num_rows - len(pending))
@@ -216,7 +220,7 @@ class Job:
                 return self._cancelled()
         if self.stop.is_set():
             return self._settle_stop()
-        return self._switch(self.views.get(self.table))
+        return self._switch()
 
     # ----- planning ------------------------------------------------------------------------------------
     def _target(self, snapshot: Snapshot) -> Plan:
@@ -305,24 +309,41 @@ class Job:
         return pa.concat_tables(parts).sort_by(ROW_ID)
 
     # ----- the switch ----------------------------------------------------------------------------------
-    def _switch(self, view: TableView) -> Operation:
+    def _switch(self) -> Operation:
+        """One commit switching the table: every fragment rewritten with the new column (rows that arrived
+        after the last pass embedded here, before the commit), the column's index rebuilt. Nothing is
+        embedded under the table's lock: when rows arrive between the rewrite and the commit, the commit says
+        Moved and the new fragments are rewritten before trying again."""
+        view = self.owner.view()
         target = self._target(view.snapshot)
         new = self._chunk_vectors()
-        index = self._rebuild_index(view, target, new)
-        written = [index.file] if index is not None else []
+        built = self._rebuild_index(view, target, new)
+        written = [built[0].file.path] if built is not None else []
 
-        def indexes(base: Manifest) -> list[dict]:
-            kept = [e.to_json() for e in entries(base) if e.vector_column != target.column]
-            return kept + ([index.to_json()] if index is not None else [])
+        def prepare(attempt: int) -> RewriteColumns:
+            snapshot = view.snapshot if attempt == 0 else self.table.snapshot()
+            if snapshot.schema != view.snapshot.schema:
+                raise Aborted(f"table {self.table.name!r} was altered during the switch", reason="WRITE_CONFLICT",
+                              table=self.table.name)
+            for ref in snapshot.manifest.fragments:  # the work, outside every lock
+                if ref.data_key not in self.rewritten:
+                    rows = self._rewrite(snapshot, ref, target, new)
+                    self.rewritten[ref.data_key] = self.table.rewritten_fragment(ref, rows, target.schema)
+            index = (built[0].to_json(),) if built is not None else ()
+            return RewriteColumns(target.schema, dict(self.rewritten), target.column, index,
+                                  read_at=view.snapshot.manifest,
+                                  name=f"{self.operation.kind.lower()}:{target.column}")
 
         try:
-            committed = self.table.rewrite_columns(
-                target.schema, lambda snapshot, ref: self._rewrite(snapshot, ref, target, new), indexes,
-                read_at=view.snapshot.manifest, operation=f"{self.operation.kind.lower()}:{target.column}")
+            committed = self.owner.commit_prepared(prepare)
         except BaseException:
-            for ref in written:
-                (self.table.directory / ref.path).unlink(missing_ok=True)
+            self.table.remove_files(written)
+            self.table.remove_files(manifest.data_file(f) for fragment in self.rewritten.values()
+                                    for f in fragment.files)
+            self.rewritten.clear()
             raise
+        if built is not None:
+            self.owner.indexes.offer(built[0], built[1], built[0].next_row_id)
         self.records.remove_work(self.operation.id)
         log.info("operation %s switched table %s to version %d", self.operation.name, self.table.name,
                  committed.version)
@@ -356,8 +377,9 @@ class Job:
         rows = rows.drop_columns([ROW_ID])
         return rows.select([n for n in target.schema.names if n in rows.column_names])
 
-    def _rebuild_index(self, view: TableView, target: Plan, new: pa.Table) -> IndexEntry | None:
-        """The column's index again, same type and parameters, trained on the new vectors."""
+    def _rebuild_index(self, view: TableView, target: Plan, new: pa.Table) -> tuple[IndexEntry, VectorIndex] | None:
+        """The column's index again, same type and parameters, trained on the new vectors (built as every
+        index is, by `catalog.build`)."""
         existing = [e for e in entries(view.snapshot.manifest) if e.vector_column == target.column]
         if not existing or target.function is None:
             return None
@@ -373,9 +395,12 @@ class Job:
         params = old.params
         if params.num_partitions > len(row_ids):
             params = dataclasses.replace(params, num_partitions=0)  # fewer rows than partitions now
-        index = VectorIndex.build(params, vectors, row_ids)
-        ref = fragments.write_file(self.table.directory, index.to_bytes(), INDEXES_DIR, ".faiss", index.size)
-        return IndexEntry(old.name, target.column, params, view.version, view.next_row_id, dims, ref)
+        rng = np.random.default_rng(0)
+        index = catalog.build(params, dims, len(row_ids), lambda fraction: vectors[rng.random(len(vectors)) < fraction],
+                              [(vectors, row_ids)], target.column)
+        entry = IndexEntry(old.name, target.column, params, view.version, view.next_row_id, dims,
+                           FileRef("", 0, "", 0))
+        return catalog.write(self.table, entry, index), index
 
     # ----- the record ----------------------------------------------------------------------------------
     def _save(self, **changes) -> Operation:

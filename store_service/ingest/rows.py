@@ -22,7 +22,8 @@ from store_service.ingest.json_values import check_json_columns
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder
 from store_service.errors import InvalidArgument
 from store_service.schema import FunctionConfig, functions_of, is_multivector, is_vector, vector_type
-from store_service.storage.table import Staged, Table, conform
+from store_service.storage.operations import Staged
+from store_service.storage.table import Table, conform
 
 MAX_SUBVECTORS_PER_ROW = 1024
 

@@ -19,7 +19,7 @@ from store_service.schema import MAX_NAME_LENGTH, RESERVED_COLUMNS
 from store_service.schema_changes import check_expression
 from store_service.search.table_view import TableView
 from store_service.storage.fragments import ROW_ID
-from store_service.storage.table import Table
+from store_service.expressions import lance as lance_sql
 
 MAX_COMPUTED = 64
 TRAILING = ("_distance", "query_index")  # the search's own columns stay last
@@ -46,12 +46,12 @@ def with_row_ids(select: tuple[str, ...]) -> tuple[str, ...]:
     return select if ROW_ID in select else (*select, ROW_ID)
 
 
-def attach(table: Table, view: TableView, rows: pa.Table, computed: Mapping[str, Judged], *, keep_row_id: bool,
+def attach(view: TableView, rows: pa.Table, computed: Mapping[str, Judged], *, keep_row_id: bool,
            max_bytes: int) -> pa.Table:
     """`rows` (which hold `_rowid`) with the computed columns after the selected ones, before `_distance`."""
     ids = rows.column(ROW_ID).to_numpy().astype(np.int64)
     positions, _ = view.positions(ids)
-    values = table.computed(view.snapshot, view.refs_at(positions), ids, computed, max_output_bytes=max_bytes)
+    values = lance_sql.computed(view.snapshot, view.refs_at(positions), ids, computed, max_output_bytes=max_bytes)
     trailing = [name for name in TRAILING if name in rows.column_names]
     kept = [name for name in rows.column_names if name not in trailing and name != ROW_ID]
     out = rows.select(kept)

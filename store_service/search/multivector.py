@@ -24,7 +24,7 @@ import pyarrow as pa
 from store_service.errors import InvalidArgument
 from store_service.schema import field_at, searchable_dims
 from store_service.search.table_view import TableView, multi_matrix
-from store_service.search.vector_index import VectorIndex
+from store_service.indexes.vector_index import VectorIndex
 from store_service.search.vector_search import DISTANCE, VectorSearch, check_request
 
 FANOUT = 4  # index hits per wanted row, for each query vector: a row's vectors are often each other's neighbours

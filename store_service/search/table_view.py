@@ -15,9 +15,8 @@ Positions are global: part 0's live rows first, then part 1's, ..., in the versi
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import faiss
@@ -31,9 +30,11 @@ from store_service.expressions.row_sizes import cell_bytes, input_bytes
 from store_service.search.filters import MAX_LENGTH, OutsideGrammar, compile_filter, referenced_columns, shown
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FragmentRef
-from store_service.storage.table import Deletes, Snapshot, Table
+from store_service.expressions import lance as lance_sql
+from store_service.storage.operations import Deletes
+from store_service.storage.table import Snapshot, Table
 from store_service.schema import field_at, is_multivector, searchable_dims
-from store_service.search.vector_index import prepare
+from store_service.indexes.vector_index import prepare
 
 MASKS_KEPT = 32
 TAKE_FROM_DATASET_MAX = 1024  # rows of a column not held that are read from the dataset rather than held
@@ -224,7 +225,7 @@ class FragmentData:
                 self._masks.move_to_end(where)
                 return cached
         if isinstance(expression, LanceFilter):  # views evaluate these for all their fragments at once
-            found = self._table.matching_offsets(self._snapshot, [self.ref], expression.judged,
+            found = lance_sql.matching_offsets(self._snapshot, [self.ref], expression.judged,
                                                  self.input_bytes(expression.judged.columns))
             return self.keep_mask(where, found[self.ref.id])
         else:
@@ -436,7 +437,7 @@ class TableView:
         if not missing:
             return
         columns = expression.judged.columns
-        found = self.snapshot.table.matching_offsets(
+        found = lance_sql.matching_offsets(
             self.snapshot, [p.ref for p in missing], expression.judged,
             np.concatenate([p.fragment.input_bytes(columns) for p in missing]))
         for part in missing:
@@ -454,7 +455,7 @@ class TableView:
                 raise
             problem: str | None = refused.message
         else:
-            problem = self.snapshot.table.check_filter(self.snapshot, judged.text)
+            problem = lance_sql.check_filter(self.snapshot, judged.text)
         if problem is not None:
             raise InvalidArgument(f"{ours.message} (nor does Lance's SQL take it: {problem[:300]})",
                                   reason="INVALID_FILTER", **ours.metadata) from None
@@ -659,94 +660,108 @@ def _matrix(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]
     return matrix, valid
 
 
-class _TableState:
-    """Per table: its fragments' data (shared by versions) and the live masks of their deletion files."""
+class TableViews:
+    """One table's views, built on first use of a version from the fragments they share: each fragment's
+    data (shared by the versions holding it) and the live masks of deletion files. At most VIEWS_PER_TABLE
+    views are kept; what no kept view holds is let go. Owned by the table's owner (`tables.owner`), which
+    retires the views a commit replaced."""
 
-    def __init__(self) -> None:
-        self.fragments: OrderedDict[tuple[object, ...], FragmentData] = OrderedDict()
-        self.live: OrderedDict[tuple[int, tuple[str, ...], str], np.ndarray | None] = OrderedDict()
-        self.views: OrderedDict[int, TableView] = OrderedDict()
-
-
-class ViewCache:
-    """The latest views of each open table, built on first use of a version from the fragments they share."""
-
-    def __init__(self, max_filter_length: int = MAX_LENGTH) -> None:
+    def __init__(self, table: Table, max_filter_length: int = MAX_LENGTH) -> None:
+        self.table = table
         self._max_filter_length = max_filter_length
-        self._tables: weakref.WeakKeyDictionary[Table, _TableState] = weakref.WeakKeyDictionary()
+        self._fragments: OrderedDict[tuple[object, ...], FragmentData] = OrderedDict()
+        self._live: OrderedDict[tuple[object, ...], np.ndarray | None] = OrderedDict()
+        self._views: OrderedDict[int, TableView] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, table: Table, version: int | None = None) -> TableView:
-        snapshot_version = version if version is not None else table.latest_version()
+    def get(self, version: int | None = None) -> TableView:
+        snapshot_version = version if version is not None else self.table.latest_version()
         with self._lock:
-            state = self._tables.setdefault(table, _TableState())
-            view = state.views.get(snapshot_version)
+            view = self._views.get(snapshot_version)
             if view is not None:
-                state.views.move_to_end(snapshot_version)
+                self._views.move_to_end(snapshot_version)
                 return view
-        view = self._build(table, state, table.snapshot(snapshot_version))
+        view = self._build(self.table.snapshot(snapshot_version))
         with self._lock:
-            state.views[snapshot_version] = view
-            while len(state.views) > VIEWS_PER_TABLE:
-                state.views.popitem(last=False)
-            self._trim(state)
+            self._views[snapshot_version] = view
+            while len(self._views) > VIEWS_PER_TABLE:
+                self._views.popitem(last=False)
+            self._trim()
         return view
 
-    def forget(self, table: Table) -> None:
-        """Lets go of every view of a dropped table (its views hold the table, so it would never be collected)."""
+    def retire(self, latest: int, keep_fragments: Iterable[FragmentRef] = ()) -> None:
+        """After a commit made `latest`: the views of older versions go, and so does the data of every
+        fragment no kept view holds, except that of `keep_fragments` (the new version's, so that its view
+        reuses every fragment the commit left as it was). A reader still holding an old view keeps it alive
+        until it is done; a read of an older version builds its view again."""
+        keep = {ref.data_key for ref in keep_fragments}
         with self._lock:
-            self._tables.pop(table, None)
+            for version in [v for v in self._views if v < latest]:
+                del self._views[version]
+            self._trim(keep)
 
-    def _build(self, table: Table, state: _TableState, snapshot: Snapshot) -> TableView:
+    def clear(self) -> None:
+        with self._lock:
+            self._views.clear()
+            self._fragments.clear()
+            self._live.clear()
+
+    def held(self) -> tuple[int, int, int]:
+        """(views, fragments, live masks) held: what the leak tests count."""
+        with self._lock:
+            return len(self._views), len(self._fragments), len(self._live)
+
+    def _build(self, snapshot: Snapshot) -> TableView:
         parts, start = [], 0
         for ref in snapshot.manifest.fragments:
             if ref.rows == 0:
                 continue
-            fragment = self._fragment(table, state, snapshot, ref)
-            live = self._live(table, state, snapshot, ref)
+            fragment = self._fragment(snapshot, ref)
+            live = self._live_offsets(snapshot, ref)
             if (fragment.row_ids[live] if live is not None else fragment.row_ids).min(initial=0) < 0:
                 # rows deleted when the fragment was first read are live again (a restore): read it again
-                fragment = FragmentData(table, snapshot, ref)
+                fragment = FragmentData(self.table, snapshot, ref)
                 with self._lock:
-                    state.fragments[fragment.key] = fragment
+                    self._fragments[fragment.key] = fragment
             parts.append(Part(fragment, live, start, ref))
             start += parts[-1].num_rows
-        table.scrub(part.ref for part in parts)  # checksums ahead of the reads, in the background
+        self.table.scrub(part.ref for part in parts)  # checksums ahead of the reads, in the background
         return TableView(snapshot, parts, self._max_filter_length)
 
-    def _fragment(self, table: Table, state: _TableState, snapshot: Snapshot, ref: FragmentRef) -> FragmentData:
+    def _fragment(self, snapshot: Snapshot, ref: FragmentRef) -> FragmentData:
         key = fragment_key(snapshot, ref)
         with self._lock:
-            found = state.fragments.get(key)
+            found = self._fragments.get(key)
             if found is not None:
-                state.fragments.move_to_end(key)
+                self._fragments.move_to_end(key)
                 return found
-        built = FragmentData(table, snapshot, ref)
+        built = FragmentData(self.table, snapshot, ref)
         with self._lock:
-            state.fragments[key] = built
+            self._fragments[key] = built
         return built
 
-    def _live(self, table: Table, state: _TableState, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
+    def _live_offsets(self, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
         if ref.deletion is None:
             return None
         key = (*ref.data_key, ref.deletion)
         with self._lock:
-            found = state.live.get(key)
+            found = self._live.get(key)
         if found is None:
-            found = table.live_offsets(snapshot, ref)
+            found = self.table.live_offsets(snapshot, ref)
             with self._lock:
-                state.live[key] = found
+                self._live[key] = found
         return found
 
-    @staticmethod
-    def _trim(state: _TableState) -> None:
+    def _trim(self, keep: set[tuple[int, tuple[str, ...]]] | None = None) -> None:
         """Drops the fragment states and masks no kept view holds: memory follows the versions in use."""
-        held = {p.fragment.key for v in state.views.values() for p in v.parts}
-        for key in [k for k in state.fragments if k not in held]:
-            del state.fragments[key]
-        live = {(*p.ref.data_key, p.ref.deletion) for v in state.views.values() for p in v.parts}
-        for key in [k for k in state.live if k not in live]:
-            del state.live[key]
+        keep = keep or set()
+        held = {p.fragment.key for v in self._views.values() for p in v.parts}
+        for key, fragment in list(self._fragments.items()):
+            if key not in held and fragment.ref.data_key not in keep:
+                del self._fragments[key]
+        live = {(*p.ref.data_key, p.ref.deletion) for v in self._views.values() for p in v.parts}
+        for key in [k for k in self._live if k not in live]:
+            del self._live[key]
 
 
 def filter_row_ids(view: TableView, where: str) -> np.ndarray:

@@ -21,7 +21,7 @@ from store_service.errors import InvalidArgument
 from store_service.schema import field_at, pick_vector_column, searchable_dims
 from store_service.storage.fragments import ROW_ID
 from store_service.search.table_view import TableView
-from store_service.search.vector_index import METRICS, SearchParams, VectorIndex, prepare
+from store_service.indexes.vector_index import METRICS, SearchParams, VectorIndex, prepare
 
 DISTANCE = "_distance"
 QUERY_INDEX = "query_index"

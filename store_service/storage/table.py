@@ -1,9 +1,10 @@
-"""Tables as Lance datasets at `<data_dir>/<name>.lance` (LanceDB's layout), and the only code that writes one.
+"""Tables as Lance datasets at `<data_dir>/<name>.lance` (LanceDB's layout): reading one, and the only code
+that commits to one.
 
-Each kind of change is a named operation that becomes one Lance commit: `append`, `overwrite`,
-`replace_rows` (delete, update, merge_insert: deletion files and new fragments in one version), `restore`,
-`set_indexes` and `rewrite_columns` (a function switch: every fragment gets new data files, keeping its
-row ids and deletions). Lance makes the commit atomic and versioned; this module adds what Lance does not do:
+Every change is a typed operation (`operations.py`: Append, Overwrite, Delete, Update, Merge, Restore,
+CreateIndex, DropIndex, CatchUpIndexes, RewriteColumns, ChangeSchema, Compact) prepared before any lock and
+committed by `Table.commit` as one Lance commit, named in its transaction. Lance makes the commit atomic
+and versioned; this module adds what Lance does not do:
 
 - **fsync.** Lance never syncs. Fragments and deletion files are fsynced (with their folders) before the
   commit, the new manifest, transaction file and folders right after it, and only then is the change
@@ -12,15 +13,14 @@ row ids and deletions). Lance makes the commit atomic and versioned; this module
 - **checksums** of every file a commit adds (`checksums.py`), checked on first read.
 - **stable row ids**: datasets are created with them, so FAISS labels survive compaction.
 
-A thread lock orders this process's commits per table; Lance's own conflict checks (the commit names the
-version a change was computed from) refuse a change that another writer made stale: WRITE_CONFLICT.
+One lock per table orders this process's commits, held only to check the operation against the latest
+version and commit; Lance's own conflict checks (the commit names the version a change was computed from)
+refuse a change that another writer made stale: WRITE_CONFLICT.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import datetime
 import logging
 import os
 import queue
@@ -28,7 +28,7 @@ import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,20 +40,18 @@ import pyarrow as pa
 from lance import LanceOperation
 from lance.dataset import Transaction
 from lance.fragment import write_fragments
-from lance.optimize import Compaction
 
-from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, FailedPrecondition,
-                                  InvalidArgument, NotFound, ResourceExhausted, ServiceError,
-                                  TableExists, TableNotFound, VersionNotFound)
-from store_service.expressions import Judged
-from store_service.expressions.budget import EVALUATION
-from store_service.expressions.row_sizes import cell_bytes, input_bytes
+from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, FailedPrecondition, InvalidArgument,
+                                  NotFound, StorageFailed, TableExists, TableNotFound, VersionNotFound)
 from store_service.storage import durable, field_ids, manifest
 from store_service.storage.checksums import SIDECAR_DIR, ChecksumLog
-from store_service.storage.fragments import INDEXES_DIR, ROW_ID
+from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, OPERATION_KEY, TRANSACTIONS_DIR, VERSIONS_DIR,
                                             FragmentRef, Manifest)
 from store_service.storage.names import check_table_name, check_tag_name, check_version
+from store_service.storage.operations import (Append, CatchUpIndexes, ChangeSchema, Compact, CreateIndex, Delete,
+                                              Deletes, DropIndex, Merge, Moved, Operation, Overwrite, Restore,
+                                              RewriteColumns, Staged, Update)
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +59,6 @@ SUFFIX = ".lance"
 REFS_DIR = "_refs"  # Lance's tags
 DATASETS_CACHED = 8  # opened versions kept per table (the latest and those pinned by readers)
 MAX_ROWS_PER_FILE = 1 << 20
-UPDATE_ANCHOR = "__vectorlane_anchor"  # a column taken beside update expressions (see `computed`)
-READAHEAD = 2  # batches Lance reads ahead of a filter's evaluation (its default, 16, would hold 17 at once)
-FRAGMENT_READAHEAD = 2  # fragments one such scan reads at once
 _HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksum")
 
 
@@ -116,47 +111,6 @@ class Snapshot:
         return self.manifest.schema
 
 
-@dataclass(frozen=True)
-class Staged:
-    """Fragments written for a commit that has not happened (none when there were no rows), and the schema
-    they fit."""
-
-    fragments: tuple[Any, ...]  # lance FragmentMetadata
-    schema: pa.Schema
-    rows: int
-    checksums: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict, compare=False)
-
-    @property
-    def files(self) -> list[str]:
-        return [manifest.data_file(f) for fragment in self.fragments for f in fragment.files]
-
-
-@dataclass(frozen=True)
-class Cleaned:
-    """What a cleanup removed."""
-
-    versions: int = 0
-    files: int = 0
-    bytes: int = 0
-
-
-Restage = Callable[[list[Staged], pa.Schema], list[Staged]]
-SchemaEdit = Callable[[pa.Schema, tuple[dict[str, Any], ...]], tuple[pa.Schema, Sequence[dict[str, Any]]]]
-
-
-@dataclass(frozen=True)
-class NewColumns:
-    """Columns to compute for every physical row: SQL expressions by name (Lance's SQL, as LanceDB has it,
-    judged by the expression gate), or a function from a batch of the `reads` columns to a batch of the new
-    ones."""
-
-    values: Mapping[str, Judged] | Callable[[pa.RecordBatch], pa.RecordBatch]
-    reads: list[str] | None = None
-    batch_rows: int = 1024
-    error_reason: str = "INVALID_EXPRESSION"  # when a value cannot be computed
-Deletes = Mapping[int, np.ndarray]  # fragment id -> physical row offsets to delete
-
-
 class Table:
     def __init__(self, directory: Path, name: str) -> None:
         self.name = name
@@ -197,12 +151,12 @@ class Table:
                 raise VersionNotFound(f"table {self.name!r} has no version {version}", table=self.name,
                                       version=version) from None
             raise DataLoss(f"table {self.name!r}: Lance cannot open version {version or 'latest'} "
-                           f"({self._shown(exc)})", reason="MANIFEST_CORRUPT", table=self.name) from None
+                           f"({self.shown(exc)})", reason="MANIFEST_CORRUPT", table=self.name) from None
         except OSError as exc:
-            raise DataLoss(f"table {self.name!r}: Lance cannot open it ({self._shown(exc)})",
+            raise DataLoss(f"table {self.name!r}: Lance cannot open it ({self.shown(exc)})",
                            reason="MANIFEST_CORRUPT", table=self.name) from None
 
-    def _shown(self, exc: BaseException) -> str:
+    def shown(self, exc: BaseException) -> str:
         """Lance's error text for a caller: without the data directory's absolute path, and short."""
         return str(exc).replace(str(self.directory.parent), "<data_dir>")[:300]
 
@@ -278,7 +232,7 @@ class Table:
             rows.validate(full=True)  # what Arrow compute will read (Lance checks what it writes, not reads)
             return rows
         except (OSError, ValueError, pa.ArrowException) as exc:
-            raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({self._shown(exc)})",
+            raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({self.shown(exc)})",
                            reason="FRAGMENT_CORRUPT", table=self.name) from None
 
     def fragment_slices(self, snapshot: Snapshot, ref: FragmentRef, columns: Sequence[str], rows: int
@@ -296,7 +250,7 @@ class Table:
                 yield start, part
                 start += batch.num_rows
         except (OSError, ValueError, pa.ArrowException) as exc:
-            raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({self._shown(exc)})",
+            raise DataLoss(f"table {self.name!r}: fragment {ref.id} is unreadable ({self.shown(exc)})",
                            reason="FRAGMENT_CORRUPT", table=self.name) from None
         if start != ref.physical_rows:
             raise DataLoss(f"table {self.name!r}: fragment {ref.id} holds {start} rows, not {ref.physical_rows}",
@@ -346,71 +300,13 @@ class Table:
         try:
             rows = snapshot.dataset._take_rows(np.asarray(row_ids, dtype=np.uint64).tolist(), columns=list(columns))
         except (OSError, ValueError, pa.ArrowException) as exc:
-            raise DataLoss(f"table {self.name!r}: rows are unreadable ({self._shown(exc)})",
+            raise DataLoss(f"table {self.name!r}: rows are unreadable ({self.shown(exc)})",
                            reason="FRAGMENT_CORRUPT", table=self.name) from None
         if rows.num_rows != len(row_ids):
             raise DataLoss(f"table {self.name!r}: {len(row_ids)} rows asked, {rows.num_rows} read",
                            reason="FRAGMENT_CORRUPT", table=self.name)
         return {name: rows.column(name).combine_chunks() for name in columns}
 
-    def computed(self, snapshot: Snapshot, refs: Sequence[FragmentRef], row_ids: np.ndarray,
-                 expressions: Mapping[str, Judged], *, max_output_bytes: int) -> dict[str, pa.Array]:
-        """SQL expressions (judged by the gate) evaluated by Lance's engine for rows by stable id, in that
-        order, from the fragments `refs` (checked first): LanceDB's `update(values_sql=...)` and
-        `select({name: expression})`. In batches the evaluation budget sizes from the rows' input; more than
-        `max_output_bytes` of values in all is RESOURCE_EXHAUSTED. For no rows, empty arrays of the types
-        Lance plans for them."""
-        if not expressions:
-            return {}
-        texts = {name: judged.text for name, judged in expressions.items()}
-        what = f"computing {', '.join(list(texts)[:4])}"
-        with self._evaluating():
-            if len(row_ids) == 0:
-                rows = snapshot.dataset.scanner(columns=texts, limit=0).to_table()
-                return {name: rows.column(name).combine_chunks() for name in texts}
-            self.verify(refs)
-            reads = frozenset().union(*(judged.columns for judged in expressions.values()))
-            plan = EVALUATION.batches([j.cost for j in expressions.values()],
-                                      self._input_bytes(snapshot, row_ids, reads), what=what)
-            anchor = next(f.name for f in snapshot.schema)  # Lance projects constants only beside a column
-            columns = {**texts, UPDATE_ANCHOR: f"`{anchor.replace('`', '``')}`"}
-            parts, produced = [], 0
-            for start in range(0, len(row_ids), plan.rows):
-                ids = np.asarray(row_ids[start:start + plan.rows], dtype=np.uint64).tolist()
-                with EVALUATION.reserve(plan.reserve, what=what):
-                    part = snapshot.dataset._take_rows(ids, columns=columns).select(list(texts))
-                produced += part.nbytes
-                if produced > max_output_bytes:
-                    raise ResourceExhausted(f"{what}: the values exceed {max_output_bytes} bytes",
-                                            reason="EXPRESSION_OUTPUT_TOO_LARGE", limit=str(max_output_bytes))
-                parts.append(part)
-            rows = pa.concat_tables(parts)
-        return {name: rows.column(name).combine_chunks() for name in texts}
-
-    def _input_bytes(self, snapshot: Snapshot, row_ids: np.ndarray, columns: Iterable[str]) -> np.ndarray:
-        """Each row's bytes in `columns` (an expression's input), read only for columns whose cells vary."""
-        ids = np.asarray(row_ids, dtype=np.uint64).tolist()
-        return input_bytes(snapshot.schema, columns, len(row_ids), lambda names: map(
-            cell_bytes, snapshot.dataset._take_rows(ids, columns=names).columns))
-
-    def _fragment_input_bytes(self, snapshot: Snapshot, ref: FragmentRef, columns: Iterable[str]) -> np.ndarray:
-        """Each physical row's bytes in `columns`, for evaluating expressions over the whole fragment."""
-        return input_bytes(snapshot.schema, columns, ref.physical_rows, lambda names: map(
-            cell_bytes, self.read_fragment(snapshot, ref, names).select(names).columns))
-
-    @contextlib.contextmanager
-    def _evaluating(self, reason: str = "INVALID_EXPRESSION", what: str = "the expressions") -> Iterator[None]:
-        """Lance refusing SQL expressions (a Rust panic arrives as pyo3's PanicException) as `reason`; the
-        store's own errors (a budget refusal) pass as they are."""
-        try:
-            yield
-        except ServiceError:
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-                raise
-            raise InvalidArgument(f"Lance cannot evaluate {what} ({self._shown(exc)[:300]})",
-                                  reason=reason) from None
 
     def live_offsets(self, snapshot: Snapshot, ref: FragmentRef) -> np.ndarray | None:
         """The physical offsets of the fragment's rows this version holds; None when it deletes none."""
@@ -422,38 +318,9 @@ class Table:
             addresses = fragment.to_table(columns=[], with_row_address=True).column("_rowaddr").to_numpy()
         except (OSError, ValueError) as exc:
             raise DataLoss(f"table {self.name!r}: the deletions of fragment {ref.id} are unreadable "
-                           f"({self._shown(exc)})", reason="FRAGMENT_CORRUPT", table=self.name) from None
+                           f"({self.shown(exc)})", reason="FRAGMENT_CORRUPT", table=self.name) from None
         return (addresses & 0xFFFFFFFF).astype(np.int64)
 
-    def check_filter(self, snapshot: Snapshot, where: str) -> str | None:
-        """Why Lance's SQL cannot evaluate `where` on this version (None when it can): planned, not run."""
-        try:
-            snapshot.dataset.scanner(filter=where, columns=[], with_row_id=True, limit=0).explain_plan()
-            return None
-        except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
-            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-                raise
-            return self._shown(exc).replace("Invalid user input: ", "").split(", /home/")[0]
-
-    def matching_offsets(self, snapshot: Snapshot, refs: Sequence[FragmentRef], judged: Judged,
-                         input_bytes: np.ndarray) -> dict[int, np.ndarray]:
-        """Per fragment id, the physical offsets of the rows (deleted ones included) of the fragments `refs`
-        that match the filter, evaluated by Lance's SQL engine as LanceDB evaluates a filter: in one scan (so
-        planned once, not once a fragment), in batches the evaluation budget sizes from each row's
-        `input_bytes`."""
-        self.verify(refs)
-        fragments = [snapshot.dataset.get_fragment(ref.id) for ref in refs]
-        what = "the filter"
-        plan = EVALUATION.batches([judged.cost], input_bytes, what=what,
-                                  in_flight=(READAHEAD + 1) * FRAGMENT_READAHEAD)
-        with EVALUATION.reserve(plan.reserve, what=what), self._evaluating("INVALID_FILTER", what):
-            found = snapshot.dataset.scanner(
-                columns=[], filter=judged.text, with_row_id=True, with_row_address=True, include_deleted_rows=True,
-                fragments=fragments, batch_size=plan.rows, batch_readahead=READAHEAD,
-                fragment_readahead=FRAGMENT_READAHEAD).to_table().column("_rowaddr")
-        addresses = found.drop_null().to_numpy().astype(np.uint64)
-        owners, offsets = addresses >> np.uint64(32), (addresses & np.uint64(0xFFFFFFFF)).astype(np.int64)
-        return {ref.id: offsets[owners == np.uint64(ref.id)] for ref in refs}
 
     # ----- staging ------------------------------------------------------------------------------------
     def stage(self, data: pa.Table, schema: pa.Schema) -> Staged:
@@ -463,10 +330,18 @@ class Table:
         rows = conform(data, schema)
         if rows.num_rows == 0:
             return Staged((), schema, 0)
-        written, checksums = self._write_fragments(rows, schema, same_schema=schema.equals(self.schema()))
+        same_schema = schema.equals(self.schema())
+        try:
+            written, checksums = self.write_fragments(rows, schema, same_schema=same_schema)
+        except StorageFailed:
+            if not same_schema or schema.equals(self.schema()):
+                raise
+            # the schema changed between the look and the write (a function switch): written for `schema`
+            # alone, and the commit says Moved so that the rows are staged again for the new one
+            written, checksums = self.write_fragments(rows, schema, same_schema=False)
         return Staged(tuple(written), schema, rows.num_rows, checksums)
 
-    def _write_fragments(self, rows: pa.Table, schema: pa.Schema, *, same_schema: bool
+    def write_fragments(self, rows: pa.Table, schema: pa.Schema, *, same_schema: bool
                          ) -> tuple[list[Any], dict[str, tuple[int, str]]]:
         """Fragments written, fsynced and hashed (their checksum lines are appended by the commit that
         publishes them, so a discarded stage leaves no trace)."""
@@ -475,14 +350,14 @@ class Table:
                                       max_rows_per_file=MAX_ROWS_PER_FILE)
         paths = [manifest.data_file(f) for fragment in written for f in fragment.files]
         try:
-            checksums = self._make_durable(paths)
+            checksums = self.make_durable(paths)
         except BaseException:
             for relative in paths:
                 (self.directory / relative).unlink(missing_ok=True)
             raise
         return written, checksums
 
-    def _make_durable(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
+    def make_durable(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
         """fsyncs files (and their folders) and returns their checksums, to be logged before the commit."""
         paths = list(paths)
         hashing = _HASHERS.submit(self.checksums.hash, paths)  # beside the fsyncs: both release the GIL
@@ -541,59 +416,170 @@ class Table:
                 durable.fsync_dir(self.directory / folder)
         self.checksums.record([str(manifest_path.relative_to(self.directory))])
 
+    def writer_dataset(self) -> Any:
+        """The latest dataset, opened afresh for one writer (a compaction's plan, a cleanup)."""
+        return self._open(None)
+
     def _base(self) -> Any:
         """The latest dataset, opened afresh under the write lock (authoritative) and used by the writer only:
         a pylance dataset a thread mutates (deleting rows of its fragments) must not be read by another."""
         return self._open(None)
 
-    def commit_rows(self, staged: Sequence[Staged] = (), *, deletes: Deletes | None = None, overwrite: bool = False,
-                    schema: pa.Schema | None = None, read_at: Manifest | None = None, operation: str = "append",
-                    restage: Restage | None = None, still_wanted: Callable[[], bool] | None = None) -> Manifest:
-        """Publishes staged fragments and deletions (physical offsets per fragment) as one version.
+    @property
+    def write_lock(self) -> threading.Lock:
+        """The table's one writer lock in this process: held only to check an operation and commit it."""
+        return self._write_lock
 
-        `read_at`: the version the change was computed from (update, merge, delete by filter); Lance refuses
-        the commit (WRITE_CONFLICT, retry it) if a conflicting change landed since. Staged rows must fit the
-        latest schema, or `schema` when overwriting with a new one; `restage` (an append's) conforms them
-        again, under the lock, if the schema changed meanwhile (an embedding function switched), instead of
-        refusing. `still_wanted`, asked under the lock just before committing, can still call it off.
-        """
-        current = list(staged)
+    def commit(self, operation: Operation) -> Manifest:
+        """Commits one typed operation as one Lance commit, durable before it returns. Under the write lock
+        only checks against the latest version and the commit run (deletion files excepted: Lance writes them
+        from the latest fragment). On Moved the operation's prepared files stay for the next preparation; on
+        any other failure they are removed, so a refused change leaves nothing behind."""
         written: list[str] = []
         try:
             with self._write_lock:
                 base = self._base()
-                if still_wanted is not None and not still_wanted():
-                    raise Cancelled(f"the caller went away before the change to table {self.name!r} was "
-                                    "committed; nothing was committed", reason="CALLER_GONE", table=self.name)
-                base_schema, _ = manifest.split_schema(base.schema)
-                target = schema if (overwrite and schema is not None) else base_schema
-                if any(not item.schema.equals(target) for item in current if item.rows):
-                    if restage is None or overwrite:
-                        raise Aborted(f"table {self.name!r} changed its schema during the write; retry it",
-                                      reason="WRITE_CONFLICT", table=self.name)
-                    current[:] = restage(current, target)
-                new = [f for item in current for f in item.fragments]
-                for item in current:
-                    self.checksums.append(item.checksums)
-                op: LanceOperation.BaseOperation
-                if overwrite:
-                    op = LanceOperation.Overwrite(manifest.with_indexes(target, ()), new)
-                    return self._commit(op, base.version, operation)
-                read_version = read_at.version if read_at is not None else base.version
-                updated, removed = self._deletions(base, deletes or {}, written)
-                if not updated and not removed:
-                    op = LanceOperation.Append(new)
-                elif not new:
-                    op = LanceOperation.Delete(updated, removed, f"vectorlane {operation}")
-                else:
-                    op = LanceOperation.Update(removed_fragment_ids=removed, updated_fragments=updated,
-                                               new_fragments=new)
-                return self._commit(op, read_version, operation)
-        except BaseException:
-            self.discard(current)
-            for relative in written:
-                (self.directory / relative).unlink(missing_ok=True)
+                lance_operation, read_version = self._to_lance(operation, base, written)
+                return self._commit(lance_operation, read_version, operation.name)
+        except Moved:
+            self.remove_files(written)
             raise
+        except BaseException:
+            self.remove_files(written)
+            self.remove_files(_prepared_files(operation))
+            raise
+
+    def _to_lance(self, operation: Operation, base: Any, written: list[str]) -> tuple[Any, int]:
+        """The Lance operation for `operation` on the latest dataset `base`, and the version it was read at."""
+        if isinstance(operation, (Append, Overwrite, Merge)) and operation.wanted is not None \
+                and not operation.wanted():
+            raise Cancelled(f"the caller went away before the change to table {self.name!r} was committed; "
+                            "nothing was committed", reason="CALLER_GONE", table=self.name)
+        if isinstance(operation, Overwrite):
+            self._log_checksums(operation.staged)
+            return LanceOperation.Overwrite(manifest.with_indexes(operation.schema, ()),
+                                            _fragments_of(operation.staged)), base.version
+        if isinstance(operation, (Append, Update, Merge)):
+            latest_schema, _ = manifest.split_schema(base.schema)
+            if any(not item.schema.equals(latest_schema) for item in operation.staged if item.rows):
+                kind = Moved if isinstance(operation, Append) else Aborted
+                raise kind(f"table {self.name!r} changed its schema during the write; retry it",
+                           reason="WRITE_CONFLICT", table=self.name)
+            self._log_checksums(operation.staged)
+        if isinstance(operation, Append):
+            return LanceOperation.Append(_fragments_of(operation.staged)), base.version
+        if isinstance(operation, (Delete, Update, Merge)):
+            new = [] if isinstance(operation, Delete) else _fragments_of(operation.staged)
+            updated, removed = self._deletions(base, operation.deletes, written)
+            if not updated and not removed:
+                return LanceOperation.Append(new), operation.read_at.version
+            if not new:
+                return LanceOperation.Delete(updated, removed, f"vectorlane {operation.name}"), \
+                    operation.read_at.version
+            return LanceOperation.Update(removed_fragment_ids=removed, updated_fragments=updated,
+                                         new_fragments=new), operation.read_at.version
+        if isinstance(operation, Restore):
+            return LanceOperation.Restore(operation.version), base.version
+        if isinstance(operation, (CreateIndex, DropIndex, CatchUpIndexes)):
+            return self._catalog_change(operation, base), base.version
+        if isinstance(operation, RewriteColumns):
+            return self._rewrite(operation, base), base.version
+        if isinstance(operation, ChangeSchema):
+            return self._schema_change(operation, base), base.version
+        if isinstance(operation, Compact):
+            return self._compaction(operation, base), operation.read_version
+        raise TypeError(f"not an operation: {operation!r}")
+
+    def _log_checksums(self, staged: Sequence[Staged]) -> None:
+        for item in staged:
+            self.checksums.append(item.checksums)
+
+    def _check_extends(self, read_at: Manifest, base: Any, what: str) -> None:
+        if not _rows_extend(read_at, base):
+            raise Aborted(f"table {self.name!r} was overwritten, restored or altered while {what}; retry it",
+                          reason="WRITE_CONFLICT", table=self.name)
+
+    def _catalog_change(self, operation: CreateIndex | DropIndex | CatchUpIndexes, base: Any) -> Any:
+        """The index catalog changed, in a version of its own (a Lance UpdateConfig of the schema metadata)."""
+        current = manifest.from_dataset(base)
+        indexes: list[dict[str, Any]]
+        if isinstance(operation, CreateIndex):
+            self._check_extends(operation.read_at, base, "the index was built")
+            entry = operation.entry
+            indexes = []
+            for existing in current.indexes:
+                clash = existing["name"] == entry["name"] or existing["vector_column"] == entry["vector_column"]
+                if clash and not operation.replace:
+                    raise AlreadyExists(f"column {entry['vector_column']!r} already has index {existing['name']!r}; "
+                                        "pass replace to rebuild it", reason="INDEX_EXISTS", index=existing["name"])
+                if not clash:
+                    indexes.append(existing)
+            indexes.append(entry)
+        elif isinstance(operation, DropIndex):
+            indexes = [e for e in current.indexes if e["name"] != operation.index]
+            if len(indexes) == len(current.indexes):
+                raise NotFound(f"table {self.name!r} has no index {operation.index!r}", reason="INDEX_NOT_FOUND",
+                               index=operation.index)
+        else:
+            self._check_extends(operation.read_at, base, "the indexes were caught up")
+            indexes = [operation.fresh[e["name"]] if operation.stale.get(e["name"]) == e else e
+                       for e in current.indexes]  # an index replaced meanwhile keeps its own file
+        raw = manifest.with_indexes(current.schema, indexes).metadata or {}
+        value = raw.get(manifest.INDEXES_KEY)
+        return LanceOperation.UpdateConfig(schema_metadata_updates=LanceOperation.UpdateMap(
+            {manifest.INDEXES_KEY.decode(): value.decode() if value is not None else None}))
+
+    def _rewrite(self, operation: RewriteColumns, base: Any) -> Any:
+        current = manifest.from_dataset(base)
+        self._check_extends(operation.read_at, base, "the column was rewritten")
+        fragments = []
+        for ref in current.fragments:
+            metadata = operation.fragments.get(ref.data_key)
+            if metadata is None:
+                raise Moved(f"table {self.name!r}: fragment {ref.id} was added during the rewrite",
+                            table=self.name)
+            fragments.append(dataclasses.replace(metadata, deletion_file=ref.metadata.deletion_file))
+        kept = [e for e in current.indexes if e["vector_column"] != operation.column]
+        return LanceOperation.Merge(fragments, manifest.with_indexes(operation.schema, [*kept, *operation.indexes]))
+
+    def _schema_change(self, operation: ChangeSchema, base: Any) -> Any:
+        current = manifest.from_dataset(base)
+        self._check_extends(operation.read_at, base, "the schema was changed")
+        fragments, new_fields = [], operation.new_fields
+        if operation.new_files is not None:
+            for ref in current.fragments:
+                files = operation.new_files.get(ref.data_key)
+                if files is None:
+                    raise Moved(f"table {self.name!r}: fragment {ref.id} was added during the change",
+                                table=self.name)
+                fragments.append(dataclasses.replace(ref.metadata, files=[*ref.metadata.files, *files[0]]))
+                new_fields = tuple(files[1])
+            if new_fields is None:
+                raise Moved(f"table {self.name!r}: its fragments changed during the change", table=self.name)
+        schema = field_ids.arrow_with_ids(base.lance_schema)
+        if operation.new_files is not None and new_fields is not None:
+            schema = pa.schema([*schema, *new_fields], metadata=schema.metadata)
+        served, indexes = manifest.split_schema(schema)
+        edited, edited_indexes = operation.edit(served, indexes)
+        wanted = field_ids.lance_schema(manifest.with_indexes(edited, edited_indexes))
+        known = field_ids.all_ids(base.lance_schema) | field_ids.ids_in(list(new_fields or ()))
+        if not field_ids.all_ids(wanted) <= known:
+            raise FailedPrecondition(f"table {self.name!r}: this schema change would renumber nested fields (a map "
+                                     "column); it is not supported", reason="UNSUPPORTED_CHANGE", table=self.name)
+        if operation.new_files is not None:
+            return LanceOperation.Merge(fragments, wanted)
+        return LanceOperation.Project(wanted)
+
+    def _compaction(self, operation: Compact, base: Any) -> Any:
+        latest = {ref.id: ref.deletion for ref in manifest.from_dataset(base).fragments}
+        for fragment_id, deletion in operation.originals.items():
+            if fragment_id not in latest or latest[fragment_id] != deletion:
+                raise Moved(f"table {self.name!r}: fragment {fragment_id} changed during the compaction",
+                            table=self.name)
+        self.checksums.append(dict(operation.checksums))
+        return LanceOperation.Rewrite(
+            groups=[LanceOperation.RewriteGroup(old_fragments=r.original_fragments, new_fragments=r.new_fragments)
+                    for r in operation.results], rewritten_indices=[])
 
     def _deletions(self, base: Any, deletes: Deletes, written: list[str]) -> tuple[list[Any], list[int]]:
         """(fragments with their new deletion files, ids of fragments left empty), deletion files durable."""
@@ -612,73 +598,17 @@ class Table:
             else:
                 path = manifest.deletion_path(result.id, result.deletion_file)
                 written.append(path)
-                self.checksums.append(self._make_durable([path]))
+                self.checksums.append(self.make_durable([path]))
                 updated.append(result)
         return updated, removed
 
-    def restore(self, version: int) -> Manifest:
-        """Makes the contents of `version` the latest, as a new version (history is kept)."""
-        self.dataset(version)  # VERSION_NOT_FOUND before anything is written
-        with self._write_lock:
-            base = self._base()
-            return self._commit(LanceOperation.Restore(version), base.version, f"restore:{version}")
-
-    def set_indexes(self, change: Callable[[Manifest], list[dict[str, Any]]], read_at: Manifest | None = None,
-                    operation: str = "create_index") -> Manifest:
-        """Replaces the index catalog with `change(latest)`, in a version of its own."""
-        with self._write_lock:
-            base = self._base()
-            current = manifest.from_dataset(base)
-            indexes = change(current)
-            if read_at is not None and not _rows_extend(read_at, base):
-                raise Aborted(f"table {self.name!r} was overwritten or restored while the index was built; build "
-                              "it again", reason="WRITE_CONFLICT", table=self.name)
-            raw = manifest.with_indexes(current.schema, indexes).metadata or {}
-            key = manifest.INDEXES_KEY.decode()
-            value = raw.get(manifest.INDEXES_KEY)
-            op = LanceOperation.UpdateConfig(schema_metadata_updates=LanceOperation.UpdateMap(
-                {key: value.decode() if value is not None else None}))
-            return self._commit(op, base.version, operation)
-
-    def rewrite_columns(self, schema: pa.Schema, rewrite: Callable[[Snapshot, FragmentRef], pa.Table],
-                        indexes: Callable[[Manifest], list[dict[str, Any]]], *, read_at: Manifest,
-                        operation: str) -> Manifest:
-        """Gives every fragment of the latest version new data files in `schema` (`rewrite` returns its
-        physical rows, deleted ones included, in order), keeping fragment ids, row ids and deletions, with
-        the index catalog `indexes` returns: one commit. Fragments written before the lock are reused."""
-        written: list[str] = []
-        done: dict[tuple[int, tuple[str, ...]], Any] = {}
-        try:
-            snapshot = self.snapshot()
-            for ref in snapshot.manifest.fragments:  # most of the work, before taking the lock
-                done[ref.data_key] = self._rewritten(snapshot, ref, schema, rewrite, written)
-            with self._write_lock:
-                base = self._base()
-                current = manifest.from_dataset(base)
-                if not _rows_extend(read_at, base):
-                    raise Aborted(f"table {self.name!r} was overwritten, restored or altered during the switch",
-                                  reason="WRITE_CONFLICT", table=self.name)
-                latest = Snapshot(self, current, base)
-                fragments = []
-                for ref in current.fragments:
-                    metadata = done.get(ref.data_key)
-                    if metadata is None:  # added after the pass above: rewritten now, under the lock
-                        metadata = self._rewritten(latest, ref, schema, rewrite, written)
-                    fragments.append(dataclasses.replace(metadata, deletion_file=ref.metadata.deletion_file))
-                target = manifest.with_indexes(schema, indexes(current))
-                return self._commit(LanceOperation.Merge(fragments, target), base.version, operation)
-        except BaseException:
-            for relative in written:
-                (self.directory / relative).unlink(missing_ok=True)
-            raise
-
-    def _rewritten(self, snapshot: Snapshot, ref: FragmentRef, schema: pa.Schema,
-                   rewrite: Callable[[Snapshot, FragmentRef], pa.Table], written: list[str]) -> Any:
-        rows = conform(rewrite(snapshot, ref), schema)
+    def rewritten_fragment(self, ref: FragmentRef, rows: pa.Table, schema: pa.Schema) -> Any:
+        """A fragment's physical rows (all of them, in order) written anew in `schema`, keeping its id and row
+        ids: what a RewriteColumns commits. Durable and hashed; the caller removes its files if unused."""
+        rows = conform(rows, schema)
         if rows.num_rows != ref.physical_rows:
             raise RuntimeError("this is a bug: a rewritten fragment must keep every physical row")
-        new, checksums = self._write_fragments(rows, schema, same_schema=False)
-        written.extend(manifest.data_file(f) for fragment in new for f in fragment.files)
+        new, checksums = self.write_fragments(rows, schema, same_schema=False)
         self.checksums.append(checksums)  # before the commit; lines of files a failed switch removes are harmless
         if len(new) != 1:
             raise RuntimeError("this is a bug: a fragment was rewritten as several")
@@ -686,174 +616,15 @@ class Table:
                                    created_at_version_meta=ref.metadata.created_at_version_meta,
                                    last_updated_at_version_meta=ref.metadata.last_updated_at_version_meta)
 
-    # ----- schema changes ------------------------------------------------------------------------------
-    def change_schema(self, target: SchemaEdit, *, read_at: Manifest, new_columns: NewColumns | None = None,
-                      operation: str) -> Manifest:
-        """One commit giving the latest version the schema `target` returns (LanceDB's add, alter and drop
-        columns). `target(schema, indexes)` gets the latest schema, every field carrying its Lance field id
-        (`field_ids.FIELD_ID`) and the `new_columns` appended, with the index catalog; it may drop, reorder and
-        rename fields, change their nullability and the metadata (functions, catalog), and returns both.
+    def remove_files(self, relative_paths: Iterable[str]) -> None:
+        for relative in relative_paths:
+            (self.directory / relative).unlink(missing_ok=True)
 
-        Without `new_columns` nothing but a manifest is written (a Lance Project). With them, each fragment
-        gets a data file holding the new columns for every physical row (computed by Lance from SQL
-        expressions, or by a function of some columns): written, fsynced and hashed before the lock for the
-        fragments the latest version has, under it for any added since; then one Lance Merge. Lance refuses
-        a Merge that renames or changes existing fields, so the caller asks for those in a change of their
-        own."""
-        written: list[str] = []
-        done: dict[tuple[int, tuple[str, ...]], Any] = {}
-        try:
-            snapshot = self.snapshot()
-            if new_columns is not None:
-                for ref in snapshot.manifest.fragments:  # most of the work, before taking the lock
-                    done[ref.data_key] = self._merged(snapshot, ref, new_columns, written)
-            with self._write_lock:
-                base = self._base()
-                current = manifest.from_dataset(base)
-                if not _rows_extend(read_at, base):
-                    raise Aborted(f"table {self.name!r} was overwritten, restored or altered during the change; "
-                                  "retry it", reason="WRITE_CONFLICT", table=self.name)
-                fragments, new_fields = [], None
-                if new_columns is not None:
-                    latest = Snapshot(self, current, base)
-                    for ref in current.fragments:
-                        files = done.get(ref.data_key)
-                        if files is None:  # added after the pass above: computed now, under the lock
-                            files = self._merged(latest, ref, new_columns, written)
-                        fragments.append(dataclasses.replace(ref.metadata, files=[*ref.metadata.files, *files[0]]))
-                        new_fields = files[1]
-                    if new_fields is None:  # no fragment to compute: the new fields' ids from an empty merge
-                        new_fields = self._new_fields(base, new_columns)
-                schema = field_ids.arrow_with_ids(base.lance_schema)
-                if new_fields is not None:
-                    schema = pa.schema([*schema, *new_fields], metadata=schema.metadata)
-                served, indexes = manifest.split_schema(schema)
-                edited, edited_indexes = target(served, indexes)
-                wanted = field_ids.lance_schema(manifest.with_indexes(edited, edited_indexes))
-                known = field_ids.all_ids(base.lance_schema) | field_ids.ids_in(new_fields or [])
-                if not field_ids.all_ids(wanted) <= known:
-                    raise FailedPrecondition(f"table {self.name!r}: this schema change would renumber nested "
-                                             "fields (a map column); it is not supported", reason="UNSUPPORTED_CHANGE",
-                                             table=self.name)
-                op: LanceOperation.BaseOperation = (LanceOperation.Merge(fragments, wanted) if new_columns is not None
-                                                    else LanceOperation.Project(wanted))
-                return self._commit(op, base.version, operation)
-        except BaseException:
-            for relative in written:
-                (self.directory / relative).unlink(missing_ok=True)
-            raise
-
-    def _merged(self, snapshot: Snapshot, ref: FragmentRef, new_columns: NewColumns, written: list[str]
-                ) -> tuple[list[Any], list[pa.Field]]:
-        """(the data files holding `new_columns` for the fragment's physical rows, made durable; the new
-        fields with their ids)."""
-        for path in ref.files:
-            self.checksums.verify(path)
-        fragment = snapshot.dataset.get_fragment(ref.id)
-        given, batch_rows, reserve = new_columns.values, new_columns.batch_rows, 0
-        values: Mapping[str, str] | Callable[[pa.RecordBatch], pa.RecordBatch] = given  # type: ignore[assignment]
-        if isinstance(given, Mapping):
-            what = f"computing {', '.join(list(given)[:4])}"
-            reads = frozenset().union(*(judged.columns for judged in given.values()))
-            plan = EVALUATION.batches([j.cost for j in given.values()],
-                                      self._fragment_input_bytes(snapshot, ref, reads), what=what, in_flight=2)
-            values = {n: j.text for n, j in given.items()}
-            batch_rows, reserve = min(batch_rows, plan.rows), plan.reserve
-        with EVALUATION.reserve(reserve, what="computing new columns"), self._computing(new_columns), \
-                durable.storage_errors(self.directory / DATA_DIR / "fragment"):
-            metadata, schema = fragment.merge_columns(values, columns=new_columns.reads, batch_size=batch_rows)
-        old = set(ref.metadata.files and [f.path for f in ref.metadata.files])
-        files = [f for f in metadata.files if f.path not in old]
-        paths = [manifest.data_file(f) for f in files]
-        written.extend(paths)
-        self.checksums.append(self._make_durable(paths))
-        known = {name for name in snapshot.dataset.schema.names}
-        fields = [f.with_nullable(True) for f in field_ids.arrow_with_ids(schema) if f.name not in known]
-        return files, fields  # nullable: rows added later hold null in them
-
-    @contextlib.contextmanager
-    def _computing(self, new_columns: NewColumns) -> Iterator[None]:
-        """What Lance (or the function) says about values it cannot compute, as the caller's error."""
-        try:
-            yield
-        except (ValueError, TypeError, RuntimeError, OSError, pa.ArrowException) as exc:
-            if isinstance(exc, OSError) and "os error 28" in str(exc):
-                raise
-            raise InvalidArgument(f"table {self.name!r}: the new columns cannot be computed ({self._shown(exc)})",
-                                  reason=new_columns.error_reason, table=self.name) from None
-
-    def _new_fields(self, base: Any, new_columns: NewColumns) -> list[pa.Field]:
-        """The new columns' fields on a table without fragments: their types, numbered after the largest id."""
-        with self._computing(new_columns):
-            if isinstance(new_columns.values, Mapping):
-                computed = base.scanner(columns={n: j.text for n, j in new_columns.values.items()}).projected_schema
-            else:
-                reads = base.schema.empty_table().select(list(new_columns.reads or ()))
-                computed = new_columns.values(pa.RecordBatch.from_pylist([], schema=reads.schema)).schema
-        fields = [f.with_nullable(True) for f in computed]  # rows added later hold null in them
-        return field_ids.numbered(fields, max(field_ids.all_ids(base.lance_schema), default=-1) + 1)
-
-    # ----- maintenance -------------------------------------------------------------------------------
-    def compact(self, *, target_rows_per_fragment: int = MAX_ROWS_PER_FILE) -> Manifest | None:
-        """Lance's compaction as one `optimize:compact` commit: small fragments, and fragments with many
-        deleted rows, are rewritten into fewer; stable row ids are kept, so FAISS labels stay valid. The new
-        files are made durable before the commit. None when nothing needs compacting. Holds the write lock
-        throughout, so no delete or update can race the rewrite."""
-        with self._write_lock:
-            base = self._base()
-            plan = Compaction.plan(base, {"target_rows_per_fragment": target_rows_per_fragment,
-                                          "materialize_deletions": True})
-            if plan.num_tasks() == 0:
-                return None
-            results = [task.execute(base) for task in plan.tasks]
-            paths = [manifest.data_file(f) for result in results for fragment in result.new_fragments
-                     for f in fragment.files]
-            try:
-                self.checksums.append(self._make_durable(paths))
-                op = LanceOperation.Rewrite(
-                    groups=[LanceOperation.RewriteGroup(old_fragments=r.original_fragments,
-                                                        new_fragments=r.new_fragments) for r in results],
-                    rewritten_indices=[])
-                return self._commit(op, plan.read_version, "optimize:compact")
-            except BaseException:
-                for relative in paths:
-                    (self.directory / relative).unlink(missing_ok=True)
-                raise
-
-    def cleanup(self, older_than: datetime.timedelta) -> Cleaned:
-        """Removes versions older than `older_than` (never the latest, never a tagged one) and the files only
-        they referenced; what vectorlane keeps beside them (index files, checksum lines) follows."""
-        with self._write_lock:
-            base = self._base()
-            stats = base.cleanup_old_versions(older_than=older_than, error_if_tagged_old_versions=False)
-            kept = set(self.version_numbers())
-            with self._cache_lock:
-                for version in [v for v in self._datasets if v not in kept]:
-                    del self._datasets[version]
-            removed_indexes = self._collect_index_files(base)
-            self.checksums.retain(lambda relative: (self.directory / relative).exists())
-        return Cleaned(versions=int(stats.old_versions), bytes=int(stats.bytes_removed) + removed_indexes[1],
-                       files=int(stats.data_files_removed + stats.deletion_files_removed +
-                                 stats.transaction_files_removed) + removed_indexes[0])
-
-    def _collect_index_files(self, dataset: Any) -> tuple[int, int]:
-        folder = self.directory / INDEXES_DIR
-        if not folder.is_dir():
-            return 0, 0
-        referenced: set[str] = set()
-        for number in self.version_numbers():
-            try:
-                _, indexes = manifest.split_schema(dataset.checkout_version(number).schema)
-            except (OSError, ValueError):
-                continue
-            referenced.update(entry["file"]["path"] for entry in indexes)
-        files = size = 0
-        for path in folder.iterdir():
-            if path.is_file() and f"{INDEXES_DIR}/{path.name}" not in referenced:
-                size += path.stat().st_size
-                path.unlink()
-                files += 1
-        return files, size
+    def forget_versions(self, kept: set[int]) -> None:
+        """Lets go of opened datasets of versions a cleanup removed."""
+        with self._cache_lock:
+            for version in [v for v in self._datasets if v not in kept]:
+                del self._datasets[version]
 
     # ----- tags ---------------------------------------------------------------------------------------
     def tags(self) -> dict[str, int]:
@@ -893,15 +664,32 @@ class Table:
 
     # convenience for tests and simple callers
     def append(self, data: pa.Table) -> Manifest:
-        return self.commit_rows([self.stage(data, self.manifest().schema)])
+        return self.commit(Append((self.stage(data, self.manifest().schema),)))
 
     def overwrite(self, data: pa.Table, schema: pa.Schema | None = None) -> Manifest:
         """Replaces every row (and the schema, when given) in one new version; old versions stay readable."""
         target = schema or self.manifest().schema
-        return self.commit_rows([self.stage(data, target)], overwrite=True, schema=target, operation="overwrite")
+        return self.commit(Overwrite((self.stage(data, target),), target))
 
 
 _HISTORY_BREAKS = ("Overwrite", "Restore", "Merge", "Project", "Rewrite", "DataReplacement")
+
+
+def _fragments_of(staged: Sequence[Staged]) -> list[Any]:
+    return [f for item in staged for f in item.fragments]
+
+
+def _prepared_files(operation: Operation) -> list[str]:
+    """The files an operation's preparation wrote, which a refused commit leaves to no one."""
+    if isinstance(operation, (Append, Overwrite, Update, Merge)):
+        return [path for item in operation.staged for path in item.files]
+    if isinstance(operation, RewriteColumns):
+        return [manifest.data_file(f) for fragment in operation.fragments.values() for f in fragment.files]
+    if isinstance(operation, ChangeSchema) and operation.new_files is not None:
+        return [manifest.data_file(f) for files, _ in operation.new_files.values() for f in files]
+    if isinstance(operation, Compact):
+        return list(operation.files)
+    return []
 
 
 def _rows_extend(read_at: Manifest, base: Any) -> bool:

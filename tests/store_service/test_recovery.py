@@ -112,15 +112,16 @@ def test_an_acknowledged_manifest_that_is_damaged_is_never_rolled_back(tmp_path)
 def test_files_only_an_older_version_references_are_kept_and_strays_of_every_kind_go(tmp_path):
     """Collection reads older versions only for files the newest does not reference: a deletion file and a
     fragment that only older versions use stay (they still read), a stray deletion file and index go."""
-    from store_service.search.table_view import ViewCache
+    from store_service.search.table_view import TableViews
+    from store_service.storage.operations import Delete
 
     store = TableStore(tmp_path)
     table = store.create("t", SCHEMA, pa.table({"id": np.arange(10)}))
     table.append(pa.table({"id": np.arange(10, 20)}))
     for low, high in ((0, 2), (2, 4), (10, 20)):  # two deletion files in turn; then the second fragment goes
-        view = ViewCache().get(table)
+        view = TableViews(table).get()
         chosen = view.row_ids[view.mask(f"id >= {low} AND id < {high}")]
-        table.commit_rows(deletes=view.locate(chosen), read_at=view.snapshot.manifest, operation="delete")
+        table.commit(Delete(view.locate(chosen), view.snapshot.manifest, name="delete"))
     root = table.directory
     in_use = {str(p.relative_to(root)) for folder in ("data", "_deletions") for p in (root / folder).iterdir()}
     newest = lance.dataset(str(root))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from store_service.search import scan
-from store_service.search.vector_index import prepare
+from store_service.indexes.vector_index import prepare
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine", "dot"])

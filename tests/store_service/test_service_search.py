@@ -169,29 +169,32 @@ def test_index_survives_a_restart_and_drop_index(start_store):
 
 def test_a_replaced_or_dropped_index_and_a_dropped_table_let_go_of_their_memory(start_store):
     """A store that creates and drops tables (per-session tables, tests) must not keep their views and loaded
-    FAISS indexes until it restarts."""
+    FAISS indexes until it restarts: the table's owner lets go of what each change replaced."""
     store = start_store(None)
     core = store.server.core
     _, centers = vector_table(store, n=1000)
+    owner = core.owner("vecs")
     for kind in (pb.INDEX_TYPE_IVF_FLAT, pb.INDEX_TYPE_HNSW):
         store.stub.CreateIndex(pb.CreateIndexRequest(table="vecs", index_type=kind, num_partitions=8, replace=True))
         add(store.stub, "vecs", json_rows([{"id": 5000 + kind, "bucket": 1, "vector": list(map(float, centers[2]))}]))
         assert search(store, centers[2], limit=1).num_rows == 1
-        assert len(core.indexes) == 1  # the replaced index was unloaded
+        assert owner.held().indexes == 1  # the replaced index was unloaded
     store.stub.DropIndex(pb.DropIndexRequest(table="vecs", name="vector_idx"))
-    assert len(core.indexes) == 0
-    store.stub.DeleteRows(pb.DeleteRowsRequest(table="vecs", where="id = 1"))  # takes the table's mutation lock
-    assert "vecs" in core._mutations
+    assert owner.held().indexes == 0
+    store.stub.DeleteRows(pb.DeleteRowsRequest(table="vecs", where="id = 1"))
     store.stub.CreateIndex(pb.CreateIndexRequest(table="vecs", index_type=pb.INDEX_TYPE_FLAT))
-    assert search(store, centers[2], limit=1).num_rows == 1 and len(core.indexes) == 1
+    assert search(store, centers[2], limit=1).num_rows == 1 and owner.held().indexes == 1
+    assert owner.held().fragments >= 2
     store.stub.CreateTable(pb.CreateTableRequest(name="vecs", mode=pb.CREATE_MODE_OVERWRITE, schema=pb.Schema(
         fields=[pb.Field(name="vector", type=pb.DATA_TYPE_VECTOR, dimensions=DIMS)])))
-    assert len(core.indexes) == 0  # an overwritten table starts without indexes
-    handle = weakref.ref(core.tables.open("vecs"))
+    held = owner.held()
+    assert held.indexes == 0 and held.fragments == 0 and held.views == 0  # an overwritten table starts bare
+    handle = weakref.ref(owner)
+    del owner
     store.stub.DropTable(pb.DropTableRequest(name="vecs"))
     gc.collect()
-    assert handle() is None, "the dropped table's handle (and the views holding its rows) is still referenced"
-    assert len(core.indexes) == 0 and "vecs" not in core._mutations
+    assert handle() is None, "the dropped table's owner (and the views holding its rows) is still referenced"
+    assert core.tables.open_owners() == []
 
 
 def test_several_vector_columns_need_a_name(store):

@@ -17,7 +17,9 @@ from store_service.errors import (Aborted, DataLoss, InvalidArgument, InvalidTab
 from store_service.storage import durable
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.table import TableStore
-from store_service.search.table_view import ViewCache
+from store_service.search.table_view import TableViews
+from store_service.storage import maintenance
+from store_service.storage.operations import Delete, Restore
 
 FUNCTIONS = [{"name": "sentence-transformers", "model": {"name": "all-MiniLM-L6-v2"}, "source_column": "text",
               "vector_column": "vector"}]
@@ -39,7 +41,7 @@ def store(tmp_path):
 
 
 def read(table, version=None, columns=("id",)) -> pa.Table:
-    view = ViewCache().get(table, version)
+    view = TableViews(table).get(version)
     return view.columns(list(columns))
 
 
@@ -48,10 +50,9 @@ def ids_of(table, version=None) -> list[int]:
 
 
 def delete_ids(table, low: int, high: int, read_at=None):
-    view = ViewCache().get(table)
+    view = TableViews(table).get()
     chosen = view.row_ids[view.mask(f"id >= {low} AND id < {high}")]
-    return table.commit_rows(deletes=view.locate(chosen), read_at=read_at or view.snapshot.manifest,
-                             operation="delete")
+    return table.commit(Delete(view.locate(chosen), read_at or view.snapshot.manifest, name="delete"))
 
 
 def test_tables_are_lance_datasets_in_lancedbs_layout(store, tmp_path):
@@ -77,7 +78,7 @@ def test_a_new_store_finds_tables_as_they_were(store, tmp_path):
 
 def test_snapshots_are_pinned_and_old_versions_readable(store):
     table = store.create("docs", SCHEMA, rows(0, 2))
-    pinned = ViewCache().get(table)
+    pinned = TableViews(table).get()
     table.append(rows(2, 2))
     assert pinned.num_rows == 2
     assert ids_of(table, 1) == [0, 1] and ids_of(table) == [0, 1, 2, 3]
@@ -90,7 +91,7 @@ def test_delete_and_restore(store):
     delete_ids(table, 1, 2)
     delete_ids(table, 3, 4)
     assert ids_of(table) == [0, 2, 4] and table.snapshot().manifest.rows == 3
-    table.restore(1)
+    table.commit(Restore(1))
     assert ids_of(table) == [0, 1, 2, 3, 4]
     assert table.version_numbers() == [1, 2, 3, 4]
     assert table.history()[-1].operation == "restore:1"
@@ -101,7 +102,7 @@ def test_overwrite_replaces_rows_and_may_change_the_schema(store):
     other = pa.schema([pa.field("name", pa.string())])
     table.overwrite(pa.table({"name": ["a", "b"]}), schema=other)
     assert read(table, columns=["name"]).to_pydict() == {"name": ["a", "b"]}
-    assert ViewCache().get(table, 1).num_rows == 5
+    assert TableViews(table).get(1).num_rows == 5
 
 
 def test_rows_must_fit_the_schema(store):
@@ -151,12 +152,12 @@ def test_a_flipped_byte_in_a_data_file_is_data_loss_which_lance_alone_would_serv
     store.create("healthy", SCHEMA, rows(0, 3))
     flip_a_byte(table.directory / table.manifest().fragments[0].files[0])
     fresh = TableStore(tmp_path / "data")  # a new process: nothing verified yet
-    view = ViewCache().get(fresh.open("docs"))  # row ids come from the manifest: nothing of the file is read
+    view = TableViews(fresh.open("docs")).get()  # row ids come from the manifest: nothing of the file is read
     for read in (lambda: view.columns(["text"]), lambda: view.take(np.arange(2), ["id"]), lambda: view.mask("id > 3")):
         with pytest.raises(DataLoss) as err:  # the first read of the file's data checks it, every time
             read()
         assert err.value.reason == "FRAGMENT_CORRUPT" and err.value.metadata["table"] == "docs"
-    assert ViewCache().get(fresh.open("healthy")).num_rows == 3  # the other tables keep serving
+    assert TableViews(fresh.open("healthy")).get().num_rows == 3  # the other tables keep serving
 
 
 def test_checksums_are_crc32_and_lines_written_as_sha256_before_are_still_checked(store, tmp_path):
@@ -171,10 +172,10 @@ def test_checksums_are_crc32_and_lines_written_as_sha256_before_are_still_checke
     legacy = [{"path": e["path"], "bytes": e["bytes"],
                "sha256": hashlib.sha256((table.directory / e["path"]).read_bytes()).hexdigest()} for e in lines]
     log.write_text("".join(json.dumps(e) + "\n" for e in legacy))
-    assert ViewCache().get(TableStore(tmp_path / "data").open("docs")).columns(["id"]).num_rows == 300
+    assert TableViews(TableStore(tmp_path / "data").open("docs")).get().columns(["id"]).num_rows == 300
     flip_a_byte(table.directory / table.manifest().fragments[0].files[0])
     with pytest.raises(DataLoss) as err:
-        ViewCache().get(TableStore(tmp_path / "data").open("docs")).columns(["text"])
+        TableViews(TableStore(tmp_path / "data").open("docs")).get().columns(["text"])
     assert err.value.reason == "FRAGMENT_CORRUPT"
 
 
@@ -189,7 +190,7 @@ def test_a_view_checks_its_files_in_the_background_and_a_damaged_one_still_fails
     damaged = table.manifest().fragments[2].files[0]
     flip_a_byte(table.directory / damaged)
     fresh = TableStore(tmp_path / "data").open("docs")  # a new process: nothing checked yet
-    view = ViewCache().get(fresh)
+    view = TableViews(fresh).get()
     files = [path for ref in fresh.manifest().fragments for path in ref.files]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not all(fresh.checksums.is_verified(f) for f in files if f != damaged):
@@ -222,7 +223,7 @@ def test_every_file_a_commit_adds_is_fsynced_before_it_returns(store, monkeypatc
         return {os.path.join(b, n) for b, _, names in os.walk(table.directory) for n in names}
 
     for change in (lambda: table.append(rows(3, 2)), lambda: delete_ids(table, 0, 1),
-                   lambda: delete_ids(table, 3, 5), lambda: table.restore(2)):
+                   lambda: delete_ids(table, 3, 5), lambda: table.commit(Restore(2))):
         before = tree()
         synced.clear()
         change()
@@ -235,11 +236,11 @@ def test_readers_see_whole_versions_while_a_writer_commits(store):
     table = store.create("docs", SCHEMA)
     stop = threading.Event()
     seen: list[int] = []
-    views = ViewCache()
+    views = TableViews(table)
 
     def reader():
         while not stop.is_set():
-            seen.append(views.get(table).num_rows)
+            seen.append(views.get().num_rows)
 
     thread = threading.Thread(target=reader)
     thread.start()
@@ -248,7 +249,7 @@ def test_readers_see_whole_versions_while_a_writer_commits(store):
     stop.set()
     thread.join()
     assert seen and all(n % 10 == 0 for n in seen)
-    assert views.get(table).num_rows == 200
+    assert views.get().num_rows == 200
 
 
 def test_deleting_every_row_of_a_fragment_drops_it_and_older_versions_keep_it(store):
@@ -263,43 +264,42 @@ def test_deleting_every_row_of_a_fragment_drops_it_and_older_versions_keep_it(st
     assert len(latest.fragments) == 2 and latest.rows == 6
     assert ids_of(table) == [0, 1, 2, 6, 7, 8]
     assert ids_of(table, 4) == [0, 1, 2, 3, 6, 7, 8]
-    table.restore(4)
+    table.commit(Restore(4))
     assert ids_of(table) == [0, 1, 2, 3, 6, 7, 8]
     delete_ids(table, 0, 100)
     assert table.manifest().fragments == () and table.manifest().rows == 0
     table.append(rows(9, 1))
-    view = ViewCache().get(table)
+    view = TableViews(table).get()
     assert ids_of(table) == [9] and view.row_ids.tolist() == [9]  # row ids are never reused
 
 
 def test_a_change_read_before_a_fragment_was_dropped_conflicts_only_if_it_touches_those_rows(store):
     table = store.create("docs", SCHEMA, rows(0, 3))
     table.append(rows(3, 3))
-    old = ViewCache().get(table)
+    old = TableViews(table).get()
     first = old.locate(old.row_ids[old.mask("id < 3")])
     second = old.locate(old.row_ids[old.mask("id = 3")])
     delete_ids(table, 0, 3)  # another writer drops the first fragment
     with pytest.raises(Aborted) as conflict:
-        table.commit_rows(deletes=first, read_at=old.snapshot.manifest, operation="update")
+        table.commit(Delete(first, old.snapshot.manifest, name="update"))
     assert conflict.value.reason == "WRITE_CONFLICT"
-    table.commit_rows(deletes=second, read_at=old.snapshot.manifest, operation="delete")  # other rows: no conflict
+    table.commit(Delete(second, old.snapshot.manifest, name="delete"))  # other rows: no conflict
     assert ids_of(table) == [4, 5]
 
 
 def test_serving_state_is_kept_per_fragment_and_follows_the_versions_in_use(store):
     table = store.create("docs", SCHEMA)
-    views = ViewCache()
+    views = TableViews(table)
     for i in range(30):
         table.append(rows(i * 10, 10))
-        previous = views.get(table)
+        previous = views.get()
         if i >= 3:
             delete_ids(table, (i - 3) * 10, (i - 2) * 10)
-        current = views.get(table)
+        current = views.get()
         shared = {id(p.fragment) for p in previous.parts} & {id(p.fragment) for p in current.parts}
         assert len(shared) == len(current.parts) if i >= 3 else True  # a delete reuses every fragment's rows
     assert ids_of(table) == list(range(270, 300))
-    state = views._tables[table]
-    assert len(state.fragments) <= 6  # the fragments of the kept views, not the 30 ever written
+    assert views.held()[1] <= 6  # the fragments of the kept views, not the 30 ever written
 
 
 def test_what_lance_reports_reaches_callers_without_the_data_directory(store, tmp_path):
@@ -308,7 +308,7 @@ def test_what_lance_reports_reaches_callers_without_the_data_directory(store, tm
     path = table.directory / table.manifest().fragments[0].files[0]
     path.write_bytes(path.read_bytes()[:-64])
     with pytest.raises(DataLoss) as err:  # the row ids come from the manifest; the first column read fails
-        ViewCache().get(TableStore(tmp_path / "data").open("docs")).columns(["id"])
+        TableViews(TableStore(tmp_path / "data").open("docs")).get().columns(["id"])
     assert err.value.reason == "FRAGMENT_CORRUPT" and str(tmp_path) not in str(err.value)
 
 
@@ -316,11 +316,11 @@ def test_rows_a_restore_brings_back_are_served_with_their_ids_and_values(store):
     """A fragment first read while some of its rows were deleted is read again when a version holds those
     rows (a restore to before the delete, which has no deletion file at all): found by the crash trials."""
     table = store.create("docs", SCHEMA, rows(0, 8))
-    views = ViewCache()
+    views = TableViews(table)
     delete_ids(table, 2, 5)
-    assert views.get(table).num_rows == 5  # the fragment's state, read with rows 2-4 deleted
-    restored = table.restore(1)
-    view = views.get(table, restored.version)
+    assert views.get().num_rows == 5  # the fragment's state, read with rows 2-4 deleted
+    restored = table.commit(Restore(1))
+    view = views.get(restored.version)
     taken = view.take(np.arange(8), ["id", "text", ROW_ID])
     assert taken.column("id").to_pylist() == list(range(8)) and taken.column("text").to_pylist()[3] == "row 3"
     assert sorted(taken.column(ROW_ID).to_pylist()) == list(range(8))
@@ -363,7 +363,7 @@ def test_a_few_ids_are_found_part_by_part_as_the_whole_tables_ids_would_find_the
     delete_ids(table, 140, 150)
     checked = 0
     for _ in range(2):
-        view = ViewCache().get(table)
+        view = TableViews(table).get()
         everything = view.row_ids
         probe = np.concatenate([everything[::7], everything[-3:], [everything.max() + 5, 10**9, 25]])
         assert view._ordered_parts()  # the part-by-part path is the one taken
@@ -372,5 +372,7 @@ def test_a_few_ids_are_found_part_by_part_as_the_whole_tables_ids_would_find_the
         for row_id, position, hit in zip(probe.tolist(), positions.tolist(), found.tolist()):
             assert hit == (row_id in expected) and (not hit or position == expected[row_id])
             checked += 1
-        table.compact(target_rows_per_fragment=120)
+        compaction = maintenance.prepare_compaction(table, 120)
+        if compaction is not None:
+            table.commit(compaction)
     assert checked > 60

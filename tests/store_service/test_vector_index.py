@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from store_service.errors import InvalidArgument
-from store_service.search.vector_index import IndexParams, SearchParams, VectorIndex, exact_search
+from store_service.indexes.vector_index import IndexParams, SearchParams, VectorIndex, exact_search
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_rows_added_after_the_build_are_found(clustered):
 @pytest.mark.parametrize("kind", ["FLAT", "IVF_FLAT", "IVF_PQ", "HNSW"])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 def test_rows_caught_up_are_searched_beside_the_index_and_folded_in_before_it_is_written(clustered, kind, metric):
-    from store_service.search import vector_index
+    from store_service.indexes import vector_index
 
     vectors, row_ids, queries = clustered
     params = IndexParams(kind=kind, metric=metric, num_partitions=20, num_sub_vectors=8)
@@ -151,7 +151,7 @@ def test_bad_parameters_are_invalid_arguments(clustered):
 def test_the_index_lock_lets_searches_share_and_an_add_wait_for_them_and_go_first():
     import threading
 
-    from store_service.search.vector_index import ReadWriteLock
+    from store_service.indexes.vector_index import ReadWriteLock
 
     lock = ReadWriteLock()
     events: list[str] = []

@@ -1,0 +1,62 @@
+"""The indexes one table has loaded from their files, shared by its searches and caught up with rows added
+since they were built (row ids at or past what they cover). Owned by the table's owner, which unloads those
+a commit no longer lists (a dropped or replaced index, a function switch, an overwrite or a restore)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from store_service.indexes.catalog import IndexEntry
+from store_service.indexes.vector_index import VectorIndex
+from store_service.search.table_view import TableView
+from store_service.storage import fragments
+from store_service.storage.table import Table
+
+
+class LoadedIndexes:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._loaded: dict[str, tuple[VectorIndex, int]] = {}  # file path -> (index, row ids it covers below)
+        self._lock = threading.Lock()
+
+    def get(self, view: TableView, entry: IndexEntry) -> VectorIndex:
+        """The entry's index, loaded once, with the rows of `view` it lacks added."""
+        with self._lock:
+            found = self._loaded.get(entry.file.path)
+            if found is None:
+                path = fragments.verified_path(self.table.directory, entry.file, table=self.table.name)
+                found = (VectorIndex.read(entry.params, path, entry.dims), entry.next_row_id)
+            index, covered = found
+            boundary = view.next_row_id
+            if boundary > covered:
+                vectors, row_ids = view.vectors_of(entry.vector_column, from_row_id=covered)
+                index.catch_up(vectors, row_ids)
+                covered = boundary
+            self._loaded[entry.file.path] = (index, covered)
+            return index
+
+    def offer(self, entry: IndexEntry, index: VectorIndex, covered: int) -> None:
+        """An index just built (or rebuilt) serves at once, without being read back from its file."""
+        with self._lock:
+            self._loaded[entry.file.path] = (index, covered)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._loaded)
+
+    def retain(self, kept: Iterable[IndexEntry] = ()) -> None:
+        """Unloads every index other than `kept`'s. (A search of an older version that still lists one loads
+        it again.)"""
+        files = {e.file.path for e in kept}
+        with self._lock:
+            for path in [p for p in self._loaded if p not in files]:
+                del self._loaded[path]
+
+    def adopt(self, old: IndexEntry, new: IndexEntry) -> None:
+        """The loaded index of `old` serves as that of `new` too (the same index written to a new file); the
+        commit that lists `new` instead unloads `old`."""
+        with self._lock:
+            found = self._loaded.get(old.file.path)
+            if found is not None:
+                self._loaded[new.file.path] = (found[0], max(found[1], new.next_row_id))

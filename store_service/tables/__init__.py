@@ -1,0 +1,1 @@
+"""Open tables, one owner each (`owner.TableOwner`), kept by the registry (`registry.Tables`)."""
