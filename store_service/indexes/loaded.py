@@ -41,6 +41,15 @@ class LoadedIndexes:
         with self._lock:
             self._loaded[entry.file.path] = (index, covered)
 
+    def loaded_files(self) -> set[str]:
+        with self._lock:
+            return set(self._loaded)
+
+    def loaded_objects(self) -> list[int]:
+        """The identities of the FAISS objects loaded (a catch-up or a new file keeps the same object)."""
+        with self._lock:
+            return sorted(id(index) for index, _ in self._loaded.values())
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._loaded)

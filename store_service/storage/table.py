@@ -389,15 +389,15 @@ class Table:
         """One Lance commit, made durable before it returns (the caller holds the write lock)."""
         transaction = Transaction(read_version=read_version, operation=operation, uuid=str(uuid.uuid4()),
                                   transaction_properties={OPERATION_KEY: name})
-        try:
-            with durable.storage_errors(self.directory / VERSIONS_DIR / "manifest"):
+        with durable.storage_errors(self.directory / VERSIONS_DIR / "manifest"):
+            try:
                 committed = lance.LanceDataset.commit(self.uri, transaction, read_version=read_version,
                                                       max_retries=5)
-        except OSError as exc:  # Lance reports a conflict as OSError / CommitConflictError
-            if "conflict" in str(exc).lower() or "incompatible" in str(exc).lower():
-                raise Aborted(f"table {self.name!r} was changed by another writer during the change; retry it",
-                              reason="WRITE_CONFLICT", table=self.name) from None
-            raise
+            except OSError as exc:  # Lance reports a conflict as OSError / CommitConflictError
+                if "conflict" in str(exc).lower() or "incompatible" in str(exc).lower():
+                    raise Aborted(f"table {self.name!r} was changed by another writer during the change; retry "
+                                  "it", reason="WRITE_CONFLICT", table=self.name) from None
+                raise
         self._sync_commit(committed.version, transaction.uuid)
         with self._cache_lock:  # readers open their own dataset objects: pylance's are not shared across threads
             self._latest = (os.stat(self.directory / VERSIONS_DIR).st_mtime_ns, committed.version)
