@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlparse
@@ -217,8 +218,27 @@ def compute_embeddings(name: str, settings: dict[str, Any], values: list[Any], a
     return _latest_connection(name)._describer.run(_ops.compute_embeddings(name, settings, values, as_queries))
 
 
-def _options(api_key: str | None, timeout: float | None, grpc_options: dict[str, Any] | None) -> ChannelOptions:
-    metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+_STORE_DEFAULT: Any = object()  # read_consistency_interval not given: the store's own setting applies
+READ_CONSISTENCY_KEY = "vectorlane-read-consistency"
+
+
+def _consistency(interval: timedelta | float | None) -> tuple[tuple[str, str], ...]:
+    """LanceDB's read_consistency_interval as the store reads it per call: seconds, or "none" (only the
+    store's own commits are seen)."""
+    if interval is _STORE_DEFAULT:
+        return ()
+    if interval is None:
+        return ((READ_CONSISTENCY_KEY, "none"),)
+    seconds = interval.total_seconds() if isinstance(interval, timedelta) else float(interval)
+    if not 0 <= seconds <= 24 * 3600:
+        raise ValueError("read_consistency_interval must be from 0 to 24 hours, or None")
+    return ((READ_CONSISTENCY_KEY, repr(seconds)),)
+
+
+def _options(api_key: str | None, timeout: float | None, grpc_options: dict[str, Any] | None,
+             read_consistency_interval: timedelta | float | None = _STORE_DEFAULT) -> ChannelOptions:
+    metadata = ((("authorization", f"Bearer {api_key}"),) if api_key else ()) + \
+        _consistency(read_consistency_interval)
     options = {"grpc.max_send_message_length": _MAX_MESSAGE, "grpc.max_receive_message_length": _MAX_MESSAGE,
                "grpc.enable_retries": 1, "grpc.service_config": _SERVICE_CONFIG,
                # idle connections kept alive (the services allow pings every 20 s); the service config picks
@@ -238,15 +258,18 @@ def _channel(module: Any, target: str, tls: bool, options: ChannelOptions, certi
 def connect(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = DEFAULT_TIMEOUT,
             root_certificates: str | Path | bytes | None = None, client_cert: str | Path | bytes | None = None,
             client_key: str | Path | bytes | None = None, grpc_options: dict[str, Any] | None = None,
-            upload_images: bool = True) -> Connection:
+            upload_images: bool = True,
+            read_consistency_interval: timedelta | float | None = _STORE_DEFAULT) -> Connection:
     """A connection to the store at `uri` (`grpc://host:port`; `grpcs://` for TLS, with `root_certificates`
     and, for mTLS, `client_cert` + `client_key`, as file paths or PEM bytes). `api_key` is sent as a bearer
     token on every call; `timeout` (seconds; None: none) bounds each call. `upload_images`: rows whose image URIs name
     local files send those files' bytes with them (turn it off when the embed service reads the same
-    storage, so it fetches the URIs itself)."""
+    storage, so it fetches the URIs itself). `read_consistency_interval` (LanceDB's): how stale this
+    connection's reads may be about versions other processes committed (a timedelta or seconds; 0: checked
+    on every read; None: only the store's own commits); not given, the store's setting applies."""
     global _latest
     target, tls = _target(uri)
-    options = _options(api_key, timeout, grpc_options)
+    options = _options(api_key, timeout, grpc_options, read_consistency_interval)
     certificates = (root_certificates, client_cert, client_key)
     transport = SyncTransport(_channel(grpc, target, tls, options, certificates), options)
     connection = Connection(uri, transport, transport, upload_images)
@@ -258,12 +281,12 @@ def connect(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: floa
 async def connect_async(uri: str = DEFAULT_URI, *, api_key: str | None = None, timeout: float | None = DEFAULT_TIMEOUT,
                         root_certificates: str | Path | bytes | None = None,
                         client_cert: str | Path | bytes | None = None, client_key: str | Path | bytes | None = None,
-                        grpc_options: dict[str, Any] | None = None, upload_images: bool = True
-                        ) -> AsyncConnection:
+                        grpc_options: dict[str, Any] | None = None, upload_images: bool = True,
+                        read_consistency_interval: timedelta | float | None = _STORE_DEFAULT) -> AsyncConnection:
     """`connect` for asyncio (grpc.aio): every call of the connection and its tables is awaited."""
     global _latest
     target, tls = _target(uri)
-    options = _options(api_key, timeout, grpc_options)
+    options = _options(api_key, timeout, grpc_options, read_consistency_interval)
     certificates = (root_certificates, client_cert, client_key)
     transport = AsyncTransport(_channel(grpc.aio, target, tls, options, certificates), options)
     describer = SyncTransport(_channel(grpc, target, tls, options, certificates), options)

@@ -129,3 +129,23 @@ def test_the_read_consistency_interval_bounds_how_stale_a_read_may_be(start_stor
         count(store, metadata=((CONSISTENCY, "-1"),))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(refused.value).reason == "INVALID_READ_CONSISTENCY"
+
+
+def test_a_client_connection_carries_its_read_consistency_interval(start_store):
+    import datetime
+
+    import vectorlane
+
+    store = start_store(None, read_consistency_interval="none")
+    uri = f"grpc://127.0.0.1:{store.server.port}"
+    store.stub.CreateTable(pb.CreateTableRequest(name="t", schema=pb.Schema(fields=[
+        pb.Field(name="id", type=pb.DATA_TYPE_INT64),
+        pb.Field(name="vector", type=pb.DATA_TYPE_VECTOR, dimensions=DIMS)])))
+    add(store.stub, "t", arrow_rows(table_rows(0, 10)))
+    default, strong = vectorlane.connect(uri), vectorlane.connect(uri, read_consistency_interval=datetime.timedelta(0))
+    assert default.open_table("t").count_rows() == strong.open_table("t").count_rows() == 10
+    finished(other_process(store.data_dir, 100, 5))
+    assert default.open_table("t").count_rows() == 10  # the store's setting: its own commits only
+    assert strong.open_table("t").count_rows() == 15
+    with pytest.raises(ValueError):
+        vectorlane.connect(uri, read_consistency_interval=-1)
