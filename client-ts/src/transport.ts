@@ -39,6 +39,21 @@ export interface ConnectionOptions {
   tls?: TlsOptions;
   /** More grpc-js channel options. */
   grpcOptions?: grpc.ChannelOptions;
+  /**
+   * LanceDB's `readConsistencyInterval`: how stale this connection's reads may be about versions other
+   * processes committed, in seconds (0: checked on every read; `null`: only the store's own commits are seen).
+   * Not given, the store's setting applies.
+   */
+  readConsistencyInterval?: number | null;
+}
+
+/** The `vectorlane-read-consistency` metadata value of an interval (seconds, or "none"). */
+export function readConsistencyValue(interval: number | null): string {
+  if (interval === null) return "none";
+  if (!Number.isFinite(interval) || interval < 0 || interval > 24 * 3600) {
+    throw new RangeError("readConsistencyInterval must be from 0 to 86400 seconds, or null");
+  }
+  return String(interval);
 }
 
 function buffer(value: Buffer | string | undefined): Buffer | null {
@@ -76,6 +91,9 @@ export class Transport {
     });
     this.metadata = new grpc.Metadata();
     if (options.apiKey) this.metadata.set("authorization", `Bearer ${options.apiKey}`);
+    if (options.readConsistencyInterval !== undefined) {
+      this.metadata.set("vectorlane-read-consistency", readConsistencyValue(options.readConsistencyInterval));
+    }
     this.timeout = options.timeout ?? DEFAULT_TIMEOUT_S;
   }
 

@@ -1,12 +1,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseTarget } from "../src/transport.js";
+import { parseTarget, readConsistencyValue } from "../src/transport.js";
 import { everyPage } from "../src/paging.js";
 import { VectorlaneError } from "../src/errors.js";
 
 test("targets", () => {
   assert.deepEqual(parseTarget("grpc://localhost:50051"), { target: "localhost:50051", tls: false });
   assert.deepEqual(parseTarget("grpcs://store.example:443"), { target: "store.example:443", tls: true });
+});
+
+test("read consistency intervals as the store reads them", () => {
+  assert.equal(readConsistencyValue(null), "none");
+  assert.equal(readConsistencyValue(0), "0");
+  assert.equal(readConsistencyValue(2.5), "2.5");
+  assert.throws(() => readConsistencyValue(-1), RangeError);
+  assert.throws(() => readConsistencyValue(Number.NaN), RangeError);
 });
 
 test("a store repeating a page token cannot keep the client asking", async () => {
