@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from store_service.errors import InvalidArgument
-from store_service.search.filters import compile_filter
+from store_service.expressions.grammar import compile_filter
 from tests.bad_inputs import Targets, serving
 from tests.fuzzing import EXAMPLES, filters, messages
 from tests.helpers import error_info

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import lance
 import numpy as np
 import pyarrow as pa
 
@@ -18,6 +19,7 @@ from store_service.errors import InvalidArgument, ResourceExhausted, ServiceErro
 from store_service.expressions.budget import EVALUATION
 from store_service.expressions.gate import Judged
 from store_service.expressions.row_sizes import cell_bytes, input_bytes
+from store_service.storage import lance_errors
 
 if TYPE_CHECKING:
     from store_service.storage.manifest import FragmentRef
@@ -98,7 +100,7 @@ def check_filter(snapshot: Snapshot, where: str) -> str | None:
     except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
         if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
             raise
-        return snapshot.table.shown(exc).replace("Invalid user input: ", "").split(", /home/")[0]
+        return refusal_text(snapshot.table.shown(exc))
 
 
 def matching_offsets(snapshot: Snapshot, refs: Sequence[FragmentRef], judged: Judged,
@@ -119,3 +121,28 @@ def matching_offsets(snapshot: Snapshot, refs: Sequence[FragmentRef], judged: Ju
     addresses = found.drop_null().to_numpy().astype(np.uint64)
     owners, offsets = addresses >> np.uint64(32), (addresses & np.uint64(0xFFFFFFFF)).astype(np.int64)
     return {ref.id: offsets[owners == np.uint64(ref.id)] for ref in refs}
+
+
+def matching_rows(rows: pa.Table, judged: Judged, id_column: str, row_input_bytes: np.ndarray, *,
+                  what: str) -> np.ndarray:
+    """The `id_column` values of the in-memory `rows` for which Lance's engine finds the filter true (a
+    merge_insert's condition over its pairs of rows), in batches the evaluation budget sizes."""
+    plan = EVALUATION.batches([judged.cost], row_input_bytes, what=what)
+    kept = [np.empty(0, dtype=np.int64)]
+    for start in range(0, rows.num_rows, plan.rows):
+        with EVALUATION.reserve(plan.reserve, what=what):
+            try:
+                found = lance.write_dataset(rows.slice(start, plan.rows), "memory://").to_table(
+                    filter=judged.text, columns=[id_column]).column(id_column)
+            except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
+                if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                    raise
+                raise InvalidArgument(f"{what}: Lance cannot evaluate it ({refusal_text(str(exc))})",
+                                      reason="INVALID_FILTER") from None
+            kept.append(found.to_numpy())
+    return np.concatenate(kept)
+
+
+def refusal_text(text: str) -> str:
+    """What Lance says when it refuses SQL, without its source locations."""
+    return lance_errors.without_location(text.replace("Invalid user input: ", ""))[:300]

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lance
 import numpy as np
 import pyarrow as pa
 
 from store_service.errors import InvalidArgument
 from store_service.expressions import Role, judge
-from store_service.expressions.budget import EVALUATION
+from store_service.expressions import lance as lance_sql
 from store_service.expressions.row_sizes import row_bytes
-from store_service.search.filters import MAX_LENGTH
+from store_service.expressions.grammar import MAX_LENGTH
 from store_service.schema import functions_of, is_vector
 from store_service.storage.fragments import ROW_ID
 from store_service.search.table_view import TableView
@@ -131,28 +130,9 @@ def _pairs_matching(view: TableView, new_rows: pa.Table, new_positions: np.ndarr
     pairs = pa.table({"target": struct(target), "source": struct(source),
                       PAIR: pa.array(np.arange(len(new_positions), dtype=np.int64))})
     read = [pairs.column(name) for name in sorted(judged.columns) if name in pairs.column_names]
-    plan = EVALUATION.batches([judged.cost], row_bytes(read, pairs.num_rows), what=what)
-    kept = []
-    for start in range(0, pairs.num_rows, plan.rows):
-        with EVALUATION.reserve(plan.reserve, what=what):
-            kept.append(_kept(pairs.slice(start, plan.rows), judged.text))
     mask = np.zeros(len(new_positions), dtype=bool)
-    for pairs_kept in kept:
-        mask[pairs_kept] = True
+    mask[lance_sql.matching_rows(pairs, judged, PAIR, row_bytes(read, pairs.num_rows), what=what)] = True
     return mask
-
-
-def _kept(pairs: pa.Table, condition: str) -> np.ndarray:
-    """The pairs (their PAIR numbers) for which Lance's engine finds `condition` true."""
-    try:
-        found = lance.write_dataset(pairs, "memory://").to_table(filter=condition, columns=[PAIR]).column(PAIR)
-    except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
-        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-            raise
-        raise InvalidArgument(f"when_matched_update_all's condition: Lance cannot evaluate it "
-                              f"({str(exc).replace('Invalid user input: ', '').split(', /home/')[0][:300]})",
-                              reason="INVALID_FILTER") from None
-    return found.to_numpy()
 
 
 def with_kept_columns(rows: pa.Table, existing_ids: np.ndarray, view: TableView) -> pa.Table:

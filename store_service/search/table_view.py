@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from store_service.errors import InvalidArgument
-from store_service.expressions import Judged, Role, judge
 from store_service.expressions.row_sizes import cell_bytes, input_bytes
-from store_service.search.filters import MAX_LENGTH, OutsideGrammar, compile_filter, referenced_columns, shown
+from store_service.expressions.filters import LanceFilter, compile_where
+from store_service.expressions.grammar import MAX_LENGTH, referenced_columns, shown
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import FragmentRef
 from store_service.expressions import lance as lance_sql
@@ -262,13 +262,6 @@ def fragment_key(snapshot: Snapshot, ref: FragmentRef) -> tuple[object, ...]:
 
 
 @dataclass(frozen=True)
-class LanceFilter:
-    """A filter Lance's SQL engine evaluates, fragment by fragment, as the expression gate judged it."""
-
-    judged: Judged
-
-
-@dataclass(frozen=True)
 class Part:
     """A fragment as one version holds it: `live` are the physical positions of its rows (None: all)."""
 
@@ -417,10 +410,8 @@ class TableView:
             if cached is not None:
                 self._masks.move_to_end(where)
                 return cached
-        try:
-            expression: object = compile_filter(where, self.schema, self._max_filter_length)
-        except OutsideGrammar as ours:
-            expression = self._lance_filter(where, ours)
+        expression = compile_where(where, self.schema, self.snapshot, self._max_filter_length)
+        if isinstance(expression, LanceFilter):
             self._evaluate_in_lance(where, expression)
         parts = [p.select(p.fragment.mask(where, expression)) for p in self.parts]
         result = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
@@ -442,24 +433,6 @@ class TableView:
             np.concatenate([p.fragment.input_bytes(columns) for p in missing]))
         for part in missing:
             part.fragment.keep_mask(where, found[part.ref.id])
-
-    def _lance_filter(self, where: str, ours: OutsideGrammar) -> "LanceFilter":
-        """A filter outside this store's own grammar (functions, arithmetic, nested fields, typed literals...)
-        goes to Lance's SQL engine, as LanceDB sends it, once the expression gate lets it through and Lance
-        plans it. When neither reads it, this store's parser's error stands, with why Lance's does not read
-        it either; the gate's other refusals (a function not allowed, too complex, too large) are its own."""
-        try:
-            judged = judge(where, Role.FILTER, what=f"filter {shown(where, 64)}", max_length=self._max_filter_length)
-        except InvalidArgument as refused:
-            if refused.reason != Role.FILTER.value:
-                raise
-            problem: str | None = refused.message
-        else:
-            problem = lance_sql.check_filter(self.snapshot, judged.text)
-        if problem is not None:
-            raise InvalidArgument(f"{ours.message} (nor does Lance's SQL take it: {problem[:300]})",
-                                  reason="INVALID_FILTER", **ours.metadata) from None
-        return LanceFilter(judged)
 
     def refs_at(self, positions: np.ndarray) -> list[FragmentRef]:
         """The fragments holding the rows at these global positions."""

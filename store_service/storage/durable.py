@@ -10,13 +10,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from store_service.errors import StorageFailed, StorageFull
+from store_service.storage import lance_errors
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def storage_errors(path: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         where = f"{path.parent.name}/{path.name}"  # never the data directory's absolute path
-        code = exc.errno if exc.errno is not None else _errno_in(str(exc))
+        code = exc.errno if exc.errno is not None else lance_errors.errno_in(str(exc))
         if code in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull(f"the store's disk is full: could not write {where}; nothing was committed",
                               file=where) from exc
@@ -40,15 +40,7 @@ def storage_errors(path: Path) -> Iterator[None]:
 def _shown(text: str, path: Path) -> str:
     """An error without an errno (Lance's text), short and without the data directory's absolute path."""
     data_dir = str(path.parent.parent.parent)
-    return text.replace(data_dir, "<data_dir>").split(", /home/")[0][:200] or os.strerror(errno.EIO)
-
-
-def _errno_in(text: str) -> int | None:
-    """The errno inside an error Lance (Rust) raised as text, e.g. "No space left on device (os error 28)"."""
-    found = re.search(r"os error (\d+)", text)
-    if found:
-        return int(found.group(1))
-    return errno.ENOSPC if "No space left on device" in text else None
+    return lance_errors.without_location(text.replace(data_dir, "<data_dir>"))[:200] or os.strerror(errno.EIO)
 
 
 def fsync_dir(path: Path) -> None:

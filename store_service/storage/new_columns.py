@@ -17,7 +17,7 @@ from store_service.errors import InvalidArgument
 from store_service.expressions import Judged
 from store_service.expressions.budget import EVALUATION
 from store_service.expressions.lance import fragment_input_bytes
-from store_service.storage import durable, field_ids, manifest
+from store_service.storage import durable, field_ids, lance_errors, manifest
 from store_service.storage.manifest import DATA_DIR, FragmentRef
 from store_service.storage.operations import DataKey
 from store_service.storage.table import Snapshot, Table
@@ -94,7 +94,7 @@ class ColumnFiles:
         try:
             yield
         except (ValueError, TypeError, RuntimeError, OSError, pa.ArrowException) as exc:
-            if isinstance(exc, OSError) and "os error 28" in str(exc):
+            if isinstance(exc, OSError) and lance_errors.is_disk_full(exc):
                 raise
             raise InvalidArgument(f"table {self.table.name!r}: the new columns cannot be computed "
                                   f"({self.table.shown(exc)})", reason=self.new_columns.error_reason,

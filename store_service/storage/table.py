@@ -43,7 +43,7 @@ from lance.fragment import write_fragments
 
 from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, FailedPrecondition, InvalidArgument,
                                   NotFound, StorageFailed, TableExists, TableNotFound, VersionNotFound)
-from store_service.storage import durable, field_ids, manifest
+from store_service.storage import durable, field_ids, lance_errors, manifest
 from store_service.storage.checksums import SIDECAR_DIR, ChecksumLog
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, OPERATION_KEY, TRANSACTIONS_DIR, VERSIONS_DIR,
@@ -146,8 +146,7 @@ class Table:
         try:
             return lance.dataset(self.uri, version=version)
         except ValueError as exc:
-            text = str(exc)
-            if version is not None and ("not found" in text.lower() or "does not exist" in text.lower()):
+            if version is not None and lance_errors.is_missing_version(exc):
                 raise VersionNotFound(f"table {self.name!r} has no version {version}", table=self.name,
                                       version=version) from None
             raise DataLoss(f"table {self.name!r}: Lance cannot open version {version or 'latest'} "
@@ -394,7 +393,7 @@ class Table:
                 committed = lance.LanceDataset.commit(self.uri, transaction, read_version=read_version,
                                                       max_retries=5)
             except OSError as exc:  # Lance reports a conflict as OSError / CommitConflictError
-                if "conflict" in str(exc).lower() or "incompatible" in str(exc).lower():
+                if lance_errors.is_commit_conflict(exc):
                     raise Aborted(f"table {self.name!r} was changed by another writer during the change; retry "
                                   "it", reason="WRITE_CONFLICT", table=self.name) from None
                 raise

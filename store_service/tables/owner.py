@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from store_service.indexes.catalog import entries
 from store_service.indexes.loaded import LoadedIndexes
 from store_service.indexes.vector_index import VectorIndex
-from store_service.search.filters import MAX_LENGTH
+from store_service.expressions.grammar import MAX_LENGTH
 from store_service.search.table_view import TableView, TableViews
 from store_service.storage.manifest import Manifest
 from store_service.storage.operations import Moved, Operation

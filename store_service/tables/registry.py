@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from store_service.search.filters import MAX_LENGTH
+from store_service.expressions.grammar import MAX_LENGTH
 from store_service.storage.table import TableStore
 from store_service.storage.names import check_table_name
 from store_service.tables.owner import TableOwner

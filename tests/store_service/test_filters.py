@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from store_service.errors import InvalidArgument
-from store_service.search.filters import compile_filter, referenced_columns
+from store_service.expressions.grammar import compile_filter, referenced_columns
 
 DATA = pa.table({
     "id": pa.array([1, 2, 3, 4, 5], pa.int64()),
@@ -139,7 +139,7 @@ def test_long_like_patterns_and_long_filters_are_refused_before_the_engine():
 
 def test_the_parse_cache_is_bounded_by_characters():
     """12 distinct 0.8 MB IN-list filters grew the store by ~57 MiB each (a cache of 512 trees, any size)."""
-    from store_service.search import filters
+    from store_service.expressions import grammar as filters
 
     cache = filters._TreeCache(10_000)
     tree = filters._parse("id = 1")

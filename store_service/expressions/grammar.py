@@ -120,18 +120,18 @@ class _TreeCache:
 
     def __init__(self, max_chars: int) -> None:
         self._max = max_chars
-        self._trees: OrderedDict[str, lark.Tree] = OrderedDict()
+        self._trees: OrderedDict[str, lark.Tree[Any]] = OrderedDict()
         self._chars = 0
         self._lock = threading.Lock()
 
-    def get(self, where: str) -> lark.Tree | None:
+    def get(self, where: str) -> lark.Tree[Any] | None:
         with self._lock:
             tree = self._trees.get(where)
             if tree is not None:
                 self._trees.move_to_end(where)
             return tree
 
-    def put(self, where: str, tree: lark.Tree) -> None:
+    def put(self, where: str, tree: lark.Tree[Any]) -> None:
         if len(where) > self._max // 8:  # a big filter would push out many small ones: not kept
             return
         with self._lock:
@@ -147,7 +147,7 @@ class _TreeCache:
 _trees = _TreeCache(CACHE_CHARS)
 
 
-def _tree(where: str) -> lark.Tree:
+def _tree(where: str) -> lark.Tree[Any]:
     tree = _trees.get(where)
     if tree is None:
         tree = _parse(where)
@@ -156,7 +156,7 @@ def _tree(where: str) -> lark.Tree:
     return tree
 
 
-def _check_size(tree: lark.Tree, where: str) -> None:
+def _check_size(tree: lark.Tree[Any], where: str) -> None:
     """Refuses a tree with too many conditions or nested too deep (walked without recursion)."""
     conditions, pending = 0, [(tree, 1)]
     while pending:
@@ -173,7 +173,7 @@ def _check_size(tree: lark.Tree, where: str) -> None:
         pending.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
 
 
-def _parse(where: str) -> lark.Tree:
+def _parse(where: str) -> lark.Tree[Any]:
     try:
         return _parser.parse(where)
     except lark.UnexpectedInput as exc:
@@ -229,7 +229,7 @@ class _Column:
             self.expr = self.expr.cast(pa.float64())
 
 
-class _Compiler(lark.Transformer):
+class _Compiler(lark.Transformer[Any, Any]):
     def __init__(self, where: str, schema: pa.Schema) -> None:
         super().__init__()
         self._where = where
