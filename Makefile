@@ -15,14 +15,14 @@ export TOKENIZERS_PARALLELISM ?= false
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml client/pyproject.toml contract/pyproject.toml constraints.txt
 	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
 	  echo "installing python3-venv"; apt-get update && apt-get install -y python3-venv; fi
 	@command -v openssl >/dev/null || { echo "installing openssl (the TLS tests make certificates with it)"; \
 	  apt-get update && apt-get install -y openssl; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,test,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e ./contract -e './client[full]' -e '.[all,test,dev]'
 	@touch $(STAMP)
 
 # The TypeScript client's npm dependencies, from its lockfile (Node.js and npm from Debian when missing).

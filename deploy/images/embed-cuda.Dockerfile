@@ -7,14 +7,13 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3.12 pyth
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
-COPY client ./client
 COPY contract ./contract
 COPY rpc_common ./rpc_common
 COPY embed_service ./embed_service
 COPY store_service ./store_service
 # the CUDA build of the same torch release; then vectorlane's embed extra as CI pinned it
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126 \
- && pip install -c constraints.txt '.[embed]'
+ && pip install -c constraints.txt ./contract '.[embed]'
 RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin vectorlane \
  && mkdir -p /models && chown 10001:10001 /models
 USER 10001:10001

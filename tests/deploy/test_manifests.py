@@ -161,9 +161,11 @@ def test_images_run_as_a_fixed_non_root_user_without_healthcheck(name, port, met
 
 @pytest.mark.parametrize("name, extra", [("embed", "embed"), ("embed-cuda", "embed"), ("store", "store")])
 def test_each_image_installs_only_its_services_extra(name, extra):
-    """The base distribution is the client; an image installs its service's extra (the store's has no torch)."""
+    """An image installs the contract and its service's extra of vectorlane-server (the store's has no torch),
+    never the client."""
     text = (DEPLOY / "images" / f"{name}.Dockerfile").read_text()
-    installs = re.findall(r"pip install -c constraints\.txt '\.\[([a-z,]+)\]'", text)
+    installs = re.findall(r"pip install -c constraints\.txt \./contract '\.\[([a-z,]+)\]'", text)
+    assert "COPY client" not in text
     assert installs == [extra], installs
     installs_torch = any("torch" in line for line in text.splitlines() if line.startswith(("RUN", " &&")))
     assert installs_torch == (extra == "embed")

@@ -1,6 +1,7 @@
-"""`pip install vectorlane` is the client alone: installed from this checkout into a fresh virtual environment,
-it imports without torch, FAISS or Lance, and its LanceDB walkthrough (a table with a server function, rows
-without vectors, a search by text) runs against the real services this test starts."""
+"""`pip install vectorlane` is the client alone: installed from this checkout (`./contract ./client`) into a
+fresh virtual environment, it holds no server package, imports without torch, FAISS or Lance, and its LanceDB
+walkthrough (a table with a server function, rows without vectors, a search by text) runs against the real
+services this test starts."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from tests.store_service.conftest import word_hash_registered  # noqa: F401 - au
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_ONLY = ("torch", "open_clip", "sentence_transformers", "openai", "faiss", "lance", "lark", "pandas")
+SERVICE_ONLY = ("torch", "open_clip", "sentence_transformers", "openai", "faiss", "lance", "lark", "pandas",
+                "store_service", "embed_service", "rpc_common")
 
 SCRIPT = textwrap.dedent("""
     import importlib.util, json, sys
@@ -47,18 +49,19 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with the base distribution installed from this checkout (pip's own resolver, the
+    """A fresh venv with the client's distribution installed from this checkout (pip's own resolver, the
     project's constraints), as a user's `pip install vectorlane` would."""
-    source = tmp_path_factory.mktemp("source")  # what the Dockerfiles copy: the build writes beside it, not here
-    for name in ("pyproject.toml", "constraints.txt", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    for package in ("client", "contract", "rpc_common", "embed_service", "store_service"):
-        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    source = tmp_path_factory.mktemp("source")  # the build writes beside the copies, not in the checkout
+    shutil.copy(ROOT / "constraints.txt", source / "constraints.txt")
+    for package in ("client", "contract"):
+        shutil.copytree(ROOT / package, source / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
     venv = tmp_path_factory.mktemp("client-venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
     done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(source / "constraints.txt"),
-                           str(source)], capture_output=True, text=True, timeout=900)
+                           str(source / "contract"), str(source / "client")], capture_output=True, text=True,
+                          timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return python
 
