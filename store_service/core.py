@@ -1,8 +1,11 @@
-"""The store's operations in plain Python (no grpc): tables, rows, search, indexes and versions.
+"""The store's operations in plain Python (no grpc): dispatch over the tables' owners (`tables/`).
 
-Reads use the view of one version (latest unless asked); every change is one commit. Read-modify-write
-changes (update, delete, merge_insert) run one at a time per table in this process and are checked at
-commit against the version they read, so a change from another process cannot be silently lost.
+Each method bounds its request, finds the table's `TableOwner` and runs the operation: reads use the view of
+one version (the latest within the read-consistency interval, unless asked); every change is one typed
+commit (`storage/operations.py`) prepared outside the writer's lock. Read-modify-write changes (update,
+delete, merge_insert, schema changes) run one at a time per table in this process (`owner.changing()`) and
+are checked at commit against the version they read, so a change from another process cannot be silently
+lost. See README.md beside this file for the rooms and the paths of an Add and a Search.
 """
 
 from __future__ import annotations
