@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -55,7 +55,8 @@ def struct(values: dict[str, Any]) -> struct_pb2.Struct:
 # ----- functions and tables ------------------------------------------------------------------------------
 def describe_function(name: str, settings: dict[str, Any]) -> Op[pb.DescribeFunctionResponse]:
     config = pb.EmbeddingFunctionConfig(name=name, model=struct(settings))
-    return (yield Unary("DescribeFunction", pb.DescribeFunctionRequest(function=config)))
+    reply = yield Unary("DescribeFunction", pb.DescribeFunctionRequest(function=config))
+    return cast(pb.DescribeFunctionResponse, reply)
 
 
 EMBED_INPUTS_PER_CALL = 1_000  # the store's default max_batch_queries
@@ -219,7 +220,7 @@ RENAME_REFUSED = ("rename_table not implemented: as LanceDB's own local database
 
 
 def describe(name: str) -> Op[pb.Table]:
-    return (yield Unary("GetTable", pb.GetTableRequest(name=name))).table
+    return cast(pb.Table, (yield Unary("GetTable", pb.GetTableRequest(name=name))).table)
 
 
 # ----- rows ---------------------------------------------------------------------------------------------
@@ -327,7 +328,7 @@ def read(table: "Table", where: str, select: list[str], limit: int, version: int
 
 def count(table: "Table", where: str, version: int) -> Op[int]:
     reply = yield Unary("CountRows", pb.CountRowsRequest(table=table.name, where=where, version=version))
-    return reply.count
+    return int(reply.count)
 
 
 def delete(table: "Table", where: str) -> Op[DeleteResult]:
@@ -382,7 +383,7 @@ def take(table: "Table", select: list[str], offsets: list[int] | None, row_ids: 
 
 # ----- indexes and versions -----------------------------------------------------------------------------
 def create_index(request: pb.CreateIndexRequest) -> Op[pb.Index]:
-    return (yield Unary("CreateIndex", request)).index
+    return cast(pb.Index, (yield Unary("CreateIndex", request)).index)
 
 
 def list_indexes(name: str) -> Op[list[IndexInfo]]:
@@ -394,7 +395,7 @@ def list_indexes(name: str) -> Op[list[IndexInfo]]:
 
 
 def drop_index(name: str, index: str) -> Op[int]:
-    return (yield Unary("DropIndex", pb.DropIndexRequest(table=name, name=index))).version
+    return int((yield Unary("DropIndex", pb.DropIndexRequest(table=name, name=index))).version)
 
 
 def list_versions(name: str) -> Op[list[VersionInfo]]:
@@ -406,13 +407,13 @@ def list_versions(name: str) -> Op[list[VersionInfo]]:
 
 
 def restore(name: str, version: int) -> Op[int]:
-    return (yield Unary("RestoreVersion", pb.RestoreVersionRequest(table=name, version=version))).version
+    return int((yield Unary("RestoreVersion", pb.RestoreVersionRequest(table=name, version=version))).version)
 
 
 # ----- maintenance -----------------------------------------------------------------------------------
 def optimize(name: str, cleanup_older_than_seconds: float) -> Op[pb.OptimizeTableResponse]:
-    return (yield Unary("OptimizeTable", pb.OptimizeTableRequest(
-        table=name, cleanup_older_than_seconds=cleanup_older_than_seconds)))
+    return cast(pb.OptimizeTableResponse, (yield Unary("OptimizeTable", pb.OptimizeTableRequest(
+        table=name, cleanup_older_than_seconds=cleanup_older_than_seconds))))
 
 
 def stats(name: str) -> Op[dict[str, Any]]:
@@ -442,7 +443,7 @@ def add_columns(name: str, transforms: Any) -> Op[int]:
             raise TypeError("add_columns takes {name: SQL expression}, a pyarrow.Field, a list of them or a "
                             "pyarrow.Schema")
         request.null_columns.arrow_schema = pa.schema(fields).serialize().to_pybytes()
-    return (yield Unary("AddColumns", request)).version
+    return int((yield Unary("AddColumns", request)).version)
 
 
 def alter_columns(name: str, alterations: tuple[dict[str, Any], ...]) -> Op[int]:
@@ -458,7 +459,7 @@ def alter_columns(name: str, alterations: tuple[dict[str, Any], ...]) -> Op[int]
         data_type = alteration.get("data_type")
         if data_type is not None:
             item.data_type = _type_name(data_type)
-    return (yield Unary("AlterColumns", request)).version
+    return int((yield Unary("AlterColumns", request)).version)
 
 
 def update_field_metadata(name: str, updates: tuple[dict[str, Any], ...]) -> Op[int]:
@@ -476,7 +477,7 @@ def update_field_metadata(name: str, updates: tuple[dict[str, Any], ...]) -> Op[
         item.metadata_removed.extend(str(k) for k, v in metadata.items() if v is None)
         if not metadata and not item.metadata_replace:
             raise ValueError(f"update_field_metadata: the update of {update['path']!r} changes nothing")
-    return (yield Unary("AlterColumns", request)).version
+    return int((yield Unary("AlterColumns", request)).version)
 
 
 def _type_name(data_type: Any) -> str:
@@ -494,7 +495,7 @@ def _type_name(data_type: Any) -> str:
 
 def drop_columns(name: str, columns: Any) -> Op[int]:
     wanted = [columns] if isinstance(columns, str) else list(columns)
-    return (yield Unary("DropColumns", pb.DropColumnsRequest(table=name, columns=wanted))).version
+    return int((yield Unary("DropColumns", pb.DropColumnsRequest(table=name, columns=wanted))).version)
 
 
 def list_tags(name: str) -> Op[dict[str, int]]:
@@ -502,7 +503,7 @@ def list_tags(name: str) -> Op[dict[str, int]]:
 
 
 def create_tag(name: str, tag: str, version: int) -> Op[int]:
-    return (yield Unary("CreateTag", pb.CreateTagRequest(table=name, tag=tag, version=version))).tag.version
+    return int((yield Unary("CreateTag", pb.CreateTagRequest(table=name, tag=tag, version=version))).tag.version)
 
 
 def delete_tag(name: str, tag: str) -> Op[None]:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar, Union, cast
 
 import grpc
 from google.protobuf import message_factory
@@ -86,7 +86,9 @@ class ChannelOptions:
 
 
 def _reply_type(method: str) -> Callable[[bytes], Message]:
-    return message_factory.GetMessageClass(SERVICE.methods_by_name[method].output_type).FromString
+    reply: Callable[[bytes], Message] = message_factory.GetMessageClass(
+        SERVICE.methods_by_name[method].output_type).FromString
+    return reply
 
 
 class _Callables:
@@ -173,7 +175,7 @@ class SyncTransport:
                 else:
                     call = op.send(reply)
         except StopIteration as done:
-            return done.value
+            return cast(T, done.value)
 
     def close(self) -> None:
         self.channel.close()
@@ -206,8 +208,8 @@ class AsyncTransport:
                     else:
                         call = op.send(reply)
             except StopIteration as done:
-                return done.value
+                return cast(T, done.value)
         return drive()
 
     def close(self) -> Awaitable[None]:
-        return self.channel.close()
+        return cast(Awaitable[None], self.channel.close())

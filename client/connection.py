@@ -249,7 +249,7 @@ def _options(api_key: str | None, timeout: float | None, grpc_options: dict[str,
     return ChannelOptions(timeout=timeout, metadata=metadata, grpc_options=tuple(options.items()))
 
 
-def _channel(module: Any, target: str, tls: bool, options: ChannelOptions, certificates: tuple) -> Any:
+def _channel(module: Any, target: str, tls: bool, options: ChannelOptions, certificates: tuple[Any, ...]) -> Any:
     if tls:
         return module.secure_channel(target, _credentials(*certificates), options=list(options.grpc_options))
     return module.insecure_channel(target, options=list(options.grpc_options))

@@ -43,7 +43,7 @@ class Operation:
     @property
     def state(self) -> str:
         """RUNNING, PAUSED, SUCCEEDED, FAILED or CANCELLED."""
-        return pb.OperationState.Name(self.message.state).removeprefix("OPERATION_STATE_")
+        return str(pb.OperationState.Name(self.message.state)).removeprefix("OPERATION_STATE_")
 
     @property
     def done(self) -> bool:

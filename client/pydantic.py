@@ -88,7 +88,7 @@ def _vector_type(kind: str, dim: Any, value_type: pa.DataType, nullable: bool, m
     schema = core_schema.no_info_before_validator_function(
         _as_list, core_schema.list_schema(one) if multi else _vector_schema(size), serialization=_SERIALIZE)
 
-    class VectorType(FixedSizeListMixin, list):
+    class VectorType(FixedSizeListMixin, list):  # type: ignore[type-arg]
         @staticmethod
         def dim() -> int:
             return size

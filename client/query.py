@@ -11,7 +11,7 @@ import datetime
 import io
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -324,7 +324,7 @@ def _as_models(table: pa.Table, model: type[M]) -> list[M]:
 
 
 def _batches(table: pa.Table, batch_size: int | None) -> list[pa.RecordBatch]:
-    return table.combine_chunks().to_batches(max_chunksize=batch_size)
+    return list(table.combine_chunks().to_batches(max_chunksize=batch_size))
 
 
 def _polars(table: pa.Table) -> "pl.DataFrame":
@@ -362,7 +362,7 @@ class _Results:
         return _polars(self._arrow(timeout))
 
     def to_list(self, *, timeout: Any = None) -> list[dict[str, Any]]:
-        return self._arrow(timeout).to_pylist()
+        return cast(list[dict[str, Any]], self._arrow(timeout).to_pylist())
 
     def to_batches(self, batch_size: int | None = None, *, timeout: Any = None) -> Iterator[pa.RecordBatch]:
         """The results as Arrow record batches of at most `batch_size` rows."""
@@ -393,7 +393,7 @@ class _AsyncResults:
         return _polars(await self._arrow(timeout))
 
     async def to_list(self, *, timeout: Any = None) -> list[dict[str, Any]]:
-        return (await self._arrow(timeout)).to_pylist()
+        return cast(list[dict[str, Any]], (await self._arrow(timeout)).to_pylist())
 
     async def to_batches(self, batch_size: int | None = None, *, timeout: Any = None
                          ) -> AsyncIterator[pa.RecordBatch]:

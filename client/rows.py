@@ -86,7 +86,7 @@ def _from_batches(batches: list[Any], schema: pa.Schema | None) -> pa.Table:
 
 
 def _is_vector(field: pa.Field) -> bool:
-    return pa.types.is_fixed_size_list(field.type) and pa.types.is_floating(field.type.value_type)
+    return bool(pa.types.is_fixed_size_list(field.type) and pa.types.is_floating(field.type.value_type))
 
 
 def _wire_field(field: pa.Field, given: pa.DataType | None = None) -> pa.Field:
@@ -102,7 +102,7 @@ def _wire_field(field: pa.Field, given: pa.DataType | None = None) -> pa.Field:
 
 
 def _is_list_of_floats(type_: pa.DataType) -> bool:
-    return (pa.types.is_list(type_) or pa.types.is_large_list(type_)) and pa.types.is_floating(type_.value_type)
+    return bool((pa.types.is_list(type_) or pa.types.is_large_list(type_)) and pa.types.is_floating(type_.value_type))
 
 
 def _plain(value: Any) -> Any:

@@ -78,11 +78,11 @@ class EmbeddingFunction(pydantic.BaseModel, ABC):
         if isinstance(inputs, (str, bytes)):
             return [inputs]
         if isinstance(inputs, pa.ChunkedArray):
-            return inputs.combine_chunks().to_pylist()
+            return list(inputs.combine_chunks().to_pylist())
         if isinstance(inputs, pa.Array):
-            return inputs.to_pylist()
+            return list(inputs.to_pylist())
         if isinstance(inputs, np.ndarray):
-            return inputs.tolist()
+            return list(inputs.tolist())
         return list(inputs)
 
     @abstractmethod
@@ -183,7 +183,7 @@ class ServerFunction(EmbeddingFunction):
         return self._description
 
     def ndims(self) -> int:
-        return self.describe().dimensions
+        return int(self.describe().dimensions)
 
     @property
     def modalities(self) -> tuple[str, ...]:

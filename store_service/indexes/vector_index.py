@@ -236,7 +236,17 @@ class VectorIndex:
                excluded: np.ndarray | None = None, options: SearchParams = SearchParams()
                ) -> tuple[np.ndarray, np.ndarray]:
         """The `k` closest row ids and their distances, closest first, never an excluded id."""
-        q = prepare(query.reshape(1, -1), self.params.metric)
+        ids, distances = self.search_many(query.reshape(1, -1), k, allowed=allowed, excluded=excluded,
+                                          options=options)
+        keep = ids[0] >= 0
+        return ids[0][keep], distances[0][keep]
+
+    def search_many(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
+                    excluded: np.ndarray | None = None, options: SearchParams = SearchParams()
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's `k` closest row ids and distances, closest first, in one FAISS call for them all:
+        (ids, distances), both (queries, k), an id of -1 where fewer than `k` were found."""
+        q = prepare(queries, self.params.metric)
         selector = _selector(allowed, excluded)
         params = self._search_params(selector, options)
         with self._lock.reading():  # `k` is all it fetches: a refine's `limit * refine_factor` is the caller's
@@ -246,12 +256,12 @@ class VectorIndex:
                 flat = faiss.SearchParameters(sel=selector) if selector else None
                 more_scores, more_ids = recent.search(q, k, params=flat) if flat else recent.search(q, k)
                 scores, ids = np.hstack([scores, more_scores]), np.hstack([ids, more_ids])
-        keep = ids[0] >= 0
-        found, distances = ids[0][keep], to_distance(scores[0][keep], self.params.metric)
-        if len(found) > k or recent is not None:
-            order = np.argsort(distances, kind="stable")[:k]
-            found, distances = found[order], distances[order]
-        return found, distances
+        distances = to_distance(scores, self.params.metric)
+        if recent is not None:  # the two results merged: closest first, the missing (-1) last
+            ranked = np.where(ids >= 0, distances, np.inf)
+            order = np.argsort(ranked, axis=1, kind="stable")[:, :k]
+            ids, distances = np.take_along_axis(ids, order, 1), np.take_along_axis(distances, order, 1)
+        return ids, distances
 
     def _search_params(self, selector: Any, options: SearchParams) -> Any:
         kind = self.params.kind

@@ -102,10 +102,40 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
 
 def search_many(view: TableView, queries: np.ndarray, request: VectorSearch, index: VectorIndex | None = None,
                 still_in_time: Callable[[], object] = lambda: None) -> pa.Table:
-    """Each query's results (as `search` gives them) one query after another, with `query_index`: the
-    query's position among `queries` (LanceDB's batch search). The view, its filter mask and the index are
-    shared by every query; `still_in_time` is asked before each (it raises once the call's deadline has
-    passed, so a batch cannot outlive its caller)."""
+    """Each query's results (as `search` gives them), with `query_index`: the query's position among
+    `queries` (LanceDB's batch search). Through an index, the queries go to FAISS as one batch and the rows of
+    every result are read in one take; otherwise (an exact search, a refine, another metric) one query after
+    another, sharing the view and its filter mask. `still_in_time` is asked before the work (and before each
+    query one after another): it raises once the call's deadline has passed."""
+    queries = np.asarray(queries, dtype=np.float32)
+    metric = request.metric or (index.params.metric if index is not None else "l2")
+    if index is None or request.options.refine_factor or index.params.metric != metric or queries.ndim != 2:
+        return _one_after_another(view, queries, request, index, still_in_time)
+    column = check_request(view, request)
+    dims = searchable_dims(field_at(view.schema, column))
+    if queries.shape[1] != dims:
+        raise InvalidArgument(f"the query vectors have {queries.shape[1]} dimensions; column {column!r} has {dims}",
+                              reason="WRONG_DIMENSION", column=column, expected=dims, got=queries.shape[1])
+    if not np.all(np.isfinite(queries)):
+        raise InvalidArgument("a query vector holds NaN or infinity", reason="BAD_VECTOR", column=column)
+    still_in_time()
+    where = request.where.strip()
+    allowed = view.mask(request.where) if where and not request.postfilter else None
+    positions, distances, found = _index_search_many(view, index, queries, request.limit + request.offset,
+                                                     allowed, request)
+    keep = found & _range_mask(distances.reshape(-1), request).reshape(distances.shape)
+    if where and request.postfilter:
+        keep &= view.mask(request.where)[positions]
+    rank = np.cumsum(keep, axis=1) - 1  # each query's kept candidates, counted closest first
+    chosen = keep & (rank >= request.offset) & (rank < request.offset + request.limit)
+    numbers, _ = np.nonzero(chosen)  # row-major: query by query, closest first
+    rows = view.take(positions[chosen], list(request.select) or view.schema.names)
+    rows = rows.append_column(pa.field(DISTANCE, pa.float32()), pa.array(distances[chosen].astype(np.float32)))
+    return rows.append_column(pa.field(QUERY_INDEX, pa.int32()), pa.array(numbers.astype(np.int32)))
+
+
+def _one_after_another(view: TableView, queries: np.ndarray, request: VectorSearch, index: VectorIndex | None,
+                       still_in_time: Callable[[], object]) -> pa.Table:
     parts = []
     for number, query in enumerate(queries):
         still_in_time()
@@ -113,6 +143,33 @@ def search_many(view: TableView, queries: np.ndarray, request: VectorSearch, ind
         parts.append(found.append_column(pa.field(QUERY_INDEX, pa.int32()),
                                           pa.array(np.full(found.num_rows, number, dtype=np.int32))))
     return pa.concat_tables(parts)
+
+
+def _index_search_many(view: TableView, index: VectorIndex, queries: np.ndarray, wanted: int,
+                       allowed: np.ndarray | None, request: VectorSearch
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_index_search` for a batch, in one FAISS call (two when some query's hits include rows the view
+    lacks): (positions, distances, found), each (queries, wanted)."""
+    shape = (len(queries), wanted)
+    if wanted == 0:
+        return np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=bool)
+    unfiltered = allowed is None or bool(allowed.all())
+    again = np.ones(len(queries), dtype=bool)
+    if unfiltered and index.size <= view.num_rows:
+        ids, distances = index.search_many(queries, wanted, options=request.options)
+        positions, found = (a.reshape(shape) for a in view.positions(ids.reshape(-1)))
+        again = ~(found | (ids < 0)).all(axis=1)  # a hit outside the view: asked again without it
+        if not again.any():
+            return positions, distances, found
+    else:
+        positions, distances = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.float32)
+        found = np.zeros(shape, dtype=bool)
+    ids, more = index.search_many(queries[again], wanted, allowed=view.row_ids if unfiltered else
+                                  view.row_ids[allowed], options=request.options)
+    places, hit = view.positions(ids.reshape(-1))
+    positions[again], distances[again], found[again] = (places.reshape(ids.shape), more,
+                                                        hit.reshape(ids.shape))
+    return positions, distances, found
 
 
 def _refined(view: TableView, column: str, metric: str, query: np.ndarray, positions: np.ndarray,

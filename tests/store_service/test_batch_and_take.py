@@ -81,3 +81,46 @@ def test_a_batch_stops_at_the_callers_deadline():
         search_many(View(), np.zeros((5, DIMS), dtype=np.float32), VectorSearch(),  # type: ignore[arg-type]
                     still_in_time=in_time)
     assert len(asked) == 1
+
+
+@pytest.mark.parametrize("kind", ["FLAT", "IVF_FLAT", "HNSW"])
+def test_a_batch_through_an_index_is_one_faiss_call_and_answers_as_each_query_alone(tmp_path, kind, monkeypatch):
+    """Through an index the queries go to FAISS as one batch; every option (prefilter, postfilter, offset, a
+    distance range), deleted rows, rows caught up since the build and an older version answer exactly as
+    each query alone does."""
+    from store_service.core import StoreCore
+    from store_service.embedder import Embedder
+    from store_service.indexes.vector_index import IndexParams, VectorIndex
+    from store_service.ingest.rows import Batch
+
+    core = StoreCore(tmp_path / "data", Embedder(""))
+    data = np.random.default_rng(11).standard_normal((600, DIMS)).astype(np.float32)
+
+    def rows(low: int, high: int) -> pa.Table:
+        return pa.table({"id": np.arange(low, high), "vector": pa.FixedSizeListArray.from_arrays(
+            pa.array(data[low:high].reshape(-1)), DIMS)})
+
+    core.create_table("v", None, [], rows(0, 400))
+    core.create_index("v", IndexParams(kind=kind, num_partitions=4 if kind == "IVF_FLAT" else 0))
+    older = core.add("v", [Batch(rows(400, 500))]).version
+    core.delete("v", "id % 7 = 0")
+    core.add("v", [Batch(rows(500, 600))])
+    calls = []
+    real = VectorIndex.search_many
+    monkeypatch.setattr(VectorIndex, "search_many", lambda self, q, *a, **k: (calls.append(len(q)),
+                                                                              real(self, q, *a, **k))[1])
+    queries = data[[3, 7, 450, 599, 123]] + 0.01
+    requests = [VectorSearch(limit=6), VectorSearch(limit=4, offset=3, where="id > 100"),
+                VectorSearch(limit=5, where="id < 300", postfilter=True),
+                VectorSearch(limit=8, distance_upper=30.0)]
+    for request in requests:
+        for version in (0, older):
+            calls.clear()
+            batch, _ = core.search("v", queries, request, version=version)
+            assert calls and all(n == len(queries) for n in calls)  # one FAISS call for the batch
+            alone = [core.search("v", q, request, version=version)[0] for q in queries]
+            expected = [(number, row_id) for number, found in enumerate(alone) for row_id in found["id"].to_pylist()]
+            assert list(zip(batch["query_index"].to_pylist(), batch["id"].to_pylist())) == expected
+            np.testing.assert_allclose(batch["_distance"].to_numpy(),
+                                       np.concatenate([f["_distance"].to_numpy() for f in alone]), rtol=1e-5)
+    core.close()
