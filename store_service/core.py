@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from rpc_common import paging
-from store_service import schema_changes
+from store_service import memory, schema_changes
 from store_service.search import computed as computed_columns
 from store_service.search import multivector, reads
 from store_service.search import vector_search as search
@@ -292,6 +292,7 @@ class StoreCore:
         except Moved:
             table.discard(current)
             raise
+        memory.release_unused()  # the batches' buffers, freed, go back to the system
         return Change(committed.version, inserted=rows)
 
     def _restage(self, table: Table, staged: list[Staged], schema: pa.Schema, bad: BadVectors) -> list[Staged]:
@@ -495,6 +496,7 @@ class StoreCore:
                 return Change(view.version)
             committed = owner.commit(Merge(staged, view.locate(plan.delete_row_ids), view.snapshot.manifest,
                                            wanted=still_wanted))
+        memory.release_unused()
         return Change(committed.version, inserted=plan.inserted, updated=plan.updated, deleted=plan.deleted)
 
     # ----- indexes ------------------------------------------------------------------------------------
@@ -502,6 +504,7 @@ class StoreCore:
                      replace: bool = False) -> tuple[IndexEntry, int]:
         entry, committed = catalog.create(self.owner(name), params, vector_column=vector_column, name=index_name,
                                           replace=replace)
+        memory.release_unused(force=True)  # what the build read and trained on
         log.info("table %s: built %s index %s on %s", name, params.kind, entry.name, entry.vector_column)
         return entry, committed.version
 

@@ -10,6 +10,8 @@ key), and no setting may be a URL carrying credentials (`https://user:key@host`,
 
 from __future__ import annotations
 
+import functools
+
 import json
 import re
 import urllib.parse
@@ -358,6 +360,11 @@ def searchable_dims(field_: pa.Field) -> int:
 def vector_columns(schema: pa.Schema) -> list[str]:
     """The columns a vector search can search: vectors, and lists of vectors (multivectors), top-level or
     inside structs, where they are named by path (`image.embedding`, as LanceDB names them)."""
+    return list(_vector_columns(schema))
+
+
+@functools.lru_cache(maxsize=256)  # asked on every search, of the few schemas being served
+def _vector_columns(schema: pa.Schema) -> tuple[str, ...]:
     found: list[str] = []
 
     def visit(field_: pa.Field, path: str, depth: int) -> None:
@@ -370,7 +377,7 @@ def vector_columns(schema: pa.Schema) -> list[str]:
 
     for field_ in schema:
         visit(field_, field_.name, 0)
-    return found
+    return tuple(found)
 
 
 def field_at(schema: pa.Schema, path: str) -> pa.Field:

@@ -292,6 +292,7 @@ class TableView:
         self._row_ids: np.ndarray | None = None
         self._next_row_id: int | None = None
         self._part_firsts: np.ndarray | None = None
+        self._part_runs: np.ndarray | None = None  # per part: its row count when its ids are first..first+n-1
         self._parts_ordered = False
         self._sorted: tuple[np.ndarray, np.ndarray | None] | None = None
         self._valid: dict[str, np.ndarray] = {}
@@ -346,7 +347,7 @@ class TableView:
         assigns them, compaction keeping them): then a few ids are found part by part, without the whole
         table's ids joined and sorted for each new version (5 ms at 1M rows)."""
         if self._part_firsts is None:
-            firsts, ordered, last = [], True, -1
+            firsts, runs, ordered, last = [], [], True, -1
             for part in self.parts:
                 fragment = part.fragment
                 ordered = ordered and fragment.increasing
@@ -357,26 +358,31 @@ class TableView:
                     ordered = int(ids[0]) > last
                     last = int(ids[-1])
                 firsts.append(int(ids[0]) if len(ids) else last + 1)
+                runs.append(len(ids) if len(ids) and int(ids[-1]) - int(ids[0]) + 1 == len(ids) else -1)
             self._part_firsts = np.asarray(firsts, dtype=np.int64) if ordered else np.empty(0, dtype=np.int64)
+            self._part_runs = np.asarray(runs, dtype=np.int64) if ordered else np.empty(0, dtype=np.int64)
             self._parts_ordered = ordered
         return self._parts_ordered
 
     def _positions_by_part(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        positions = np.zeros(len(ids), dtype=np.int64)
-        found = np.zeros(len(ids), dtype=bool)
-        assert self._part_firsts is not None, "this is a bug: the parts' firsts are set by _ordered_parts"
+        """Positions of a few ids, part by part: arithmetic for a part whose ids run without a gap (as Lance
+        assigns them to a fragment nothing was deleted from), a binary search in the others."""
+        assert self._part_firsts is not None and self._part_runs is not None, \
+            "this is a bug: the parts' firsts are set by _ordered_parts"
         which = np.searchsorted(self._part_firsts, ids, side="right") - 1
-        for index in np.unique(which):
-            if index < 0:
-                continue
-            part = self.parts[index]
+        part = np.maximum(which, 0)
+        offset = ids - self._part_firsts[part]
+        runs = self._part_runs[part]
+        found = (which >= 0) & (runs >= 0) & (offset < runs)
+        positions = np.where(found, self._starts[part] + offset, 0)
+        for index in np.unique(which[(which >= 0) & (runs < 0)]):  # parts with gaps (deletions)
             chosen = np.flatnonzero(which == index)
-            local = part.select(part.fragment.row_ids)
+            local = self.parts[index].select(self.parts[index].fragment.row_ids)
             if len(local) == 0:
                 continue
             at = np.minimum(np.searchsorted(local, ids[chosen]), len(local) - 1)
             found[chosen] = local[at] == ids[chosen]
-            positions[chosen] = part.start + at
+            positions[chosen] = self._starts[index] + at
         return positions, found
 
     def locate(self, row_ids: np.ndarray) -> Deletes:
@@ -460,15 +466,15 @@ class TableView:
             if missing:
                 fetched = self.snapshot.table.take_rows(self.snapshot, [self.parts[i].ref for i in touched],
                                                         self.row_ids[positions], missing)
+        if not fetched:
+            gathered = self._gather(positions, which, touched, names, fields)
+            if gathered is not None:
+                return gathered
         groups = []
         for index in touched:
             part = self.parts[index]
             chosen = np.flatnonzero(which == index)
             groups.append((part, chosen, part.physical(positions[chosen] - part.start)))
-        if not fetched:
-            gathered = self._gather(groups, len(positions), names, fields)
-            if gathered is not None:
-                return gathered
         pieces, order = [], []
         for part, chosen, physical in groups:
             values = part.fragment.values(physical, [n for n in names if n != ROW_ID and n not in fetched])
@@ -485,31 +491,44 @@ class TableView:
             result = result.take(pa.array(inverse))
         return result
 
-    @staticmethod
-    def _gather(groups: list[tuple[Part, np.ndarray, np.ndarray]], count: int, names: list[str],
+    def _gather(self, positions: np.ndarray, which: np.ndarray, touched: np.ndarray, names: list[str],
                 fields: list[pa.Field]) -> pa.Table | None:
-        """The rows of `groups` (part, result places, physical offsets) when every column is a held column of
-        numbers (or `_rowid`): one numpy gather per fragment and column, where a table per fragment cost ~1 ms
-        for a search's 10 results spread over 10 fragments. None when some column is not of that kind."""
-        if count > TAKE_FROM_DATASET_MAX:
+        """The rows at `positions` (in parts `which`) when every column is a held column of numbers (or
+        `_rowid`): each value read straight from its fragment's array, where a table per fragment cost
+        ~1 ms for a search's 10 results spread over 10 fragments. None when some column is not of that kind."""
+        if len(positions) > TAKE_FROM_DATASET_MAX:
             return None
-        sources: list[list[np.ndarray]] = []
+        sources: list[dict[int, np.ndarray]] = []
         for name in names:
-            if name == ROW_ID:
-                sources.append([part.fragment.row_ids for part, _, _ in groups])
-                continue
-            arrays = []
-            for part, _, _ in groups:
-                found = part.fragment.numbers(name) if part.fragment.holds(name) else None
+            arrays: dict[int, np.ndarray] = {}
+            for index in touched.tolist():
+                fragment = self.parts[index].fragment
+                found = fragment.row_ids if name == ROW_ID else \
+                    fragment.numbers(name) if fragment.holds(name) else None
                 if found is None:
                     return None
-                arrays.append(found)
+                arrays[index] = found
             sources.append(arrays)
+        physical = positions - self._starts[which]
+        for index in touched.tolist():
+            live = self.parts[index].live
+            if live is not None:  # a part with deletions: its live rows' physical offsets
+                chosen = which == index
+                physical[chosen] = live[physical[chosen]]
+        few = len(positions) <= GATHER_ONE_BY_ONE
+        parts, offsets = (which.tolist(), physical.tolist()) if few else ([], [])
         columns = []
         for arrays, f in zip(sources, fields):
-            out = np.empty(count, dtype=arrays[0].dtype)
-            for source, (_, chosen, physical) in zip(arrays, groups):
-                out[chosen] = source[physical]
+            dtype = arrays[int(which[0])].dtype
+            if len(arrays) == 1:
+                out = next(iter(arrays.values()))[physical]
+            elif few:  # a search's handful of rows: one read each beats a mask per part
+                out = np.fromiter((arrays[i][o] for i, o in zip(parts, offsets)), dtype=dtype, count=len(parts))
+            else:
+                out = np.empty(len(positions), dtype=dtype)
+                for index, source in arrays.items():
+                    chosen = which == index
+                    out[chosen] = source[physical[chosen]]
             columns.append(pa.array(out, type=f.type))
         return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
@@ -585,6 +604,7 @@ class TableView:
         return np.concatenate(matrices), np.concatenate(ids)
 
 
+GATHER_ONE_BY_ONE = 64  # rows up to which a take reads each value by itself rather than part by part
 HELD_WIDTH_MAX = 16  # bytes per row up to which a result column is held per fragment
 
 

@@ -17,6 +17,7 @@ staging happen before the writer lock, never under it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ from store_service.storage.manifest import Manifest
 from store_service.storage.operations import Moved, Operation
 from store_service.storage.table import Table
 from store_service.tables import consistency
+
+log = logging.getLogger(__name__)
 
 PREPARE_ATTEMPTS = 8  # preparations of one change before a table that keeps moving answers ABORTED
 
@@ -125,9 +128,24 @@ class TableOwner:
         raise AssertionError("unreachable")
 
     def settle(self, latest: Manifest) -> None:
-        """Lets go of what `latest` (a version just committed) no longer needs."""
+        """Lets go of what `latest` (a version just committed) no longer needs; for a table being read, builds
+        its view and catches its loaded indexes up now, so that the first search after a commit pays only
+        what a steady one does (the committing call pays for the rows it added)."""
+        served = self.views.held()[0] > 0
         self.views.retire(latest.version, latest.fragments)
-        self.indexes.retain(entries(latest))
+        listed = entries(latest)
+        self.indexes.retain(listed)
+        if not served or self.closed:
+            return
+        try:
+            view = self.views.get(latest.version)
+            loaded = self.indexes.loaded_files()
+            for entry in listed:
+                if entry.file.path in loaded:
+                    self.indexes.get(view, entry)
+        except Exception:  # noqa: BLE001 - the commit stands; the next read builds the view and reports why
+            log.warning("table %s: serving state for version %d not prepared", self.name, latest.version,
+                        exc_info=True)
 
     # ----- operations ---------------------------------------------------------------------------------
     def register(self, name: str, running: RunningOperation) -> bool:
