@@ -10,10 +10,10 @@ key), and no setting may be a URL carrying credentials (`https://user:key@host`,
 
 from __future__ import annotations
 
-import functools
 
 import json
 import re
+import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -360,10 +360,22 @@ def searchable_dims(field_: pa.Field) -> int:
 def vector_columns(schema: pa.Schema) -> list[str]:
     """The columns a vector search can search: vectors, and lists of vectors (multivectors), top-level or
     inside structs, where they are named by path (`image.embedding`, as LanceDB names them)."""
-    return list(_vector_columns(schema))
+    found = _VECTOR_COLUMNS.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = (schema, _vector_columns(schema))
+        with _CACHE_LOCK:
+            if len(_VECTOR_COLUMNS) >= 256:
+                _VECTOR_COLUMNS.clear()
+            _VECTOR_COLUMNS[id(schema)] = found
+    return list(found[1])
 
 
-@functools.lru_cache(maxsize=256)  # asked on every search, of the few schemas being served
+# asked on every search of the few schema objects being served: by identity (hashing a schema costs more
+# than walking it); the entry keeps its schema alive, so an id is never another schema's
+_VECTOR_COLUMNS: dict[int, tuple[pa.Schema, tuple[str, ...]]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def _vector_columns(schema: pa.Schema) -> tuple[str, ...]:
     found: list[str] = []
 

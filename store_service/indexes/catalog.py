@@ -13,6 +13,7 @@ keeps only row ids present in the view it reads.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,7 +58,19 @@ class IndexEntry:
 
 
 def entries(manifest: Manifest) -> list[IndexEntry]:
-    return [IndexEntry.from_json(e) for e in manifest.indexes]
+    """The version's index catalog (read once per manifest object: every search asks)."""
+    found = _ENTRIES.get(id(manifest))
+    if found is None or found[0] is not manifest:
+        found = (manifest, tuple(IndexEntry.from_json(e) for e in manifest.indexes))
+        with _ENTRIES_LOCK:
+            if len(_ENTRIES) >= 256:
+                _ENTRIES.clear()
+            _ENTRIES[id(manifest)] = found
+    return list(found[1])
+
+
+_ENTRIES: dict[int, tuple[Manifest, tuple[IndexEntry, ...]]] = {}  # by identity; the entry keeps its manifest
+_ENTRIES_LOCK = threading.Lock()
 
 
 def create(owner: TableOwner, params: IndexParams, *, vector_column: str = "", name: str = "",

@@ -67,6 +67,7 @@ class FragmentData:
         self._prepared: dict[tuple[str, str], tuple[np.ndarray, np.ndarray | None]] = {}
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self.verified = False  # every data file's checksum checked (by a take; reads check their own)
 
     def column(self, name: str) -> pa.Array:
         """Every physical row's value of `name` (deleted rows too), read once."""
@@ -455,14 +456,19 @@ class TableView:
             return pa.schema(fields).empty_table()
         which = np.searchsorted(self._starts, positions, side="right") - 1
         touched = np.unique(which)
-        self.snapshot.table.verify(self.parts[i].ref for i in touched)  # side by side, before reading
+        unchecked = [self.parts[i] for i in touched.tolist() if not self.parts[i].fragment.verified]
+        if unchecked:  # side by side, before reading
+            self.snapshot.table.verify(part.ref for part in unchecked)
+            for part in unchecked:
+                part.fragment.verified = True
         fetched: dict[str, pa.Array] = {}
         if len(positions) <= TAKE_FROM_DATASET_MAX:  # columns some fragment does not hold: one take for all
+            fragments = [self.parts[i].fragment for i in touched.tolist()]
             for name in names:  # a narrow column is held once (8 MB per 1M int64 ids) rather than taken each time
                 if name != ROW_ID and held_whole(self.schema.field(name).type):
-                    for i in touched:
-                        self.parts[i].fragment.column(name)
-            missing = [n for n in names if n != ROW_ID and not all(self.parts[i].fragment.holds(n) for i in touched)]
+                    for fragment in fragments:
+                        fragment.column(name)
+            missing = [n for n in names if n != ROW_ID and not all(f.holds(n) for f in fragments)]
             if missing:
                 fetched = self.snapshot.table.take_rows(self.snapshot, [self.parts[i].ref for i in touched],
                                                         self.row_ids[positions], missing)

@@ -187,8 +187,8 @@ def test_a_replaced_or_dropped_index_and_a_dropped_table_let_go_of_their_memory(
     assert owner.held().fragments >= 2
     store.stub.CreateTable(pb.CreateTableRequest(name="vecs", mode=pb.CREATE_MODE_OVERWRITE, schema=pb.Schema(
         fields=[pb.Field(name="vector", type=pb.DATA_TYPE_VECTOR, dimensions=DIMS)])))
-    held = owner.held()
-    assert held.indexes == 0 and held.fragments == 0 and held.views == 0  # an overwritten table starts bare
+    held = owner.held()  # an overwritten table starts bare: only its new (empty) version's view, prepared
+    assert held.indexes == 0 and held.fragments == 0 and held.views == 1
     handle = weakref.ref(owner)
     del owner
     store.stub.DropTable(pb.DropTableRequest(name="vecs"))

@@ -160,8 +160,10 @@ def test_index_replacement_restore_and_overwrite_let_go_of_what_they_replaced(co
     assert held.indexes == 0 and held.fragments == 1 and held.views == 1
     core.create_table("t", pa.schema([("id", pa.int64()), ("vector", vector_type(DIMS))]), [], rows(1000, 3),
                       mode="overwrite")
-    held = owner.held()
-    assert held.fragments == 0 and held.views == 0 and held.indexes == 0
+    held = owner.held()  # only the new version's rows, prepared for the next read (the table is being read)
+    latest = {ref.data_key for ref in owner.table.manifest().fragments}
+    assert held.indexes == 0 and held.views == 1 and held.fragments == len(latest) == 1
+    assert {part.ref.data_key for part in owner.view().parts} == latest
     assert sorted(search(core, query, limit=3)) == [1000, 1001, 1002]
     assert owner.held().fragments == 1
 
