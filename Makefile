@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-embed run-store test lint stress test-fast parity bench bench-quick bench-storage bench-filters bench-10m protos settings-table check-protos clean
+.PHONY: help install run run-embed run-store test lint stress test-fast parity bench bench-quick bench-storage bench-serving bench-filters bench-10m protos settings-table check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench-storage: $(VENV)/.bench-installed ## the store-on-Lance goals at 1M rows (
 
 bench-10m: $(VENV)/.bench-installed ## 10M x 384-d rows (15 GB of vectors): ingest, IVF_PQ build, start, p50/recall, RSS and floors beside LanceDB (~37 min, 32 GB of disk)
 	$(BIN)/python -m benchmarks.large --rows 10000000 --optimize
+
+bench-serving: $(VENV)/.bench-installed ## the serving path at 1M x 384-d beside an empty gRPC call, FAISS in-process, LanceDB and pylance (~25 min)
+	$(BIN)/python -m benchmarks.serving --rows 1000000
 
 bench-filters: $(VENV)/.bench-installed ## filter evaluation (Arrow vs Lance's SQL) and prefiltered search at 10 % beside LanceDB, 1M rows
 	$(BIN)/python -m benchmarks.filters --rows 1000000
