@@ -9,7 +9,6 @@ from rpc_common.security import channel_credentials
 from rpc_common.service_host import HostedServer, ServiceHost
 from store_service.search import scan
 from store_service.config import StoreConfig
-from store_service import memory
 from store_service.expressions.budget import EVALUATION
 from store_service.core import StoreCore, StoreLimits
 from store_service.embedder import Embedder
@@ -47,7 +46,6 @@ class StoreServer(HostedServer):
                              max_subvectors_per_row=config.max_subvectors_per_row,
                              read_consistency_interval=consistency.parse(config.read_consistency_interval))
         EVALUATION.configure(config.evaluation_memory_bytes)
-        memory.configure()  # freed ingest buffers go back to the system
         scan.use_single_threaded_blas()  # exact scans parallelise across queries and chunks, not inside BLAS
         self.core = StoreCore(config.data_dir, embedder, limits)
         self.metrics.tables.set_function(lambda: len(self.core.tables.names()))
