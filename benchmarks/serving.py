@@ -191,11 +191,20 @@ ECHO = textwrap.dedent("""
 """)
 
 
+def ipc_stream(rows: Any) -> bytes:
+    """`rows` as the bytes of an Arrow IPC stream (what the client sends)."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    return bytes(sink.getvalue().to_pybytes())
+
+
 def transport_rate(vectors: np.ndarray) -> float:
     """Rows/s of the same Arrow batches sent over gRPC on loopback to a server that only receives them: what
     moving the bytes between two processes costs here, the floor under any remote store's ingest."""
     import grpc
-    import pyarrow as pa
 
     server = subprocess.Popen([sys.executable, "-c", ECHO], stdout=subprocess.PIPE, text=True)
     try:
@@ -204,11 +213,7 @@ def transport_rate(vectors: np.ndarray) -> float:
         take = channel.stream_unary("/floor.Sink/Take", request_serializer=None, response_deserializer=None)
         started = time.perf_counter()
         for start in range(0, len(vectors), BATCH):
-            sink = pa.BufferOutputStream()
-            part = table_of(vectors[start:start + BATCH], start)
-            with pa.ipc.new_stream(sink, part.schema) as writer:
-                writer.write_table(part)
-            take(iter([sink.getvalue().to_pybytes()]))
+            take(iter([ipc_stream(table_of(vectors[start:start + BATCH], start))]))
         return len(vectors) / (time.perf_counter() - started)
     finally:
         server.kill()
@@ -232,12 +237,7 @@ def first_after_add(stub: Any, queries: np.ndarray, first_id: int, rng: np.rando
     firsts = []
     for i in range(5):
         rows = table_of(rng.standard_normal((10, DIMS), dtype=np.float32), first_id + 10 * i)
-        import pyarrow as pa
-
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, rows.schema) as writer:
-            writer.write_table(rows)
-        stub.AddRows(iter([pb.AddRowsRequest(table="t", rows=pb.Rows(arrow_ipc=sink.getvalue().to_pybytes()))]))
+        stub.AddRows(iter([pb.AddRowsRequest(table="t", rows=pb.Rows(arrow_ipc=ipc_stream(rows)))]))
         firsts.append(timed(lambda i=i: stub.Search(requests[60 + i])))
         for q in queries[70 + 5 * i:75 + 5 * i]:  # back to steady between adds
             stub.Search(search_request(q))

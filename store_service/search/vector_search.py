@@ -154,11 +154,11 @@ def _index_search_many(view: TableView, index: VectorIndex, queries: np.ndarray,
     if wanted == 0:
         return np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=bool)
     unfiltered = allowed is None or bool(allowed.all())
-    again = np.ones(len(queries), dtype=bool)
+    again: np.ndarray = np.ones(len(queries), dtype=bool)
     if unfiltered and index.size <= view.num_rows:
         ids, distances = index.search_many(queries, wanted, options=request.options)
         positions, found = (a.reshape(shape) for a in view.positions(ids.reshape(-1)))
-        again = ~(found | (ids < 0)).all(axis=1)  # a hit outside the view: asked again without it
+        again = np.asarray(~(found | (ids < 0)).all(axis=1))  # a hit outside the view: asked again without it
         if not again.any():
             return positions, distances, found
     else:
