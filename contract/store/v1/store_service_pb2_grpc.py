@@ -27,6 +27,10 @@ if _version_not_supported:
 
 class StorageServiceStub:
     """Tables, rows, search, indexes and versions.
+
+    Call metadata the store reads: `authorization: Bearer <token>` when the operator configured tokens, and
+    `vectorlane-read-consistency: <seconds>|none` (LanceDB's read_consistency_interval for this call's reads:
+    how stale they may be about versions another process committed; the store's setting when absent).
     """
 
     def __init__(self, channel):
@@ -204,6 +208,10 @@ class StorageServiceStub:
 
 class StorageServiceServicer:
     """Tables, rows, search, indexes and versions.
+
+    Call metadata the store reads: `authorization: Bearer <token>` when the operator configured tokens, and
+    `vectorlane-read-consistency: <seconds>|none` (LanceDB's read_consistency_interval for this call's reads:
+    how stale they may be about versions another process committed; the store's setting when absent).
     """
 
     def CreateTable(self, request, context):
@@ -635,6 +643,10 @@ def add_StorageServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class StorageService:
     """Tables, rows, search, indexes and versions.
+
+    Call metadata the store reads: `authorization: Bearer <token>` when the operator configured tokens, and
+    `vectorlane-read-consistency: <seconds>|none` (LanceDB's read_consistency_interval for this call's reads:
+    how stale they may be about versions another process committed; the store's setting when absent).
     """
 
     @staticmethod

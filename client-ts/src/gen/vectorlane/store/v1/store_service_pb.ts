@@ -3367,6 +3367,10 @@ export const OperationStateSchema: GenEnum<OperationState> = /*@__PURE__*/
 /**
  * Tables, rows, search, indexes and versions.
  *
+ * Call metadata the store reads: `authorization: Bearer <token>` when the operator configured tokens, and
+ * `vectorlane-read-consistency: <seconds>|none` (LanceDB's read_consistency_interval for this call's reads:
+ * how stale they may be about versions another process committed; the store's setting when absent).
+ *
  * @generated from service vectorlane.store.v1.StorageService
  */
 export const StorageService: GenService<{
