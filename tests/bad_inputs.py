@@ -235,6 +235,12 @@ STORE_CASES = [
          lambda t: t.store.CreateTable(pb.CreateTableRequest(name="mv", rows=pb.Rows(arrow_ipc=ipc_of(pa.table(
              {"mv": pa.array([[[0.5, 0.5]] * 2000], pa.list_(pa.list_(pa.float32(), 2)))}))))),
          INVALID, "TOO_MANY_SUBVECTORS"),
+    Case("store", "CountRows", "`vectorlane-read-consistency: -1` (a negative interval)", lambda t: t.store.CountRows(
+        pb.CountRowsRequest(table=DOCS), metadata=(("vectorlane-read-consistency", "-1"),)), INVALID,
+        "INVALID_READ_CONSISTENCY"),
+    Case("store", "CountRows", "`vectorlane-read-consistency: inf`", lambda t: t.store.CountRows(
+        pb.CountRowsRequest(table=DOCS), metadata=(("vectorlane-read-consistency", "inf"),)), INVALID,
+        "INVALID_READ_CONSISTENCY"),
     Case("store", "CountRows", "version -1 (was NOT_FOUND here, INVALID_ARGUMENT elsewhere)", lambda t: t.store.CountRows(  # noqa: E501
         pb.CountRowsRequest(table=DOCS, version=-1)), INVALID, "INVALID_VERSION"),
     Case("store", "CreateTable", "name ending in a newline (was accepted)", lambda t: t.store.CreateTable(
