@@ -47,8 +47,8 @@ from store_service.storage.maintenance import Cleaned
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name, check_version
 from store_service.storage.new_columns import ColumnFiles, NewColumns
-from store_service.storage.operations import (Append, ChangeSchema, Delete, Merge, Moved, Overwrite, Restore,
-                                              Staged, Update)
+from store_service.storage.operations import (Append, ChangeSchema, CommittedNotDurable, Delete, Merge, Moved,
+                                              Overwrite, Restore, Staged, Update)
 from store_service.storage.table import Table
 from store_service.search.table_view import TableView
 from store_service.indexes.vector_index import IndexParams
@@ -289,7 +289,9 @@ class StoreCore:
 
         try:
             committed = owner.commit_prepared(prepare)
-        except Moved:
+        except CommittedNotDurable:
+            raise
+        except BaseException:  # refused, or a restage failed: the staged rows are no one's
             table.discard(current)
             raise
         memory.release_unused()  # the batches' buffers, freed, go back to the system
@@ -309,12 +311,16 @@ class StoreCore:
         old_functions = {c.vector_column: c for c in functions_of(before)}
         changed |= {c.vector_column for c in functions_of(schema) if old_functions.get(c.vector_column) != c}
         preparer = self._preparer(schema, bad)
-        again = []
-        for item in staged:
-            if item.rows:
-                rows = table.read_staged(item)
-                rows = rows.drop_columns([c for c in rows.column_names if c in changed])
-                again.append(table.stage(preparer.prepare(rows), schema))
+        again: list[Staged] = []
+        try:
+            for item in staged:
+                if item.rows:
+                    rows = table.read_staged(item)
+                    rows = rows.drop_columns([c for c in rows.column_names if c in changed])
+                    again.append(table.stage(preparer.prepare(rows), schema))
+        except BaseException:
+            table.discard(again)
+            raise
         table.discard(staged)
         return again
 
@@ -630,6 +636,8 @@ class StoreCore:
 
         try:
             return owner.commit_prepared(prepare)
+        except CommittedNotDurable:
+            raise  # committed: its files are the version's
         except BaseException:
             files.discard()
             raise

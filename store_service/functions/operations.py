@@ -19,7 +19,7 @@ from typing import Any
 
 from store_service.errors import InvalidArgument, NotFound
 from store_service.schema import FunctionConfig
-from store_service.storage import durable
+from store_service.storage import durable, fragments
 from store_service.storage.fragments import FileRef
 from store_service.storage.names import check_table_name
 
@@ -109,6 +109,7 @@ class OperationLog:
     """The operations of one table directory."""
 
     def __init__(self, table_dir: Path) -> None:
+        self.table_dir = table_dir
         self.directory = table_dir / OPERATIONS_DIR
 
     def folder(self, operation_id: str) -> Path:
@@ -117,6 +118,7 @@ class OperationLog:
     def save(self, operation: Operation) -> None:
         folder = self.folder(operation.id)
         if not folder.exists():
+            fragments.require_table(self.table_dir)  # a dropped table's folder is not made again
             folder.mkdir(parents=True)
             durable.fsync_dir(self.directory)
         durable.publish(folder / STATE_FILE, operation.to_json())

@@ -40,7 +40,7 @@ from store_service.schema import FunctionConfig, functions_of, vector_type, with
 from store_service.storage import fragments, manifest
 from store_service.storage.fragments import ROW_ID, FileRef
 from store_service.storage.manifest import FragmentRef
-from store_service.storage.operations import DataKey, RewriteColumns
+from store_service.storage.operations import CommittedNotDurable, DataKey, RewriteColumns
 from store_service.storage.table import Snapshot, Table
 from store_service.search.table_view import TableView, row_id_array
 from store_service.tables.owner import RunningOperation, TableOwner
@@ -336,6 +336,8 @@ class Job:
 
         try:
             committed = self.owner.commit_prepared(prepare)
+        except CommittedNotDurable:
+            raise  # committed: its files are the version's
         except BaseException:
             self.table.remove_files(written)
             self.table.remove_files(manifest.data_file(f) for fragment in self.rewritten.values()

@@ -27,7 +27,7 @@ from store_service.storage import fragments
 from store_service.storage.fragments import INDEXES_DIR, FileRef
 from store_service.storage.manifest import Manifest
 from store_service.storage.table import Table
-from store_service.storage.operations import CatchUpIndexes, CreateIndex, DropIndex
+from store_service.storage.operations import CatchUpIndexes, CommittedNotDurable, CreateIndex, DropIndex
 from store_service.search.table_view import TableView
 from store_service.indexes.vector_index import IndexParams, VectorIndex
 
@@ -82,6 +82,8 @@ def create(owner: TableOwner, params: IndexParams, *, vector_column: str = "", n
                                              replace=replace)
     try:
         committed = owner.commit(operation)  # the index it replaced is unloaded
+    except CommittedNotDurable:
+        raise  # committed: its files are the version's
     except BaseException:  # refused (INDEX_EXISTS, WRITE_CONFLICT) or failed: the file is no one's
         owner.table.remove_files([entry.file.path])
         raise
@@ -104,6 +106,8 @@ def catch_up(owner: TableOwner) -> list[IndexEntry]:
         owner.indexes.adopt(old, new)
     try:
         owner.commit(operation)
+    except CommittedNotDurable:
+        raise  # committed: its files are the version's
     except BaseException:
         owner.table.remove_files(e.file.path for e in fresh)
         raise
@@ -175,9 +179,9 @@ def prepare_catch_up(table: Table, view: TableView, loaded: "LoadedIndexes") -> 
     fresh: list[IndexEntry] = []
     try:
         for entry in stale:
-            index = loaded.get(view, entry)
-            fresh.append(write(table, dataclasses.replace(entry, version=view.version,
-                                                          next_row_id=view.next_row_id), index))
+            data, covered, rows = loaded.serialized(view, entry)  # the boundary the bytes really hold
+            ref = fragments.write_file(table.directory, data, INDEXES_DIR, ".faiss", rows)
+            fresh.append(dataclasses.replace(entry, version=view.version, next_row_id=covered, file=ref))
     except BaseException:
         table.remove_files(e.file.path for e in fresh)
         raise

@@ -23,18 +23,30 @@ class LoadedIndexes:
     def get(self, view: TableView, entry: IndexEntry) -> VectorIndex:
         """The entry's index, loaded once, with the rows of `view` it lacks added."""
         with self._lock:
-            found = self._loaded.get(entry.file.path)
-            if found is None:
-                path = fragments.verified_path(self.table.directory, entry.file, table=self.table.name)
-                found = (VectorIndex.read(entry.params, path, entry.dims), entry.next_row_id)
-            index, covered = found
-            boundary = view.next_row_id
-            if boundary > covered:
-                vectors, row_ids = view.vectors_of(entry.vector_column, from_row_id=covered)
-                index.catch_up(vectors, row_ids)
-                covered = boundary
-            self._loaded[entry.file.path] = (index, covered)
-            return index
+            return self._get(view, entry)[0]
+
+    def serialized(self, view: TableView, entry: IndexEntry) -> tuple[memoryview, int, int]:
+        """(the entry's index as bytes, the row id below which it holds every row, its size), caught up with
+        `view` and written out while no other search can catch it up further: the bytes hold exactly the
+        rows the boundary says (a search of a newer version may have caught the index past `view`)."""
+        with self._lock:
+            index, covered = self._get(view, entry)
+            return index.to_bytes(), covered, index.size
+
+    def _get(self, view: TableView, entry: IndexEntry) -> tuple[VectorIndex, int]:
+        """(the index, its boundary), caught up with `view` (the caller holds the lock)."""
+        found = self._loaded.get(entry.file.path)
+        if found is None:
+            path = fragments.verified_path(self.table.directory, entry.file, table=self.table.name)
+            found = (VectorIndex.read(entry.params, path, entry.dims), entry.next_row_id)
+        index, covered = found
+        boundary = view.next_row_id
+        if boundary > covered:
+            vectors, row_ids = view.vectors_of(entry.vector_column, from_row_id=covered)
+            index.catch_up(vectors, row_ids)
+            covered = boundary
+        self._loaded[entry.file.path] = (index, covered)
+        return index, covered
 
     def offer(self, entry: IndexEntry, index: VectorIndex, covered: int) -> None:
         """An index just built (or rebuilt) serves at once, without being read back from its file."""

@@ -125,7 +125,8 @@ def search_many(view: TableView, queries: np.ndarray, request: VectorSearch, ind
                                                      allowed, request)
     keep = found & _range_mask(distances.reshape(-1), request).reshape(distances.shape)
     if where and request.postfilter:
-        keep &= view.mask(request.where)[positions]
+        mask = view.mask(request.where)
+        keep &= mask[positions] if len(mask) else False  # positions of ids not found are 0: masked by `found`
     rank = np.cumsum(keep, axis=1) - 1  # each query's kept candidates, counted closest first
     chosen = keep & (rank >= request.offset) & (rank < request.offset + request.limit)
     numbers, _ = np.nonzero(chosen)  # row-major: query by query, closest first

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from store_service.errors import DataLoss
+from store_service.errors import DataLoss, NotFound
 from store_service.storage import durable
 from store_service.storage.checksums import SIDECAR_DIR, Digest, checksum, checksum_parallel
 
@@ -56,10 +56,19 @@ def write(table_dir: Path, table: pa.Table, subdir: str) -> FileRef:
 _HASH_ASIDE_BYTES = 1 << 20  # from this size the checksum is computed on a second thread during the write
 
 
+def require_table(table_dir: Path) -> None:
+    """TABLE_NOT_FOUND when the table's folder is gone (dropped while a background writer still ran), so that
+    the writer does not make the folder again."""
+    if not (table_dir / "_versions").is_dir():
+        name = table_dir.name.removesuffix(".lance")
+        raise NotFound(f"no table named {name!r}", reason="TABLE_NOT_FOUND", table=name)
+
+
 def write_file(table_dir: Path, data: bytes | memoryview, subdir: str, suffix: str, rows: int) -> FileRef:
     """Writes any immutable table file (fragment, deletions, index) under a fresh name, fsynced. For a large
     file the checksum runs beside the write (both release the GIL)."""
     relative = f"{subdir}/{uuid.uuid4().hex}{suffix}"
+    require_table(table_dir)
     (table_dir / subdir).mkdir(parents=True, exist_ok=True)
     size = memoryview(data).nbytes
     digest = Digest()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from store_service.storage.operations import Compact
 from store_service.storage.table import Table
 
 MAX_ROWS_PER_FILE = 1 << 20
+UNLISTED_INDEX_GRACE_S = 6 * 3600.0  # an index file no version lists is removed only once this old
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,9 @@ def _collect_index_files(table: Table, dataset: Any) -> tuple[int, int]:
             continue
         referenced.update(entry["file"]["path"] for entry in indexes)
     files = size = 0
+    settled = time.time() - UNLISTED_INDEX_GRACE_S  # a newer one may be a build or switch not committed yet
     for path in folder.iterdir():
-        if path.is_file() and f"{INDEXES_DIR}/{path.name}" not in referenced:
+        if path.is_file() and f"{INDEXES_DIR}/{path.name}" not in referenced and path.stat().st_mtime < settled:
             size += path.stat().st_size
             path.unlink()
             files += 1

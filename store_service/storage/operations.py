@@ -17,13 +17,21 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from store_service.errors import Aborted
+from store_service.errors import Aborted, StorageFailed
 from store_service.storage.manifest import Manifest
 
 Deletes = Mapping[int, np.ndarray]  # fragment id -> physical row offsets to delete
 DataKey = tuple[int, tuple[str, ...]]  # FragmentRef.data_key
 Wanted = Callable[[], bool]  # whether the caller still wants the change (a flag read: no I/O)
 SchemaEdit = Callable[[pa.Schema, tuple[dict[str, Any], ...]], tuple[pa.Schema, Sequence[dict[str, Any]]]]
+
+
+class CommittedNotDurable(StorageFailed):
+    """Lance committed the change, but making it durable failed (an fsync, the checksum log): the version
+    exists and its files are in use, so nothing may be removed; the caller is told the change may not
+    survive a power cut."""
+
+    reason = "COMMIT_NOT_DURABLE"
 
 
 class Moved(Aborted):
@@ -185,5 +193,6 @@ Operation = (Append | Overwrite | Delete | Update | Merge | Restore | CreateInde
 REPLACES_ROWS = (Overwrite, Restore)  # after these, the rows (and fragments) of before are no one's
 
 
-__all__ = ["Append", "CatchUpIndexes", "ChangeSchema", "Compact", "CreateIndex", "Delete", "Deletes", "DropIndex",
+__all__ = ["Append", "CatchUpIndexes", "ChangeSchema", "CommittedNotDurable", "Compact", "CreateIndex", "Delete",
+           "Deletes", "DropIndex",
            "Merge", "Moved", "Operation", "Overwrite", "Restore", "RewriteColumns", "Staged", "Update"]

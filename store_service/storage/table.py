@@ -49,7 +49,8 @@ from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, OPERATION_KEY, TRANSACTIONS_DIR, VERSIONS_DIR,
                                             FragmentRef, Manifest)
 from store_service.storage.names import check_table_name, check_tag_name, check_version
-from store_service.storage.operations import (Append, CatchUpIndexes, ChangeSchema, Compact, CreateIndex, Delete,
+from store_service.storage.operations import (Append, CatchUpIndexes, ChangeSchema, CommittedNotDurable, Compact,
+                                              CreateIndex, Delete,
                                               Deletes, DropIndex, Merge, Moved, Operation, Overwrite, Restore,
                                               RewriteColumns, Staged, Update)
 
@@ -397,7 +398,13 @@ class Table:
                     raise Aborted(f"table {self.name!r} was changed by another writer during the change; retry "
                                   "it", reason="WRITE_CONFLICT", table=self.name) from None
                 raise
-        self._sync_commit(committed.version, transaction.uuid)
+        try:
+            self._sync_commit(committed.version, transaction.uuid)
+        except Exception as exc:  # committed: its files are the version's now
+            message = getattr(exc, "message", str(exc))
+            raise CommittedNotDurable(f"table {self.name!r}: version {committed.version} was committed but could "
+                                      f"not be made durable ({message})", table=self.name,
+                                      version=committed.version) from exc
         with self._cache_lock:  # readers open their own dataset objects: pylance's are not shared across threads
             self._latest = (os.stat(self.directory / VERSIONS_DIR).st_mtime_ns, committed.version)
         return dataclasses.replace(manifest.from_dataset(committed), operation=name)
@@ -440,6 +447,8 @@ class Table:
                 base = self._base()
                 lance_operation, read_version = self._to_lance(operation, base, written)
                 return self._commit(lance_operation, read_version, operation.name)
+        except CommittedNotDurable:
+            raise  # every file is the committed version's
         except Moved:
             self.remove_files(written)
             raise
@@ -460,7 +469,9 @@ class Table:
                                             _fragments_of(operation.staged)), base.version
         if isinstance(operation, (Append, Update, Merge)):
             latest_schema, _ = manifest.split_schema(base.schema)
-            if any(not item.schema.equals(latest_schema) for item in operation.staged if item.rows):
+            # metadata included: an embedding-function switch that keeps the dimension changes only metadata
+            if any(not item.schema.equals(latest_schema, check_metadata=True) for item in operation.staged
+                   if item.rows):
                 kind = Moved if isinstance(operation, Append) else Aborted
                 raise kind(f"table {self.name!r} changed its schema during the write; retry it",
                            reason="WRITE_CONFLICT", table=self.name)

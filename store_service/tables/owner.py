@@ -66,6 +66,8 @@ class TableOwner:
         self.running: dict[str, RunningOperation] = {}  # operation name -> its thread
         self.read_consistency_interval = read_consistency_interval
         self._changing = threading.Lock()
+        self._settling = threading.Lock()
+        self._settled = 0  # the newest version settled
         self._lock = threading.Lock()
         self._known: tuple[float, int] | None = None  # (when checked, latest version then)
         self.closed = False
@@ -79,9 +81,17 @@ class TableOwner:
         known = self._known
         if known is not None and (interval is None or (interval > 0 and time.monotonic() - known[0] < interval)):
             return known[1]
-        latest = self.table.latest_version()
-        self._known = (time.monotonic(), latest)
-        return latest
+        return self._saw(self.table.latest_version())
+
+    def _saw(self, version: int) -> int:
+        """Records `version` as seen now, unless a newer one was (a reader that looked before a commit must
+        not make the owner forget it); returns the newest seen."""
+        with self._lock:
+            if self._known is None or version >= self._known[1]:
+                self._known = (time.monotonic(), version)
+            else:
+                self._known = (time.monotonic(), self._known[1])
+            return self._known[1]
 
     def view(self, version: int | None = None) -> TableView:
         """The view of `version` (the latest when None or 0)."""
@@ -89,9 +99,7 @@ class TableOwner:
 
     def latest_view(self) -> TableView:
         """The view of the version latest now, whatever the read-consistency interval: what a change reads."""
-        latest = self.table.latest_version()
-        self._known = (time.monotonic(), latest)
-        return self.views.get(latest)
+        return self.views.get(self._saw(self.table.latest_version()))
 
     def index_for(self, view: TableView, column: str) -> VectorIndex | None:
         """The loaded index the view's catalog lists for `column`, caught up with the view's rows."""
@@ -110,7 +118,7 @@ class TableOwner:
     def commit(self, operation: Operation) -> Manifest:
         """Commits one typed operation (see `storage.operations`) and releases what it replaced."""
         committed = self.table.commit(operation)
-        self._known = (time.monotonic(), committed.version)
+        self._saw(committed.version)
         self.settle(committed)
         return committed
 
@@ -131,21 +139,25 @@ class TableOwner:
         """Lets go of what `latest` (a version just committed) no longer needs; for a table being read, builds
         its view and catches its loaded indexes up now, so that the first search after a commit pays only
         what a steady one does (the committing call pays for the rows it added)."""
-        served = self.views.held()[0] > 0
-        self.views.retire(latest.version, latest.fragments)
-        listed = entries(latest)
-        self.indexes.retain(listed)
-        if not served or self.closed:
-            return
-        try:
-            view = self.views.get(latest.version)
-            loaded = self.indexes.loaded_files()
-            for entry in listed:
-                if entry.file.path in loaded:
-                    self.indexes.get(view, entry)
-        except Exception:  # noqa: BLE001 - the commit stands; the next read builds the view and reports why
-            log.warning("table %s: serving state for version %d not prepared", self.name, latest.version,
-                        exc_info=True)
+        with self._settling:  # commits settle one at a time, and one a later commit passed is skipped
+            if latest.version < self._settled:
+                return
+            self._settled = latest.version
+            served = self.views.held()[0] > 0
+            self.views.retire(latest.version, latest.fragments)
+            listed = entries(latest)
+            self.indexes.retain(listed)
+            if not served or self.closed:
+                return
+            try:
+                view = self.views.get(latest.version)
+                loaded = self.indexes.loaded_files()
+                for entry in listed:
+                    if entry.file.path in loaded:
+                        self.indexes.get(view, entry)
+            except Exception:  # noqa: BLE001 - the commit stands; the next read builds the view and reports why
+                log.warning("table %s: serving state for version %d not prepared", self.name, latest.version,
+                            exc_info=True)
 
     # ----- operations ---------------------------------------------------------------------------------
     def register(self, name: str, running: RunningOperation) -> bool:

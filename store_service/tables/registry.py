@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from store_service.errors import TableNotFound
 from store_service.expressions.grammar import MAX_LENGTH
 from store_service.storage.table import TableStore
 from store_service.storage.names import check_table_name
@@ -22,6 +23,7 @@ class Tables:
         self._max_filter_length = max_filter_length
         self._interval = read_consistency_interval
         self._owners: dict[str, TableOwner] = {}
+        self._dropping: set[str] = set()  # names whose owner is closing: no new owner until they are gone
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -34,11 +36,13 @@ class Tables:
         """The table's owner; TABLE_NOT_FOUND when there is no such table."""
         check_table_name(name)
         with self._lock:
-            found = self._owners.get(name)
-            if found is not None and not found.closed:
-                return found
-        table = self.store.open(name)  # TABLE_NOT_FOUND
+            dropping = name in self._dropping
+        if dropping:
+            raise TableNotFound(f"no table named {name!r}", table=name)
+        table = self.store.open(name)  # TABLE_NOT_FOUND; the table now under this name (a drop forgets it)
         with self._lock:
+            if name in self._dropping:
+                raise TableNotFound(f"no table named {name!r}", table=name)
             found = self._owners.get(name)
             if found is None or found.closed or found.table is not table:
                 found = self._owners[name] = TableOwner(table, self._max_filter_length, self._interval)
@@ -55,9 +59,14 @@ class Tables:
             self.store.drop(name)  # TABLE_NOT_FOUND
         with self._lock:
             owner = self._owners.pop(name, None)
-        if owner is not None:
-            owner.close()
-        self.store.drop(name)
+            self._dropping.add(name)
+        try:
+            if owner is not None:
+                owner.close()
+            self.store.drop(name)
+        finally:
+            with self._lock:
+                self._dropping.discard(name)
 
     def open_owners(self) -> list[TableOwner]:
         with self._lock:

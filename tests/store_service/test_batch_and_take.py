@@ -124,3 +124,19 @@ def test_a_batch_through_an_index_is_one_faiss_call_and_answers_as_each_query_al
             np.testing.assert_allclose(batch["_distance"].to_numpy(),
                                        np.concatenate([f["_distance"].to_numpy() for f in alone]), rtol=1e-5)
     core.close()
+
+
+def test_a_postfiltered_batch_on_an_indexed_table_with_no_rows_answers_nothing(tmp_path):
+    from store_service.core import StoreCore
+    from store_service.embedder import Embedder
+    from store_service.indexes.vector_index import IndexParams
+
+    core = StoreCore(tmp_path / "data", Embedder(""))
+    data = np.random.default_rng(3).standard_normal((50, DIMS)).astype(np.float32)
+    core.create_table("v", None, [], pa.table({"id": np.arange(50), "vector": pa.FixedSizeListArray.from_arrays(
+        pa.array(data.reshape(-1)), DIMS)}))
+    core.create_index("v", IndexParams(kind="FLAT"))
+    core.delete("v", "true")
+    found, _ = core.search("v", data[:3], VectorSearch(limit=5, where="id > 1", postfilter=True))
+    assert found.num_rows == 0
+    core.close()

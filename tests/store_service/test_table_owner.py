@@ -246,3 +246,77 @@ def test_read_consistency_interval_none_sees_only_this_owners_commits(tmp_path):
     other.append(rows(200, 1))
     assert owner.view().num_rows == 17
     core.close()
+
+
+def test_a_table_dropped_while_a_request_runs_is_not_served_again_and_its_name_is_free(core):
+    """A request arriving while a drop waits for the table's operations gets TABLE_NOT_FOUND (it used to make
+    a new owner of the dropped table, which then answered for a table created later under the name)."""
+    from store_service.errors import TableNotFound
+    from store_service.tables.owner import RunningOperation
+
+    owner = core.owner("t")
+    release = threading.Event()
+
+    def operation() -> None:
+        release.wait(5)
+        owner.unregister("x")
+
+    thread = threading.Thread(target=operation)
+    assert owner.register("x", RunningOperation(thread, threading.Event(), threading.Event()))
+    thread.start()
+    dropping = threading.Thread(target=core.drop_table, args=("t",))
+    dropping.start()
+    while not owner.closed:
+        pass
+    with pytest.raises(TableNotFound):
+        core.count("t")
+    release.set()
+    dropping.join(10)
+    core.create_table("t", pa.schema([("id", pa.int64()), ("vector", vector_type(DIMS))]), [], rows(0, 5))
+    assert core.count("t") == 5 and core.owner("t") is not owner
+
+
+def test_rows_staged_before_a_same_dimension_function_switch_are_staged_again(core):
+    """A switch that keeps the vector length changes only the schema's metadata: an append staged before it
+    must still be told Moved (its vectors came from the old function)."""
+    from store_service.storage.operations import Append, ChangeSchema
+
+    owner = core.owner("t")
+    table = owner.table
+    staged = table.stage(rows(900, 3), table.schema())
+
+    def new_function(schema, indexes):
+        return schema.with_metadata({**(schema.metadata or {}), b"switched": b"yes"}), indexes
+
+    owner.commit(ChangeSchema(new_function, table.manifest(), name="switch"))
+    with pytest.raises(Moved):
+        owner.commit(Append((staged,)))
+    assert all((table.directory / path).exists() for path in staged.files)  # kept for the restage
+
+
+def test_a_commit_that_could_not_be_made_durable_keeps_its_files(core, monkeypatch):
+    from store_service.errors import StorageFailed
+    from store_service.storage.operations import Append, CommittedNotDurable
+
+    owner = core.owner("t")
+    table = owner.table
+    staged = table.stage(rows(900, 3), table.schema())
+    before = table.latest_version()
+
+    def failing(self, version, transaction_id):
+        raise StorageFailed("fsync failed")
+
+    monkeypatch.setattr(Table, "_sync_commit", failing)
+    with pytest.raises(CommittedNotDurable):
+        owner.commit(Append((staged,)))
+    monkeypatch.undo()
+    assert table.latest_version() == before + 1  # Lance committed it
+    assert all((table.directory / path).exists() for path in staged.files)
+    assert core.count("t") == 303
+
+
+def test_the_latest_version_an_owner_has_seen_never_moves_back(core):
+    owner = core.owner("t")
+    owner.read_consistency_interval = None
+    assert owner._saw(7) == 7
+    assert owner._saw(3) == 7  # a reader that looked before a commit does not make the owner forget it
