@@ -6,6 +6,7 @@
      ├── AlreadyExists        TABLE_EXISTS
      ├── Aborted              WRITE_CONFLICT
      ├── Cancelled            CALLER_GONE (a stream cancelled or its caller gone: nothing committed)
+     ├── Unavailable          STORAGE_FAILED; COMMIT_NOT_DURABLE (Lance committed, the fsync after it failed)
      └── DataLoss             FRAGMENT_CORRUPT / MANIFEST_CORRUPT (a stored file failed its checksum)
 """
 
