@@ -119,9 +119,6 @@ class Reembedder:
             operation.thread.join(timeout=30)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def is_running(self, owner: TableOwner, operation: Operation) -> bool:
-        return owner.running_operation(operation.name) is not None
-
     def running(self) -> int:
         with self._lock:
             return len(self._owners)
