@@ -70,6 +70,47 @@ LOAD = textwrap.dedent("""
 """)
 
 
+# The floor under any Python gRPC server of this FAISS index: a server that does only what every such server
+# must (parse the request, one FAISS search of the store's own index file with the same parameters, the ids
+# and distances as an Arrow IPC answer), on the same grpcio, with health on the same server for its empty call.
+FLOOR = textwrap.dedent("""
+    import sys
+    from concurrent import futures
+    import faiss, grpc, numpy as np, pyarrow as pa
+    from grpc_health.v1 import health, health_pb2_grpc
+    from vectorlane_contract.store.v1 import store_service_pb2 as pb
+
+    index = faiss.read_index(sys.argv[1])
+    params = faiss.SearchParametersHNSW(efSearch=int(sys.argv[2]))
+    schema = pa.schema([("id", pa.int64()), ("_distance", pa.float32())])
+
+    def search(request, context):
+        query = np.asarray(request.vector.values, dtype=np.float32).reshape(1, -1)
+        distances, ids = index.search(query, request.limit, params=params)
+        batch = pa.record_batch([pa.array(ids[0]), pa.array(distances[0])], schema=schema)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, schema) as writer:
+            writer.write_batch(batch)
+        return pb.SearchResponse(rows=pb.Rows(arrow_ipc=sink.getvalue().to_pybytes()))
+
+    server = grpc.server(futures.ThreadPoolExecutor(16))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("vectorlane.store.v1.StorageService", {
+        "Search": grpc.unary_unary_rpc_method_handler(search, request_deserializer=pb.SearchRequest.FromString,
+                                                      response_serializer=pb.SearchResponse.SerializeToString)}),))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    server.wait_for_termination()
+""")
+
+
+def start_floor(index_path: Path) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-c", FLOOR, str(index_path), str(EF)], stdout=subprocess.PIPE,
+                               text=True, cwd=ROOT)
+    return process, f"127.0.0.1:{int(process.stdout.readline())}"
+
+
 def p50(times: list[float]) -> float:
     return statistics.median(times) * 1000.0
 
@@ -294,6 +335,19 @@ def main() -> None:
             result["hnsw_store_p50_ms"] = p50(store_times)
             result["hnsw_faiss_p50_ms"] = p50(faiss_times)
             result["empty_call_p50_ms"] = empty_p50(service.target)
+            floor, floor_target = start_floor(path)
+            try:
+                floor_stub = store_stub(floor_target)
+                for r in requests[:20]:
+                    floor_stub.Search(r)
+                result["hnsw_floor_p50_ms"] = p50([timed(lambda r=r: floor_stub.Search(r)) for r in requests])
+                result["floor_empty_call_p50_ms"] = empty_p50(floor_target)
+                result["floor_qps"] = {clients: {"search": qps(floor_target, "search", clients, seconds, queries_file),
+                                                 "empty": qps(floor_target, "empty", clients, seconds, queries_file)}
+                                       for clients in (1, 4, 16)}
+            finally:
+                floor.kill()
+                floor.wait()
             # ----- batch of 100 -------------------------------------------------------------------------
             batch = queries[:100]
             batched = batch_request(batch)
@@ -336,10 +390,19 @@ def report(r: dict[str, Any]) -> None:
     print(f"\nserving path, {r['rows']:,} x {r['dims']}-d, one run")
     print(f"HNSW p50: store {r['hnsw_store_p50_ms']:.2f} ms, empty call {r['empty_call_p50_ms']:.2f} ms, "
           f"FAISS {r['hnsw_faiss_p50_ms']:.2f} ms: store - (empty + FAISS) = {over:+.2f} ms (goal <= +0.3)")
+    if "hnsw_floor_p50_ms" in r:
+        floor_over = r["hnsw_floor_p50_ms"] - (r["floor_empty_call_p50_ms"] + r["hnsw_faiss_p50_ms"])
+        print(f"  floor (a Python gRPC server doing only FAISS on the same file): {r['hnsw_floor_p50_ms']:.2f} ms, "
+              f"its empty call {r['floor_empty_call_p50_ms']:.2f} ms: floor - (empty + FAISS) = {floor_over:+.2f} ms; "
+              f"store - floor = {r['hnsw_store_p50_ms'] - r['hnsw_floor_p50_ms']:+.2f} ms")
     for clients, q in r["qps"].items():
         print(f"QPS x{clients}: store {q['store']:.0f}, empty call {q['empty']:.0f} "
               f"({q['store'] / q['empty']:.0%} of it; goal >= 50 %), FAISS {q['faiss']:.0f} "
               f"({q['store'] / q['faiss']:.0%} of it; goal >= 80 % where lower)")
+        floor = r.get("floor_qps", {}).get(clients)
+        if floor:
+            print(f"  floor server: {floor['search']:.0f} ({floor['search'] / floor['empty']:.0%} of its empty call, "
+                  f"{floor['empty']:.0f}); store = {q['store'] / floor['search']:.0%} of the floor")
     ratio = r["batch100_store_ms_per_query"] / r["batch100_faiss_ms_per_query"]
     print(f"100 queries in one call: store {r['batch100_store_ms_per_query']:.3f} ms/query, FAISS batched "
           f"{r['batch100_faiss_ms_per_query']:.3f} ms/query: {ratio:.1f}x (goal <= 2x)")

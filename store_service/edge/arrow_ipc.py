@@ -21,6 +21,7 @@ needed are read here from the verified metadata bytes.
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import pyarrow as pa
@@ -31,6 +32,27 @@ MAX_BATCHES = 1024
 _READ = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
 _RECORD_BATCH, _DICTIONARY_BATCH = 3, 2  # flatbuffer MessageHeader union tags
 _COMPRESSION_FIELD, _DICTIONARY_DATA_FIELD = 3, 1
+_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # a continuation marker and a zero length
+
+
+def write_stream(table: pa.Table) -> bytes:
+    """`table` as the bytes of an Arrow IPC stream. Without dictionaries a stream is its schema's message,
+    each batch's and the end marker, joined here directly (a search's answer: 2 µs, where a stream writer
+    costs 10); with them, through the stream writer (which writes the dictionaries)."""
+    if any(_has_dictionary(f.type) for f in table.schema):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+    return b"".join([table.schema.serialize().to_pybytes(),
+                     *(batch.serialize().to_pybytes() for batch in table.to_batches()), _END_OF_STREAM])
+
+
+@functools.lru_cache(maxsize=1024)
+def _has_dictionary(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        return True
+    return any(_has_dictionary(kind.field(i).type) for i in range(kind.num_fields))
 
 
 def refused(what: str) -> InvalidArgument:

@@ -243,10 +243,7 @@ def _infer(rows: list[dict[str, Any]]) -> pa.Table:
 
 def arrow_to_rows(table: pa.Table, row_format: int) -> pb.Rows:
     if row_format == pb.ROW_FORMAT_ARROW:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        return pb.Rows(arrow_ipc=sink.getvalue().to_pybytes())
+        return pb.Rows(arrow_ipc=arrow_ipc.write_stream(table))
     names = table.column_names
     structs = []
     for values in zip(*(_python_values(name, table.column(name)) for name in names)) if names else ():

@@ -130,6 +130,7 @@ class VectorIndex:
         self._owned: threading.Thread | None = None  # reading a copy FAISS owns of a mapped index
         self._recent: Any = None  # rows caught up since the build or the load (`catch_up`)
         self._mapped = False  # served from its file mapped: FAISS must never add to it
+        self._shared_params: dict[tuple[int, int], Any] = {}  # search parameters without a selector, reused
 
     @property
     def size(self) -> int:
@@ -264,6 +265,17 @@ class VectorIndex:
         return ids, distances
 
     def _search_params(self, selector: Any, options: SearchParams) -> Any:
+        if selector is not None:
+            return self._make_search_params(selector, options)
+        key = (options.nprobes, options.ef)  # without a selector, one (read-only) object serves every search
+        found = self._shared_params.get(key)
+        if found is None:
+            found = self._make_search_params(None, options)
+            if len(self._shared_params) < 64:
+                self._shared_params[key] = found
+        return found
+
+    def _make_search_params(self, selector: Any, options: SearchParams) -> Any:
         kind = self.params.kind
         if kind in ("IVF_FLAT", "IVF_PQ"):
             inner = faiss.extract_index_ivf(self._index)

@@ -295,6 +295,10 @@ class TableView:
         self._part_firsts: np.ndarray | None = None
         self._part_runs: np.ndarray | None = None  # per part: its row count when its ids are first..first+n-1
         self._parts_ordered = False
+        self._parts_gapless = False  # every part's ids run without a gap: positions are arithmetic alone
+        self._numbers: dict[str, list[np.ndarray | None | bool]] = {}  # per column, per part: see _numbers_at
+        self._verified = False  # every part's data files checked (the first take of each checks them)
+        self._fields: dict[tuple[str, ...], list[pa.Field]] = {}
         self._sorted: tuple[np.ndarray, np.ndarray | None] | None = None
         self._valid: dict[str, np.ndarray] = {}
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -362,6 +366,7 @@ class TableView:
                 runs.append(len(ids) if len(ids) and int(ids[-1]) - int(ids[0]) + 1 == len(ids) else -1)
             self._part_firsts = np.asarray(firsts, dtype=np.int64) if ordered else np.empty(0, dtype=np.int64)
             self._part_runs = np.asarray(runs, dtype=np.int64) if ordered else np.empty(0, dtype=np.int64)
+            self._parts_gapless = ordered and bool(np.all(self._part_runs >= 0))
             self._parts_ordered = ordered
         return self._parts_ordered
 
@@ -376,6 +381,8 @@ class TableView:
         runs = self._part_runs[part]
         found = (which >= 0) & (runs >= 0) & (offset < runs)
         positions = np.where(found, self._starts[part] + offset, 0)
+        if self._parts_gapless:
+            return positions, found
         for index in np.unique(which[(which >= 0) & (runs < 0)]):  # parts with gaps (deletions)
             chosen = np.flatnonzero(which == index)
             local = self.parts[index].select(self.parts[index].fragment.row_ids)
@@ -450,11 +457,14 @@ class TableView:
         """The rows at the given global positions, in that order; `_rowid` may be among the columns."""
         positions = np.asarray(positions, dtype=np.int64)
         names = list(columns)
-        fields = [pa.field(ROW_ID, pa.int64(), nullable=False) if n == ROW_ID else self.schema.field(n)
-                  for n in names]
+        fields = self._fields_of(names)
         if len(positions) == 0 or not self.parts:
             return pa.schema(fields).empty_table()
         which = np.searchsorted(self._starts, positions, side="right") - 1
+        if len(positions) <= GATHER_ONE_BY_ONE:
+            few = self._gather_few(positions, which, names, fields)
+            if few is not None:
+                return few
         touched = np.unique(which)
         unchecked = [self.parts[i] for i in touched.tolist() if not self.parts[i].fragment.verified]
         if unchecked:  # side by side, before reading
@@ -496,6 +506,59 @@ class TableView:
             inverse[placed] = np.arange(len(placed))
             result = result.take(pa.array(inverse))
         return result
+
+    def _fields_of(self, names: list[str]) -> list[pa.Field]:
+        key = tuple(names)
+        found = self._fields.get(key)
+        if found is None:
+            found = [pa.field(ROW_ID, pa.int64(), nullable=False) if n == ROW_ID else self.schema.field(n)
+                     for n in names]
+            if len(self._fields) < MASKS_KEPT:
+                self._fields[key] = found
+        return found
+
+    def _numbers_at(self, name: str, index: int) -> np.ndarray | None:
+        """Part `index`'s physical values of `name` as numpy when that column is `_rowid` or a narrow column
+        of numbers without nulls (held once read, see `held_whole`); None otherwise. Kept per view, so a
+        search's few results cost one lookup per value."""
+        per_part = self._numbers.get(name)
+        if per_part is None:
+            per_part = self._numbers.setdefault(name, [None] * len(self.parts))
+        found = per_part[index]
+        if found is None:
+            fragment = self.parts[index].fragment
+            if name == ROW_ID:
+                found = fragment.row_ids
+            else:
+                numbers = fragment.numbers(name) if held_whole(self.schema.field(name).type) else None
+                found = False if numbers is None else numbers
+            per_part[index] = found
+        return None if found is False else found  # type: ignore[return-value]
+
+    def _gather_few(self, positions: np.ndarray, which: np.ndarray, names: list[str], fields: list[pa.Field]
+                    ) -> pa.Table | None:
+        """A search's handful of rows read value by value from the parts' held columns (the serving path's
+        common case: ids and other narrow numbers); None when some column is not of that kind or a part's
+        files were not yet checked (the general path checks them)."""
+        parts = which.tolist()
+        if not self._verified:
+            if not all(self.parts[i].fragment.verified for i in set(parts)):
+                return None
+            self._verified = all(p.fragment.verified for p in self.parts)
+        offsets = (positions - self._starts[which]).tolist()
+        for i, index in enumerate(parts):
+            live = self.parts[index].live
+            if live is not None:
+                offsets[i] = int(live[offsets[i]])
+        touched = set(parts)
+        columns = []
+        for name, f in zip(names, fields):
+            sources = {index: self._numbers_at(name, index) for index in touched}
+            if any(source is None for source in sources.values()):
+                return None
+            values = [sources[index][offset] for index, offset in zip(parts, offsets)]  # type: ignore[index]
+            columns.append(pa.array(np.array(values, dtype=values[0].dtype), type=f.type))
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
     def _gather(self, positions: np.ndarray, which: np.ndarray, touched: np.ndarray, names: list[str],
                 fields: list[pa.Field]) -> pa.Table | None:

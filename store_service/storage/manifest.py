@@ -10,6 +10,7 @@ of the schema the store serves.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Sequence
@@ -112,6 +113,13 @@ def manifest_file(dataset_dir: Path, version: int) -> Path:
     """The manifest file of `version` (v2 naming, which vectorlane writes; v1 for older LanceDB tables)."""
     v2 = dataset_dir / VERSIONS_DIR / f"{_V2_BASE - version:020d}.manifest"
     return v2 if v2.exists() else dataset_dir / VERSIONS_DIR / f"{version}.manifest"
+
+
+def committed_after(versions_dir: str, version: int) -> bool:
+    """Whether a version after `version` was committed: its manifest file exists under either naming (two
+    stats; Lance commits versions one after another, each with put-if-not-exists)."""
+    return os.path.exists(f"{versions_dir}/{_V2_BASE - version - 1:020d}.manifest") or \
+        os.path.exists(f"{versions_dir}/{version + 1}.manifest")
 
 
 def version_files(dataset_dir: Path) -> dict[int, Path]:

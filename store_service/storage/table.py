@@ -26,6 +26,7 @@ import os
 import queue
 import shutil
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -60,6 +61,7 @@ SUFFIX = ".lance"
 REFS_DIR = "_refs"  # Lance's tags
 DATASETS_CACHED = 8  # opened versions kept per table (the latest and those pinned by readers)
 MAX_ROWS_PER_FILE = 1 << 20
+RACY_NS = 100_000_000  # a versions-folder time this recent may share its clock tick with a later commit
 _HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksum")
 
 
@@ -121,7 +123,8 @@ class Table:
         self._write_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._datasets: OrderedDict[int, Any] = OrderedDict()
-        self._latest: tuple[int, int] | None = None  # (versions dir mtime, latest version)
+        self._versions_dir = str(directory / VERSIONS_DIR)
+        self._latest: tuple[int, int, int] | None = None  # (versions folder's mtime, latest version, looked at)
         self._scrub_queued: set[str] = set()
 
     # ----- reading ------------------------------------------------------------------------------------
@@ -131,16 +134,27 @@ class Table:
     def latest_version(self) -> int:
         """The latest version without opening the dataset when nothing changed: a commit (here or by another
         process, LanceDB included) changes the versions folder's mtime."""
+        looked = time.time_ns()
         try:
-            stamp = os.stat(self.directory / VERSIONS_DIR).st_mtime_ns
+            stamp = os.stat(self._versions_dir).st_mtime_ns
         except FileNotFoundError:
             raise TableNotFound(f"no table named {self.name!r}", table=self.name) from None
         with self._cache_lock:
-            if self._latest is not None and self._latest[0] == stamp:
-                return self._latest[1]
+            cached = self._latest
+        if cached is not None and cached[0] == stamp:
+            # The folder's time is coarse (a clock tick): a commit in the same tick as the last look leaves it
+            # unchanged. Only a time older than that look by more than a tick proves nothing came since;
+            # otherwise the next version's manifest is looked for.
+            if stamp < cached[2] - RACY_NS:
+                return cached[1]
+            if not manifest.committed_after(self._versions_dir, cached[1]):
+                with self._cache_lock:  # still the latest after this look: later looks may trust the time
+                    if self._latest == cached:
+                        self._latest = (stamp, cached[1], looked)
+                return cached[1]
         latest = self._open(None).version
         with self._cache_lock:
-            self._latest = (stamp, latest)
+            self._latest = (stamp, latest, looked)
         return latest
 
     def _open(self, version: int | None) -> Any:
@@ -405,8 +419,11 @@ class Table:
             raise CommittedNotDurable(f"table {self.name!r}: version {committed.version} was committed but could "
                                       f"not be made durable ({message})", table=self.name,
                                       version=committed.version) from exc
-        with self._cache_lock:  # readers open their own dataset objects: pylance's are not shared across threads
-            self._latest = (os.stat(self.directory / VERSIONS_DIR).st_mtime_ns, committed.version)
+        looked = time.time_ns()
+        stamp = os.stat(self._versions_dir).st_mtime_ns
+        if not manifest.committed_after(self._versions_dir, committed.version):  # else another process did since
+            with self._cache_lock:  # readers open their own dataset objects: pylance's are not shared
+                self._latest = (stamp, committed.version, looked)
         return dataclasses.replace(manifest.from_dataset(committed), operation=name)
 
     def _sync_commit(self, version: int, transaction_id: str) -> None:

@@ -376,3 +376,16 @@ def test_a_few_ids_are_found_part_by_part_as_the_whole_tables_ids_would_find_the
         if compaction is not None:
             table.commit(compaction)
     assert checked > 60
+
+
+def test_a_commit_in_the_same_clock_tick_as_the_last_look_is_still_seen(store, tmp_path):
+    """The versions folder's time is coarse: another process's commit within the tick of this process's last
+    look leaves it unchanged. The table then looks for the next manifest rather than trusting the time."""
+    table = store.create("docs", SCHEMA, rows(0, 3))
+    assert table.latest_version() == 1
+    versions = table.directory / "_versions"
+    stamp = os.stat(versions).st_mtime_ns
+    TableStore(tmp_path / "data").open("docs").append(rows(3, 2))  # another writer of the same dataset
+    os.utime(versions, ns=(stamp, stamp))  # as the same clock tick would leave it
+    assert table.latest_version() == 2
+    assert ids_of(table) == [0, 1, 2, 3, 4]
