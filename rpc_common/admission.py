@@ -37,7 +37,7 @@ import grpc
 
 from rpc_common import settings
 from rpc_common.errors import Cancelled, DeadlineExceeded, ResourceExhausted
-from rpc_common.handler_wrapping import Behaviour, rewrap
+from rpc_common.handler_wrapping import Behaviour, WrappingInterceptor, rewrap
 from rpc_common.security import HEALTH_SERVICE, REFLECTION_SERVICES
 
 _opt = settings.setting
@@ -70,10 +70,11 @@ def client_of(metadata: Any, peer: str, by_token: bool) -> str:
     return "peer:" + peer.rsplit(":", 1)[0]
 
 
-class AdmissionInterceptor(grpc.ServerInterceptor):
+class AdmissionInterceptor(WrappingInterceptor):
     """Place it outermost but for metrics and error mapping, so refusals become statuses with ErrorInfo."""
 
     def __init__(self, max_calls: int, limits: AdmissionSettings, *, auth_on: bool = False) -> None:
+        super().__init__()
         self._max_calls = max_calls
         self._limits = limits
         self._by_token = auth_on
@@ -84,9 +85,8 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         with self._counts.lock:
             return self._counts.calls, self._counts.streams
 
-    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        if handler is None or details.method.startswith(_OPEN_SERVICES):
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if method.startswith(_OPEN_SERVICES):
             return handler
         streaming_in = handler.request_streaming
         limits, counts, max_calls, by_token = self._limits, self._counts, self._max_calls, self._by_token

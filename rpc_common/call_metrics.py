@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import prometheus_client as prom
 
-from rpc_common.handler_wrapping import Behaviour, rewrap
+from rpc_common.handler_wrapping import Behaviour, WrappingInterceptor, rewrap
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):
+class MetricsInterceptor(WrappingInterceptor):
     """Counts every RPC by method and final status code, and times it (streams: start to end)."""
 
     def __init__(self, requests: prom.Counter, latency: prom.Histogram) -> None:
+        super().__init__()
         self._requests = requests  # labels: method, code
         self._latency = latency  # labels: method
 
-    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        if handler is None:
-            return None
-        method = details.method.rsplit("/", 1)[-1]
+    def wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        method = full_method.rsplit("/", 1)[-1]
         requests, latency = self._requests, self._latency
 
         def record(context: grpc.ServicerContext, started: float, failed: bool) -> None:

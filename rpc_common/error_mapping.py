@@ -22,7 +22,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from rpc_common.errors import InvalidArgument, ServiceError
-from rpc_common.handler_wrapping import Behaviour, rewrap
+from rpc_common.handler_wrapping import Behaviour, WrappingInterceptor, rewrap
 from rpc_common.handlers import Undecodable
 
 log = logging.getLogger(__name__)
@@ -73,16 +73,14 @@ def _internal(method: str, exc: BaseException, domain: str) -> grpc.Status:
     return to_status(error, domain)
 
 
-class ErrorMappingInterceptor(grpc.ServerInterceptor):
+class ErrorMappingInterceptor(WrappingInterceptor):
     def __init__(self, domain: str, redact: Callable[[str], str] = _unchanged) -> None:
+        super().__init__()
         self._domain = domain
         self._redact = redact
 
-    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        if handler is None:
-            return None
-        method, domain, request_stream, redact = details.method, self._domain, handler.request_streaming, self._redact
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        domain, request_stream, redact = self._domain, handler.request_streaming, self._redact
 
         def status_of(exc: Exception) -> grpc.Status:
             return to_status(exc, domain, redact) if isinstance(exc, ServiceError) else _internal(method, exc, domain)

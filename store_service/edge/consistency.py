@@ -3,12 +3,12 @@ for the call's reads (`store_service.tables.consistency`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
-from rpc_common.handler_wrapping import Behaviour, rewrap
+from rpc_common.handler_wrapping import Behaviour, WrappingInterceptor, rewrap
 from store_service.tables import consistency
 
 
@@ -19,12 +19,8 @@ def _asked(context: grpc.ServicerContext) -> str | None:
     return None
 
 
-class ReadConsistencyInterceptor(grpc.ServerInterceptor):
-    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-                          details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        handler = continuation(details)
-        if handler is None:
-            return None
+class ReadConsistencyInterceptor(WrappingInterceptor):
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         return rewrap(handler, _unary, _streaming)
 
 
