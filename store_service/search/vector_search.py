@@ -68,7 +68,7 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
     if query.shape[0] != dims:
         raise InvalidArgument(f"the query vector has {query.shape[0]} dimensions; column {column!r} has {dims}",
                               reason="WRONG_DIMENSION", column=column, expected=dims, got=query.shape[0])
-    if not np.all(np.isfinite(query)):
+    if not np.isfinite(query).all():
         raise InvalidArgument("the query vector holds NaN or infinity", reason="BAD_VECTOR", column=column)
     metric = request.metric or (index.params.metric if index is not None else "l2")
     if index is not None and index.params.metric != metric:
@@ -94,8 +94,11 @@ def search(view: TableView, query: np.ndarray, request: VectorSearch, index: Vec
         keep = np.ones(len(positions), dtype=bool)
     if request.where.strip() and request.postfilter:
         keep &= view.mask(request.where)[positions]
-    chosen = np.flatnonzero(keep)[request.offset:request.offset + request.limit]
-    positions, distances = positions[chosen], distances[chosen]
+    if request.offset or len(positions) > request.limit or not keep.all():
+        chosen = np.flatnonzero(keep)[request.offset:request.offset + request.limit]
+        positions, distances = positions[chosen], distances[chosen]
+    else:
+        chosen = np.arange(len(positions))  # every candidate kept, in order (the serving path's usual case)
     rows = fetched.take(pa.array(chosen)).select(names) if fetched is not None else view.take(positions, names)
     return rows.append_column(pa.field(DISTANCE, pa.float32()), pa.array(distances.astype(np.float32)))
 
@@ -268,6 +271,8 @@ def _exact_search(view: TableView, column: str, metric: str, query: np.ndarray, 
 
 def _range_mask(distances: np.ndarray, request: VectorSearch) -> np.ndarray:
     keep = np.ones(len(distances), dtype=bool)
+    if request.distance_lower is None and request.distance_upper is None:
+        return keep
     if request.distance_lower is not None:
         keep &= distances >= request.distance_lower
     if request.distance_upper is not None:
