@@ -165,9 +165,8 @@ def _castable(source: pa.DataType, target: pa.DataType) -> bool:
 
 
 def plan_alter(schema: pa.Schema, alterations: Sequence[Alteration], null_counts: dict[str, int]) -> list[Plan]:
-    """The commits of `alter_columns`: one casting columns (a Lance Merge, which writes the cast columns),
-    then one renaming and changing nullability (a Lance Project, a manifest alone). `null_counts` has the
-    nulls of each column made non-nullable."""
+    """The commits of `alter_columns`: the cast columns' alterations in one (see `_alter_plan`), then the
+    others'. `null_counts` has the nulls of each column made non-nullable."""
     if not alterations:
         raise InvalidArgument("alter_columns needs at least one alteration", reason="MISSING_ALTERATIONS")
     if len(alterations) > MAX_ALTERATIONS:
@@ -214,14 +213,20 @@ def plan_alter(schema: pa.Schema, alterations: Sequence[Alteration], null_counts
     casts = {a.path: a for a in alterations if a.data_type is not None and a.data_type != schema.field(a.path).type}
     plans = []
     if casts:
-        plans.append(_cast_plan(casts))
+        plans.append(_alter_plan(list(casts.values()), casts))
     others = [a for a in alterations if a.path not in casts]
     if others:
-        plans.append(_project_plan(others))
+        plans.append(_alter_plan(others, {}))
     return plans
 
 
-def _cast_plan(casts: dict[str, Alteration]) -> Plan:
+def _alter_plan(alterations: Sequence[Alteration], casts: dict[str, Alteration]) -> Plan:
+    """One commit of `alterations`: with `casts`, a Lance Merge writing the cast columns (under temporary
+    names), whose schema edit gives them their final names, nullability and metadata; without, a Project (a
+    manifest alone). Lance's Merge keeps every existing field's name, so the alterations of columns that are
+    not cast are a Project of their own after it."""
+    by_path = {a.path: a for a in alterations}
+    renames = {a.path: a.rename for a in alterations if a.rename}
     columns = list(casts)
     temporary = {c: f"{_CAST_PREFIX}{i}" for i, c in enumerate(columns)}
 
@@ -240,41 +245,32 @@ def _cast_plan(casts: dict[str, Alteration]) -> Plan:
     def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
         computed = {f.name: f for f in current if f.name.startswith(_CAST_PREFIX)}
         fields = []
-        for f in current:
+        for f in current:  # one pass by the original names, so a rename onto another's name cannot confuse it
             if f.name in computed:
                 continue
-            if f.name in casts:
-                alteration = casts[f.name]
-                new = computed[temporary[f.name]].with_name(alteration.rename or f.name)
-                nullable = f.nullable if alteration.nullable is None else alteration.nullable
-                new = new.with_nullable(nullable)
-                if alteration.changes_metadata:
-                    new = new.with_metadata(alteration.new_metadata(f.metadata))
-                fields.append(new)
-            else:
-                fields.append(f)
-        return _rename_functions(_placed(current, fields), {c: a.rename for c, a in casts.items() if a.rename}), \
-            _rename_indexes(indexes, {})
+            alteration = by_path.get(f.name)
+            if alteration is not None:
+                if f.name in casts:  # the cast column's own field id; the old one's other metadata
+                    cast_field = computed[temporary[f.name]]
+                    kept = {k: v for k, v in (f.metadata or {}).items() if not k.startswith(b"lance")}
+                    f = cast_field.with_name(f.name).with_nullable(f.nullable).with_metadata(
+                        {**kept, **(cast_field.metadata or {})})
+                f = _altered(f, alteration)
+            fields.append(f)
+        return _rename_functions(_placed(current, fields), renames), _rename_indexes(indexes, renames)
+
+    if not casts:
+        return Plan(None, edit, "alter_columns")
     return Plan(NewColumns(cast, reads=columns, error_reason="INVALID_CAST"), edit, "alter_columns:cast")
 
 
-def _project_plan(alterations: list[Alteration]) -> Plan:
-    by_path = {a.path: a for a in alterations}
-    renames = {a.path: a.rename for a in alterations if a.rename}
-
-    def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
-        fields = []
-        for f in current:
-            alteration = by_path.get(f.name)
-            if alteration is not None:
-                f = f.with_name(alteration.rename or f.name)
-                if alteration.nullable is not None:
-                    f = f.with_nullable(alteration.nullable)
-                if alteration.changes_metadata:
-                    f = f.with_metadata(alteration.new_metadata(f.metadata))
-            fields.append(f)
-        return _rename_functions(_placed(current, fields), renames), _rename_indexes(indexes, renames)
-    return Plan(None, edit, "alter_columns")
+def _altered(f: pa.Field, alteration: Alteration) -> pa.Field:
+    f = f.with_name(alteration.rename or f.name)
+    if alteration.nullable is not None:
+        f = f.with_nullable(alteration.nullable)
+    if alteration.changes_metadata:
+        f = f.with_metadata(alteration.new_metadata(f.metadata))
+    return f
 
 
 def _rename_functions(schema: pa.Schema, renames: dict[str, str]) -> pa.Schema:

@@ -95,9 +95,20 @@ def test_rename_takes_the_embedding_function_and_the_index_with_it(store):
 
 def test_cast_and_nullability(store):
     create_docs(store.stub, rows=DOCS[:6])
+    before = store.stub.GetTable(pb.GetTableRequest(name="docs")).table.version
+    changed = store.stub.AlterColumns(pb.AlterColumnsRequest(table="docs", alterations=[
+        pb.ColumnAlteration(path="id", data_type="int32", rename="key", metadata={"unit": "count"})]))
+    assert changed.version == before + 1  # a cast with its rename and metadata is one commit
+    assert store.stub.ListVersions(pb.ListVersionsRequest(table="docs")).versions[-1].operation == \
+        "alter_columns:cast"
+    assert schema_of(store.stub).field("key").metadata == {b"unit": b"count"}
+    changed = store.stub.AlterColumns(pb.AlterColumnsRequest(table="docs", alterations=[
+        pb.ColumnAlteration(path="key", data_type="int64"),
+        pb.ColumnAlteration(path="category", nullable=False, rename="id")]))  # onto a name a cast leaves
+    assert [v.operation for v in store.stub.ListVersions(pb.ListVersionsRequest(table="docs")).versions[-2:]] == \
+        ["alter_columns:cast", "alter_columns"]
     store.stub.AlterColumns(pb.AlterColumnsRequest(table="docs", alterations=[
-        pb.ColumnAlteration(path="id", data_type="int32", rename="key"),
-        pb.ColumnAlteration(path="category", nullable=False)]))
+        pb.ColumnAlteration(path="key", data_type="int32"), pb.ColumnAlteration(path="id", rename="category")]))
     schema = schema_of(store.stub)
     assert schema.field("key").type == pa.int32() and not schema.field("category").nullable
     assert rows_of(store.stub.ReadRows(pb.ReadRowsRequest(table="docs", format=pb.ROW_FORMAT_ARROW)).rows) \
