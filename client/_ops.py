@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from vectorlane.table import TableOps as Table
 
 ROWS_PER_MESSAGE = 10_000
-ROW_BYTES_PER_MESSAGE = 16 << 20  # and fewer rows when they are wide: messages stay well under the servers' 64 MiB
+ROW_BYTES_PER_MESSAGE = 2 << 20  # fewer rows when they are wide: the store writes one message while the next arrives
 IMAGE_BYTES_PER_MESSAGE = 16 << 20  # local image files sent with the rows: at most this much per message
 PROGRESS_FROM_ROWS = 50_000  # adds of at least this many rows show a progress bar
 

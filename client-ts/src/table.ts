@@ -27,7 +27,7 @@ export type OnBadVectors = "error" | "drop" | "fill" | "null";
 const BAD_VECTORS: Record<OnBadVectors, BadVectorPolicy> = { error: BadVectorPolicy.ERROR, drop: BadVectorPolicy.DROP,
   fill: BadVectorPolicy.FILL, null: BadVectorPolicy.NULL };
 const ROWS_PER_MESSAGE = 10_000;
-const BYTES_PER_MESSAGE = 16 << 20;
+const BYTES_PER_MESSAGE = 2 << 20; // the store writes one message while the next arrives
 
 export interface AddOptions {
   /** "append" (default) or "overwrite": replace every row. */

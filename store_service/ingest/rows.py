@@ -9,7 +9,9 @@ leaving) the staged fragments are removed and the table is exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -151,31 +153,60 @@ class RowPreparer:
 
 def stage_stream(table: Table, preparer: RowPreparer, batches: Iterable[Batch], pool: ThreadPoolExecutor,
                  max_in_flight: int = 3) -> tuple[list[Staged], int]:
-    """Prepares and stages every batch, overlapping embedding/writing with receiving; (staged, rows).
-    On any failure the staged fragments are removed before the error propagates."""
-    staged: list[Staged] = []
-    pending: list[Future[Staged]] = []
+    """Prepares every batch and stages them all as one write; (staged, rows). A receiving thread takes the
+    caller's messages as they come and has up to `max_in_flight` of them prepared (embedded, checked) side by
+    side in `pool`, while this thread writes the prepared ones in order: receiving, preparing and writing
+    overlap, and an add of many messages is one set of fragments. On any failure nothing staged is left."""
+    ready: queue.Queue[Future[pa.Table] | BaseException | None] = queue.Queue()
+    slots = threading.Semaphore(max_in_flight)
+    stop = threading.Event()
 
-    def work(rows: pa.Table, images: Mapping[str, bytes]) -> Staged:
-        return table.stage(preparer.finish(rows, images), preparer.schema)
+    def receive() -> None:
+        try:
+            for batch in batches:
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                ready.put(pool.submit(preparer.finish, preparer.clean_lists(batch.rows), batch.images))
+        except BaseException as exc:  # the caller's stream failed (cancelled, a bad message): the write stops
+            ready.put(exc)
+        finally:
+            ready.put(None)
 
+    def prepared() -> Iterator[pa.Table]:
+        while True:
+            item = ready.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            try:
+                yield item.result()
+            finally:
+                slots.release()
+
+    receiver = threading.Thread(target=receive, name="ingest-receive", daemon=True)
+    receiver.start()
     try:
-        for batch in batches:
-            pending.append(pool.submit(work, preparer.clean_lists(batch.rows), batch.images))
-            while len(pending) >= max_in_flight:
-                staged.append(pending.pop(0).result())
-        while pending:
-            staged.append(pending.pop(0).result())
+        staged = table.stage_stream(prepared(), preparer.schema)
     except BaseException:
-        for future in pending:
-            future.cancel()
-        for future in pending:
-            if not future.cancelled():
-                try:
-                    staged.append(future.result())
-                except BaseException:  # noqa: S110 - the first error is the one reported
-                    pass
-        table.discard(staged)
+        # Not joined: it may wait for the caller's next message, which ends when the call does (the error
+        # ends it). It submits nothing more; what it queued is cancelled.
+        stop.set()
+        _cancel_queued(ready)
         raise
-    return staged, sum(item.rows for item in staged)
+    receiver.join()
+    return ([staged] if staged.rows else []), staged.rows
+
+
+def _cancel_queued(ready: queue.Queue[Future[pa.Table] | BaseException | None]) -> None:
+    while True:
+        try:
+            item = ready.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(item, Future):
+            item.cancel()
 

@@ -61,6 +61,7 @@ SUFFIX = ".lance"
 REFS_DIR = "_refs"  # Lance's tags
 DATASETS_CACHED = 8  # opened versions kept per table (the latest and those pinned by readers)
 MAX_ROWS_PER_FILE = 1 << 20
+STREAM_BATCHES_KEPT = 2  # batches of a streamed stage kept to write again (Lance checks the schema on the first)
 RACY_NS = 100_000_000  # a versions-folder time this recent may share its clock tick with a later commit
 _HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksum")
 
@@ -355,13 +356,68 @@ class Table:
             written, checksums = self.write_fragments(rows, schema, same_schema=False)
         return Staged(tuple(written), schema, rows.num_rows, checksums)
 
-    def write_fragments(self, rows: pa.Table, schema: pa.Schema, *, same_schema: bool
-                         ) -> tuple[list[Any], dict[str, tuple[int, str]]]:
+    def stage_stream(self, tables: Iterable[pa.Table], schema: pa.Schema) -> Staged:
+        """`stage` for rows arriving table by table: written as they come (receiving and preparing the next
+        overlap the writing) into one set of staged fragments, a file per MAX_ROWS_PER_FILE rows, not one
+        per message. An error raised while producing the rows is raised as it was."""
+        produced: list[BaseException] = []
+        kept: list[pa.RecordBatch] = []  # the first batches, which Lance reads before it checks the schema
+        pulled = 0
+        source = iter(tables)
+
+        def batches(replay: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            nonlocal pulled
+            yield from replay
+            try:
+                for table in source:
+                    for batch in conform(table, schema).to_batches():
+                        if batch.num_rows:
+                            pulled += 1
+                            if len(kept) < STREAM_BATCHES_KEPT:
+                                kept.append(batch)
+                            yield batch
+            except BaseException as exc:
+                produced.append(exc)
+                raise
+
+        def write(replay: list[pa.RecordBatch], same_schema: bool) -> tuple[list[Any], dict[str, tuple[int, str]]]:
+            reader = pa.RecordBatchReader.from_batches(schema, batches(replay))
+            return self.write_fragments(reader, schema, same_schema=same_schema,
+                                        cause=lambda: produced[0] if produced else None)
+
+        same_schema = schema.equals(self.schema())
+        try:
+            written, checksums = write([], same_schema)
+        except StorageFailed:
+            if not same_schema or schema.equals(self.schema()):
+                raise
+            if pulled > len(kept):  # Lance refuses before its second batch: not expected
+                raise Aborted(f"table {self.name!r}: an embedding function changed while the rows were written; "
+                              "retry the add", reason="WRITE_CONFLICT", table=self.name) from None
+            replay, kept[:] = list(kept), []
+            written, checksums = write(replay, False)  # see `stage`: the commit says Moved, and they are restaged
+        rows = sum(int(fragment.physical_rows) for fragment in written)
+        if rows == 0:
+            self.discard([Staged(tuple(written), schema, 0)])
+            return Staged((), schema, 0)
+        return Staged(tuple(written), schema, rows, checksums)
+
+    def write_fragments(self, rows: pa.Table | pa.RecordBatchReader, schema: pa.Schema, *, same_schema: bool,
+                        cause: Callable[[], BaseException | None] = lambda: None
+                        ) -> tuple[list[Any], dict[str, tuple[int, str]]]:
         """Fragments written, fsynced and hashed (their checksum lines are appended by the commit that
-        publishes them, so a discarded stage leaves no trace)."""
+        publishes them, so a discarded stage leaves no trace). `cause`: for a reader, the error that made
+        it fail (Lance reports it as its own), raised as it was."""
         with durable.storage_errors(self.directory / DATA_DIR / "fragment"):
-            written = write_fragments(rows, self.uri, schema=schema, mode="append" if same_schema else "overwrite",
-                                      max_rows_per_file=MAX_ROWS_PER_FILE)
+            try:
+                written = write_fragments(rows, self.uri, schema=schema,
+                                          mode="append" if same_schema else "overwrite",
+                                          max_rows_per_file=MAX_ROWS_PER_FILE)
+            except OSError:
+                failed = cause()
+                if failed is not None:
+                    raise failed from None
+                raise
         paths = [manifest.data_file(f) for fragment in written for f in fragment.files]
         try:
             checksums = self.make_durable(paths)
