@@ -635,12 +635,14 @@ class StoreCore:
                                 name=plan.operation)
 
         try:
-            return owner.commit_prepared(prepare)
+            committed = owner.commit_prepared(prepare)
         except CommittedNotDurable:
             raise  # committed: its files are the version's
         except BaseException:
             files.discard()
             raise
+        files.keep_used(committed)
+        return committed
 
     def tags(self, name: str) -> dict[str, int]:
         return self.owner(name).table.tags()

@@ -119,6 +119,9 @@ class FunctionChanges:
             if operation.state != PAUSED:
                 raise FailedPrecondition(f"operation {name} is {operation.state.lower()}, not paused",
                                          reason="OPERATION_NOT_PAUSED", operation=name)
+            # The thread that paused it saves PAUSED before it lets go of the name: wait for it to end, or
+            # the new run would find the name taken and start nothing while the record says RUNNING.
+            self.reembedder.wait(owner, operation)
             operation = operation.but(state=RUNNING, error=None)
             records.save(operation)
         self.reembedder.start(owner, operation)

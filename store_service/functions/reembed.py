@@ -341,8 +341,13 @@ class Job:
                                     for f in fragment.files)
             self.rewritten.clear()
             raise
+        self.table.remove_unused([manifest.data_file(f) for fragment in self.rewritten.values()
+                                  for f in fragment.files], committed)
         if built is not None:
-            self.owner.indexes.offer(built[0], built[1], built[0].next_row_id)
+            if any(e["name"] == built[0].name and e["vector_column"] == target.column for e in committed.indexes):
+                self.owner.indexes.offer(built[0], built[1], built[0].next_row_id)
+            else:  # the index was dropped during the switch: the commit left it out
+                self.table.remove_files(written)
         self.records.remove_work(self.operation.id)
         log.info("operation %s switched table %s to version %d", self.operation.name, self.table.name,
                  committed.version)

@@ -18,7 +18,7 @@ from store_service.expressions import Judged
 from store_service.expressions.budget import EVALUATION
 from store_service.expressions.lance import fragment_input_bytes
 from store_service.storage import durable, field_ids, lance_errors, manifest
-from store_service.storage.manifest import DATA_DIR, FragmentRef
+from store_service.storage.manifest import DATA_DIR, FragmentRef, Manifest
 from store_service.storage.operations import DataKey
 from store_service.storage.table import Snapshot, Table
 
@@ -53,6 +53,10 @@ class ColumnFiles:
                 self.done[ref.data_key] = self._merged(snapshot, ref)
         if not snapshot.manifest.fragments:
             self.fields_without_fragments = tuple(self._new_fields(snapshot.dataset))
+
+    def keep_used(self, committed: Manifest) -> None:
+        """After the commit: removes the files of fragments that went away between attempts."""
+        self.table.remove_unused(self.written, committed)
 
     def discard(self) -> None:
         for relative in self.written:

@@ -623,7 +623,9 @@ class Table:
                             table=self.name)
             fragments.append(dataclasses.replace(metadata, deletion_file=ref.metadata.deletion_file))
         kept = [e for e in current.indexes if e["vector_column"] != operation.column]
-        return LanceOperation.Merge(fragments, manifest.with_indexes(operation.schema, [*kept, *operation.indexes]))
+        listed = {e["name"] for e in current.indexes if e["vector_column"] == operation.column}
+        rebuilt = [e for e in operation.indexes if e["name"] in listed]  # one dropped meanwhile stays dropped
+        return LanceOperation.Merge(fragments, manifest.with_indexes(operation.schema, [*kept, *rebuilt]))
 
     def _schema_change(self, operation: ChangeSchema, base: Any) -> Any:
         current = manifest.from_dataset(base)
@@ -702,6 +704,12 @@ class Table:
     def remove_files(self, relative_paths: Iterable[str]) -> None:
         for relative in relative_paths:
             (self.directory / relative).unlink(missing_ok=True)
+
+    def remove_unused(self, relative_paths: Iterable[str], committed: Manifest) -> None:
+        """Removes the files a change wrote that its commit did not use: those of fragments that went away
+        between its attempts (a delete or compaction meanwhile)."""
+        used = {path for ref in committed.fragments for path in ref.files}
+        self.remove_files(path for path in relative_paths if path not in used)
 
     def forget_versions(self, kept: set[int]) -> None:
         """Lets go of opened datasets of versions a cleanup removed."""

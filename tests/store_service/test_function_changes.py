@@ -182,6 +182,94 @@ def test_the_embed_service_failing_beyond_its_retries_pauses_and_resume_finishes
         "$var:op_key"
 
 
+def test_an_index_dropped_during_a_switch_stays_dropped(store, monkeypatch):
+    """The switch rebuilds the column's index beside the new vectors; when the index is dropped meanwhile,
+    its commit leaves it out (it used to list it again) and removes the file it built."""
+    from store_service.functions.reembed import Job
+
+    make_table(store, 1200)
+    store.stub.CreateIndex(pb.CreateIndexRequest(table="docs", index_type=pb.INDEX_TYPE_HNSW))
+    name = store.stub.GetTable(pb.GetTableRequest(name="docs")).table.indexes[0].name
+    rebuild = Job._rebuild_index
+
+    def then_dropped(self, view, target, new):
+        built = rebuild(self, view, target, new)
+        store.stub.DropIndex(pb.DropIndexRequest(table="docs", name=name))  # while the switch runs
+        return built
+
+    monkeypatch.setattr(Job, "_rebuild_index", then_dropped)
+    index_files = store.data_dir / "docs.lance" / "_vectorlane" / "indexes"
+    files_before = set(index_files.iterdir())
+    done = wait(store, store.stub.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+        table="docs", function=function("word-hash", "text", "vector", dims=16))))
+    assert done.state == pb.OPERATION_STATE_SUCCEEDED, done.error
+    assert list(store.stub.GetTable(pb.GetTableRequest(name="docs")).table.indexes) == []
+    assert set(index_files.iterdir()) <= files_before  # the rebuilt index's file went with it
+    found = store.stub.Search(pb.SearchRequest(table="docs", text="river stone", limit=3)).rows.json.rows
+    assert len(found) == 3
+
+
+def test_a_switch_leaves_no_files_for_a_fragment_deleted_while_it_ran(store, monkeypatch):
+    """Every fragment is rewritten before the commit; one whose rows were all deleted meanwhile is no longer
+    in the version the switch commits, and the files written for it are removed (they used to stay)."""
+    import lance
+    from store_service.functions.reembed import Job
+
+    make_table(store, 3000)  # three fragments of 1,000 rows
+    data = store.data_dir / "docs.lance" / "data"
+    before = set(data.iterdir())
+    rewrite = Job._rewrite
+    deleted = []
+
+    def then_deleted(self, snapshot, ref, target, new):
+        rows = rewrite(self, snapshot, ref, target, new)
+        if not deleted:  # after the first fragment's rewrite: every row of it deleted
+            deleted.append(store.stub.DeleteRows(pb.DeleteRowsRequest(table="docs", where="id < 1000")))
+        return rows
+
+    monkeypatch.setattr(Job, "_rewrite", then_deleted)
+    done = wait(store, store.stub.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+        table="docs", function=function("word-hash", "text", "vector", dims=16))))
+    assert done.state == pb.OPERATION_STATE_SUCCEEDED, done.error
+    assert deleted[0].rows_deleted == 1000 and store.stub.CountRows(pb.CountRowsRequest(table="docs")).count == 2000
+    used = {f"data/{f.path}" for fragment in lance.dataset(str(store.data_dir / "docs.lance")).get_fragments()
+            for f in fragment.metadata.files}
+    written = {f"data/{p.name}" for p in set(data.iterdir()) - before}
+    assert written <= used, written - used
+
+
+def test_a_resume_while_the_pausing_thread_is_still_ending_runs_the_operation(start_embed, start_store,
+                                                                              monkeypatch):
+    """The thread that paused an operation saves PAUSED before it lets go of the operation's name; a resume in
+    between once found the name taken, started nothing, and left the record RUNNING for ever."""
+    from store_service.tables.owner import TableOwner
+
+    letting_go = TableOwner.unregister
+
+    def slowly(self, name):
+        time.sleep(1.0)  # the window between the PAUSED record and the name let go, made wide
+        letting_go(self, name)
+
+    monkeypatch.setattr(TableOwner, "unregister", slowly)
+    monkeypatch.setenv("VECTORLANE_SECRET_OP_KEY", "sk-operation-secret")
+    store = start_store(start_embed(secret_allowed_hosts=("http://127.0.0.1:*",)))
+    make_table(store, 200)
+    with OpenAICompatibleServer(dims=16) as upstream:
+        upstream.fail_next(500, 100_000)
+        openai = function("openai", "text", "vector", name="text-embedding-3-small", dim=16, max_retries=0,
+                          base_url=upstream.base_url, api_key="$var:op_key")
+        started = store.stub.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(table="docs", function=openai))
+        deadline = time.monotonic() + 30
+        while store.stub.GetOperation(pb.GetOperationRequest(name=started.name)).state != \
+                pb.OPERATION_STATE_PAUSED:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        upstream.recover()
+        store.stub.ResumeOperation(pb.ResumeOperationRequest(name=started.name))  # inside the window
+        done = wait(store, started, timeout=60)
+    assert done.state == pb.OPERATION_STATE_SUCCEEDED and done.rows_done == 200
+
+
 @pytest.mark.parametrize("request_, code, reason", [
     (pb.AlterEmbeddingFunctionRequest(table="docs", function=function("word-hash", "id", "vector")),
      grpc.StatusCode.INVALID_ARGUMENT, "INVALID_EMBEDDING_FUNCTION"),
