@@ -21,7 +21,11 @@ class LoadedIndexes:
         self._lock = threading.Lock()
 
     def get(self, view: TableView, entry: IndexEntry) -> VectorIndex:
-        """The entry's index, loaded once, with the rows of `view` it lacks added."""
+        """The entry's index, loaded once, with the rows of `view` it lacks added. One that already holds
+        them is answered without the lock, so searches do not wait behind a catch-up for a newer version."""
+        found = self._loaded.get(entry.file.path)
+        if found is not None and found[1] >= view.next_row_id:
+            return found[0]
         with self._lock:
             return self._get(view, entry)[0]
 
