@@ -382,16 +382,20 @@ def take(table: "Table", select: list[str], offsets: list[int] | None, row_ids: 
 
 
 # ----- indexes and versions -----------------------------------------------------------------------------
-def create_index(request: pb.CreateIndexRequest) -> Op[pb.Index]:
-    return cast(pb.Index, (yield Unary("CreateIndex", request)).index)
+def create_index(request: pb.CreateIndexRequest) -> Op[IndexInfo]:
+    return index_info((yield Unary("CreateIndex", request)).index)
 
 
 def list_indexes(name: str) -> Op[list[IndexInfo]]:
     reply = yield Unary("ListIndexes", pb.ListIndexesRequest(table=name))
-    return [IndexInfo(name=i.name, index_type=pb.IndexType.Name(i.index_type).removeprefix("INDEX_TYPE_"),
-                      columns=[i.vector_column], distance_type=pb.Metric.Name(i.metric).removeprefix("METRIC_").lower(),
-                      version=i.version, parameters=json_format.MessageToDict(i.parameters))
-            for i in reply.indexes]
+    return [index_info(i) for i in reply.indexes]
+
+
+def index_info(index: pb.Index) -> IndexInfo:
+    return IndexInfo(name=index.name, index_type=pb.IndexType.Name(index.index_type).removeprefix("INDEX_TYPE_"),
+                     columns=[index.vector_column],
+                     distance_type=pb.Metric.Name(index.metric).removeprefix("METRIC_").lower(),
+                     version=index.version, parameters=json_format.MessageToDict(index.parameters))
 
 
 def drop_index(name: str, index: str) -> Op[int]:

@@ -100,7 +100,7 @@ class TableOps:
                          num_sub_vectors: int | None = None, vector_column_name: str | None = None,
                          replace: bool | None = True, index_type: str = "IVF_PQ", num_bits: int = 8,
                          m: int | None = None, ef_construction: int | None = None, name: str | None = None,
-                         **training: Any) -> _ops.Op[pb.Index]:
+                         **training: Any) -> _ops.Op[IndexInfo]:
         """LanceDB's two forms: `(column, config=IvfPq(...))`, and the legacy `(metric, num_partitions, ...,
         vector_column_name=, index_type=)`. 0 or None lets the store choose a parameter."""
         self._writable("create_index")
@@ -287,7 +287,7 @@ class Table(TableOps):
                      max_iterations: int = 50, sample_rate: int = 256, m: int | None = None,
                      ef_construction: int | None = None, config: "index.IndexConfig | None" = None,
                      name: str | None = None, train: bool = True, wait_timeout: Any = None,
-                     target_partition_size: int | None = None) -> pb.Index:
+                     target_partition_size: int | None = None) -> IndexInfo:
         """Builds a FAISS index (FLAT, IVF_FLAT, IVF_PQ or HNSW), LanceDB's two ways: `create_index("vector",
         config=IvfPq(...))` (see `vectorlane.index`), or the legacy `create_index("cosine",
         vector_column_name="vector", index_type="IVF_PQ", ...)`. Unset parameters are the store's choice."""
@@ -488,7 +488,7 @@ class AsyncTable(TableOps):
     # ----- indexes ------------------------------------------------------------------------------------
     async def create_index(self, column: str | None = None, *, replace: bool | None = None,
                            config: "index.IndexConfig | None" = None, wait_timeout: Any = None,
-                           name: str | None = None, train: bool = True, **legacy: Any) -> pb.Index:
+                           name: str | None = None, train: bool = True, **legacy: Any) -> IndexInfo:
         """LanceDB's async form, `await table.create_index("vector", config=IvfPq(...))`; without a config,
         the sync method's keywords (`index_type=`, `metric=`, `num_partitions=`, ...) build the index."""
         if config is None:

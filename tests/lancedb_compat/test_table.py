@@ -564,11 +564,12 @@ def test_create_index_with_a_config_or_the_legacy_arguments(mem_db):
     rows = [{"id": i, "vector": [float(i), float(i % 7), 1.0, 2.0]} for i in range(300)]
     table = mem_db.create_table("indexed", data=rows)
     built = table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=2, num_sub_vectors=2))
-    assert (built.index_type, built.metric, built.parameters["num_partitions"]) == (3, 2, 2)  # IVF_PQ, cosine
-    assert table.create_index("vector", config=IvfFlat(num_partitions=4)).index_type == 2
-    assert table.create_index("vector", config=HnswFlat(m=12)).index_type == 4
+    assert (built.index_type, built.distance_type, built.parameters["num_partitions"]) == ("IVF_PQ", "cosine", 2)
+    assert table.create_index("vector", config=IvfFlat(num_partitions=4)).index_type == "IVF_FLAT"
+    assert table.create_index("vector", config=HnswFlat(m=12)).index_type == "HNSW"
     created = table.create_index("l2", vector_column_name="vector", index_type="IVF_FLAT", num_partitions=2)
-    assert created.index_type == 2
+    assert created.index_type == "IVF_FLAT" and created.columns == ["vector"]
+    assert created == table.list_indices()[0]  # the client's own type, as list_indices gives it
     with pytest.raises(ValueError, match="HnswFlat"):
         table.create_index("vector", config=HnswSq())
     with pytest.raises(ValueError, match="scalar"):
