@@ -43,6 +43,7 @@ from rpc_common.security import HEALTH_SERVICE, REFLECTION_SERVICES
 _opt = settings.setting
 HEALTH_THREADS = 4
 END_SETTLE_S = 0.005
+CLOSED_POLL_S = 0.25  # how soon a thread still reading a call's stream notices the call was answered
 _OPEN_SERVICES = tuple(f"/{s}/" for s in (HEALTH_SERVICE, *REFLECTION_SERVICES))
 
 
@@ -187,12 +188,20 @@ class Guarded:
     def __next__(self) -> Any:
         if self._done:
             raise StopIteration
-        try:
-            kind, value = self._queue.get(timeout=self._idle)
-        except queue.Empty:
-            self._done = True
-            raise DeadlineExceeded(f"the stream sent nothing for {self._idle:g} s; it was ended (send the next "
-                                   "message sooner, or end the stream)", reason="STREAM_IDLE_TIMEOUT") from None
+        idle_until = time.monotonic() + self._idle
+        while True:
+            try:
+                kind, value = self._queue.get(timeout=max(0.0, min(CLOSED_POLL_S, idle_until - time.monotonic())))
+                break
+            except queue.Empty:
+                if self._closed.is_set():  # the call was answered (a thread still reading it stops here)
+                    self._done = True
+                    raise Cancelled("the call ended before its stream was read", reason="CALLER_GONE") from None
+                if time.monotonic() >= idle_until:
+                    self._done = True
+                    raise DeadlineExceeded(f"the stream sent nothing for {self._idle:g} s; it was ended (send the "
+                                           "next message sooner, or end the stream)",
+                                           reason="STREAM_IDLE_TIMEOUT") from None
         if kind == _MESSAGE:
             return value
         self._done = True

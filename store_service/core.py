@@ -315,9 +315,9 @@ class StoreCore:
         try:
             for item in staged:
                 if item.rows:
-                    rows = table.read_staged(item)
-                    rows = rows.drop_columns([c for c in rows.column_names if c in changed])
-                    again.append(table.stage(preparer.prepare(rows), schema))
+                    tables = (preparer.prepare(pa.Table.from_batches([batch]).drop_columns(
+                        [c for c in batch.schema.names if c in changed])) for batch in table.staged_batches(item))
+                    again.append(table.stage_stream(tables, schema))
         except BaseException:
             table.discard(again)
             raise

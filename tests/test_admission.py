@@ -198,3 +198,38 @@ def test_a_cancelled_merge_is_never_committed(start_store):  # noqa: F811
             future.result()
     time.sleep(0.3)
     assert store.stub.CountRows(pb.CountRowsRequest(table="t")).count == 0
+
+
+def test_a_thread_still_reading_a_stream_stops_soon_after_the_call_is_answered():
+    """A call answered while another thread of it still waits for the caller's next message (a streamed add
+    that failed while its receiving thread ran ahead): that thread is released with CANCELLED, not after the
+    idle timeout."""
+    from rpc_common.admission import Guarded
+    from rpc_common.errors import Cancelled
+
+    never = threading.Event()
+
+    def silent():
+        never.wait()
+        yield None
+
+    class Context:
+        def is_active(self):
+            return True
+
+    stream = Guarded(silent(), Context(), idle_timeout=60.0)
+    failed = []
+
+    def read():
+        try:
+            next(stream)
+        except Cancelled as exc:
+            failed.append(exc.reason)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(0.1)
+    stream.close()
+    reader.join(5)  # far below the idle timeout of 60 s
+    never.set()
+    assert failed == ["CALLER_GONE"]

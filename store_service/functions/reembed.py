@@ -329,7 +329,9 @@ class Job:
             index = (built[0].to_json(),) if built is not None else ()
             return RewriteColumns(target.schema, dict(self.rewritten), target.column, index,
                                   read_at=view.snapshot.manifest,
-                                  name=f"{self.operation.kind.lower()}:{target.column}")
+                                  name=f"{self.operation.kind.lower()}:{target.column}",
+                                  rebuilt_from=frozenset(e.file.path for e in entries(view.snapshot.manifest)
+                                                         if e.vector_column == target.column))
 
         try:
             committed = self.owner.commit_prepared(prepare)
@@ -344,9 +346,9 @@ class Job:
         self.table.remove_unused([manifest.data_file(f) for fragment in self.rewritten.values()
                                   for f in fragment.files], committed)
         if built is not None:
-            if any(e["name"] == built[0].name and e["vector_column"] == target.column for e in committed.indexes):
+            if any(e["file"]["path"] == built[0].file.path for e in committed.indexes):
                 self.owner.indexes.offer(built[0], built[1], built[0].next_row_id)
-            else:  # the index was dropped during the switch: the commit left it out
+            else:  # the index was dropped or replaced during the switch: the commit left it out
                 self.table.remove_files(written)
         self.records.remove_work(self.operation.id)
         log.info("operation %s switched table %s to version %d", self.operation.name, self.table.name,

@@ -160,6 +160,7 @@ def stage_stream(table: Table, preparer: RowPreparer, batches: Iterable[Batch], 
     ready: queue.Queue[Future[pa.Table] | BaseException | None] = queue.Queue()
     slots = threading.Semaphore(max_in_flight)
     stop = threading.Event()
+    submitting = threading.Lock()  # a failed write's stop and a new submission never cross
 
     def receive() -> None:
         try:
@@ -167,9 +168,11 @@ def stage_stream(table: Table, preparer: RowPreparer, batches: Iterable[Batch], 
                 while not slots.acquire(timeout=0.1):
                     if stop.is_set():
                         return
-                if stop.is_set():
-                    return
-                ready.put(pool.submit(preparer.finish, preparer.clean_lists(batch.rows), batch.images))
+                rows = preparer.clean_lists(batch.rows)
+                with submitting:
+                    if stop.is_set():
+                        return
+                    ready.put(pool.submit(preparer.finish, rows, batch.images))
         except BaseException as exc:  # the caller's stream failed (cancelled, a bad message): the write stops
             ready.put(exc)
         finally:
@@ -194,8 +197,9 @@ def stage_stream(table: Table, preparer: RowPreparer, batches: Iterable[Batch], 
     except BaseException:
         # Not joined: it may wait for the caller's next message, which ends when the call does (the error
         # ends it). It submits nothing more; what it queued is cancelled.
-        stop.set()
-        _cancel_queued(ready)
+        with submitting:
+            stop.set()
+            _cancel_queued(ready)
         raise
     receiver.join()
     return ([staged] if staged.rows else []), staged.rows

@@ -158,6 +158,8 @@ class RewriteColumns:
     indexes: tuple[dict[str, Any], ...]
     read_at: Manifest
     name: str = "rewrite_columns"
+    rebuilt_from: frozenset[str] = frozenset()  # the index files `indexes` were rebuilt from: listed only if
+    # one of them still is (an index dropped or replaced meanwhile is not brought back over the caller's)
 
 
 @dataclass(frozen=True)

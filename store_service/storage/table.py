@@ -21,6 +21,7 @@ refuse a change that another writer made stale: WRITE_CONFLICT.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import queue
@@ -61,8 +62,10 @@ SUFFIX = ".lance"
 REFS_DIR = "_refs"  # Lance's tags
 DATASETS_CACHED = 8  # opened versions kept per table (the latest and those pinned by readers)
 MAX_ROWS_PER_FILE = 1 << 20
+RESTAGE_ROWS = 10_000  # rows read back at a time when staged rows are staged again
 STREAM_BATCHES_KEPT = 2  # batches of a streamed stage kept to write again (Lance checks the schema on the first)
-RACY_NS = 100_000_000  # a versions-folder time this recent may share its clock tick with a later commit
+RACY_NS = 2_000_000_000  # a versions-folder time this recent may share its tick with a later commit (some
+# filesystems keep whole seconds)
 _HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksum")
 
 
@@ -363,13 +366,11 @@ class Table:
         produced: list[BaseException] = []
         kept: list[pa.RecordBatch] = []  # the first batches, which Lance reads before it checks the schema
         pulled = 0
-        source = iter(tables)
 
-        def batches(replay: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        def flattened() -> Iterator[pa.RecordBatch]:  # one iterator for every attempt: a batch is taken once
             nonlocal pulled
-            yield from replay
             try:
-                for table in source:
+                for table in tables:
                     for batch in conform(table, schema).to_batches():
                         if batch.num_rows:
                             pulled += 1
@@ -380,8 +381,10 @@ class Table:
                 produced.append(exc)
                 raise
 
+        source = flattened()
+
         def write(replay: list[pa.RecordBatch], same_schema: bool) -> tuple[list[Any], dict[str, tuple[int, str]]]:
-            reader = pa.RecordBatchReader.from_batches(schema, batches(replay))
+            reader = pa.RecordBatchReader.from_batches(schema, itertools.chain(replay, source))
             return self.write_fragments(reader, schema, same_schema=same_schema,
                                         cause=lambda: produced[0] if produced else None)
 
@@ -442,12 +445,13 @@ class Table:
             checksums = hashing.result()
         return checksums
 
-    def read_staged(self, staged: Staged) -> pa.Table:
-        """The rows of staged fragments, read back (an append restaged for a schema that changed)."""
+    def staged_batches(self, staged: Staged, rows: int = RESTAGE_ROWS) -> Iterator[pa.RecordBatch]:
+        """The rows of staged fragments read back `rows` at a time (an append restaged for a schema that
+        changed: a large add is never in memory whole)."""
         from lance.file import LanceFileReader
 
-        parts = [LanceFileReader(str(self.directory / relative)).read_all().to_table() for relative in staged.files]
-        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        for relative in staged.files:
+            yield from LanceFileReader(str(self.directory / relative)).read_all(batch_size=rows).to_batches()
 
     def discard(self, staged: Iterable[Staged]) -> None:
         for item in staged:
@@ -623,8 +627,8 @@ class Table:
                             table=self.name)
             fragments.append(dataclasses.replace(metadata, deletion_file=ref.metadata.deletion_file))
         kept = [e for e in current.indexes if e["vector_column"] != operation.column]
-        listed = {e["name"] for e in current.indexes if e["vector_column"] == operation.column}
-        rebuilt = [e for e in operation.indexes if e["name"] in listed]  # one dropped meanwhile stays dropped
+        listed = {e["file"]["path"] for e in current.indexes if e["vector_column"] == operation.column}
+        rebuilt = list(operation.indexes) if listed & operation.rebuilt_from else []
         return LanceOperation.Merge(fragments, manifest.with_indexes(operation.schema, [*kept, *rebuilt]))
 
     def _schema_change(self, operation: ChangeSchema, base: Any) -> Any:

@@ -182,9 +182,11 @@ def test_the_embed_service_failing_beyond_its_retries_pauses_and_resume_finishes
         "$var:op_key"
 
 
-def test_an_index_dropped_during_a_switch_stays_dropped(store, monkeypatch):
-    """The switch rebuilds the column's index beside the new vectors; when the index is dropped meanwhile,
-    its commit leaves it out (it used to list it again) and removes the file it built."""
+@pytest.mark.parametrize("meanwhile", ["dropped", "replaced"])
+def test_an_index_dropped_or_replaced_during_a_switch_is_not_brought_back(store, monkeypatch, meanwhile):
+    """The switch rebuilds the column's index beside the new vectors; when the index is dropped (or replaced
+    by another, built on the old vectors) meanwhile, its commit leaves the rebuilt one out (it used to list
+    it again, over the caller's change) and removes the file it built."""
     from store_service.functions.reembed import Job
 
     make_table(store, 1200)
@@ -194,7 +196,11 @@ def test_an_index_dropped_during_a_switch_stays_dropped(store, monkeypatch):
 
     def then_dropped(self, view, target, new):
         built = rebuild(self, view, target, new)
-        store.stub.DropIndex(pb.DropIndexRequest(table="docs", name=name))  # while the switch runs
+        if meanwhile == "dropped":  # while the switch runs
+            store.stub.DropIndex(pb.DropIndexRequest(table="docs", name=name))
+        else:
+            store.stub.CreateIndex(pb.CreateIndexRequest(table="docs", index_type=pb.INDEX_TYPE_FLAT, replace=True))
+            files_before.update(index_files.iterdir())
         return built
 
     monkeypatch.setattr(Job, "_rebuild_index", then_dropped)

@@ -389,3 +389,22 @@ def test_a_commit_in_the_same_clock_tick_as_the_last_look_is_still_seen(store, t
     os.utime(versions, ns=(stamp, stamp))  # as the same clock tick would leave it
     assert table.latest_version() == 2
     assert ids_of(table) == [0, 1, 2, 3, 4]
+
+
+def test_a_streamed_stage_written_again_for_a_changed_schema_keeps_every_row(store, monkeypatch):
+    """Lance checks the schema after taking the first batch; written again for the schema it was staged for,
+    the stream goes on from the batch after those taken, inside a message of several batches too (a replay
+    that split each message again lost the rest of the first one)."""
+    table = store.create("docs", SCHEMA, rows(0, 3))
+    wider = SCHEMA.append(pa.field("note", pa.string()))
+    looks = iter([wider])  # the first look sees the schema staged for; a function switch then changes it
+    latest = table.schema
+    monkeypatch.setattr(table, "schema", lambda: next(looks, None) or latest())
+    first = pa.concat_tables([rows(10, 2), rows(12, 2)])  # one message, two batches
+    staged = table.stage_stream(iter([first, rows(14, 1)]), wider)
+    assert staged.rows == 5
+    from lance.file import LanceFileReader
+    ids = [i for path in staged.files for i in
+           LanceFileReader(str(table.directory / path)).read_all().to_table().column("id").to_pylist()]
+    assert sorted(ids) == [10, 11, 12, 13, 14]
+    table.discard([staged])
