@@ -80,7 +80,7 @@ bench-storage: $(VENV)/.bench-installed ## the store-on-Lance goals at 1M rows (
 bench-10m: $(VENV)/.bench-installed ## 10M x 384-d rows (15 GB of vectors): ingest, IVF_PQ build, start, p50/recall, RSS and floors beside LanceDB (~37 min, 32 GB of disk)
 	$(BIN)/python -m benchmarks.large --rows 10000000 --optimize
 
-bench-serving: $(VENV)/.bench-installed ## the serving path at 1M x 384-d beside an empty gRPC call, FAISS in-process, LanceDB and pylance (~25 min)
+bench-serving: $(VENV)/.bench-installed ## the serving path at 1M x 384-d beside an empty gRPC call, FAISS in-process, a floor server, LanceDB and pylance (~10 min)
 	$(BIN)/python -m benchmarks.serving --rows 1000000
 
 bench-filters: $(VENV)/.bench-installed ## filter evaluation (Arrow vs Lance's SQL) and prefiltered search at 10 % beside LanceDB, 1M rows
