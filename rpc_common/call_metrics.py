@@ -22,12 +22,17 @@ class MetricsInterceptor(WrappingInterceptor):
 
     def wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         method = full_method.rsplit("/", 1)[-1]
-        requests, latency = self._requests, self._latency
+        requests = self._requests
+        latency = self._latency.labels(method)  # the method's series, looked up once
+        counted: dict[grpc.StatusCode, Any] = {}
 
         def record(context: grpc.ServicerContext, started: float, failed: bool) -> None:
             code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
-            requests.labels(method, code.name).inc()
-            latency.labels(method).observe(time.perf_counter() - started)
+            counter = counted.get(code)
+            if counter is None:
+                counter = counted.setdefault(code, requests.labels(method, code.name))
+            counter.inc()
+            latency.observe(time.perf_counter() - started)
 
         def unary(inner: Behaviour) -> Behaviour:
             def call(request: Any, context: grpc.ServicerContext) -> Any:
