@@ -208,8 +208,15 @@ test("reads are retried on UNAVAILABLE by the channel's service config: a store 
   const port = await freePort();
   const client = await lancedb.connect(`grpc://127.0.0.1:${port}`, { timeout: 30 });
   let proxy: net.Server | undefined;
+  const sockets: net.Socket[] = [];
   const later = setTimeout(() => { // the store "comes up": a proxy to it starts listening on the port
-    proxy = net.createServer((socket) => socket.pipe(net.connect(services.storePort, "127.0.0.1")).pipe(socket));
+    proxy = net.createServer((socket) => {
+      const upstream = net.connect(services.storePort, "127.0.0.1");
+      sockets.push(socket, upstream);
+      // one side ending (the client closing at the test's end) ends the other, never an uncaught error
+      for (const side of [socket, upstream]) side.on("error", () => { socket.destroy(); upstream.destroy(); });
+      socket.pipe(upstream).pipe(socket);
+    });
     proxy.listen(port, "127.0.0.1");
   }, 300);
   try {
@@ -218,6 +225,7 @@ test("reads are retried on UNAVAILABLE by the channel's service config: a store 
   } finally {
     clearTimeout(later);
     client.close();
+    for (const socket of sockets) socket.destroy();
     proxy?.close();
   }
 });
