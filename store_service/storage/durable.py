@@ -26,6 +26,8 @@ def storage_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
+        if lance_errors.is_invalid_input(exc):
+            raise  # the store's own bug, not the disk's: the error mapping answers INTERNAL and logs it
         where = f"{path.parent.name}/{path.name}"  # never the data directory's absolute path
         code = exc.errno if exc.errno is not None else lance_errors.errno_in(str(exc))
         if code in (errno.ENOSPC, errno.EDQUOT):

@@ -29,6 +29,12 @@ def is_commit_conflict(exc: BaseException) -> bool:
     return "conflict" in text or "incompatible" in text
 
 
+def is_invalid_input(exc: BaseException) -> bool:
+    """Lance refused what the store asked of it as invalid (a transaction or schema the store built wrongly):
+    a bug in the store, not a storage failure."""
+    return "invalid user input" in str(exc).lower()
+
+
 def is_missing_version(exc: BaseException) -> bool:
     """Lance could not open a version because there is no such version."""
     text = str(exc).lower()

@@ -337,6 +337,16 @@ def test_a_storage_error_without_an_errno_says_what_lance_said_without_the_data_
     assert "odd state at <data_dir>/docs.lance" in err.value.message and str(tmp_path) not in err.value.message
 
 
+def test_lance_refusing_what_the_store_built_is_not_called_a_storage_failure(tmp_path):
+    """Lance's "Invalid user input" for a transaction the store built is the store's bug: it reaches the error
+    mapping as it is (INTERNAL, logged with a request id), not UNAVAILABLE as if the disk had failed (found
+    with a cast whose field kept the old column's id)."""
+    where = tmp_path / "data" / "docs.lance" / "_versions" / "manifest"
+    with pytest.raises(OSError, match="Invalid user input") as err, durable.storage_errors(where):
+        raise OSError("Invalid user input: Merge operation remaps field id 0, /home/r/validate.rs:289:24")
+    assert type(err.value) is OSError
+
+
 def test_a_crc_computed_in_pieces_on_several_cores_is_the_crc_of_the_whole():
     import zlib
 
