@@ -584,16 +584,12 @@ class TableView:
             if live is not None:  # a part with deletions: its live rows' physical offsets
                 chosen = which == index
                 physical[chosen] = live[physical[chosen]]
-        few = len(positions) <= GATHER_ONE_BY_ONE
-        parts, offsets = (which.tolist(), physical.tolist()) if few else ([], [])
         columns = []
         for arrays, f in zip(sources, fields):
             dtype = arrays[int(which[0])].dtype
             if len(arrays) == 1:
                 out = next(iter(arrays.values()))[physical]
-            elif few:  # a search's handful of rows: one read each beats a mask per part
-                out = np.fromiter((arrays[i][o] for i, o in zip(parts, offsets)), dtype=dtype, count=len(parts))
-            else:
+            else:  # (a search's handful of rows is `_gather_few`'s, value by value)
                 out = np.empty(len(positions), dtype=dtype)
                 for index, source in arrays.items():
                     chosen = which == index
