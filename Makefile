@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-embed run-store test lint stress test-fast parity bench bench-quick bench-storage bench-serving bench-filters bench-10m protos settings-table check-protos clean
+.PHONY: help install run run-s3 run-embed run-store test lint stress test-fast parity bench bench-quick bench-storage bench-serving bench-filters bench-10m protos settings-table check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ install: $(STAMP) $(NPM_STAMP) ## create .venv and install vectorlane with its t
 run: $(STAMP) ## start the system: embed service on :50052, then the store on :50051 (data: VECTORLANE_DATA_DIR or ./data)
 	$(BIN)/python scripts/run_system.py
 
+run-s3: $(STAMP) ## `make run` with the tables on a local S3-compatible server (moto on :9000, in memory) started beside
+	$(BIN)/python scripts/run_system.py --s3
+
 run-embed: $(STAMP) ## start only the embed service (:50052)
 	$(BIN)/vectorlane-embed
 
@@ -44,6 +47,7 @@ run-store: $(STAMP) ## start only the store service (:50051), using the embed se
 
 test: $(STAMP) $(NPM_STAMP) lint ## run the whole test suite: lint, Python (pytest) and the TypeScript client (node --test)
 	$(BIN)/pytest -q tests
+	VECTORLANE_TEST_STORAGE=s3 $(BIN)/pytest -q -p no:cacheprovider tests/lancedb_compat  # the conformance suite again, tables on S3
 	cd client-ts && VECTORLANE_PYTHON=$(CURDIR)/$(BIN)/python npm test --silent
 
 lint: $(STAMP) ## ruff over the tree, mypy over the services and the client (settings in pyproject.toml)

@@ -1,9 +1,14 @@
 """`make run`: the embedded default — the embed service, then (once its models are loaded) the store
 service wired to it; Ctrl-C or SIGTERM stops both gracefully. Ports and the data directory come from the
-environment (EMBED_PORT, STORE_PORT, VECTORLANE_DATA_DIR) or the defaults 50052, 50051 and ./data."""
+environment (EMBED_PORT, STORE_PORT, VECTORLANE_DATA_DIR) or the defaults 50052, 50051 and ./data.
+
+`make run-s3` (`--s3`): the same, with the tables on a local S3-compatible server started beside them (moto,
+on S3_PORT or 9000, bucket `vectorlane`; it keeps objects in memory, so they go when it stops): the store runs
+exactly as it would against a real bucket, with the endpoint and credentials in its environment."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -33,6 +38,20 @@ def wait_serving(target: str, process: subprocess.Popen, timeout: float = 600.0)
 
 
 def main() -> int:
+    with contextlib.ExitStack() as stack:
+        env = dict(os.environ)
+        if "--s3" in sys.argv[1:]:
+            sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            from tests.object_store import LocalS3
+
+            s3 = stack.enter_context(LocalS3(int(os.environ.get("S3_PORT", "9000"))))
+            env.update(s3.environment(), VECTORLANE_DATA_DIR=s3.uri(s3.bucket("vectorlane"), "tables"))
+            print(f"local S3 at {s3.endpoint}: tables in {env['VECTORLANE_DATA_DIR']} (AWS_* variables as "
+                  "tests/object_store.py sets them)", flush=True)
+        return run(env)
+
+
+def run(env: dict[str, str]) -> int:
     embed_port = os.environ.get("EMBED_PORT", "50052")
     store_port = os.environ.get("STORE_PORT", "50051")
     embed_target = f"127.0.0.1:{embed_port}"
@@ -53,7 +72,7 @@ def main() -> int:
         embed.wait()
         return 1
     store = subprocess.Popen([sys.executable, "-m", "store_service", "--port", store_port, "--metrics-port", "9451",
-                              "--embed-address", embed_target])
+                              "--embed-address", embed_target], env=env)
     children.append(store)
     while all(child.poll() is None for child in children):
         time.sleep(0.5)

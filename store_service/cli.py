@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     process.configure_logging(config.log_level)
     server = StoreServer(config).start()
     a = server.address
-    print(f"{BANNER}{a}  (data in {config.data_dir.resolve()}, embed service {config.embed_address or 'none'})\n"
+    print(f"{BANNER}{a}  (data in {config.shown_data_dir()}, embed service {config.embed_address or 'none'})\n"
           f"  tables:  grpcurl -plaintext {a} vectorlane.store.v1.StorageService/ListTables\n"
           f"  health:  grpcurl -plaintext {a} grpc.health.v1.Health/Check\n"
           f"  metrics: " + (f"http://{config.metrics_host}:{server.metrics_port}/metrics"

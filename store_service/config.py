@@ -11,16 +11,20 @@ from rpc_common import settings
 from rpc_common.admission import AdmissionSettings
 from rpc_common.security import SecuritySettings
 from store_service.errors import InvalidArgument
+from store_service.storage.location import check_object_environment, is_object_uri
 from store_service.tables import consistency
 
 _opt = settings.setting
+OBJECT_STORAGE_INTERVAL_S = 2.0  # the default read-consistency interval when tables are on object storage
 
 
 @dataclass(frozen=True)
 class StoreConfig(SecuritySettings, AdmissionSettings):
     host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 in a container)")
     port: int = _opt(50051, "gRPC port (0 picks a free one)")
-    data_dir: Path = _opt(Path("data"), "directory holding the tables")
+    data_dir: str = _opt("data", "where the tables live: a local directory, or object storage (s3://bucket/prefix; "
+                                 "credentials and endpoint from AWS_* environment variables, plain http only with "
+                                 "AWS_ALLOW_HTTP=true)")
     embed_address: str = _opt("127.0.0.1:50052", "the embed service (host:port); empty: every function is local")
     embed_timeout_s: float = _opt(120.0, "longest one call to the embed service may take, in seconds")
     embed_batch_size: int = _opt(256, "source values per Embed call when rows arrive without vectors")
@@ -47,9 +51,11 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
     evaluation_memory_bytes: int = _opt(1024 * 1024 * 1024, "memory the store lets SQL expressions (filters Lance "
                                         "evaluates, computed columns, values_sql, add_columns) hold at once, in bytes; "
                                         "work beyond it is refused (RESOURCE_EXHAUSTED)")
-    read_consistency_interval: str = _opt("0", "how stale a read may be about versions another process committed "
-                                               "to a table (LanceDB's read_consistency_interval), in seconds: 0 "
-                                               "checks on every read; 'none' sees only this store's own commits")
+    read_consistency_interval: str = _opt("", "how stale a read may be about versions another process committed "
+                                              "to a table (LanceDB's read_consistency_interval), in seconds: 0 "
+                                              "checks on every read; 'none' sees only this store's own commits; "
+                                              f"empty: 0 on a local disk, {OBJECT_STORAGE_INTERVAL_S:g} on object "
+                                              "storage")
     ingest_workers: int = _opt(4, "threads preparing (embedding, writing) incoming batches")
     grace_seconds: float = _opt(20.0, "on SIGTERM, how long in-flight calls get to finish")
     log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR")
@@ -61,9 +67,28 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
         if self.max_subvectors_per_row < 1:
             raise ValueError("--max-subvectors-per-row must be at least 1")
         try:
-            consistency.parse(self.read_consistency_interval)
+            consistency.parse(self.read_consistency_interval or "0")
         except InvalidArgument as exc:
             raise ValueError(f"--read-consistency-interval: {exc.message}") from None
+        if is_object_uri(self.data_dir):
+            try:
+                check_object_environment(self.data_dir)
+            except ValueError as exc:
+                raise ValueError(f"--data-dir: {exc}") from None
+
+    @property
+    def on_object_storage(self) -> bool:
+        return is_object_uri(self.data_dir)
+
+    def consistency_interval(self) -> float | None:
+        """The read-consistency interval in force: as set, else by where the tables live."""
+        text = self.read_consistency_interval or (str(OBJECT_STORAGE_INTERVAL_S) if self.on_object_storage
+                                                  else "0")
+        return consistency.parse(text)
+
+    def shown_data_dir(self) -> str:
+        """Where the tables are, for a log line or the banner."""
+        return self.data_dir if self.on_object_storage else str(Path(self.data_dir).resolve())
 
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None

@@ -43,6 +43,7 @@ from store_service.schema import (FunctionConfig, check_secrets, check_table_sch
                                   source_kind, vector_type, with_functions)
 from store_service.storage import maintenance
 from store_service.storage.fragments import ROW_ID
+from store_service.storage.location import Location
 from store_service.storage.maintenance import Cleaned
 from store_service.storage.manifest import Manifest
 from store_service.storage.names import check_table_name, check_version
@@ -127,7 +128,7 @@ class Change:
 
 
 class StoreCore:
-    def __init__(self, root: Path, embedder: Embedder, limits: StoreLimits = StoreLimits()) -> None:
+    def __init__(self, root: Location | Path, embedder: Embedder, limits: StoreLimits = StoreLimits()) -> None:
         self.tables = Tables(root, limits.max_filter_length, limits.read_consistency_interval)
         self.embedder = embedder
         self.limits = limits
@@ -575,7 +576,7 @@ class StoreCore:
         latest = table.manifest()
         lengths = np.array([f.rows for f in latest.fragments], dtype=np.int64)
         files = [p for f in latest.fragments for p in (*f.files, *((f.deletion,) if f.deletion else ()))]
-        total = sum((table.directory / p).stat().st_size for p in files if (table.directory / p).exists())
+        total = sum(table.file_size(p) for p in files)
         return TableStats(version=latest.version, num_rows=latest.rows,
                           num_deleted_rows=sum(f.deleted for f in latest.fragments),
                           num_fragments=len(latest.fragments),

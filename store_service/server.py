@@ -14,10 +14,10 @@ from store_service.core import StoreCore, StoreLimits
 from store_service.embedder import Embedder
 from store_service.edge.metrics import StoreMetrics
 from store_service.storage import recovery
+from store_service.storage.location import LocalFolder, open_location
 from store_service.storage.recovery import DataDirLock
 from store_service.edge.consistency import ReadConsistencyInterceptor
 from store_service.edge.servicer import DECODERS, StorageServicer
-from store_service.tables import consistency
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,10 @@ SERVICE = pb.DESCRIPTOR.services_by_name["StorageService"]
 class StoreServer(HostedServer):
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
-        self._data_lock = DataDirLock(config.data_dir)  # refuses a second store on this directory
+        self.location = open_location(config.data_dir)
+        # one store per local directory; on object storage any number serve the same tables (Lance's commits
+        # are put-if-not-exists there)
+        self._data_lock = DataDirLock(self.location.path) if isinstance(self.location, LocalFolder) else None
         self.metrics = StoreMetrics()
         credentials = None
         if config.embed_tls_ca or config.embed_tls_cert:
@@ -44,10 +47,10 @@ class StoreServer(HostedServer):
                              ingest_workers=config.ingest_workers, max_filter_length=config.max_filter_length,
                              max_response_bytes=config.max_message_bytes // 2,
                              max_subvectors_per_row=config.max_subvectors_per_row,
-                             read_consistency_interval=consistency.parse(config.read_consistency_interval))
+                             read_consistency_interval=config.consistency_interval())
         EVALUATION.configure(config.evaluation_memory_bytes)
         scan.use_single_threaded_blas()  # exact scans parallelise across queries and chunks, not inside BLAS
-        self.core = StoreCore(config.data_dir, embedder, limits)
+        self.core = StoreCore(self.location, embedder, limits)
         self.metrics.tables.set_function(lambda: len(self.core.tables.names()))
         self.metrics.watch_tables(self._table_states)
         self.core.reembedder.observer = self.metrics
@@ -73,13 +76,14 @@ class StoreServer(HostedServer):
     def start(self) -> "StoreServer":
         c = self.config
         self._host.start(c.host, c.port, c.metrics_host, c.metrics_port)
-        recovery.recover(self.core.tables.root)  # before anything writes: torn manifests, what a crash left
+        if isinstance(self.location, LocalFolder):  # torn manifests, what a crash left, before anything writes
+            recovery.recover(self.location.path)  # (an object store has neither: a PUT is whole or absent)
         self._host.set_serving(True)  # tables open lazily; nothing to wait for
         resumed = self.core.functions.resume_all()
         if resumed:
             log.info("resumed %d re-embedding operation(s)", resumed)
         log.info("store service listening on %s, data in %s, embed service %s (metrics %s)", self.address,
-                 c.data_dir.resolve(), c.embed_address or "none",
+                 c.shown_data_dir(), c.embed_address or "none",
                  self.metrics_url())
         return self
 
@@ -92,5 +96,6 @@ class StoreServer(HostedServer):
         log.info("shutting down: health NOT_SERVING; in-flight calls get %.1fs", grace)
         self._host.stop(grace)
         self.core.close()
-        self._data_lock.release()
+        if self._data_lock is not None:
+            self._data_lock.release()
         log.info("store service stopped")

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -18,6 +19,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from embed_service.config import EmbedConfig  # noqa: E402
 from embed_service.server import EmbedServer  # noqa: E402
 from vectorlane.embed.v1 import embed_service_pb2_grpc as pb_grpc  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.object_store import LocalS3
 
 TINY_CLIP = {
     "embed_dim": 128,
@@ -93,3 +97,12 @@ def start_embed(tiny_clip: TinyClip) -> Iterator[Callable[..., RunningEmbed]]:
 @pytest.fixture
 def embed(start_embed: Callable[..., RunningEmbed]) -> RunningEmbed:
     return start_embed()
+
+
+@pytest.fixture(scope="session")
+def local_s3() -> Iterator["LocalS3"]:
+    """A real S3-compatible server (moto, its own process) on loopback for the session."""
+    from tests.object_store import LocalS3
+
+    with LocalS3() as s3:
+        yield s3

@@ -29,7 +29,7 @@ class FunctionChanges:
         count = 0
         for name in self.tables.names():
             owner = self.tables.owner(name)
-            for operation in OperationLog(owner.table.directory).all():
+            for operation in OperationLog(owner.table.files).all():
                 if operation.state == RUNNING:
                     log.info("resuming operation %s (%d of %d rows done)", operation.name, operation.rows_done,
                              operation.rows_total)
@@ -70,7 +70,7 @@ class FunctionChanges:
         if function is not None and info is not None:
             source_kind(function, snapshot.schema.field(function.source_column).type, info.modalities)
         with owner.changing():  # one start at a time, so two callers cannot both start on one table
-            records = OperationLog(table.directory)
+            records = OperationLog(table.files)
             for existing in records.all():
                 if existing.state in (RUNNING, PAUSED):
                     raise FailedPrecondition(f"table {table_name!r} has operation {existing.name} in progress; "
@@ -85,10 +85,10 @@ class FunctionChanges:
     # ----- looking and steering ------------------------------------------------------------------------
     def get(self, name: str) -> Operation:
         owner, operation_id = self._locate(name)
-        return OperationLog(owner.table.directory).load(operation_id, table=owner.name)
+        return OperationLog(owner.table.files).load(operation_id, table=owner.name)
 
     def list(self, table_name: str, page_size: int = 0, page_token: str = "") -> tuple[list[Operation], str]:
-        operations = OperationLog(self.tables.owner(table_name).table.directory).all()
+        operations = OperationLog(self.tables.owner(table_name).table.files).all()
         by_id = {op.id: op for op in operations}
         ids, token = paging.page([op.id for op in operations], str, page_size, page_token)
         return [by_id[i] for i in ids], token
@@ -96,7 +96,7 @@ class FunctionChanges:
     def cancel(self, name: str) -> Operation:
         owner, operation_id = self._locate(name)
         table = owner.table
-        records = OperationLog(table.directory)
+        records = OperationLog(table.files)
         with owner.changing():
             operation = records.load(operation_id, table=table.name)
             if operation.done:
@@ -113,7 +113,7 @@ class FunctionChanges:
     def resume(self, name: str) -> Operation:
         owner, operation_id = self._locate(name)
         table = owner.table
-        records = OperationLog(table.directory)
+        records = OperationLog(table.files)
         with owner.changing():
             operation = records.load(operation_id, table=table.name)
             if operation.state != PAUSED:

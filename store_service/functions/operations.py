@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,8 +18,9 @@ from typing import Any
 
 from store_service.errors import InvalidArgument, NotFound
 from store_service.schema import FunctionConfig
-from store_service.storage import durable, fragments
+from store_service.storage import fragments
 from store_service.storage.fragments import FileRef
+from store_service.storage.location import Location, as_location
 from store_service.storage.names import check_table_name
 
 OPERATIONS_DIR = "_vectorlane/operations"
@@ -105,41 +105,52 @@ def parse_name(name: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+READ_ATTEMPTS = 5
+
+
 class OperationLog:
-    """The operations of one table directory."""
+    """The operations of one table: a folder each, its record in `STATE_FILE` beside its work."""
 
-    def __init__(self, table_dir: Path) -> None:
-        self.table_dir = table_dir
-        self.directory = table_dir / OPERATIONS_DIR
+    def __init__(self, table_dir: Location | Path) -> None:
+        self.files = as_location(table_dir)
 
-    def folder(self, operation_id: str) -> Path:
-        return self.directory / operation_id
+    def _state(self, operation_id: str) -> str:
+        return f"{OPERATIONS_DIR}/{operation_id}/{STATE_FILE}"
 
     def save(self, operation: Operation) -> None:
-        folder = self.folder(operation.id)
-        if not folder.exists():
-            fragments.require_table(self.table_dir)  # a dropped table's folder is not made again
-            folder.mkdir(parents=True)
-            durable.fsync_dir(self.directory)
-        durable.publish(folder / STATE_FILE, operation.to_json())
+        fragments.require_table(self.files)  # a dropped table's folder is not made again
+        self.files.publish(self._state(operation.id), operation.to_json())
+
+    def _read(self, operation_id: str) -> Operation:
+        """The record as last published. A local file is replaced by a rename and read whole; an object read
+        while another PUT replaces it can come back torn (pyarrow reads a size, then ranges), so a record
+        that does not parse is read again."""
+        for attempt in range(READ_ATTEMPTS):
+            data = self.files.read(self._state(operation_id))
+            try:
+                return Operation.from_json(data)
+            except ValueError:
+                if not self.files.on_object_storage or attempt == READ_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def load(self, operation_id: str, *, table: str) -> Operation:
         try:
-            return Operation.from_json((self.folder(operation_id) / STATE_FILE).read_bytes())
+            return self._read(operation_id)
         except FileNotFoundError:
             raise NotFound(f"table {table!r} has no operation {operation_id}", reason="OPERATION_NOT_FOUND",
                            operation=operation_id) from None
 
     def all(self) -> list[Operation]:
-        if not self.directory.is_dir():
-            return []
         found = []
-        for folder in self.directory.iterdir():
-            state = folder / STATE_FILE
-            if state.is_file():
-                found.append(Operation.from_json(state.read_bytes()))
+        for operation_id in self.files.child(OPERATIONS_DIR).folders():
+            try:
+                found.append(self._read(operation_id))
+            except FileNotFoundError:
+                continue  # a folder whose record was never written
         return sorted(found, key=lambda op: (op.created, op.id))
 
     def remove_work(self, operation_id: str) -> None:
         """Deletes the files an operation's work produced (its record stays)."""
-        shutil.rmtree(self.folder(operation_id) / "chunks", ignore_errors=True)
+        self.files.child(f"{OPERATIONS_DIR}/{operation_id}/chunks").remove_all()

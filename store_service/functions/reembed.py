@@ -153,7 +153,7 @@ class Reembedder:
     # ----- the work ------------------------------------------------------------------------------------
     def _run(self, owner: TableOwner, operation: Operation, stop: threading.Event, cancel: threading.Event) -> None:
         table = owner.table
-        records = OperationLog(table.directory)
+        records = OperationLog(table.files)
         try:
             Job(owner, records, operation, self.embedder, self._pool, stop, cancel, self.observer).run()
         except ServiceError as exc:
@@ -286,7 +286,7 @@ class Job:
 
     def _commit_chunk(self, row_ids: np.ndarray, vectors: pa.Array, dims: int) -> None:
         data = pa.table({ROW_ID: pa.array(row_ids, type=pa.int64()), "vector": vectors.cast(vector_type(dims))})
-        ref = fragments.write(self.table.directory, data, self.chunk_dir)
+        ref = fragments.write(self.table.files, data, self.chunk_dir)
         self.done_ids = np.union1d(self.done_ids, row_ids)
         self.embedded_this_run += len(row_ids)
         rate = self.embedded_this_run / max(1e-6, time.monotonic() - self.started)
@@ -294,13 +294,13 @@ class Job:
                    rows_per_second=rate)
 
     def _load_chunks(self) -> None:
-        ids = [fragments.read(self.table.directory, ref, table=self.table.name).column(ROW_ID).to_numpy()
+        ids = [fragments.read(self.table.files, ref, table=self.table.name).column(ROW_ID).to_numpy()
                for ref in self.operation.chunks]
         self.done_ids = np.unique(np.concatenate(ids)) if ids else np.empty(0, dtype=np.int64)
 
     def _chunk_vectors(self) -> pa.Table:
         """Every chunk's (`_rowid`, vector), sorted by row id."""
-        parts = [fragments.read(self.table.directory, ref, table=self.table.name) for ref in self.operation.chunks]
+        parts = [fragments.read(self.table.files, ref, table=self.table.name) for ref in self.operation.chunks]
         if not parts:
             return pa.table({ROW_ID: pa.array([], type=pa.int64())})
         return pa.concat_tables(parts).sort_by(ROW_ID)

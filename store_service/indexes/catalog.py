@@ -137,7 +137,7 @@ def prepare_create(table: Table, view: TableView, params: IndexParams, *, vector
 
 def write(table: Table, entry: IndexEntry, index: VectorIndex) -> IndexEntry:
     """`entry` with the file `index` was written to (durable and checksummed)."""
-    ref = fragments.write_file(table.directory, index.to_bytes(), INDEXES_DIR, ".faiss", index.size)
+    ref = fragments.write_file(table.files, index.to_bytes(), INDEXES_DIR, ".faiss", index.size)
     return dataclasses.replace(entry, file=ref)
 
 
@@ -180,7 +180,7 @@ def prepare_catch_up(table: Table, view: TableView, loaded: "LoadedIndexes") -> 
     try:
         for entry in stale:
             data, covered, rows = loaded.serialized(view, entry)  # the boundary the bytes really hold
-            ref = fragments.write_file(table.directory, data, INDEXES_DIR, ".faiss", rows)
+            ref = fragments.write_file(table.files, data, INDEXES_DIR, ".faiss", rows)
             fresh.append(dataclasses.replace(entry, version=view.version, next_row_id=covered, file=ref))
     except BaseException:
         table.remove_files(e.file.path for e in fresh)

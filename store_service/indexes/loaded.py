@@ -41,8 +41,10 @@ class LoadedIndexes:
         """(the index, its boundary), caught up with `view` (the caller holds the lock)."""
         found = self._loaded.get(entry.file.path)
         if found is None:
-            path = fragments.verified_path(self.table.directory, entry.file, table=self.table.name)
-            found = (VectorIndex.read(entry.params, path, entry.dims), entry.next_row_id)
+            source = fragments.verified_source(self.table.files, entry.file, table=self.table.name)
+            index = VectorIndex.from_bytes(entry.params, source, entry.dims) if isinstance(source, bytes) else \
+                VectorIndex.read(entry.params, source, entry.dims)
+            found = (index, entry.next_row_id)
         index, covered = found
         boundary = view.next_row_id
         if boundary > covered:

@@ -1,10 +1,14 @@
 """Checksums of the files a commit adds to a Lance dataset, which Lance itself does not keep.
 
 Lance serves a flipped byte silently (measured with pylance 13: `validate()` passes). So every data file,
-deletion file and manifest vectorlane writes gets a line in `<table>.lance/_vectorlane/checksums.jsonl`
-(path relative to the dataset, size, checksum), appended and fsynced before the commit that references the
-file is acknowledged. The first time this process reads a file it is hashed and compared: a mismatch is
-DATA_LOSS naming the table, and the other tables keep serving. A file with no line (written by LanceDB, or
+deletion file and manifest vectorlane writes gets a line (path relative to the dataset, size, checksum),
+durable before the commit that references the file is acknowledged: on a local disk appended to
+`<table>.lance/_vectorlane/checksums.jsonl` and fsynced; on object storage, which cannot append, one object
+per commit under `_vectorlane/checksums/` (merged into one when there are many; a replica that meets a file
+it has no line for lists them again, since another replica may have committed it).
+
+The first time this process reads a file it is hashed and compared: a mismatch is DATA_LOSS naming the
+table, and the other tables keep serving. A file with no line (written by LanceDB, or
 by vectorlane before checksums) is served as Lance serves it: unverified.
 
 The log is append-only; a torn last line (a crash mid-append, never acknowledged) is ignored.
@@ -22,16 +26,19 @@ import json
 import mmap
 import os
 import threading
+import uuid
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from store_service.errors import DataLoss
-from store_service.storage import durable
+from store_service.storage.location import Location, as_location
 
 SIDECAR_DIR = "_vectorlane"  # vectorlane's own files inside a dataset; Lance and LanceDB ignore the folder
 LOG_FILE = "checksums.jsonl"
+PARTS_DIR = f"{SIDECAR_DIR}/checksums"  # on object storage: one object of lines per commit
+MERGE_FROM_PARTS = 64  # this many parts are merged into one when a table is opened
 _CHUNK = 1 << 22
 
 
@@ -122,11 +129,12 @@ def crc32_combine(first: int, second: int, second_length: int) -> int:
     return _multiply(shift, first) ^ second
 
 
-def checksum_of(path: Path, expected: str = CRC32) -> tuple[int, str]:
-    """(size, checksum) of a file as it is on disk, in the algorithm of `expected`."""
+def checksum_of(path: Path | tuple[Location, str], expected: str = CRC32) -> tuple[int, str]:
+    """(size, checksum) of a file as it is stored (a local path, or a location and a path in it), in the
+    algorithm of `expected`."""
     digest = Digest(expected)
     size = 0
-    with open(path, "rb") as f:
+    with (path[0].open(path[1]) if isinstance(path, tuple) else open(path, "rb")) as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -136,11 +144,11 @@ def checksum_of(path: Path, expected: str = CRC32) -> tuple[int, str]:
 class ChecksumLog:
     """The checksums of one dataset's files, and which of them this process has verified."""
 
-    def __init__(self, dataset_dir: Path, table: str) -> None:
-        self.dataset_dir = dataset_dir
+    def __init__(self, dataset_dir: Location | Path, table: str) -> None:
+        self.files = as_location(dataset_dir)
         self.table = table
-        self.path = dataset_dir / SIDECAR_DIR / LOG_FILE
         self._known: dict[str, tuple[int, str]] | None = None
+        self._parts: set[str] = set()  # on object storage: the parts read so far
         self._verified: set[str] = set()
         self._running: dict[str, threading.Event] = {}  # files a thread is checking now
         self._lock = threading.Lock()
@@ -149,47 +157,77 @@ class ChecksumLog:
         if self._known is None:
             known: dict[str, tuple[int, str]] = {}
             try:
-                text = self.path.read_text()
+                _parse(self.files.read(f"{SIDECAR_DIR}/{LOG_FILE}").decode(errors="replace"), known)
             except FileNotFoundError:
-                text = ""
-            for line in text.splitlines():
-                try:
-                    entry = json.loads(line)
-                    value = entry["checksum"] if "checksum" in entry else entry["sha256"]
-                    known[str(entry["path"])] = (int(entry["bytes"]), str(value))
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn last line: its commit was never acknowledged
+                pass
             self._known = known
+            if self.files.on_object_storage:
+                self._read_new_parts()
+                if len(self._parts) >= MERGE_FROM_PARTS:
+                    self._merge()
         return self._known
 
+    def _read_new_parts(self) -> bool:
+        """Reads the parts written since the last look (other replicas' commits); whether there were any."""
+        assert self._known is not None
+        new = False
+        for _ in range(3):  # a part merged away between the listing and its read: list again
+            try:
+                for entry in self.files.entries(PARTS_DIR):
+                    if entry.name not in self._parts:
+                        _parse(self.files.read(f"{PARTS_DIR}/{entry.name}").decode(errors="replace"), self._known)
+                        self._parts.add(entry.name)
+                        new = True
+                return new
+            except FileNotFoundError:
+                continue
+        return new
+
+    def _merge(self) -> None:
+        """One part with every line known, then the parts it holds removed (a part another writer adds
+        meanwhile is neither read nor removed)."""
+        assert self._known is not None
+        merged = f"{uuid.uuid4().hex}.jsonl"
+        self.files.publish(f"{PARTS_DIR}/{merged}", _lines(self._known))
+        for part in self._parts:
+            self.files.remove(f"{PARTS_DIR}/{part}")
+        self._parts = {merged}
+
     def hash(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
-        """(size, checksum) of files relative to the dataset, as they are on disk now."""
-        return {relative: checksum_of(self.dataset_dir / relative) for relative in paths}
+        """(size, checksum) of files relative to the dataset, as they are stored now."""
+        return {relative: checksum_of((self.files, relative)) for relative in paths}
 
     def append(self, entries: dict[str, tuple[int, str]]) -> None:
-        """Appends lines for files a commit is about to reference, durably (before the commit)."""
+        """Records lines for files a commit is about to reference, durably (before the commit)."""
         if not entries:
             return
-        lines = [_line(p, size, digest) for p, (size, digest) in entries.items()]
+        text = _lines(entries).decode()
         with self._lock:
-            self.path.parent.mkdir(exist_ok=True)
-            with durable.storage_errors(self.path), open(self.path, "a") as f:
-                f.write("\n".join(lines) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            if self.files.on_object_storage:
+                part = f"{uuid.uuid4().hex}.jsonl"
+                self.files.publish(f"{PARTS_DIR}/{part}", text.encode())
+                self._load()
+                self._parts.add(part)
+            else:
+                self.files.append_line(f"{SIDECAR_DIR}/{LOG_FILE}", text)
             self._load().update(entries)
-            self._verified.update(entries)  # just hashed from what is on disk
+            self._verified.update(entries)  # just hashed from what is stored
 
     def record(self, paths: Iterable[str]) -> None:
         self.append(self.hash(paths))
 
     def retain(self, keep: Callable[[str], bool]) -> None:
-        """Rewrites the log with the lines of the files `keep` accepts (after a cleanup removed files)."""
+        """Keeps the lines of the files `keep` accepts (after a cleanup removed files)."""
         with self._lock:
+            if self.files.on_object_storage:
+                self._load()
+                self._read_new_parts()
             known = {path: entry for path, entry in self._load().items() if keep(path)}
-            lines = [_line(p, b, d) for p, (b, d) in known.items()]
-            durable.publish(self.path, ("\n".join(lines) + "\n").encode() if lines else b"")
             self._known = known
+            if self.files.on_object_storage:
+                self._merge()
+            else:
+                self.files.publish(f"{SIDECAR_DIR}/{LOG_FILE}", _lines(known))
 
     def knows(self, relative: str) -> bool:
         with self._lock:
@@ -221,9 +259,11 @@ class ChecksumLog:
     def _check(self, relative: str, reason: str) -> None:
         with self._lock:
             expected = self._load().get(relative)
+            if expected is None and self.files.on_object_storage and self._read_new_parts():
+                expected = self._load().get(relative)  # committed by another replica since this one looked
         if expected is not None:
             try:
-                found = checksum_of(self.dataset_dir / relative, expected[1])
+                found = checksum_of((self.files, relative), expected[1])
             except FileNotFoundError:
                 raise DataLoss(f"table {self.table!r}: file {relative} is missing", reason="FRAGMENT_MISSING",
                                table=self.table, file=relative) from None
@@ -232,6 +272,20 @@ class ChecksumLog:
                                "served", reason=reason, table=self.table, file=relative)
         with self._lock:
             self._verified.add(relative)
+
+
+def _parse(text: str, into: dict[str, tuple[int, str]]) -> None:
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+            value = entry["checksum"] if "checksum" in entry else entry["sha256"]
+            into[str(entry["path"])] = (int(entry["bytes"]), str(value))
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn last line: its commit was never acknowledged
+
+
+def _lines(entries: dict[str, tuple[int, str]]) -> bytes:
+    return "".join(_line(p, size, digest) + "\n" for p, (size, digest) in entries.items()).encode()
 
 
 def _line(path: str, size: int, value: str) -> str:

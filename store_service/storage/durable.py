@@ -41,8 +41,9 @@ def storage_errors(path: Path) -> Iterator[None]:
 
 def _shown(text: str, path: Path) -> str:
     """An error without an errno (Lance's text), short and without the data directory's absolute path."""
-    data_dir = str(path.parent.parent.parent)
-    return lance_errors.without_location(text.replace(data_dir, "<data_dir>"))[:200] or os.strerror(errno.EIO)
+    if path.is_absolute():
+        text = text.replace(str(path.parent.parent.parent), "<data_dir>")
+    return lance_errors.without_location(text)[:200] or os.strerror(errno.EIO)
 
 
 def fsync_dir(path: Path) -> None:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from store_service.errors import DataLoss, NotFound
-from store_service.storage import durable
+from store_service.storage import manifest
 from store_service.storage.checksums import SIDECAR_DIR, Digest, checksum, checksum_parallel
+from store_service.storage.location import LocalFolder, Location, as_location
 
 INDEXES_DIR = f"{SIDECAR_DIR}/indexes"
 ROW_ID = "_rowid"
@@ -45,7 +46,7 @@ class FileRef:
         return dataclasses.replace(self, first_row_id=first)
 
 
-def write(table_dir: Path, table: pa.Table, subdir: str) -> FileRef:
+def write(table_dir: Location | Path, table: pa.Table, subdir: str) -> FileRef:
     """Writes `table` as a new fragment file (fsynced) and returns the reference a manifest will hold."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
@@ -56,20 +57,22 @@ def write(table_dir: Path, table: pa.Table, subdir: str) -> FileRef:
 _HASH_ASIDE_BYTES = 1 << 20  # from this size the checksum is computed on a second thread during the write
 
 
-def require_table(table_dir: Path) -> None:
+def require_table(table_dir: Location | Path) -> None:
     """TABLE_NOT_FOUND when the table's folder is gone (dropped while a background writer still ran), so that
     the writer does not make the folder again."""
-    if not (table_dir / "_versions").is_dir():
-        name = table_dir.name.removesuffix(".lance")
+    files = as_location(table_dir)
+    if not (manifest.listed_versions(files) if files.on_object_storage else files.exists(manifest.VERSIONS_DIR)):
+        name = files.uri.rstrip("/").rsplit("/", 1)[-1].removesuffix(".lance")
         raise NotFound(f"no table named {name!r}", reason="TABLE_NOT_FOUND", table=name)
 
 
-def write_file(table_dir: Path, data: bytes | memoryview, subdir: str, suffix: str, rows: int) -> FileRef:
-    """Writes any immutable table file (fragment, deletions, index) under a fresh name, fsynced. For a large
+def write_file(table_dir: Location | Path, data: bytes | memoryview, subdir: str, suffix: str, rows: int
+               ) -> FileRef:
+    """Writes any immutable table file (fragment, deletions, index) under a fresh name, durably. For a large
     file the checksum runs beside the write (both release the GIL)."""
+    files = as_location(table_dir)
     relative = f"{subdir}/{uuid.uuid4().hex}{suffix}"
-    require_table(table_dir)
-    (table_dir / subdir).mkdir(parents=True, exist_ok=True)
+    require_table(files)
     size = memoryview(data).nbytes
     digest = Digest()
     hashing = None
@@ -79,17 +82,17 @@ def write_file(table_dir: Path, data: bytes | memoryview, subdir: str, suffix: s
     else:
         digest.update(data)
     try:
-        durable.write_new(table_dir / relative, data)
+        files.write_new(relative, data)
     finally:
         if hashing is not None:
             hashing.join()
     return FileRef(relative, rows, digest.value(), size)
 
 
-def read_file(table_dir: Path, ref: FileRef, *, table: str) -> bytes:
+def read_file(table_dir: Location | Path, ref: FileRef, *, table: str) -> bytes:
     """The bytes of a table file, verified against its size and checksum (DATA_LOSS otherwise)."""
     try:
-        data = (table_dir / ref.path).read_bytes()
+        data = as_location(table_dir).read(ref.path)
     except FileNotFoundError:
         raise DataLoss(f"table {table!r}: file {ref.path} is missing", reason="FRAGMENT_MISSING", table=table,
                        file=ref.path) from None
@@ -99,9 +102,18 @@ def read_file(table_dir: Path, ref: FileRef, *, table: str) -> bytes:
     return data
 
 
+def verified_source(table_dir: Location | Path, ref: FileRef, *, table: str) -> Path | bytes:
+    """A verified table file for a reader that parses it itself (FAISS reads an index straight into its own
+    structures): on a local disk its path, checked where it lies (mapped, not copied); on object storage its
+    bytes, read once and checked."""
+    files = as_location(table_dir)
+    if isinstance(files, LocalFolder):
+        return verified_path(files.path, ref, table=table)
+    return read_file(files, ref, table=table)
+
+
 def verified_path(table_dir: Path, ref: FileRef, *, table: str) -> Path:
-    """The path of a table file whose size and checksum were just checked where it lies (mapped, not copied):
-    for a reader that parses the file itself (FAISS reads an index straight into its own structures)."""
+    """The path of a local table file whose size and checksum were just checked where it lies."""
     path = table_dir / ref.path
     try:
         with open(path, "rb") as f:
@@ -121,7 +133,7 @@ def verified_path(table_dir: Path, ref: FileRef, *, table: str) -> Path:
     return path
 
 
-def read(table_dir: Path, ref: FileRef, *, table: str) -> pa.Table:
+def read(table_dir: Location | Path, ref: FileRef, *, table: str) -> pa.Table:
     data = read_file(table_dir, ref, table=table)
     try:
         result = pa.ipc.open_file(pa.py_buffer(data)).read_all()

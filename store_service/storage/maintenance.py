@@ -62,15 +62,15 @@ def cleanup(table: Table, older_than: datetime.timedelta) -> Cleaned:
         stats = base.cleanup_old_versions(older_than=older_than, error_if_tagged_old_versions=False)
         table.forget_versions(set(table.version_numbers()))
         removed_indexes = _collect_index_files(table, base)
-        table.checksums.retain(lambda relative: (table.directory / relative).exists())
+        table.checksums.retain(table.files.exists)
     return Cleaned(versions=int(stats.old_versions), bytes=int(stats.bytes_removed) + removed_indexes[1],
                    files=int(stats.data_files_removed + stats.deletion_files_removed +
                              stats.transaction_files_removed) + removed_indexes[0])
 
 
 def _collect_index_files(table: Table, dataset: Any) -> tuple[int, int]:
-    folder = table.directory / INDEXES_DIR
-    if not folder.is_dir():
+    present = table.files.entries(INDEXES_DIR)
+    if not present:
         return 0, 0
     referenced: set[str] = set()
     for number in table.version_numbers():
@@ -80,10 +80,11 @@ def _collect_index_files(table: Table, dataset: Any) -> tuple[int, int]:
             continue
         referenced.update(entry["file"]["path"] for entry in indexes)
     files = size = 0
-    settled = time.time() - UNLISTED_INDEX_GRACE_S  # a newer one may be a build or switch not committed yet
-    for path in folder.iterdir():
-        if path.is_file() and f"{INDEXES_DIR}/{path.name}" not in referenced and path.stat().st_mtime < settled:
-            size += path.stat().st_size
-            path.unlink()
+    settled = time.time_ns() - int(UNLISTED_INDEX_GRACE_S * 1e9)  # a newer one may be a build not committed yet
+    for entry in present:
+        relative = f"{INDEXES_DIR}/{entry.name}"
+        if relative not in referenced and entry.mtime_ns < settled:
+            size += entry.size
+            table.files.remove(relative)
             files += 1
     return files, size

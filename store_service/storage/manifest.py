@@ -14,9 +14,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from store_service.storage.location import Location
 
 INDEXES_KEY = b"vectorlane:indexes"
 OPERATION_KEY = "vectorlane.operation"  # the store's name for the change, in the Lance transaction
@@ -115,6 +118,28 @@ def manifest_file(dataset_dir: Path, version: int) -> Path:
     return v2 if v2.exists() else dataset_dir / VERSIONS_DIR / f"{version}.manifest"
 
 
+def manifest_name(files: "Location", version: int) -> str:
+    """`manifest_file` relative to the dataset, at any location."""
+    v2 = f"{VERSIONS_DIR}/{_V2_BASE - version:020d}.manifest"
+    return v2 if files.exists(v2) else f"{VERSIONS_DIR}/{version}.manifest"
+
+
+def listed_versions(files: "Location") -> list[int]:
+    """The versions whose manifests a listing of the versions folder shows, at any location."""
+    return sorted(number for number in (_number_of(entry.name) for entry in files.entries(VERSIONS_DIR))
+                  if number is not None)
+
+
+def _number_of(name: str) -> int | None:
+    if not name.endswith(".manifest") or name.startswith("."):
+        return None
+    try:
+        number = int(name[: -len(".manifest")])
+    except ValueError:
+        return None
+    return _V2_BASE - number if number > (1 << 63) else number
+
+
 def committed_after(versions_dir: str, version: int) -> bool:
     """Whether a version after `version` was committed: its manifest file exists under either naming (two
     stats; Lance commits versions one after another, each with put-if-not-exists)."""
@@ -130,13 +155,9 @@ def version_files(dataset_dir: Path) -> dict[int, Path]:
     except FileNotFoundError:
         return {}
     for path in entries:
-        if not path.name.endswith(".manifest") or path.name.startswith("."):
-            continue
-        try:
-            number = int(path.name[: -len(".manifest")])
-        except ValueError:
-            continue
-        found[_V2_BASE - number if number > (1 << 63) else number] = path
+        number = _number_of(path.name)
+        if number is not None:
+            found[number] = path
     return found
 
 

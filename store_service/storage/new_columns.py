@@ -59,8 +59,7 @@ class ColumnFiles:
         self.table.remove_unused(self.written, committed)
 
     def discard(self) -> None:
-        for relative in self.written:
-            (self.table.directory / relative).unlink(missing_ok=True)
+        self.table.remove_files(self.written)
         self.written.clear()
         self.done.clear()
 
@@ -81,7 +80,7 @@ class ColumnFiles:
             values = {n: j.text for n, j in given.items()}
             batch_rows, reserve = min(batch_rows, plan.rows), plan.reserve
         with EVALUATION.reserve(reserve, what="computing new columns"), self._computing(), \
-                durable.storage_errors(table.directory / DATA_DIR / "fragment"):
+                durable.storage_errors(table._where(DATA_DIR, "fragment")):
             metadata, schema = fragment.merge_columns(values, columns=new_columns.reads, batch_size=batch_rows)
         old = set(ref.metadata.files and [f.path for f in ref.metadata.files])
         files = [f for f in metadata.files if f.path not in old]

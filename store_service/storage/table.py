@@ -47,6 +47,7 @@ from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, F
                                   NotFound, StorageFailed, TableExists, TableNotFound, VersionNotFound)
 from store_service.storage import durable, field_ids, lance_errors, manifest
 from store_service.storage.checksums import SIDECAR_DIR, ChecksumLog
+from store_service.storage.location import LocalFolder, Location, as_location
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, OPERATION_KEY, TRANSACTIONS_DIR, VERSIONS_DIR,
                                             FragmentRef, Manifest)
@@ -119,25 +120,43 @@ class Snapshot:
 
 
 class Table:
-    def __init__(self, directory: Path, name: str) -> None:
+    def __init__(self, files: Location | Path, name: str) -> None:
         self.name = name
-        self.directory = directory
-        self.uri = str(directory)
-        self.checksums = ChecksumLog(directory, name)
+        self.files = as_location(files)
+        self.uri = self.files.uri
+        self.checksums = ChecksumLog(self.files, name)
         self._write_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._datasets: OrderedDict[int, Any] = OrderedDict()
-        self._versions_dir = str(directory / VERSIONS_DIR)
+        self._versions_dir = self.files.uri_of(VERSIONS_DIR)
         self._latest: tuple[int, int, int] | None = None  # (versions folder's mtime, latest version, looked at)
         self._scrub_queued: set[str] = set()
 
+    @property
+    def directory(self) -> Path:
+        """The table's folder on a local disk (what recovery and the tests reach into)."""
+        if not isinstance(self.files, LocalFolder):
+            raise TypeError(f"table {self.name!r} is on object storage, not in a local directory")
+        return self.files.path
+
+    def _where(self, folder: str, what: str) -> Path:
+        """What a storage error names: a folder of the table and what was written there."""
+        return Path(self.name + SUFFIX) / folder / what
+
     # ----- reading ------------------------------------------------------------------------------------
     def version_numbers(self) -> list[int]:
-        return manifest.versions(self.directory)
+        return manifest.listed_versions(self.files)
 
     def latest_version(self) -> int:
         """The latest version without opening the dataset when nothing changed: a commit (here or by another
-        process, LanceDB included) changes the versions folder's mtime."""
+        process, LanceDB included) changes the versions folder's mtime. On object storage, which has no
+        folder times, the versions folder is listed (the table owner asks at most once per read-consistency
+        interval)."""
+        if self.files.on_object_storage:
+            listed = self.version_numbers()
+            if not listed:
+                raise TableNotFound(f"no table named {self.name!r}", table=self.name)
+            return listed[-1]
         looked = time.time_ns()
         try:
             stamp = os.stat(self._versions_dir).st_mtime_ns
@@ -175,8 +194,8 @@ class Table:
                            reason="MANIFEST_CORRUPT", table=self.name) from None
 
     def shown(self, exc: BaseException) -> str:
-        """Lance's error text for a caller: without the data directory's absolute path, and short."""
-        return str(exc).replace(str(self.directory.parent), "<data_dir>")[:300]
+        """Lance's error text for a caller: without where the data directory is, and short."""
+        return self.files.shown(str(exc))[:300]
 
     def dataset(self, version: int | None = None) -> Any:
         """The dataset opened at `version` (latest when None); opened versions are immutable and cached."""
@@ -191,8 +210,7 @@ class Table:
         if version <= 0 or version not in self._version_set(version):
             raise VersionNotFound(f"table {self.name!r} has no version {version}", table=self.name, version=version)
         opened = self._open(version)
-        self.checksums.verify(str(manifest.manifest_file(self.directory, version).relative_to(self.directory)),
-                              reason="MANIFEST_CORRUPT")
+        self.checksums.verify(manifest.manifest_name(self.files, version), reason="MANIFEST_CORRUPT")
         with self._cache_lock:
             self._datasets[version] = opened
             while len(self._datasets) > DATASETS_CACHED:
@@ -298,7 +316,7 @@ class Table:
 
     def _scrub(self, paths: list[str]) -> None:
         for path in paths:
-            if not self.directory.is_dir():
+            if not self.files.exists(VERSIONS_DIR):
                 return  # dropped meanwhile
             try:
                 self.checksums.verify(path)
@@ -411,7 +429,7 @@ class Table:
         """Fragments written, fsynced and hashed (their checksum lines are appended by the commit that
         publishes them, so a discarded stage leaves no trace). `cause`: for a reader, the error that made
         it fail (Lance reports it as its own), raised as it was."""
-        with durable.storage_errors(self.directory / DATA_DIR / "fragment"):
+        with durable.storage_errors(self._where(DATA_DIR, "fragment")):
             try:
                 written = write_fragments(rows, self.uri, schema=schema,
                                           mode="append" if same_schema else "overwrite",
@@ -425,22 +443,17 @@ class Table:
         try:
             checksums = self.make_durable(paths)
         except BaseException:
-            for relative in paths:
-                (self.directory / relative).unlink(missing_ok=True)
+            self.remove_files(paths)
             raise
         return written, checksums
 
     def make_durable(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
-        """fsyncs files (and their folders) and returns their checksums, to be logged before the commit."""
+        """fsyncs files (and their folders; nothing to do on object storage) and returns their checksums, to
+        be logged before the commit."""
         paths = list(paths)
         hashing = _HASHERS.submit(self.checksums.hash, paths)  # beside the fsyncs: both release the GIL
-        folders = set()
         try:
-            for relative in paths:
-                durable.fsync_file(self.directory / relative)
-                folders.add((self.directory / relative).parent)
-            for folder in folders:
-                durable.fsync_dir(folder)
+            self.files.sync(paths)
         finally:
             checksums = hashing.result()
         return checksums
@@ -451,19 +464,18 @@ class Table:
         from lance.file import LanceFileReader
 
         for relative in staged.files:
-            yield from LanceFileReader(str(self.directory / relative)).read_all(batch_size=rows).to_batches()
+            yield from LanceFileReader(self.files.uri_of(relative)).read_all(batch_size=rows).to_batches()
 
     def discard(self, staged: Iterable[Staged]) -> None:
         for item in staged:
-            for relative in item.files:
-                (self.directory / relative).unlink(missing_ok=True)
+            self.remove_files(item.files)
 
     # ----- committing ---------------------------------------------------------------------------------
     def _commit(self, operation: Any, read_version: int, name: str) -> Manifest:
         """One Lance commit, made durable before it returns (the caller holds the write lock)."""
         transaction = Transaction(read_version=read_version, operation=operation, uuid=str(uuid.uuid4()),
                                   transaction_properties={OPERATION_KEY: name})
-        with durable.storage_errors(self.directory / VERSIONS_DIR / "manifest"):
+        with durable.storage_errors(self._where(VERSIONS_DIR, "manifest")):
             try:
                 committed = lance.LanceDataset.commit(self.uri, transaction, read_version=read_version,
                                                       max_retries=5)
@@ -479,25 +491,28 @@ class Table:
             raise CommittedNotDurable(f"table {self.name!r}: version {committed.version} was committed but could "
                                       f"not be made durable ({message})", table=self.name,
                                       version=committed.version) from exc
-        looked = time.time_ns()
-        stamp = os.stat(self._versions_dir).st_mtime_ns
-        if not manifest.committed_after(self._versions_dir, committed.version):  # else another process did since
-            with self._cache_lock:  # readers open their own dataset objects: pylance's are not shared
-                self._latest = (stamp, committed.version, looked)
+        if isinstance(self.files, LocalFolder):
+            looked = time.time_ns()
+            stamp = os.stat(self._versions_dir).st_mtime_ns
+            if not manifest.committed_after(self._versions_dir, committed.version):  # else another process did
+                with self._cache_lock:  # readers open their own dataset objects: pylance's are not shared
+                    self._latest = (stamp, committed.version, looked)
         return dataclasses.replace(manifest.from_dataset(committed), operation=name)
 
     def _sync_commit(self, version: int, transaction_id: str) -> None:
-        manifest_path = manifest.manifest_file(self.directory, version)
-        durable.fsync_file(manifest_path)
-        hint = self.directory / VERSIONS_DIR / "latest_version_hint.json"
-        if hint.exists():
-            durable.fsync_file(hint)
-        for txn in (self.directory / TRANSACTIONS_DIR).glob(f"*-{transaction_id}.txn"):
-            durable.fsync_file(txn)
-        for folder in (VERSIONS_DIR, TRANSACTIONS_DIR):
-            if (self.directory / folder).is_dir():
-                durable.fsync_dir(self.directory / folder)
-        self.checksums.record([str(manifest_path.relative_to(self.directory))])
+        manifest_name = manifest.manifest_name(self.files, version)
+        if isinstance(self.files, LocalFolder):  # on object storage the commit's PUTs are durable already
+            directory = self.files.path
+            durable.fsync_file(directory / manifest_name)
+            hint = directory / VERSIONS_DIR / "latest_version_hint.json"
+            if hint.exists():
+                durable.fsync_file(hint)
+            for txn in (directory / TRANSACTIONS_DIR).glob(f"*-{transaction_id}.txn"):
+                durable.fsync_file(txn)
+            for folder in (VERSIONS_DIR, TRANSACTIONS_DIR):
+                if (directory / folder).is_dir():
+                    durable.fsync_dir(directory / folder)
+        self.checksums.record([manifest_name])
 
     def writer_dataset(self) -> Any:
         """The latest dataset, opened afresh for one writer (a compaction's plan, a cleanup)."""
@@ -680,7 +695,7 @@ class Table:
             if fragment is None:
                 raise Aborted(f"rows of table {self.name!r} this change replaces were changed by another writer "
                               "meanwhile; retry it", reason="WRITE_CONFLICT", table=self.name)
-            with durable.storage_errors(self.directory / DELETIONS_DIR / "deletion"):
+            with durable.storage_errors(self._where(DELETIONS_DIR, "deletion")):
                 result = fragment.delete_rows(np.unique(np.asarray(offsets, dtype=np.int64)).tolist())
             if result is None:
                 removed.append(int(fragment_id))
@@ -705,9 +720,16 @@ class Table:
                                    created_at_version_meta=ref.metadata.created_at_version_meta,
                                    last_updated_at_version_meta=ref.metadata.last_updated_at_version_meta)
 
+    def file_size(self, relative: str) -> int:
+        """A file's size in bytes; 0 when it is gone (a cleanup meanwhile)."""
+        try:
+            return self.files.size(relative)
+        except FileNotFoundError:
+            return 0
+
     def remove_files(self, relative_paths: Iterable[str]) -> None:
         for relative in relative_paths:
-            (self.directory / relative).unlink(missing_ok=True)
+            self.files.remove(relative)
 
     def remove_unused(self, relative_paths: Iterable[str], committed: Manifest) -> None:
         """Removes the files a change wrote that its commit did not use: those of fragments that went away
@@ -732,7 +754,7 @@ class Table:
         with self._write_lock:
             if tag in self.tags():
                 raise AlreadyExists(f"table {self.name!r} has a tag {tag!r}", reason="TAG_EXISTS", tag=tag)
-            with durable.storage_errors(self.directory / REFS_DIR / "tag"):
+            with durable.storage_errors(self._where(REFS_DIR, "tag")):
                 self._open(None).tags.create(tag, version)
             self._sync_tags()
 
@@ -741,7 +763,7 @@ class Table:
         with self._write_lock:
             if tag not in self.tags():
                 raise NotFound(f"table {self.name!r} has no tag {tag!r}", reason="TAG_NOT_FOUND", tag=tag)
-            with durable.storage_errors(self.directory / REFS_DIR / "tag"):
+            with durable.storage_errors(self._where(REFS_DIR, "tag")):
                 self._open(None).tags.delete(tag)
             self._sync_tags()
 
@@ -753,9 +775,8 @@ class Table:
         return found
 
     def _sync_tags(self) -> None:
-        folder = self.directory / REFS_DIR
-        if folder.is_dir():
-            _sync_tree(folder)
+        if isinstance(self.files, LocalFolder) and (self.files.path / REFS_DIR).is_dir():
+            _sync_tree(self.files.path / REFS_DIR)
 
     # convenience for tests and simple callers
     def append(self, data: pa.Table) -> Manifest:
@@ -831,22 +852,30 @@ def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 class TableStore:
-    """The tables under one data directory: `<root>/<name>.lance`, as LanceDB lays them out."""
+    """The tables under one data directory, local or on object storage: `<root>/<name>.lance`, as LanceDB
+    lays them out."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, root: Location | Path) -> None:
+        if isinstance(root, Path):
+            root.mkdir(parents=True, exist_ok=True)
+        self.root = as_location(root)
         self._open: dict[str, Table] = {}
         self._lock = threading.Lock()
 
     def path(self, name: str) -> Path:
-        return self.root / f"{name}{SUFFIX}"
+        """A table's folder on a local disk."""
+        if not isinstance(self.root, LocalFolder):
+            raise TypeError("the data directory is on object storage")
+        return self.root.path / f"{name}{SUFFIX}"
+
+    def location(self, name: str) -> Location:
+        return self.root.child(f"{name}{SUFFIX}")
 
     def names(self) -> list[str]:
         found = []
-        for entry in self.root.iterdir():
-            if entry.name.endswith(SUFFIX) and not entry.name.startswith(".") and (entry / VERSIONS_DIR).is_dir():
-                found.append(entry.name[: -len(SUFFIX)])
+        for folder in self.root.folders():
+            if folder.endswith(SUFFIX) and not folder.startswith(".") and _has_versions(self.root.child(folder)):
+                found.append(folder[: -len(SUFFIX)])
         return sorted(found)
 
     def open(self, name: str) -> Table:
@@ -854,23 +883,29 @@ class TableStore:
         with self._lock:
             table = self._open.get(name)
             if table is None:
-                directory = self.path(name)
-                if not (directory / VERSIONS_DIR).is_dir():
+                files = self.location(name)
+                if not _has_versions(files):
                     raise TableNotFound(f"no table named {name!r}", table=name)
-                table = self._open[name] = Table(directory, name)
+                table = self._open[name] = Table(files, name)
             return table
 
     def exists(self, name: str) -> bool:
         check_table_name(name)
-        return (self.path(name) / VERSIONS_DIR).is_dir()
+        return _has_versions(self.location(name))
 
     def create(self, name: str, schema: pa.Schema, data: pa.Table | None = None) -> Table:
-        """Creates a table at version 1 (with `data` when given); TableExists if the name is taken. The
-        dataset is written under a temporary name, made durable, and renamed into place whole."""
+        """Creates a table at version 1 (with `data` when given); TableExists if the name is taken. On a local
+        disk the dataset is written under a temporary name, made durable, and renamed into place whole; on
+        object storage Lance's first commit (put-if-not-exists) makes it appear, and a second writer of the
+        same name loses that race."""
         check_table_name(name)
-        staging = self.root / f".creating-{uuid.uuid4().hex}{SUFFIX}"
+        rows = conform(data, schema) if data is not None else schema.empty_table()
+        if self.root.on_object_storage:
+            self._create_in_place(name, schema, rows)
+            return self.open(name)
+        root = self.path(name).parent
+        staging = root / f".creating-{uuid.uuid4().hex}{SUFFIX}"
         try:
-            rows = conform(data, schema) if data is not None else schema.empty_table()
             with durable.storage_errors(staging / VERSIONS_DIR / "manifest"):
                 lance.write_dataset(rows, str(staging), schema=manifest.with_indexes(schema, ()), mode="create",
                                     enable_stable_row_ids=True, max_rows_per_file=MAX_ROWS_PER_FILE)
@@ -884,26 +919,68 @@ class TableStore:
                 if target.exists():
                     raise TableExists(f"a table named {name!r} exists", table=name)
                 os.rename(staging, target)  # the table appears whole, or not at all
-                durable.fsync_dir(self.root)
+                durable.fsync_dir(root)
                 self._open.pop(name, None)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         return self.open(name)
 
+    def _create_in_place(self, name: str, schema: pa.Schema, rows: pa.Table) -> None:
+        files = self.location(name)
+        if _has_versions(files):
+            raise TableExists(f"a table named {name!r} exists", table=name)
+        with durable.storage_errors(Path(name + SUFFIX) / VERSIONS_DIR / "manifest"):
+            try:
+                lance.write_dataset(rows, files.uri, schema=manifest.with_indexes(schema, ()), mode="create",
+                                    enable_stable_row_ids=True, max_rows_per_file=MAX_ROWS_PER_FILE)
+            except OSError as exc:
+                if _has_versions(files) and (lance_errors.is_commit_conflict(exc) or
+                                             "already exists" in str(exc).lower()):
+                    raise TableExists(f"a table named {name!r} exists", table=name) from None
+                raise
+        table = Table(files, name)
+        table.checksums.record(f"{folder}/{entry.name}" for folder in (DATA_DIR, VERSIONS_DIR)
+                               for entry in files.entries(folder) if entry.name.endswith((".lance", ".manifest")))
+        with self._lock:
+            self._open.pop(name, None)
+
     def drop(self, name: str) -> Table | None:
         """Removes the table; returns its handle if one was open, so the caches built on it can go too."""
         check_table_name(name)
+        if self.root.on_object_storage:
+            return self._drop_in_place(name)
         with self._lock:
             directory = self.path(name)
             if not (directory / VERSIONS_DIR).is_dir():
                 raise TableNotFound(f"no table named {name!r}", table=name)
-            graveyard = self.root / f".dropped-{uuid.uuid4().hex}"
+            graveyard = directory.parent / f".dropped-{uuid.uuid4().hex}"
             os.rename(directory, graveyard)  # gone from view in one step
-            durable.fsync_dir(self.root)
+            durable.fsync_dir(directory.parent)
             dropped = self._open.pop(name, None)
         shutil.rmtree(graveyard, ignore_errors=True)
         return dropped
+
+    def _drop_in_place(self, name: str) -> Table | None:
+        """On object storage nothing renames: the manifests go first (the table is gone from every listing and
+        every open from then on), then the rest of its objects."""
+        files = self.location(name)
+        with self._lock:
+            if not _has_versions(files):
+                raise TableNotFound(f"no table named {name!r}", table=name)
+            dropped = self._open.pop(name, None)
+        for entry in files.entries(VERSIONS_DIR):
+            files.remove(f"{VERSIONS_DIR}/{entry.name}")
+        files.remove_all()
+        return dropped
+
+
+def _has_versions(files: Location) -> bool:
+    """Whether a table's folder holds a version: on a local disk its versions folder exists; on object
+    storage, where a folder is only a prefix (and an emptied one may leave a marker), a manifest is listed."""
+    if files.on_object_storage:
+        return bool(manifest.listed_versions(files))
+    return files.exists(VERSIONS_DIR)
 
 
 def _sync_tree(root: Path) -> None:

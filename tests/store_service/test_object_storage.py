@@ -1,0 +1,243 @@
+"""Tables on object storage: the store with `--data-dir s3://bucket/prefix` against a real S3-compatible
+server on loopback (moto, its own process). LanceDB's conformance suite runs on it too
+(`VECTORLANE_TEST_STORAGE=s3`, part of `make test`); here, what that suite does not reach: the store's own
+RPCs (tags, merge_insert, schema evolution, re-embedding operations, optimize with cleanup), checksums in the
+bucket, LanceDB on the same bucket, two stores serving one bucket, and the settings an operator must give."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import replace
+
+import grpc
+import lancedb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from store_service.config import StoreConfig
+from tests.helpers import error_info
+from tests.object_store import KEY_ID, SECRET, environment
+from tests.store_service.conftest import BASE, add, arrow_rows, create_docs, fields, function, json_rows, rows_of
+from tests.store_service.test_function_changes import make_table, read_all, wait
+from vectorlane.store.v1 import store_service_pb2 as pb
+
+DOCS = [{"id": i, "text": f"row {i} words", "category": "odd" if i % 2 else "even"} for i in range(40)]
+
+
+@pytest.fixture
+def s3(local_s3):
+    with environment(local_s3.environment()):
+        yield local_s3
+
+
+@pytest.fixture
+def data_uri(s3) -> str:
+    return s3.uri(s3.bucket("stores"), uuid.uuid4().hex[:12])
+
+
+@pytest.fixture
+def s3_store(start_store, embed, data_uri):
+    return start_store(embed, data_dir=data_uri, read_consistency_interval="0")  # the default there is 2 s
+
+
+def ids(stub, table: str = "docs", **request) -> list[int]:
+    reply = stub.ReadRows(pb.ReadRowsRequest(table=table, format=pb.ROW_FORMAT_ARROW, **request))
+    return sorted(rows_of(reply.rows).column("id").to_pylist())
+
+
+def keys(s3, data_uri: str, folder: str) -> list[str]:
+    bucket, prefix = data_uri.removeprefix("s3://").split("/", 1)
+    return [k for k in s3.keys(bucket, f"{prefix}/{folder}") if not k.endswith("/")]
+
+
+def test_every_kind_of_change_is_served_from_object_storage(s3_store, s3, data_uri):
+    stub = s3_store.stub
+    create_docs(stub, rows=DOCS[:20])
+    add(stub, "docs", json_rows(DOCS[20:]))
+    stub.CreateIndex(pb.CreateIndexRequest(table="docs", index_type=pb.INDEX_TYPE_IVF_FLAT, num_partitions=2))
+    assert stub.CreateTag(pb.CreateTagRequest(table="docs", tag="full", version=2)).tag.version == 2
+    stub.DeleteRows(pb.DeleteRowsRequest(table="docs", where="id >= 30"))
+    stub.UpdateRows(pb.UpdateRowsRequest(table="docs", where="id = 3", values_sql={"category": "'three'"}))
+    stub.MergeInsert(iter([pb.MergeInsertRequest(table="docs", on=["id"], when_matched_update_all=True,
+                                           when_not_matched_insert_all=True, rows=json_rows(
+                                               [{"id": 4, "text": "row four again", "category": "even"},
+                                                {"id": 50, "text": "a new row", "category": "new"}]))]))
+    stub.AddColumns(pb.AddColumnsRequest(table="docs", expressions=[pb.ColumnExpression(name="twice",
+                                                                                       expression="id * 2")]))
+    stub.AlterColumns(pb.AlterColumnsRequest(table="docs", alterations=[pb.ColumnAlteration(path="category",
+                                                                                            rename="kind")]))
+    stub.DropColumns(pb.DropColumnsRequest(table="docs", columns=["twice"]))
+    assert ids(stub) == [*range(30), 50]
+    assert ids(stub, version=2) == list(range(40))  # old versions stay readable
+    found = stub.Search(pb.SearchRequest(table="docs", text="row 7 words", limit=1, format=pb.ROW_FORMAT_ARROW))
+    assert rows_of(found.rows).column("id").to_pylist() == [7]
+    table = stub.GetTable(pb.GetTableRequest(name="docs")).table
+    assert [f.name for f in table.schema.fields] == ["id", "text", "kind", "vector"]
+    assert [i.index_type for i in table.indexes] == [pb.INDEX_TYPE_IVF_FLAT]
+    assert keys(s3, data_uri, "docs.lance/_vectorlane/indexes/")  # the FAISS file lives beside the dataset
+    versions = [(v.version, v.operation) for v in stub.ListVersions(pb.ListVersionsRequest(table="docs")).versions]
+    assert [op for _, op in versions][:3] == ["create", "append", "create_index"]
+    assert stub.CountRows(pb.CountRowsRequest(table="docs", version=stub.ListTags(
+        pb.ListTagsRequest(table="docs")).tags[0].version)).count == 40
+    optimized = stub.OptimizeTable(pb.OptimizeTableRequest(table="docs", cleanup_older_than_seconds=1e-6))
+    assert optimized.versions_removed > 0 and ids(stub) == [*range(30), 50]
+    stub.RestoreVersion(pb.RestoreVersionRequest(table="docs", version=2))  # the tagged version survived
+    assert ids(stub) == list(range(40))
+    stub.DeleteTag(pb.DeleteTagRequest(table="docs", tag="full"))
+    stub.DropTable(pb.DropTableRequest(name="docs"))
+    assert not stub.ListTables(pb.ListTablesRequest()).names
+    assert keys(s3, data_uri, "docs.lance/") == []
+
+
+def test_a_function_switch_runs_as_an_operation_on_object_storage(s3_store):
+    make_table(s3_store, 1200)
+    done = wait(s3_store, s3_store.stub.AlterEmbeddingFunction(pb.AlterEmbeddingFunctionRequest(
+        table="docs", function=function("word-hash", "text", "vector", dims=16))))
+    assert done.state == pb.OPERATION_STATE_SUCCEEDED, done.error
+    assert len(read_all(s3_store).column("vector")[0].as_py()) == 16
+    listed = s3_store.stub.ListOperations(pb.ListOperationsRequest(table="docs")).operations
+    assert [o.state for o in listed] == [pb.OPERATION_STATE_SUCCEEDED]
+
+
+def _flip_first_byte(s3, key: str) -> None:
+    bucket, name = key.split("/", 1)
+    client = s3.client()
+    body = bytearray(client.get_object(Bucket=bucket, Key=name)["Body"].read())
+    body[len(body) // 2] ^= 0xFF
+    client.put_object(Bucket=bucket, Key=name, Body=bytes(body))
+
+
+def test_a_flipped_byte_in_the_bucket_is_data_loss_naming_the_table(start_store, embed, s3, data_uri):
+    first = start_store(embed, data_dir=data_uri)
+    create_docs(first.stub, rows=DOCS)
+    create_docs(first.stub, name="other", rows=DOCS)
+    first.stub.CreateIndex(pb.CreateIndexRequest(table="docs", index_type=pb.INDEX_TYPE_FLAT))
+    first.server.stop(grace=0.2)
+    bucket = data_uri.removeprefix("s3://").split("/", 1)[0]
+    data_file = keys(s3, data_uri, "docs.lance/data/")[0]
+    index_file = keys(s3, data_uri, "docs.lance/_vectorlane/indexes/")[0]
+    _flip_first_byte(s3, f"{bucket}/{data_file}")
+    second = start_store(embed, data_dir=data_uri)  # a store that has verified nothing yet
+    with pytest.raises(grpc.RpcError) as caught:
+        second.stub.ReadRows(pb.ReadRowsRequest(table="docs"))
+    assert caught.value.code() == grpc.StatusCode.DATA_LOSS
+    info = error_info(caught.value)
+    assert info.reason == "FRAGMENT_CORRUPT" and info.metadata["table"] == "docs"
+    assert len(ids(second.stub, "other")) == len(DOCS)  # the other table keeps serving
+    _flip_first_byte(s3, f"{bucket}/{data_file}")  # the data file whole again; now the index file
+    _flip_first_byte(s3, f"{bucket}/{index_file}")
+    third = start_store(embed, data_dir=data_uri)
+    with pytest.raises(grpc.RpcError) as caught:
+        third.stub.Search(pb.SearchRequest(table="docs", text="row 3 words", limit=1))
+    assert caught.value.code() == grpc.StatusCode.DATA_LOSS and error_info(caught.value).metadata["table"] == "docs"
+    for text in (caught.value.details(), str(error_info(caught.value))):
+        assert SECRET not in text and KEY_ID not in text and s3.endpoint not in text
+
+
+def test_lancedb_and_the_store_share_tables_on_the_same_bucket(s3_store, data_uri, lancedb_word_hash):
+    create_docs(s3_store.stub, rows=DOCS)
+    db = lancedb.connect(data_uri)  # LanceDB reads the same AWS_* environment
+    table = db.open_table("docs")
+    assert table.count_rows() == len(DOCS)
+    assert table.schema.metadata[b"embedding_functions"]  # the function travelled in the schema metadata
+    written = db.create_table("theirs", pa.table({"id": np.arange(5), "vector": pa.FixedSizeListArray.from_arrays(
+        pa.array(np.eye(5, 4, dtype=np.float32).ravel()), 4)}))
+    assert written.count_rows() == 5
+    assert sorted(s3_store.stub.ListTables(pb.ListTablesRequest()).names) == ["docs", "theirs"]
+    found = s3_store.stub.Search(pb.SearchRequest(table="theirs", vector=pb.Vector(values=[0, 1, 0, 0]), limit=1,
+                                                  format=pb.ROW_FORMAT_ARROW))
+    assert rows_of(found.rows).column("id").to_pylist() == [1]
+    written.add(pa.table({"id": [9], "vector": pa.FixedSizeListArray.from_arrays(pa.array([0, 0, 0, 9.0],
+                                                                                          pa.float32()), 4)}))
+    assert ids(s3_store.stub, "theirs") == [0, 1, 2, 3, 4, 9]  # LanceDB's commit, seen (interval 0 here)
+
+
+@pytest.fixture
+def lancedb_word_hash():
+    from tests.store_service.test_lancedb_interop import _LanceDbWordHash
+    from lancedb.embeddings import register
+    from lancedb.embeddings import get_registry as lancedb_registry
+
+    register("word-hash")(_LanceDbWordHash)
+    yield
+    lancedb_registry()._functions.pop("word-hash", None)
+
+
+def test_two_stores_serve_one_bucket_and_lose_no_acknowledged_write(start_store, embed, data_uri):
+    a = start_store(embed, data_dir=data_uri, read_consistency_interval="0.5")
+    b = start_store(embed, data_dir=data_uri, read_consistency_interval="0.5")
+    create_docs(a.stub, rows=DOCS[:10])
+    assert ids(b.stub) == list(range(10))  # B had never opened it
+    add(a.stub, "docs", json_rows(DOCS[10:20]))
+    deadline = time.monotonic() + 10
+    while ids(b.stub) != list(range(20)):  # within the interval (0.5 s), then every read sees it
+        assert time.monotonic() < deadline, "B never saw A's rows"
+        time.sleep(0.05)
+    acknowledged: list[int] = []
+    refused: list[str] = []
+
+    def writer(store, start: int) -> None:
+        for i in range(start, start + 8):
+            try:
+                add(store.stub, "docs", json_rows([{"id": i, "text": f"row {i}", "category": "x"}]))
+                acknowledged.append(i)
+            except grpc.RpcError as exc:
+                refused.append(error_info(exc).reason)
+
+    threads = [threading.Thread(target=writer, args=(a, 100)), threading.Thread(target=writer, args=(b, 200))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(refused) <= {"WRITE_CONFLICT"}  # an append retries Lance's commit; a refusal says so
+    time.sleep(0.6)
+    for store in (a, b):
+        found = ids(store.stub)
+        assert set(acknowledged) <= set(found) and set(found) - set(range(20)) == set(acknowledged)
+    assert len(acknowledged) >= 12
+
+
+def test_object_storage_settings_refuse_plain_http_unless_allowed_and_credentials_in_the_uri(s3):
+    env = {k: v for k, v in s3.environment().items() if k != "AWS_ALLOW_HTTP"}
+    with environment({"AWS_ALLOW_HTTP": ""}), pytest.raises(ValueError, match="AWS_ALLOW_HTTP"):
+        replace(BASE, data_dir="s3://stores/x")
+    assert env["AWS_ENDPOINT_URL"].startswith("http://")
+    with pytest.raises(ValueError, match="credentials"):
+        replace(BASE, data_dir=f"s3://{KEY_ID}:{SECRET}@stores/x")
+    with pytest.raises(ValueError, match="bucket"):
+        replace(BASE, data_dir="s3:///x")
+    with pytest.raises(SystemExit):  # from the command line: the message, and exit status 2
+        StoreConfig.from_args(["--data-dir", "s3://stores/x?secret=1"], environ={})
+    assert replace(BASE, data_dir="s3://stores/x").consistency_interval() == 2.0
+    assert replace(BASE, data_dir="/tmp/x").consistency_interval() == 0.0
+    assert replace(BASE, data_dir="s3://stores/x", read_consistency_interval="none").consistency_interval() is None
+
+
+def test_secrets_never_reach_the_logs_or_table_metadata(s3_store, s3, data_uri, caplog):
+    caplog.set_level(logging.DEBUG)
+    create_docs(s3_store.stub, rows=DOCS)
+    with pytest.raises(grpc.RpcError):
+        s3_store.stub.ReadRows(pb.ReadRowsRequest(table="docs", version=99))
+    bucket, prefix = data_uri.removeprefix("s3://").split("/", 1)
+    client = s3.client()
+    for key in s3.keys(bucket, prefix):
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert SECRET.encode() not in body and KEY_ID.encode() not in body
+    ours = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records
+                     if r.name.startswith(("store_service", "rpc_common", "embed_service", "lance", "pyarrow")))
+    assert ours and SECRET not in ours and KEY_ID not in ours  # (the test's own boto3 client logs its key id)
+
+
+def test_arrow_rows_and_a_schema_without_functions_work_on_object_storage(s3_store):
+    stub = s3_store.stub
+    stub.CreateTable(pb.CreateTableRequest(name="plain", schema=fields(
+        ("id", pb.DATA_TYPE_INT64, 0), ("text", pb.DATA_TYPE_STRING, 0), ("category", pb.DATA_TYPE_STRING, 0),
+        ("vector", pb.DATA_TYPE_VECTOR, 32))))
+    rows = pa.table({"id": [1, 2], "text": ["a", "b"], "category": ["x", "y"],
+                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.ones(64, np.float32)), 32)})
+    add(stub, "plain", arrow_rows(rows))
+    assert ids(stub, "plain") == [1, 2]
