@@ -56,6 +56,9 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
                                               "checks on every read; 'none' sees only this store's own commits; "
                                               f"empty: 0 on a local disk, {OBJECT_STORAGE_INTERVAL_S:g} on object "
                                               "storage")
+    lease_seconds: float = _opt(30.0, "how long a store process's claim on work that must run once (a "
+                                      "re-embedding operation) lasts without renewal; on object storage the other "
+                                      "replicas take the work over once it lapses")
     ingest_workers: int = _opt(4, "threads preparing (embedding, writing) incoming batches")
     grace_seconds: float = _opt(20.0, "on SIGTERM, how long in-flight calls get to finish")
     log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR")
@@ -64,6 +67,8 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
         super().__post_init__()
         if self.evaluation_memory_bytes < 1024 * 1024:
             raise ValueError("--evaluation-memory-bytes must be at least 1 MiB (1048576)")
+        if not 1.0 <= self.lease_seconds <= 3600.0:
+            raise ValueError("--lease-seconds must be between 1 and 3600")
         if self.max_subvectors_per_row < 1:
             raise ValueError("--max-subvectors-per-row must be at least 1")
         try:

@@ -41,7 +41,7 @@ from store_service.functions.reembed import Reembedder
 from store_service.schema import (FunctionConfig, check_secrets, check_table_schema, computes, field_at,
                                   functions_of, infer_vector_columns, is_multivector, is_vector, pick_vector_column,
                                   source_kind, vector_type, with_functions)
-from store_service.storage import maintenance
+from store_service.storage import leases, maintenance
 from store_service.storage.fragments import ROW_ID
 from store_service.storage.location import Location
 from store_service.storage.maintenance import Cleaned
@@ -78,6 +78,7 @@ class StoreLimits:
     max_filter_length: int = 64 * 1024
     max_subvectors_per_row: int = MAX_SUBVECTORS_PER_ROW
     read_consistency_interval: float | None = 0.0  # seconds; None: only this store's own commits are seen
+    lease_seconds: float = leases.DEFAULT_SECONDS  # how long a claim on work that must run once lasts
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class StoreCore:
         self.embedder = embedder
         self.limits = limits
         self._pool = ThreadPoolExecutor(max_workers=limits.ingest_workers, thread_name_prefix="store-ingest")
-        self.reembedder = Reembedder(embedder)
+        self.reembedder = Reembedder(embedder, lease_seconds=limits.lease_seconds)
         self.functions = FunctionChanges(self.tables, embedder, self.reembedder)
 
     def close(self) -> None:

@@ -4,6 +4,8 @@ shared gRPC host (health, reflection, metrics, error mapping, graceful shutdown)
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from rpc_common.security import channel_credentials
 from rpc_common.service_host import HostedServer, ServiceHost
@@ -47,7 +49,8 @@ class StoreServer(HostedServer):
                              ingest_workers=config.ingest_workers, max_filter_length=config.max_filter_length,
                              max_response_bytes=config.max_message_bytes // 2,
                              max_subvectors_per_row=config.max_subvectors_per_row,
-                             read_consistency_interval=config.consistency_interval())
+                             read_consistency_interval=config.consistency_interval(),
+                             lease_seconds=config.lease_seconds)
         EVALUATION.configure(config.evaluation_memory_bytes)
         scan.use_single_threaded_blas()  # exact scans parallelise across queries and chunks, not inside BLAS
         self.core = StoreCore(self.location, embedder, limits)
@@ -56,6 +59,7 @@ class StoreServer(HostedServer):
         self.core.reembedder.observer = self.metrics
         self.metrics.operations_running.set_function(self.core.reembedder.running)
         self._stopped = False
+        self._stopping = threading.Event()
         self._host = ServiceHost(
             service=SERVICE, servicer=StorageServicer(self.core, self.metrics), decoders=DECODERS, domain=ERROR_DOMAIN,
             metrics=self.metrics, max_workers=config.max_workers, max_message_bytes=config.max_message_bytes,
@@ -78,7 +82,9 @@ class StoreServer(HostedServer):
         self._host.start(c.host, c.port, c.metrics_host, c.metrics_port)
         if isinstance(self.location, LocalFolder):  # torn manifests, what a crash left, before anything writes
             recovery.recover(self.location.path)  # (an object store has neither: a PUT is whole or absent)
-        self._host.set_serving(True)  # tables open lazily; nothing to wait for
+            self._host.set_serving(True)  # tables open lazily; nothing to wait for
+        else:  # a replica among others: ready once it has loaded the tables it serves (health says so)
+            threading.Thread(target=self._warm_then_serve, name="store-warm", daemon=True).start()
         resumed = self.core.functions.resume_all()
         if resumed:
             log.info("resumed %d re-embedding operation(s)", resumed)
@@ -87,11 +93,36 @@ class StoreServer(HostedServer):
                  self.metrics_url())
         return self
 
+    def _warm_then_serve(self) -> None:
+        started = time.monotonic()
+        names = []
+        try:
+            names = self.core.tables.names()
+        except Exception:  # noqa: BLE001 - the bucket unreachable: stay NOT_SERVING, and say why
+            log.exception("the tables at %s cannot be listed; not ready", self.config.shown_data_dir())
+            return
+        for name in names:
+            if self._stopped:
+                return
+            try:
+                self.core.tables.owner(name).warm()
+            except Exception:  # noqa: BLE001 - one table that cannot load does not keep the others unserved
+                log.warning("table %s: not loaded before serving", name, exc_info=True)
+        if not self._stopped:
+            self._host.set_serving(True)
+            log.info("loaded %d table(s) in %.1fs: serving", len(names), time.monotonic() - started)
+        while not self._stopping.wait(self.config.lease_seconds / 3):  # work a replica that died left behind
+            try:
+                self.core.functions.resume_all()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.warning("could not look for operations to take over", exc_info=True)
+
     def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight ones finish (an add commits or leaves nothing)."""
         if self._stopped:
             return
         self._stopped = True
+        self._stopping.set()
         grace = self.config.grace_seconds if grace is None else grace
         log.info("shutting down: health NOT_SERVING; in-flight calls get %.1fs", grace)
         self._host.stop(grace)

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from rpc_common import paging
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder
-from store_service.errors import FailedPrecondition, InvalidArgument
+from store_service.errors import FailedPrecondition, InvalidArgument, ServiceError
 from store_service.functions.operations import (ADD, CANCELLED, CHANGE, DROP, PAUSED, RUNNING, Operation, OperationLog,
                                       new_operation, parse_name)
-from store_service.functions.reembed import Reembedder, plan
+from store_service.functions.reembed import Reembedder, lease_job, plan
 from store_service.schema import FunctionConfig, check_secrets, source_kind
+from store_service.storage import leases
 from store_service.tables.owner import TableOwner
 from store_service.tables.registry import Tables
 
@@ -25,16 +27,24 @@ class FunctionChanges:
         self.reembedder = reembedder
 
     def resume_all(self) -> int:
-        """Restarts every operation a previous run of the store left RUNNING; returns how many."""
+        """Restarts every RUNNING operation no live store process holds the lease of (one a previous run of
+        this store left, or one whose process died); returns how many. Run at start, and on object storage
+        every third of a lease, which is how a replica takes over the work of one that died."""
         count = 0
         for name in self.tables.names():
-            owner = self.tables.owner(name)
-            for operation in OperationLog(owner.table.files).all():
-                if operation.state == RUNNING:
+            try:
+                owner = self.tables.owner(name)
+                for operation in OperationLog(owner.table.files).all():
+                    if operation.state != RUNNING or owner.running_operation(operation.name) is not None:
+                        continue
+                    if leases.holder_of(owner.table.files, lease_job(operation)) is not None:
+                        continue  # running in another process
                     log.info("resuming operation %s (%d of %d rows done)", operation.name, operation.rows_done,
                              operation.rows_total)
                     self.reembedder.start(owner, operation)
                     count += 1
+            except ServiceError as exc:  # a table dropped or damaged meanwhile: the others still resume
+                log.warning("table %s: operations not resumed (%s)", name, exc.message)
         return count
 
     # ----- starting ------------------------------------------------------------------------------------
@@ -103,12 +113,22 @@ class FunctionChanges:
                 raise FailedPrecondition(f"operation {name} is {operation.state.lower()}; there is nothing to cancel",
                                          reason="OPERATION_DONE", operation=name)
             records.save(operation.but(cancel_requested=True))
-        if not self.reembedder.cancel(owner, operation):  # paused (or its thread just ended): settle it here
+        if self.reembedder.cancel(owner, operation):
+            self.reembedder.wait(owner, operation)
+        elif leases.holder_of(table.files, lease_job(operation)) is not None:
+            self._wait_settled(records, operation)  # another process runs it: it sees the request and stops
+        else:  # paused (or its thread just ended): settle it here
             records.remove_work(operation_id)
             records.save(records.load(operation_id, table=table.name).but(state=CANCELLED, chunks=()))
-        else:
-            self.reembedder.wait(owner, operation)
         return records.load(operation_id, table=table.name)
+
+    @staticmethod
+    def _wait_settled(records: OperationLog, operation: Operation, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if records.load(operation.id, table=operation.table).done:
+                return
+            time.sleep(0.1)
 
     def resume(self, name: str) -> Operation:
         owner, operation_id = self._locate(name)

@@ -37,7 +37,7 @@ from store_service.indexes.vector_index import VectorIndex
 from store_service.functions.operations import (ADD, CANCELLED, CHANGE, DROP, FAILED, OPERATIONS_DIR, PAUSED, RUNNING,
                                       SUCCEEDED, Operation, OperationError, OperationLog)
 from store_service.schema import FunctionConfig, functions_of, vector_type, with_functions
-from store_service.storage import fragments, manifest
+from store_service.storage import fragments, leases, manifest
 from store_service.storage.fragments import ROW_ID, FileRef
 from store_service.storage.manifest import FragmentRef
 from store_service.storage.operations import CommittedNotDurable, DataKey, RewriteColumns
@@ -96,13 +96,21 @@ def plan(schema: pa.Schema, kind: str, column: str, function: FunctionConfig | N
     return Plan(with_functions(target, functions, {function.name: secret_settings}), column, function)
 
 
+def lease_job(operation: Operation) -> str:
+    """The name of an operation's lease."""
+    return f"operation-{operation.id}"
+
+
 class Reembedder:
     """Runs the store's re-embedding operations, one background thread each, registered with their table's
     owner (which stops them when the table is dropped); resumed after a restart by FunctionChanges."""
 
-    def __init__(self, embedder: Embedder, observer: Observer | None = None) -> None:
+    def __init__(self, embedder: Embedder, observer: Observer | None = None,
+                 lease_seconds: float = leases.DEFAULT_SECONDS) -> None:
         self.embedder = embedder
         self.observer = observer
+        self.lease_seconds = lease_seconds
+        self.holder = leases.new_holder()  # this store among the processes serving the same tables
         self._owners: dict[str, TableOwner] = {}  # operation name -> the owner it runs on
         self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="reembed-embed")
         self._lock = threading.Lock()
@@ -152,11 +160,24 @@ class Reembedder:
 
     # ----- the work ------------------------------------------------------------------------------------
     def _run(self, owner: TableOwner, operation: Operation, stop: threading.Event, cancel: threading.Event) -> None:
+        """Runs the operation under its lease (taken in the table's storage: one process of those serving
+        it runs it); a process that finds the lease held leaves the operation to its holder."""
         table = owner.table
         records = OperationLog(table.files)
+        lease = None
         try:
-            Job(owner, records, operation, self.embedder, self._pool, stop, cancel, self.observer).run()
+            lease = leases.acquire(table.files, lease_job(operation), self.lease_seconds, self.holder)
+            if lease is None:
+                log.info("operation %s runs in another store process", operation.name)
+                return
+            with leases.Heartbeat(lease, on_lost=stop.set):
+                Job(owner, records, operation, self.embedder, self._pool, stop, cancel, self.observer, lease).run()
+        except leases.LeaseLost:
+            log.warning("operation %s: another store process took it over; stopped here", operation.name)
         except ServiceError as exc:
+            if lease is not None and not lease.check():
+                log.warning("operation %s stopped (%s) after its lease was lost", operation.name, exc.message)
+                return
             paused = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED")
             state = PAUSED if exc.category in paused else FAILED
             current = records.load(operation.id, table=table.name)
@@ -164,6 +185,8 @@ class Reembedder:
             log.warning("operation %s %s: %s", operation.name, state.lower(), exc.message)
         except Exception as exc:  # a bug: the record says so rather than staying RUNNING forever
             log.exception("operation %s failed", operation.name)
+            if lease is not None and not lease.check():
+                return
             current = records.load(operation.id, table=table.name)
             records.save(current.but(state=FAILED, error=OperationError("INTERNAL", "INTERNAL",
                                                                         f"{type(exc).__name__}: {exc}")))
@@ -188,7 +211,7 @@ class Job:
 
     def __init__(self, owner: TableOwner, records: OperationLog, operation: Operation,
                  embedder: Embedder, pool: ThreadPoolExecutor, stop: threading.Event, cancel: threading.Event,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, lease: leases.Lease | None = None) -> None:
         self.owner = owner
         self.table = owner.table
         self.observer = observer
@@ -198,6 +221,7 @@ class Job:
         self.pool = pool
         self.stop = stop  # set by a shutdown (the record stays RUNNING and resumes) or by a cancel
         self.cancel = cancel
+        self.lease = lease  # checked before each durable step, renewed right before the switch's commit
         self.chunk_dir = f"{OPERATIONS_DIR}/{operation.id}/chunks"
         self.done_ids = np.empty(0, dtype=np.int64)  # row ids the operation's chunks cover, sorted
         self.started = time.monotonic()
@@ -318,6 +342,8 @@ class Job:
         written = [built[0].file.path] if built is not None else []
 
         def prepare(attempt: int) -> RewriteColumns:
+            if self.lease is not None:
+                self.lease.fence()  # the switch happens once: only while this process holds the lease
             snapshot = view.snapshot if attempt == 0 else self.table.snapshot()
             if snapshot.schema != view.snapshot.schema:
                 raise Aborted(f"table {self.table.name!r} was altered during the switch", reason="WRITE_CONFLICT",
@@ -410,6 +436,14 @@ class Job:
 
     # ----- the record ----------------------------------------------------------------------------------
     def _save(self, **changes) -> Operation:
+        if self.lease is not None:
+            if not self.lease.check():
+                raise leases.LeaseLost(f"the lease on {self.operation.name} was lost")
+            stored = self.records.load(self.operation.id, table=self.table.name)
+            if stored.cancel_requested and not self.operation.cancel_requested:  # asked of another process
+                self.cancel.set()
+                self.stop.set()
+                changes.setdefault("cancel_requested", True)
         self.operation = self.operation.but(**changes)
         self.records.save(self.operation)
         return self.operation

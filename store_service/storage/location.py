@@ -18,16 +18,20 @@ from a caller or a table's metadata; a plain-http endpoint is refused unless the
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import time
+import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from store_service.errors import StorageFailed
 from store_service.storage import durable
 
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss")
@@ -99,6 +103,19 @@ class Location(ABC):
     @abstractmethod
     def sync(self, relatives: Iterable[str]) -> None:
         """Makes files someone else wrote (Lance, which never fsyncs) durable, with their folders."""
+
+    # ----- conditional writes (what leases are made of) -----------------------------------------------
+    @abstractmethod
+    def read_tagged(self, relative: str) -> tuple[bytes, str] | None:
+        """A small file's bytes and a tag that changes whenever it is replaced; None when it is not there."""
+
+    @abstractmethod
+    def put_if_absent(self, relative: str, data: bytes) -> str | None:
+        """Creates the file unless it exists (then None); its new tag."""
+
+    @abstractmethod
+    def put_if_unchanged(self, relative: str, data: bytes, tag: str) -> str | None:
+        """Replaces the file if it still carries `tag` (else None); its new tag."""
 
     def shown(self, text: str) -> str:
         """`text` (an error of Lance's or the filesystem's) without where this location is."""
@@ -203,6 +220,44 @@ class LocalFolder(Location):
     def shown(self, text: str) -> str:
         return text.replace(str(self.path.parent), "<data_dir>")
 
+    @contextlib.contextmanager
+    def _locked(self, relative: str) -> Iterator[Path]:
+        """The file's path, with an exclusive lock (flock: across processes) on a lock file beside it."""
+        target = self.path / relative
+        self._folder_for(target)
+        with open(target.with_name(f".{target.name}.lock"), "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield target
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def read_tagged(self, relative: str) -> tuple[bytes, str] | None:
+        with self._locked(relative) as target:
+            try:
+                data = target.read_bytes()
+            except FileNotFoundError:
+                return None
+        return data, _tag(data)
+
+    def put_if_absent(self, relative: str, data: bytes) -> str | None:
+        with self._locked(relative) as target:
+            if target.exists():
+                return None
+            durable.publish(target, data)
+        return _tag(data)
+
+    def put_if_unchanged(self, relative: str, data: bytes, tag: str) -> str | None:
+        with self._locked(relative) as target:
+            try:
+                current = target.read_bytes()
+            except FileNotFoundError:
+                return None
+            if _tag(current) != tag:
+                return None
+            durable.publish(target, data)
+        return _tag(data)
+
 
 class ObjectFolder(Location):
     """A prefix in an object store, through pyarrow's filesystem for its scheme."""
@@ -218,12 +273,15 @@ class ObjectFolder(Location):
         self.fs = filesystem
         self.base = (base or "").rstrip("/")
         self._pafs = pafs
+        self._client: Any = None
 
     def __repr__(self) -> str:
         return f"ObjectFolder({self.uri})"
 
     def child(self, name: str) -> "ObjectFolder":
-        return ObjectFolder(f"{self.uri}/{name}", self.fs, f"{self.base}/{name}")
+        child = ObjectFolder(f"{self.uri}/{name}", self.fs, f"{self.base}/{name}")
+        child._client = self._client
+        return child
 
     def _key(self, relative: str) -> str:
         return f"{self.base}/{relative}" if relative else self.base
@@ -290,9 +348,50 @@ class ObjectFolder(Location):
     def sync(self, relatives: Iterable[str]) -> None:
         return None  # an object is durable once its PUT is answered
 
+    # S3's conditional PUTs (If-None-Match: *, If-Match: <ETag>), which pyarrow does not expose: through boto3,
+    # configured by the same AWS_* environment
+    def _s3(self) -> tuple[Any, str, str]:
+        parts = urlsplit(self.uri)
+        if parts.scheme.lower() != "s3":
+            raise StorageFailed(f"{parts.scheme}:// storage: work that must run once is claimed with S3's "
+                                "conditional writes, which this store only makes on s3://", reason="NO_LEASES")
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3")
+        return self._client, parts.netloc, parts.path.lstrip("/")
+
+    def read_tagged(self, relative: str) -> tuple[bytes, str] | None:
+        client, bucket, key = self._s3()
+        try:
+            found = client.get_object(Bucket=bucket, Key=f"{key}/{relative}")
+        except client.exceptions.NoSuchKey:
+            return None
+        return found["Body"].read(), str(found["ETag"])
+
+    def _conditional_put(self, relative: str, data: bytes, **condition: str) -> str | None:
+        client, bucket, key = self._s3()
+        try:
+            return str(client.put_object(Bucket=bucket, Key=f"{key}/{relative}", Body=data, **condition)["ETag"])
+        except client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict",
+                                                             "NoSuchKey"):
+                return None
+            raise
+
+    def put_if_absent(self, relative: str, data: bytes) -> str | None:
+        return self._conditional_put(relative, data, IfNoneMatch="*")
+
+    def put_if_unchanged(self, relative: str, data: bytes, tag: str) -> str | None:
+        return self._conditional_put(relative, data, IfMatch=tag)
+
     def shown(self, text: str) -> str:
         root = self.uri.rsplit("/", 1)[0]
         return text.replace(root, "<data_dir>").replace(self.base.rsplit("/", 1)[0], "<data_dir>")
+
+
+def _tag(data: bytes) -> str:
+    return f"{len(data)}-{zlib.crc32(data):08x}"
 
 
 def is_object_uri(text: str | Path) -> bool:

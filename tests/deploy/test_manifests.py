@@ -33,7 +33,7 @@ def render(overlay: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
-@pytest.fixture(scope="module", params=["base", "overlays/dev", "overlays/gpu"])
+@pytest.fixture(scope="module", params=["base", "overlays/dev", "overlays/gpu", "overlays/object-storage"])
 def docs(request) -> list[dict]:
     return render(request.param)
 
@@ -51,7 +51,15 @@ def config_of(docs: list[dict], name: str) -> dict[str, str]:
 def workloads(docs: list[dict]) -> list[tuple[dict, dict, type]]:
     """(workload, its ConfigMap data, its settings class) for both services."""
     return [(one(docs, "Deployment", "vectorlane-embed"), config_of(docs, "vectorlane-embed-config"), EmbedConfig),
-            (one(docs, "StatefulSet", "vectorlane-store"), config_of(docs, "vectorlane-store-config"), StoreConfig)]
+            (store_workload(docs), config_of(docs, "vectorlane-store-config"), StoreConfig)]
+
+
+def store_workload(docs: list[dict]) -> dict:
+    """The store: a StatefulSet with its volume, or a Deployment where its tables are on object storage."""
+    found = [d for d in docs
+             if d["kind"] in ("StatefulSet", "Deployment") and d["metadata"]["name"] == "vectorlane-store"]
+    assert len(found) == 1, [d["kind"] for d in found]
+    return found[0]
 
 
 def test_every_document_is_valid_for_the_kubernetes_api(docs):
@@ -127,8 +135,34 @@ def test_clients_balance_over_every_embed_pod(docs):
                                              "name": embed["metadata"]["name"]}
     pdb = one(docs, "PodDisruptionBudget", "vectorlane-embed")
     assert all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
-    statefulset = one(docs, "StatefulSet", "vectorlane-store")
-    assert statefulset["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+
+
+
+def test_the_store_is_a_deployment_with_an_hpa_on_object_storage_and_a_statefulset_on_a_disk(docs):
+    workload = store_workload(docs)
+    store = StoreConfig.from_args([], environ=config_of(docs, "vectorlane-store-config"))
+    headless = one(docs, "Service", "vectorlane-store-headless")
+    assert headless["spec"]["clusterIP"] == "None"  # clients balance per request: dns:/// + round_robin
+    if not store.on_object_storage:
+        assert workload["kind"] == "StatefulSet" and workload["spec"]["replicas"] == 1  # one writer per volume
+        assert workload["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+        assert store.data_dir == "/data"
+        return
+    assert workload["kind"] == "Deployment" and workload["spec"]["replicas"] >= 2
+    assert "volumeClaimTemplates" not in json.dumps(docs) and "persistentVolumeClaim" not in json.dumps(docs)
+    pod = workload["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in headless["spec"]["selector"].items())
+    hpa = one(docs, "HorizontalPodAutoscaler", "vectorlane-store")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "vectorlane-store"}
+    assert hpa["spec"]["minReplicas"] >= 2
+    pdb = one(docs, "PodDisruptionBudget", "vectorlane-store")
+    assert all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
+    container = pod["spec"]["containers"][0]
+    assert {"secretRef": {"name": "vectorlane-object-storage", "optional": True}} in container["envFrom"]
+    assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] >= 300
+    assert store.consistency_interval() == 2.0
 
 
 def test_overlays():

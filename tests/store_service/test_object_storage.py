@@ -241,3 +241,21 @@ def test_arrow_rows_and_a_schema_without_functions_work_on_object_storage(s3_sto
                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.ones(64, np.float32)), 32)})
     add(stub, "plain", arrow_rows(rows))
     assert ids(stub, "plain") == [1, 2]
+
+
+def test_a_replica_reports_ready_once_it_has_loaded_the_tables_it_serves(start_store, embed, data_uri):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    first = start_store(embed, data_dir=data_uri)
+    create_docs(first.stub, rows=DOCS)
+    first.stub.CreateIndex(pb.CreateIndexRequest(table="docs", index_type=pb.INDEX_TYPE_FLAT))
+    create_docs(first.stub, name="other", rows=DOCS[:3])
+    second = start_store(embed, data_dir=data_uri)
+    health = health_pb2_grpc.HealthStub(second.channel)
+    deadline = time.monotonic() + 60
+    while health.Check(health_pb2.HealthCheckRequest()).status != health_pb2.HealthCheckResponse.SERVING:
+        assert time.monotonic() < deadline, "the replica never became ready"
+        time.sleep(0.05)
+    owners = {o.name: o.held() for o in second.server.core.tables.open_owners()}
+    assert set(owners) == {"docs", "other"}
+    assert owners["docs"].views == 1 and owners["docs"].indexes == 1 and owners["other"].views == 1

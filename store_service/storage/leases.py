@@ -1,0 +1,177 @@
+"""Leases on work that must run once among the store processes serving one location (re-embedding operations
+today), recorded beside the table with conditional writes: no coordination service, no consensus of ours.
+
+A lease is a small JSON object at `<table>.lance/_vectorlane/leases/<job>.json`: who holds it, until when
+(wall clock), and its epoch. It is taken when absent (put-if-absent) or expired (put-if-unchanged on the
+record read, so of two replicas taking over one expired lease exactly one wins), renewed by its holder with
+put-if-unchanged, and given up by writing it expired. A holder that cannot renew, or that has not renewed for
+longer than the lease (paused, cut off), stops its work before its next durable step: `Lease.check()` says so
+by its own clock, without asking the storage, so a holder that wakes up late does not write over the replica
+that took the work over (the epoch tells them apart in the logs).
+
+On a local disk the same records are written under a lock file (flock), so two processes on one directory
+(the store and a tool, or the follow tests) also take turns; on S3 the conditions are S3's own
+(`If-None-Match: *`, `If-Match: <ETag>`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from store_service.storage.checksums import SIDECAR_DIR
+from store_service.storage.location import Location
+
+log = logging.getLogger(__name__)
+
+LEASES_DIR = f"{SIDECAR_DIR}/leases"
+DEFAULT_SECONDS = 30.0
+SAFETY = 0.8  # a holder stops trusting its lease after this share of the lease without a renewal
+
+def new_holder() -> str:
+    """A name for one holder of leases (a store's reembedder), unique among the replicas and their restarts."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+HOLDER = new_holder()  # this process's default
+
+
+class LeaseLost(Exception):
+    """This process no longer holds the lease on the work it was doing: it stops without writing more."""
+
+
+@dataclass(frozen=True)
+class Record:
+    holder: str
+    expires: float  # wall-clock seconds
+    epoch: int
+
+    def to_json(self) -> bytes:
+        return json.dumps({"holder": self.holder, "expires": self.expires, "epoch": self.epoch}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "Record | None":
+        try:
+            body = json.loads(data)
+            return cls(str(body["holder"]), float(body["expires"]), int(body["epoch"]))
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: treated as expired, and taken over by a conditional write
+
+
+class Lease:
+    """A lease this process holds on one job."""
+
+    def __init__(self, files: Location, job: str, tag: str, record: Record, seconds: float) -> None:
+        self.files = files
+        self.holder = record.holder
+        self.job = job
+        self.path = f"{LEASES_DIR}/{job}.json"
+        self.epoch = record.epoch
+        self.seconds = seconds
+        self._tag = tag
+        self._renewed = time.monotonic()
+        self._lost = False
+        self._lock = threading.Lock()
+
+    def check(self) -> bool:
+        """Whether this process may still act on the job: renewed recently enough, by its own clock."""
+        with self._lock:
+            return not self._lost and time.monotonic() - self._renewed < self.seconds * SAFETY
+
+    def renew(self) -> bool:
+        """Extends the lease; False (for good) when another process took it over or the storage refused."""
+        with self._lock:
+            if self._lost:
+                return False
+            started = time.monotonic()
+            record = Record(self.holder, time.time() + self.seconds, self.epoch)
+            try:
+                tag = self.files.put_if_unchanged(self.path, record.to_json(), self._tag)
+            except OSError:
+                log.warning("lease %s: could not renew", self.job, exc_info=True)
+                return time.monotonic() - self._renewed < self.seconds * SAFETY
+            if tag is None:
+                self._lost = True
+                log.warning("lease %s (epoch %d): taken over by another process", self.job, self.epoch)
+                return False
+            self._tag, self._renewed = tag, started
+            return True
+
+    def fence(self) -> None:
+        """Renews the lease right before a step that must happen once (a commit); LeaseLost if it cannot."""
+        if not self.renew() or not self.check():
+            raise LeaseLost(f"the lease on {self.job} was lost")
+
+    def release(self) -> None:
+        """Gives the lease up (writes it expired), unless it was lost meanwhile."""
+        with self._lock:
+            if self._lost:
+                return
+            self._lost = True
+            try:
+                self.files.put_if_unchanged(self.path, Record(self.holder, 0.0, self.epoch).to_json(), self._tag)
+            except OSError:
+                log.warning("lease %s: could not release; it expires by itself", self.job, exc_info=True)
+
+
+def acquire(files: Location, job: str, seconds: float = DEFAULT_SECONDS, holder: str = HOLDER) -> Lease | None:
+    """The lease on `job` for `holder`, or None while another holder has it."""
+    path = f"{LEASES_DIR}/{job}.json"
+    found = files.read_tagged(path)
+    if found is None:
+        record = Record(holder, time.time() + seconds, 1)
+        tag = files.put_if_absent(path, record.to_json())
+    else:
+        data, current = found
+        held = Record.from_json(data)
+        if held is not None and held.expires > time.time() and held.holder != holder:
+            return None
+        record = Record(holder, time.time() + seconds, (held.epoch if held else 0) + 1)
+        tag = files.put_if_unchanged(path, record.to_json(), current)
+    if tag is None:
+        return None  # another process took it between the read and the write
+    if found is not None:
+        log.info("lease %s: taken (epoch %d)", job, record.epoch)
+    return Lease(files, job, tag, record, seconds)
+
+
+def holder_of(files: Location, job: str) -> Record | None:
+    """The live holder of `job`'s lease, if any."""
+    found = files.read_tagged(f"{LEASES_DIR}/{job}.json")
+    if found is None:
+        return None
+    record = Record.from_json(found[0])
+    return record if record is not None and record.expires > time.time() else None
+
+
+class Heartbeat:
+    """Renews a lease every third of its length on a thread of its own until stopped; `on_lost` runs once
+    when it cannot."""
+
+    def __init__(self, lease: Lease, on_lost: Callable[[], None]) -> None:
+        self.lease = lease
+        self._on_lost = on_lost
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{lease.job[:24]}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.lease.release()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease.seconds / 3):
+            if not self.lease.renew():
+                self._on_lost()
+                return
