@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from store_service.search import multivector, reads
 from store_service.search import vector_search as search
 from store_service.search.vector_search import VectorSearch
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
-from store_service.errors import Aborted, Cancelled, InvalidArgument, TableExists
+from store_service.errors import Aborted, Cancelled, InvalidArgument, ServiceError, TableExists
 from store_service.expressions import lance as lance_sql
 from store_service.expressions.budget import EVALUATION
 from store_service.functions.changes import FunctionChanges
@@ -54,6 +55,7 @@ from store_service.storage.table import Table
 from store_service.search.table_view import TableView
 from store_service.indexes.vector_index import IndexParams
 from store_service.tables.owner import PREPARE_ATTEMPTS, TableOwner
+from store_service.tables import jobs
 from store_service.tables.registry import Tables
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,8 @@ class StoreCore:
         self._pool = ThreadPoolExecutor(max_workers=limits.ingest_workers, thread_name_prefix="store-ingest")
         self.reembedder = Reembedder(embedder, lease_seconds=limits.lease_seconds)
         self.functions = FunctionChanges(self.tables, embedder, self.reembedder)
+        self.jobs = jobs.Jobs({jobs.CREATE_INDEX: self._build_index, jobs.OPTIMIZE: self._optimize_now},
+                              limits.lease_seconds)
 
     def close(self) -> None:
         self.reembedder.close()
@@ -510,11 +514,31 @@ class StoreCore:
     # ----- indexes ------------------------------------------------------------------------------------
     def create_index(self, name: str, params: IndexParams, *, vector_column: str = "", index_name: str = "",
                      replace: bool = False) -> tuple[IndexEntry, int]:
-        entry, committed = catalog.create(self.owner(name), params, vector_column=vector_column, name=index_name,
-                                          replace=replace)
+        """Builds an index as a job: if this process dies during it, another serving the table finishes it."""
+        done = self.jobs.run(self.owner(name), jobs.CREATE_INDEX, {
+            "params": dataclasses.asdict(params), "vector_column": vector_column, "index_name": index_name,
+            "replace": replace})
+        return IndexEntry.from_json(done["entry"]), int(done["version"])
+
+    @staticmethod
+    def _build_index(owner: TableOwner, job: dict[str, Any]) -> dict[str, Any]:
+        params = IndexParams(**job["params"])
+        entry, committed = catalog.create(owner, params, vector_column=job["vector_column"],
+                                          name=job["index_name"], replace=bool(job["replace"]))
         memory.release_unused(force=True)  # what the build read and trained on
-        log.info("table %s: built %s index %s on %s", name, params.kind, entry.name, entry.vector_column)
-        return entry, committed.version
+        log.info("table %s: built %s index %s on %s", owner.name, params.kind, entry.name, entry.vector_column)
+        return {"entry": entry.to_json(), "version": committed.version}
+
+    def take_over_work(self) -> int:
+        """Resumes the re-embedding operations and finishes the jobs (index builds, optimizations) that a
+        store process which died left behind, where no live process holds them; how many."""
+        owners = []
+        for table in self.tables.names():
+            try:
+                owners.append(self.owner(table))
+            except ServiceError:
+                continue  # dropped meanwhile
+        return self.functions.resume_all() + self.jobs.take_over(owners)
 
     def list_indexes(self, name: str) -> list[IndexEntry]:
         return catalog.entries(self.owner(name).table.manifest())
@@ -538,12 +562,15 @@ class StoreCore:
     # ----- maintenance --------------------------------------------------------------------------------
     def optimize(self, name: str, *, cleanup_older_than: float = DEFAULT_RETENTION_S) -> Optimized:
         """Compaction, indexes caught up, cleanup of versions older than `cleanup_older_than` seconds
-        (negative: none), in that order (LanceDB's `optimize()`)."""
+        (negative: none), in that order (LanceDB's `optimize()`); a job, like an index build."""
         if not math.isfinite(cleanup_older_than) or cleanup_older_than > MAX_RETENTION_S:
             raise InvalidArgument(f"cleanup_older_than must be a finite number of seconds up to {MAX_RETENTION_S:.0f}",
                                   reason="OUT_OF_RANGE", field="cleanup_older_than_seconds")
-        owner = self.owner(name)
-        table = owner.table
+        done = self.jobs.run(self.owner(name), jobs.OPTIMIZE, {"cleanup_older_than": cleanup_older_than})
+        return Optimized(**done)
+
+    def _optimize_now(self, owner: TableOwner, job: dict[str, Any]) -> dict[str, Any]:
+        name, table, cleanup_older_than = owner.name, owner.table, float(job["cleanup_older_than"])
         with owner.changing():
             before = {f.data_key for f in table.manifest().fragments}
             self._compact(owner)
@@ -554,9 +581,9 @@ class StoreCore:
             cleaned = maintenance.cleanup(table, datetime.timedelta(seconds=cleanup_older_than))
         log.info("table %s optimized: %d fragments into %d, %d indexes caught up, %d versions removed", name,
                  len(before - after), len(after - before), len(caught_up), cleaned.versions)
-        return Optimized(table.latest_version(), fragments_removed=len(before - after),
-                         fragments_added=len(after - before), indexes_caught_up=len(caught_up),
-                         versions_removed=cleaned.versions, bytes_removed=cleaned.bytes)
+        return dataclasses.asdict(Optimized(table.latest_version(), fragments_removed=len(before - after),
+                                            fragments_added=len(after - before), indexes_caught_up=len(caught_up),
+                                            versions_removed=cleaned.versions, bytes_removed=cleaned.bytes))
 
     @staticmethod
     def _compact(owner: TableOwner) -> None:

@@ -85,9 +85,11 @@ class StoreServer(HostedServer):
             self._host.set_serving(True)  # tables open lazily; nothing to wait for
         else:  # a replica among others: ready once it has loaded the tables it serves (health says so)
             threading.Thread(target=self._warm_then_serve, name="store-warm", daemon=True).start()
-        resumed = self.core.functions.resume_all()
+        resumed = self.core.functions.resume_all()  # re-embedding a previous run left (threads of their own)
         if resumed:
             log.info("resumed %d re-embedding operation(s)", resumed)
+        if isinstance(self.location, LocalFolder):  # index builds and optimizations it left, off the start path
+            threading.Thread(target=self.core.take_over_work, name="store-jobs", daemon=True).start()
         log.info("store service listening on %s, data in %s, embed service %s (metrics %s)", self.address,
                  c.shown_data_dir(), c.embed_address or "none",
                  self.metrics_url())
@@ -113,7 +115,7 @@ class StoreServer(HostedServer):
             log.info("loaded %d table(s) in %.1fs: serving", len(names), time.monotonic() - started)
         while not self._stopping.wait(self.config.lease_seconds / 3):  # work a replica that died left behind
             try:
-                self.core.functions.resume_all()
+                self.core.take_over_work()
             except Exception:  # noqa: BLE001 - the next round tries again
                 log.warning("could not look for operations to take over", exc_info=True)
 

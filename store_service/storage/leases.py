@@ -16,6 +16,8 @@ On a local disk the same records are written under a lock file (flock), so two p
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -23,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from store_service.storage.checksums import SIDECAR_DIR
@@ -149,6 +151,30 @@ def holder_of(files: Location, job: str) -> Record | None:
         return None
     record = Record.from_json(found[0])
     return record if record is not None and record.expires > time.time() else None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The job a thread works on under a lease: its commits are fenced by the lease and carry the job's id."""
+
+    job_id: str
+    lease: Lease
+
+
+_CLAIM: contextvars.ContextVar[Claim | None] = contextvars.ContextVar("lease_claim", default=None)
+
+
+@contextlib.contextmanager
+def claimed(job_id: str, lease: Lease) -> Iterator[None]:
+    token = _CLAIM.set(Claim(job_id, lease))
+    try:
+        yield
+    finally:
+        _CLAIM.reset(token)
+
+
+def current_claim() -> Claim | None:
+    return _CLAIM.get()
 
 
 class Heartbeat:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 INDEXES_KEY = b"vectorlane:indexes"
 OPERATION_KEY = "vectorlane.operation"  # the store's name for the change, in the Lance transaction
+JOB_KEY = "vectorlane.job"  # the job (an index build, an optimization) a commit belongs to, in the transaction
 VERSIONS_DIR = "_versions"
 DATA_DIR = "data"
 DELETIONS_DIR = "_deletions"

@@ -45,12 +45,12 @@ from lance.fragment import write_fragments
 
 from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, FailedPrecondition, InvalidArgument,
                                   NotFound, StorageFailed, TableExists, TableNotFound, VersionNotFound)
-from store_service.storage import durable, field_ids, lance_errors, manifest
+from store_service.storage import durable, field_ids, lance_errors, leases, manifest
 from store_service.storage.checksums import SIDECAR_DIR, ChecksumLog
 from store_service.storage.location import LocalFolder, Location, as_location
 from store_service.storage.fragments import ROW_ID
-from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, OPERATION_KEY, TRANSACTIONS_DIR, VERSIONS_DIR,
-                                            FragmentRef, Manifest)
+from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, JOB_KEY, OPERATION_KEY, TRANSACTIONS_DIR,
+                                            VERSIONS_DIR, FragmentRef, Manifest)
 from store_service.storage.names import check_table_name, check_tag_name, check_version
 from store_service.storage.operations import (Append, CatchUpIndexes, ChangeSchema, CommittedNotDurable, Compact,
                                               CreateIndex, Delete,
@@ -473,8 +473,13 @@ class Table:
     # ----- committing ---------------------------------------------------------------------------------
     def _commit(self, operation: Any, read_version: int, name: str) -> Manifest:
         """One Lance commit, made durable before it returns (the caller holds the write lock)."""
+        properties = {OPERATION_KEY: name}
+        claim = leases.current_claim()
+        if claim is not None:  # a job's commit: only while its lease holds, and marked as the job's
+            claim.lease.fence()
+            properties[JOB_KEY] = claim.job_id
         transaction = Transaction(read_version=read_version, operation=operation, uuid=str(uuid.uuid4()),
-                                  transaction_properties={OPERATION_KEY: name})
+                                  transaction_properties=properties)
         with durable.storage_errors(self._where(VERSIONS_DIR, "manifest")):
             try:
                 committed = lance.LanceDataset.commit(self.uri, transaction, read_version=read_version,

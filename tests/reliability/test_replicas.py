@@ -50,6 +50,7 @@ def replica(local_s3, functions, embed):
                                  **local_s3.environment())
         return process, pb_grpc.StorageServiceStub(process.channel)
 
+    start.uri = uri  # type: ignore[attr-defined]
     return start
 
 
@@ -122,3 +123,46 @@ def test_a_re_embedding_whose_replica_dies_is_taken_over_and_switched_once(repli
     vectors = np.asarray(rows.column("vector").to_pylist(), dtype=np.float32)
     np.testing.assert_allclose(vectors, WordHash(dims=16).embed_texts(rows.column("text").to_pylist(), None),
                                atol=1e-5)
+
+
+def test_an_index_build_whose_replica_dies_is_finished_by_another_once(replica, local_s3):
+    a, a_stub = replica()
+    b, b_stub = replica()
+    a_stub.CreateTable(pb.CreateTableRequest(name="docs", schema=pb.Schema(fields=[
+        pb.Field(name="id", type=pb.DATA_TYPE_INT64), pb.Field(name="vector", type=pb.DATA_TYPE_VECTOR,
+                                                               dimensions=64)])))
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((40_000, 64), dtype=np.float32)
+    for start in range(0, len(vectors), 10_000):
+        chunk = vectors[start:start + 10_000]
+        add(a_stub, "docs", arrow_rows(pa.table({"id": np.arange(start, start + len(chunk)),
+                                                 "vector": pa.FixedSizeListArray.from_arrays(pa.array(chunk.ravel()),
+                                                                                             64)})))
+    failed: list[grpc.StatusCode] = []
+    building = threading.Thread(target=lambda: _failure(lambda: a_stub.CreateIndex(pb.CreateIndexRequest(
+        table="docs", index_type=pb.INDEX_TYPE_HNSW, m=32, ef_construction=200), timeout=120), failed))
+    building.start()
+    bucket, prefix = replica.uri.removeprefix("s3://").split("/", 1)
+    deadline = time.monotonic() + 60
+    while not [k for k in local_s3.keys(bucket, f"{prefix}/docs.lance/_vectorlane/jobs/") if not k.endswith("/")]:
+        assert time.monotonic() < deadline, "the build was never recorded"
+        time.sleep(0.02)
+    a.stop()  # SIGKILL mid-build
+    building.join()
+    assert failed == [grpc.StatusCode.UNAVAILABLE]  # A never answered: B finishes (or settles) its job
+    deadline = time.monotonic() + 120
+    while not b_stub.GetTable(pb.GetTableRequest(name="docs")).table.indexes:
+        assert time.monotonic() < deadline, "B did not finish the build"
+        time.sleep(0.1)
+    versions = b_stub.ListVersions(pb.ListVersionsRequest(table="docs")).versions
+    assert [v.operation for v in versions].count("create_index") == 1
+    found = b_stub.Search(pb.SearchRequest(table="docs", vector=pb.Vector(values=vectors[123].tolist()), limit=1,
+                                           select=["id"], format=pb.ROW_FORMAT_ARROW))
+    assert rows_of(found.rows).column("id").to_pylist() == [123]
+
+
+def _failure(call, failed: list) -> None:  # noqa: ANN001
+    try:
+        call()
+    except grpc.RpcError as exc:  # the replica was killed under the call
+        failed.append(exc.code())

@@ -1,0 +1,153 @@
+"""Index builds and optimizations as jobs that run once among the store processes serving a table.
+
+A job is recorded beside the table (`_vectorlane/jobs/<id>.json`) before its work starts and runs under a
+lease (`storage.leases`); its commits carry the job's id in their transaction and are fenced by the lease.
+When the process running one dies, another process serving the table (every replica looks every third of a
+lease; a lone store at its next start) finds the record RUNNING with its lease lapsed, takes the lease, and
+either finishes the work or, when the job's commit already landed, only settles the record. An index build
+is therefore committed once; an optimization is safe to run again by nature (a second compaction finds
+nothing to do). The record goes once the job is done: the caller has its answer, or is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from store_service.errors import Aborted, ServiceError
+from store_service.storage import leases
+from store_service.storage.checksums import SIDECAR_DIR
+from store_service.storage.manifest import JOB_KEY
+from store_service.tables.owner import TableOwner
+
+log = logging.getLogger(__name__)
+
+JOBS_DIR = f"{SIDECAR_DIR}/jobs"
+CREATE_INDEX = "create_index"
+OPTIMIZE = "optimize"
+
+Runner = Callable[[TableOwner, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    params: dict[str, Any]
+    read_version: int  # the latest version when it was recorded: its commits come after
+    created: float = field(default_factory=time.time)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"id": self.id, "kind": self.kind, "params": self.params,
+                           "read_version": self.read_version, "created": self.created}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "Job":
+        body = json.loads(data)
+        return cls(str(body["id"]), str(body["kind"]), dict(body["params"]), int(body["read_version"]),
+                   float(body["created"]))
+
+    @property
+    def lease(self) -> str:
+        return f"job-{self.id}"
+
+    @property
+    def path(self) -> str:
+        return f"{JOBS_DIR}/{self.id}.json"
+
+
+class Jobs:
+    """Runs jobs for the callers of this process and takes over those whose process died."""
+
+    def __init__(self, runners: dict[str, Runner], lease_seconds: float = leases.DEFAULT_SECONDS) -> None:
+        self.runners = runners
+        self.lease_seconds = lease_seconds
+        self.holder = leases.new_holder()
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def run(self, owner: TableOwner, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Records the job, claims it and does it; its result."""
+        files = owner.table.files
+        job = Job(uuid.uuid4().hex, kind, params, owner.table.latest_version())
+        lease = leases.acquire(files, job.lease, self.lease_seconds, self.holder)
+        if lease is None:
+            raise RuntimeError("this is a bug: a new job's lease is taken")
+        files.publish(job.path, job.to_json())
+        return self._execute(owner, job, lease)
+
+    def _execute(self, owner: TableOwner, job: Job, lease: leases.Lease) -> dict[str, Any]:
+        files = owner.table.files
+        with self._lock:
+            self._running.add(job.id)
+        try:
+            with leases.Heartbeat(lease, on_lost=lambda: None), leases.claimed(job.id, lease):
+                result = self.runners[job.kind](owner, job.params)
+            files.remove(job.path)  # done: the caller has its answer (under the lease: no one took it over)
+            return result
+        except leases.LeaseLost:
+            raise Aborted(f"table {owner.name!r}: another store process took this {job.kind.replace('_', ' ')} "
+                          "over (this one stalled past its lease); it finishes it there", reason="JOB_TAKEN_OVER",
+                          table=owner.name) from None
+        except ServiceError:
+            if lease.check():  # the job cannot be done (a bad parameter, a conflict): it ends here too
+                files.remove(job.path)
+            raise
+        finally:
+            with self._lock:
+                self._running.discard(job.id)
+
+    def take_over(self, owners: list[TableOwner]) -> int:
+        """Finishes the jobs of `owners`' tables whose process died (their lease lapsed); how many."""
+        count = 0
+        for owner in owners:
+            files = owner.table.files
+            for entry in files.entries(JOBS_DIR):
+                try:
+                    job = Job.from_json(files.read(f"{JOBS_DIR}/{entry.name}"))
+                except (FileNotFoundError, ValueError, KeyError, TypeError):
+                    continue  # settled meanwhile, or a record cut short (its job never ran)
+                with self._lock:
+                    if job.id in self._running:
+                        continue
+                if job.kind not in self.runners or leases.holder_of(files, job.lease) is not None:
+                    continue
+                lease = leases.acquire(files, job.lease, self.lease_seconds, self.holder)
+                if lease is None:
+                    continue
+                count += 1
+                if _committed(owner, job):
+                    log.info("table %s: job %s (%s) was committed before its process died; settled", owner.name,
+                             job.id, job.kind)
+                    files.remove(job.path)
+                    lease.release()
+                    continue
+                log.info("table %s: taking over job %s (%s) of a store process that died", owner.name, job.id,
+                         job.kind)
+                try:
+                    self._execute(owner, job, lease)
+                except Exception:  # noqa: BLE001 - logged; a job that cannot be done is dropped with its record
+                    log.warning("table %s: job %s (%s) taken over failed", owner.name, job.id, job.kind,
+                                exc_info=True)
+        return count
+
+
+def _committed(owner: TableOwner, job: Job) -> bool:
+    """Whether a version after the job was recorded carries its id (an index build that landed)."""
+    if job.kind == OPTIMIZE:
+        return False  # safe to run again
+    dataset = owner.table.writer_dataset()
+    for version in range(job.read_version + 1, int(dataset.version) + 1):
+        try:
+            transaction = dataset.read_transaction(version)
+        except (OSError, ValueError):
+            continue
+        if transaction is not None and (transaction.transaction_properties or {}).get(JOB_KEY) == job.id:
+            return True
+    return False

@@ -1,0 +1,116 @@
+"""Index builds and optimizations as jobs (`tables/jobs.py`): recorded before the work, run under a lease,
+their commits carrying the job's id; a job whose process died is finished by another, or only settled when
+its commit had landed, so an index is built and committed once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from store_service.storage import leases
+from store_service.storage.manifest import JOB_KEY
+from store_service.tables import jobs
+from tests.store_service.conftest import create_docs
+from vectorlane.store.v1 import store_service_pb2 as pb
+
+DOCS = [{"id": i, "text": f"row {i} words", "category": "c"} for i in range(60)]
+INDEX = {"params": {"kind": "IVF_FLAT", "metric": "l2", "num_partitions": 2, "num_sub_vectors": 0, "m": 32,
+                    "ef_construction": 200, "extra": {}}, "vector_column": "vector", "index_name": "",
+         "replace": False}
+
+
+@pytest.fixture
+def core(start_store, embed):
+    store = start_store(embed, lease_seconds=1.0)
+    create_docs(store.stub, rows=DOCS)
+    return store.server.core
+
+
+def job_versions(owner) -> list[str]:
+    dataset = owner.table.writer_dataset()
+    found = []
+    for version in range(1, int(dataset.version) + 1):
+        properties = dataset.read_transaction(version).transaction_properties or {}
+        if JOB_KEY in properties:
+            found.append(properties[JOB_KEY])
+    return found
+
+
+def abandoned(owner, kind: str, params: dict, job_id: str) -> tuple[jobs.Job, leases.Lease]:
+    """A job recorded and claimed by a process that then died (its lease lapses after a second)."""
+    job = jobs.Job(job_id, kind, params, owner.table.latest_version())
+    lease = leases.acquire(owner.table.files, job.lease, 1.0, holder="a-store-that-died")
+    owner.table.files.publish(job.path, job.to_json())
+    return job, lease
+
+
+def test_an_index_build_and_an_optimization_leave_no_record_and_tag_their_commits(core):
+    entry, version = core.create_index("docs", jobs_params())
+    core.optimize("docs", cleanup_older_than=-1)
+    owner = core.owner("docs")
+    assert owner.table.files.entries(jobs.JOBS_DIR) == []
+    assert len(job_versions(owner)) >= 1 and entry.name == "vector_idx" and version > 1
+
+
+def jobs_params():
+    from store_service.indexes.vector_index import IndexParams
+
+    return IndexParams(kind="IVF_FLAT", num_partitions=2)
+
+
+def test_a_job_whose_process_died_is_finished_by_another(core):
+    owner = core.owner("docs")
+    job, _ = abandoned(owner, jobs.CREATE_INDEX, INDEX, "died-before-its-commit")
+    assert core.jobs.take_over([owner]) == 0  # its lease still holds: someone may be working on it
+    time.sleep(1.1)
+    assert core.jobs.take_over([owner]) == 1
+    assert job_versions(owner) == [job.id]
+    assert [i.name for i in core.list_indexes("docs")] == ["vector_idx"]
+    assert not owner.table.files.exists(job.path)
+
+
+def test_a_job_whose_commit_landed_before_its_process_died_is_only_settled(core):
+    owner = core.owner("docs")
+    job, lease = abandoned(owner, jobs.CREATE_INDEX, INDEX, "died-after-its-commit")
+    with leases.claimed(job.id, lease):
+        core._build_index(owner, job.params)  # the commit lands, then the process dies before settling
+    version = owner.table.latest_version()
+    time.sleep(1.1)
+    assert core.jobs.take_over([owner]) == 1
+    assert owner.table.latest_version() == version and job_versions(owner) == [job.id]  # built once
+    assert not owner.table.files.exists(job.path)
+
+
+def test_a_commit_after_the_lease_was_lost_is_refused(core):
+    owner = core.owner("docs")
+    job, lease = abandoned(owner, jobs.CREATE_INDEX, INDEX, "stalled")
+    time.sleep(1.1)
+    taken = leases.acquire(owner.table.files, job.lease, 30, holder="the-replica-that-took-over")
+    assert taken is not None
+    with leases.claimed(job.id, lease), pytest.raises(leases.LeaseLost):
+        core._build_index(owner, job.params)  # the stalled holder wakes up: its commit is fenced off
+    assert job_versions(owner) == [] and core.list_indexes("docs") == []
+
+
+def test_an_optimization_left_behind_is_run_again_safely(core):
+    owner = core.owner("docs")
+    job, _ = abandoned(owner, jobs.OPTIMIZE, {"cleanup_older_than": -1.0}, "optimize-left")
+    time.sleep(1.1)
+    assert core.jobs.take_over([owner]) == 1
+    assert owner.table.manifest().rows == len(DOCS) and not owner.table.files.exists(job.path)
+    assert len(owner.table.manifest().fragments) == 1
+
+
+def test_a_store_started_on_a_directory_finishes_the_jobs_its_last_run_left(start_store, embed, tmp_path):
+    first = start_store(embed, data_dir=tmp_path / "jobs", lease_seconds=1.0)
+    create_docs(first.stub, rows=DOCS)
+    owner = first.server.core.owner("docs")
+    job, _ = abandoned(owner, jobs.CREATE_INDEX, INDEX, "left-by-a-crash")
+    first.server.stop(grace=0.1)
+    time.sleep(1.1)
+    second = start_store(embed, data_dir=tmp_path / "jobs", lease_seconds=1.0)
+    deadline = time.monotonic() + 30
+    while not second.stub.GetTable(pb.GetTableRequest(name="docs")).table.indexes:
+        assert time.monotonic() < deadline, "the job left behind was not finished"
+        time.sleep(0.05)
