@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-s3 run-embed run-store test lint stress test-fast parity bench bench-quick bench-storage bench-serving bench-filters bench-10m protos settings-table check-protos clean
+.PHONY: help install run run-s3 run-embed run-store test lint stress test-fast parity bench bench-quick bench-storage bench-serving bench-scale bench-filters bench-10m protos settings-table check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ bench-10m: $(VENV)/.bench-installed ## 10M x 384-d rows (15 GB of vectors): inge
 
 bench-serving: $(VENV)/.bench-installed ## the serving path at 1M x 384-d beside an empty gRPC call, FAISS in-process, a floor server, LanceDB and pylance (~10 min)
 	$(BIN)/python -m benchmarks.serving --rows 1000000
+
+bench-scale: $(VENV)/.bench-installed ## tables on S3 (a local moto server) and 1-3 store replicas vs a local disk, 1M rows: ingest, QPS, visibility across replicas, cold start (~20 min)
+	$(BIN)/python -m benchmarks.scale --rows 1000000
 
 bench-filters: $(VENV)/.bench-installed ## filter evaluation (Arrow vs Lance's SQL) and prefiltered search at 10 % beside LanceDB, 1M rows
 	$(BIN)/python -m benchmarks.filters --rows 1000000

@@ -57,8 +57,8 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
                                               f"empty: 0 on a local disk, {OBJECT_STORAGE_INTERVAL_S:g} on object "
                                               "storage")
     lease_seconds: float = _opt(30.0, "how long a store process's claim on work that must run once (a "
-                                      "re-embedding operation) lasts without renewal; on object storage the other "
-                                      "replicas take the work over once it lapses")
+                                      "re-embedding operation, an index build, an optimize) lasts without renewal; "
+                                      "other replicas take the work over once it lapses")
     ingest_workers: int = _opt(4, "threads preparing (embedding, writing) incoming batches")
     grace_seconds: float = _opt(20.0, "on SIGTERM, how long in-flight calls get to finish")
     log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR")
