@@ -529,16 +529,17 @@ class StoreCore:
         log.info("table %s: built %s index %s on %s", owner.name, params.kind, entry.name, entry.vector_column)
         return {"entry": entry.to_json(), "version": committed.version}
 
-    def take_over_work(self) -> int:
+    def take_over_work(self, steal: bool = False) -> int:
         """Resumes the re-embedding operations and finishes the jobs (index builds, optimizations) that a
-        store process which died left behind, where no live process holds them; how many."""
+        store process which died left behind, where no live process holds them (`steal`: whatever their
+        leases say, for a store that holds its directory alone); how many."""
         owners = []
         for table in self.tables.names():
             try:
                 owners.append(self.owner(table))
             except ServiceError:
                 continue  # dropped meanwhile
-        return self.functions.resume_all() + self.jobs.take_over(owners)
+        return self.functions.resume_all(steal) + self.jobs.take_over(owners, steal)
 
     def list_indexes(self, name: str) -> list[IndexEntry]:
         return catalog.entries(self.owner(name).table.manifest())

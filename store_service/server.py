@@ -85,11 +85,15 @@ class StoreServer(HostedServer):
             self._host.set_serving(True)  # tables open lazily; nothing to wait for
         else:  # a replica among others: ready once it has loaded the tables it serves (health says so)
             threading.Thread(target=self._warm_then_serve, name="store-warm", daemon=True).start()
-        resumed = self.core.functions.resume_all()  # re-embedding a previous run left (threads of their own)
+        # Work a previous run left: on a local directory this store holds the lock, so every lease there is
+        # that run's (taken at once); on object storage only lapsed ones are, and the warm thread keeps looking.
+        alone = isinstance(self.location, LocalFolder)
+        resumed = self.core.functions.resume_all(steal=alone)  # re-embedding (threads of their own)
         if resumed:
             log.info("resumed %d re-embedding operation(s)", resumed)
-        if isinstance(self.location, LocalFolder):  # index builds and optimizations it left, off the start path
-            threading.Thread(target=self.core.take_over_work, name="store-jobs", daemon=True).start()
+        if alone:  # index builds and optimizations it left, off the start path
+            threading.Thread(target=self.core.take_over_work, kwargs={"steal": True}, name="store-jobs",
+                             daemon=True).start()
         log.info("store service listening on %s, data in %s, embed service %s (metrics %s)", self.address,
                  c.shown_data_dir(), c.embed_address or "none",
                  self.metrics_url())

@@ -26,10 +26,11 @@ class FunctionChanges:
         self.embedder = embedder
         self.reembedder = reembedder
 
-    def resume_all(self) -> int:
+    def resume_all(self, steal: bool = False) -> int:
         """Restarts every RUNNING operation no live store process holds the lease of (one a previous run of
         this store left, or one whose process died); returns how many. Run at start, and on object storage
-        every third of a lease, which is how a replica takes over the work of one that died."""
+        every third of a lease, which is how a replica takes over the work of one that died. `steal`: the
+        leases of others are a previous run's (a store on a local directory, which it holds alone)."""
         count = 0
         for name in self.tables.names():
             try:
@@ -37,11 +38,11 @@ class FunctionChanges:
                 for operation in OperationLog(owner.table.files).all():
                     if operation.state != RUNNING or owner.running_operation(operation.name) is not None:
                         continue
-                    if leases.holder_of(owner.table.files, lease_job(operation)) is not None:
+                    if not steal and leases.holder_of(owner.table.files, lease_job(operation)) is not None:
                         continue  # running in another process
                     log.info("resuming operation %s (%d of %d rows done)", operation.name, operation.rows_done,
                              operation.rows_total)
-                    self.reembedder.start(owner, operation)
+                    self.reembedder.start(owner, operation, steal)
                     count += 1
             except ServiceError as exc:  # a table dropped or damaged meanwhile: the others still resume
                 log.warning("table %s: operations not resumed (%s)", name, exc.message)

@@ -131,12 +131,13 @@ class Reembedder:
         with self._lock:
             return len(self._owners)
 
-    def start(self, owner: TableOwner, operation: Operation) -> None:
+    def start(self, owner: TableOwner, operation: Operation, steal: bool = False) -> None:
+        """Runs the operation on a thread of its own, under its lease (`steal`: see `leases.acquire`)."""
         with self._lock:
             if self._closed:
                 return
             stop, cancel = threading.Event(), threading.Event()
-            thread = threading.Thread(target=self._run, args=(owner, operation, stop, cancel),
+            thread = threading.Thread(target=self._run, args=(owner, operation, stop, cancel, steal),
                                       name=f"reembed-{operation.id[:8]}", daemon=True)
             if not owner.register(operation.name, RunningOperation(thread, stop, cancel)):
                 return
@@ -159,14 +160,15 @@ class Reembedder:
             found.thread.join(timeout)
 
     # ----- the work ------------------------------------------------------------------------------------
-    def _run(self, owner: TableOwner, operation: Operation, stop: threading.Event, cancel: threading.Event) -> None:
+    def _run(self, owner: TableOwner, operation: Operation, stop: threading.Event, cancel: threading.Event,
+             steal: bool = False) -> None:
         """Runs the operation under its lease (taken in the table's storage: one process of those serving
         it runs it); a process that finds the lease held leaves the operation to its holder."""
         table = owner.table
         records = OperationLog(table.files)
         lease = None
         try:
-            lease = leases.acquire(table.files, lease_job(operation), self.lease_seconds, self.holder)
+            lease = leases.acquire(table.files, lease_job(operation), self.lease_seconds, self.holder, steal)
             if lease is None:
                 log.info("operation %s runs in another store process", operation.name)
                 return

@@ -123,8 +123,11 @@ class Lease:
                 log.warning("lease %s: could not release; it expires by itself", self.job, exc_info=True)
 
 
-def acquire(files: Location, job: str, seconds: float = DEFAULT_SECONDS, holder: str = HOLDER) -> Lease | None:
-    """The lease on `job` for `holder`, or None while another holder has it."""
+def acquire(files: Location, job: str, seconds: float = DEFAULT_SECONDS, holder: str = HOLDER,
+            steal: bool = False) -> Lease | None:
+    """The lease on `job` for `holder`, or None while another holder has it. `steal` takes it even then: only
+    for a process that knows no other can be working on the job (a store on a local directory holds the
+    directory's lock, so a live-looking lease there is a previous run's)."""
     path = f"{LEASES_DIR}/{job}.json"
     found = files.read_tagged(path)
     if found is None:
@@ -133,7 +136,7 @@ def acquire(files: Location, job: str, seconds: float = DEFAULT_SECONDS, holder:
     else:
         data, current = found
         held = Record.from_json(data)
-        if held is not None and held.expires > time.time() and held.holder != holder:
+        if held is not None and held.expires > time.time() and held.holder != holder and not steal:
             return None
         record = Record(holder, time.time() + seconds, (held.epoch if held else 0) + 1)
         tag = files.put_if_unchanged(path, record.to_json(), current)

@@ -103,8 +103,9 @@ class Jobs:
             with self._lock:
                 self._running.discard(job.id)
 
-    def take_over(self, owners: list[TableOwner]) -> int:
-        """Finishes the jobs of `owners`' tables whose process died (their lease lapsed); how many."""
+    def take_over(self, owners: list[TableOwner], steal: bool = False) -> int:
+        """Finishes the jobs of `owners`' tables whose process died (their lease lapsed; with `steal`, every
+        job this process does not run: see `leases.acquire`); how many."""
         count = 0
         for owner in owners:
             files = owner.table.files
@@ -116,9 +117,9 @@ class Jobs:
                 with self._lock:
                     if job.id in self._running:
                         continue
-                if job.kind not in self.runners or leases.holder_of(files, job.lease) is not None:
+                if job.kind not in self.runners or (not steal and leases.holder_of(files, job.lease) is not None):
                     continue
-                lease = leases.acquire(files, job.lease, self.lease_seconds, self.holder)
+                lease = leases.acquire(files, job.lease, self.lease_seconds, self.holder, steal)
                 if lease is None:
                     continue
                 count += 1
