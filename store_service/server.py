@@ -3,6 +3,7 @@ shared gRPC host (health, reflection, metrics, error mapping, graceful shutdown)
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -16,7 +17,7 @@ from store_service.core import StoreCore, StoreLimits
 from store_service.embedder import Embedder
 from store_service.edge.metrics import StoreMetrics
 from store_service.storage import recovery
-from store_service.storage.location import LocalFolder, open_location
+from store_service.storage.location import LocalFolder, open_location, probe_conditional_writes
 from store_service.storage.recovery import DataDirLock
 from store_service.edge.consistency import ReadConsistencyInterceptor
 from store_service.edge.servicer import DECODERS, StorageServicer
@@ -35,6 +36,8 @@ class StoreServer(HostedServer):
         # one store per local directory; on object storage any number serve the same tables (Lance's commits
         # are put-if-not-exists there)
         self._data_lock = DataDirLock(self.location.path) if isinstance(self.location, LocalFolder) else None
+        if self._data_lock is None:
+            probe_conditional_writes(self.location)  # reachable, and its conditional writes hold
         self.metrics = StoreMetrics()
         credentials = None
         if config.embed_tls_ca or config.embed_tls_cert:
@@ -101,12 +104,16 @@ class StoreServer(HostedServer):
 
     def _warm_then_serve(self) -> None:
         started = time.monotonic()
-        names = []
-        try:
-            names = self.core.tables.names()
-        except Exception:  # noqa: BLE001 - the bucket unreachable: stay NOT_SERVING, and say why
-            log.exception("the tables at %s cannot be listed; not ready", self.config.shown_data_dir())
-            return
+        names: list[str] = []
+        for attempt in itertools.count():
+            try:
+                names = self.core.tables.names()
+                break
+            except Exception:  # noqa: BLE001 - the bucket unreachable: NOT_SERVING until it answers
+                log.warning("the tables at %s cannot be listed; not ready", self.config.shown_data_dir(),
+                            exc_info=attempt == 0)
+                if self._stopping.wait(min(30.0, 0.5 * 2 ** attempt)):
+                    return
         for name in names:
             if self._stopped:
                 return

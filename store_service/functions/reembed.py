@@ -166,18 +166,31 @@ class Reembedder:
         it runs it); a process that finds the lease held leaves the operation to its holder."""
         table = owner.table
         records = OperationLog(table.files)
-        lease = None
         try:
             lease = leases.acquire(table.files, lease_job(operation), self.lease_seconds, self.holder, steal)
             if lease is None:
                 log.info("operation %s runs in another store process", operation.name)
                 return
-            with leases.Heartbeat(lease, on_lost=stop.set):
-                Job(owner, records, operation, self.embedder, self._pool, stop, cancel, self.observer, lease).run()
+            with leases.Heartbeat(lease, on_lost=stop.set):  # the outcome is recorded while the lease holds
+                self._run_leased(owner, records, operation, stop, cancel, lease)
+        except (ServiceError, OSError) as exc:  # the lease could not be read or taken: the next look retries
+            log.warning("operation %s not run now: %s", operation.name, getattr(exc, "message", exc))
+        finally:
+            owner.unregister(operation.name)
+            with self._lock:
+                self._owners.pop(operation.name, None)
+            if self.observer is not None:
+                self._report_end(records, table, operation, stop)
+
+    def _run_leased(self, owner: TableOwner, records: OperationLog, operation: Operation, stop: threading.Event,
+                    cancel: threading.Event, lease: leases.Lease) -> None:
+        table = owner.table
+        try:
+            Job(owner, records, operation, self.embedder, self._pool, stop, cancel, self.observer, lease).run()
         except leases.LeaseLost:
             log.warning("operation %s: another store process took it over; stopped here", operation.name)
         except ServiceError as exc:
-            if lease is not None and not lease.check():
+            if not lease.check():
                 log.warning("operation %s stopped (%s) after its lease was lost", operation.name, exc.message)
                 return
             paused = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED")
@@ -187,17 +200,11 @@ class Reembedder:
             log.warning("operation %s %s: %s", operation.name, state.lower(), exc.message)
         except Exception as exc:  # a bug: the record says so rather than staying RUNNING forever
             log.exception("operation %s failed", operation.name)
-            if lease is not None and not lease.check():
+            if not lease.check():
                 return
             current = records.load(operation.id, table=table.name)
-            records.save(current.but(state=FAILED, error=OperationError("INTERNAL", "INTERNAL",
-                                                                        f"{type(exc).__name__}: {exc}")))
-        finally:
-            owner.unregister(operation.name)
-            with self._lock:
-                self._owners.pop(operation.name, None)
-            if self.observer is not None:
-                self._report_end(records, table, operation, stop)
+            shown = table.files.shown(f"{type(exc).__name__}: {exc}")[:500]  # the record is a caller's to read
+            records.save(current.but(state=FAILED, error=OperationError("INTERNAL", "INTERNAL", shown)))
 
     def _report_end(self, records: OperationLog, table: Table, operation: Operation, stop: threading.Event) -> None:
         try:

@@ -11,7 +11,7 @@ import errno
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def storage_errors(path: Path) -> Iterator[None]:
+def storage_errors(path: Path, shown: Callable[[str], str] | None = None) -> Iterator[None]:
+    """Turns an OSError of a write at `path` into StorageFull / StorageFailed; the text a caller gets is
+    Lance's or the system's without the data directory (`shown` scrubs what else must not be seen)."""
     try:
         yield
     except OSError as exc:
@@ -34,7 +36,7 @@ def storage_errors(path: Path) -> Iterator[None]:
             raise StorageFull(f"the store's disk is full: could not write {where}; nothing was committed",
                               file=where) from exc
         log.warning("could not write %s: %s", where, exc)  # the operator's log keeps what Lance said
-        reason = os.strerror(code) if code else _shown(str(exc), path)
+        reason = os.strerror(code) if code else _shown(shown(str(exc)) if shown else str(exc), path)
         raise StorageFailed(f"the store could not write {where} ({reason}); nothing was committed",
                             file=where) from exc
 

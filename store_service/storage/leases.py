@@ -84,8 +84,8 @@ class Lease:
 
     def check(self) -> bool:
         """Whether this process may still act on the job: renewed recently enough, by its own clock."""
-        with self._lock:
-            return not self._lost and time.monotonic() - self._renewed < self.seconds * SAFETY
+        return not self._lost and time.monotonic() - self._renewed < self.seconds * SAFETY  # no lock: a
+        # renewal in flight (a PUT) must not hold up the work that asks
 
     def renew(self) -> bool:
         """Extends the lease; False (for good) when another process took it over or the storage refused."""
@@ -96,7 +96,7 @@ class Lease:
             record = Record(self.holder, time.time() + self.seconds, self.epoch)
             try:
                 tag = self.files.put_if_unchanged(self.path, record.to_json(), self._tag)
-            except OSError:
+            except Exception:  # noqa: BLE001 - the storage unreachable for now: kept while the lease is young
                 log.warning("lease %s: could not renew", self.job, exc_info=True)
                 return time.monotonic() - self._renewed < self.seconds * SAFETY
             if tag is None:
@@ -119,7 +119,7 @@ class Lease:
             self._lost = True
             try:
                 self.files.put_if_unchanged(self.path, Record(self.holder, 0.0, self.epoch).to_json(), self._tag)
-            except OSError:
+            except Exception:  # noqa: BLE001 - never hides the error of the work it ends; it expires anyway
                 log.warning("lease %s: could not release; it expires by itself", self.job, exc_info=True)
 
 
@@ -136,8 +136,8 @@ def acquire(files: Location, job: str, seconds: float = DEFAULT_SECONDS, holder:
     else:
         data, current = found
         held = Record.from_json(data)
-        if held is not None and held.expires > time.time() and held.holder != holder and not steal:
-            return None
+        if held is not None and held.expires > time.time() and not steal:
+            return None  # held (by another, or by another thread of this holder: one at a time either way)
         record = Record(holder, time.time() + seconds, (held.epoch if held else 0) + 1)
         tag = files.put_if_unchanged(path, record.to_json(), current)
     if tag is None:
@@ -201,6 +201,11 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease.seconds / 3):
-            if not self.lease.renew():
+            try:
+                renewed = self.lease.renew()
+            except Exception:  # noqa: BLE001 - an unexpected storage error: kept if the lease is still young
+                log.warning("lease %s: renewal failed", self.lease.job, exc_info=True)
+                renewed = self.lease.check()
+            if not renewed:
                 self._on_lost()
                 return

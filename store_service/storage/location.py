@@ -22,7 +22,9 @@ import contextlib
 import fcntl
 import os
 import shutil
+import threading
 import time
+import uuid
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -35,6 +37,8 @@ from store_service.errors import StorageFailed
 from store_service.storage import durable
 
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss")
+SERVED_SCHEMES = ("s3",)  # the others need conditional writes this store does not make on them yet
+SIDECAR_PROBE = "_vectorlane/probes"
 
 
 @dataclass(frozen=True)
@@ -264,24 +268,22 @@ class ObjectFolder(Location):
 
     on_object_storage = True
 
-    def __init__(self, uri: str, filesystem: Any = None, base: str | None = None) -> None:
+    def __init__(self, uri: str, filesystem: Any = None, base: str | None = None, root: str | None = None) -> None:
         import pyarrow.fs as pafs
 
         self.uri = uri.rstrip("/")
+        self.root = root or self.uri  # the data directory's URI (what error texts must not show)
         if filesystem is None:
             filesystem, base = pafs.FileSystem.from_uri(self.uri)
         self.fs = filesystem
         self.base = (base or "").rstrip("/")
         self._pafs = pafs
-        self._client: Any = None
 
     def __repr__(self) -> str:
         return f"ObjectFolder({self.uri})"
 
     def child(self, name: str) -> "ObjectFolder":
-        child = ObjectFolder(f"{self.uri}/{name}", self.fs, f"{self.base}/{name}")
-        child._client = self._client
-        return child
+        return ObjectFolder(f"{self.uri}/{name}", self.fs, f"{self.base}/{name}", self.root)
 
     def _key(self, relative: str) -> str:
         return f"{self.base}/{relative}" if relative else self.base
@@ -352,32 +354,26 @@ class ObjectFolder(Location):
     # configured by the same AWS_* environment
     def _s3(self) -> tuple[Any, str, str]:
         parts = urlsplit(self.uri)
-        if parts.scheme.lower() != "s3":
-            raise StorageFailed(f"{parts.scheme}:// storage: work that must run once is claimed with S3's "
-                                "conditional writes, which this store only makes on s3://", reason="NO_LEASES")
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("s3")
-        return self._client, parts.netloc, parts.path.lstrip("/")
+        return _s3_client(), parts.netloc, parts.path.lstrip("/")
 
     def read_tagged(self, relative: str) -> tuple[bytes, str] | None:
         client, bucket, key = self._s3()
         try:
             found = client.get_object(Bucket=bucket, Key=f"{key}/{relative}")
-        except client.exceptions.NoSuchKey:
-            return None
-        return found["Body"].read(), str(found["ETag"])
+            return found["Body"].read(), str(found["ETag"])
+        except Exception as exc:  # noqa: BLE001 - botocore's errors are not OSErrors: mapped here, once
+            if _s3_code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise OSError(f"S3 GET of {relative} failed ({_s3_code(exc) or type(exc).__name__})") from None
 
     def _conditional_put(self, relative: str, data: bytes, **condition: str) -> str | None:
         client, bucket, key = self._s3()
         try:
             return str(client.put_object(Bucket=bucket, Key=f"{key}/{relative}", Body=data, **condition)["ETag"])
-        except client.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict",
-                                                             "NoSuchKey"):
+        except Exception as exc:  # noqa: BLE001 - as above
+            if _s3_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"):
                 return None
-            raise
+            raise OSError(f"S3 PUT of {relative} failed ({_s3_code(exc) or type(exc).__name__})") from None
 
     def put_if_absent(self, relative: str, data: bytes) -> str | None:
         return self._conditional_put(relative, data, IfNoneMatch="*")
@@ -386,8 +382,54 @@ class ObjectFolder(Location):
         return self._conditional_put(relative, data, IfMatch=tag)
 
     def shown(self, text: str) -> str:
-        root = self.uri.rsplit("/", 1)[0]
-        return text.replace(root, "<data_dir>").replace(self.base.rsplit("/", 1)[0], "<data_dir>")
+        """Without the data directory's URI, its bucket and prefix in any spelling (s3://b/p, b/p, p/ as
+        object_store writes keys, a virtual-hosted b.s3...), and the endpoint."""
+        parts = urlsplit(self.root)
+        bucket, prefix = parts.netloc, parts.path.strip("/")
+        for where in (self.root, f"{bucket}/{prefix}" if prefix else "", f"{bucket}.s3", f"{prefix}/" if prefix
+                      else "", os.environ.get("AWS_ENDPOINT_URL", ""), os.environ.get("AWS_ENDPOINT_URL_S3", "")):
+            if where:
+                text = text.replace(where, "<data_dir>/" if where.endswith("/") else "<data_dir>")
+        return text
+
+
+_S3_LOCK = threading.Lock()
+_S3: list[Any] = []
+
+
+def _s3_client() -> Any:
+    """One boto3 client for the process (clients are thread-safe; making one is not), with timeouts and
+    retries short beside a lease's renewal period."""
+    with _S3_LOCK:
+        if not _S3:
+            import boto3
+            from botocore.config import Config
+
+            _S3.append(boto3.session.Session().client("s3", config=Config(
+                connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})))
+        return _S3[0]
+
+
+def _s3_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    return str((response or {}).get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def probe_conditional_writes(location: "Location") -> None:
+    """Refuses (StorageFailed) an object store that does not honour conditional writes (some S3-compatible
+    servers accept If-None-Match and ignore it): leases, and Lance's own commits, would be unsafe there."""
+    probe = f"{SIDECAR_PROBE}/{uuid.uuid4().hex}"
+    try:
+        if location.put_if_absent(probe, b"1") is None or location.put_if_absent(probe, b"2") is not None:
+            raise StorageFailed("the object store does not honour conditional writes (If-None-Match); "
+                                "replicas and Lance's commits would be unsafe on it", reason="NO_CONDITIONAL_WRITES")
+    except OSError as exc:
+        raise StorageFailed(f"the data directory cannot be written ({exc})", reason="STORAGE_UNREACHABLE") from None
+    finally:
+        try:
+            location.remove(probe)
+        except OSError:
+            pass
 
 
 def _tag(data: bytes) -> str:
@@ -408,6 +450,9 @@ def check_object_environment(uri: str, environ: dict[str, str] | None = None) ->
                          "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL)")
     if not parts.netloc:
         raise ValueError(f"{parts.scheme}:// data directory without a bucket")
+    if parts.scheme.lower() not in SERVED_SCHEMES:
+        raise ValueError(f"{parts.scheme}:// is not served yet: the store claims work that must run once with S3's "
+                         "conditional writes; use s3:// (or an S3-compatible endpoint via AWS_ENDPOINT_URL)")
     if parts.scheme.lower() == "s3":
         endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or env.get("AWS_ENDPOINT") or ""
         if endpoint.lower().startswith("http://") and env.get("AWS_ALLOW_HTTP", "").lower() != "true":

@@ -17,7 +17,7 @@ from store_service.errors import InvalidArgument
 from store_service.expressions import Judged
 from store_service.expressions.budget import EVALUATION
 from store_service.expressions.lance import fragment_input_bytes
-from store_service.storage import durable, field_ids, lance_errors, manifest
+from store_service.storage import field_ids, lance_errors, manifest
 from store_service.storage.manifest import DATA_DIR, FragmentRef, Manifest
 from store_service.storage.operations import DataKey
 from store_service.storage.table import Snapshot, Table
@@ -80,7 +80,7 @@ class ColumnFiles:
             values = {n: j.text for n, j in given.items()}
             batch_rows, reserve = min(batch_rows, plan.rows), plan.reserve
         with EVALUATION.reserve(reserve, what="computing new columns"), self._computing(), \
-                durable.storage_errors(table._where(DATA_DIR, "fragment")):
+                table._storage_errors(DATA_DIR, "fragment"):
             metadata, schema = fragment.merge_columns(values, columns=new_columns.reads, batch_size=batch_rows)
         old = set(ref.metadata.files and [f.path for f in ref.metadata.files])
         files = [f for f in metadata.files if f.path not in old]

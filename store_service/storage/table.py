@@ -139,9 +139,12 @@ class Table:
             raise TypeError(f"table {self.name!r} is on object storage, not in a local directory")
         return self.files.path
 
-    def _where(self, folder: str, what: str) -> Path:
-        """What a storage error names: a folder of the table and what was written there."""
-        return Path(self.name + SUFFIX) / folder / what
+    def _storage_errors(self, folder: str, what: str) -> Any:
+        """`durable.storage_errors` for a write into a folder of the table: the error names the folder and what
+        was written, never where the data directory is."""
+        where = self.files.path / folder / what if isinstance(self.files, LocalFolder) else \
+            Path(self.name + SUFFIX) / folder / what
+        return durable.storage_errors(where, shown=self.files.shown)
 
     # ----- reading ------------------------------------------------------------------------------------
     def version_numbers(self) -> list[int]:
@@ -429,7 +432,7 @@ class Table:
         """Fragments written, fsynced and hashed (their checksum lines are appended by the commit that
         publishes them, so a discarded stage leaves no trace). `cause`: for a reader, the error that made
         it fail (Lance reports it as its own), raised as it was."""
-        with durable.storage_errors(self._where(DATA_DIR, "fragment")):
+        with self._storage_errors(DATA_DIR, "fragment"):
             try:
                 written = write_fragments(rows, self.uri, schema=schema,
                                           mode="append" if same_schema else "overwrite",
@@ -480,7 +483,7 @@ class Table:
             properties[JOB_KEY] = claim.job_id
         transaction = Transaction(read_version=read_version, operation=operation, uuid=str(uuid.uuid4()),
                                   transaction_properties=properties)
-        with durable.storage_errors(self._where(VERSIONS_DIR, "manifest")):
+        with self._storage_errors(VERSIONS_DIR, "manifest"):
             try:
                 committed = lance.LanceDataset.commit(self.uri, transaction, read_version=read_version,
                                                       max_retries=5)
@@ -700,7 +703,7 @@ class Table:
             if fragment is None:
                 raise Aborted(f"rows of table {self.name!r} this change replaces were changed by another writer "
                               "meanwhile; retry it", reason="WRITE_CONFLICT", table=self.name)
-            with durable.storage_errors(self._where(DELETIONS_DIR, "deletion")):
+            with self._storage_errors(DELETIONS_DIR, "deletion"):
                 result = fragment.delete_rows(np.unique(np.asarray(offsets, dtype=np.int64)).tolist())
             if result is None:
                 removed.append(int(fragment_id))
@@ -759,7 +762,7 @@ class Table:
         with self._write_lock:
             if tag in self.tags():
                 raise AlreadyExists(f"table {self.name!r} has a tag {tag!r}", reason="TAG_EXISTS", tag=tag)
-            with durable.storage_errors(self._where(REFS_DIR, "tag")):
+            with self._storage_errors(REFS_DIR, "tag"):
                 self._open(None).tags.create(tag, version)
             self._sync_tags()
 
@@ -768,7 +771,7 @@ class Table:
         with self._write_lock:
             if tag not in self.tags():
                 raise NotFound(f"table {self.name!r} has no tag {tag!r}", reason="TAG_NOT_FOUND", tag=tag)
-            with durable.storage_errors(self._where(REFS_DIR, "tag")):
+            with self._storage_errors(REFS_DIR, "tag"):
                 self._open(None).tags.delete(tag)
             self._sync_tags()
 
@@ -967,13 +970,17 @@ class TableStore:
         return dropped
 
     def _drop_in_place(self, name: str) -> Table | None:
-        """On object storage nothing renames: the manifests go first (the table is gone from every listing and
-        every open from then on), then the rest of its objects."""
+        """On object storage nothing renames: vectorlane's own objects go first (a table made again under the
+        name never meets the old one's checksum lines), then the manifests (the table is gone from every
+        listing and open from then on), then the rest. A replica that commits to the table while it is
+        dropped can bring a version of it back, without the rows the drop removed: as with LanceDB on a
+        bucket, drop a table only when its writers are done with it."""
         files = self.location(name)
         with self._lock:
             if not _has_versions(files):
                 raise TableNotFound(f"no table named {name!r}", table=name)
             dropped = self._open.pop(name, None)
+        files.child(SIDECAR_DIR).remove_all()
         for entry in files.entries(VERSIONS_DIR):
             files.remove(f"{VERSIONS_DIR}/{entry.name}")
         files.remove_all()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from store_service.errors import Aborted, ServiceError
+from store_service.errors import Aborted
 from store_service.storage import leases
 from store_service.storage.checksums import SIDECAR_DIR
 from store_service.storage.manifest import JOB_KEY
@@ -76,29 +76,38 @@ class Jobs:
         """Records the job, claims it and does it; its result."""
         files = owner.table.files
         job = Job(uuid.uuid4().hex, kind, params, owner.table.latest_version())
-        lease = leases.acquire(files, job.lease, self.lease_seconds, self.holder)
-        if lease is None:
-            raise RuntimeError("this is a bug: a new job's lease is taken")
-        files.publish(job.path, job.to_json())
-        return self._execute(owner, job, lease)
+        with self._lock:
+            self._running.add(job.id)  # before its record exists: a takeover scan here never takes it
+        try:
+            lease = leases.acquire(files, job.lease, self.lease_seconds, self.holder)
+            if lease is None:
+                raise RuntimeError("this is a bug: a new job's lease is taken")
+            files.publish(job.path, job.to_json())
+            return self._execute(owner, job, lease)
+        finally:
+            with self._lock:
+                self._running.discard(job.id)
 
     def _execute(self, owner: TableOwner, job: Job, lease: leases.Lease) -> dict[str, Any]:
+        """Does the job under its lease; its record goes before the lease does (a job that succeeded, or one
+        that cannot be done: a bad parameter, a conflict, a bug), so no one takes over what ended."""
         files = owner.table.files
         with self._lock:
             self._running.add(job.id)
         try:
             with leases.Heartbeat(lease, on_lost=lambda: None), leases.claimed(job.id, lease):
-                result = self.runners[job.kind](owner, job.params)
-            files.remove(job.path)  # done: the caller has its answer (under the lease: no one took it over)
-            return result
-        except leases.LeaseLost:
-            raise Aborted(f"table {owner.name!r}: another store process took this {job.kind.replace('_', ' ')} "
-                          "over (this one stalled past its lease); it finishes it there", reason="JOB_TAKEN_OVER",
-                          table=owner.name) from None
-        except ServiceError:
-            if lease.check():  # the job cannot be done (a bad parameter, a conflict): it ends here too
+                try:
+                    result = self.runners[job.kind](owner, job.params)
+                except leases.LeaseLost:
+                    raise Aborted(f"table {owner.name!r}: another store process took this "
+                                  f"{job.kind.replace('_', ' ')} over (this one stalled past its lease); it "
+                                  "finishes it there", reason="JOB_TAKEN_OVER", table=owner.name) from None
+                except BaseException:
+                    if lease.check():
+                        files.remove(job.path)
+                    raise
                 files.remove(job.path)
-            raise
+                return result
         finally:
             with self._lock:
                 self._running.discard(job.id)
@@ -117,7 +126,8 @@ class Jobs:
                 with self._lock:
                     if job.id in self._running:
                         continue
-                if job.kind not in self.runners or (not steal and leases.holder_of(files, job.lease) is not None):
+                holder = leases.holder_of(files, job.lease)
+                if job.kind not in self.runners or holder is not None and (not steal or holder.holder == self.holder):
                     continue
                 lease = leases.acquire(files, job.lease, self.lease_seconds, self.holder, steal)
                 if lease is None:

@@ -210,6 +210,8 @@ def test_object_storage_settings_refuse_plain_http_unless_allowed_and_credential
         replace(BASE, data_dir=f"s3://{KEY_ID}:{SECRET}@stores/x")
     with pytest.raises(ValueError, match="bucket"):
         replace(BASE, data_dir="s3:///x")
+    with pytest.raises(ValueError, match="not served yet"):
+        replace(BASE, data_dir="gs://stores/x")
     with pytest.raises(SystemExit):  # from the command line: the message, and exit status 2
         StoreConfig.from_args(["--data-dir", "s3://stores/x?secret=1"], environ={})
     assert replace(BASE, data_dir="s3://stores/x").consistency_interval() == 2.0
@@ -259,3 +261,22 @@ def test_a_replica_reports_ready_once_it_has_loaded_the_tables_it_serves(start_s
     owners = {o.name: o.held() for o in second.server.core.tables.open_owners()}
     assert set(owners) == {"docs", "other"}
     assert owners["docs"].views == 1 and owners["docs"].indexes == 1 and owners["other"].views == 1
+
+
+def test_a_replica_catching_up_reuses_what_did_not_change(start_store, embed, data_uri):
+    a = start_store(embed, data_dir=data_uri, read_consistency_interval="0")
+    b = start_store(embed, data_dir=data_uri, read_consistency_interval="0")
+    create_docs(a.stub, rows=DOCS[:20])
+    add(a.stub, "docs", json_rows(DOCS[20:30]))
+    a.stub.CreateIndex(pb.CreateIndexRequest(table="docs", index_type=pb.INDEX_TYPE_FLAT))
+    assert ids(b.stub) == list(range(30))
+    b.stub.Search(pb.SearchRequest(table="docs", text="row 3 words", limit=1))  # B loads A's index
+    owner = b.server.core.owner("docs")
+    before = {p.ref.data_key: p.fragment for p in owner.view().parts}
+    loaded = owner.indexes.loaded_objects()
+    add(a.stub, "docs", json_rows(DOCS[30:]))
+    found = b.stub.Search(pb.SearchRequest(table="docs", text="row 35 words", limit=1, format=pb.ROW_FORMAT_ARROW))
+    assert rows_of(found.rows).column("id").to_pylist() == [35]  # A's new rows, through the caught-up index
+    view = owner.view()
+    assert len(view.parts) == 3 and sum(before.get(p.ref.data_key) is p.fragment for p in view.parts) == 2
+    assert owner.indexes.loaded_objects() == loaded  # caught up, not read from the bucket again
