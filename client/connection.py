@@ -25,13 +25,21 @@ DEFAULT_URI = "grpc://localhost:50051"
 DEFAULT_TIMEOUT = 300.0  # seconds per call: a deadline on every call, long enough for a large add
 _MAX_MESSAGE = 64 << 20  # the services' default --max-message-bytes
 # Calls that change nothing are retried by gRPC itself when the store is briefly unreachable (a restart, a
-# rollout): up to 5 attempts, 0.1 s doubling to 2 s. Writes are never retried blindly.
+# rollout): up to 5 attempts, 0.1 s doubling to 2 s. Writes are never retried blindly: only the unary ones a
+# write conflict refused (ABORTED: the store committed nothing; another writer, maybe on another replica,
+# changed the rows first), which the store then applies to the version latest now, as Lance retries its own.
 _IDEMPOTENT = ("GetTable", "ListTables", "Search", "ReadRows", "CountRows", "ListIndexes", "ListVersions",
                "DescribeFunction", "ComputeEmbeddings", "GetTableStats", "ListTags")
+_CONFLICT_RETRIED = ("DeleteRows", "UpdateRows", "AddColumns", "AlterColumns", "DropColumns", "DropIndex",
+                     "RestoreVersion", "CreateTag", "DeleteTag")
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [{
     "name": [{"service": "vectorlane.store.v1.StorageService", "method": m} for m in _IDEMPOTENT],
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,
                     "retryableStatusCodes": ["UNAVAILABLE"]},
+}, {
+    "name": [{"service": "vectorlane.store.v1.StorageService", "method": m} for m in _CONFLICT_RETRIED],
+    "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.05s", "maxBackoff": "1s", "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["ABORTED"]},
 }]})
 
 

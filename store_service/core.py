@@ -14,6 +14,8 @@ import dataclasses
 import datetime
 import logging
 import math
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,6 +83,23 @@ class StoreLimits:
     max_subvectors_per_row: int = MAX_SUBVECTORS_PER_ROW
     read_consistency_interval: float | None = 0.0  # seconds; None: only this store's own commits are seen
     lease_seconds: float = leases.DEFAULT_SECONDS  # how long a claim on work that must run once lasts
+
+
+CONFLICT_ATTEMPTS = 6  # a row change refused by another writer's commit (another replica's) is made again
+
+
+def _again_on_conflict(attempt: Callable[[], Change]) -> Change:
+    """Runs a read-modify-write change (delete, update) again, against the version latest then, when another
+    process's commit made it stale (ABORTED WRITE_CONFLICT: nothing was committed), as Lance retries its
+    own; after CONFLICT_ATTEMPTS the caller gets the conflict."""
+    for number in range(CONFLICT_ATTEMPTS):
+        try:
+            return attempt()
+        except Aborted as exc:
+            if exc.reason != "WRITE_CONFLICT" or number == CONFLICT_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * 2 ** number)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -430,13 +449,17 @@ class StoreCore:
         if not where.strip():
             raise InvalidArgument("delete needs a filter; use 'true' to delete every row", reason="MISSING_FILTER")
         owner = self.owner(name)
-        with owner.changing():
-            view = owner.latest_view()
-            ids = view.row_ids[view.mask(where)]
-            if len(ids) == 0:
-                return Change(view.version)
-            committed = owner.commit(Delete(view.locate(ids), view.snapshot.manifest))
-        return Change(committed.version, deleted=len(ids))
+
+        def attempt() -> Change:
+            with owner.changing():
+                view = owner.latest_view()
+                ids = view.row_ids[view.mask(where)]
+                if len(ids) == 0:
+                    return Change(view.version)
+                committed = owner.commit(Delete(view.locate(ids), view.snapshot.manifest))
+            return Change(committed.version, deleted=len(ids))
+
+        return _again_on_conflict(attempt)
 
     def update(self, name: str, where: str, values: pa.Table, *, expressions: dict[str, str] | None = None,
                deadline: Deadline = NO_DEADLINE) -> Change:
@@ -454,6 +477,10 @@ class StoreCore:
         judged = {column: schema_changes.check_expression(column, expression, kind="updated column")
                   for column, expression in expressions.items()}
         owner = self.owner(name)
+        return _again_on_conflict(lambda: self._update(owner, where, values, expressions, judged, deadline))
+
+    def _update(self, owner: TableOwner, where: str, values: pa.Table, expressions: dict[str, str],
+                judged: dict[str, Any], deadline: Deadline) -> Change:
         table = owner.table
         with owner.changing():
             view = owner.latest_view()

@@ -2,7 +2,8 @@
  * The only place the client does I/O: unary calls and client streams to the store over `@grpc/grpc-js`, with
  * protobuf-es messages. Every call has a deadline (the connection's `timeout`, seconds, unless the call
  * gives one); calls that change nothing are retried by gRPC itself on UNAVAILABLE through the channel's
- * service config (5 attempts, 0.1 s doubling to 2 s), as the Python client's are; writes never blindly.
+ * service config (5 attempts, 0.1 s doubling to 2 s), as the Python client's are; writes never blindly: only
+ * the unary ones a write conflict refused (ABORTED: nothing was committed) are tried again.
  */
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
@@ -14,12 +15,18 @@ export const DEFAULT_TIMEOUT_S = 300;
 const MAX_MESSAGE = 64 << 20; // the services' default --max-message-bytes
 const IDEMPOTENT = ["GetTable", "ListTables", "Search", "ReadRows", "CountRows", "ListIndexes", "ListVersions",
   "DescribeFunction", "ComputeEmbeddings", "GetTableStats", "ListTags", "GetOperation", "ListOperations"];
+const CONFLICT_RETRIED = ["DeleteRows", "UpdateRows", "AddColumns", "AlterColumns", "DropColumns", "DropIndex",
+  "RestoreVersion", "CreateTag", "DeleteTag"];
 const SERVICE_CONFIG = JSON.stringify({
   loadBalancingConfig: [{ round_robin: {} }],
   methodConfig: [{
     name: IDEMPOTENT.map((method) => ({ service: StorageService.typeName, method })),
     retryPolicy: { maxAttempts: 5, initialBackoff: "0.1s", maxBackoff: "2s", backoffMultiplier: 2,
       retryableStatusCodes: ["UNAVAILABLE"] },
+  }, {
+    name: CONFLICT_RETRIED.map((method) => ({ service: StorageService.typeName, method })),
+    retryPolicy: { maxAttempts: 5, initialBackoff: "0.05s", maxBackoff: "1s", backoffMultiplier: 2,
+      retryableStatusCodes: ["ABORTED"] },
   }],
 });
 

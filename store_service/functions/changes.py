@@ -8,7 +8,7 @@ import time
 
 from rpc_common import paging
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder
-from store_service.errors import FailedPrecondition, InvalidArgument, ServiceError
+from store_service.errors import Aborted, FailedPrecondition, InvalidArgument, ServiceError
 from store_service.functions.operations import (ADD, CANCELLED, CHANGE, DROP, PAUSED, RUNNING, Operation, OperationLog,
                                       new_operation, parse_name)
 from store_service.functions.reembed import Reembedder, lease_job, plan
@@ -18,6 +18,9 @@ from store_service.tables.owner import TableOwner
 from store_service.tables.registry import Tables
 
 log = logging.getLogger(__name__)
+
+START_LEASE = "function-change-start"
+START_LEASE_S = 30.0
 
 
 class FunctionChanges:
@@ -80,15 +83,24 @@ class FunctionChanges:
         target = plan(snapshot.schema, kind, column, function, dims, secrets)
         if function is not None and info is not None:
             source_kind(function, snapshot.schema.field(function.source_column).type, info.modalities)
-        with owner.changing():  # one start at a time, so two callers cannot both start on one table
-            records = OperationLog(table.files)
-            for existing in records.all():
-                if existing.state in (RUNNING, PAUSED):
-                    raise FailedPrecondition(f"table {table_name!r} has operation {existing.name} in progress; "
-                                             "wait for it or cancel it", reason="OPERATION_IN_PROGRESS",
-                                             operation=existing.name)
-            operation = new_operation(table_name, kind, target.column, function, snapshot.version)
-            records.save(operation.but(rows_total=snapshot.manifest.rows))
+        # One start at a time, so two callers cannot both start on one table: in this process, and among the
+        # processes serving it (a short lease of its own around the look and the record).
+        with owner.changing():
+            starting = leases.acquire(table.files, START_LEASE, START_LEASE_S, self.reembedder.holder)
+            if starting is None:
+                raise Aborted(f"another store process is starting an operation on table {table_name!r}; retry",
+                              reason="WRITE_CONFLICT", table=table_name)
+            try:
+                records = OperationLog(table.files)
+                for existing in records.all():
+                    if existing.state in (RUNNING, PAUSED):
+                        raise FailedPrecondition(f"table {table_name!r} has operation {existing.name} in "
+                                                 "progress; wait for it or cancel it",
+                                                 reason="OPERATION_IN_PROGRESS", operation=existing.name)
+                operation = new_operation(table_name, kind, target.column, function, snapshot.version)
+                records.save(operation.but(rows_total=snapshot.manifest.rows))
+            finally:
+                starting.release()
         log.info("table %s: operation %s (%s %s) started", table_name, operation.name, kind.lower(), column)
         self.reembedder.start(owner, records.load(operation.id, table=table_name))
         return records.load(operation.id, table=table_name)

@@ -280,3 +280,30 @@ def test_a_replica_catching_up_reuses_what_did_not_change(start_store, embed, da
     view = owner.view()
     assert len(view.parts) == 3 and sum(before.get(p.ref.data_key) is p.fragment for p in view.parts) == 2
     assert owner.indexes.loaded_objects() == loaded  # caught up, not read from the bucket again
+
+
+def test_conflicting_updates_on_two_replicas_are_retried_by_the_client_and_both_land(start_store, embed, data_uri):
+    import vectorlane
+
+    a = start_store(embed, data_dir=data_uri, read_consistency_interval="0")
+    b = start_store(embed, data_dir=data_uri, read_consistency_interval="0")
+    create_docs(a.stub, rows=DOCS)
+    tables = [vectorlane.connect(f"grpc://{s.target}").open_table("docs") for s in (a, b)]
+    errors: list[BaseException] = []
+
+    def update(table, category: str, ids: range) -> None:
+        try:
+            for i in ids:
+                table.update(where=f"id = {i}", values={"category": category})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=update, args=(tables[0], "from-a", range(0, 20))),
+               threading.Thread(target=update, args=(tables[1], "from-b", range(20, 40)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    rows = rows_of(a.stub.ReadRows(pb.ReadRowsRequest(table="docs", format=pb.ROW_FORMAT_ARROW)).rows).sort_by("id")
+    assert rows.column("category").to_pylist() == ["from-a"] * 20 + ["from-b"] * 20
