@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -32,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import DIMS, ROOT, Service, clustered
-from benchmarks.serving import LOAD, store_ingest, store_stub
+from benchmarks.serving import qps, store_ingest, store_stub
 
 CLIENTS = 8
 NPROBES = 16
@@ -45,22 +43,6 @@ def create_index(target: str, rows: int) -> float:
     store_stub(target).CreateIndex(pb.CreateIndexRequest(table="t", index_type=pb.INDEX_TYPE_IVF_FLAT,
                                                          num_partitions=max(4, int(rows ** 0.5))), timeout=7200)
     return time.perf_counter() - started
-
-
-def spread_qps(targets: list[str], clients: int, seconds: float, queries_file: Path) -> float:
-    """Searches per second of `clients` processes calling back to back, client i on targets[i % n]."""
-    workers = [subprocess.Popen([sys.executable, "-c", LOAD, targets[i % len(targets)], "search", str(seconds),
-                                 str(queries_file)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-               for i in range(clients)]
-    for worker in workers:
-        assert worker.stdout.readline().strip() == "ready"
-    for worker in workers:
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    total = sum(int(worker.stdout.readline()) for worker in workers)
-    for worker in workers:
-        worker.wait()
-    return total / seconds
 
 
 def wait_serving(target: str, timeout: float = 3600) -> None:
@@ -160,10 +142,10 @@ def main() -> None:
             third = store(uri)
             wait_serving(third.target)
             # ----- QPS --------------------------------------------------------------------------------------
-            result["qps"] = {"local_1": spread_qps([local.target], CLIENTS, seconds, queries_file)}
+            result["qps"] = {"local_1": qps([local.target], "search", CLIENTS, seconds, queries_file)}
             replicas = [first.target, second.target, third.target]
             for n in (1, 2, 3):
-                result["qps"][f"s3_{n}"] = spread_qps(replicas[:n], CLIENTS, seconds, queries_file)
+                result["qps"][f"s3_{n}"] = qps(replicas[:n], "search", CLIENTS, seconds, queries_file)
             # ----- visibility across replicas -----------------------------------------------------------------
             next_id = 10 * args.rows
             result["visible_after_s"] = {"interval_0": visibility_s(first.target, second.target, next_id,

@@ -148,11 +148,14 @@ def empty_p50(target: str, n: int = 300) -> float:
     return p50([timed(lambda: stub.Check(request)) for _ in range(n)])
 
 
-def qps(target: str, kind: str, clients: int, seconds: float, queries_file: Path) -> float:
-    """Calls per second of `clients` processes calling back to back for `seconds`."""
-    workers = [subprocess.Popen([sys.executable, "-c", LOAD, target, kind, str(seconds), str(queries_file)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-               for _ in range(clients)]
+def qps(target: str | list[str], kind: str, clients: int, seconds: float, queries_file: Path) -> float:
+    """Calls per second of `clients` processes calling back to back for `seconds` (given several targets,
+    client i calls targets[i % n], as round_robin over replicas spreads them)."""
+    targets = [target] if isinstance(target, str) else target
+    workers = [subprocess.Popen([sys.executable, "-c", LOAD, targets[i % len(targets)], kind, str(seconds),
+                                 str(queries_file)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+               for i in range(clients)]
     for worker in workers:
         assert worker.stdout.readline().strip() == "ready"
     for worker in workers:
