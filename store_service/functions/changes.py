@@ -28,6 +28,7 @@ class FunctionChanges:
         self.tables = tables
         self.embedder = embedder
         self.reembedder = reembedder
+        self._done: dict[str, set[str]] = {}  # table -> ids of operations seen done (read no more by resume_all)
 
     def resume_all(self, steal: bool = False) -> int:
         """Restarts every RUNNING operation no live store process holds the lease of (one a previous run of
@@ -38,7 +39,10 @@ class FunctionChanges:
         for name in self.tables.names():
             try:
                 owner = self.tables.owner(name)
-                for operation in OperationLog(owner.table.files).all():
+                done = self._done.setdefault(name, set())
+                for operation in OperationLog(owner.table.files).all(skip=frozenset(done)):
+                    if operation.done:
+                        done.add(operation.id)
                     if operation.state != RUNNING or owner.running_operation(operation.name) is not None:
                         continue
                     if not steal and leases.holder_of(owner.table.files, lease_job(operation)) is not None:

@@ -142,9 +142,13 @@ class OperationLog:
             raise NotFound(f"table {table!r} has no operation {operation_id}", reason="OPERATION_NOT_FOUND",
                            operation=operation_id) from None
 
-    def all(self) -> list[Operation]:
+    def all(self, skip: frozenset[str] = frozenset()) -> list[Operation]:
+        """Every operation of the table, but those in `skip` (ids known to be done: their records never
+        change again)."""
         found = []
         for operation_id in self.files.child(OPERATIONS_DIR).folders():
+            if operation_id in skip:
+                continue
             try:
                 found.append(self._read(operation_id))
             except FileNotFoundError:
