@@ -118,7 +118,8 @@ class Lease:
                 return
             self._lost = True
             try:
-                self.files.put_if_unchanged(self.path, Record(self.holder, 0.0, self.epoch).to_json(), self._tag)
+                self.files.put_if_unchanged(self.path, Record(self.holder, time.time(), self.epoch).to_json(),
+                                            self._tag)  # lapsed from now on
             except Exception:  # noqa: BLE001 - never hides the error of the work it ends; it expires anyway
                 log.warning("lease %s: could not release; it expires by itself", self.job, exc_info=True)
 
@@ -145,6 +146,22 @@ def acquire(files: Location, job: str, seconds: float = DEFAULT_SECONDS, holder:
     if found is not None:
         log.info("lease %s: taken (epoch %d)", job, record.epoch)
     return Lease(files, job, tag, record, seconds)
+
+
+def collect_expired(files: Location, older_than_s: float = 3600.0) -> int:
+    """Removes the records of leases that lapsed more than `older_than_s` ago (finished work leaves its lease
+    expired behind); how many. A contender that reads one as it goes finds it gone and looks again later."""
+    removed = 0
+    for entry in files.entries(LEASES_DIR):
+        if not entry.name.endswith(".json"):
+            continue
+        found = files.read_tagged(f"{LEASES_DIR}/{entry.name}")
+        record = Record.from_json(found[0]) if found is not None else None
+        if record is not None and record.expires < time.time() - older_than_s:
+            files.remove(f"{LEASES_DIR}/{entry.name}")
+            files.remove(f"{LEASES_DIR}/.{entry.name}.lock")  # a local folder's lock file beside it
+            removed += 1
+    return removed
 
 
 def holder_of(files: Location, job: str) -> Record | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from lance.optimize import Compaction
 
-from store_service.storage import manifest
+from store_service.storage import leases, manifest
 from store_service.storage.fragments import INDEXES_DIR
 from store_service.storage.operations import Compact
 from store_service.storage.table import Table
@@ -62,6 +62,7 @@ def cleanup(table: Table, older_than: datetime.timedelta) -> Cleaned:
         stats = base.cleanup_old_versions(older_than=older_than, error_if_tagged_old_versions=False)
         table.forget_versions(set(table.version_numbers()))
         removed_indexes = _collect_index_files(table, base)
+        leases.collect_expired(table.files)  # the claims of work that finished long ago
         table.checksums.retain(table.files.exists)
     return Cleaned(versions=int(stats.old_versions), bytes=int(stats.bytes_removed) + removed_indexes[1],
                    files=int(stats.data_files_removed + stats.deletion_files_removed +

@@ -80,3 +80,14 @@ def test_an_unreadable_record_counts_as_expired(files):
     files.put_if_absent(f"{leases.LEASES_DIR}/torn.json", b"{not json")
     taken = leases.acquire(files, "torn", holder="a")
     assert taken is not None and taken.epoch == 1
+
+
+def test_records_of_leases_that_lapsed_long_ago_are_collected(files):
+    old = leases.acquire(files, "old", seconds=1.0, holder="a")
+    old.release()
+    fresh = leases.acquire(files, "fresh", seconds=60, holder="a")
+    assert leases.collect_expired(files, older_than_s=3600) == 0  # released just now: kept a while
+    assert leases.collect_expired(files, older_than_s=-1) == 1  # the released one only; the live one stays
+    assert leases.holder_of(files, "fresh").holder == "a" and fresh.renew()
+    assert files.read_tagged(f"{leases.LEASES_DIR}/old.json") is None
+    assert leases.acquire(files, "old", seconds=1.0, holder="b").epoch == 1  # taken afresh
