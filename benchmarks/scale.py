@@ -58,19 +58,20 @@ def wait_serving(target: str, timeout: float = 3600) -> None:
 
 
 def read_every_object(uri: str) -> tuple[float, int]:
-    """Seconds to GET every object under `uri` once with pyarrow, and their bytes: what this S3 server takes
-    to hand the table over, the floor under a cold start (which reads the vectors, hashes the data files
+    """Seconds to GET every object under `uri` once (one request each), and their bytes: what this S3 server
+    takes to hand the table over, the floor under a cold start (which reads the vectors, hashes the data files
     against their checksums, and reads the index)."""
-    import pyarrow.fs as pafs
+    from store_service.storage.location import ObjectFolder
 
-    filesystem, base = pafs.FileSystem.from_uri(uri)
-    infos = [i for i in filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
-             if i.type == pafs.FileType.File]
+    bucket, prefix = uri.removeprefix("s3://").split("/", 1)
+    root = ObjectFolder(f"s3://{bucket}")
+    import boto3
+
+    client = boto3.client("s3")
+    keys = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for item in page.get("Contents", [])]
     started = time.perf_counter()
-    total = 0
-    for info in infos:
-        with filesystem.open_input_stream(info.path) as f:
-            total += len(f.read())
+    total = sum(len(root.read(key)) for key in keys)
     return time.perf_counter() - started, total
 
 
