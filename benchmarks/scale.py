@@ -69,7 +69,7 @@ def read_every_object(uri: str) -> tuple[float, int]:
 
     client = boto3.client("s3")
     keys = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for item in page.get("Contents", [])]
+            for item in page.get("Contents", []) if not item["Key"].endswith("/")]
     started = time.perf_counter()
     total = sum(len(root.read(key)) for key in keys)
     return time.perf_counter() - started, total

@@ -339,10 +339,13 @@ class ObjectFolder(Location):
         raise NotImplementedError("an object cannot be appended to")
 
     def remove(self, relative: str) -> None:
+        """One DELETE (pyarrow's would leave an empty "folder" object behind when it empties a prefix)."""
+        client, bucket, key = self._s3()
         try:
-            self.fs.delete_file(self._key(relative))
-        except FileNotFoundError:
-            pass
+            client.delete_object(Bucket=bucket, Key=f"{key}/{relative}")
+        except Exception as exc:  # noqa: BLE001 - as in open
+            if _s3_code(exc) not in ("NoSuchKey", "404"):
+                raise OSError(f"S3 DELETE of {relative} failed ({_s3_code(exc) or type(exc).__name__})") from None
 
     def remove_all(self) -> None:
         try:
