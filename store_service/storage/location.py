@@ -297,7 +297,7 @@ class ObjectFolder(Location):
         a 200 MB object took 90 s from a local S3 server that answers one GET of it in 0.4 s.)"""
         client, bucket, key = self._s3()
         try:
-            return client.get_object(Bucket=bucket, Key=f"{key}/{relative}")["Body"]
+            return client.get_object(Bucket=bucket, Key=_joined(key, relative))["Body"]
         except Exception as exc:  # noqa: BLE001 - botocore's errors are not OSErrors: mapped here
             if _s3_code(exc) in ("NoSuchKey", "404"):
                 raise FileNotFoundError(relative) from None
@@ -342,7 +342,7 @@ class ObjectFolder(Location):
         """One DELETE (pyarrow's would leave an empty "folder" object behind when it empties a prefix)."""
         client, bucket, key = self._s3()
         try:
-            client.delete_object(Bucket=bucket, Key=f"{key}/{relative}")
+            client.delete_object(Bucket=bucket, Key=_joined(key, relative))
         except Exception as exc:  # noqa: BLE001 - as in open
             if _s3_code(exc) not in ("NoSuchKey", "404"):
                 raise OSError(f"S3 DELETE of {relative} failed ({_s3_code(exc) or type(exc).__name__})") from None
@@ -365,7 +365,7 @@ class ObjectFolder(Location):
     def read_tagged(self, relative: str) -> tuple[bytes, str] | None:
         client, bucket, key = self._s3()
         try:
-            found = client.get_object(Bucket=bucket, Key=f"{key}/{relative}")
+            found = client.get_object(Bucket=bucket, Key=_joined(key, relative))
             return found["Body"].read(), str(found["ETag"])
         except Exception as exc:  # noqa: BLE001 - botocore's errors are not OSErrors: mapped here, once
             if _s3_code(exc) in ("NoSuchKey", "404"):
@@ -375,7 +375,7 @@ class ObjectFolder(Location):
     def _conditional_put(self, relative: str, data: bytes, **condition: str) -> str | None:
         client, bucket, key = self._s3()
         try:
-            return str(client.put_object(Bucket=bucket, Key=f"{key}/{relative}", Body=data, **condition)["ETag"])
+            return str(client.put_object(Bucket=bucket, Key=_joined(key, relative), Body=data, **condition)["ETag"])
         except Exception as exc:  # noqa: BLE001 - as above
             if _s3_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"):
                 return None
@@ -414,6 +414,11 @@ def _s3_client() -> Any:
             _S3.append(boto3.session.Session().client("s3", config=Config(
                 connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})))
         return _S3[0]
+
+
+def _joined(prefix: str, relative: str) -> str:
+    """An object key: `relative` under `prefix` (none at a bucket's root)."""
+    return f"{prefix}/{relative}" if prefix else relative
 
 
 def _s3_code(exc: BaseException) -> str:

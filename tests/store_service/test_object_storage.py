@@ -307,3 +307,16 @@ def test_conflicting_updates_on_two_replicas_are_retried_by_the_client_and_both_
     assert not errors
     rows = rows_of(a.stub.ReadRows(pb.ReadRowsRequest(table="docs", format=pb.ROW_FORMAT_ARROW)).rows).sort_by("id")
     assert rows.column("category").to_pylist() == ["from-a"] * 20 + ["from-b"] * 20
+
+
+def test_tables_at_a_buckets_root(start_store, embed, s3):
+    bucket = s3.bucket(f"root-{uuid.uuid4().hex[:8]}")
+    store = start_store(embed, data_dir=f"s3://{bucket}", read_consistency_interval="0")
+    create_docs(store.stub, rows=DOCS)
+    store.stub.CreateIndex(pb.CreateIndexRequest(table="docs", index_type=pb.INDEX_TYPE_FLAT))
+    again = start_store(embed, data_dir=f"s3://{bucket}")  # reads the index file and checksums back
+    found = again.stub.Search(pb.SearchRequest(table="docs", text="row 9 words", limit=1, format=pb.ROW_FORMAT_ARROW))
+    assert rows_of(found.rows).column("id").to_pylist() == [9]
+    assert any(k.startswith("docs.lance/_vectorlane/indexes/") for k in s3.keys(bucket))
+    store.stub.DropTable(pb.DropTableRequest(name="docs"))
+    assert [k for k in s3.keys(bucket) if not k.endswith("/")] == []
