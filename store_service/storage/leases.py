@@ -111,12 +111,20 @@ class Lease:
         if not self.renew() or not self.check():
             raise LeaseLost(f"the lease on {self.job} was lost")
 
-    def release(self) -> None:
-        """Gives the lease up (writes it expired), unless it was lost meanwhile."""
+    def release(self, forget: bool = False) -> None:
+        """Gives the lease up (writes it expired), unless it was lost meanwhile. `forget`: removes its record
+        instead, for a job that ended and whose name no one will claim again (a job's id is new each time)."""
         with self._lock:
             if self._lost:
                 return
             self._lost = True
+            if forget:
+                try:
+                    self.files.remove(self.path)
+                    self.files.remove(f"{LEASES_DIR}/.{self.job}.json.lock")  # a local folder's lock file
+                except Exception:  # noqa: BLE001 - a record left behind lapses, and cleanup takes it
+                    log.warning("lease %s: its record could not be removed", self.job, exc_info=True)
+                return
             try:
                 self.files.put_if_unchanged(self.path, Record(self.holder, time.time(), self.epoch).to_json(),
                                             self._tag)  # lapsed from now on
@@ -201,9 +209,10 @@ class Heartbeat:
     """Renews a lease every third of its length on a thread of its own until stopped; `on_lost` runs once
     when it cannot."""
 
-    def __init__(self, lease: Lease, on_lost: Callable[[], None]) -> None:
+    def __init__(self, lease: Lease, on_lost: Callable[[], None], forget: bool = False) -> None:
         self.lease = lease
         self._on_lost = on_lost
+        self._forget = forget  # at the end, the lease's record goes (see Lease.release)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{lease.job[:24]}", daemon=True)
 
@@ -214,7 +223,7 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.lease.release()
+        self.lease.release(forget=self._forget)
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease.seconds / 3):

@@ -95,7 +95,7 @@ class Jobs:
         with self._lock:
             self._running.add(job.id)
         try:
-            with leases.Heartbeat(lease, on_lost=lambda: None), leases.claimed(job.id, lease):
+            with leases.Heartbeat(lease, on_lost=lambda: None, forget=True), leases.claimed(job.id, lease):
                 try:
                     result = self.runners[job.kind](owner, job.params)
                 except leases.LeaseLost:
@@ -132,12 +132,15 @@ class Jobs:
                 lease = leases.acquire(files, job.lease, self.lease_seconds, self.holder, steal)
                 if lease is None:
                     continue
+                if not files.exists(job.path):  # it ended between the look and the claim
+                    lease.release(forget=True)
+                    continue
                 count += 1
                 if _committed(owner, job):
                     log.info("table %s: job %s (%s) was committed before its process died; settled", owner.name,
                              job.id, job.kind)
                     files.remove(job.path)
-                    lease.release()
+                    lease.release(forget=True)
                     continue
                 log.info("table %s: taking over job %s (%s) of a store process that died", owner.name, job.id,
                          job.kind)
