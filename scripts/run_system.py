@@ -58,7 +58,11 @@ def run(env: dict[str, str]) -> int:
     embed = subprocess.Popen([sys.executable, "-m", "embed_service", "--port", embed_port, "--metrics-port", "9452"])
     children = [embed]
 
+    signalled: list[int] = []
+
     def stop_all(signum: int = signal.SIGTERM, _frame: object = None) -> None:
+        if _frame is not None:
+            signalled.append(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -78,6 +82,8 @@ def run(env: dict[str, str]) -> int:
         time.sleep(0.5)
     stop_all()
     codes = [child.wait() for child in children]
+    if signalled and all(code in (0, -signal.SIGTERM, 128 + signal.SIGTERM) for code in codes):
+        return 0  # Ctrl-C or SIGTERM, and both stopped gracefully: not an error
     return max(codes, key=abs)
 
 
