@@ -461,6 +461,9 @@ def check_object_environment(uri: str, environ: dict[str, str] | None = None) ->
                          "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL)")
     if not parts.netloc:
         raise ValueError(f"{parts.scheme}:// data directory without a bucket")
+    segments = parts.path.strip("/").split("/") if parts.path.strip("/") else []
+    if parts.fragment or "//" in parts.path or any(seg in (".", "..") for seg in segments):
+        raise ValueError("the data directory's prefix must be plain: no '.', '..', empty segments or '#'")
     if parts.scheme.lower() not in SERVED_SCHEMES:
         raise ValueError(f"{parts.scheme}:// is not served yet: the store claims work that must run once with S3's "
                          "conditional writes; use s3:// (or an S3-compatible endpoint via AWS_ENDPOINT_URL)")

@@ -210,6 +210,9 @@ def test_object_storage_settings_refuse_plain_http_unless_allowed_and_credential
         replace(BASE, data_dir=f"s3://{KEY_ID}:{SECRET}@stores/x")
     with pytest.raises(ValueError, match="bucket"):
         replace(BASE, data_dir="s3:///x")
+    for odd in ("s3://stores/../x", "s3://stores//x", "s3://stores/x#y"):
+        with pytest.raises(ValueError, match="plain"):
+            replace(BASE, data_dir=odd)
     with pytest.raises(ValueError, match="not served yet"):
         replace(BASE, data_dir="gs://stores/x")
     with pytest.raises(SystemExit):  # from the command line: the message, and exit status 2
