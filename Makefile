@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := client-ts/node_modules/.installed
+AZURITE_STAMP := tests/azurite/node_modules/.installed
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
@@ -31,7 +32,13 @@ $(NPM_STAMP): client-ts/package.json client-ts/package-lock.json
 	cd client-ts && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(STAMP) $(NPM_STAMP) ## create .venv and install vectorlane with its test and dev tools (and client-ts's npm packages)
+# Azure Blob Storage's emulator (Azurite) for the tests of tables on az://, from its lockfile.
+$(AZURITE_STAMP): tests/azurite/package.json tests/azurite/package-lock.json
+	@command -v npm >/dev/null || { echo "installing nodejs and npm"; apt-get update && apt-get install -y nodejs npm; }
+	cd tests/azurite && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(STAMP) $(NPM_STAMP) $(AZURITE_STAMP) ## create .venv and install vectorlane with its test and dev tools (and the npm packages: client-ts's, Azurite)
 
 run: $(STAMP) ## start the system: embed service on :50052, then the store on :50051 (data: VECTORLANE_DATA_DIR or ./data)
 	$(BIN)/python scripts/run_system.py
@@ -45,7 +52,7 @@ run-embed: $(STAMP) ## start only the embed service (:50052)
 run-store: $(STAMP) ## start only the store service (:50051), using the embed service at 127.0.0.1:50052
 	$(BIN)/vectorlane-store
 
-test: $(STAMP) $(NPM_STAMP) lint ## run the whole test suite: lint, Python (pytest) and the TypeScript client (node --test)
+test: $(STAMP) $(NPM_STAMP) $(AZURITE_STAMP) lint ## run the whole test suite: lint, Python (pytest) and the TypeScript client (node --test)
 	$(BIN)/pytest -q tests
 	VECTORLANE_TEST_STORAGE=s3 $(BIN)/pytest -q -p no:cacheprovider tests/lancedb_compat  # the conformance suite again, tables on S3
 	cd client-ts && VECTORLANE_PYTHON=$(CURDIR)/$(BIN)/python npm test --silent
@@ -57,9 +64,10 @@ lint: $(STAMP) ## ruff over the tree, mypy over the services and the client (set
 		&& ln -sfn ../../contract build/typecheck/vectorlane_contract  # the packages' import names
 	MYPYPATH=build/typecheck $(BIN)/mypy -p vectorlane -p vectorlane_contract
 
-stress: $(STAMP) ## long reliability suites: 25 kill -9 trials, 500 fuzz examples per RPC, 5-min soak
+stress: $(STAMP) $(AZURITE_STAMP) ## long suites: 25 kill -9 trials, 500 fuzz examples per RPC, 5-min soak, the conformance suite on Azurite
 	VECTORLANE_CRASH_TRIALS=25 VECTORLANE_FUZZ_EXAMPLES=500 VECTORLANE_FUZZ_RANDOM=1 VECTORLANE_SOAK_SECONDS=300 \
 		$(BIN)/pytest -q -s tests/reliability tests/test_fuzz.py tests/test_bad_inputs.py
+	VECTORLANE_TEST_STORAGE=az $(BIN)/pytest -q -p no:cacheprovider tests/lancedb_compat  # tables on Azure's emulator
 
 test-fast: $(STAMP) ## the suite without the tests marked slow
 	$(BIN)/pytest -q -m 'not slow' tests

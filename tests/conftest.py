@@ -21,7 +21,7 @@ from embed_service.server import EmbedServer  # noqa: E402
 from vectorlane.embed.v1 import embed_service_pb2_grpc as pb_grpc  # noqa: E402
 
 if TYPE_CHECKING:
-    from tests.object_store import LocalS3
+    from tests.object_store import LocalAzure, LocalS3
 
 TINY_CLIP = {
     "embed_dim": 128,
@@ -106,3 +106,12 @@ def local_s3() -> Iterator["LocalS3"]:
 
     with LocalS3() as s3:
         yield s3
+
+
+@pytest.fixture(scope="session")
+def local_azure() -> Iterator["LocalAzure"]:
+    """Azure Blob Storage's emulator (Azurite, its own process) on loopback for the session."""
+    from tests.object_store import LocalAzure
+
+    with LocalAzure() as azure:
+        yield azure

@@ -1,12 +1,20 @@
-"""A real S3-compatible server on loopback for the tests (moto in server mode, its own process): it honours
-the conditional PUTs Lance commits with (`If-None-Match: *`) and those leases use (`If-Match`).
+"""Real object stores on loopback for the tests, each its own process, both honouring the conditional PUTs
+Lance commits with (`If-None-Match: *`) and those leases use (`If-Match`):
+
+- `LocalS3`: an S3-compatible server (moto in server mode, from PyPI).
+- `LocalAzure`: Azure Blob Storage's emulator (Azurite, from npm: `tests/azurite`, installed by `make`).
+
+Both answer the same small interface:
 
     with LocalS3() as s3:
-        s3.bucket("tables")                # made with boto3 (a bare HTTP PUT is refused)
-        env = s3.environment()             # AWS_* variables for a process that reaches it
-        uri = s3.uri("tables", "db")       # s3://tables/db
+        s3.bucket("tables")                # made with the provider's SDK (a bare HTTP PUT is refused)
+        env = s3.environment()             # the variables a process (pyarrow, Lance, the store) reaches it with
+        uri = s3.uri("tables", "db")       # s3://tables/db (az://tables/db)
+        s3.keys("tables", "db/")           # the object names under a prefix
+        s3.read("tables", key); s3.write("tables", key, data)
+        s3.secrets                         # what must never show in logs, errors or metadata
 
-`python -m tests.object_store` runs one in the foreground and prints its environment (`make run-s3`).
+`python -m tests.object_store` runs a LocalS3 in the foreground and prints its environment (`make run-s3`).
 """
 
 from __future__ import annotations
@@ -16,9 +24,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 
 KEY_ID = "vectorlane-test"
@@ -33,6 +43,9 @@ def _free_port() -> int:
 
 
 class LocalS3:
+    provider = "s3"
+    secrets = (KEY_ID, SECRET)
+
     def __init__(self, port: int = 0) -> None:
         self.port = port or _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -81,6 +94,83 @@ class LocalS3:
         for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             found.extend(item["Key"] for item in page.get("Contents", []))
         return found
+
+    def read(self, bucket: str, key: str) -> bytes:
+        return bytes(self.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def write(self, bucket: str, key: str, data: bytes) -> None:
+        self.client().put_object(Bucket=bucket, Key=key, Body=data)
+
+
+AZURITE = Path(__file__).parent / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+ACCOUNT = "devstoreaccount1"  # Azurite's well-known development account and key
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+class LocalAzure:
+    provider = "az"
+    secrets = (ACCOUNT_KEY,)
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port or _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> "LocalAzure":
+        if not AZURITE.exists():
+            raise RuntimeError(f"Azurite is not installed ({AZURITE}); run make install")
+        self._folder = tempfile.TemporaryDirectory(prefix="azurite-")
+        self.process = subprocess.Popen(
+            [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", self._folder.name,
+             "--skipApiVersionCheck", "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.service().get_service_properties()
+                return self
+            except Exception:  # noqa: BLE001 - not listening yet
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the local Azure Blob Storage (Azurite) did not start") from None
+                time.sleep(0.2)
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        if self._folder is not None:
+            self._folder.cleanup()
+
+    def environment(self) -> dict[str, str]:
+        """The variables Lance (object_store) and the store read for an Azure account, here the emulator's."""
+        return {"AZURE_STORAGE_ACCOUNT_NAME": ACCOUNT, "AZURE_STORAGE_ACCOUNT_KEY": ACCOUNT_KEY,
+                "AZURE_STORAGE_USE_EMULATOR": "true", "AZURITE_BLOB_STORAGE_URL": self.endpoint,
+                "AZURE_ALLOW_HTTP": "true"}
+
+    def service(self):  # noqa: ANN201 - the SDK's client
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient(f"{self.endpoint}/{ACCOUNT}", credential={"account_name": ACCOUNT,
+                                                                           "account_key": ACCOUNT_KEY})
+
+    def bucket(self, name: str) -> str:
+        with contextlib.suppress(Exception):  # made already
+            self.service().create_container(name)
+        return name
+
+    def uri(self, bucket: str, prefix: str = "") -> str:
+        return f"az://{bucket}/{prefix}".rstrip("/")
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        return [item.name for item in self.service().get_container_client(bucket).list_blobs(
+            name_starts_with=prefix or None)]
+
+    def read(self, bucket: str, key: str) -> bytes:
+        return bytes(self.service().get_blob_client(bucket, key).download_blob().readall())
+
+    def write(self, bucket: str, key: str, data: bytes) -> None:
+        self.service().get_blob_client(bucket, key).upload_blob(data, overwrite=True)
 
 
 @contextlib.contextmanager

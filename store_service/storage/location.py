@@ -1,19 +1,19 @@
-"""Where tables live: a local directory, or a prefix in an object store (`s3://bucket/prefix`, and `gs://`,
-`az://` / `abfs://` where pyarrow and Lance both reach them), behind one small interface.
+"""Where tables live: a local directory, or a prefix in an object store (`s3://bucket/prefix`,
+`az://container/prefix`), behind one small interface.
 
 Lance reads and commits datasets at either kind of location by itself (a commit on object storage is a
 manifest written with put-if-not-exists). What the store keeps beside a dataset (checksums, FAISS index
-files, re-embedding records) goes through a `Location`:
+files, re-embedding records, leases) goes through a `Location`:
 
 - `LocalFolder`: files made durable by the store (fsync of each file and its folder before a change is
   acknowledged; a file published by name appears whole: temporary, fsync, rename).
-- `ObjectFolder`: objects through pyarrow's filesystem for the scheme. An object is durable once its PUT
-  is answered and appears whole or not at all, so `sync` has nothing to do and `publish` is a PUT.
+- `ObjectFolder`: objects in a bucket, through the provider's own API (`buckets.py`). An object is durable
+  once its PUT is answered and appears whole or not at all, so `sync` has nothing to do and `publish` is a PUT.
 
-Credentials and the endpoint come only from the process's environment (`AWS_ACCESS_KEY_ID`,
-`AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ... as both pyarrow and Lance read them), never
-from a caller or a table's metadata; a plain-http endpoint is refused unless the operator allows it
-(`AWS_ALLOW_HTTP=true`, Lance's own switch). Paths given to a location are relative, with `/`.
+Credentials and the endpoint come only from the process's environment (`AWS_*` for S3, `AZURE_STORAGE_*` for
+Azure, as Lance reads them too), never from a caller or a table's metadata; a plain-http endpoint is refused
+unless the operator allows it (`AWS_ALLOW_HTTP=true`, `AZURE_ALLOW_HTTP=true`). `gs://` is refused: the store
+makes no conditional writes on GCS yet. Paths given to a location are relative, with `/`.
 """
 
 from __future__ import annotations
@@ -22,32 +22,21 @@ import contextlib
 import fcntl
 import os
 import shutil
-import threading
-import time
 import uuid
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 from urllib.parse import urlsplit
 
 from store_service.errors import StorageFailed
 from store_service.storage import durable
+from store_service.storage.buckets import Bucket, Entry, azure_account_url, bucket_for
 
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss")
-SERVED_SCHEMES = ("s3",)  # the others need conditional writes this store does not make on them yet
+SERVED_SCHEMES = ("s3", "az")  # where the store makes conditional writes (buckets.py); gs:// not yet
 SIDECAR_PROBE = "_vectorlane/probes"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One file in a folder: its name (no folder), size in bytes and modification time (ns since the epoch)."""
-
-    name: str
-    size: int
-    mtime_ns: int
 
 
 class Location(ABC):
@@ -264,29 +253,31 @@ class LocalFolder(Location):
 
 
 class ObjectFolder(Location):
-    """A prefix in an object store, through pyarrow's filesystem for its scheme."""
+    """A prefix in an object store's bucket, through the provider's own API (`buckets`)."""
 
     on_object_storage = True
 
-    def __init__(self, uri: str, filesystem: Any = None, base: str | None = None, root: str | None = None) -> None:
-        import pyarrow.fs as pafs
-
+    def __init__(self, uri: str, bucket: Bucket | None = None, base: str | None = None,
+                 root: str | None = None) -> None:
         self.uri = uri.rstrip("/")
         self.root = root or self.uri  # the data directory's URI (what error texts must not show)
-        if filesystem is None:
-            filesystem, base = pafs.FileSystem.from_uri(self.uri)
-        self.fs = filesystem
-        self.base = (base or "").rstrip("/")
-        self._pafs = pafs
+        if bucket is None:
+            bucket, base = bucket_for(self.uri)
+        self.bucket = bucket
+        self.base = (base or "").strip("/")
 
     def __repr__(self) -> str:
         return f"ObjectFolder({self.uri})"
 
     def child(self, name: str) -> "ObjectFolder":
-        return ObjectFolder(f"{self.uri}/{name}", self.fs, f"{self.base}/{name}", self.root)
+        return ObjectFolder(f"{self.uri}/{name}", self.bucket, _joined(self.base, name), self.root)
 
     def _key(self, relative: str) -> str:
-        return f"{self.base}/{relative}" if relative else self.base
+        return _joined(self.base, relative)
+
+    def _prefix(self, folder: str) -> str:
+        key = self._key(folder)
+        return f"{key}/" if key else ""
 
     def read(self, relative: str) -> bytes:
         with self.open(relative) as f:
@@ -295,135 +286,66 @@ class ObjectFolder(Location):
     def open(self, relative: str) -> IO[bytes]:
         """The object as one streamed GET. (pyarrow's input stream reads a whole object in ranged requests:
         a 200 MB object took 90 s from a local S3 server that answers one GET of it in 0.4 s.)"""
-        client, bucket, key = self._s3()
-        try:
-            return client.get_object(Bucket=bucket, Key=_joined(key, relative))["Body"]
-        except Exception as exc:  # noqa: BLE001 - botocore's errors are not OSErrors: mapped here
-            if _s3_code(exc) in ("NoSuchKey", "404"):
-                raise FileNotFoundError(relative) from None
-            raise OSError(f"S3 GET of {relative} failed ({_s3_code(exc) or type(exc).__name__})") from None
+        return self.bucket.get(self._key(relative))
 
     def exists(self, relative: str = "") -> bool:
-        return bool(self.fs.get_file_info(self._key(relative)).type != self._pafs.FileType.NotFound)
+        return (bool(relative) and self.bucket.size(self._key(relative)) is not None) or \
+            self.bucket.any_under(self._prefix(relative))
 
     def size(self, relative: str) -> int:
-        info = self.fs.get_file_info(self._key(relative))
-        if info.type == self._pafs.FileType.NotFound:
+        found = self.bucket.size(self._key(relative))
+        if found is None:
             raise FileNotFoundError(relative)
-        return int(info.size)
-
-    def _listing(self, folder: str) -> list[Any]:
-        selector = self._pafs.FileSelector(self._key(folder), allow_not_found=True)
-        return list(self.fs.get_file_info(selector))
-
-    def entries(self, folder: str = "") -> list[Entry]:
-        found = []
-        for info in self._listing(folder):
-            if info.type != self._pafs.FileType.File or info.base_name.startswith("."):
-                continue
-            mtime = info.mtime_ns if info.mtime_ns is not None else time.time_ns()
-            found.append(Entry(info.base_name, int(info.size), int(mtime)))
         return found
 
+    def entries(self, folder: str = "") -> list[Entry]:
+        return [entry for entry in self.bucket.listing(self._prefix(folder))[0] if not entry.name.startswith(".")]
+
     def folders(self) -> list[str]:
-        return [info.base_name for info in self._listing("") if info.type == self._pafs.FileType.Directory]
+        return self.bucket.listing(self._prefix(""))[1]
 
     def write_new(self, relative: str, data: bytes | memoryview) -> None:
         self.publish(relative, data)
 
     def publish(self, relative: str, data: bytes | memoryview) -> None:
-        with durable.storage_errors(Path(relative)), self.fs.open_output_stream(self._key(relative)) as f:
-            f.write(data)
+        self.bucket.put(self._key(relative), data)
 
     def append_line(self, relative: str, text: str) -> None:
         raise NotImplementedError("an object cannot be appended to")
 
     def remove(self, relative: str) -> None:
-        """One DELETE (pyarrow's would leave an empty "folder" object behind when it empties a prefix)."""
-        client, bucket, key = self._s3()
-        try:
-            client.delete_object(Bucket=bucket, Key=_joined(key, relative))
-        except Exception as exc:  # noqa: BLE001 - as in open
-            if _s3_code(exc) not in ("NoSuchKey", "404"):
-                raise OSError(f"S3 DELETE of {relative} failed ({_s3_code(exc) or type(exc).__name__})") from None
+        self.bucket.delete(self._key(relative))
 
     def remove_all(self) -> None:
-        try:
-            self.fs.delete_dir(self.base)
-        except FileNotFoundError:
-            pass
+        self.bucket.delete_under(self._prefix(""))
 
     def sync(self, relatives: Iterable[str]) -> None:
         return None  # an object is durable once its PUT is answered
 
-    # S3's conditional PUTs (If-None-Match: *, If-Match: <ETag>), which pyarrow does not expose: through boto3,
-    # configured by the same AWS_* environment
-    def _s3(self) -> tuple[Any, str, str]:
-        parts = urlsplit(self.uri)
-        return _s3_client(), parts.netloc, parts.path.lstrip("/")
-
     def read_tagged(self, relative: str) -> tuple[bytes, str] | None:
-        client, bucket, key = self._s3()
-        try:
-            found = client.get_object(Bucket=bucket, Key=_joined(key, relative))
-            return found["Body"].read(), str(found["ETag"])
-        except Exception as exc:  # noqa: BLE001 - botocore's errors are not OSErrors: mapped here, once
-            if _s3_code(exc) in ("NoSuchKey", "404"):
-                return None
-            raise OSError(f"S3 GET of {relative} failed ({_s3_code(exc) or type(exc).__name__})") from None
-
-    def _conditional_put(self, relative: str, data: bytes, **condition: str) -> str | None:
-        client, bucket, key = self._s3()
-        try:
-            return str(client.put_object(Bucket=bucket, Key=_joined(key, relative), Body=data, **condition)["ETag"])
-        except Exception as exc:  # noqa: BLE001 - as above
-            if _s3_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"):
-                return None
-            raise OSError(f"S3 PUT of {relative} failed ({_s3_code(exc) or type(exc).__name__})") from None
+        return self.bucket.get_tagged(self._key(relative))
 
     def put_if_absent(self, relative: str, data: bytes) -> str | None:
-        return self._conditional_put(relative, data, IfNoneMatch="*")
+        return self.bucket.put_if_absent(self._key(relative), data)
 
     def put_if_unchanged(self, relative: str, data: bytes, tag: str) -> str | None:
-        return self._conditional_put(relative, data, IfMatch=tag)
+        return self.bucket.put_if_match(self._key(relative), data, tag)
 
     def shown(self, text: str) -> str:
         """Without the data directory's URI, its bucket and prefix in any spelling (s3://b/p, b/p, p/ as
         object_store writes keys, a virtual-hosted b.s3...), and the endpoint."""
         parts = urlsplit(self.root)
         bucket, prefix = parts.netloc, parts.path.strip("/")
-        for where in (self.root, f"{bucket}/{prefix}" if prefix else "", f"{bucket}.s3", f"{prefix}/" if prefix
-                      else "", os.environ.get("AWS_ENDPOINT_URL", ""), os.environ.get("AWS_ENDPOINT_URL_S3", "")):
+        for where in (self.root, f"{bucket}/{prefix}" if prefix else "", f"{prefix}/" if prefix else "",
+                      *self.bucket.endpoints()):
             if where:
                 text = text.replace(where, "<data_dir>/" if where.endswith("/") else "<data_dir>")
         return text
 
 
-_S3_LOCK = threading.Lock()
-_S3: list[Any] = []
-
-
-def _s3_client() -> Any:
-    """One boto3 client for the process (clients are thread-safe; making one is not), with timeouts and
-    retries short beside a lease's renewal period."""
-    with _S3_LOCK:
-        if not _S3:
-            import boto3
-            from botocore.config import Config
-
-            _S3.append(boto3.session.Session().client("s3", config=Config(
-                connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})))
-        return _S3[0]
-
-
 def _joined(prefix: str, relative: str) -> str:
     """An object key: `relative` under `prefix` (none at a bucket's root)."""
-    return f"{prefix}/{relative}" if prefix else relative
-
-
-def _s3_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    return str((response or {}).get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    return f"{prefix}/{relative}" if prefix and relative else prefix or relative
 
 
 def probe_conditional_writes(location: "Location") -> None:
@@ -452,26 +374,35 @@ def is_object_uri(text: str | Path) -> bool:
 
 
 def check_object_environment(uri: str, environ: dict[str, str] | None = None) -> None:
-    """Refuses (ValueError) a data directory on object storage the operator did not fully allow: a plain-http
-    endpoint without AWS_ALLOW_HTTP=true, a URI carrying credentials, an object URI without a bucket."""
+    """Refuses (ValueError) a data directory on object storage the operator did not fully allow: a URI carrying
+    credentials or options, an object URI without a bucket or with a prefix that is not plain, a scheme not
+    served, a plain-http endpoint without the provider's switch (AWS_ALLOW_HTTP=true, AZURE_ALLOW_HTTP=true)."""
     env = os.environ if environ is None else environ
     parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in SERVED_SCHEMES:
+        raise ValueError(f"{parts.scheme}:// is not served: the store claims work that must run once with "
+                         "conditional writes, which it makes on S3 (s3://, and S3-compatible endpoints via "
+                         "AWS_ENDPOINT_URL) and Azure Blob Storage (az://container/prefix)")
     if parts.username or parts.password or parts.query:
         raise ValueError("the data directory's URI may not carry credentials or options; give them in the "
-                         "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL)")
+                         "environment (AWS_* for s3://, AZURE_STORAGE_* for az://)")
     if not parts.netloc:
         raise ValueError(f"{parts.scheme}:// data directory without a bucket")
     segments = parts.path.strip("/").split("/") if parts.path.strip("/") else []
     if parts.fragment or "//" in parts.path or any(seg in (".", "..") for seg in segments):
         raise ValueError("the data directory's prefix must be plain: no '.', '..', empty segments or '#'")
-    if parts.scheme.lower() not in SERVED_SCHEMES:
-        raise ValueError(f"{parts.scheme}:// is not served yet: the store claims work that must run once with S3's "
-                         "conditional writes; use s3:// (or an S3-compatible endpoint via AWS_ENDPOINT_URL)")
-    if parts.scheme.lower() == "s3":
+    if scheme == "s3":
         endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or env.get("AWS_ENDPOINT") or ""
         if endpoint.lower().startswith("http://") and env.get("AWS_ALLOW_HTTP", "").lower() != "true":
             raise ValueError("the S3 endpoint is plain http; set AWS_ALLOW_HTTP=true to allow it (only on a "
                              "trusted network)")
+    if scheme == "az":
+        if not env.get("AZURE_STORAGE_ACCOUNT_NAME"):
+            raise ValueError("az:// needs the storage account in AZURE_STORAGE_ACCOUNT_NAME")
+        if azure_account_url(env).lower().startswith("http://") and env.get("AZURE_ALLOW_HTTP", "").lower() != "true":
+            raise ValueError("the Azure endpoint (the emulator's) is plain http; set AZURE_ALLOW_HTTP=true to allow "
+                             "it (only on a trusted network)")
 
 
 def open_location(data_dir: str | Path) -> Location:

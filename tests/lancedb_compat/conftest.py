@@ -31,7 +31,7 @@ import vectorlane
 from embed_service.server import EmbedServer
 from store_service.server import StoreServer
 from tests.conftest import BASE_CONFIG
-from tests.object_store import LocalS3, environment
+from tests.object_store import LocalAzure, LocalS3, environment
 from tests.openai_server import OpenAICompatibleServer
 from tests.provider_servers import AWS, KEYS, ProviderServer
 from tests.store_service.conftest import BASE as STORE_BASE
@@ -40,7 +40,7 @@ from vectorlane.embeddings import get_registry, variables
 
 OPENAI_KEY_ENV = "VECTORLANE_SECRET_COMPAT_OPENAI_KEY"  # the embed service's mounted secret `$var:compat_openai_key`
 OPENAI_KEY = "sk-compat-test-key"
-STORAGE_ENV = "VECTORLANE_TEST_STORAGE"  # "s3": the suite's tables live on a local S3-compatible server
+STORAGE_ENV = "VECTORLANE_TEST_STORAGE"  # "s3" / "az": the suite's tables on a local S3 server / Azurite
 
 
 @dataclass
@@ -71,10 +71,10 @@ def services(tiny_clip, tmp_path_factory) -> Iterator[Services]:  # noqa: ANN001
                                 secret_allowed_hosts=("http://127.0.0.1:*",))).start()
     with contextlib.ExitStack() as stack:
         data_dir: object = tmp_path_factory.mktemp("compat-data")
-        if os.environ.get(STORAGE_ENV) == "s3":  # the same suite with the tables on a local S3 server
-            s3 = stack.enter_context(LocalS3())
-            stack.enter_context(environment(s3.environment()))
-            data_dir = s3.uri(s3.bucket("compat"), "tables")
+        if (storage := os.environ.get(STORAGE_ENV)) in ("s3", "az"):  # the same suite, tables on object storage
+            cloud = stack.enter_context(LocalS3() if storage == "s3" else LocalAzure())
+            stack.enter_context(environment(cloud.environment()))
+            data_dir = cloud.uri(cloud.bucket("compat"), "tables")
         store = StoreServer(replace(STORE_BASE, data_dir=data_dir, embed_address=f"127.0.0.1:{embed.port}",
                                     read_consistency_interval="0")).start()
         try:

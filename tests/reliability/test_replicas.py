@@ -1,4 +1,5 @@
-"""Store replicas on one bucket, as processes (`python -m store_service`) on a real S3-compatible server:
+"""Store replicas on one bucket, as processes (`python -m store_service`) on real object stores on loopback
+(moto for S3, Azurite for Azure Blob Storage):
 a replica keeps answering while another is killed with SIGKILL and restarted, and a re-embedding operation
 whose replica dies is taken over by another through its lease and finished once."""
 
@@ -40,14 +41,19 @@ def functions():
     registry.unregister("slow-hash")
 
 
+@pytest.fixture(params=["s3", "az"])
+def cloud(request):
+    return request.getfixturevalue("local_s3" if request.param == "s3" else "local_azure")
+
+
 @pytest.fixture
-def replica(local_s3, functions, embed):
-    uri = local_s3.uri(local_s3.bucket("replicas"), uuid.uuid4().hex[:10])
+def replica(cloud, functions, embed):
+    uri = cloud.uri(cloud.bucket("replicas"), uuid.uuid4().hex[:10])
 
     def start() -> tuple[ServiceProcess, pb_grpc.StorageServiceStub]:
         process = ServiceProcess("store_service", VECTORLANE_DATA_DIR=uri, VECTORLANE_EMBED_ADDRESS=embed.target,
                                  VECTORLANE_READ_CONSISTENCY_INTERVAL="0.2", VECTORLANE_LEASE_SECONDS=str(LEASE_S),
-                                 **local_s3.environment())
+                                 **cloud.environment())
         return process, pb_grpc.StorageServiceStub(process.channel)
 
     start.uri = uri  # type: ignore[attr-defined]
@@ -125,7 +131,7 @@ def test_a_re_embedding_whose_replica_dies_is_taken_over_and_switched_once(repli
                                atol=1e-5)
 
 
-def test_an_index_build_whose_replica_dies_is_finished_by_another_once(replica, local_s3):
+def test_an_index_build_whose_replica_dies_is_finished_by_another_once(replica, cloud):
     a, a_stub = replica()
     b, b_stub = replica()
     a_stub.CreateTable(pb.CreateTableRequest(name="docs", schema=pb.Schema(fields=[
@@ -142,9 +148,9 @@ def test_an_index_build_whose_replica_dies_is_finished_by_another_once(replica, 
     building = threading.Thread(target=lambda: _failure(lambda: a_stub.CreateIndex(pb.CreateIndexRequest(
         table="docs", index_type=pb.INDEX_TYPE_HNSW, m=32, ef_construction=200), timeout=120), failed))
     building.start()
-    bucket, prefix = replica.uri.removeprefix("s3://").split("/", 1)
+    bucket, prefix = replica.uri.split("://", 1)[1].split("/", 1)
     deadline = time.monotonic() + 60
-    while not [k for k in local_s3.keys(bucket, f"{prefix}/docs.lance/_vectorlane/jobs/") if not k.endswith("/")]:
+    while not [k for k in cloud.keys(bucket, f"{prefix}/docs.lance/_vectorlane/jobs/") if not k.endswith("/")]:
         assert time.monotonic() < deadline, "the build was never recorded"
         time.sleep(0.02)
     a.stop()  # SIGKILL mid-build

@@ -1,6 +1,7 @@
-"""Leases on work that must run once, on a local folder (flock) and on S3 (conditional PUTs on a real
-S3-compatible server): one holder at a time, takeover only after expiry and by exactly one contender, a
-holder that lost its lease finds out before its next step, a released lease is free at once."""
+"""Leases on work that must run once, on a local folder (flock), on S3 and on Azure Blob Storage (conditional
+PUTs on real servers on loopback: moto, Azurite): one holder at a time, takeover only after expiry and by
+exactly one contender, a holder that lost its lease finds out before its next step, a released lease is free
+at once."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from store_service.storage.location import LocalFolder, ObjectFolder
 from tests.object_store import environment
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "az"])
 def files(request, tmp_path):
     if request.param == "local":
         yield LocalFolder(tmp_path)
         return
-    s3 = request.getfixturevalue("local_s3")
-    with environment(s3.environment()):
-        yield ObjectFolder(s3.uri(s3.bucket("leases"), uuid.uuid4().hex[:8]))
+    server = request.getfixturevalue("local_s3" if request.param == "s3" else "local_azure")
+    with environment(server.environment()):
+        yield ObjectFolder(server.uri(server.bucket("leases"), uuid.uuid4().hex[:8]))
 
 
 def test_one_holder_at_a_time_and_a_takeover_only_after_expiry(files):

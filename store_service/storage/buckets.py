@@ -1,0 +1,414 @@
+"""One bucket of an object store, as the store uses it: streamed GETs, listings one level deep, PUTs plain and
+conditional (what leases are made of), DELETEs. Each provider's own SDK speaks its API; nothing above this
+module knows which provider it is on.
+
+- `S3Bucket` (`s3://`): boto3, conditional PUTs with `If-None-Match: *` / `If-Match: <ETag>`.
+- `AzureContainer` (`az://`): azure-storage-blob, the same conditions as Blob Storage's `If-None-Match` /
+  `If-Match` on Put Blob.
+
+Credentials and endpoints come only from the process's environment, read the way Lance (object_store) reads
+them, so the store and Lance always reach the same place: `AWS_*` for S3; `AZURE_STORAGE_ACCOUNT_NAME` with
+`AZURE_STORAGE_ACCOUNT_KEY` or `AZURE_STORAGE_SAS_TOKEN` for Azure (`AZURE_STORAGE_USE_EMULATOR=true` with
+`AZURITE_BLOB_STORAGE_URL` for a local emulator). Errors name the verb and the provider's error code, never a
+key, a bucket or an endpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+_TIMEOUTS = {"connect": 5, "read": 10}  # short beside a lease's renewal period
+_ATTEMPTS = 3
+_MULTIPART = 64 * 1024 * 1024  # a plain PUT above this goes up in parts
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file in a folder: its name (no folder), size in bytes and modification time (ns since the epoch)."""
+
+    name: str
+    size: int
+    mtime_ns: int
+
+
+class Bucket(ABC):
+    """One bucket (S3) or container (Azure). Keys are full object names; `prefix` arguments end with "/"
+    (or are empty for the bucket's root)."""
+
+    provider: str
+
+    @abstractmethod
+    def get(self, key: str) -> IO[bytes]:
+        """The object, streamed (FileNotFoundError when it is not there)."""
+
+    @abstractmethod
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and its ETag; None when it is not there."""
+
+    @abstractmethod
+    def size(self, key: str) -> int | None:
+        """The object's size; None when it is not there."""
+
+    @abstractmethod
+    def listing(self, prefix: str) -> tuple[list[Entry], list[str]]:
+        """The objects directly under `prefix` and the names of the "folders" there."""
+
+    @abstractmethod
+    def any_under(self, prefix: str) -> bool: ...
+
+    @abstractmethod
+    def put(self, key: str, data: bytes | memoryview) -> None: ...
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
+        """Creates the object unless it exists (then None); its ETag."""
+
+    @abstractmethod
+    def put_if_match(self, key: str, data: bytes, tag: str) -> str | None:
+        """Replaces the object if it still has ETag `tag` (else None, also when it is gone); its new ETag."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Deletes the object; nothing when it is not there."""
+
+    @abstractmethod
+    def delete_under(self, prefix: str) -> None:
+        """Deletes every object whose key starts with `prefix`."""
+
+    def endpoints(self) -> list[str]:
+        """Where this bucket is reached, in the spellings an error text may carry."""
+        return []
+
+
+def bucket_for(uri: str) -> tuple[Bucket, str]:
+    """The bucket an object-store URI names, and the key prefix of its path ("" at the bucket's root)."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    prefix = parts.path.strip("/")
+    if scheme == "s3":
+        return S3Bucket(parts.netloc), prefix
+    if scheme == "az":
+        return AzureContainer(parts.netloc), prefix
+    raise ValueError(f"{scheme}:// is not an object store this store serves")
+
+
+# ----- S3 -----------------------------------------------------------------------------------------------------
+_S3_LOCK = threading.Lock()
+_S3: list[Any] = []
+
+
+def _s3_client() -> Any:
+    """One boto3 client for the process (clients are thread-safe; making one is not)."""
+    with _S3_LOCK:
+        if not _S3:
+            import boto3
+            from botocore.config import Config
+
+            _S3.append(boto3.session.Session().client("s3", config=Config(
+                connect_timeout=_TIMEOUTS["connect"], read_timeout=_TIMEOUTS["read"],
+                retries={"max_attempts": _ATTEMPTS, "mode": "standard"})))
+        return _S3[0]
+
+
+def _s3_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    return str((response or {}).get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+_S3_MISSING = ("NoSuchKey", "404", "NotFound")
+_S3_PRECONDITION = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+
+
+class S3Bucket(Bucket):
+    provider = "S3"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.client = _s3_client()
+
+    def _failed(self, verb: str, exc: BaseException) -> OSError:
+        return OSError(f"S3 {verb} failed ({_s3_code(exc) or type(exc).__name__})")
+
+    def get(self, key: str) -> IO[bytes]:
+        try:
+            return self.client.get_object(Bucket=self.name, Key=key)["Body"]
+        except Exception as exc:  # noqa: BLE001 - botocore's errors are not OSErrors: mapped here, once
+            if _s3_code(exc) in _S3_MISSING:
+                raise FileNotFoundError(key.rsplit("/", 1)[-1]) from None
+            raise self._failed("GET", exc) from None
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            found = self.client.get_object(Bucket=self.name, Key=key)
+            return found["Body"].read(), str(found["ETag"])
+        except Exception as exc:  # noqa: BLE001 - as in get
+            if _s3_code(exc) in _S3_MISSING:
+                return None
+            raise self._failed("GET", exc) from None
+
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self.client.head_object(Bucket=self.name, Key=key)["ContentLength"])
+        except Exception as exc:  # noqa: BLE001 - as in get
+            if _s3_code(exc) in _S3_MISSING:
+                return None
+            raise self._failed("HEAD", exc) from None
+
+    def listing(self, prefix: str) -> tuple[list[Entry], list[str]]:
+        files: list[Entry] = []
+        folders: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix,
+                                                                          Delimiter="/")
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(prefix):]
+                    if name:
+                        files.append(Entry(name, int(item["Size"]), int(item["LastModified"].timestamp() * 1e9)))
+                folders.extend(common["Prefix"][len(prefix):].rstrip("/") for common in page.get("CommonPrefixes", []))
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("LIST", exc) from None
+        return files, folders
+
+    def any_under(self, prefix: str) -> bool:
+        try:
+            return bool(self.client.list_objects_v2(Bucket=self.name, Prefix=prefix, MaxKeys=1).get("KeyCount", 0))
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("LIST", exc) from None
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        try:
+            if len(data) <= _MULTIPART:
+                self.client.put_object(Bucket=self.name, Key=key, Body=bytes(data))
+            else:
+                from boto3.s3.transfer import TransferConfig
+
+                self.client.upload_fileobj(io.BytesIO(data), self.name, key, Config=TransferConfig(
+                    multipart_threshold=_MULTIPART, multipart_chunksize=_MULTIPART // 4))
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("PUT", exc) from None
+
+    def _conditional_put(self, key: str, data: bytes, **condition: str) -> str | None:
+        try:
+            return str(self.client.put_object(Bucket=self.name, Key=key, Body=data, **condition)["ETag"])
+        except Exception as exc:  # noqa: BLE001 - as in get
+            if _s3_code(exc) in _S3_PRECONDITION + _S3_MISSING:
+                return None
+            raise self._failed("PUT", exc) from None
+
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
+        return self._conditional_put(key, data, IfNoneMatch="*")
+
+    def put_if_match(self, key: str, data: bytes, tag: str) -> str | None:
+        return self._conditional_put(key, data, IfMatch=tag)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.name, Key=key)
+        except Exception as exc:  # noqa: BLE001 - as in get
+            if _s3_code(exc) not in _S3_MISSING:
+                raise self._failed("DELETE", exc) from None
+
+    def delete_under(self, prefix: str) -> None:
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+            for page in pages:
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    self.client.delete_objects(Bucket=self.name, Delete={"Objects": keys, "Quiet": True})
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("DELETE", exc) from None
+
+    def endpoints(self) -> list[str]:
+        return [os.environ.get(name, "") for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT")] + \
+            [f"{self.name}.s3"]
+
+
+# ----- Azure Blob Storage -------------------------------------------------------------------------------------
+_EMULATOR_URL = "http://127.0.0.1:10000"
+
+
+def azure_account_url(environ: Any = None) -> str:
+    """The blob endpoint of the account the environment names, as object_store (and so Lance) computes it."""
+    env = os.environ if environ is None else environ
+    account = env.get("AZURE_STORAGE_ACCOUNT_NAME", "")
+    if env.get("AZURE_STORAGE_USE_EMULATOR", "").lower() == "true":
+        return f"{env.get('AZURITE_BLOB_STORAGE_URL', _EMULATOR_URL).rstrip('/')}/{account}"
+    return f"https://{account}.blob.core.windows.net"
+
+
+_AZURE_LOCK = threading.Lock()
+_AZURE: dict[str, Any] = {}
+
+
+def _azure_service() -> Any:
+    """One BlobServiceClient for the process, credentials from the environment: an account key, a SAS
+    token, or (when azure-identity is installed) its default chain (workload or managed identity)."""
+    with _AZURE_LOCK:
+        url = azure_account_url()
+        if url not in _AZURE:
+            from azure.storage.blob import BlobServiceClient
+
+            credential: Any
+            if key := os.environ.get("AZURE_STORAGE_ACCOUNT_KEY"):
+                credential = {"account_name": os.environ.get("AZURE_STORAGE_ACCOUNT_NAME", ""), "account_key": key}
+            elif sas := os.environ.get("AZURE_STORAGE_SAS_TOKEN"):
+                credential = sas
+            else:
+                try:
+                    from azure.identity import DefaultAzureCredential
+                except ImportError:
+                    raise OSError("no Azure credentials: set AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN "
+                                  "(or install azure-identity for a workload or managed identity)") from None
+                credential = DefaultAzureCredential()
+            _AZURE[url] = BlobServiceClient(url, credential=credential, connection_timeout=_TIMEOUTS["connect"],
+                                            read_timeout=_TIMEOUTS["read"], retry_total=_ATTEMPTS)
+        return _AZURE[url]
+
+
+class _Chunks(io.RawIOBase):
+    """A download's chunks as a readable file."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._left:
+            try:
+                self._left = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._left))
+        buffer[:n] = self._left[:n]
+        self._left = self._left[n:]
+        return n
+
+
+class AzureContainer(Bucket):
+    provider = "Azure"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.client = _azure_service().get_container_client(name)
+
+    def _failed(self, verb: str, exc: BaseException) -> OSError:
+        return OSError(f"Azure {verb} failed ({getattr(exc, 'error_code', None) or type(exc).__name__})")
+
+    def get(self, key: str) -> IO[bytes]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            download = self.client.get_blob_client(key).download_blob()
+        except ResourceNotFoundError:
+            raise FileNotFoundError(key.rsplit("/", 1)[-1]) from None
+        except Exception as exc:  # noqa: BLE001 - azure.core's errors are not OSErrors: mapped here, once
+            raise self._failed("GET", exc) from None
+        return io.BufferedReader(_Chunks(iter(download.chunks())))
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            download = self.client.get_blob_client(key).download_blob()
+            return download.readall(), str(download.properties.etag)
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("GET", exc) from None
+
+    def size(self, key: str) -> int | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return int(self.client.get_blob_client(key).get_blob_properties().size)
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("HEAD", exc) from None
+
+    def listing(self, prefix: str) -> tuple[list[Entry], list[str]]:
+        from azure.storage.blob import BlobPrefix
+
+        files: list[Entry] = []
+        folders: list[str] = []
+        try:
+            for item in self.client.walk_blobs(name_starts_with=prefix or None, delimiter="/"):
+                name = item.name[len(prefix):]
+                if isinstance(item, BlobPrefix):
+                    folders.append(name.rstrip("/"))
+                elif name:
+                    files.append(Entry(name, int(item.size), int(item.last_modified.timestamp() * 1e9)))
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("LIST", exc) from None
+        return files, folders
+
+    def any_under(self, prefix: str) -> bool:
+        try:
+            return any(True for _ in self.client.list_blobs(name_starts_with=prefix or None, results_per_page=1)
+                       .by_page().next())
+        except StopIteration:
+            return False
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("LIST", exc) from None
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        try:
+            self.client.get_blob_client(key).upload_blob(bytes(data), overwrite=True, max_concurrency=4)
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("PUT", exc) from None
+
+    def _conditional_put(self, key: str, data: bytes, **condition: Any) -> str | None:
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
+        try:
+            return str(self.client.get_blob_client(key).upload_blob(data, **condition)["etag"])
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return None
+        except Exception as exc:  # noqa: BLE001 - as in get
+            if getattr(exc, "status_code", None) in (409, 412):
+                return None
+            raise self._failed("PUT", exc) from None
+
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
+        return self._conditional_put(key, data, overwrite=False)
+
+    def put_if_match(self, key: str, data: bytes, tag: str) -> str | None:
+        from azure.core import MatchConditions
+
+        return self._conditional_put(key, data, overwrite=True, etag=tag,
+                                     match_condition=MatchConditions.IfNotModified)
+
+    def delete(self, key: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self.client.delete_blob(key)
+        except ResourceNotFoundError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("DELETE", exc) from None
+
+    def delete_under(self, prefix: str) -> None:
+        try:
+            names = [item.name for item in self.client.list_blobs(name_starts_with=prefix or None)]
+            for name in names:  # one by one: not every Blob Storage (Azurite) takes batches
+                self.delete(name)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed("DELETE", exc) from None
+
+    def endpoints(self) -> list[str]:
+        url = azure_account_url()
+        return [url, urlsplit(url).netloc, os.environ.get("AZURITE_BLOB_STORAGE_URL", "")]
