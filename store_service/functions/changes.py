@@ -129,14 +129,16 @@ class FunctionChanges:
             if operation.done:
                 raise FailedPrecondition(f"operation {name} is {operation.state.lower()}; there is nothing to cancel",
                                          reason="OPERATION_DONE", operation=name)
-            records.save(operation.but(cancel_requested=True))
+            # only the flag, on the record as it is now: the runner (maybe another process) keeps its progress
+            records.update(operation_id, lambda current: (current or operation).but(cancel_requested=True))
         if self.reembedder.cancel(owner, operation):
             self.reembedder.wait(owner, operation)
         elif leases.holder_of(table.files, lease_job(operation)) is not None:
             self._wait_settled(records, operation)  # another process runs it: it sees the request and stops
         else:  # paused (or its thread just ended): settle it here
             records.remove_work(operation_id)
-            records.save(records.load(operation_id, table=table.name).but(state=CANCELLED, chunks=()))
+            records.update(operation_id, lambda current: (current or operation) if (current or operation).done
+                           else (current or operation).but(state=CANCELLED, chunks=()))
         return records.load(operation_id, table=table.name)
 
     @staticmethod

@@ -12,11 +12,12 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from store_service.errors import InvalidArgument, NotFound
+from store_service.errors import InvalidArgument, NotFound, StorageFailed
 from store_service.schema import FunctionConfig
 from store_service.storage import fragments
 from store_service.storage.fragments import FileRef
@@ -106,10 +107,16 @@ def parse_name(name: str) -> tuple[str, str]:
 
 
 READ_ATTEMPTS = 5
+SAVE_ATTEMPTS = 20
 
 
 class OperationLog:
-    """The operations of one table: a folder each, its record in `STATE_FILE` beside its work."""
+    """The operations of one table: a folder each, its record in `STATE_FILE` beside its work.
+
+    Records are changed by read, change, conditional write (put-if-unchanged; flock on a local disk), so two
+    store processes changing one record (a replica running it, another asked to cancel it) never lose each
+    other's change: a cancel asked meanwhile is kept by every later save, and a cancel never overwrites the
+    runner's progress or its end."""
 
     def __init__(self, table_dir: Location | Path) -> None:
         self.files = as_location(table_dir)
@@ -117,14 +124,36 @@ class OperationLog:
     def _state(self, operation_id: str) -> str:
         return f"{OPERATIONS_DIR}/{operation_id}/{STATE_FILE}"
 
-    def save(self, operation: Operation) -> None:
+    def update(self, operation_id: str, change: Callable[[Operation | None], Operation]) -> Operation:
+        """Replaces the record by `change(record as stored now, or None)`, retried while another process
+        changes it in between; the record as written."""
         fragments.require_table(self.files)  # a dropped table's folder is not made again
-        self.files.publish(self._state(operation.id), operation.to_json())
+        path = self._state(operation_id)
+        for attempt in range(SAVE_ATTEMPTS):
+            current = self.files.read_tagged(path)
+            if current is None:
+                new = change(None)
+                if self.files.put_if_absent(path, new.to_json()) is not None:
+                    return new
+            else:
+                new = change(Operation.from_json(current[0]))
+                if self.files.put_if_unchanged(path, new.to_json(), current[1]) is not None:
+                    return new
+            time.sleep(0.005 * (attempt + 1))
+        raise StorageFailed(f"operation {operation_id}'s record kept changing under this write",
+                            reason="RECORD_CONTENDED")
+
+    def save(self, operation: Operation) -> Operation:
+        """Writes the whole record, keeping a cancel another process asked for meanwhile; as written."""
+        def keep_cancel(stored: Operation | None) -> Operation:
+            asked = stored is not None and stored.cancel_requested and not operation.cancel_requested
+            return operation.but(cancel_requested=True) if asked else operation
+
+        return self.update(operation.id, keep_cancel)
 
     def _read(self, operation_id: str) -> Operation:
-        """The record as last published. A local file is replaced by a rename and read whole; an object read
-        while another PUT replaces it can come back torn (pyarrow reads a size, then ranges), so a record
-        that does not parse is read again."""
+        """The record as last published (one GET on object storage, whole; a record that does not parse is
+        read again, once more than a local file needs)."""
         for attempt in range(READ_ATTEMPTS):
             data = self.files.read(self._state(operation_id))
             try:

@@ -195,16 +195,16 @@ class Reembedder:
                 return
             paused = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED")
             state = PAUSED if exc.category in paused else FAILED
-            current = records.load(operation.id, table=table.name)
-            records.save(current.but(state=state, error=OperationError(exc.category, exc.reason, exc.message)))
+            error = OperationError(exc.category, exc.reason, exc.message)
+            records.update(operation.id, lambda current: _ended(current, operation, state=state, error=error))
             log.warning("operation %s %s: %s", operation.name, state.lower(), exc.message)
         except Exception as exc:  # a bug: the record says so rather than staying RUNNING forever
             log.exception("operation %s failed", operation.name)
             if not lease.check():
                 return
-            current = records.load(operation.id, table=table.name)
             shown = table.files.shown(f"{type(exc).__name__}: {exc}")[:500]  # the record is a caller's to read
-            records.save(current.but(state=FAILED, error=OperationError("INTERNAL", "INTERNAL", shown)))
+            error = OperationError("INTERNAL", "INTERNAL", shown)
+            records.update(operation.id, lambda current: _ended(current, operation, state=FAILED, error=error))
 
     def _report_end(self, records: OperationLog, table: Table, operation: Operation, stop: threading.Event) -> None:
         try:
@@ -445,16 +445,13 @@ class Job:
 
     # ----- the record ----------------------------------------------------------------------------------
     def _save(self, **changes) -> Operation:
-        if self.lease is not None:
-            if not self.lease.check():
-                raise leases.LeaseLost(f"the lease on {self.operation.name} was lost")
-            stored = self.records.load(self.operation.id, table=self.table.name)
-            if stored.cancel_requested and not self.operation.cancel_requested:  # asked of another process
-                self.cancel.set()
-                self.stop.set()
-                changes.setdefault("cancel_requested", True)
-        self.operation = self.operation.but(**changes)
-        self.records.save(self.operation)
+        if self.lease is not None and not self.lease.check():
+            raise leases.LeaseLost(f"the lease on {self.operation.name} was lost")
+        asked = self.operation.cancel_requested
+        self.operation = self.records.save(self.operation.but(**changes))
+        if self.operation.cancel_requested and not asked:  # asked of another process meanwhile: kept by save
+            self.cancel.set()
+            self.stop.set()
         return self.operation
 
     def _settle_stop(self) -> Operation:
@@ -465,6 +462,12 @@ class Job:
             return self.operation  # stopped by a shutdown: the record stays RUNNING and resumes on restart
         self.records.remove_work(self.operation.id)
         return self._save(state=CANCELLED, chunks=(), cancel_requested=True)
+
+
+def _ended(current: Operation | None, operation: Operation, **changes: Any) -> Operation:
+    """The record, as stored now, with how its run ended (an end already recorded stays)."""
+    stored = current or operation
+    return stored if stored.done else stored.but(**changes)
 
 
 __all__ = ["Job", "Plan", "Reembedder", "plan"]
