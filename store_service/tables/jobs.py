@@ -4,7 +4,8 @@ A job is recorded beside the table (`_vectorlane/jobs/<id>.json`) before its wor
 lease (`storage.leases`); its commits carry the job's id in their transaction and are fenced by the lease.
 When the process running one dies, another process serving the table (every replica looks every third of a
 lease; a lone store at its next start) finds the record RUNNING with its lease lapsed, takes the lease, and
-either finishes the work or, when the job's commit already landed, only settles the record. An index build
+either finishes the work (on a thread of its own: the scan goes on) or, when the job's commit already landed,
+only settles the record. An index build
 is therefore committed once; an optimization is safe to run again by nature (a second compaction finds
 nothing to do). The record goes once the job is done: the caller has its answer, or is gone.
 """
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 JOBS_DIR = f"{SIDECAR_DIR}/jobs"
 CREATE_INDEX = "create_index"
 OPTIMIZE = "optimize"
+MAX_TAKEOVERS = 2  # jobs taken over at once by one process, each on a thread of its own (an HNSW build is long)
 
 Runner = Callable[[TableOwner, dict[str, Any]], dict[str, Any]]
 
@@ -71,6 +73,8 @@ class Jobs:
         self.holder = leases.new_holder()
         self._running: set[str] = set()
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_TAKEOVERS)
+        self._takeovers: set[threading.Thread] = set()
 
     def run(self, owner: TableOwner, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         """Records the job, claims it and does it; its result."""
@@ -113,8 +117,9 @@ class Jobs:
                 self._running.discard(job.id)
 
     def take_over(self, owners: list[TableOwner], steal: bool = False) -> int:
-        """Finishes the jobs of `owners`' tables whose process died (their lease lapsed; with `steal`, every
-        job this process does not run: see `leases.acquire`); how many."""
+        """Claims the jobs of `owners`' tables whose process died (their lease lapsed; with `steal`, every
+        job this process does not run: see `leases.acquire`) and finishes each on a thread of its own, at
+        most `MAX_TAKEOVERS` at once (the rest wait for a later scan, unclaimed); how many it claimed."""
         count = 0
         for owner in owners:
             files = owner.table.files
@@ -129,27 +134,48 @@ class Jobs:
                 holder = leases.holder_of(files, job.lease)
                 if job.kind not in self.runners or holder is not None and (not steal or holder.holder == self.holder):
                     continue
+                if not self._slots.acquire(blocking=False):
+                    return count  # enough taken over at once; a later scan finds the rest
                 lease = leases.acquire(files, job.lease, self.lease_seconds, self.holder, steal)
                 if lease is None:
+                    self._slots.release()
                     continue
-                if not files.exists(job.path):  # it ended between the look and the claim
-                    lease.release(forget=True)
-                    continue
+                with self._lock:
+                    self._running.add(job.id)
                 count += 1
-                if _committed(owner, job):
-                    log.info("table %s: job %s (%s) was committed before its process died; settled", owner.name,
-                             job.id, job.kind)
-                    files.remove(job.path)
-                    lease.release(forget=True)
-                    continue
-                log.info("table %s: taking over job %s (%s) of a store process that died", owner.name, job.id,
-                         job.kind)
-                try:
-                    self._execute(owner, job, lease)
-                except Exception:  # noqa: BLE001 - logged; a job that cannot be done is dropped with its record
-                    log.warning("table %s: job %s (%s) taken over failed", owner.name, job.id, job.kind,
-                                exc_info=True)
+                thread = threading.Thread(target=self._finish, args=(owner, job, lease), daemon=True,
+                                          name=f"takeover-{job.id[:8]}")
+                self._takeovers.add(thread)
+                thread.start()
         return count
+
+    def join(self, timeout: float | None = None) -> None:
+        """Waits for the jobs taken over so far to end."""
+        for thread in list(self._takeovers):
+            thread.join(timeout)
+
+    def _finish(self, owner: TableOwner, job: Job, lease: leases.Lease) -> None:
+        """A taken-over job, settled (its commit had landed) or done again."""
+        files = owner.table.files
+        try:
+            if not files.exists(job.path):  # it ended between the look and the claim
+                lease.release(forget=True)
+                return
+            if _committed(owner, job):
+                log.info("table %s: job %s (%s) was committed before its process died; settled", owner.name,
+                         job.id, job.kind)
+                files.remove(job.path)
+                lease.release(forget=True)
+                return
+            log.info("table %s: taking over job %s (%s) of a store process that died", owner.name, job.id, job.kind)
+            self._execute(owner, job, lease)
+        except Exception:  # noqa: BLE001 - logged; a job that cannot be done is dropped with its record
+            log.warning("table %s: job %s (%s) taken over failed", owner.name, job.id, job.kind, exc_info=True)
+        finally:
+            with self._lock:
+                self._running.discard(job.id)
+            self._takeovers.discard(threading.current_thread())
+            self._slots.release()
 
 
 def _committed(owner: TableOwner, job: Job) -> bool:

@@ -4,6 +4,7 @@ its commit had landed, so an index is built and committed once."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -65,6 +66,7 @@ def test_a_job_whose_process_died_is_finished_by_another(core):
     assert core.jobs.take_over([owner]) == 0  # its lease still holds: someone may be working on it
     time.sleep(1.1)
     assert core.jobs.take_over([owner]) == 1
+    core.jobs.join()  # it runs on a thread of its own
     assert job_versions(owner) == [job.id]
     assert [i.name for i in core.list_indexes("docs")] == ["vector_idx"]
     assert not owner.table.files.exists(job.path)
@@ -78,6 +80,7 @@ def test_a_job_whose_commit_landed_before_its_process_died_is_only_settled(core)
     version = owner.table.latest_version()
     time.sleep(1.1)
     assert core.jobs.take_over([owner]) == 1
+    core.jobs.join()
     assert owner.table.latest_version() == version and job_versions(owner) == [job.id]  # built once
     assert not owner.table.files.exists(job.path)
 
@@ -98,6 +101,7 @@ def test_an_optimization_left_behind_is_run_again_safely(core):
     job, _ = abandoned(owner, jobs.OPTIMIZE, {"cleanup_older_than": -1.0}, "optimize-left")
     time.sleep(1.1)
     assert core.jobs.take_over([owner]) == 1
+    core.jobs.join()
     assert owner.table.manifest().rows == len(DOCS) and not owner.table.files.exists(job.path)
     assert len(owner.table.manifest().fragments) == 1
 
@@ -114,3 +118,31 @@ def test_a_store_started_on_a_directory_finishes_the_jobs_its_last_run_left(star
     while not second.stub.GetTable(pb.GetTableRequest(name="docs")).table.indexes:
         assert time.monotonic() < deadline, "the job left behind was not finished"
         time.sleep(0.05)
+
+
+def test_jobs_taken_over_run_on_threads_of_their_own_a_few_at_a_time(core, monkeypatch):
+    owner = core.owner("docs")
+    release = threading.Event()
+    started: list[str] = []
+
+    def slow(_owner, params):  # a long build, held until the test lets it finish
+        started.append(params["n"])
+        release.wait(30)
+        return {}
+
+    monkeypatch.setitem(core.jobs.runners, "slow", slow)
+    for n in range(jobs.MAX_TAKEOVERS + 1):
+        abandoned(owner, "slow", {"n": n}, f"slow-{n}")
+    time.sleep(1.1)
+    assert core.jobs.take_over([owner]) == jobs.MAX_TAKEOVERS  # returned while they run: the scan goes on
+    assert core.jobs.take_over([owner]) == 0  # its own running jobs are not taken again, the last waits
+    deadline = time.monotonic() + 10
+    while len(started) < jobs.MAX_TAKEOVERS:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    release.set()
+    core.jobs.join()
+    assert core.jobs.take_over([owner]) == 1  # a later scan finds the one left
+    core.jobs.join()
+    assert sorted(started) == list(range(jobs.MAX_TAKEOVERS + 1))
+    assert owner.table.files.entries(jobs.JOBS_DIR) == []
