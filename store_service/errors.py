@@ -4,7 +4,7 @@
      ├── InvalidArgument      INVALID_TABLE_NAME / INVALID_SCHEMA / INVALID_DATA / SCHEMA_MISMATCH ...
      ├── NotFound             TABLE_NOT_FOUND / VERSION_NOT_FOUND
      ├── AlreadyExists        TABLE_EXISTS
-     ├── Aborted              WRITE_CONFLICT
+     ├── Aborted              WRITE_CONFLICT / TABLE_REPLACED (dropped and created again by another replica)
      ├── Cancelled            CALLER_GONE (a stream cancelled or its caller gone: nothing committed)
      ├── Unavailable          STORAGE_FAILED; COMMIT_NOT_DURABLE (Lance committed, the fsync after it failed)
      └── DataLoss             FRAGMENT_CORRUPT / MANIFEST_CORRUPT (a stored file failed its checksum)
@@ -17,7 +17,8 @@ from rpc_common.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, Fail
 
 __all__ = [
     "Aborted", "AlreadyExists", "Cancelled", "DataLoss", "FailedPrecondition", "InvalidArgument", "InvalidTableName",
-    "NotFound", "ServiceError", "StorageFailed", "StorageFull", "TableExists", "TableNotFound", "VersionNotFound",
+    "NotFound", "ServiceError", "StorageFailed", "StorageFull", "TableExists", "TableNotFound", "TableReplaced",
+    "VersionNotFound",
 ]
 
 
@@ -27,6 +28,12 @@ class InvalidTableName(InvalidArgument):
 
 class TableNotFound(NotFound):
     reason = "TABLE_NOT_FOUND"
+
+
+class TableReplaced(Aborted):
+    """The table was dropped and created again (by another store process) while this call was using it."""
+
+    reason = "TABLE_REPLACED"
 
 
 class VersionNotFound(NotFound):

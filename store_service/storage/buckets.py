@@ -31,11 +31,13 @@ _MULTIPART = 64 * 1024 * 1024  # a plain PUT above this goes up in parts
 
 @dataclass(frozen=True)
 class Entry:
-    """One file in a folder: its name (no folder), size in bytes and modification time (ns since the epoch)."""
+    """One file in a folder: its name (no folder), size in bytes, modification time (ns since the epoch) and,
+    on object storage, its ETag (what changes whenever the object is written again)."""
 
     name: str
     size: int
     mtime_ns: int
+    tag: str = ""
 
 
 class Bucket(ABC):
@@ -171,7 +173,8 @@ class S3Bucket(Bucket):
                 for item in page.get("Contents", []):
                     name = item["Key"][len(prefix):]
                     if name:
-                        files.append(Entry(name, int(item["Size"]), int(item["LastModified"].timestamp() * 1e9)))
+                        files.append(Entry(name, int(item["Size"]), int(item["LastModified"].timestamp() * 1e9),
+                                           str(item.get("ETag", ""))))
                 folders.extend(common["Prefix"][len(prefix):].rstrip("/") for common in page.get("CommonPrefixes", []))
         except Exception as exc:  # noqa: BLE001 - as in get
             raise self._failed("LIST", exc) from None
@@ -348,7 +351,8 @@ class AzureContainer(Bucket):
                 if isinstance(item, BlobPrefix):
                     folders.append(name.rstrip("/"))
                 elif name:
-                    files.append(Entry(name, int(item.size), int(item.last_modified.timestamp() * 1e9)))
+                    files.append(Entry(name, int(item.size), int(item.last_modified.timestamp() * 1e9),
+                                       str(item.etag or "")))
         except Exception as exc:  # noqa: BLE001 - as in get
             raise self._failed("LIST", exc) from None
         return files, folders

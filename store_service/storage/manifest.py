@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from store_service.storage.location import Location
+    from store_service.storage.location import Entry, Location
 
 INDEXES_KEY = b"vectorlane:indexes"
 OPERATION_KEY = "vectorlane.operation"  # the store's name for the change, in the Lance transaction
@@ -127,8 +127,17 @@ def manifest_name(files: "Location", version: int) -> str:
 
 def listed_versions(files: "Location") -> list[int]:
     """The versions whose manifests a listing of the versions folder shows, at any location."""
-    return sorted(number for number in (_number_of(entry.name) for entry in files.entries(VERSIONS_DIR))
-                  if number is not None)
+    return sorted(listed_manifests(files))
+
+
+def listed_manifests(files: "Location") -> dict[int, "Entry"]:
+    """The manifests a listing of the versions folder shows, by version."""
+    found = {}
+    for entry in files.entries(VERSIONS_DIR):
+        number = _number_of(entry.name)
+        if number is not None:
+            found[number] = entry
+    return found
 
 
 def _number_of(name: str) -> int | None:

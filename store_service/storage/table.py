@@ -44,7 +44,8 @@ from lance.dataset import Transaction
 from lance.fragment import write_fragments
 
 from store_service.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, FailedPrecondition, InvalidArgument,
-                                  NotFound, StorageFailed, TableExists, TableNotFound, VersionNotFound)
+                                  NotFound, StorageFailed, TableExists, TableNotFound, TableReplaced,
+                                  VersionNotFound)
 from store_service.storage import durable, field_ids, lance_errors, leases, manifest
 from store_service.storage.checksums import SIDECAR_DIR, ChecksumLog
 from store_service.storage.location import LocalFolder, Location, as_location
@@ -130,6 +131,8 @@ class Table:
         self._datasets: OrderedDict[int, Any] = OrderedDict()
         self._versions_dir = self.files.uri_of(VERSIONS_DIR)
         self._latest: tuple[int, int, int] | None = None  # (versions folder's mtime, latest version, looked at)
+        self._identity: tuple[int, str] | None = None  # on object storage: (oldest version, its manifest's ETag)
+        self.replaced = False  # the name now holds another table: this handle is done with
         self._scrub_queued: set[str] = set()
 
     @property
@@ -156,10 +159,11 @@ class Table:
         folder times, the versions folder is listed (the table owner asks at most once per read-consistency
         interval)."""
         if self.files.on_object_storage:
-            listed = self.version_numbers()
+            listed = manifest.listed_manifests(self.files)
             if not listed:
                 raise TableNotFound(f"no table named {self.name!r}", table=self.name)
-            return listed[-1]
+            self._check_same_table(listed)
+            return max(listed)
         looked = time.time_ns()
         try:
             stamp = os.stat(self._versions_dir).st_mtime_ns
@@ -182,6 +186,22 @@ class Table:
         with self._cache_lock:
             self._latest = (stamp, latest, looked)
         return latest
+
+    def _check_same_table(self, listed: dict[int, Any]) -> None:
+        """Raises TableReplaced (and marks this handle replaced) when the manifests listed are another table's:
+        one dropped and created again under the name by another store process. A table is known by its
+        oldest manifest's ETag (written once, never again); a cleanup that removed old versions moves the
+        oldest forward, a table made again starts over below it or rewrites it."""
+        oldest = min(listed)
+        seen = (oldest, listed[oldest].tag)
+        with self._cache_lock:
+            known = self._identity
+            if known is None or seen == known or oldest > known[0]:
+                self._identity = seen
+                return
+            self.replaced = True
+        raise TableReplaced(f"table {self.name!r} was dropped and created again meanwhile; retry",
+                            table=self.name)
 
     def _open(self, version: int | None) -> Any:
         try:
@@ -890,7 +910,7 @@ class TableStore:
         check_table_name(name)
         with self._lock:
             table = self._open.get(name)
-            if table is None:
+            if table is None or table.replaced:
                 files = self.location(name)
                 if not _has_versions(files):
                     raise TableNotFound(f"no table named {name!r}", table=name)
@@ -900,6 +920,12 @@ class TableStore:
     def exists(self, name: str) -> bool:
         check_table_name(name)
         return _has_versions(self.location(name))
+
+    def forget(self, name: str, table: Table) -> None:
+        """Stops handing out `table` for `name` (another process dropped or replaced it)."""
+        with self._lock:
+            if self._open.get(name) is table:
+                del self._open[name]
 
     def create(self, name: str, schema: pa.Schema, data: pa.Table | None = None) -> Table:
         """Creates a table at version 1 (with `data` when given); TableExists if the name is taken. On a local

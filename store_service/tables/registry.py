@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from store_service.errors import TableNotFound
+from store_service.errors import TableNotFound, TableReplaced
 from store_service.expressions.grammar import MAX_LENGTH
 from store_service.storage.location import Location
 from store_service.storage.table import TableStore
@@ -34,8 +34,25 @@ class Tables:
         return self.store.exists(name)
 
     def owner(self, name: str) -> TableOwner:
-        """The table's owner; TABLE_NOT_FOUND when there is no such table."""
+        """The table's owner; TABLE_NOT_FOUND when there is no such table. On object storage, where other
+        store processes drop and create tables too, the owner's version check (once per read-consistency
+        interval) also finds a table dropped there (its owner is closed) or dropped and created again (its
+        owner is closed and one for the new table made)."""
         check_table_name(name)
+        found = self._owner(name)
+        if not self.root.on_object_storage:
+            return found
+        try:
+            found.latest_version()
+        except TableNotFound:
+            self._forget(found)
+            raise
+        except TableReplaced:
+            self._forget(found)
+            found = self._owner(name)
+        return found
+
+    def _owner(self, name: str) -> TableOwner:
         with self._lock:
             dropping = name in self._dropping
         if dropping:
@@ -46,8 +63,21 @@ class Tables:
                 raise TableNotFound(f"no table named {name!r}", table=name)
             found = self._owners.get(name)
             if found is None or found.closed or found.table is not table:
-                found = self._owners[name] = TableOwner(table, self._max_filter_length, self._interval)
-            return found
+                replaced, found = found, TableOwner(table, self._max_filter_length, self._interval)
+                self._owners[name] = found
+            else:
+                replaced = None
+        if replaced is not None and not replaced.closed:
+            replaced.close()  # what the table it served held goes with it
+        return found
+
+    def _forget(self, owner: TableOwner) -> None:
+        """Lets go of an owner whose table another process dropped (or replaced), and of its table handle."""
+        with self._lock:
+            if self._owners.get(owner.name) is owner:
+                del self._owners[owner.name]
+        self.store.forget(owner.name, owner.table)
+        owner.close()
 
     def create(self, name: str, schema: pa.Schema, rows: pa.Table | None) -> TableOwner:
         self.store.create(name, schema, rows)

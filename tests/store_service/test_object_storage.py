@@ -339,3 +339,27 @@ def test_tables_at_a_buckets_root(start_store, embed, cloud):
     assert any(k.startswith("docs.lance/_vectorlane/indexes/") for k in cloud.keys(bucket))
     store.stub.DropTable(pb.DropTableRequest(name="docs"))
     assert [k for k in cloud.keys(bucket) if not k.endswith("/")] == []
+
+
+def test_a_table_dropped_or_made_again_on_one_replica_is_seen_so_on_the_others(start_store, embed, data_uri):
+    a = start_store(embed, data_dir=data_uri, read_consistency_interval="0")
+    b = start_store(embed, data_dir=data_uri, read_consistency_interval="0")
+    create_docs(a.stub, rows=DOCS)
+    a.stub.CreateIndex(pb.CreateIndexRequest(table="docs", index_type=pb.INDEX_TYPE_FLAT))
+    add(a.stub, "docs", json_rows([{"id": 99, "text": "row 99 words", "category": "odd"}]))
+    assert ids(b.stub) == [*range(40), 99]  # B serves the first table: views of 2 versions, its index loaded
+    b.stub.Search(pb.SearchRequest(table="docs", text="row 3 words", limit=1))
+    first = b.server.core.tables.open_owners()[0]
+    a.stub.DropTable(pb.DropTableRequest(name="docs"))
+    create_docs(a.stub, rows=[{"id": 500 + i, "text": f"new {i}", "category": "n"} for i in range(3)])
+    add(a.stub, "docs", json_rows([{"id": 600, "text": "newer", "category": "n"}]))  # versions 1, 2 again
+    assert ids(b.stub) == [500, 501, 502, 600]  # the new table's rows, not the old version 2's
+    assert ids(b.stub, version=1) == [500, 501, 502]
+    found = b.stub.Search(pb.SearchRequest(table="docs", text="new 1", limit=1, format=pb.ROW_FORMAT_ARROW))
+    assert rows_of(found.rows).column("id").to_pylist() == [501]
+    assert first.closed and first.held().views == 0 and first.held().indexes == 0  # the old one's state let go
+    a.stub.DropTable(pb.DropTableRequest(name="docs"))
+    with pytest.raises(grpc.RpcError) as caught:
+        ids(b.stub)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert b.server.core.tables.open_owners() == []  # dropped elsewhere: nothing of it held here
