@@ -23,8 +23,9 @@ class StoreConfig(SecuritySettings, AdmissionSettings):
     host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 in a container)")
     port: int = _opt(50051, "gRPC port (0 picks a free one)")
     data_dir: str = _opt("data", "where the tables live: a local directory, or object storage (s3://bucket/prefix "
-                                 "with AWS_* environment variables, az://container/prefix with AZURE_STORAGE_*; "
-                                 "plain http only with AWS_ALLOW_HTTP=true / AZURE_ALLOW_HTTP=true)")
+                                 "with AWS_* environment variables, az://container/prefix with AZURE_STORAGE_*, "
+                                 "gs://bucket/prefix with GOOGLE_SERVICE_ACCOUNT; plain http only with "
+                                 "AWS_ALLOW_HTTP / AZURE_ALLOW_HTTP / GOOGLE_ALLOW_HTTP=true)")
     embed_address: str = _opt("127.0.0.1:50052", "the embed service (host:port); empty: every function is local")
     embed_timeout_s: float = _opt(120.0, "longest one call to the embed service may take, in seconds")
     embed_batch_size: int = _opt(256, "source values per Embed call when rows arrive without vectors")

@@ -4,6 +4,9 @@ Lance commits with (`If-None-Match: *`) and those leases use (`If-Match`):
 - `LocalS3`: an S3-compatible server (moto in server mode, from PyPI).
 - `LocalAzure`: Azure Blob Storage's emulator (Azurite, from npm: `tests/azurite`, installed by `make`).
 
+And one that does not honour them, for the store's refusal of such a bucket: `LocalGcs`, a GCS emulator
+(gcp-storage-emulator, from PyPI), which accepts a second upload with `ifGenerationMatch=0`.
+
 Both answer the same small interface:
 
     with LocalS3() as s3:
@@ -171,6 +174,52 @@ class LocalAzure:
 
     def write(self, bucket: str, key: str, data: bytes) -> None:
         self.service().get_blob_client(bucket, key).upload_blob(data, overwrite=True)
+
+
+class LocalGcs:
+    """gcp-storage-emulator in its own process (objects in memory). It ignores generation preconditions."""
+
+    provider = "gs"
+    secrets: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> "LocalGcs":
+        self.process = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+                                         "--port", str(self.port), "--in-memory"], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.endpoint}/storage/v1/b?project=test", timeout=1).close()
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the local GCS emulator did not start") from None
+                time.sleep(0.1)
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+    def environment(self) -> dict[str, str]:
+        return {"STORAGE_EMULATOR_HOST": self.endpoint, "GOOGLE_ALLOW_HTTP": "true", "GOOGLE_CLOUD_PROJECT": "test"}
+
+    def bucket(self, name: str) -> str:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        with environment(self.environment()), contextlib.suppress(Exception):  # made already
+            storage.Client(project="test", credentials=AnonymousCredentials()).create_bucket(name)
+        return name
+
+    def uri(self, bucket: str, prefix: str = "") -> str:
+        return f"gs://{bucket}/{prefix}".rstrip("/")
 
 
 @contextlib.contextmanager

@@ -1,5 +1,5 @@
 """Where tables live: a local directory, or a prefix in an object store (`s3://bucket/prefix`,
-`az://container/prefix`), behind one small interface.
+`az://container/prefix`, `gs://bucket/prefix`), behind one small interface.
 
 Lance reads and commits datasets at either kind of location by itself (a commit on object storage is a
 manifest written with put-if-not-exists). What the store keeps beside a dataset (checksums, FAISS index
@@ -11,9 +11,9 @@ files, re-embedding records, leases) goes through a `Location`:
   once its PUT is answered and appears whole or not at all, so `sync` has nothing to do and `publish` is a PUT.
 
 Credentials and the endpoint come only from the process's environment (`AWS_*` for S3, `AZURE_STORAGE_*` for
-Azure, as Lance reads them too), never from a caller or a table's metadata; a plain-http endpoint is refused
-unless the operator allows it (`AWS_ALLOW_HTTP=true`, `AZURE_ALLOW_HTTP=true`). `gs://` is refused: the store
-makes no conditional writes on GCS yet. Paths given to a location are relative, with `/`.
+Azure, `GOOGLE_SERVICE_ACCOUNT*` for GCS, as Lance reads them too), never from a caller or a table's metadata;
+a plain-http endpoint is refused unless the operator allows it (`AWS_ALLOW_HTTP=true`, `AZURE_ALLOW_HTTP=true`,
+`GOOGLE_ALLOW_HTTP=true`). Paths given to a location are relative, with `/`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from store_service.storage import durable
 from store_service.storage.buckets import Bucket, Entry, azure_account_url, bucket_for
 
 OBJECT_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss")
-SERVED_SCHEMES = ("s3", "az")  # where the store makes conditional writes (buckets.py); gs:// not yet
+SERVED_SCHEMES = ("s3", "az", "gs")  # where the store makes conditional writes (buckets.py)
 SIDECAR_PROBE = "_vectorlane/probes"
 
 
@@ -383,7 +383,7 @@ def check_object_environment(uri: str, environ: dict[str, str] | None = None) ->
     if scheme not in SERVED_SCHEMES:
         raise ValueError(f"{parts.scheme}:// is not served: the store claims work that must run once with "
                          "conditional writes, which it makes on S3 (s3://, and S3-compatible endpoints via "
-                         "AWS_ENDPOINT_URL) and Azure Blob Storage (az://container/prefix)")
+                         "AWS_ENDPOINT_URL), Azure Blob Storage (az://container/prefix) and GCS (gs://bucket/prefix)")
     if parts.username or parts.password or parts.query:
         raise ValueError("the data directory's URI may not carry credentials or options; give them in the "
                          "environment (AWS_* for s3://, AZURE_STORAGE_* for az://)")
@@ -397,6 +397,10 @@ def check_object_environment(uri: str, environ: dict[str, str] | None = None) ->
         if endpoint.lower().startswith("http://") and env.get("AWS_ALLOW_HTTP", "").lower() != "true":
             raise ValueError("the S3 endpoint is plain http; set AWS_ALLOW_HTTP=true to allow it (only on a "
                              "trusted network)")
+    if scheme == "gs" and env.get("STORAGE_EMULATOR_HOST", "").lower().startswith("http://") and \
+            env.get("GOOGLE_ALLOW_HTTP", "").lower() != "true":
+        raise ValueError("the GCS endpoint (STORAGE_EMULATOR_HOST) is plain http; set GOOGLE_ALLOW_HTTP=true to "
+                         "allow it (only on a trusted network)")
     if scheme == "az":
         if not env.get("AZURE_STORAGE_ACCOUNT_NAME"):
             raise ValueError("az:// needs the storage account in AZURE_STORAGE_ACCOUNT_NAME")
