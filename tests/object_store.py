@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -45,26 +45,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class LocalS3:
-    provider = "s3"
-    secrets = (KEY_ID, SECRET)
+class _ServerProcess:
+    """A server of the tests' own in its own process, on a free loopback port, killed on exit."""
+
+    what = "server"
 
     def __init__(self, port: int = 0) -> None:
         self.port = port or _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> "LocalS3":
-        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                         str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
+    def _start(self, command: list[str], ready: Callable[[], object], seconds: float = 30) -> None:
+        """Starts `command` and waits until `ready()` stops raising."""
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + seconds
         while True:
             try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
-                return self
-            except OSError:
+                ready()
+                return
+            except Exception:  # noqa: BLE001 - not listening yet
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the local S3 server (moto) did not start") from None
+                    raise RuntimeError(f"the local {self.what} did not start") from None
                 time.sleep(0.1)
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
@@ -72,6 +73,17 @@ class LocalS3:
         if self.process is not None:
             self.process.kill()
             self.process.wait()
+
+
+class LocalS3(_ServerProcess):
+    provider = "s3"
+    what = "S3 server (moto)"
+    secrets = (KEY_ID, SECRET)
+
+    def __enter__(self) -> "LocalS3":
+        self._start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                    lambda: urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close())
+        return self
 
     def environment(self) -> dict[str, str]:
         """What a process needs to reach this server, as the standard variables pyarrow and Lance read."""
@@ -110,40 +122,24 @@ ACCOUNT = "devstoreaccount1"  # Azurite's well-known development account and key
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-class LocalAzure:
+class LocalAzure(_ServerProcess):
     provider = "az"
+    what = "Azure Blob Storage (Azurite)"
     secrets = (ACCOUNT_KEY,)
-
-    def __init__(self, port: int = 0) -> None:
-        self.port = port or _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self._folder: tempfile.TemporaryDirectory[str] | None = None
 
     def __enter__(self) -> "LocalAzure":
         if not AZURITE.exists():
             raise RuntimeError(f"Azurite is not installed ({AZURITE}); run make install")
         self._folder = tempfile.TemporaryDirectory(prefix="azurite-")
-        self.process = subprocess.Popen(
-            [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", self._folder.name,
-             "--skipApiVersionCheck", "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.service().get_service_properties()
-                return self
-            except Exception:  # noqa: BLE001 - not listening yet
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the local Azure Blob Storage (Azurite) did not start") from None
-                time.sleep(0.2)
+        self._start([str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location",
+                     self._folder.name, "--skipApiVersionCheck", "--silent"],
+                    lambda: self.service().get_service_properties(), seconds=60)
+        return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-        if self._folder is not None:
-            self._folder.cleanup()
+        super().__exit__(kind, value, traceback)
+        self._folder.cleanup()
 
     def environment(self) -> dict[str, str]:
         """The variables Lance (object_store) and the store read for an Azure account, here the emulator's."""
@@ -176,36 +172,18 @@ class LocalAzure:
         self.service().get_blob_client(bucket, key).upload_blob(data, overwrite=True)
 
 
-class LocalGcs:
+class LocalGcs(_ServerProcess):
     """gcp-storage-emulator in its own process (objects in memory). It ignores generation preconditions."""
 
     provider = "gs"
+    what = "GCS emulator"
     secrets: tuple[str, ...] = ()
 
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
     def __enter__(self) -> "LocalGcs":
-        self.process = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-                                         "--port", str(self.port), "--in-memory"], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/storage/v1/b?project=test", timeout=1).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the local GCS emulator did not start") from None
-                time.sleep(0.1)
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
+        self._start([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port",
+                     str(self.port), "--in-memory"],
+                    lambda: urllib.request.urlopen(f"{self.endpoint}/storage/v1/b?project=test", timeout=1).close())
+        return self
 
     def environment(self) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": self.endpoint, "GOOGLE_ALLOW_HTTP": "true", "GOOGLE_CLOUD_PROJECT": "test"}
