@@ -48,6 +48,8 @@ def clean_vectors(table: pa.Table, column: str, dims: int, policy: BadVectorPoli
             return table
         table = table.append_column(pa.field(column, pa.list_(pa.float32())),
                                     pa.nulls(table.num_rows, pa.list_(pa.float32())))
+    elif already_clean(table.column(column), dims):
+        return table  # what a client's vectors nearly always are: nothing copied, nothing to do
     values = table.column(column).combine_chunks()
     lists = values.cast(pa.list_(pa.float32()))
     lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
@@ -89,6 +91,25 @@ def clean_vectors(table: pa.Table, column: str, dims: int, policy: BadVectorPoli
             lists = pa.array(python, type=pa.list_(pa.float32()))
     fixed = lists.cast(vector_type(dims))
     return table.set_column(table.column_names.index(column), pa.field(column, fixed.type), fixed)
+
+
+def already_clean(values: pa.ChunkedArray, dims: int) -> bool:
+    """Whether `values` are float32 vectors of `dims` already, with no null vector and no NaN (nor null) in
+    any: one pass over the values, summed (a NaN makes the sum NaN; a sum that overflowed to inf - inf, or
+    any NaN, is then looked at value by value)."""
+    kind = values.type
+    if not (pa.types.is_fixed_size_list(kind) and kind.list_size == dims and kind.value_type == pa.float32()) \
+            or values.null_count:
+        return False
+    for chunk in values.chunks:
+        flat = chunk.flatten()  # this chunk's own values (a slice's offset respected)
+        if flat.null_count:
+            return False
+        numbers = flat.to_numpy(zero_copy_only=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is only looked at more closely
+            if np.isnan(np.add.reduce(numbers)) and np.isnan(numbers).any():
+                return False
+    return True
 
 
 def _handle_all_missing(table: pa.Table, column: str, dims: int, policy: BadVectorPolicy,

@@ -8,7 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from store_service.ingest.bad_vectors import BadVectorPolicy, clean_vectors
+from store_service.ingest.bad_vectors import BadVectorPolicy, already_clean, clean_vectors
+from store_service.schema import vector_type
 from store_service.errors import InvalidArgument
 
 
@@ -56,3 +57,25 @@ def test_a_column_left_out_entirely():
     assert clean_vectors(rows, "v", 2, BadVectorPolicy.FILL, 1.0, missing_is_bad=True).column("v").to_pylist() == \
         [[1.0, 1.0], [1.0, 1.0]]
     assert clean_vectors(rows, "v", 2, BadVectorPolicy.ERROR, missing_is_bad=False).equals(rows)
+
+
+def fixed(values, dims=2, chunks=1):
+    array = pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(values, np.float32).ravel()), dims)
+    return pa.chunked_array([array] * chunks)
+
+
+def test_clean_fixed_size_vectors_are_passed_through_and_only_those():
+    clean = pa.table({"id": [0, 1], "v": fixed([[1, 2], [3, 4]], chunks=1)})
+    assert already_clean(clean.column("v"), 2)
+    assert clean_vectors(clean, "v", 2, BadVectorPolicy.ERROR, missing_is_bad=True) is clean  # nothing copied
+    with_nan = fixed([[1, 2], [math.nan, 4], [5, 6]])
+    assert not already_clean(with_nan, 2)
+    assert already_clean(with_nan.slice(2), 2) and not already_clean(with_nan.slice(1, 1), 2)  # a slice's own
+    assert not already_clean(pa.chunked_array([pa.array([[1, 2], None], vector_type(2))]), 2)  # a null vector
+    inner_null = pa.FixedSizeListArray.from_arrays(pa.array([1.0, None, 3.0, 4.0], pa.float32()), 2)
+    assert not already_clean(pa.chunked_array([inner_null]), 2)
+    assert not already_clean(fixed([[1, 2, 3]], dims=3), 2)  # another length
+    huge = fixed([[3e38, 3e38], [-3e38, -3e38]])  # sums past float32's range: still clean
+    assert already_clean(huge, 2)
+    with pytest.raises(InvalidArgument):
+        clean_vectors(pa.table({"v": with_nan}), "v", 2, BadVectorPolicy.ERROR, missing_is_bad=True)
