@@ -271,12 +271,14 @@ class StoreCore:
                                   column=config.vector_column, expected=dims, got=declared)
 
     def describe_table(self, name: str) -> TableInfo:
-        snapshot = self.owner(name).table.snapshot()
+        owner = self.owner(name)
+        snapshot = owner.table.snapshot(owner.latest_version())  # as fresh as the read-consistency interval
         return TableInfo(name, snapshot.schema, functions_of(snapshot.schema), snapshot.version,
                          snapshot.manifest.rows, catalog.entries(snapshot.manifest))
 
     def table_schema(self, name: str) -> pa.Schema:
-        return self.owner(name).table.schema()
+        owner = self.owner(name)
+        return owner.table.schema(owner.latest_version())
 
     def list_tables(self, page_size: int = 0, page_token: str = "") -> tuple[list[str], str]:
         return paging.page(self.tables.names(), str, page_size, page_token)
@@ -569,7 +571,8 @@ class StoreCore:
         return self.functions.resume_all(steal) + self.jobs.take_over(owners, steal)
 
     def list_indexes(self, name: str) -> list[IndexEntry]:
-        return catalog.entries(self.owner(name).table.manifest())
+        owner = self.owner(name)
+        return catalog.entries(owner.table.manifest(owner.latest_version()))
 
     def drop_index(self, name: str, index_name: str) -> int:
         return catalog.drop(self.owner(name), index_name).version

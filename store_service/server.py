@@ -19,6 +19,7 @@ from store_service.edge.metrics import StoreMetrics
 from store_service.storage import recovery
 from store_service.storage.location import LocalFolder, open_location, probe_conditional_writes
 from store_service.storage.recovery import DataDirLock
+from store_service.tables import consistency
 from store_service.edge.consistency import ReadConsistencyInterceptor
 from store_service.edge.servicer import DECODERS, StorageServicer
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
@@ -26,6 +27,7 @@ from vectorlane_contract.store.v1 import store_service_pb2 as pb
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "store.vectorlane.dev"
+METRICS_STALENESS_S = 15.0  # how old the tables' rows and versions in a scrape may be (a typical scrape period)
 SERVICE = pb.DESCRIPTOR.services_by_name["StorageService"]
 
 
@@ -57,7 +59,7 @@ class StoreServer(HostedServer):
         EVALUATION.configure(config.evaluation_memory_bytes)
         scan.use_single_threaded_blas()  # exact scans parallelise across queries and chunks, not inside BLAS
         self.core = StoreCore(self.location, embedder, limits)
-        self.metrics.tables.set_function(lambda: len(self.core.tables.names()))
+        self.metrics.tables.set_function(lambda: len(self.core.tables.names(max_age=METRICS_STALENESS_S)))
         self.metrics.watch_tables(self._table_states)
         self.core.reembedder.observer = self.metrics
         self.metrics.operations_running.set_function(self.core.reembedder.running)
@@ -71,13 +73,16 @@ class StoreServer(HostedServer):
         self.health = self._host.health
 
     def _table_states(self) -> list[tuple[str, int, int]]:
+        """Every table's rows and version for a scrape: as this process knows them, looked up again at most
+        every METRICS_STALENESS_S (on object storage each look is a LIST of the bucket)."""
         states = []
-        for name in self.core.tables.names():
-            try:
-                info = self.core.describe_table(name)
-            except Exception:  # noqa: BLE001 - a table dropped or unreadable meanwhile is left out of the scrape
-                continue
-            states.append((name, info.num_rows, info.version))
+        with consistency.for_call(str(METRICS_STALENESS_S) if self.location.on_object_storage else None):
+            for name in self.core.tables.names(max_age=METRICS_STALENESS_S):
+                try:
+                    info = self.core.describe_table(name)
+                except Exception:  # noqa: BLE001 - a table dropped or unreadable meanwhile is left out
+                    continue
+                states.append((name, info.num_rows, info.version))
         return states
 
     def start(self) -> "StoreServer":

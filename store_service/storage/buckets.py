@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 _TIMEOUTS = {"connect": 5, "read": 10}  # short beside a lease's renewal period
 _ATTEMPTS = 3
 _MULTIPART = 64 * 1024 * 1024  # a plain PUT above this goes up in parts
+_POOL = 32  # connections kept per client: request threads, a multipart upload's parts and leases at once
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def _s3_client() -> Any:
             from botocore.config import Config
 
             _S3.append(boto3.session.Session().client("s3", config=Config(
-                connect_timeout=_TIMEOUTS["connect"], read_timeout=_TIMEOUTS["read"],
+                connect_timeout=_TIMEOUTS["connect"], read_timeout=_TIMEOUTS["read"], max_pool_connections=_POOL,
                 retries={"max_attempts": _ATTEMPTS, "mode": "standard"})))
         return _S3[0]
 

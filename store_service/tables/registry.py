@@ -4,6 +4,7 @@ is dropped or replaced by a create, so nothing of a table outlives it."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,10 +26,22 @@ class Tables:
         self._interval = read_consistency_interval
         self._owners: dict[str, TableOwner] = {}
         self._dropping: set[str] = set()  # names whose owner is closing: no new owner until they are gone
+        self._listed: tuple[float, tuple[str, ...]] | None = None  # (when, names): the last listing
         self._lock = threading.Lock()
 
-    def names(self) -> list[str]:
-        return self.store.names()
+    def names(self, max_age: float = 0.0) -> list[str]:
+        """The tables' names; `max_age` > 0: a listing made at most that many seconds ago will do (what
+        metrics scrapes use, so that they do not list a bucket each time). Creates and drops made here are
+        always in it."""
+        now = time.monotonic()
+        with self._lock:
+            listed = self._listed
+        if max_age > 0 and listed is not None and now - listed[0] < max_age:
+            return list(listed[1])
+        names = self.store.names()
+        with self._lock:
+            self._listed = (now, tuple(names))
+        return names
 
     def exists(self, name: str) -> bool:
         return self.store.exists(name)
@@ -81,7 +94,12 @@ class Tables:
 
     def create(self, name: str, schema: pa.Schema, rows: pa.Table | None) -> TableOwner:
         self.store.create(name, schema, rows)
+        self._forget_listing()
         return self.owner(name)
+
+    def _forget_listing(self) -> None:
+        with self._lock:
+            self._listed = None
 
     def drop(self, name: str) -> None:
         """Closes the table's owner (its operations stopped, its views and indexes let go), then removes it."""
@@ -98,6 +116,7 @@ class Tables:
         finally:
             with self._lock:
                 self._dropping.discard(name)
+                self._listed = None
 
     def open_owners(self) -> list[TableOwner]:
         with self._lock:

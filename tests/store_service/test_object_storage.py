@@ -407,3 +407,24 @@ def test_a_bucket_that_ignores_conditional_writes_is_refused_at_start(local_gcs,
         assert caught.value.reason == "NO_CONDITIONAL_WRITES"
         with environment({"GOOGLE_ALLOW_HTTP": ""}), pytest.raises(ValueError, match="GOOGLE_ALLOW_HTTP"):
             replace(BASE, data_dir="gs://ignores/tables")
+
+
+def test_metrics_scrapes_do_not_list_the_bucket_each_time(cloud_store, monkeypatch):
+    from store_service.storage.location import ObjectFolder
+    from tests.test_metrics import scrape, value
+
+    create_docs(cloud_store.stub, rows=DOCS)
+    create_docs(cloud_store.stub, name="other", rows=DOCS[:5])
+    first = scrape(cloud_store.server.metrics_url())
+    assert value(first, "vectorlane_store_tables") == 2
+    assert value(first, "vectorlane_store_table_rows", table="docs") == len(DOCS)
+    listings: list[str] = []
+    for method in ("entries", "folders"):
+        original = getattr(ObjectFolder, method)
+        monkeypatch.setattr(ObjectFolder, method, lambda self, *a, _o=original, _m=method: (
+            listings.append(_m), _o(self, *a))[1])
+    for _ in range(3):  # what Prometheus does every few seconds
+        again = scrape(cloud_store.server.metrics_url())
+    assert listings == [] and again == first
+    add(cloud_store.stub, "docs", json_rows([{"id": 99, "text": "row 99", "category": "odd"}]))
+    assert value(scrape(cloud_store.server.metrics_url()), "vectorlane_store_table_rows", table="docs") == 41
