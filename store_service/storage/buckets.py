@@ -61,8 +61,12 @@ class Bucket(ABC):
         """The object's bytes and its ETag; None when it is not there."""
 
     @abstractmethod
+    def head(self, key: str) -> tuple[int, str] | None:
+        """The object's size and ETag; None when it is not there."""
+
     def size(self, key: str) -> int | None:
-        """The object's size; None when it is not there."""
+        found = self.head(key)
+        return None if found is None else found[0]
 
     @abstractmethod
     def listing(self, prefix: str) -> tuple[list[Entry], list[str]]:
@@ -163,9 +167,10 @@ class S3Bucket(Bucket):
                 return None
             raise self._failed("GET", exc) from None
 
-    def size(self, key: str) -> int | None:
+    def head(self, key: str) -> tuple[int, str] | None:
         try:
-            return int(self.client.head_object(Bucket=self.name, Key=key)["ContentLength"])
+            found = self.client.head_object(Bucket=self.name, Key=key)
+            return int(found["ContentLength"]), str(found["ETag"])
         except Exception as exc:  # noqa: BLE001 - as in get
             if _s3_code(exc) in _S3_MISSING:
                 return None
@@ -338,11 +343,12 @@ class AzureContainer(Bucket):
         except Exception as exc:  # noqa: BLE001 - as in get
             raise self._failed("GET", exc) from None
 
-    def size(self, key: str) -> int | None:
+    def head(self, key: str) -> tuple[int, str] | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return int(self.client.get_blob_client(key).get_blob_properties().size)
+            found = self.client.get_blob_client(key).get_blob_properties()
+            return int(found.size), str(found.etag)
         except ResourceNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001 - as in get
@@ -500,10 +506,10 @@ class GcsBucket(Bucket):
                 return None if self._code(exc) == 404 else self.get_tagged(key)  # 412: replaced meanwhile
             raise self._failed("GET", exc) from None
 
-    def size(self, key: str) -> int | None:
+    def head(self, key: str) -> tuple[int, str] | None:
         try:
             blob = self.bucket.get_blob(key, timeout=_TIMEOUTS["read"])
-            return None if blob is None else int(blob.size)
+            return None if blob is None else (int(blob.size), str(blob.etag))
         except Exception as exc:  # noqa: BLE001 - as in get
             raise self._failed("HEAD", exc) from None
 

@@ -17,6 +17,14 @@ The checksum is CRC-32 (zlib's, 2.9 GB/s on one core here against SHA-256's 1.0 
 guards against bit rot and torn or truncated files, as CRC-32C does in HDFS and GCS, not against someone
 who can write the table's folder (they could rewrite this log as well). Values carry their algorithm
 (`crc32:…`); lines and references written before carry a bare SHA-256, which is still checked as such.
+
+On object storage the line of a file Lance wrote holds its ETag instead (`etag:…`, read with a HEAD), and
+checking it is a HEAD: an object is never changed in place, only written again whole, which gives it a new
+ETag, so a file replaced, truncated or with a byte flipped since the commit is still DATA_LOSS, and the
+provider's own checksums guard its bytes at rest. Hashing the content would download every file a second
+time, on each write and on each replica's first read (what this store did before: lines in `crc32:` stay
+checked by content). Files vectorlane writes itself (FAISS indexes, re-embedding chunks) keep the CRC-32 of
+the bytes it uploaded, checked when they are read whole.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ _CHUNK = 1 << 22
 
 
 CRC32 = "crc32:"
+ETAG = "etag:"  # on object storage: the object's ETag when the commit recorded it
 
 
 class Digest:
@@ -131,7 +140,10 @@ def crc32_combine(first: int, second: int, second_length: int) -> int:
 
 def checksum_of(path: Path | tuple[Location, str], expected: str = CRC32) -> tuple[int, str]:
     """(size, checksum) of a file as it is stored (a local path, or a location and a path in it), in the
-    algorithm of `expected`."""
+    algorithm of `expected` (for `etag:`, the object's ETag: a HEAD, nothing read)."""
+    if expected.startswith(ETAG) and isinstance(path, tuple):
+        size, tag = path[0].tagged_size(path[1])
+        return size, f"{ETAG}{tag}"
     digest = Digest(expected)
     size = 0
     with (path[0].open(path[1]) if isinstance(path, tuple) else open(path, "rb")) as f:
@@ -194,8 +206,10 @@ class ChecksumLog:
         self._parts = {merged}
 
     def hash(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
-        """(size, checksum) of files relative to the dataset, as they are stored now."""
-        return {relative: checksum_of((self.files, relative)) for relative in paths}
+        """(size, checksum) of files relative to the dataset, as they are stored now: on object storage
+        their ETags (a HEAD each: the bytes Lance just uploaded are not downloaded again to be hashed)."""
+        kind = ETAG if self.files.on_object_storage else CRC32
+        return {relative: checksum_of((self.files, relative), kind) for relative in paths}
 
     def append(self, entries: dict[str, tuple[int, str]]) -> None:
         """Records lines for files a commit is about to reference, durably (before the commit)."""
@@ -261,6 +275,8 @@ class ChecksumLog:
             expected = self._load().get(relative)
             if expected is None and self.files.on_object_storage and self._read_new_parts():
                 expected = self._load().get(relative)  # committed by another replica since this one looked
+        if expected is not None and expected[1].startswith(ETAG) and not self.files.on_object_storage:
+            expected = None  # a table copied off a bucket: an ETag is not a local file's; served as Lance serves it
         if expected is not None:
             try:
                 found = checksum_of((self.files, relative), expected[1])

@@ -114,6 +114,10 @@ class Location(ABC):
         """`text` (an error of Lance's or the filesystem's) without where this location is."""
         return text
 
+    def tagged_size(self, relative: str) -> tuple[int, str]:
+        """An object's size and ETag (what changes whenever it is written again); object storage only."""
+        raise NotImplementedError("a local file has no ETag")
+
 
 class LocalFolder(Location):
     on_object_storage = False
@@ -293,7 +297,10 @@ class ObjectFolder(Location):
             self.bucket.any_under(self._prefix(relative))
 
     def size(self, relative: str) -> int:
-        found = self.bucket.size(self._key(relative))
+        return self.tagged_size(relative)[0]
+
+    def tagged_size(self, relative: str) -> tuple[int, str]:
+        found = self.bucket.head(self._key(relative))
         if found is None:
             raise FileNotFoundError(relative)
         return found

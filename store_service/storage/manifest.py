@@ -121,8 +121,13 @@ def manifest_file(dataset_dir: Path, version: int) -> Path:
 
 def manifest_name(files: "Location", version: int) -> str:
     """`manifest_file` relative to the dataset, at any location."""
-    v2 = f"{VERSIONS_DIR}/{_V2_BASE - version:020d}.manifest"
+    v2 = v2_manifest_name(version)
     return v2 if files.exists(v2) else f"{VERSIONS_DIR}/{version}.manifest"
+
+
+def v2_manifest_name(version: int) -> str:
+    """The manifest's name, relative to the dataset, in Lance's v2 naming (what vectorlane's tables use)."""
+    return f"{VERSIONS_DIR}/{_V2_BASE - version:020d}.manifest"
 
 
 def listed_versions(files: "Location") -> list[int]:

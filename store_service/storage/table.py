@@ -133,6 +133,8 @@ class Table:
         self._latest: tuple[int, int, int] | None = None  # (versions folder's mtime, latest version, looked at)
         self._identity: tuple[int, str] | None = None  # on object storage: (oldest version, its manifest's ETag)
         self.replaced = False  # the name now holds another table: this handle is done with
+        self._listed_latest = 0  # on object storage: the latest version the last listing showed
+        self._v2_names = False  # whether its manifests are known to carry Lance's v2 names
         self._scrub_queued: set[str] = set()
 
     @property
@@ -163,7 +165,8 @@ class Table:
             if not listed:
                 raise TableNotFound(f"no table named {self.name!r}", table=self.name)
             self._check_same_table(listed)
-            return max(listed)
+            self._listed_latest = max(listed)
+            return self._listed_latest
         looked = time.time_ns()
         try:
             stamp = os.stat(self._versions_dir).st_mtime_ns
@@ -233,14 +236,25 @@ class Table:
         if version <= 0 or version not in self._version_set(version):
             raise VersionNotFound(f"table {self.name!r} has no version {version}", table=self.name, version=version)
         opened = self._open(version)
-        self.checksums.verify(manifest.manifest_name(self.files, version), reason="MANIFEST_CORRUPT")
+        self.checksums.verify(self._manifest_name(version), reason="MANIFEST_CORRUPT")
         with self._cache_lock:
             self._datasets[version] = opened
             while len(self._datasets) > DATASETS_CACHED:
                 self._datasets.popitem(last=False)
         return opened
 
+    def _manifest_name(self, version: int) -> str:
+        """`manifest.manifest_name`, without looking once the table is known to use v2 names (a dataset keeps
+        the naming it was made with; on object storage each look is a HEAD)."""
+        if self._v2_names:
+            return manifest.v2_manifest_name(version)
+        name = manifest.manifest_name(self.files, version)
+        self._v2_names = name == manifest.v2_manifest_name(version)
+        return name
+
     def _version_set(self, version: int) -> set[int]:
+        if self.files.on_object_storage and 0 < version <= self._listed_latest:
+            return {version}  # listed a moment ago (one a cleanup removed since: Lance's open says it is gone)
         latest = self.latest_version()
         if version == latest:
             return {latest}
@@ -519,6 +533,9 @@ class Table:
             raise CommittedNotDurable(f"table {self.name!r}: version {committed.version} was committed but could "
                                       f"not be made durable ({message})", table=self.name,
                                       version=committed.version) from exc
+        if self.files.on_object_storage:
+            with self._cache_lock:
+                self._listed_latest = max(self._listed_latest, int(committed.version))
         if isinstance(self.files, LocalFolder):
             looked = time.time_ns()
             stamp = os.stat(self._versions_dir).st_mtime_ns
@@ -528,7 +545,7 @@ class Table:
         return dataclasses.replace(manifest.from_dataset(committed), operation=name)
 
     def _sync_commit(self, version: int, transaction_id: str) -> None:
-        manifest_name = manifest.manifest_name(self.files, version)
+        manifest_name = self._manifest_name(version)
         if isinstance(self.files, LocalFolder):  # on object storage the commit's PUTs are durable already
             directory = self.files.path
             durable.fsync_file(directory / manifest_name)

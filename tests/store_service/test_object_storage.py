@@ -428,3 +428,20 @@ def test_metrics_scrapes_do_not_list_the_bucket_each_time(cloud_store, monkeypat
     assert listings == [] and again == first
     add(cloud_store.stub, "docs", json_rows([{"id": 99, "text": "row 99", "category": "odd"}]))
     assert value(scrape(cloud_store.server.metrics_url()), "vectorlane_store_table_rows", table="docs") == 41
+
+
+def test_an_add_does_not_download_what_it_uploaded_and_its_lines_are_etags(cloud_store, cloud, data_uri,
+                                                                             monkeypatch):
+    from store_service.storage import buckets
+
+    create_docs(cloud_store.stub, rows=DOCS[:10])
+    fetched: list[str] = []
+    for kind in (buckets.S3Bucket, buckets.AzureContainer):
+        for method in ("get", "get_tagged"):
+            original = getattr(kind, method)
+            monkeypatch.setattr(kind, method, lambda self, key, _o=original: (fetched.append(key), _o(self, key))[1])
+    add(cloud_store.stub, "docs", json_rows(DOCS[10:]))
+    assert [key for key in fetched if "/data/" in key or "/_versions/" in key] == []  # HEADs, not GETs
+    bucket, prefix = where(data_uri)
+    lines = b"".join(cloud.read(bucket, key) for key in keys(cloud, data_uri, "docs.lance/_vectorlane/checksums/"))
+    assert b'"etag:' in lines and b'"crc32:' not in lines
