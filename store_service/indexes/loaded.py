@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 from store_service.indexes.catalog import IndexEntry
 from store_service.indexes.vector_index import VectorIndex
@@ -42,8 +43,8 @@ class LoadedIndexes:
         found = self._loaded.get(entry.file.path)
         if found is None:
             source = fragments.verified_source(self.table.files, entry.file, table=self.table.name)
-            index = VectorIndex.from_bytes(entry.params, source, entry.dims) if isinstance(source, bytes) else \
-                VectorIndex.read(entry.params, source, entry.dims)
+            index = VectorIndex.read(entry.params, source, entry.dims) if isinstance(source, Path) else \
+                VectorIndex.from_bytes(entry.params, source, entry.dims)
             found = (index, entry.next_row_id)
         index, covered = found
         boundary = view.next_row_id

@@ -295,8 +295,22 @@ class VectorIndex:
             return memoryview(faiss.serialize_index(self._index))
 
     @classmethod
-    def from_bytes(cls, params: IndexParams, data: bytes | memoryview, dims: int) -> "VectorIndex":
-        return cls(params, faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), dims)
+    def from_bytes(cls, params: IndexParams, data: bytes | bytearray | memoryview, dims: int) -> "VectorIndex":
+        """An index read from bytes piece by piece (FAISS's deserialize_index would first copy them all into a
+        vector of its own: one more copy of a 1.5 GB index in memory at once, and a third of the load)."""
+        view = memoryview(data).cast("B")
+        position = 0
+
+        def piece(size: int) -> bytes:
+            nonlocal position
+            found = view[position:position + size].tobytes()
+            position += len(found)
+            return found
+
+        try:
+            return cls(params, faiss.read_index(faiss.PyCallbackIOReader(piece, 1 << 22)), dims)
+        finally:
+            view.release()
 
     @classmethod
     def read(cls, params: IndexParams, path: Path, dims: int) -> "VectorIndex":
