@@ -305,5 +305,5 @@ def _lines(entries: dict[str, tuple[int, str]]) -> bytes:
 
 
 def _line(path: str, size: int, value: str) -> str:
-    key = "checksum" if value.startswith(CRC32) else "sha256"  # a line from before keeps its own form
+    key = "checksum" if ":" in value else "sha256"  # a bare SHA-256 (a line from before) keeps its own form
     return json.dumps({"path": path, "bytes": size, key: value})
