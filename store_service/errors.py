@@ -6,7 +6,8 @@
      ├── AlreadyExists        TABLE_EXISTS
      ├── Aborted              WRITE_CONFLICT / TABLE_REPLACED (dropped and created again by another replica)
      ├── Cancelled            CALLER_GONE (a stream cancelled or its caller gone: nothing committed)
-     ├── Unavailable          STORAGE_FAILED; COMMIT_NOT_DURABLE (Lance committed, the fsync after it failed)
+     ├── Unavailable          STORAGE_FAILED; STORAGE_UNREACHABLE (the object store); COMMIT_NOT_DURABLE (Lance
+     │                        committed, the fsync after it failed)
      └── DataLoss             FRAGMENT_CORRUPT / MANIFEST_CORRUPT (a stored file failed its checksum)
 """
 
@@ -17,8 +18,8 @@ from rpc_common.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, Fail
 
 __all__ = [
     "Aborted", "AlreadyExists", "Cancelled", "DataLoss", "FailedPrecondition", "InvalidArgument", "InvalidTableName",
-    "NotFound", "ServiceError", "StorageFailed", "StorageFull", "TableExists", "TableNotFound", "TableReplaced",
-    "VersionNotFound",
+    "NotFound", "ServiceError", "StorageFailed", "StorageFull", "StorageUnreachable", "TableExists", "TableNotFound",
+    "TableReplaced", "VersionNotFound",
 ]
 
 
@@ -52,3 +53,10 @@ class StorageFull(ResourceExhausted):
 class StorageFailed(Unavailable):
     """Writing to the data directory failed for another reason (I/O error, read-only): nothing was committed."""
     reason = "STORAGE_FAILED"
+
+
+class StorageUnreachable(StorageFailed, OSError):
+    """A request to the object store failed (unreachable, timed out, a server error after retries): the call
+    is UNAVAILABLE and may be retried. Also an OSError, so the storage code that handles I/O errors handles it."""
+
+    reason = "STORAGE_UNREACHABLE"

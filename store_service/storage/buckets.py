@@ -15,7 +15,7 @@ them, so the store and Lance always reach the same place: `AWS_*` for S3; `AZURE
 `AZURITE_BLOB_STORAGE_URL` for a local emulator); for GCS `GOOGLE_SERVICE_ACCOUNT` (a key file) or
 `GOOGLE_SERVICE_ACCOUNT_KEY` (its JSON), else the pod's identity (`STORAGE_EMULATOR_HOST` for a local emulator).
 Errors name the verb and the provider's error code, never a
-key, a bucket or an endpoint.
+key, a bucket or an endpoint, as StorageUnreachable (UNAVAILABLE, and an OSError).
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlsplit
+
+from store_service.errors import StorageUnreachable
 
 _TIMEOUTS = {"connect": 5, "read": 10}  # short beside a lease's renewal period
 _ATTEMPTS = 3
@@ -115,20 +118,24 @@ def bucket_for(uri: str) -> tuple[Bucket, str]:
 
 # ----- S3 -----------------------------------------------------------------------------------------------------
 _S3_LOCK = threading.Lock()
-_S3: list[Any] = []
+_S3: dict[tuple[str, ...], Any] = {}
+_S3_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
+                "AWS_PROFILE")
 
 
 def _s3_client() -> Any:
-    """One boto3 client for the process (clients are thread-safe; making one is not)."""
+    """One boto3 client per environment the process has (one, but for tests; clients are thread-safe,
+    making one is not)."""
+    settings = tuple(os.environ.get(name, "") for name in _S3_SETTINGS)
     with _S3_LOCK:
-        if not _S3:
+        if settings not in _S3:
             import boto3
             from botocore.config import Config
 
-            _S3.append(boto3.session.Session().client("s3", config=Config(
+            _S3[settings] = boto3.session.Session().client("s3", config=Config(
                 connect_timeout=_TIMEOUTS["connect"], read_timeout=_TIMEOUTS["read"], max_pool_connections=_POOL,
-                retries={"max_attempts": _ATTEMPTS, "mode": "standard"})))
-        return _S3[0]
+                retries={"max_attempts": _ATTEMPTS, "mode": "standard"}))
+        return _S3[settings]
 
 
 def _s3_code(exc: BaseException) -> str:
@@ -148,7 +155,7 @@ class S3Bucket(Bucket):
         self.client = _s3_client()
 
     def _failed(self, verb: str, exc: BaseException) -> OSError:
-        return OSError(f"S3 {verb} failed ({_s3_code(exc) or type(exc).__name__})")
+        return StorageUnreachable(f"S3 {verb} failed ({_s3_code(exc) or type(exc).__name__})")
 
     def get(self, key: str) -> IO[bytes]:
         try:
@@ -200,16 +207,22 @@ class S3Bucket(Bucket):
             raise self._failed("LIST", exc) from None
 
     def put(self, key: str, data: bytes | memoryview) -> None:
-        try:
-            if len(data) <= _MULTIPART:
-                self.client.put_object(Bucket=self.name, Key=key, Body=bytes(data))
-            else:
-                from boto3.s3.transfer import TransferConfig
+        """One PUT, or above _MULTIPART a multipart upload, made again whole (up to _ATTEMPTS times) when one
+        of its parts kept failing: it becomes visible only when completed, so a retry is safe."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                if len(data) <= _MULTIPART:
+                    self.client.put_object(Bucket=self.name, Key=key, Body=bytes(data))
+                else:
+                    from boto3.s3.transfer import TransferConfig
 
-                self.client.upload_fileobj(io.BytesIO(data), self.name, key, Config=TransferConfig(
-                    multipart_threshold=_MULTIPART, multipart_chunksize=_MULTIPART // 4))
-        except Exception as exc:  # noqa: BLE001 - as in get
-            raise self._failed("PUT", exc) from None
+                    self.client.upload_fileobj(io.BytesIO(data), self.name, key, Config=TransferConfig(
+                        multipart_threshold=_MULTIPART, multipart_chunksize=_MULTIPART // 4, max_concurrency=4))
+                return
+            except Exception as exc:  # noqa: BLE001 - as in get
+                if len(data) <= _MULTIPART or attempt == _ATTEMPTS - 1:
+                    raise self._failed("PUT", exc) from None
+                time.sleep(0.5 * 2 ** attempt)
 
     def _conditional_put(self, key: str, data: bytes, **condition: str) -> str | None:
         try:
@@ -268,13 +281,14 @@ def _azure_service() -> Any:
     """One BlobServiceClient for the process, credentials from the environment: an account key, a SAS
     token, or (when azure-identity is installed) its default chain (workload or managed identity)."""
     with _AZURE_LOCK:
-        url = azure_account_url()
+        url = azure_account_url()  # names the account (and the emulator's port): a client per account
         if url not in _AZURE:
             from azure.storage.blob import BlobServiceClient
 
             credential: Any
-            if key := os.environ.get("AZURE_STORAGE_ACCOUNT_KEY"):
-                credential = {"account_name": os.environ.get("AZURE_STORAGE_ACCOUNT_NAME", ""), "account_key": key}
+            if account_key := os.environ.get("AZURE_STORAGE_ACCOUNT_KEY"):
+                credential = {"account_name": os.environ.get("AZURE_STORAGE_ACCOUNT_NAME", ""),
+                              "account_key": account_key}
             elif sas := os.environ.get("AZURE_STORAGE_SAS_TOKEN"):
                 credential = sas
             else:
@@ -319,7 +333,7 @@ class AzureContainer(Bucket):
         self.client = _azure_service().get_container_client(name)
 
     def _failed(self, verb: str, exc: BaseException) -> OSError:
-        return OSError(f"Azure {verb} failed ({getattr(exc, 'error_code', None) or type(exc).__name__})")
+        return StorageUnreachable(f"Azure {verb} failed ({getattr(exc, 'error_code', None) or type(exc).__name__})")
 
     def get(self, key: str) -> IO[bytes]:
         from azure.core.exceptions import ResourceNotFoundError
@@ -434,13 +448,14 @@ class AzureContainer(Bucket):
 
 # ----- Google Cloud Storage -----------------------------------------------------------------------------------
 _GCS_LOCK = threading.Lock()
-_GCS: list[Any] = []
+_GCS: dict[str, Any] = {}
 
 
 def _gcs_client() -> Any:
     """One storage.Client for the process, credentials read as object_store (Lance) reads them."""
+    where = os.environ.get("STORAGE_EMULATOR_HOST", "")
     with _GCS_LOCK:
-        if not _GCS:
+        if where not in _GCS:
             try:
                 from google.cloud import storage
             except ImportError:
@@ -459,9 +474,9 @@ def _gcs_client() -> Any:
                 from google.auth.credentials import AnonymousCredentials
 
                 credentials = AnonymousCredentials()
-            _GCS.append(storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT") or "-",
-                                       credentials=credentials))
-        return _GCS[0]
+            _GCS[where] = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT") or "-",
+                                         credentials=credentials)
+        return _GCS[where]
 
 
 class GcsBucket(Bucket):
@@ -473,7 +488,7 @@ class GcsBucket(Bucket):
         self.bucket = self.client.bucket(name)
 
     def _failed(self, verb: str, exc: BaseException) -> OSError:
-        return OSError(f"GCS {verb} failed ({getattr(exc, 'code', None) or type(exc).__name__})")
+        return StorageUnreachable(f"GCS {verb} failed ({getattr(exc, 'code', None) or type(exc).__name__})")
 
     @staticmethod
     def _code(exc: BaseException) -> int:

@@ -315,7 +315,8 @@ class ObjectFolder(Location):
         self.publish(relative, data)
 
     def publish(self, relative: str, data: bytes | memoryview) -> None:
-        self.bucket.put(self._key(relative), data)
+        with durable.storage_errors(Path(relative)):  # UNAVAILABLE STORAGE_FAILED: nothing was committed
+            self.bucket.put(self._key(relative), data)
 
     def append_line(self, relative: str, text: str) -> None:
         raise NotImplementedError("an object cannot be appended to")

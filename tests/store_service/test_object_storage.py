@@ -445,3 +445,28 @@ def test_an_add_does_not_download_what_it_uploaded_and_its_lines_are_etags(cloud
     bucket, prefix = where(data_uri)
     lines = b"".join(cloud.read(bucket, key) for key in keys(cloud, data_uri, "docs.lance/_vectorlane/checksums/"))
     assert b'"etag:' in lines and b'"crc32:' not in lines
+
+
+def test_an_unreachable_bucket_is_unavailable_and_the_store_stays_up(start_store, embed):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from tests.object_store import LocalS3
+
+    with LocalS3() as own, environment(own.environment()):  # a server of its own, to stop
+        store = start_store(embed, data_dir=own.uri(own.bucket("going"), "x"), read_consistency_interval="0")
+        create_docs(store.stub, rows=DOCS[:5])
+        own.process.kill()
+        own.process.wait()
+        calls = [lambda: store.stub.ReadRows(pb.ReadRowsRequest(table="docs"), timeout=60),
+                 lambda: add(store.stub, "docs", json_rows(DOCS[5:7])),
+                 lambda: store.stub.CreateIndex(pb.CreateIndexRequest(table="docs", index_type=pb.INDEX_TYPE_FLAT),
+                                                timeout=60),
+                 lambda: store.stub.ListTables(pb.ListTablesRequest(), timeout=60)]
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as caught:
+                call()
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # retry later: not INTERNAL, not DATA_LOSS
+            assert error_info(caught.value).reason == "STORAGE_UNREACHABLE"
+            assert own.endpoint not in caught.value.details()
+        health = health_pb2_grpc.HealthStub(store.channel)
+        assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
