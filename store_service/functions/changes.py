@@ -102,7 +102,7 @@ class FunctionChanges:
                                                  "progress; wait for it or cancel it",
                                                  reason="OPERATION_IN_PROGRESS", operation=existing.name)
                 operation = new_operation(table_name, kind, target.column, function, snapshot.version)
-                records.save(operation.but(rows_total=snapshot.manifest.rows))
+                records.save(operation.but(rows_total=snapshot.manifest.rows), create=True)
             finally:
                 starting.release()
         log.info("table %s: operation %s (%s %s) started", table_name, operation.name, kind.lower(), column)
@@ -131,6 +131,7 @@ class FunctionChanges:
                                          reason="OPERATION_DONE", operation=name)
             # only the flag, on the record as it is now: the runner (maybe another process) keeps its progress
             records.update(operation_id, lambda current: (current or operation).but(cancel_requested=True))
+            # (a record gone meanwhile stays gone: `update` writes nothing then)
         if self.reembedder.cancel(owner, operation):
             self.reembedder.wait(owner, operation)
         elif leases.holder_of(table.files, lease_job(operation)) is not None:

@@ -124,14 +124,19 @@ class OperationLog:
     def _state(self, operation_id: str) -> str:
         return f"{OPERATIONS_DIR}/{operation_id}/{STATE_FILE}"
 
-    def update(self, operation_id: str, change: Callable[[Operation | None], Operation]) -> Operation:
-        """Replaces the record by `change(record as stored now, or None)`, retried while another process
-        changes it in between; the record as written."""
+    def update(self, operation_id: str, change: Callable[[Operation | None], Operation], *,
+               create: bool = False) -> Operation | None:
+        """Replaces the record by `change(record as stored now)`, retried while another process changes it in
+        between; the record as written. A record that is not there is made (`change(None)`) only with
+        `create`: else nothing is written and None returned (its table was dropped, maybe made again under
+        the name by another process: an old run must not leave its record in the new table)."""
         fragments.require_table(self.files)  # a dropped table's folder is not made again
         path = self._state(operation_id)
         for attempt in range(SAVE_ATTEMPTS):
             current = self.files.read_tagged(path)
             if current is None:
+                if not create:
+                    return None
                 new = change(None)
                 if self.files.put_if_absent(path, new.to_json()) is not None:
                     return new
@@ -143,13 +148,18 @@ class OperationLog:
         raise StorageFailed(f"operation {operation_id}'s record kept changing under this write",
                             reason="RECORD_CONTENDED")
 
-    def save(self, operation: Operation) -> Operation:
-        """Writes the whole record, keeping a cancel another process asked for meanwhile; as written."""
+    def save(self, operation: Operation, *, create: bool = False) -> Operation:
+        """Writes the whole record, keeping a cancel another process asked for meanwhile; as written.
+        OPERATION_NOT_FOUND when the record is gone (unless `create`: a new operation's first save)."""
         def keep_cancel(stored: Operation | None) -> Operation:
             asked = stored is not None and stored.cancel_requested and not operation.cancel_requested
             return operation.but(cancel_requested=True) if asked else operation
 
-        return self.update(operation.id, keep_cancel)
+        written = self.update(operation.id, keep_cancel, create=create)
+        if written is None:
+            raise NotFound(f"table {operation.table!r} has no operation {operation.id} any more",
+                           reason="OPERATION_NOT_FOUND", operation=operation.id)
+        return written
 
     def _read(self, operation_id: str) -> Operation:
         """The record as last published (one GET on object storage, whole; a record that does not parse is

@@ -196,15 +196,25 @@ class Reembedder:
             paused = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED")
             state = PAUSED if exc.category in paused else FAILED
             error = OperationError(exc.category, exc.reason, exc.message)
-            records.update(operation.id, lambda current: _ended(current, operation, state=state, error=error))
+            self._record_end(records, operation, state=state, error=error)
             log.warning("operation %s %s: %s", operation.name, state.lower(), exc.message)
         except Exception as exc:  # a bug: the record says so rather than staying RUNNING forever
             log.exception("operation %s failed", operation.name)
             if not lease.check():
                 return
             shown = table.files.shown(f"{type(exc).__name__}: {exc}")[:500]  # the record is a caller's to read
-            error = OperationError("INTERNAL", "INTERNAL", shown)
-            records.update(operation.id, lambda current: _ended(current, operation, state=FAILED, error=error))
+            self._record_end(records, operation, state=FAILED, error=OperationError("INTERNAL", "INTERNAL", shown))
+
+    @staticmethod
+    def _record_end(records: OperationLog, operation: Operation, **changes: Any) -> None:
+        """How a run ended, on the record as it is now (none written when the record is gone: its table was
+        dropped); a run a cancel was asked of ends cancelled, its work removed."""
+        try:
+            ended = records.update(operation.id, lambda current: _ended(current, operation, **changes))
+            if ended is not None and ended.state == CANCELLED:
+                records.remove_work(operation.id)
+        except (ServiceError, OSError):
+            log.warning("operation %s: how its run ended could not be recorded", operation.name, exc_info=True)
 
     def _report_end(self, records: OperationLog, table: Table, operation: Operation, stop: threading.Event) -> None:
         try:
@@ -465,9 +475,14 @@ class Job:
 
 
 def _ended(current: Operation | None, operation: Operation, **changes: Any) -> Operation:
-    """The record, as stored now, with how its run ended (an end already recorded stays)."""
+    """The record, as stored now, with how its run ended (an end already recorded stays; a run that ended
+    while a cancel was asked of it is cancelled)."""
     stored = current or operation
-    return stored if stored.done else stored.but(**changes)
+    if stored.done:
+        return stored
+    if stored.cancel_requested:
+        return stored.but(state=CANCELLED, chunks=())
+    return stored.but(**changes)
 
 
 __all__ = ["Job", "Plan", "Reembedder", "plan"]

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -102,6 +102,47 @@ class Bucket(ABC):
         return []
 
 
+class _Stream(io.RawIOBase):
+    """An object being downloaded, as a file whose errors are the store's: whatever the SDK raises while the
+    body streams (a timeout, a connection reset, a short read) is StorageUnreachable, like its other calls."""
+
+    def __init__(self, read: Callable[[int], bytes], read_all: Callable[[], bytes],
+                 failed: Callable[[str, BaseException], OSError], close: Callable[[], None] = lambda: None) -> None:
+        self._read, self._read_all, self._failed, self._close = read, read_all, failed, close
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._read(len(buffer))
+        except StorageUnreachable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the SDK's own errors, mapped here
+            raise self._failed("GET", exc) from None
+        buffer[:len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        try:
+            return self._read_all()
+        except StorageUnreachable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as in readinto
+            raise self._failed("GET", exc) from None
+
+    def close(self) -> None:
+        try:
+            self._close()
+        except Exception:  # noqa: BLE001 - a download given up: nothing to report
+            pass
+        super().close()
+
+
+def _streamed(stream: _Stream) -> IO[bytes]:
+    return io.BufferedReader(stream, buffer_size=1 << 20)
+
+
 def bucket_for(uri: str) -> tuple[Bucket, str]:
     """The bucket an object-store URI names, and the key prefix of its path ("" at the bucket's root)."""
     parts = urlsplit(uri)
@@ -159,11 +200,12 @@ class S3Bucket(Bucket):
 
     def get(self, key: str) -> IO[bytes]:
         try:
-            return self.client.get_object(Bucket=self.name, Key=key)["Body"]
+            body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
         except Exception as exc:  # noqa: BLE001 - botocore's errors are not OSErrors: mapped here, once
             if _s3_code(exc) in _S3_MISSING:
                 raise FileNotFoundError(key.rsplit("/", 1)[-1]) from None
             raise self._failed("GET", exc) from None
+        return _streamed(_Stream(body.read, body.read, self._failed, body.close))
 
     def get_tagged(self, key: str) -> tuple[bytes, str] | None:
         try:
@@ -303,26 +345,9 @@ def _azure_service() -> Any:
         return _AZURE[url]
 
 
-class _Chunks(io.RawIOBase):
-    """A download's chunks as a readable file."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._left = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._left:
-            try:
-                self._left = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._left))
-        buffer[:n] = self._left[:n]
-        self._left = self._left[n:]
-        return n
+def _container_gone(exc: BaseException) -> bool:
+    """Whether Azure's "not found" is the container's (the store's storage is gone: UNAVAILABLE), not a blob's."""
+    return getattr(exc, "error_code", None) == "ContainerNotFound"
 
 
 class AzureContainer(Bucket):
@@ -340,11 +365,13 @@ class AzureContainer(Bucket):
 
         try:
             download = self.client.get_blob_client(key).download_blob()
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as exc:
+            if _container_gone(exc):
+                raise self._failed("GET", exc) from None
             raise FileNotFoundError(key.rsplit("/", 1)[-1]) from None
         except Exception as exc:  # noqa: BLE001 - azure.core's errors are not OSErrors: mapped here, once
             raise self._failed("GET", exc) from None
-        return io.BufferedReader(_Chunks(iter(download.chunks())))
+        return _streamed(_Stream(download.read, download.readall, self._failed))
 
     def get_tagged(self, key: str) -> tuple[bytes, str] | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -352,7 +379,9 @@ class AzureContainer(Bucket):
         try:
             download = self.client.get_blob_client(key).download_blob()
             return download.readall(), str(download.properties.etag)
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as exc:
+            if _container_gone(exc):
+                raise self._failed("GET", exc) from None
             return None
         except Exception as exc:  # noqa: BLE001 - as in get
             raise self._failed("GET", exc) from None
@@ -363,7 +392,9 @@ class AzureContainer(Bucket):
         try:
             found = self.client.get_blob_client(key).get_blob_properties()
             return int(found.size), str(found.etag)
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as exc:
+            if _container_gone(exc):
+                raise self._failed("HEAD", exc) from None
             return None
         except Exception as exc:  # noqa: BLE001 - as in get
             raise self._failed("HEAD", exc) from None
@@ -405,7 +436,9 @@ class AzureContainer(Bucket):
 
         try:
             return str(self.client.get_blob_client(key).upload_blob(data, **condition)["etag"])
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
+            if _container_gone(exc):
+                raise self._failed("PUT", exc) from None
             return None
         except Exception as exc:  # noqa: BLE001 - as in get
             if getattr(exc, "status_code", None) in (409, 412):
@@ -426,8 +459,9 @@ class AzureContainer(Bucket):
 
         try:
             self.client.delete_blob(key)
-        except ResourceNotFoundError:
-            pass
+        except ResourceNotFoundError as exc:
+            if _container_gone(exc):
+                raise self._failed("DELETE", exc) from None
         except Exception as exc:  # noqa: BLE001 - as in get
             raise self._failed("DELETE", exc) from None
 
@@ -508,23 +542,24 @@ class GcsBucket(Bucket):
             raise self._failed("GET", exc) from None
 
     def get_tagged(self, key: str) -> tuple[bytes, str] | None:
-        try:
-            blob = self.bucket.get_blob(key, timeout=_TIMEOUTS["read"])
-            if blob is None:
-                return None
-            data = blob.download_as_bytes(if_generation_match=blob.generation, timeout=_TIMEOUTS["read"])
-            return data, str(blob.generation)
-        except OSError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - as in get
-            if self._code(exc) in (404, 412):
-                return None if self._code(exc) == 404 else self.get_tagged(key)  # 412: replaced meanwhile
-            raise self._failed("GET", exc) from None
+        for _ in range(_ATTEMPTS):
+            try:
+                blob = self.bucket.get_blob(key, timeout=_TIMEOUTS["read"])
+                if blob is None:
+                    return None
+                data = blob.download_as_bytes(if_generation_match=blob.generation, timeout=_TIMEOUTS["read"])
+                return data, str(blob.generation)
+            except Exception as exc:  # noqa: BLE001 - as in get
+                if self._code(exc) == 404:
+                    return None
+                if self._code(exc) != 412:  # 412: replaced between the look and the read: read it again
+                    raise self._failed("GET", exc) from None
+        raise StorageUnreachable("GCS GET failed (the object kept changing)")
 
     def head(self, key: str) -> tuple[int, str] | None:
         try:
             blob = self.bucket.get_blob(key, timeout=_TIMEOUTS["read"])
-            return None if blob is None else (int(blob.size), str(blob.etag))
+            return None if blob is None else (int(blob.size), str(blob.generation))  # (an ETag changes with metadata)
         except Exception as exc:  # noqa: BLE001 - as in get
             raise self._failed("HEAD", exc) from None
 

@@ -134,20 +134,43 @@ class Jobs:
                 holder = leases.holder_of(files, job.lease)
                 if job.kind not in self.runners or holder is not None and (not steal or holder.holder == self.holder):
                     continue
-                if not self._slots.acquire(blocking=False):
-                    return count  # enough taken over at once; a later scan finds the rest
-                lease = leases.acquire(files, job.lease, self.lease_seconds, self.holder, steal)
-                if lease is None:
-                    self._slots.release()
-                    continue
-                with self._lock:
-                    self._running.add(job.id)
-                count += 1
-                thread = threading.Thread(target=self._finish, args=(owner, job, lease), daemon=True,
-                                          name=f"takeover-{job.id[:8]}")
-                self._takeovers.add(thread)
-                thread.start()
+                # A replica's periodic scan leaves what finds no free slot to a later scan; a lone store's
+                # one scan at start (`steal`) waits for a slot instead: nothing else would look again.
+                if not self._slots.acquire(blocking=steal):
+                    return count
+                if self._start(owner, job, steal):
+                    count += 1
         return count
+
+    def _start(self, owner: TableOwner, job: Job, steal: bool) -> bool:
+        """Claims `job` and starts its thread, holding a slot taken for it; whether it started. On any failure
+        (the store unreachable for the claim, no thread to be had) the slot, the claim and the id go back."""
+        lease = None
+        thread = None
+        try:
+            lease = leases.acquire(owner.table.files, job.lease, self.lease_seconds, self.holder, steal)
+            if lease is None:
+                self._slots.release()
+                return False
+            with self._lock:
+                self._running.add(job.id)
+            thread = threading.Thread(target=self._finish, args=(owner, job, lease), daemon=True,
+                                      name=f"takeover-{job.id[:8]}")
+            self._takeovers.add(thread)
+            thread.start()
+            return True
+        except BaseException:
+            with self._lock:
+                self._running.discard(job.id)
+            if thread is not None:
+                self._takeovers.discard(thread)
+            self._slots.release()
+            if lease is not None:
+                try:
+                    lease.release()
+                except OSError:
+                    pass
+            raise
 
     def join(self, timeout: float | None = None) -> None:
         """Waits for the jobs taken over so far to end."""

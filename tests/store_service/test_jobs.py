@@ -146,3 +146,31 @@ def test_jobs_taken_over_run_on_threads_of_their_own_a_few_at_a_time(core, monke
     core.jobs.join()
     assert sorted(started) == list(range(jobs.MAX_TAKEOVERS + 1))
     assert owner.table.files.entries(jobs.JOBS_DIR) == []
+
+
+def test_a_claim_that_fails_gives_its_slot_back_and_a_lone_store_waits_for_slots(core, monkeypatch):
+    owner = core.owner("docs")
+    release = threading.Event()
+    done: list[int] = []
+    monkeypatch.setitem(core.jobs.runners, "slow", lambda _owner, params: (release.wait(30), done.append(1))[1])
+    for n in range(jobs.MAX_TAKEOVERS + 1):
+        abandoned(owner, "slow", {"n": n}, f"slow-{n}")
+    time.sleep(1.1)
+    unreachable = leases.acquire
+
+    def failing(*args, **kwargs):
+        raise OSError("the bucket is unreachable")
+
+    monkeypatch.setattr(leases, "acquire", failing)
+    for _ in range(jobs.MAX_TAKEOVERS + 1):  # more failures than slots: none is kept
+        with pytest.raises(OSError):
+            core.jobs.take_over([owner])
+    monkeypatch.setattr(leases, "acquire", unreachable)
+    scan = threading.Thread(target=core.jobs.take_over, args=([owner],), kwargs={"steal": True})
+    scan.start()  # a lone store's one scan at start: it waits for a slot rather than leave the third job
+    time.sleep(0.5)
+    assert scan.is_alive() and done == []
+    release.set()
+    scan.join(30)
+    core.jobs.join()
+    assert len(done) == jobs.MAX_TAKEOVERS + 1 and owner.table.files.entries(jobs.JOBS_DIR) == []

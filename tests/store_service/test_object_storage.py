@@ -470,3 +470,29 @@ def test_an_unreachable_bucket_is_unavailable_and_the_store_stays_up(start_store
             assert own.endpoint not in caught.value.details()
         health = health_pb2_grpc.HealthStub(store.channel)
         assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_missing_container_is_unreachable_storage_not_a_missing_object(local_azure):
+    from store_service.errors import StorageUnreachable
+    from store_service.storage.location import ObjectFolder
+
+    with environment(local_azure.environment()):
+        files = ObjectFolder(local_azure.uri("never-made", "x"))  # the container does not exist
+        for look in (lambda: files.read("a.json"), lambda: files.read_tagged("a.json"), lambda: files.size("a.json"),
+                     lambda: files.put_if_absent("lease.json", b"1")):
+            with pytest.raises(StorageUnreachable):  # not FileNotFoundError / None: leases must not look held
+                look()
+
+
+def test_an_error_while_a_body_streams_is_unreachable_storage():
+    from store_service.errors import StorageUnreachable
+    from store_service.storage.buckets import S3Bucket, _Stream, _streamed
+
+    def broken(size: int = -1) -> bytes:
+        raise ConnectionResetError("reset by http://10.1.2.3:9000")  # what an SDK raises mid-body
+
+    failed = S3Bucket._failed.__get__(object.__new__(S3Bucket))
+    for read in (lambda f: f.read(1 << 22), lambda f: f.read()):
+        with pytest.raises(StorageUnreachable) as caught, _streamed(_Stream(broken, broken, failed)) as stream:
+            read(stream)
+        assert "10.1.2.3" not in str(caught.value)

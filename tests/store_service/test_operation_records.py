@@ -13,6 +13,7 @@ import lance
 import pyarrow as pa
 import pytest
 
+from store_service.errors import NotFound
 from store_service.functions.operations import CANCELLED, RUNNING, SUCCEEDED, OperationLog, new_operation
 from store_service.storage.location import LocalFolder, ObjectFolder
 from tests.object_store import environment
@@ -34,7 +35,7 @@ def records(request, tmp_path: Path):
 
 
 def test_concurrent_changes_to_one_record_are_all_kept(records):
-    operation = records.save(new_operation("docs", "REEMBED", "vector", None, 1))
+    operation = records.save(new_operation("docs", "REEMBED", "vector", None, 1), create=True)
     threads = [threading.Thread(target=lambda: [records.update(operation.id, lambda op: op.but(
         rows_done=op.rows_done + 1)) for _ in range(8)]) for _ in range(4)]
     for thread in threads:
@@ -45,7 +46,7 @@ def test_concurrent_changes_to_one_record_are_all_kept(records):
 
 
 def test_a_cancel_asked_meanwhile_survives_the_runners_next_save(records):
-    runner = records.save(new_operation("docs", "REEMBED", "vector", None, 1))  # the runner's copy in memory
+    runner = records.save(new_operation("docs", "REEMBED", "vector", None, 1), create=True)  # the runner holds a copy
     runner = records.save(runner.but(rows_done=10))
     records.update(runner.id, lambda current: current.but(cancel_requested=True))  # another process cancels
     written = records.save(runner.but(rows_done=20))  # the runner's stale copy, saved over the cancel
@@ -57,8 +58,17 @@ def test_a_cancel_asked_meanwhile_survives_the_runners_next_save(records):
 
 
 def test_a_cancel_never_undoes_the_runners_end(records):
-    runner = records.save(new_operation("docs", "REEMBED", "vector", None, 1))
+    runner = records.save(new_operation("docs", "REEMBED", "vector", None, 1), create=True)
     records.save(runner.but(state=SUCCEEDED, rows_done=5, result_version=3))
     records.update(runner.id, lambda current: current.but(cancel_requested=True))  # a cancel arriving late
     stored = records.load(runner.id, table="docs")
     assert stored.state == SUCCEEDED and stored.rows_done == 5 and stored.result_version == 3
+
+
+def test_a_record_gone_is_not_made_again_by_a_late_writer(records):
+    runner = records.save(new_operation("docs", "REEMBED", "vector", None, 1), create=True)
+    records.files.remove(records._state(runner.id))  # the table dropped (and made again) by another process
+    assert records.update(runner.id, lambda current: current.but(cancel_requested=True)) is None
+    with pytest.raises(NotFound):  # the runner's next save: its table was dropped (and maybe made again)
+        records.save(runner.but(rows_done=5))
+    assert not records.files.exists(records._state(runner.id))
