@@ -27,7 +27,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
 from store_service.errors import StorageUnreachable
@@ -35,6 +35,7 @@ from store_service.errors import StorageUnreachable
 _TIMEOUTS = {"connect": 5, "read": 10}  # short beside a lease's renewal period
 _ATTEMPTS = 3
 _MULTIPART = 64 * 1024 * 1024  # a plain PUT above this goes up in parts
+_T = TypeVar("_T")
 _POOL = 32  # connections kept per client: request threads, a multipart upload's parts and leases at once
 
 
@@ -373,31 +374,32 @@ class AzureContainer(Bucket):
             raise self._failed("GET", exc) from None
         return _streamed(_Stream(download.read, download.readall, self._failed))
 
-    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+    def _blob(self, verb: str, call: Callable[[], _T]) -> _T | None:
+        """`call()`; None when the blob is not there. The container gone, or any other failure: unreachable."""
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
+            return call()
+        except ResourceNotFoundError as exc:
+            if _container_gone(exc):
+                raise self._failed(verb, exc) from None
+            return None
+        except Exception as exc:  # noqa: BLE001 - as in get
+            raise self._failed(verb, exc) from None
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        def read() -> tuple[bytes, str]:
             download = self.client.get_blob_client(key).download_blob()
             return download.readall(), str(download.properties.etag)
-        except ResourceNotFoundError as exc:
-            if _container_gone(exc):
-                raise self._failed("GET", exc) from None
-            return None
-        except Exception as exc:  # noqa: BLE001 - as in get
-            raise self._failed("GET", exc) from None
+
+        return self._blob("GET", read)
 
     def head(self, key: str) -> tuple[int, str] | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
+        def look() -> tuple[int, str]:
             found = self.client.get_blob_client(key).get_blob_properties()
             return int(found.size), str(found.etag)
-        except ResourceNotFoundError as exc:
-            if _container_gone(exc):
-                raise self._failed("HEAD", exc) from None
-            return None
-        except Exception as exc:  # noqa: BLE001 - as in get
-            raise self._failed("HEAD", exc) from None
+
+        return self._blob("HEAD", look)
 
     def listing(self, prefix: str) -> tuple[list[Entry], list[str]]:
         from azure.storage.blob import BlobPrefix
