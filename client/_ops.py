@@ -393,8 +393,9 @@ def list_indexes(name: str) -> Op[list[IndexInfo]]:
 
 def index_info(index: pb.Index) -> IndexInfo:
     return IndexInfo(name=index.name, index_type=pb.IndexType.Name(index.index_type).removeprefix("INDEX_TYPE_"),
-                     columns=[index.vector_column],
-                     distance_type=pb.Metric.Name(index.metric).removeprefix("METRIC_").lower(),
+                     columns=list(index.columns) or [index.vector_column],
+                     distance_type="" if index.index_type == pb.INDEX_TYPE_FTS
+                     else pb.Metric.Name(index.metric).removeprefix("METRIC_").lower(),
                      version=index.version, parameters=json_format.MessageToDict(index.parameters))
 
 

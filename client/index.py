@@ -1,10 +1,10 @@
 """LanceDB's index configurations (`lancedb.index`), for `create_index(column, config=...)`.
 
 The store builds FAISS indexes: `IvfFlat` → IVF_FLAT, `IvfPq` → IVF_PQ (8-bit codes), `HnswFlat` → HNSW
-over full vectors (one graph: `num_partitions` does not apply). What it cannot build is refused here, before
-any call, rather than built as something else: HNSW over quantized vectors (`HnswSq`, `HnswPq`: use
-`HnswFlat`), PQ codes of other widths, and scalar or full-text indexes (the store evaluates filters from its
-own per-fragment column state and has no full-text search). Training knobs (`max_iterations`,
+over full vectors (one graph: `num_partitions` does not apply); `FTS` → Lance's full-text (BM25) inverted index.
+What it cannot build is refused here, before any call, rather than built as something else: HNSW over
+quantized vectors (`HnswSq`, `HnswPq`: use `HnswFlat`), PQ codes of other widths, and scalar indexes (the
+store evaluates filters from its own per-fragment column state). Training knobs (`max_iterations`,
 `sample_rate`, `target_partition_size`) are LanceDB's; the store trains with FAISS's k-means and warns when
 one is given other than LanceDB's default.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Union
+
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 DistanceType = Literal["l2", "cosine", "dot"]
 _TRAINING_DEFAULTS = {"max_iterations": 50, "sample_rate": 256, "target_partition_size": None}
@@ -77,7 +79,8 @@ class LabelList:
 
 @dataclass
 class FTS:
-    """LanceDB's full-text index; vectorlane has no full-text search."""
+    """LanceDB's full-text (BM25) index of a string column, with its tokenizer settings: Lance's inverted
+    index, built and searched by the store (`table.create_index("text", config=FTS(with_position=True))`)."""
     with_position: bool = False
     base_tokenizer: str = "simple"
     language: str = "English"
@@ -85,7 +88,45 @@ class FTS:
     lower_case: bool = True
     stem: bool = True
     remove_stop_words: bool = True
+    custom_stop_words: list[str] | None = None
     ascii_folding: bool = True
+    ngram_min_length: int = 3
+    ngram_max_length: int = 3
+    prefix_only: bool = False
+    block_size: int = 128
+
+    def to_proto(self) -> pb.FtsParams:
+        if self.block_size != 128:
+            raise ValueError(f"block_size={self.block_size}: the store builds Lance's default 128-document blocks")
+        if self.custom_stop_words == []:
+            raise ValueError("custom_stop_words=[]: pass remove_stop_words=False to keep every word")
+        return pb.FtsParams(
+            with_position=self.with_position, base_tokenizer=self.base_tokenizer, language=self.language,
+            max_token_length=-1 if self.max_token_length is None else self.max_token_length,
+            lower_case=self.lower_case, stem=self.stem, remove_stop_words=self.remove_stop_words,
+            ascii_folding=self.ascii_folding, ngram_min_length=self.ngram_min_length,
+            ngram_max_length=self.ngram_max_length, prefix_only=self.prefix_only,
+            custom_stop_words=list(self.custom_stop_words or ()))
+
+
+_LANGUAGES = {"ar": "Arabic", "da": "Danish", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",
+              "fi": "Finnish", "fr": "French", "hu": "Hungarian", "it": "Italian", "nl": "Dutch", "no": "Norwegian",
+              "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sv": "Swedish", "ta": "Tamil", "tr": "Turkish"}
+
+
+def fts_from_tokenizer_name(name: str) -> dict[str, Any]:
+    """LanceDB's `tokenizer_name` ("default", "raw", "whitespace", "en_stem", ...) as FTS settings."""
+    plain = {"max_token_length": None, "lower_case": False, "stem": False, "remove_stop_words": False,
+             "ascii_folding": False}
+    if name == "default":
+        return {"base_tokenizer": "simple", "max_token_length": 40, "lower_case": True, "stem": False,
+                "remove_stop_words": False, "ascii_folding": False}
+    if name in ("raw", "whitespace"):
+        return {"base_tokenizer": name, **plain}
+    if len(name) != 7 or not name.endswith("_stem") or name[:2] not in _LANGUAGES:
+        raise ValueError(f"Invalid tokenizer name {name}")
+    return {"base_tokenizer": "simple", "language": _LANGUAGES[name[:2]], "max_token_length": 40,
+            "lower_case": True, "stem": True, "remove_stop_words": False, "ascii_folding": False}
 
 
 IndexConfig = Union[IvfFlat, IvfPq, HnswFlat, HnswSq, HnswPq, BTree, Bitmap, LabelList, FTS]
@@ -108,7 +149,7 @@ def plan(config: Any) -> VectorIndexPlan:
         raise ValueError(f"{type(config).__name__}: the store has no scalar indexes; it evaluates filters from its "
                          "own per-fragment column state, so filters need none")
     if isinstance(config, FTS):
-        raise ValueError("FTS: full-text search is not part of vectorlane; the store searches vectors")
+        raise TypeError("this is a bug: an FTS config is planned by FTS.to_proto, not as a vector index")
     if isinstance(config, (HnswSq, HnswPq)):
         raise ValueError(f"{type(config).__name__}: the store's HNSW keeps full vectors; use HnswFlat(m=..., "
                          "ef_construction=...), or IvfPq for compressed vectors")
@@ -137,4 +178,5 @@ def warn_training(**given: Any) -> None:
 
 
 __all__ = ["FTS", "Bitmap", "BTree", "HnswFlat", "HnswPq", "HnswSq", "IndexConfig", "IvfFlat", "IvfPq", "LabelList",
+           "fts_from_tokenizer_name",
            "VectorIndexPlan", "check_bits", "plan", "warn_training"]

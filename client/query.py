@@ -17,9 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pydantic
 
-from vectorlane import _ops
+from vectorlane import _ops, full_text
 from vectorlane.errors import DeadlineExceededError
 from vectorlane.expr import Expr, sql_of
+from vectorlane.full_text import (BooleanQuery, BoostQuery, FullTextOperator, FullTextQuery, FullTextQueryType,
+                                  MatchQuery, MultiMatchQuery, Occur, PhraseQuery)
 from vectorlane.results import MergeResult
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
@@ -35,7 +37,8 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 DEFAULT_LIMIT = 10  # a vector search's, as LanceDB's; a plain read returns every row unless limited
 ROW_ID = "_rowid"
 DEFAULT_NPROBES = 20  # LanceDB's, when only one of minimum_nprobes / maximum_nprobes is given
-_QUERY_TYPES = ("auto", "vector", "text", "image")
+_QUERY_TYPES = ("auto", "vector", "text", "image", "fts")
+FTS, VECTOR, READ = "fts", "vector", "read"
 
 
 def _image_bytes(image: Any) -> bytes:
@@ -104,10 +107,16 @@ class QueryBuilder:
     row unless `limit`). Vector searches return 10 rows unless `limit` says otherwise. `Query` runs it
     (sync), `AsyncQuery` awaits it."""
 
-    def __init__(self, table: "TableOps", query: Any, vector_column: str | None, query_type: str) -> None:
+    def __init__(self, table: "TableOps", query: Any, vector_column: str | None, query_type: str,
+                 fts_columns: str | list[str] | None = None, fast_search: bool | None = None) -> None:
         if query_type not in _QUERY_TYPES:
             raise ValueError(f"query_type must be one of {_QUERY_TYPES}, not {query_type!r}")
+        if query_type == FTS and not isinstance(query, (str, FullTextQuery)):
+            raise TypeError(f"'fts' query must be a string or FullTextQuery: {type(query)}")
         ensure_vector_query(query)
+        self._fts_columns = [fts_columns] if isinstance(fts_columns, str) else list(fts_columns or ())
+        self._phrase = False
+        self._fast_search = bool(fast_search)
         self._table = table
         self._query = query
         self._vector_column = vector_column or ""
@@ -176,6 +185,17 @@ class QueryBuilder:
         self._postfilter = True
         return self
 
+    def phrase_query(self, phrase_query: bool = True) -> Self:
+        """A full-text search's string as one phrase (its words in order; the index needs positions)."""
+        self._phrase = bool(phrase_query)
+        return self
+
+    def fast_search(self) -> Self:
+        """A full-text search of only the rows its index covers, skipping the flat search of rows added
+        since the index was built (faster; those rows are missed until `optimize()`)."""
+        self._fast_search = True
+        return self
+
     def bypass_vector_index(self) -> Self:
         """Search every row exactly, without the column's index: the true nearest rows, at a full scan's cost."""
         self._exact = True
@@ -212,6 +232,8 @@ class QueryBuilder:
     def _rows(self, timeout: Any = None) -> _ops.Op[pa.Table]:
         """The operation that runs the query (`timeout`: seconds or a timedelta for this call)."""
         limit = seconds(timeout)
+        if self._kind() == FTS:
+            return _ops.search(self._text_request(), timeout=limit)
         if self._query is None:
             if self._metric or self._nprobes or self._ef or self._refine or self._range != (None, None):
                 raise ValueError("vector search options need a query")
@@ -226,8 +248,27 @@ class QueryBuilder:
             request = self.to_request()
         return (yield from _ops.search(request, timeout=timeout))
 
+    def _kind(self) -> str:
+        """What runs the query: a full-text search, a vector search (a text or image embedded first), or a
+        plain read. LanceDB's "auto": a string searches by text when the vector column has an embedding
+        function, and full-text otherwise; a query object is always full-text."""
+        query, kind = self._query, self._query_type
+        if query is None:
+            return READ
+        if kind == FTS or isinstance(query, FullTextQuery):
+            return FTS
+        if kind == "auto" and isinstance(query, str) and self._fts_by_default():
+            return FTS
+        return VECTOR
+
+    def _fts_by_default(self) -> bool:
+        configs = self._table.function_configs()
+        if self._vector_column:
+            return not any(c.vector_column == self._vector_column for c in configs)
+        return not configs
+
     def _embeds_locally(self) -> bool:
-        if self._query_type == "vector" or isinstance(self._query, (list, tuple, np.ndarray)):
+        if self._kind() != VECTOR or self._query_type == "vector" or isinstance(self._query, (list, tuple, np.ndarray)):
             return False
         config = self._function()
         return config is not None and config.function.is_local
@@ -259,8 +300,23 @@ class QueryBuilder:
             raise ValueError("minimum_nprobes must be less than or equal to maximum_nprobes")
         return low
 
+    def _text_request(self) -> pb.SearchRequest:
+        if self._metric or self._nprobes or self._ef or self._refine or self._range != (None, None) or self._exact:
+            raise ValueError("vector search options (metric, nprobes, ef, refine_factor, distance_range, "
+                             "bypass_vector_index) do not apply to a full-text search")
+        query = full_text.as_phrase(self._query) if self._phrase else self._query
+        request = pb.SearchRequest(table=self._table.name, where=self._where, postfilter=self._postfilter,
+                                   select=self._selected(), limit=self._limit or 0, offset=self._offset,
+                                   version=self._table._checked_out, format=pb.ROW_FORMAT_ARROW,
+                                   full_text=full_text.to_proto(query, self._fts_columns),
+                                   fast_search=self._fast_search)
+        request.computed_columns.extend(_ops.computed_columns(self._computed))
+        return request
+
     def to_request(self) -> pb.SearchRequest:
         """The SearchRequest this query sends (what grpcurl would send for it)."""
+        if self._kind() == FTS:
+            return self._text_request()
         request = pb.SearchRequest(table=self._table.name, vector_column=self._vector_column, where=self._where,
                                    postfilter=self._postfilter, select=self._selected(), limit=self._limit or 0,
                                    offset=self._offset, nprobes=self._probes(), ef=self._ef,
@@ -444,6 +500,21 @@ class AsyncQuery(AsyncQueryBase):
             query._limit = self._limit
         return query
 
+    def nearest_to_text(self, query: "str | FullTextQuery", columns: str | list[str] | None = None
+                        ) -> "AsyncFTSQuery":
+        """LanceDB's `table.query().nearest_to_text("puppy")`: this query as a full-text search."""
+        found = AsyncFTSQuery(self._table, query, None, "fts", fts_columns=columns)
+        built = {k: v for k, v in self.__dict__.items()
+                 if k not in ("_query", "_query_type", "_limit", "_fts_columns", "_vector_column")}
+        found.__dict__.update(built)
+        if self._limit is not None:
+            found._limit = self._limit
+        return found
+
+
+class AsyncFTSQuery(AsyncQuery):
+    """`AsyncTable.query().nearest_to_text(q)`: a full-text search (LanceDB's name for it)."""
+
 
 class AsyncVectorQuery(AsyncQuery):
     """`AsyncTable.vector_search(v)`: a search by vector (LanceDB's name for it)."""
@@ -456,6 +527,15 @@ class LanceVectorQueryBuilder(Query):
     def __init__(self, table: "Table", query: Any, vector_column: str, str_query: str | None = None,
                  fast_search: bool | None = None) -> None:
         super().__init__(table, query, vector_column, "vector")
+
+
+class LanceFtsQueryBuilder(Query):
+    """LanceDB's full-text query builder, for code that constructs one: `LanceFtsQueryBuilder(table, "puppy")`
+    is `table.search("puppy", query_type="fts")`."""
+
+    def __init__(self, table: "Table", query: "str | FullTextQuery", ordering_field_name: str | None = None,
+                 fts_columns: str | list[str] | None = None, fast_search: bool | None = None) -> None:
+        super().__init__(table, query, None, "fts", fts_columns=fts_columns, fast_search=fast_search)
 
 
 class TakeBuilder:
@@ -553,7 +633,9 @@ class AsyncMergeInsertBuilder(MergeBuilder):
         return await self._table._run(self._merge(new_data, on_bad_vectors, fill_value, timeout))
 
 
-__all__ = ["DEFAULT_LIMIT", "AsyncMergeInsertBuilder", "AsyncQuery", "AsyncQueryBase", "AsyncTakeQuery",
-           "AsyncVectorQuery", "LanceVectorQueryBuilder", "MergeBuilder", "MergeInsertBuilder", "Query", "QueryBuilder",
+__all__ = ["DEFAULT_LIMIT", "AsyncFTSQuery", "AsyncMergeInsertBuilder", "AsyncQuery", "AsyncQueryBase",
+           "AsyncTakeQuery", "AsyncVectorQuery", "BooleanQuery", "BoostQuery", "FullTextOperator", "FullTextQuery",
+           "FullTextQueryType", "LanceFtsQueryBuilder", "LanceVectorQueryBuilder", "MatchQuery", "MergeBuilder",
+           "MergeInsertBuilder", "MultiMatchQuery", "Occur", "PhraseQuery", "Query", "QueryBuilder",
            "TakeBuilder", "TakeQuery",
            "ensure_vector_query", "seconds"]

@@ -56,8 +56,8 @@ class UpdateFieldMetadataResult:
 @dataclass(frozen=True)
 class IndexInfo:
     """An index as `list_indices()` describes it, with LanceDB's names (`name`, `index_type`: "IVF_FLAT",
-    "IVF_PQ", "HNSW" or "FLAT", `columns`), and the store's own: its metric, the version it covers and the
-    parameters it was built with."""
+    "IVF_PQ", "HNSW", "FLAT" or "FTS", `columns`), and the store's own: its metric (empty for FTS), the
+    version it covers and the parameters it was built with (FTS: its tokenizer settings)."""
 
     name: str
     index_type: str

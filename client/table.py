@@ -104,6 +104,12 @@ class TableOps:
         """LanceDB's two forms: `(column, config=IvfPq(...))`, and the legacy `(metric, num_partitions, ...,
         vector_column_name=, index_type=)`. 0 or None lets the store choose a parameter."""
         self._writable("create_index")
+        if isinstance(config, index.FTS):
+            if not first:
+                raise ValueError("an FTS index needs the column to index: create_index(\"text\", config=FTS())")
+            return (yield from _ops.create_index(pb.CreateIndexRequest(
+                table=self.name, index_type=pb.INDEX_TYPE_FTS, column=first, fts=config.to_proto(),
+                replace=True if replace is None else replace, name=name or "")))
         if config is not None:
             chosen, column = index.plan(config), first or vector_column_name
         else:
@@ -118,6 +124,26 @@ class TableOps:
             num_partitions=chosen.num_partitions, num_sub_vectors=chosen.num_sub_vectors, m=chosen.m,
             ef_construction=chosen.ef_construction, replace=True if replace is None else replace, name=name or "")
         return (yield from _ops.create_index(request))
+
+    def _op_create_fts_index(self, field_names: str | list[str], *, replace: bool, use_tantivy: bool,
+                             ordering_field_names: Any, writer_heap_size: int | None, tokenizer_name: str | None,
+                             name: str | None, **settings: Any) -> _ops.Op[IndexInfo]:
+        """LanceDB's `create_fts_index`: one column per index, Lance's native FTS (tantivy's is gone)."""
+        if use_tantivy:
+            raise ValueError("Tantivy-based FTS has been removed. Remove use_tantivy and recreate the index with "
+                             "native FTS.")
+        if ordering_field_names is not None:
+            raise ValueError("ordering_field_names was only supported by the removed Tantivy-based FTS "
+                             "implementation.")
+        if writer_heap_size != 1024 * 1024 * 1024:
+            raise ValueError("writer_heap_size was only supported by the removed Tantivy-based FTS implementation.")
+        if not isinstance(field_names, str):
+            raise ValueError("Native FTS indexes can only be created on a single field at a time. To search over "
+                             "multiple text fields, create a separate FTS index for each field.")
+        if tokenizer_name is not None:
+            settings.update(index.fts_from_tokenizer_name(tokenizer_name))
+        config = index.FTS(**settings)
+        return (yield from self._op_create_index(field_names, config, replace=replace, name=name))
 
     def _alter_request(self, vector_column: str, function: Any, source_column: str | None,
                        source_type: str | None) -> pb.AlterEmbeddingFunctionRequest:
@@ -228,10 +254,14 @@ class Table(TableOps):
         without vectors are embedded (server functions by the store, local ones here)."""
         return self._run(self._op_add(data, mode, on_bad_vectors, fill_value))
 
-    def search(self, query: Any = None, vector_column_name: str | None = None, query_type: str = "auto") -> Query:
+    def search(self, query: Any = None, vector_column_name: str | None = None, query_type: str = "auto",
+               ordering_field_name: str | None = None, fts_columns: str | list[str] | None = None,
+               fast_search: bool | None = None) -> Query:
         """A query: by text, image (PIL image, bytes, a path), vector, or several vectors at once (each
-        result row then has `query_index`); None reads rows without ranking."""
-        return Query(self, query, vector_column_name, query_type)
+        result row then has `query_index`); full-text (`query_type="fts"`, a `MatchQuery` or another query
+        object, or a string on a table whose vector column has no embedding function: BM25 over the FTS
+        indexes of `fts_columns`, rows with `_score`); None reads rows without ranking."""
+        return Query(self, query, vector_column_name, query_type, fts_columns=fts_columns, fast_search=fast_search)
 
     def query(self) -> Query:
         """A plain query of the rows (LanceDB's `table.query()`): where, select, limit, offset."""
@@ -296,6 +326,26 @@ class Table(TableOps):
             vector_column_name=vector_column_name, replace=replace, index_type=index_type, num_bits=num_bits, m=m,
             ef_construction=ef_construction, name=name, max_iterations=max_iterations, sample_rate=sample_rate,
             target_partition_size=target_partition_size))
+
+    def create_fts_index(self, field_names: str | list[str], *, ordering_field_names: Any = None,
+                         replace: bool = False, writer_heap_size: int | None = 1024 * 1024 * 1024,
+                         use_tantivy: bool = False, tokenizer_name: str | None = None, with_position: bool = False,
+                         base_tokenizer: str = "simple", language: str = "English",
+                         max_token_length: int | None = 40, lower_case: bool = True, stem: bool = True,
+                         remove_stop_words: bool = True, custom_stop_words: list[str] | None = None,
+                         ascii_folding: bool = True, ngram_min_length: int = 3, ngram_max_length: int = 3,
+                         prefix_only: bool = False, block_size: int = 128, wait_timeout: Any = None,
+                         name: str | None = None, **ignored: Any) -> IndexInfo:
+        """A full-text (BM25) index of one string column, LanceDB's way (Lance's inverted index; LanceDB
+        searches it too). Search it with `search("words", query_type="fts")` or a `MatchQuery`; rows added
+        later are searched too, and `optimize()` folds them into the index."""
+        return self._run(self._op_create_fts_index(
+            field_names, replace=replace, use_tantivy=use_tantivy, ordering_field_names=ordering_field_names,
+            writer_heap_size=writer_heap_size, tokenizer_name=tokenizer_name, name=name,
+            with_position=with_position, base_tokenizer=base_tokenizer, language=language,
+            max_token_length=max_token_length, lower_case=lower_case, stem=stem, remove_stop_words=remove_stop_words,
+            custom_stop_words=custom_stop_words, ascii_folding=ascii_folding, ngram_min_length=ngram_min_length,
+            ngram_max_length=ngram_max_length, prefix_only=prefix_only, block_size=block_size))
 
     def list_indices(self) -> list[IndexInfo]:
         return self._run(_ops.list_indexes(self.name))
@@ -436,9 +486,11 @@ class AsyncTable(TableOps):
                   ) -> AddResult:
         return await self._run(self._op_add(data, mode, on_bad_vectors, fill_value))
 
-    def search(self, query: Any = None, vector_column_name: str | None = None, query_type: str = "auto"
-               ) -> AsyncQuery:
-        return AsyncQuery(self, query, vector_column_name, query_type)
+    def search(self, query: Any = None, vector_column_name: str | None = None, query_type: str = "auto",
+               ordering_field_name: str | None = None, fts_columns: str | list[str] | None = None,
+               fast_search: bool | None = None) -> AsyncQuery:
+        return AsyncQuery(self, query, vector_column_name, query_type, fts_columns=fts_columns,
+                          fast_search=fast_search)
 
     def query(self) -> AsyncQuery:
         return AsyncQuery(self, None, None, "auto")
@@ -497,6 +549,24 @@ class AsyncTable(TableOps):
                 legacy.setdefault("vector_column_name", column)
             return await self._run(self._op_create_index(first, None, replace=replace, name=name, **legacy))
         return await self._run(self._op_create_index(column, config, replace=replace, name=name))
+
+    async def create_fts_index(self, field_names: str | list[str], *, ordering_field_names: Any = None,
+                               replace: bool = False, writer_heap_size: int | None = 1024 * 1024 * 1024,
+                               use_tantivy: bool = False, tokenizer_name: str | None = None,
+                               with_position: bool = False, base_tokenizer: str = "simple",
+                               language: str = "English", max_token_length: int | None = 40,
+                               lower_case: bool = True, stem: bool = True, remove_stop_words: bool = True,
+                               custom_stop_words: list[str] | None = None, ascii_folding: bool = True,
+                               ngram_min_length: int = 3, ngram_max_length: int = 3, prefix_only: bool = False,
+                               block_size: int = 128, wait_timeout: Any = None, name: str | None = None,
+                               **ignored: Any) -> IndexInfo:
+        return await self._run(self._op_create_fts_index(
+            field_names, replace=replace, use_tantivy=use_tantivy, ordering_field_names=ordering_field_names,
+            writer_heap_size=writer_heap_size, tokenizer_name=tokenizer_name, name=name,
+            with_position=with_position, base_tokenizer=base_tokenizer, language=language,
+            max_token_length=max_token_length, lower_case=lower_case, stem=stem, remove_stop_words=remove_stop_words,
+            custom_stop_words=custom_stop_words, ascii_folding=ascii_folding, ngram_min_length=ngram_min_length,
+            ngram_max_length=ngram_max_length, prefix_only=prefix_only, block_size=block_size))
 
     async def list_indices(self) -> list[IndexInfo]:
         return await self._run(_ops.list_indexes(self.name))

@@ -29,15 +29,19 @@ from rpc_common import paging
 from store_service import memory, schema_changes
 from store_service.search import computed as computed_columns
 from store_service.search import multivector, reads
+from store_service.search import full_text
 from store_service.search import vector_search as search
+from store_service.search.full_text import TextQuery, TextSearch
 from store_service.search.vector_search import VectorSearch
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import Aborted, Cancelled, InvalidArgument, ServiceError, TableExists
+from store_service.expressions import filters
 from store_service.expressions import lance as lance_sql
 from store_service.expressions.budget import EVALUATION
 from store_service.functions.changes import FunctionChanges
-from store_service.indexes import catalog
+from store_service.indexes import catalog, text_index
 from store_service.indexes.catalog import IndexEntry
+from store_service.indexes.text_index import TextIndexEntry, TextIndexParams
 from store_service.ingest.rows import MAX_SUBVECTORS_PER_ROW, BadVectors, Batch, RowPreparer, stage_stream
 from store_service.ingest.merge import MergeRules, plan_merge
 from store_service.functions.reembed import Reembedder
@@ -109,7 +113,7 @@ class TableInfo:
     functions: list[FunctionConfig]
     version: int
     num_rows: int
-    indexes: list[IndexEntry]
+    indexes: list[IndexEntry | TextIndexEntry]
 
 
 DEFAULT_RETENTION_S = 7 * 24 * 3600.0  # LanceDB's default for optimize(cleanup_older_than=)
@@ -274,7 +278,7 @@ class StoreCore:
         owner = self.owner(name)
         snapshot = owner.table.snapshot(owner.latest_version())  # as fresh as the read-consistency interval
         return TableInfo(name, snapshot.schema, functions_of(snapshot.schema), snapshot.version,
-                         snapshot.manifest.rows, catalog.entries(snapshot.manifest))
+                         snapshot.manifest.rows, [*catalog.entries(snapshot.manifest), *text_index.entries(snapshot)])
 
     def table_schema(self, name: str) -> pa.Schema:
         owner = self.owner(name)
@@ -368,10 +372,7 @@ class StoreCore:
 
     def _search(self, name: str, query: np.ndarray | Query, request: VectorSearch, *, version: int = 0,
                 deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:
-        if request.limit + request.offset > self.limits.max_search_limit:
-            raise InvalidArgument(f"limit + offset ({request.limit} + {request.offset}) is above the most this "
-                                  f"store searches for ({self.limits.max_search_limit})", reason="LIMIT_TOO_LARGE",
-                                  limit=self.limits.max_search_limit)
+        self._check_limit(request.limit, request.offset)
         owner = self.owner(name)
         view = owner.view(version)
         if not request.vector_column and isinstance(query, np.ndarray) and query.size:
@@ -401,6 +402,31 @@ class StoreCore:
                                        still_in_time=lambda: deadline.check("every query of the batch was searched"))
             return self._within_response(found, "the batch's results"), view.version
         return search.search(view, query, request, index), view.version
+
+    def search_text(self, name: str, query: TextQuery, request: TextSearch, *, version: int = 0,
+                    computed: Mapping[str, str] | None = None) -> tuple[pa.Table, int]:
+        """The rows that best match a full-text query (BM25 over the table's FTS indexes), `_score` highest
+        first, with `computed` columns evaluated for them."""
+        self._check_limit(request.limit, request.offset)
+        computed = dict(computed or {})
+        judged = computed_columns.check(computed) if computed else {}
+        fetched = dataclasses.replace(request, select=computed_columns.with_row_ids(request.select)) \
+            if computed else request
+        view = self.owner(name).view(version)
+        where = None
+        if request.where.strip():
+            where = filters.lance_filter(request.where, view.snapshot, self.limits.max_filter_length)
+        rows = full_text.search(view, query, fetched, where=where)
+        if computed:
+            rows = computed_columns.attach(view, rows, judged, keep_row_id=ROW_ID in request.select,
+                                           max_bytes=self.limits.max_response_bytes)
+        return self._within_response(rows, "the results"), view.version
+
+    def _check_limit(self, limit: int, offset: int) -> None:
+        if limit + offset > self.limits.max_search_limit:
+            raise InvalidArgument(f"limit + offset ({limit} + {offset}) is above the most this store searches for "
+                                  f"({self.limits.max_search_limit})", reason="LIMIT_TOO_LARGE",
+                                  limit=self.limits.max_search_limit)
 
     def _preparer(self, schema: pa.Schema, bad: BadVectors, deadline: Deadline = NO_DEADLINE) -> RowPreparer:
         return RowPreparer(schema, self.embedder, bad, deadline, max_subvectors=self.limits.max_subvectors_per_row)
@@ -549,8 +575,27 @@ class StoreCore:
             "replace": replace})
         return IndexEntry.from_json(done["entry"]), int(done["version"])
 
+    def create_text_index(self, name: str, column: str, params: TextIndexParams, *, index_name: str = "",
+                          replace: bool = False) -> tuple[TextIndexEntry, int]:
+        """Builds an FTS index as a job (finished by another store if this one dies during it)."""
+        params.check()
+        done = self.jobs.run(self.owner(name), jobs.CREATE_INDEX, {
+            "fts": dataclasses.asdict(params), "column": column, "index_name": index_name, "replace": replace})
+        entry = done["entry"]
+        return TextIndexEntry(entry["name"], entry["column"], entry["uuid"], int(entry["version"]),
+                              frozenset(entry["fragments"])), int(done["version"])
+
     @staticmethod
     def _build_index(owner: TableOwner, job: dict[str, Any]) -> dict[str, Any]:
+        if "fts" in job:
+            stop_words = job["fts"].get("custom_stop_words")
+            settings = TextIndexParams(**{**job["fts"], "custom_stop_words": None if stop_words is None
+                                          else tuple(stop_words)})
+            made, committed = text_index.create(owner, job["column"], settings, name=job["index_name"],
+                                                replace=bool(job["replace"]))
+            log.info("table %s: built FTS index %s on %s", owner.name, made.name, made.column)
+            return {"entry": {**dataclasses.asdict(made), "fragments": sorted(made.fragments)},
+                    "version": committed.version}
         params = IndexParams(**job["params"])
         entry, committed = catalog.create(owner, params, vector_column=job["vector_column"],
                                           name=job["index_name"], replace=bool(job["replace"]))
@@ -570,12 +615,18 @@ class StoreCore:
                 continue  # dropped meanwhile
         return self.functions.resume_all(steal) + self.jobs.take_over(owners, steal)
 
-    def list_indexes(self, name: str) -> list[IndexEntry]:
+    def list_indexes(self, name: str) -> list[IndexEntry | tuple[TextIndexEntry, dict[str, Any]]]:
+        """The vector indexes, and the FTS indexes with their tokenizer settings."""
         owner = self.owner(name)
-        return catalog.entries(owner.table.manifest(owner.latest_version()))
+        snapshot = owner.table.snapshot(owner.latest_version())
+        return [*catalog.entries(snapshot.manifest),
+                *((e, text_index.parameters(snapshot, e.name)) for e in text_index.entries(snapshot))]
 
     def drop_index(self, name: str, index_name: str) -> int:
-        return catalog.drop(self.owner(name), index_name).version
+        owner = self.owner(name)
+        if any(e.name == index_name for e in text_index.entries(owner.latest_view().snapshot)):
+            return text_index.drop(owner, index_name).version
+        return catalog.drop(owner, index_name).version
 
     # ----- versions -----------------------------------------------------------------------------------
     def list_versions(self, name: str, page_size: int = 0, page_token: str = "") -> tuple[list[Manifest], str]:
@@ -606,7 +657,7 @@ class StoreCore:
             before = {f.data_key for f in table.manifest().fragments}
             self._compact(owner)
             after = {f.data_key for f in table.manifest().fragments}
-            caught_up = catalog.catch_up(owner)
+            caught_up = [*catalog.catch_up(owner), *text_index.catch_up(owner)]
         cleaned = Cleaned()
         if cleanup_older_than >= 0:
             cleaned = maintenance.cleanup(table, datetime.timedelta(seconds=cleanup_older_than))
@@ -640,7 +691,8 @@ class StoreCore:
                           num_deleted_rows=sum(f.deleted for f in latest.fragments),
                           num_fragments=len(latest.fragments),
                           num_small_fragments=int((lengths < SMALL_FRAGMENT_ROWS).sum()),
-                          total_bytes=total, num_indices=len(latest.indexes), lengths=lengths)
+                          total_bytes=total, num_indices=len(latest.indexes) + len(text_index.entries(
+                              table.snapshot(latest.version))), lengths=lengths)
 
     # ----- schema evolution ---------------------------------------------------------------------------
     def add_columns(self, name: str, *, expressions: dict[str, str] | None = None,

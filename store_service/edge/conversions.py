@@ -24,11 +24,14 @@ from store_service.core import DEFAULT_RETENTION_S, Optimized, TableInfo, TableS
 from store_service.embedder import FunctionInfo, Query
 from store_service.errors import FailedPrecondition, InvalidArgument
 from store_service.indexes.catalog import IndexEntry
+from store_service.indexes import text_index
+from store_service.indexes.text_index import TextIndexEntry, TextIndexParams
 from store_service.ingest.rows import BadVectors
 from store_service.ingest.merge import MergeRules
 from store_service.functions.operations import Operation
 from store_service.schema_changes import Alteration
 from store_service.schema import IMAGE, TEXT, FunctionConfig, is_vector, vector_dimensions, vector_type
+from store_service.search import full_text as ft
 from store_service.search.vector_search import VectorSearch
 from store_service.storage.manifest import Manifest
 from store_service.indexes.vector_index import INDEX_BOUNDS, SEARCH_BOUNDS, IndexParams, SearchParams
@@ -361,6 +364,106 @@ def index_params(request: pb.CreateIndexRequest) -> IndexParams:
                        m=request.m or 32, ef_construction=request.ef_construction or 200)
 
 
+def is_text_index(request: pb.CreateIndexRequest) -> bool:
+    return request.index_type == pb.INDEX_TYPE_FTS
+
+
+def text_index_params(request: pb.CreateIndexRequest) -> TextIndexParams:
+    """CreateIndex's FTS settings, LanceDB's defaults where not set (checked by the index module)."""
+    fts = request.fts
+    if len(fts.custom_stop_words) > text_index.MAX_STOP_WORDS:
+        raise InvalidArgument(f"custom_stop_words holds at most {text_index.MAX_STOP_WORDS} words",
+                              reason="INVALID_FTS_PARAMS", field="custom_stop_words")
+    if request.vector_column or request.metric or request.num_partitions or request.num_sub_vectors or request.m \
+            or request.ef_construction:
+        raise InvalidArgument("an FTS index takes `column` and `fts` settings, not vector index ones",
+                              reason="INVALID_INDEX_PARAMETERS")
+    if not request.column:
+        raise InvalidArgument("an FTS index needs the string column to index (`column`)", reason="MISSING_COLUMN")
+
+    def flag(name: str) -> bool:
+        return getattr(fts, name) if fts.HasField(name) else True
+
+    return TextIndexParams(
+        with_position=fts.with_position, base_tokenizer=fts.base_tokenizer or "simple",
+        language=fts.language or "English",
+        max_token_length=None if fts.max_token_length == -1 else fts.max_token_length or 40,
+        lower_case=flag("lower_case"), stem=flag("stem"), remove_stop_words=flag("remove_stop_words"),
+        ascii_folding=flag("ascii_folding"), ngram_min_length=fts.ngram_min_length or 3,
+        ngram_max_length=fts.ngram_max_length or 3, prefix_only=fts.prefix_only,
+        custom_stop_words=tuple(fts.custom_stop_words) or None).check()
+
+
+_OPERATORS = {pb.FULL_TEXT_OPERATOR_UNSPECIFIED: "OR", pb.FULL_TEXT_OPERATOR_OR: "OR",
+              pb.FULL_TEXT_OPERATOR_AND: "AND"}
+_OCCURS = {pb.OCCUR_UNSPECIFIED: "SHOULD", pb.OCCUR_SHOULD: "SHOULD", pb.OCCUR_MUST: "MUST",
+           pb.OCCUR_MUST_NOT: "MUST_NOT"}
+
+
+def full_text_query(message: pb.FullTextQuery) -> ft.TextQuery:
+    """A FullTextQuery as the search's domain query, refused past its bounds as it is read (depth, count)."""
+    seen = [0]
+    query = _full_text(message, 1, seen)
+    ft.check(query)
+    return query
+
+
+def _full_text(message: pb.FullTextQuery, depth: int, seen: list[int]) -> ft.TextQuery:
+    seen[0] += 1
+    if seen[0] > ft.MAX_QUERIES or depth > ft.MAX_DEPTH:
+        raise InvalidArgument(f"a full-text query holds at most {ft.MAX_QUERIES} queries, nested at most "
+                              f"{ft.MAX_DEPTH} deep", reason="FULL_TEXT_QUERY_TOO_LARGE")
+    which = message.WhichOneof("query")
+    if which != "text" and message.columns:
+        raise InvalidArgument("`columns` goes with a string query (`text`); query objects name their own",
+                              reason="INVALID_FULL_TEXT_QUERY")
+    if which == "text":
+        return ft.Terms(message.text, tuple(message.columns))
+    if which == "match":
+        m = message.match
+        return ft.Match(m.terms, m.column, boost=m.boost if m.HasField("boost") else 1.0, fuzziness=m.fuzziness,
+                        max_expansions=m.max_expansions or 50, operator=_enum(_OPERATORS, m.operator, "operator"),
+                        prefix_length=m.prefix_length)
+    if which == "phrase":
+        return ft.Phrase(message.phrase.terms, message.phrase.column, slop=message.phrase.slop)
+    if which == "boost":
+        b = message.boost
+        if not b.HasField("positive") or not b.HasField("negative"):
+            raise InvalidArgument("a boost query needs a positive and a negative query",
+                                  reason="INVALID_FULL_TEXT_QUERY")
+        return ft.Boost(_full_text(b.positive, depth + 1, seen), _full_text(b.negative, depth + 1, seen),
+                        negative_boost=b.negative_boost if b.HasField("negative_boost") else 0.5)
+    if which == "multi_match":
+        mm = message.multi_match
+        if len(mm.columns) > ft.MAX_COLUMNS or len(mm.boosts) > ft.MAX_COLUMNS:
+            raise InvalidArgument(f"a multi-match query names at most {ft.MAX_COLUMNS} columns",
+                                  reason="FULL_TEXT_QUERY_TOO_LARGE", limit=ft.MAX_COLUMNS)
+        return ft.MultiMatch(mm.terms, tuple(mm.columns), tuple(mm.boosts),
+                             operator=_enum(_OPERATORS, mm.operator, "operator"))
+    if which == "boolean":
+        if len(message.boolean.clauses) > ft.MAX_QUERIES:
+            raise InvalidArgument(f"a full-text query holds at most {ft.MAX_QUERIES} queries",
+                                  reason="FULL_TEXT_QUERY_TOO_LARGE", limit=ft.MAX_QUERIES)
+        return ft.Boolean(tuple((_enum(_OCCURS, c.occur, "occur"), _full_text(c.query, depth + 1, seen))
+                                for c in message.boolean.clauses))
+    raise InvalidArgument("a full-text query needs one of text, match, phrase, boost, multi_match or boolean",
+                          reason="INVALID_FULL_TEXT_QUERY")
+
+
+def text_search(request: pb.SearchRequest) -> ft.TextSearch:
+    """A full-text search's options; vector options without a vector query are refused."""
+    for name in ("limit", "offset"):
+        if getattr(request, name) < 0:
+            raise InvalidArgument(f"{name} must not be negative", reason="OUT_OF_RANGE", field=name)
+    given = [name for name in ("vector_column", "nprobes", "ef", "refine_factor", "metric", "bypass_vector_index")
+             if getattr(request, name)] + (["distance_range"] if request.HasField("distance_range") else [])
+    if given:
+        raise InvalidArgument(f"{', '.join(given)}: vector search options need a vector query",
+                              reason="VECTOR_OPTIONS_WITHOUT_QUERY", field=given[0])
+    return ft.TextSearch(where=request.where, postfilter=request.postfilter, select=tuple(request.select),
+                         limit=request.limit or 10, offset=request.offset, fast_search=request.fast_search)
+
+
 def search_query(request: pb.SearchRequest) -> np.ndarray | Query:
     which = request.WhichOneof("query")
     if which == "vector":
@@ -468,7 +571,16 @@ def table_to_proto(info: TableInfo) -> pb.Table:
                     version=info.version, num_rows=info.num_rows, indexes=[index_to_proto(e) for e in info.indexes])
 
 
-def index_to_proto(entry: IndexEntry) -> pb.Index:
+def text_index_to_proto(entry: TextIndexEntry, parameters: dict[str, Any] | None = None) -> pb.Index:
+    found = struct_pb2.Struct()
+    found.update({k: v for k, v in (parameters or {}).items() if v is None or isinstance(v, (bool, int, float, str))})
+    return pb.Index(name=entry.name, index_type=pb.INDEX_TYPE_FTS, version=entry.version, parameters=found,
+                    columns=[entry.column])
+
+
+def index_to_proto(entry: IndexEntry | TextIndexEntry) -> pb.Index:
+    if isinstance(entry, TextIndexEntry):
+        return text_index_to_proto(entry)
     by_kind = {v: k for k, v in _INDEX_TYPES.items()}
     by_metric = {v: k for k, v in _METRICS.items() if v}
     parameters = struct_pb2.Struct()
@@ -476,7 +588,8 @@ def index_to_proto(entry: IndexEntry) -> pb.Index:
                        "m": entry.params.m, "ef_construction": entry.params.ef_construction,
                        "rows_covered": entry.next_row_id, "dimensions": entry.dims})
     return pb.Index(name=entry.name, vector_column=entry.vector_column, index_type=by_kind[entry.params.kind],
-                    metric=by_metric[entry.params.metric], version=entry.version, parameters=parameters)
+                    metric=by_metric[entry.params.metric], version=entry.version, parameters=parameters,
+                    columns=[entry.vector_column])
 
 
 def retention(seconds: float) -> float:

@@ -6,6 +6,7 @@ No error handling here: domain exceptions travel to `rpc_common.error_mapping.Er
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 
@@ -94,10 +95,21 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         return pb.AddRowsResponse(version=change.version, rows_added=change.inserted)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
+        if request.HasField("full_text"):
+            return self._search_text(request)
         rows, version = self._core.search(request.table, conversions.search_query(request),
                                           conversions.vector_search(request), version=request.version,
                                           deadline=_deadline(context),
                                           computed=conversions.computed_columns(request.computed_columns))
+        return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
+
+    def _search_text(self, request: pb.SearchRequest) -> pb.SearchResponse:
+        if request.WhichOneof("query") is not None:
+            raise InvalidArgument("hybrid search (a query with full_text) is not served yet",
+                                  reason="UNSUPPORTED_SEARCH")
+        rows, version = self._core.search_text(request.table, conversions.full_text_query(request.full_text),
+                                               conversions.text_search(request), version=request.version,
+                                               computed=conversions.computed_columns(request.computed_columns))
         return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
 
     def ReadRows(self, request: pb.ReadRowsRequest, context: grpc.ServicerContext) -> pb.ReadRowsResponse:
@@ -141,6 +153,8 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
 
     # ----- indexes ------------------------------------------------------------------------------------
     def CreateIndex(self, request: pb.CreateIndexRequest, context: grpc.ServicerContext) -> pb.CreateIndexResponse:
+        if conversions.is_text_index(request):
+            return self._create_text_index(request)
         params = conversions.index_params(request)
         outcome = "error"
         with self._metrics.index_build_seconds.time():
@@ -152,9 +166,23 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
                 self._metrics.index_builds.labels(params.kind, outcome).inc()
         return pb.CreateIndexResponse(index=conversions.index_to_proto(entry), version=version)
 
+    def _create_text_index(self, request: pb.CreateIndexRequest) -> pb.CreateIndexResponse:
+        params = conversions.text_index_params(request)
+        outcome = "error"
+        with self._metrics.index_build_seconds.time():
+            try:
+                entry, version = self._core.create_text_index(request.table, request.column, params,
+                                                              index_name=request.name, replace=request.replace)
+                outcome = "ok"
+            finally:
+                self._metrics.index_builds.labels("FTS", outcome).inc()
+        return pb.CreateIndexResponse(index=conversions.text_index_to_proto(entry, dataclasses.asdict(params)),
+                                      version=version)
+
     def ListIndexes(self, request: pb.ListIndexesRequest, context: grpc.ServicerContext) -> pb.ListIndexesResponse:
-        return pb.ListIndexesResponse(indexes=[conversions.index_to_proto(e)
-                                               for e in self._core.list_indexes(request.table)])
+        return pb.ListIndexesResponse(indexes=[
+            conversions.text_index_to_proto(*e) if isinstance(e, tuple) else conversions.index_to_proto(e)
+            for e in self._core.list_indexes(request.table)])
 
     def DropIndex(self, request: pb.DropIndexRequest, context: grpc.ServicerContext) -> pb.DropIndexResponse:
         return pb.DropIndexResponse(version=self._core.drop_index(request.table, request.name))

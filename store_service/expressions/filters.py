@@ -45,3 +45,14 @@ def compile_where(where: str, schema: pa.Schema, snapshot: Snapshot, max_length:
             raise InvalidArgument(f"{ours.message} (nor does Lance's SQL take it: {problem[:300]})",
                                   reason="INVALID_FILTER", **ours.metadata) from None
         return LanceFilter(judged)
+
+
+def lance_filter(where: str, snapshot: Snapshot, max_length: int) -> str:
+    """The filter as Lance's SQL engine evaluates it inside one of its own scans (a full-text search's
+    prefilter or postfilter): judged by the gate and planned on this version first."""
+    judged = judge(where, Role.FILTER, what=f"filter {shown(where, 64)}", max_length=max_length)
+    problem = lance_sql.check_filter(snapshot, judged.text)
+    if problem is not None:
+        raise InvalidArgument(f"Lance's SQL cannot evaluate filter {shown(where, 64)}: {problem[:300]}",
+                              reason="INVALID_FILTER")
+    return judged.text

@@ -453,6 +453,17 @@ class TableView:
         which = np.unique(np.searchsorted(self._starts, np.asarray(positions, dtype=np.int64), side="right") - 1)
         return [self.parts[i].ref for i in which]
 
+    def check_rows(self, row_ids: np.ndarray) -> None:
+        """Checks the data files of the fragments holding these rows (read by Lance itself, as a full-text
+        search's results are) against their checksums, once per process: DATA_LOSS for a corrupt one."""
+        positions, found = self.positions(np.asarray(row_ids, dtype=np.int64))
+        which = np.unique(np.searchsorted(self._starts, positions[found], side="right") - 1)
+        unchecked = [self.parts[i] for i in which.tolist() if not self.parts[i].fragment.verified]
+        if unchecked:
+            self.snapshot.table.verify(part.ref for part in unchecked)
+            for part in unchecked:
+                part.fragment.verified = True
+
     def take(self, positions: np.ndarray, columns: Sequence[str]) -> pa.Table:
         """The rows at the given global positions, in that order; `_rowid` may be among the columns."""
         positions = np.asarray(positions, dtype=np.int64)

@@ -270,6 +270,16 @@ class ChecksumLog:
                 self._running.pop(relative, None)
             running.set()
 
+    def verify_folder(self, folder: str, reason: str) -> None:
+        """`verify` for each file in a folder (an FTS index's), listed once per process."""
+        with self._lock:
+            if folder in self._verified:
+                return
+        for entry in self.files.entries(folder):
+            self.verify(f"{folder}/{entry.name}", reason)
+        with self._lock:
+            self._verified.add(folder)
+
     def _check(self, relative: str, reason: str) -> None:
         with self._lock:
             expected = self._load().get(relative)

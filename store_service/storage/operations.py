@@ -136,6 +136,27 @@ class DropIndex:
 
 
 @dataclass(frozen=True)
+class CreateTextIndex:
+    """A full-text index Lance built over the fragments of `read_at` (its files durable, with `checksums`),
+    listed in Lance's index section; the column's FTS index, or the index of the same name, is replaced only
+    when `replace` (else INDEX_EXISTS). Refused if the rows were overwritten or restored since `read_at`."""
+
+    index: Any  # lance.dataset.Index
+    column: str
+    replace: bool
+    files: tuple[str, ...]
+    checksums: Mapping[str, tuple[int, str]]
+    read_at: Manifest
+    name: str = "create_fts_index"
+
+
+@dataclass(frozen=True)
+class DropTextIndex:
+    index: str
+    name: str = "drop_fts_index"
+
+
+@dataclass(frozen=True)
 class CatchUpIndexes:
     """Index entries whose files now cover rows added since they were built, by index name; an index
     replaced meanwhile (its entry differs from `stale`) keeps its own."""
@@ -189,12 +210,12 @@ class Compact:
     name: str = "optimize:compact"
 
 
-Operation = (Append | Overwrite | Delete | Update | Merge | Restore | CreateIndex | DropIndex | CatchUpIndexes
-             | RewriteColumns | ChangeSchema | Compact)
+Operation = (Append | Overwrite | Delete | Update | Merge | Restore | CreateIndex | DropIndex | CreateTextIndex
+             | DropTextIndex | CatchUpIndexes | RewriteColumns | ChangeSchema | Compact)
 
 REPLACES_ROWS = (Overwrite, Restore)  # after these, the rows (and fragments) of before are no one's
 
 
-__all__ = ["Append", "CatchUpIndexes", "ChangeSchema", "CommittedNotDurable", "Compact", "CreateIndex", "Delete",
-           "Deletes", "DropIndex",
+__all__ = ["Append", "CatchUpIndexes", "ChangeSchema", "CommittedNotDurable", "Compact", "CreateIndex",
+           "CreateTextIndex", "Delete", "Deletes", "DropIndex", "DropTextIndex",
            "Merge", "Moved", "Operation", "Overwrite", "Restore", "RewriteColumns", "Staged", "Update"]

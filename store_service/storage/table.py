@@ -54,8 +54,8 @@ from store_service.storage.manifest import (DATA_DIR, DELETIONS_DIR, JOB_KEY, OP
                                             VERSIONS_DIR, FragmentRef, Manifest)
 from store_service.storage.names import check_table_name, check_tag_name, check_version
 from store_service.storage.operations import (Append, CatchUpIndexes, ChangeSchema, CommittedNotDurable, Compact,
-                                              CreateIndex, Delete,
-                                              Deletes, DropIndex, Merge, Moved, Operation, Overwrite, Restore,
+                                              CreateIndex, CreateTextIndex, Delete, Deletes, DropIndex,
+                                              DropTextIndex, Merge, Moved, Operation, Overwrite, Restore,
                                               RewriteColumns, Staged, Update)
 
 log = logging.getLogger(__name__)
@@ -629,6 +629,8 @@ class Table:
             return LanceOperation.Restore(operation.version), base.version
         if isinstance(operation, (CreateIndex, DropIndex, CatchUpIndexes)):
             return self._catalog_change(operation, base), base.version
+        if isinstance(operation, (CreateTextIndex, DropTextIndex)):
+            return self._text_index_change(operation, base), base.version
         if isinstance(operation, RewriteColumns):
             return self._rewrite(operation, base), base.version
         if isinstance(operation, ChangeSchema):
@@ -653,6 +655,9 @@ class Table:
         if isinstance(operation, CreateIndex):
             self._check_extends(operation.read_at, base, "the index was built")
             entry = operation.entry
+            if any(i["name"] == entry["name"] for i in base.list_indices()):
+                raise AlreadyExists(f"table {self.name!r} has an FTS index named {entry['name']!r}",
+                                    reason="INDEX_EXISTS", index=entry["name"])
             indexes = []
             for existing in current.indexes:
                 clash = existing["name"] == entry["name"] or existing["vector_column"] == entry["vector_column"]
@@ -675,6 +680,29 @@ class Table:
         value = raw.get(manifest.INDEXES_KEY)
         return LanceOperation.UpdateConfig(schema_metadata_updates=LanceOperation.UpdateMap(
             {manifest.INDEXES_KEY.decode(): value.decode() if value is not None else None}))
+
+    def _text_index_change(self, operation: CreateTextIndex | DropTextIndex, base: Any) -> Any:
+        """An FTS index listed or removed in Lance's index section (a Lance CreateIndex); index names are
+        shared with vectorlane's catalog of FAISS indexes."""
+        listed = [i for i in base.list_indices() if i.get("type") == "Inverted"]
+        if isinstance(operation, DropTextIndex):
+            removed = [i for i in listed if i["name"] == operation.index]
+            if not removed:
+                raise NotFound(f"table {self.name!r} has no index {operation.index!r}", reason="INDEX_NOT_FOUND",
+                               index=operation.index)
+            return LanceOperation.CreateIndex(new_indices=[], removed_indices=_lance_indexes(base, removed))
+        self._check_extends(operation.read_at, base, "the index was built")
+        name = operation.index.name
+        if any(entry["name"] == name for entry in manifest.from_dataset(base).indexes):
+            raise AlreadyExists(f"table {self.name!r} has a vector index named {name!r}", reason="INDEX_EXISTS",
+                                index=name)
+        replaced = [i for i in listed if i["name"] == name or list(i["fields"]) == [operation.column]]
+        if replaced and not operation.replace:
+            raise AlreadyExists(f"column {operation.column!r} already has FTS index {replaced[0]['name']!r}; pass "
+                                "replace to rebuild it", reason="INDEX_EXISTS", index=replaced[0]["name"])
+        self.checksums.append(dict(operation.checksums))
+        return LanceOperation.CreateIndex(new_indices=[operation.index],
+                                          removed_indices=_lance_indexes(base, replaced))
 
     def _rewrite(self, operation: RewriteColumns, base: Any) -> Any:
         current = manifest.from_dataset(base)
@@ -776,6 +804,11 @@ class Table:
         for relative in relative_paths:
             self.files.remove(relative)
 
+    def remove_folders(self, relative_folders: Iterable[str]) -> None:
+        """Removes folders with everything in them (an FTS index's files that no version lists)."""
+        for relative in relative_folders:
+            self.files.child(relative).remove_all()
+
     def remove_unused(self, relative_paths: Iterable[str], committed: Manifest) -> None:
         """Removes the files a change wrote that its commit did not use: those of fragments that went away
         between its attempts (a delete or compaction meanwhile)."""
@@ -840,6 +873,16 @@ def _fragments_of(staged: Sequence[Staged]) -> list[Any]:
     return [f for item in staged for f in item.fragments]
 
 
+def _lance_indexes(base: Any, listed: Sequence[dict[str, Any]]) -> list[Any]:
+    """Lance's index records for entries of `base.list_indices()` (what a CreateIndex commit removes)."""
+    from lance.dataset import Index
+
+    schema = base.lance_schema
+    return [Index(uuid=str(i["uuid"]), name=i["name"], fields=[schema.field(f).id() for f in i["fields"]],
+                  dataset_version=int(i["version"]), fragment_ids=i["fragment_ids"],
+                  index_version=0) for i in listed]
+
+
 def _prepared_files(operation: Operation) -> list[str]:
     """The files an operation's preparation wrote, which a refused commit leaves to no one."""
     if isinstance(operation, (Append, Overwrite, Update, Merge)):
@@ -848,7 +891,7 @@ def _prepared_files(operation: Operation) -> list[str]:
         return [manifest.data_file(f) for fragment in operation.fragments.values() for f in fragment.files]
     if isinstance(operation, ChangeSchema) and operation.new_files is not None:
         return [manifest.data_file(f) for files, _ in operation.new_files.values() for f in files]
-    if isinstance(operation, Compact):
+    if isinstance(operation, (Compact, CreateTextIndex)):
         return list(operation.files)
     return []
 

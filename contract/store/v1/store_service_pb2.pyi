@@ -64,6 +64,19 @@ class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     METRIC_COSINE: _ClassVar[Metric]
     METRIC_DOT: _ClassVar[Metric]
 
+class FullTextOperator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FULL_TEXT_OPERATOR_UNSPECIFIED: _ClassVar[FullTextOperator]
+    FULL_TEXT_OPERATOR_OR: _ClassVar[FullTextOperator]
+    FULL_TEXT_OPERATOR_AND: _ClassVar[FullTextOperator]
+
+class Occur(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OCCUR_UNSPECIFIED: _ClassVar[Occur]
+    OCCUR_SHOULD: _ClassVar[Occur]
+    OCCUR_MUST: _ClassVar[Occur]
+    OCCUR_MUST_NOT: _ClassVar[Occur]
+
 class IndexType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     INDEX_TYPE_UNSPECIFIED: _ClassVar[IndexType]
@@ -71,6 +84,7 @@ class IndexType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INDEX_TYPE_IVF_FLAT: _ClassVar[IndexType]
     INDEX_TYPE_IVF_PQ: _ClassVar[IndexType]
     INDEX_TYPE_HNSW: _ClassVar[IndexType]
+    INDEX_TYPE_FTS: _ClassVar[IndexType]
 
 class OperationKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -119,11 +133,19 @@ METRIC_UNSPECIFIED: Metric
 METRIC_L2: Metric
 METRIC_COSINE: Metric
 METRIC_DOT: Metric
+FULL_TEXT_OPERATOR_UNSPECIFIED: FullTextOperator
+FULL_TEXT_OPERATOR_OR: FullTextOperator
+FULL_TEXT_OPERATOR_AND: FullTextOperator
+OCCUR_UNSPECIFIED: Occur
+OCCUR_SHOULD: Occur
+OCCUR_MUST: Occur
+OCCUR_MUST_NOT: Occur
 INDEX_TYPE_UNSPECIFIED: IndexType
 INDEX_TYPE_FLAT: IndexType
 INDEX_TYPE_IVF_FLAT: IndexType
 INDEX_TYPE_IVF_PQ: IndexType
 INDEX_TYPE_HNSW: IndexType
+INDEX_TYPE_FTS: IndexType
 OPERATION_KIND_UNSPECIFIED: OperationKind
 OPERATION_KIND_CHANGE_FUNCTION: OperationKind
 OPERATION_KIND_ADD_FUNCTION: OperationKind
@@ -313,7 +335,7 @@ class Vectors(_message.Message):
     def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format", "computed_columns", "bypass_vector_index")
+    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format", "computed_columns", "bypass_vector_index", "full_text", "fast_search")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -335,6 +357,8 @@ class SearchRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     COMPUTED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     BYPASS_VECTOR_INDEX_FIELD_NUMBER: _ClassVar[int]
+    FULL_TEXT_FIELD_NUMBER: _ClassVar[int]
+    FAST_SEARCH_FIELD_NUMBER: _ClassVar[int]
     table: str
     vector: Vector
     text: str
@@ -356,7 +380,91 @@ class SearchRequest(_message.Message):
     format: RowFormat
     computed_columns: _containers.RepeatedCompositeFieldContainer[ColumnExpression]
     bypass_vector_index: bool
-    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., bypass_vector_index: _Optional[bool] = ...) -> None: ...
+    full_text: FullTextQuery
+    fast_search: bool
+    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., bypass_vector_index: _Optional[bool] = ..., full_text: _Optional[_Union[FullTextQuery, _Mapping]] = ..., fast_search: _Optional[bool] = ...) -> None: ...
+
+class FullTextQuery(_message.Message):
+    __slots__ = ("text", "match", "phrase", "boost", "multi_match", "boolean", "columns")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    PHRASE_FIELD_NUMBER: _ClassVar[int]
+    BOOST_FIELD_NUMBER: _ClassVar[int]
+    MULTI_MATCH_FIELD_NUMBER: _ClassVar[int]
+    BOOLEAN_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    match: MatchQuery
+    phrase: PhraseQuery
+    boost: BoostQuery
+    multi_match: MultiMatchQuery
+    boolean: BooleanQuery
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, text: _Optional[str] = ..., match: _Optional[_Union[MatchQuery, _Mapping]] = ..., phrase: _Optional[_Union[PhraseQuery, _Mapping]] = ..., boost: _Optional[_Union[BoostQuery, _Mapping]] = ..., multi_match: _Optional[_Union[MultiMatchQuery, _Mapping]] = ..., boolean: _Optional[_Union[BooleanQuery, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MatchQuery(_message.Message):
+    __slots__ = ("terms", "column", "boost", "fuzziness", "max_expansions", "operator", "prefix_length")
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    BOOST_FIELD_NUMBER: _ClassVar[int]
+    FUZZINESS_FIELD_NUMBER: _ClassVar[int]
+    MAX_EXPANSIONS_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    terms: str
+    column: str
+    boost: float
+    fuzziness: int
+    max_expansions: int
+    operator: FullTextOperator
+    prefix_length: int
+    def __init__(self, terms: _Optional[str] = ..., column: _Optional[str] = ..., boost: _Optional[float] = ..., fuzziness: _Optional[int] = ..., max_expansions: _Optional[int] = ..., operator: _Optional[_Union[FullTextOperator, str]] = ..., prefix_length: _Optional[int] = ...) -> None: ...
+
+class PhraseQuery(_message.Message):
+    __slots__ = ("terms", "column", "slop")
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    SLOP_FIELD_NUMBER: _ClassVar[int]
+    terms: str
+    column: str
+    slop: int
+    def __init__(self, terms: _Optional[str] = ..., column: _Optional[str] = ..., slop: _Optional[int] = ...) -> None: ...
+
+class BoostQuery(_message.Message):
+    __slots__ = ("positive", "negative", "negative_boost")
+    POSITIVE_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_BOOST_FIELD_NUMBER: _ClassVar[int]
+    positive: FullTextQuery
+    negative: FullTextQuery
+    negative_boost: float
+    def __init__(self, positive: _Optional[_Union[FullTextQuery, _Mapping]] = ..., negative: _Optional[_Union[FullTextQuery, _Mapping]] = ..., negative_boost: _Optional[float] = ...) -> None: ...
+
+class MultiMatchQuery(_message.Message):
+    __slots__ = ("terms", "columns", "boosts", "operator")
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    BOOSTS_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    terms: str
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    boosts: _containers.RepeatedScalarFieldContainer[float]
+    operator: FullTextOperator
+    def __init__(self, terms: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., boosts: _Optional[_Iterable[float]] = ..., operator: _Optional[_Union[FullTextOperator, str]] = ...) -> None: ...
+
+class BooleanClause(_message.Message):
+    __slots__ = ("occur", "query")
+    OCCUR_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    occur: Occur
+    query: FullTextQuery
+    def __init__(self, occur: _Optional[_Union[Occur, str]] = ..., query: _Optional[_Union[FullTextQuery, _Mapping]] = ...) -> None: ...
+
+class BooleanQuery(_message.Message):
+    __slots__ = ("clauses",)
+    CLAUSES_FIELD_NUMBER: _ClassVar[int]
+    clauses: _containers.RepeatedCompositeFieldContainer[BooleanClause]
+    def __init__(self, clauses: _Optional[_Iterable[_Union[BooleanClause, _Mapping]]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("rows", "version")
@@ -507,23 +615,25 @@ class MergeInsertResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ..., rows_inserted: _Optional[int] = ..., rows_updated: _Optional[int] = ..., rows_deleted: _Optional[int] = ...) -> None: ...
 
 class Index(_message.Message):
-    __slots__ = ("name", "vector_column", "index_type", "metric", "version", "parameters")
+    __slots__ = ("name", "vector_column", "index_type", "metric", "version", "parameters", "columns")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
     INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     name: str
     vector_column: str
     index_type: IndexType
     metric: Metric
     version: int
     parameters: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., vector_column: _Optional[str] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., version: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., vector_column: _Optional[str] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., version: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateIndexRequest(_message.Message):
-    __slots__ = ("table", "vector_column", "index_type", "metric", "num_partitions", "num_sub_vectors", "m", "ef_construction", "replace", "name")
+    __slots__ = ("table", "vector_column", "index_type", "metric", "num_partitions", "num_sub_vectors", "m", "ef_construction", "replace", "name", "column", "fts")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
     INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -534,6 +644,8 @@ class CreateIndexRequest(_message.Message):
     EF_CONSTRUCTION_FIELD_NUMBER: _ClassVar[int]
     REPLACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    FTS_FIELD_NUMBER: _ClassVar[int]
     table: str
     vector_column: str
     index_type: IndexType
@@ -544,7 +656,37 @@ class CreateIndexRequest(_message.Message):
     ef_construction: int
     replace: bool
     name: str
-    def __init__(self, table: _Optional[str] = ..., vector_column: _Optional[str] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., num_partitions: _Optional[int] = ..., num_sub_vectors: _Optional[int] = ..., m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., replace: _Optional[bool] = ..., name: _Optional[str] = ...) -> None: ...
+    column: str
+    fts: FtsParams
+    def __init__(self, table: _Optional[str] = ..., vector_column: _Optional[str] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., num_partitions: _Optional[int] = ..., num_sub_vectors: _Optional[int] = ..., m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., replace: _Optional[bool] = ..., name: _Optional[str] = ..., column: _Optional[str] = ..., fts: _Optional[_Union[FtsParams, _Mapping]] = ...) -> None: ...
+
+class FtsParams(_message.Message):
+    __slots__ = ("with_position", "base_tokenizer", "language", "max_token_length", "lower_case", "stem", "remove_stop_words", "ascii_folding", "ngram_min_length", "ngram_max_length", "prefix_only", "custom_stop_words")
+    WITH_POSITION_FIELD_NUMBER: _ClassVar[int]
+    BASE_TOKENIZER_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKEN_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    LOWER_CASE_FIELD_NUMBER: _ClassVar[int]
+    STEM_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_STOP_WORDS_FIELD_NUMBER: _ClassVar[int]
+    ASCII_FOLDING_FIELD_NUMBER: _ClassVar[int]
+    NGRAM_MIN_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    NGRAM_MAX_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_STOP_WORDS_FIELD_NUMBER: _ClassVar[int]
+    with_position: bool
+    base_tokenizer: str
+    language: str
+    max_token_length: int
+    lower_case: bool
+    stem: bool
+    remove_stop_words: bool
+    ascii_folding: bool
+    ngram_min_length: int
+    ngram_max_length: int
+    prefix_only: bool
+    custom_stop_words: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, with_position: _Optional[bool] = ..., base_tokenizer: _Optional[str] = ..., language: _Optional[str] = ..., max_token_length: _Optional[int] = ..., lower_case: _Optional[bool] = ..., stem: _Optional[bool] = ..., remove_stop_words: _Optional[bool] = ..., ascii_folding: _Optional[bool] = ..., ngram_min_length: _Optional[int] = ..., ngram_max_length: _Optional[int] = ..., prefix_only: _Optional[bool] = ..., custom_stop_words: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateIndexResponse(_message.Message):
     __slots__ = ("index", "version")
