@@ -17,11 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pydantic
 
-from vectorlane import _ops, full_text
+from vectorlane import _ops, full_text, hybrid
 from vectorlane.errors import DeadlineExceededError
 from vectorlane.expr import Expr, sql_of
 from vectorlane.full_text import (BooleanQuery, BoostQuery, FullTextOperator, FullTextQuery, FullTextQueryType,
                                   MatchQuery, MultiMatchQuery, Occur, PhraseQuery)
+from vectorlane.rerankers import FusionReranker, Reranker, RRFReranker
 from vectorlane.results import MergeResult
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
@@ -37,8 +38,9 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 DEFAULT_LIMIT = 10  # a vector search's, as LanceDB's; a plain read returns every row unless limited
 ROW_ID = "_rowid"
 DEFAULT_NPROBES = 20  # LanceDB's, when only one of minimum_nprobes / maximum_nprobes is given
-_QUERY_TYPES = ("auto", "vector", "text", "image", "fts")
-FTS, VECTOR, READ = "fts", "vector", "read"
+_QUERY_TYPES = ("auto", "vector", "text", "image", "fts", "hybrid")
+FTS, VECTOR, READ, HYBRID = "fts", "vector", "read", "hybrid"
+DEFAULT_HYBRID_LIMIT = 10
 
 
 def _image_bytes(image: Any) -> bytes:
@@ -117,6 +119,11 @@ class QueryBuilder:
         self._fts_columns = [fts_columns] if isinstance(fts_columns, str) else list(fts_columns or ())
         self._phrase = False
         self._fast_search = bool(fast_search)
+        self._hybrid_vector: Any = None  # a hybrid search's `vector()` and `text()`
+        self._hybrid_text: Any = None
+        self._reranker: Reranker | None = None
+        self._normalize = "score"
+        self._rerank_query: str | None = None
         self._table = table
         self._query = query
         self._vector_column = vector_column or ""
@@ -124,7 +131,7 @@ class QueryBuilder:
         self._where = ""
         self._postfilter = False
         self._select: list[str] = []
-        self._limit: int | None = DEFAULT_LIMIT if query is not None else None
+        self._limit: int | None = DEFAULT_LIMIT if query is not None or query_type == HYBRID else None
         self._offset = 0
         self._metric = ""
         self._nprobes = self._ef = self._refine = 0
@@ -196,6 +203,36 @@ class QueryBuilder:
         self._fast_search = True
         return self
 
+    def vector(self, vector: Any) -> Self:
+        """A hybrid search's vector half: this vector (or a text embedded by the column's function)."""
+        self._hybrid_vector = vector
+        return self
+
+    def text(self, text: "str | FullTextQuery") -> Self:
+        """A hybrid search's full-text half: this string or query object."""
+        self._hybrid_text = text
+        return self
+
+    def rerank(self, reranker: Reranker | None = None, normalize: str = "score",
+               query_string: str | None = None) -> Self:
+        """Reranks the results. A hybrid search's two lists are fused (RRFReranker by default; `normalize`:
+        "score" or "rank" makes their scores comparable first): by the store for the rerankers of
+        `vectorlane.rerankers`, here for one of your own. A vector or full-text search's results go through
+        `reranker.rerank_vector` / `rerank_fts` with the query's text (`query_string` for a vector query)."""
+        if normalize not in ("rank", "score"):
+            raise ValueError("normalize must be 'rank' or 'score'.")
+        if reranker is not None and not isinstance(reranker, Reranker):
+            raise ValueError("reranker must be an instance of Reranker class.")
+        self._reranker = reranker if reranker is not None else RRFReranker()
+        self._normalize = normalize
+        self._rerank_query = query_string
+        if self._reranker.score == "all":  # as LanceDB: every score, and the row ids that match them
+            self._with_row_id = True
+        if self._kind() == VECTOR and query_string is None and not isinstance(self._query, str):
+            raise ValueError("reranking a vector search needs the query's text: rerank(reranker, "
+                             "query_string=\"...\")")
+        return self
+
     def bypass_vector_index(self) -> Self:
         """Search every row exactly, without the column's index: the true nearest rows, at a full scan's cost."""
         self._exact = True
@@ -232,7 +269,12 @@ class QueryBuilder:
     def _rows(self, timeout: Any = None) -> _ops.Op[pa.Table]:
         """The operation that runs the query (`timeout`: seconds or a timedelta for this call)."""
         limit = seconds(timeout)
-        if self._kind() == FTS:
+        kind = self._kind()
+        if kind == HYBRID:
+            return self._hybrid(limit)
+        if self._reranker is not None and kind in (FTS, VECTOR):
+            return self._reranked(kind, limit)
+        if kind == FTS:
             return _ops.search(self._text_request(), timeout=limit)
         if self._query is None:
             if self._metric or self._nprobes or self._ef or self._refine or self._range != (None, None):
@@ -248,11 +290,78 @@ class QueryBuilder:
             request = self.to_request()
         return (yield from _ops.search(request, timeout=timeout))
 
+    def _reranked(self, kind: str, timeout: float | None) -> _ops.Op[pa.Table]:
+        """A vector or full-text search's results through the reranker, here (LanceDB's `rerank`)."""
+        rows = yield from (_ops.search(self._text_request(), timeout=timeout) if kind == FTS
+                           else self._search(timeout))
+        reranker = cast(Reranker, self._reranker)
+        query = self._rerank_query if self._rerank_query is not None else self._query
+        if kind == FTS:
+            results = reranker.rerank_fts(query, rows)
+        else:
+            results = reranker.rerank_vector(query, rows)
+        if not isinstance(results, pa.Table) or "_relevance_score" not in results.column_names:
+            raise ValueError("a reranker must return an Arrow table with a _relevance_score column")
+        return results
+
+    def _halves(self) -> tuple["QueryBuilder", "QueryBuilder"]:
+        """A hybrid search's vector and full-text searches, as LanceDB splits one."""
+        if self._query is not None and (self._hybrid_vector is not None or self._hybrid_text is not None):
+            raise ValueError("You can either provide a string query in search() method or set `vector()` and "
+                             "`text()` explicitly for hybrid search. But not both.")
+        vector_query = self._hybrid_vector if self._hybrid_vector is not None else self._query
+        if not isinstance(vector_query, (str, list, tuple, np.ndarray)):
+            raise ValueError("Vector query must be either a string or a vector")
+        text_query = self._hybrid_text or self._query
+        if text_query is None:
+            raise ValueError("Text query must be provided for hybrid search.")
+        if not isinstance(text_query, (str, FullTextQuery)):
+            raise ValueError("Text query must be a string or FullTextQuery")
+        limit = (self._limit or DEFAULT_HYBRID_LIMIT) + self._offset
+        select = [n for n in (self._select or self._table._schema.names) if n != ROW_ID] + [ROW_ID]
+        halves = []
+        for query, kind in ((vector_query, "text" if isinstance(vector_query, str) else "vector"),
+                            (text_query, FTS)):
+            half = copy.copy(self)
+            half._query, half._query_type, half._reranker = query, kind, None
+            half._limit, half._offset, half._select, half._with_row_id = limit, 0, select, False
+            halves.append(half)
+        return halves[0], halves[1]
+
+    def _hybrid(self, timeout: float | None) -> _ops.Op[pa.Table]:
+        if self._computed:
+            raise ValueError("a hybrid search returns columns: select names, not {name: expression}")
+        vector_half, text_half = self._halves()
+        reranker = self._reranker or RRFReranker()
+        fusion = reranker.fusion(self._normalize) if isinstance(reranker, FusionReranker) else None
+        keep_row_id = self._with_row_id or ROW_ID in self._select
+        if fusion is not None:  # the store fuses: one call
+            request = (yield _ops.Compute(self._hybrid_request, (vector_half, text_half, fusion))) \
+                if vector_half._embeds_locally() else self._hybrid_request(vector_half, text_half, fusion)
+            return (yield from _ops.search(request, timeout=timeout))
+        vector_rows = yield from vector_half._search(timeout)
+        text_rows = yield from _ops.search(text_half._text_request(), timeout=timeout)
+        return hybrid.combine(vector_rows, text_rows, normalize=self._normalize, query=text_half._query,
+                              reranker=reranker, limit=self._limit or DEFAULT_HYBRID_LIMIT, offset=self._offset,
+                              keep_row_id=keep_row_id)
+
+    def _hybrid_request(self, vector_half: "QueryBuilder", text_half: "QueryBuilder",
+                        fusion: pb.Fusion) -> pb.SearchRequest:
+        request = vector_half.to_request()
+        request.full_text.CopyFrom(text_half._text_request().full_text)
+        request.fusion.CopyFrom(fusion)
+        request.limit, request.offset = self._limit or DEFAULT_HYBRID_LIMIT, self._offset
+        del request.select[:]
+        request.select.extend(self._selected())
+        return request
+
     def _kind(self) -> str:
         """What runs the query: a full-text search, a vector search (a text or image embedded first), or a
         plain read. LanceDB's "auto": a string searches by text when the vector column has an embedding
         function, and full-text otherwise; a query object is always full-text."""
         query, kind = self._query, self._query_type
+        if kind == HYBRID:
+            return HYBRID
         if query is None:
             return READ
         if kind == FTS or isinstance(query, FullTextQuery):

@@ -29,9 +29,10 @@ from rpc_common import paging
 from store_service import memory, schema_changes
 from store_service.search import computed as computed_columns
 from store_service.search import multivector, reads
-from store_service.search import full_text
+from store_service.search import full_text, hybrid
 from store_service.search import vector_search as search
 from store_service.search.full_text import TextQuery, TextSearch
+from store_service.search.hybrid import Fusion
 from store_service.search.vector_search import VectorSearch
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import Aborted, Cancelled, InvalidArgument, ServiceError, TableExists
@@ -118,6 +119,7 @@ class TableInfo:
 
 DEFAULT_RETENTION_S = 7 * 24 * 3600.0  # LanceDB's default for optimize(cleanup_older_than=)
 MAX_RETENTION_S = 100 * 365 * 24 * 3600.0
+HYBRID_THREADS = 8  # full-text halves of hybrid searches run at once; more wait for a thread
 SMALL_FRAGMENT_ROWS = 100_000  # fragments below this many rows are what compaction merges first
 
 
@@ -159,6 +161,7 @@ class StoreCore:
         self.embedder = embedder
         self.limits = limits
         self._pool = ThreadPoolExecutor(max_workers=limits.ingest_workers, thread_name_prefix="store-ingest")
+        self._hybrid_pool = ThreadPoolExecutor(max_workers=HYBRID_THREADS, thread_name_prefix="store-hybrid")
         self.reembedder = Reembedder(embedder, lease_seconds=limits.lease_seconds)
         self.functions = FunctionChanges(self.tables, embedder, self.reembedder)
         self.jobs = jobs.Jobs({jobs.CREATE_INDEX: self._build_index, jobs.OPTIMIZE: self._optimize_now},
@@ -168,6 +171,7 @@ class StoreCore:
         self.reembedder.close()
         self.tables.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._hybrid_pool.shutdown(wait=True, cancel_futures=True)
         self.embedder.close()
 
     def owner(self, name: str) -> TableOwner:
@@ -421,6 +425,33 @@ class StoreCore:
             rows = computed_columns.attach(view, rows, judged, keep_row_id=ROW_ID in request.select,
                                            max_bytes=self.limits.max_response_bytes)
         return self._within_response(rows, "the results"), view.version
+
+    def search_hybrid(self, name: str, query: np.ndarray | Query, vector_request: VectorSearch,
+                      text_query: TextQuery, text_request: TextSearch, fusion: Fusion, *, version: int = 0,
+                      deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:
+        """A vector search and a full-text search of one version, `limit + offset` rows each, fused
+        (`search/hybrid.py`); the full-text half runs beside the vector half (and its query's embedding)."""
+        fusion.check()
+        limit, offset = vector_request.limit, vector_request.offset
+        self._check_limit(limit, offset)
+        view = self.owner(name).view(version)
+        wanted = list(vector_request.select) or list(view.schema.names)
+        keep_row_id = ROW_ID in wanted
+        select = tuple(n for n in wanted if n != ROW_ID) + (ROW_ID,)
+        each = limit + offset
+        text_half = self._hybrid_pool.submit(
+            self.search_text, name, text_query,
+            dataclasses.replace(text_request, limit=each, offset=0, select=select), version=view.version)
+        try:
+            vector_rows, _ = self.search(name, query,
+                                         dataclasses.replace(vector_request, limit=each, offset=0, select=select),
+                                         version=view.version, deadline=deadline)
+        except BaseException:
+            text_half.cancel()  # (one already running finishes on its own)
+            raise
+        text_rows, _ = text_half.result()
+        fused = hybrid.fuse(vector_rows, text_rows, fusion, limit=limit, offset=offset, keep_row_id=keep_row_id)
+        return self._within_response(fused, "the results"), view.version
 
     def _check_limit(self, limit: int, offset: int) -> None:
         if limit + offset > self.limits.max_search_limit:

@@ -32,6 +32,7 @@ from store_service.functions.operations import Operation
 from store_service.schema_changes import Alteration
 from store_service.schema import IMAGE, TEXT, FunctionConfig, is_vector, vector_dimensions, vector_type
 from store_service.search import full_text as ft
+from store_service.search.hybrid import Fusion
 from store_service.search.vector_search import VectorSearch
 from store_service.storage.manifest import Manifest
 from store_service.indexes.vector_index import INDEX_BOUNDS, SEARCH_BOUNDS, IndexParams, SearchParams
@@ -460,6 +461,32 @@ def text_search(request: pb.SearchRequest) -> ft.TextSearch:
     if given:
         raise InvalidArgument(f"{', '.join(given)}: vector search options need a vector query",
                               reason="VECTOR_OPTIONS_WITHOUT_QUERY", field=given[0])
+    return ft.TextSearch(where=request.where, postfilter=request.postfilter, select=tuple(request.select),
+                         limit=request.limit or 10, offset=request.offset, fast_search=request.fast_search)
+
+
+_FUSIONS = {pb.FUSION_METHOD_UNSPECIFIED: "rrf", pb.FUSION_METHOD_RRF: "rrf", pb.FUSION_METHOD_LINEAR: "linear",
+            pb.FUSION_METHOD_MRR: "mrr"}
+_NORMALIZATIONS = {pb.NORMALIZATION_UNSPECIFIED: "score", pb.NORMALIZATION_SCORE: "score",
+                   pb.NORMALIZATION_RANK: "rank"}
+
+
+def fusion(request: pb.SearchRequest) -> Fusion:
+    """A hybrid search's fusion, LanceDB's defaults where not set (checked by the search)."""
+    given = request.fusion
+
+    def value(name: str, default: float) -> float:
+        return getattr(given, name) if given.HasField(name) else default
+
+    return Fusion(method=_enum(_FUSIONS, given.method, "method"), k=value("k", 60.0), weight=value("weight", 0.7),
+                  fill=value("fill", 1.0), weight_vector=value("weight_vector", 0.5),
+                  weight_fts=value("weight_fts", 0.5), normalize=_enum(_NORMALIZATIONS, given.normalize, "normalize"),
+                  return_all_scores=given.return_all_scores)
+
+
+def hybrid_text_search(request: pb.SearchRequest) -> ft.TextSearch:
+    """A hybrid search's full-text half: the request's filter and columns (its vector options are the other
+    half's)."""
     return ft.TextSearch(where=request.where, postfilter=request.postfilter, select=tuple(request.select),
                          limit=request.limit or 10, offset=request.offset, fast_search=request.fast_search)
 

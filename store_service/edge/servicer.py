@@ -96,16 +96,28 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
         if request.HasField("full_text"):
-            return self._search_text(request)
+            return self._search_text(request, context)
         rows, version = self._core.search(request.table, conversions.search_query(request),
                                           conversions.vector_search(request), version=request.version,
                                           deadline=_deadline(context),
                                           computed=conversions.computed_columns(request.computed_columns))
         return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
 
-    def _search_text(self, request: pb.SearchRequest) -> pb.SearchResponse:
+    def _search_text(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
         if request.WhichOneof("query") is not None:
-            raise InvalidArgument("hybrid search (a query with full_text) is not served yet",
+            if request.computed_columns:
+                raise InvalidArgument("a hybrid search returns columns, not computed_columns",
+                                      reason="UNSUPPORTED_SEARCH")
+            if request.HasField("vectors"):
+                raise InvalidArgument("a hybrid search takes one query vector, not several",
+                                      reason="UNSUPPORTED_SEARCH")
+            rows, version = self._core.search_hybrid(
+                request.table, conversions.search_query(request), conversions.vector_search(request),
+                conversions.full_text_query(request.full_text), conversions.hybrid_text_search(request),
+                conversions.fusion(request), version=request.version, deadline=_deadline(context))
+            return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
+        if request.HasField("fusion"):
+            raise InvalidArgument("fusion applies to a hybrid search (a query with full_text)",
                                   reason="UNSUPPORTED_SEARCH")
         rows, version = self._core.search_text(request.table, conversions.full_text_query(request.full_text),
                                                conversions.text_search(request), version=request.version,

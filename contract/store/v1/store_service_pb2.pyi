@@ -64,6 +64,19 @@ class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     METRIC_COSINE: _ClassVar[Metric]
     METRIC_DOT: _ClassVar[Metric]
 
+class FusionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FUSION_METHOD_UNSPECIFIED: _ClassVar[FusionMethod]
+    FUSION_METHOD_RRF: _ClassVar[FusionMethod]
+    FUSION_METHOD_LINEAR: _ClassVar[FusionMethod]
+    FUSION_METHOD_MRR: _ClassVar[FusionMethod]
+
+class Normalization(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NORMALIZATION_UNSPECIFIED: _ClassVar[Normalization]
+    NORMALIZATION_SCORE: _ClassVar[Normalization]
+    NORMALIZATION_RANK: _ClassVar[Normalization]
+
 class FullTextOperator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FULL_TEXT_OPERATOR_UNSPECIFIED: _ClassVar[FullTextOperator]
@@ -133,6 +146,13 @@ METRIC_UNSPECIFIED: Metric
 METRIC_L2: Metric
 METRIC_COSINE: Metric
 METRIC_DOT: Metric
+FUSION_METHOD_UNSPECIFIED: FusionMethod
+FUSION_METHOD_RRF: FusionMethod
+FUSION_METHOD_LINEAR: FusionMethod
+FUSION_METHOD_MRR: FusionMethod
+NORMALIZATION_UNSPECIFIED: Normalization
+NORMALIZATION_SCORE: Normalization
+NORMALIZATION_RANK: Normalization
 FULL_TEXT_OPERATOR_UNSPECIFIED: FullTextOperator
 FULL_TEXT_OPERATOR_OR: FullTextOperator
 FULL_TEXT_OPERATOR_AND: FullTextOperator
@@ -335,7 +355,7 @@ class Vectors(_message.Message):
     def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format", "computed_columns", "bypass_vector_index", "full_text", "fast_search")
+    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format", "computed_columns", "bypass_vector_index", "full_text", "fast_search", "fusion")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -359,6 +379,7 @@ class SearchRequest(_message.Message):
     BYPASS_VECTOR_INDEX_FIELD_NUMBER: _ClassVar[int]
     FULL_TEXT_FIELD_NUMBER: _ClassVar[int]
     FAST_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
     table: str
     vector: Vector
     text: str
@@ -382,7 +403,28 @@ class SearchRequest(_message.Message):
     bypass_vector_index: bool
     full_text: FullTextQuery
     fast_search: bool
-    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., bypass_vector_index: _Optional[bool] = ..., full_text: _Optional[_Union[FullTextQuery, _Mapping]] = ..., fast_search: _Optional[bool] = ...) -> None: ...
+    fusion: Fusion
+    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., bypass_vector_index: _Optional[bool] = ..., full_text: _Optional[_Union[FullTextQuery, _Mapping]] = ..., fast_search: _Optional[bool] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ...) -> None: ...
+
+class Fusion(_message.Message):
+    __slots__ = ("method", "k", "weight", "fill", "weight_vector", "weight_fts", "normalize", "return_all_scores")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FILL_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FTS_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    RETURN_ALL_SCORES_FIELD_NUMBER: _ClassVar[int]
+    method: FusionMethod
+    k: float
+    weight: float
+    fill: float
+    weight_vector: float
+    weight_fts: float
+    normalize: Normalization
+    return_all_scores: bool
+    def __init__(self, method: _Optional[_Union[FusionMethod, str]] = ..., k: _Optional[float] = ..., weight: _Optional[float] = ..., fill: _Optional[float] = ..., weight_vector: _Optional[float] = ..., weight_fts: _Optional[float] = ..., normalize: _Optional[_Union[Normalization, str]] = ..., return_all_scores: _Optional[bool] = ...) -> None: ...
 
 class FullTextQuery(_message.Message):
     __slots__ = ("text", "match", "phrase", "boost", "multi_match", "boolean", "columns")
