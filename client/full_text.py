@@ -5,10 +5,11 @@ its FTS indexes (Lance's BM25 inverted index)."""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Union
+from typing import Any, Union
 
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
@@ -46,6 +47,14 @@ class FullTextQuery(ABC):
     def to_proto(self) -> pb.FullTextQuery:
         """The query as the contract's message (what the store receives)."""
 
+    @abstractmethod
+    def _json(self) -> dict[str, Any]:
+        """The query in LanceDB's JSON layout (Lance's query serde)."""
+
+    def to_json(self) -> str:
+        """The query as LanceDB writes it: `{"match": {"column": ..., "terms": ..., ...}}`."""
+        return json.dumps(self._json(), separators=(",", ":"))
+
     def __and__(self, other: "FullTextQuery") -> "FullTextQuery":
         return BooleanQuery([(Occur.MUST, self), (Occur.MUST, other)])
 
@@ -69,6 +78,12 @@ class MatchQuery(FullTextQuery):
     def query_type(self) -> FullTextQueryType:
         return FullTextQueryType.MATCH
 
+    def _json(self) -> dict[str, Any]:
+        return {"match": {"column": self.column, "terms": self.query, "boost": float(self.boost),
+                          "fuzziness": self.fuzziness, "max_expansions": self.max_expansions,
+                          "operator": FullTextOperator(self.operator).value.capitalize(),
+                          "prefix_length": self.prefix_length}}
+
     def to_proto(self) -> pb.FullTextQuery:
         return pb.FullTextQuery(match=pb.MatchQuery(
             terms=self.query, column=self.column, boost=self.boost,
@@ -88,6 +103,9 @@ class PhraseQuery(FullTextQuery):
     def query_type(self) -> FullTextQueryType:
         return FullTextQueryType.MATCH_PHRASE
 
+    def _json(self) -> dict[str, Any]:
+        return {"phrase": {"column": self.column, "terms": self.query, "slop": self.slop}}
+
     def to_proto(self) -> pb.FullTextQuery:
         return pb.FullTextQuery(phrase=pb.PhraseQuery(terms=self.query, column=self.column, slop=self.slop))
 
@@ -102,6 +120,10 @@ class BoostQuery(FullTextQuery):
 
     def query_type(self) -> FullTextQueryType:
         return FullTextQueryType.BOOST
+
+    def _json(self) -> dict[str, Any]:
+        return {"boost": {"positive": self.positive._json(), "negative": self.negative._json(),
+                          "negative_boost": float(self.negative_boost)}}
 
     def to_proto(self) -> pb.FullTextQuery:
         return pb.FullTextQuery(boost=pb.BoostQuery(positive=self.positive.to_proto(),
@@ -121,6 +143,10 @@ class MultiMatchQuery(FullTextQuery):
     def query_type(self) -> FullTextQueryType:
         return FullTextQueryType.MULTI_MATCH
 
+    def _json(self) -> dict[str, Any]:
+        return {"multi_match": {"query": self.query, "columns": list(self.columns),
+                                "boost": [float(b) for b in self.boosts or [1.0] * len(self.columns)]}}
+
     def to_proto(self) -> pb.FullTextQuery:
         return pb.FullTextQuery(multi_match=pb.MultiMatchQuery(
             terms=self.query, columns=list(self.columns), boosts=list(self.boosts or ()),
@@ -135,6 +161,10 @@ class BooleanQuery(FullTextQuery):
 
     def query_type(self) -> FullTextQueryType:
         return FullTextQueryType.BOOLEAN
+
+    def _json(self) -> dict[str, Any]:
+        return {"boolean": {kind: [q._json() for occur, q in self.queries if Occur(occur).value == name]
+                            for kind, name in (("should", "SHOULD"), ("must", "MUST"), ("must_not", "MUST_NOT"))}}
 
     def to_proto(self) -> pb.FullTextQuery:
         return pb.FullTextQuery(boolean=pb.BooleanQuery(clauses=[

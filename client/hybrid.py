@@ -17,35 +17,37 @@ if TYPE_CHECKING:
     from vectorlane.rerankers.base import Reranker
 
 
-def _ranks(table: pa.Table, column: str) -> pa.Table:
-    """`column` replaced by each value's rank, 1 for the smallest."""
+def ranks(table: pa.Table, column: str, ascending: bool = True) -> pa.Table:
+    """`column` replaced by each value's rank, 1 for the smallest (the largest when not `ascending`)."""
     if len(table) == 0:
         return table
     values = table.column(column).to_numpy(zero_copy_only=False)
     order = np.argsort(values)
+    if not ascending:
+        order = order[::-1]
     ranks = np.empty_like(order)
     ranks[order] = np.arange(len(values)) + 1
     return table.set_column(table.column_names.index(column), column, pa.array(ranks, type=pa.float32()))
 
 
-def _normalized(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Min-max to 0..1 (all equal: shifted to 0, unless all 0)."""
+def normalized(values: pa.ChunkedArray | pa.Array, invert: bool = False) -> pa.ChunkedArray | pa.Array:
+    """Min-max to 0..1 (all equal: shifted to 0, unless all 0); `invert`: 1 minus that."""
     if len(values) == 0:
         return values
     low, high = pc.min_max(values).values()
     spread = pc.subtract(high, low)
     if not pc.equal(spread, pa.scalar(0.0)).as_py():
-        return pc.divide(pc.subtract(values, low), spread)
-    if not pc.equal(high, pa.scalar(0.0)).as_py():
-        return pc.subtract(values, low)
-    return values
+        values = pc.divide(pc.subtract(values, low), spread)
+    elif not pc.equal(high, pa.scalar(0.0)).as_py():
+        values = pc.subtract(values, low)
+    return pc.subtract(1, values) if invert else values
 
 
 def _with_normalized(table: pa.Table, column: str) -> pa.Table:
     if len(table) == 0:
         return table
     at = table.column_names.index(column)
-    return table.set_column(at, table.field(at), _normalized(table.column(at)))
+    return table.set_column(at, table.field(at), normalized(table.column(at)))
 
 
 def _restored(results: pa.Table, column: str, original: pa.Table) -> pa.Table:
@@ -60,7 +62,7 @@ def combine(vector_results: pa.Table, fts_results: pa.Table, *, normalize: str, 
     """The two lists (each with `_rowid`) fused by `reranker`, as LanceDB's hybrid query fuses them."""
     originals = vector_results, fts_results
     if normalize == "rank":
-        vector_results, fts_results = _ranks(vector_results, DISTANCE), _ranks(fts_results, SCORE)
+        vector_results, fts_results = ranks(vector_results, DISTANCE), ranks(fts_results, SCORE)
     if len(vector_results) == 0 and len(fts_results) == 0:
         schema = pa.unify_schemas([vector_results.schema, fts_results.schema])
         empty = schema.empty_table().append_column(RELEVANCE, pa.array([], type=pa.float32()))
@@ -78,4 +80,4 @@ def combine(vector_results: pa.Table, fts_results: pa.Table, *, normalize: str, 
     return results
 
 
-__all__ = ["combine"]
+__all__ = ["combine", "normalized", "ranks"]

@@ -96,8 +96,8 @@ class FTS:
     block_size: int = 128
 
     def to_proto(self) -> pb.FtsParams:
-        if self.block_size != 128:
-            raise ValueError(f"block_size={self.block_size}: the store builds Lance's default 128-document blocks")
+        if self.block_size not in (128, 256):
+            raise ValueError(f"block_size must be 128 or 256, not {self.block_size}")
         if self.custom_stop_words == []:
             raise ValueError("custom_stop_words=[]: pass remove_stop_words=False to keep every word")
         return pb.FtsParams(
@@ -106,7 +106,7 @@ class FTS:
             lower_case=self.lower_case, stem=self.stem, remove_stop_words=self.remove_stop_words,
             ascii_folding=self.ascii_folding, ngram_min_length=self.ngram_min_length,
             ngram_max_length=self.ngram_max_length, prefix_only=self.prefix_only,
-            custom_stop_words=list(self.custom_stop_words or ()))
+            custom_stop_words=list(self.custom_stop_words or ()), block_size=self.block_size)
 
 
 _LANGUAGES = {"ar": "Arabic", "da": "Danish", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",

@@ -121,7 +121,7 @@ class QueryBuilder:
         self._fast_search = bool(fast_search)
         self._hybrid_vector: Any = None  # a hybrid search's `vector()` and `text()`
         self._hybrid_text: Any = None
-        self._reranker: Reranker | None = None
+        self._reranker: Any = None  # a Reranker (or, for a vector or full-text search, any object like one)
         self._normalize = "score"
         self._rerank_query: str | None = None
         self._table = table
@@ -221,12 +221,12 @@ class QueryBuilder:
         `reranker.rerank_vector` / `rerank_fts` with the query's text (`query_string` for a vector query)."""
         if normalize not in ("rank", "score"):
             raise ValueError("normalize must be 'rank' or 'score'.")
-        if reranker is not None and not isinstance(reranker, Reranker):
+        if reranker is not None and self._kind() == HYBRID and not isinstance(reranker, Reranker):
             raise ValueError("reranker must be an instance of Reranker class.")
         self._reranker = reranker if reranker is not None else RRFReranker()
         self._normalize = normalize
         self._rerank_query = query_string
-        if self._reranker.score == "all":  # as LanceDB: every score, and the row ids that match them
+        if getattr(self._reranker, "score", None) == "all":  # as LanceDB: every score, and the row ids
             self._with_row_id = True
         if self._kind() == VECTOR and query_string is None and not isinstance(self._query, str):
             raise ValueError("reranking a vector search needs the query's text: rerank(reranker, "
@@ -294,7 +294,7 @@ class QueryBuilder:
         """A vector or full-text search's results through the reranker, here (LanceDB's `rerank`)."""
         rows = yield from (_ops.search(self._text_request(), timeout=timeout) if kind == FTS
                            else self._search(timeout))
-        reranker = cast(Reranker, self._reranker)
+        reranker = self._reranker
         query = self._rerank_query if self._rerank_query is not None else self._query
         if kind == FTS:
             results = reranker.rerank_fts(query, rows)
@@ -325,6 +325,10 @@ class QueryBuilder:
             half = copy.copy(self)
             half._query, half._query_type, half._reranker = query, kind, None
             half._limit, half._offset, half._select, half._with_row_id = limit, 0, select, False
+            if kind == FTS:  # the vector options are the vector half's
+                half._metric, half._nprobes, half._ef, half._refine, half._exact = "", 0, 0, 0, False
+                half._min_nprobes = half._max_nprobes = None
+                half._range = (None, None)
             halves.append(half)
         return halves[0], halves[1]
 
@@ -598,10 +602,15 @@ class AsyncQueryBase(QueryBuilder, _AsyncResults):
 class AsyncQuery(AsyncQueryBase):
     """`AsyncTable.query()` and `search()`: a plain read, or a search by text, image or vector."""
 
+    def _as_hybrid(self, vector: Any, text: Any, columns: Any) -> "AsyncHybridQuery":
+        return _as_hybrid_of(self, vector, text, columns)
+
     def nearest_to(self, vector: Any) -> "AsyncVectorQuery":
         """LanceDB's `table.query().nearest_to(v)`: this query as a search by `vector` (or vectors)."""
         if vector is None:
             raise ValueError("nearest_to needs a query vector, not None")
+        if self._kind() == FTS:
+            return self._as_hybrid(vector, self._query, self._fts_columns)  # type: ignore[return-value]
         query = AsyncVectorQuery(self._table, vector, self._vector_column or None, "vector")
         built = {k: v for k, v in self.__dict__.items() if k not in ("_query", "_query_type", "_limit")}
         query.__dict__.update(built)  # what was built so far (filters, columns, ...) carries over
@@ -610,8 +619,11 @@ class AsyncQuery(AsyncQueryBase):
         return query
 
     def nearest_to_text(self, query: "str | FullTextQuery", columns: str | list[str] | None = None
-                        ) -> "AsyncFTSQuery":
-        """LanceDB's `table.query().nearest_to_text("puppy")`: this query as a full-text search."""
+                        ) -> "AsyncQuery":
+        """LanceDB's `table.query().nearest_to_text("puppy")`: this query as a full-text search, or, after
+        `nearest_to(v)`, as a hybrid search of both."""
+        if self._kind() == VECTOR:
+            return self._as_hybrid(self._query, query, columns)
         found = AsyncFTSQuery(self._table, query, None, "fts", fts_columns=columns)
         built = {k: v for k, v in self.__dict__.items()
                  if k not in ("_query", "_query_type", "_limit", "_fts_columns", "_vector_column")}
@@ -619,6 +631,19 @@ class AsyncQuery(AsyncQueryBase):
         if self._limit is not None:
             found._limit = self._limit
         return found
+
+
+class AsyncHybridQuery(AsyncQuery):
+    """`table.query().nearest_to(v).nearest_to_text(q)`: a hybrid search (LanceDB's name for it)."""
+
+
+def _as_hybrid_of(query: AsyncQuery, vector: Any, text: Any, columns: Any) -> AsyncHybridQuery:
+    found = AsyncHybridQuery(query._table, None, query._vector_column or None, HYBRID, fts_columns=columns)
+    carried = {k: v for k, v in query.__dict__.items()
+               if k not in ("_query", "_query_type", "_fts_columns", "_hybrid_vector", "_hybrid_text")}
+    found.__dict__.update(carried)  # what was built so far (filters, columns, limit, ...) carries over
+    found._hybrid_vector, found._hybrid_text = vector, text
+    return found
 
 
 class AsyncFTSQuery(AsyncQuery):
@@ -645,6 +670,30 @@ class LanceFtsQueryBuilder(Query):
     def __init__(self, table: "Table", query: "str | FullTextQuery", ordering_field_name: str | None = None,
                  fts_columns: str | list[str] | None = None, fast_search: bool | None = None) -> None:
         super().__init__(table, query, None, "fts", fts_columns=fts_columns, fast_search=fast_search)
+
+
+class LanceHybridQueryBuilder(Query):
+    """LanceDB's hybrid query builder, for code that constructs one or calls its helpers:
+    `LanceHybridQueryBuilder(table, "q")` is `table.search("q", query_type="hybrid")`."""
+
+    def __init__(self, table: "Table", query: Any = None, vector_column: str | None = None,
+                 fts_columns: str | list[str] | None = None) -> None:
+        super().__init__(table, query, vector_column, HYBRID, fts_columns=fts_columns)
+
+    @staticmethod
+    def _normalize_scores(scores: pa.Array, invert: bool = False) -> pa.Array:
+        return hybrid.normalized(scores, invert)
+
+    @staticmethod
+    def _rank(results: pa.Table, column: str, ascending: bool = True) -> pa.Table:
+        return hybrid.ranks(results, column, ascending)
+
+    @staticmethod
+    def _combine_hybrid_results(fts_results: pa.Table, vector_results: pa.Table, norm: str, fts_query: Any,
+                                reranker: Reranker, limit: int, with_row_ids: bool, offset: int | None = None
+                                ) -> pa.Table:
+        return hybrid.combine(vector_results, fts_results, normalize=norm, query=fts_query, reranker=reranker,
+                              limit=limit, offset=offset or 0, keep_row_id=with_row_ids)
 
 
 class TakeBuilder:
@@ -742,9 +791,8 @@ class AsyncMergeInsertBuilder(MergeBuilder):
         return await self._table._run(self._merge(new_data, on_bad_vectors, fill_value, timeout))
 
 
-__all__ = ["DEFAULT_LIMIT", "AsyncFTSQuery", "AsyncMergeInsertBuilder", "AsyncQuery", "AsyncQueryBase",
-           "AsyncTakeQuery", "AsyncVectorQuery", "BooleanQuery", "BoostQuery", "FullTextOperator", "FullTextQuery",
-           "FullTextQueryType", "LanceFtsQueryBuilder", "LanceVectorQueryBuilder", "MatchQuery", "MergeBuilder",
-           "MergeInsertBuilder", "MultiMatchQuery", "Occur", "PhraseQuery", "Query", "QueryBuilder",
-           "TakeBuilder", "TakeQuery",
-           "ensure_vector_query", "seconds"]
+__all__ = ["DEFAULT_LIMIT", "AsyncFTSQuery", "AsyncHybridQuery", "AsyncMergeInsertBuilder", "AsyncQuery",
+           "AsyncQueryBase", "AsyncTakeQuery", "AsyncVectorQuery", "BooleanQuery", "BoostQuery", "FullTextOperator",
+           "FullTextQuery", "FullTextQueryType", "LanceFtsQueryBuilder", "LanceHybridQueryBuilder",
+           "LanceVectorQueryBuilder", "MatchQuery", "MergeBuilder", "MergeInsertBuilder", "MultiMatchQuery", "Occur",
+           "PhraseQuery", "Query", "QueryBuilder", "TakeBuilder", "TakeQuery", "ensure_vector_query", "seconds"]

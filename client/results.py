@@ -70,6 +70,11 @@ class IndexInfo:
     def vector_column(self) -> str:
         return self.columns[0]
 
+    @property
+    def index_details(self) -> dict[str, Any]:
+        """LanceDB's name for an index's settings (an FTS index's tokenizer)."""
+        return self.parameters
+
 
 @dataclass(frozen=True)
 class VersionInfo:

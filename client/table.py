@@ -7,6 +7,8 @@ awaiting it, and in LanceDB's few differences of form (`table.version` against `
 
 from __future__ import annotations
 
+import warnings
+
 import datetime
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -129,6 +131,8 @@ class TableOps:
                              ordering_field_names: Any, writer_heap_size: int | None, tokenizer_name: str | None,
                              name: str | None, **settings: Any) -> _ops.Op[IndexInfo]:
         """LanceDB's `create_fts_index`: one column per index, Lance's native FTS (tantivy's is gone)."""
+        warnings.warn("create_fts_index is deprecated as of 0.25.0. Use create_index() with config=FTS() instead.",
+                      DeprecationWarning, stacklevel=4)
         if use_tantivy:
             raise ValueError("Tantivy-based FTS has been removed. Remove use_tantivy and recreate the index with "
                              "native FTS.")

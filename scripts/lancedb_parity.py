@@ -36,13 +36,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TESTS = "python/python/tests"
 WHOLE = ["test_embeddings.py", "test_embeddings_slow.py", "test_pydantic.py", "docs/test_embeddings_optional.py",
-         "docs/test_pydantic_integration.py"]
+         "docs/test_pydantic_integration.py", "test_fts.py", "test_hybrid_query.py", "test_rerankers.py"]
 SELECT = re.compile(r"embedding|bad_vectors|nans|fixed_size_list|nullable|merge|update|delete|version|restore|"
                     r"tags|time_travel|search|query|add|create_table|count_rows|empty|uri|basic|consistency|f16|"
                     r"where|offset|limit|nprobes|vector|take|getitems|with_row_id|to_pandas|to_arrow|to_list|"
-                    r"to_polars|schema|timeout|cast|multiple")
-LEAVE_OUT = re.compile(r"fts|hybrid|branch|namespace|blob|computed_column|refresh_column|index|progress|"
-                       r"parallelism|to_lance|releases_arrow|rerank|explain|analyze|distance_range|order_by|"
+                    r"to_polars|schema|timeout|cast|multiple|fts|hybrid|rerank")
+LEAVE_OUT = re.compile(r"branch|namespace|blob|computed_column|refresh_column|(?<!fts_)index|progress|"
+                       r"parallelism|to_lance|releases_arrow|explain|analyze|distance_range|order_by|"
                        r"serialization|camelcase|fast_search|lsm|permutation|write_spec|scanner_state")
 # The test_table.py tests issue 20 names ("the embedding, bad-vector, merge/update/delete, versions and search
 # tests"); the run reports them apart as well as the wider selection.
@@ -74,6 +74,16 @@ INTERNALS = {
     "test_embeddings.py::test_jina_generate_image_input_dict_local_path": "calls a private helper of LanceDB's "
                                                                           "in-process jina client",
     "test_query.py::test_query_builder_with_different_vector_column": "mocks LanceDB's table internals (to_lance)",
+    "test_fts.py::test_reject_legacy_tantivy_index": "calls LanceDB's private _get_fts_index_path (tantivy's folder)",
+    "test_fts.py::test_fts_phrase_query_execution_preserves_user_text": "mocks LanceDB's table internals "
+                                                                         "(_execute_query)",
+    "test_fts.py::test_fts_phrase_query_is_preserved_in_query_object": "reads LanceDB's internal query object "
+                                                                         "(to_query_object)",
+    "test_fts.py::test_fts_phrase_query_false_preserves_string": "reads LanceDB's internal query object",
+    "test_fts.py::test_fts_phrase_query_preserves_fully_quoted_string": "reads LanceDB's internal query object",
+    "test_fts.py::test_fts_phrase_query_preserves_structured_phrase_query": "reads LanceDB's internal query object",
+    "test_fts.py::test_fts_phrase_query_rejects_other_structured_queries": "reads LanceDB's internal query object",
+    "test_fts.py::test_fts_fast_search": "reads LanceDB's internal query object",
 }
 
 CONFTEST = '''
@@ -175,6 +185,10 @@ class Source:
 def change_imports_and_connect(text: str) -> str:
     """The only edits: imports of lancedb name vectorlane; connect calls reach the test's services."""
     text = re.sub(r"^(\s*)import lancedb\s*$", r"\1import vectorlane as lancedb", text, flags=re.M)
+    for alias in re.findall(r"^\s*import lancedb as (\w+)\s*$", text, flags=re.M):  # `import lancedb as ldb`
+        text = text.replace(f"{alias}.connect_async(", "_vl_connect_async(")
+        text = text.replace(f"{alias}.connect(", "_vl_connect(")
+    text = re.sub(r"^(\s*)import lancedb as (\w+)\s*$", r"\1import vectorlane as \2", text, flags=re.M)
     text = re.sub(r"^(\s*)import lancedb\.(\w+)\s*$", r"\1import vectorlane.\2\n\1import vectorlane as lancedb",
                   text, flags=re.M)
     text = re.sub(r"^(\s*)from lancedb\.conftest import", r"\1from lancedb_conftest import", text, flags=re.M)

@@ -94,6 +94,14 @@ def merge(*messages: pb.MergeInsertRequest) -> Callable[[Targets], Any]:
     return lambda t: t.store.MergeInsert(iter(messages))
 
 
+def nested_full_text(depth: int) -> pb.FullTextQuery:
+    """A match query inside `depth - 1` boolean queries."""
+    query = pb.FullTextQuery(match=pb.MatchQuery(terms="x", column="text"))
+    for _ in range(depth - 1):
+        query = pb.FullTextQuery(boolean=pb.BooleanQuery(clauses=[pb.BooleanClause(occur=pb.OCCUR_MUST, query=query)]))
+    return query
+
+
 def search(**fields: Any) -> Callable[[Targets], Any]:
     fields.setdefault("table", DOCS)
     return lambda t: t.store.Search(pb.SearchRequest(**fields))
@@ -356,6 +364,25 @@ STORE_CASES = [
     Case("store", "Search", "limit over --max-search-limit", search(text="x", limit=10 ** 6), INVALID,
          "LIMIT_TOO_LARGE"),
     Case("store", "Search", "negative offset", search(text="x", offset=-1), INVALID, "OUT_OF_RANGE"),
+    Case("store", "Search", "full-text search without an FTS index", search(full_text=pb.FullTextQuery(text="x")),
+         grpc.StatusCode.FAILED_PRECONDITION, "NO_FTS_INDEX"),
+    Case("store", "Search", "full-text query nested 9 deep", search(full_text=nested_full_text(9)), INVALID,
+         "FULL_TEXT_QUERY_TOO_LARGE"),
+    Case("store", "Search", "full-text query of 65 clauses", search(full_text=pb.FullTextQuery(
+        boolean=pb.BooleanQuery(clauses=[pb.BooleanClause(query=pb.FullTextQuery(match=pb.MatchQuery(
+            terms="a", column="text")))] * 65))), INVALID, "FULL_TEXT_QUERY_TOO_LARGE"),
+    Case("store", "Search", "full-text terms of 5 KB", search(full_text=pb.FullTextQuery(text="word " * 1000)),
+         INVALID, "FULL_TEXT_QUERY_TOO_LARGE"),
+    Case("store", "Search", "fuzziness 5", search(full_text=pb.FullTextQuery(match=pb.MatchQuery(
+        terms="x", column="text", fuzziness=5))), INVALID, "INVALID_FULL_TEXT_QUERY"),
+    Case("store", "Search", "vector options on a full-text search", search(full_text=pb.FullTextQuery(text="x"),
+                                                                            nprobes=5), INVALID,
+         "VECTOR_OPTIONS_WITHOUT_QUERY"),
+    Case("store", "Search", "hybrid fusion with k 0", search(text="x", full_text=pb.FullTextQuery(text="x"),
+                                                             fusion=pb.Fusion(k=0.0)), INVALID, "INVALID_FUSION"),
+    Case("store", "Search", "fusion without a hybrid search", search(full_text=pb.FullTextQuery(text="x"),
+                                                                      fusion=pb.Fusion()), INVALID,
+         "UNSUPPORTED_SEARCH"),
     Case("store", "Search", "undefined metric enum value", search(text="x", metric=17), INVALID, "INVALID_ENUM"),
     Case("store", "Search", "version that does not exist", search(text="x", version=99), NOT_FOUND,
          "VERSION_NOT_FOUND"),
@@ -459,6 +486,14 @@ STORE_CASES = [
     Case("store", "CreateIndex", "HNSW with m 1 (FAISS dies with SIGSEGV)", lambda t: t.store.CreateIndex(
         pb.CreateIndexRequest(table=DOCS, index_type=pb.INDEX_TYPE_HNSW, m=1)), INVALID,
          "INVALID_INDEX_PARAMETERS"),
+    Case("store", "CreateIndex", "FTS index of a number column", lambda t: t.store.CreateIndex(pb.CreateIndexRequest(
+        table=DOCS, index_type=pb.INDEX_TYPE_FTS, column="id")), INVALID, "INVALID_COLUMN_TYPE"),
+    Case("store", "CreateIndex", "FTS tokenizer Lance would look for on disk", lambda t: t.store.CreateIndex(
+        pb.CreateIndexRequest(table=DOCS, index_type=pb.INDEX_TYPE_FTS, column="text",
+                              fts=pb.FtsParams(base_tokenizer="jieba/../../etc"))), INVALID, "INVALID_FTS_PARAMS"),
+    Case("store", "CreateIndex", "FTS with 2,000 stop words", lambda t: t.store.CreateIndex(pb.CreateIndexRequest(
+        table=DOCS, index_type=pb.INDEX_TYPE_FTS, column="text", fts=pb.FtsParams(custom_stop_words=["w"] * 2000))),
+         INVALID, "INVALID_FTS_PARAMS"),
     Case("store", "ListIndexes", "unknown table", lambda t: t.store.ListIndexes(
         pb.ListIndexesRequest(table="nope")), NOT_FOUND, "TABLE_NOT_FOUND"),
     Case("store", "DropIndex", "unknown index", lambda t: t.store.DropIndex(pb.DropIndexRequest(

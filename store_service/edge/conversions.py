@@ -387,12 +387,18 @@ def text_index_params(request: pb.CreateIndexRequest) -> TextIndexParams:
 
     return TextIndexParams(
         with_position=fts.with_position, base_tokenizer=fts.base_tokenizer or "simple",
-        language=fts.language or "English",
+        language=_language(fts.language), block_size=fts.block_size or 128,
         max_token_length=None if fts.max_token_length == -1 else fts.max_token_length or 40,
         lower_case=flag("lower_case"), stem=flag("stem"), remove_stop_words=flag("remove_stop_words"),
         ascii_folding=flag("ascii_folding"), ngram_min_length=fts.ngram_min_length or 3,
         ngram_max_length=fts.ngram_max_length or 3, prefix_only=fts.prefix_only,
         custom_stop_words=tuple(fts.custom_stop_words) or None).check()
+
+
+def _language(name: str) -> str:
+    """A tokenizer language as Lance spells it ("french" is "French"); empty is English."""
+    return next((known for known in text_index.LANGUAGES if known.lower() == name.lower()), name) if name \
+        else "English"
 
 
 _OPERATORS = {pb.FULL_TEXT_OPERATOR_UNSPECIFIED: "OR", pb.FULL_TEXT_OPERATOR_OR: "OR",
@@ -600,7 +606,8 @@ def table_to_proto(info: TableInfo) -> pb.Table:
 
 def text_index_to_proto(entry: TextIndexEntry, parameters: dict[str, Any] | None = None) -> pb.Index:
     found = struct_pb2.Struct()
-    found.update({k: v for k, v in (parameters or {}).items() if v is None or isinstance(v, (bool, int, float, str))})
+    found.update({k: list(v) if isinstance(v, tuple) else v for k, v in (parameters or {}).items()
+                  if v is None or isinstance(v, (bool, int, float, str, list, tuple))})
     return pb.Index(name=entry.name, index_type=pb.INDEX_TYPE_FTS, version=entry.version, parameters=found,
                     columns=[entry.column])
 

@@ -147,6 +147,7 @@ def _to_char(sizes: Sequence[Size], nodes: Sequence["Node"]) -> Size:
 _NUMERIC = """abs acos acosh asin asinh atan atan2 atanh cbrt ceil cos cosh cot degrees exp factorial floor gcd
 lcm ln log log10 log2 nanvl pi pow power radians round signum sin sinh sqrt tan tanh trunc isnan iszero
 length char_length character_length octet_length bit_length strpos instr position ascii starts_with ends_with
+contains
 array_length cardinality array_has array_has_all array_has_any array_contains list_has array_position
 date_part datepart extract date_trunc datetrunc date_bin make_date to_timestamp to_timestamp_seconds
 to_timestamp_millis to_timestamp_micros to_timestamp_nanos to_date to_unixtime from_unixtime

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from store_service.errors import InvalidArgument, ServiceError
+from store_service.schema import field_at
 from store_service.storage import lance_errors
 from store_service.storage.manifest import Manifest
 from store_service.storage.operations import CommittedNotDurable, CreateTextIndex, DropTextIndex
@@ -59,6 +60,7 @@ class TextIndexParams:
     ngram_max_length: int = 3
     prefix_only: bool = False
     custom_stop_words: tuple[str, ...] | None = None
+    block_size: int = 128  # documents per posting block; 256 is Lance's experimental FTS v3 format
 
     def check(self) -> "TextIndexParams":
         def refuse(message: str, field: str) -> InvalidArgument:
@@ -68,7 +70,10 @@ class TextIndexParams:
             raise refuse(f"base_tokenizer must be one of {', '.join(BASE_TOKENIZERS)}; got "
                          f"{self.base_tokenizer[:64]!r}", "base_tokenizer")
         if self.language not in LANGUAGES:
-            raise refuse(f"language must be one of {', '.join(LANGUAGES)}; got {self.language[:64]!r}", "language")
+            raise refuse(f"LanceDB does not support the requested language: {self.language[:64]!r}; supported "
+                         f"languages: {', '.join(LANGUAGES)}", "language")
+        if self.block_size not in (128, 256):
+            raise refuse(f"block_size must be 128 or 256; got {self.block_size}", "block_size")
         if self.max_token_length is not None and not 1 <= self.max_token_length <= MAX_TOKEN_LENGTH:
             raise refuse(f"max_token_length must be 1 to {MAX_TOKEN_LENGTH}; got {self.max_token_length}",
                          "max_token_length")
@@ -143,14 +148,18 @@ def files_of(index: Any) -> list[str]:
 
 
 def check_column(schema: pa.Schema, column: str) -> None:
-    if column not in schema.names:
-        raise InvalidArgument(f"column {column!r} is not in the table", reason="UNKNOWN_COLUMN", column=column)
-    kind = schema.field(column).type
+    """A string column (or a list of strings), at the top level or in a struct (`nested.text`)."""
+    try:
+        kind = field_at(schema, column).type
+    except KeyError:
+        raise InvalidArgument(f"column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
+                              column=column) from None
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or
             (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and
             (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type))):
-        raise InvalidArgument(f"column {column!r} holds {kind}; an FTS index needs a string column (or a list of "
-                              "strings)", reason="INVALID_COLUMN_TYPE", column=column)
+        raise InvalidArgument(f"FTS index cannot be created on column {column!r}: it holds {kind}, and an FTS "
+                              "index needs a string column (or a list of strings)", reason="INVALID_COLUMN_TYPE",
+                              column=column)
 
 
 def prepare_create(table: Table, snapshot: Snapshot, column: str, params: TextIndexParams, *, name: str = "",
@@ -249,4 +258,5 @@ def params_from_lance(found: dict[str, Any]) -> TextIndexParams:
         ngram_min_length=int(found.get("min_ngram_length") or defaults.ngram_min_length),
         ngram_max_length=int(found.get("max_ngram_length") or defaults.ngram_max_length),
         prefix_only=bool(found.get("prefix_only", defaults.prefix_only)),
+        block_size=int(found.get("block_size") or defaults.block_size),
         custom_stop_words=tuple(stop_words) if stop_words is not None else None)

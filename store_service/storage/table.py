@@ -698,8 +698,8 @@ class Table:
                                 index=name)
         replaced = [i for i in listed if i["name"] == name or list(i["fields"]) == [operation.column]]
         if replaced and not operation.replace:
-            raise AlreadyExists(f"column {operation.column!r} already has FTS index {replaced[0]['name']!r}; pass "
-                                "replace to rebuild it", reason="INDEX_EXISTS", index=replaced[0]["name"])
+            raise AlreadyExists(f"FTS index {replaced[0]['name']!r} already exists on column {operation.column!r}; "
+                                "pass replace=True to rebuild it", reason="INDEX_EXISTS", index=replaced[0]["name"])
         self.checksums.append(dict(operation.checksums))
         return LanceOperation.CreateIndex(new_indices=[operation.index],
                                           removed_indices=_lance_indexes(base, replaced))

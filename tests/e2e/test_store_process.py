@@ -142,7 +142,8 @@ def test_grpcurl_walkthrough(tmp_path, minilm_embed):
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=Path(__file__).resolve().parents[2],
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        created, added, found, counted, versions, operation, found_after = json_values(done.stdout)
+        created, added, found, counted, versions, operation, found_after, indexed, by_words, hybrid = \
+            json_values(done.stdout)
         assert created["table"]["schema"]["fields"][1]["dimensions"] == 384
         assert added == {"version": "2", "rows_added": "3"}
         assert found["rows"]["json"]["rows"][0]["text"] == "buy milk and eggs"
@@ -153,6 +154,11 @@ def test_grpcurl_walkthrough(tmp_path, minilm_embed):
                 operation["result_version"]) == ("OPERATION_STATE_SUCCEEDED", True, "3", "3", "3")
         assert found_after["rows"]["json"]["rows"][0]["text"] == "buy milk and eggs"
         assert found_after["version"] == "3"
+        assert (indexed["index"]["index_type"], indexed["index"]["columns"]) == ("INDEX_TYPE_FTS", ["text"])
+        assert [r["text"] for r in by_words["rows"]["json"]["rows"]] == ["call the dentist"]
+        assert by_words["rows"]["json"]["rows"][0]["_score"] > 0
+        fused = hybrid["rows"]["json"]["rows"]
+        assert fused[0]["text"] == "book flights to Rome" and fused[0]["_relevance_score"] == pytest.approx(2 / 61)
         described = grpcurl(store.target, "vectorlane.store.v1.StorageService/GetTable", data={"name": "notes"})
         functions = json.loads(described.stdout)["table"]["embedding_functions"]
         assert [f["model"] for f in functions] == [{"normalize": False}]

@@ -300,3 +300,20 @@ def test_an_fts_index_needs_a_string_column(db, column, reason):
     with pytest.raises(grpc.RpcError) as excinfo:
         db.store.stub.CreateIndex(pb.CreateIndexRequest(table="t", index_type=pb.INDEX_TYPE_FTS, column=column))
     assert error_info(excinfo.value).reason == reason
+
+
+def test_nested_columns_block_size_and_language_spelling(db):
+    rows = [{"id": r["id"], "nested": {"text": r["text"]}, "text": r["text"]} for r in docs(60)]
+    table = db.create_table("t", data=rows)
+    table.create_fts_index("nested.text", with_position=True)
+    assert [i.columns for i in table.list_indices()] == [["nested.text"]]
+    found = table.search("puppy", query_type="fts", fts_columns="nested.text").limit(5).to_list()
+    assert found and all("puppy" in r["nested"]["text"] for r in found)
+    phrase = table.search(PhraseQuery("puppy tiger", "nested.text")).limit(50).to_list()
+    assert all("puppy tiger" in r["nested"]["text"] for r in phrase)
+    table.create_index("text", config=vectorlane.index.FTS(block_size=256, language="french"))
+    made = {i.columns[0]: i.index_details for i in table.list_indices()}
+    assert made["text"]["block_size"] == 256 and made["text"]["language"] == "French"
+    assert table.search("puppy", query_type="fts", fts_columns="text").limit(5).to_arrow().num_rows > 0
+    with pytest.raises(ValueError, match="128 or 256"):
+        table.create_index("text", config=vectorlane.index.FTS(block_size=129), replace=True)

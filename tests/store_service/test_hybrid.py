@@ -5,6 +5,8 @@ function; bad fusion settings refused precisely."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import lancedb
 import lancedb.rerankers as theirs
@@ -192,3 +194,37 @@ def test_fusion_without_a_hybrid_search_and_hybrid_with_several_vectors_are_refu
         with pytest.raises(grpc.RpcError) as excinfo:
             store.stub.Search(request)
         assert error_info(excinfo.value).reason == "UNSUPPORTED_SEARCH"
+
+
+def test_async_nearest_to_then_nearest_to_text_is_a_hybrid_search(tables):
+    store, ours, _ = tables
+    query = np.random.default_rng(4).standard_normal(8).astype("float32").tolist()
+
+    async def scenario() -> tuple[pa.Table, pa.Table]:
+        db = await vectorlane.connect_async(f"grpc://{store.target}")
+        table = await db.open_table("t")
+        fused = await table.query().nearest_to(query).nearest_to_text("puppy").limit(4).to_arrow()
+        reverse = await table.query().nearest_to_text("puppy").nearest_to(query).limit(4).to_arrow()
+        return fused, reverse
+
+    fused, reverse = asyncio.run(scenario())
+    same_sync = ours.search(query_type="hybrid").vector(query).text("puppy").limit(4).to_arrow()
+    assert fused.column("id").to_pylist() == same_sync.column("id").to_pylist()
+    assert reverse.column("id").to_pylist() == same_sync.column("id").to_pylist()
+    assert "_rowid" not in fused.column_names
+
+
+def test_lancedbs_static_helpers_normalize_and_combine():
+    from vectorlane.query import LanceHybridQueryBuilder
+
+    normalized = LanceHybridQueryBuilder._normalize_scores(pa.array([2.0, 10.0, 20.0]))
+    assert normalized.to_pylist() == pytest.approx([0.0, 8 / 18, 1.0])
+    assert LanceHybridQueryBuilder._normalize_scores(pa.array([0.0, 0.0]), True).to_pylist() == [1.0, 1.0]
+    empty = pa.table({"text": pa.array([], pa.string()), "_rowid": pa.array([], pa.uint64()),
+                      "_distance": pa.array([], pa.float32())})
+    empty_fts = empty.rename_columns(["text", "_rowid", "_score"])
+    combined = LanceHybridQueryBuilder._combine_hybrid_results(
+        fts_results=empty_fts, vector_results=empty, norm="score", fts_query="x", reranker=RRFReranker(), limit=10,
+        with_row_ids=False)
+    assert combined.num_rows == 0 and "_relevance_score" in combined.column_names
+    assert "_rowid" not in combined.column_names

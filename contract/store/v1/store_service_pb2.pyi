@@ -703,7 +703,7 @@ class CreateIndexRequest(_message.Message):
     def __init__(self, table: _Optional[str] = ..., vector_column: _Optional[str] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., num_partitions: _Optional[int] = ..., num_sub_vectors: _Optional[int] = ..., m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., replace: _Optional[bool] = ..., name: _Optional[str] = ..., column: _Optional[str] = ..., fts: _Optional[_Union[FtsParams, _Mapping]] = ...) -> None: ...
 
 class FtsParams(_message.Message):
-    __slots__ = ("with_position", "base_tokenizer", "language", "max_token_length", "lower_case", "stem", "remove_stop_words", "ascii_folding", "ngram_min_length", "ngram_max_length", "prefix_only", "custom_stop_words")
+    __slots__ = ("with_position", "base_tokenizer", "language", "max_token_length", "lower_case", "stem", "remove_stop_words", "ascii_folding", "ngram_min_length", "ngram_max_length", "prefix_only", "custom_stop_words", "block_size")
     WITH_POSITION_FIELD_NUMBER: _ClassVar[int]
     BASE_TOKENIZER_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -716,6 +716,7 @@ class FtsParams(_message.Message):
     NGRAM_MAX_LENGTH_FIELD_NUMBER: _ClassVar[int]
     PREFIX_ONLY_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_STOP_WORDS_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
     with_position: bool
     base_tokenizer: str
     language: str
@@ -728,7 +729,8 @@ class FtsParams(_message.Message):
     ngram_max_length: int
     prefix_only: bool
     custom_stop_words: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, with_position: _Optional[bool] = ..., base_tokenizer: _Optional[str] = ..., language: _Optional[str] = ..., max_token_length: _Optional[int] = ..., lower_case: _Optional[bool] = ..., stem: _Optional[bool] = ..., remove_stop_words: _Optional[bool] = ..., ascii_folding: _Optional[bool] = ..., ngram_min_length: _Optional[int] = ..., ngram_max_length: _Optional[int] = ..., prefix_only: _Optional[bool] = ..., custom_stop_words: _Optional[_Iterable[str]] = ...) -> None: ...
+    block_size: int
+    def __init__(self, with_position: _Optional[bool] = ..., base_tokenizer: _Optional[str] = ..., language: _Optional[str] = ..., max_token_length: _Optional[int] = ..., lower_case: _Optional[bool] = ..., stem: _Optional[bool] = ..., remove_stop_words: _Optional[bool] = ..., ascii_folding: _Optional[bool] = ..., ngram_min_length: _Optional[int] = ..., ngram_max_length: _Optional[int] = ..., prefix_only: _Optional[bool] = ..., custom_stop_words: _Optional[_Iterable[str]] = ..., block_size: _Optional[int] = ...) -> None: ...
 
 class CreateIndexResponse(_message.Message):
     __slots__ = ("index", "version")
