@@ -22,7 +22,7 @@ from vectorlane.errors import DeadlineExceededError
 from vectorlane.expr import Expr, sql_of
 from vectorlane.full_text import (BooleanQuery, BoostQuery, FullTextOperator, FullTextQuery, FullTextQueryType,
                                   MatchQuery, MultiMatchQuery, Occur, PhraseQuery)
-from vectorlane.rerankers import FusionReranker, Reranker, RRFReranker
+from vectorlane.rerankers import FusionReranker, ModelReranker, Reranker, RRFReranker
 from vectorlane.results import MergeResult
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
@@ -272,7 +272,7 @@ class QueryBuilder:
         kind = self._kind()
         if kind == HYBRID:
             return self._hybrid(limit)
-        if self._reranker is not None and kind in (FTS, VECTOR):
+        if self._reranker is not None and kind in (FTS, VECTOR) and not isinstance(self._reranker, ModelReranker):
             return self._reranked(kind, limit)
         if kind == FTS:
             return _ops.search(self._text_request(), timeout=limit)
@@ -337,7 +337,8 @@ class QueryBuilder:
             raise ValueError("a hybrid search returns columns: select names, not {name: expression}")
         vector_half, text_half = self._halves()
         reranker = self._reranker or RRFReranker()
-        fusion = reranker.fusion(self._normalize) if isinstance(reranker, FusionReranker) else None
+        fusion = reranker.fusion(self._normalize) if isinstance(reranker, FusionReranker) else \
+            pb.Fusion() if isinstance(reranker, ModelReranker) else None
         keep_row_id = self._with_row_id or ROW_ID in self._select
         if fusion is not None:  # the store fuses: one call
             request = (yield _ops.Compute(self._hybrid_request, (vector_half, text_half, fusion))) \
@@ -354,6 +355,8 @@ class QueryBuilder:
         request = vector_half.to_request()
         request.full_text.CopyFrom(text_half._text_request().full_text)
         request.fusion.CopyFrom(fusion)
+        if isinstance(self._reranker, ModelReranker):
+            request.rerank.CopyFrom(self._reranker.to_proto(self._rerank_query))
         request.limit, request.offset = self._limit or DEFAULT_HYBRID_LIMIT, self._offset
         del request.select[:]
         request.select.extend(self._selected())
@@ -424,7 +427,13 @@ class QueryBuilder:
                                    full_text=full_text.to_proto(query, self._fts_columns),
                                    fast_search=self._fast_search)
         request.computed_columns.extend(_ops.computed_columns(self._computed))
+        self._set_rerank(request)
         return request
+
+    def _set_rerank(self, request: pb.SearchRequest) -> None:
+        """A model reranker goes with the search: the store has the embed service score the results."""
+        if isinstance(self._reranker, ModelReranker):
+            request.rerank.CopyFrom(self._reranker.to_proto(self._rerank_query))
 
     def to_request(self) -> pb.SearchRequest:
         """The SearchRequest this query sends (what grpcurl would send for it)."""
@@ -445,6 +454,7 @@ class QueryBuilder:
         if upper is not None:
             request.distance_range.upper = upper
         self._set_query(request)
+        self._set_rerank(request)
         return request
 
     def _function(self) -> "EmbeddingFunctionConfig | None":

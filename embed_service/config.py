@@ -29,6 +29,7 @@ class EmbedConfig(SecuritySettings, AdmissionSettings):
     max_workers: int = _opt(64, "gRPC worker threads (concurrent calls being served)")
     max_message_bytes: int = _opt(64 * 1024 * 1024, "largest request or response message, in bytes")
     max_inputs_per_request: int = _opt(4096, "most inputs one Embed request may carry")
+    max_rerank_documents: int = _opt(1000, "most documents one Rerank request may score")
     max_text_chars: int = _opt(1_000_000, "longest text input, in characters (models see far less: texts are "
                                           "cut to 64 characters per token of the model's window before "
                                           "tokenizing)")

@@ -25,9 +25,12 @@ from embed_service.cache import EmbeddingCache, content_digest
 from embed_service.errors import InvalidArgument, InvalidInput, ModelCacheFull
 from embed_service.functions.base import EmbeddingFunction, FunctionRuntime, Modality, Purpose
 from embed_service.functions.registry import Registry
+from embed_service.functions.rerank import RerankFunction
 from embed_service.inputs import EmbedInput, ImagePolicy, prepare_inputs
 from embed_service.loaded import LoadedFunction, LoadedFunctions, LoadObserver
 from rpc_common import paging
+
+MAX_RERANK_QUERY_BYTES = 65_536
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ class StreamItem:
 class EmbeddingCore:
     def __init__(self, registry: Registry, runtime: FunctionRuntime, *, images: ImagePolicy = ImagePolicy(),
                  batching: BatchingConfig = BatchingConfig(), max_inputs_per_request: int = 4096,
+                 max_rerank_documents: int = 1000,
                  queue_observer: QueueObserver | None = None, load_observer: LoadObserver | None = None,
                  stream_window: int = 8, cache: EmbeddingCache | None = None) -> None:
         self._registry = registry
@@ -89,6 +93,7 @@ class EmbeddingCore:
         self._images = images
         self._batching = batching
         self._max_inputs = max_inputs_per_request
+        self._max_rerank = max_rerank_documents
         self._queue_observer = queue_observer
         self._stream_window = stream_window
         self._loaded = LoadedFunctions(runtime, self._make_queue, max_models=batching.max_models,
@@ -160,6 +165,30 @@ class EmbeddingCore:
                 return dims, _resolved(np.empty((0, dims), dtype=np.float32))
             return dims, self._queue(spec, loaded, purpose).submit(items, is_active)
         return dims, self._submit_cached(spec, loaded, inputs, purpose, is_active)
+
+    # ----- reranking ---------------------------------------------------------------------------------
+    def rerank(self, spec: FunctionSpec, query: str, documents: Sequence[str]) -> np.ndarray:
+        """One relevance score per document from a rerank function (`functions/rerank.py`)."""
+        if len(documents) > self._max_rerank:
+            raise InvalidInput(f"{len(documents)} documents in one request; the limit is {self._max_rerank}",
+                               reason="TOO_MANY_INPUTS", limit=self._max_rerank)
+        if len(query.encode("utf-8", "surrogatepass")) > MAX_RERANK_QUERY_BYTES:
+            raise InvalidInput(f"the query holds more than {MAX_RERANK_QUERY_BYTES} bytes", reason="QUERY_TOO_LONG",
+                               limit=MAX_RERANK_QUERY_BYTES)
+        for index, text in enumerate(documents):
+            if len(text) > self._images.max_text_chars:
+                raise InvalidInput(f"document {index} holds {len(text)} characters; the limit is "
+                                   f"{self._images.max_text_chars}", reason="TEXT_TOO_LONG", index=index,
+                                   limit=self._images.max_text_chars)
+        if spec.name and not issubclass(self._registry.get(spec.name), RerankFunction):  # before any load
+            raise InvalidArgument(f"function {spec.name!r} embeds; it does not rerank (rerank functions: "
+                                  f"{', '.join(self.rerank_names())})", reason="NOT_A_RERANKER", function=spec.name)
+        function = self._load(spec).function
+        assert isinstance(function, RerankFunction)
+        return function.rerank(query, list(documents))
+
+    def rerank_names(self) -> list[str]:
+        return [n for n in self._registry.names() if issubclass(self._registry.get(n), RerankFunction)]
 
     def _queue(self, spec: FunctionSpec, loaded: LoadedFunction, purpose: Purpose) -> BatchQueue:
         """The queue of `loaded`, or of the function loaded again for `spec` if it was evicted meanwhile."""

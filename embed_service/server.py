@@ -49,7 +49,8 @@ def build_core(config: EmbedConfig, metrics: EmbedMetrics, registry: Registry | 
                               max_models=config.max_loaded_models, max_functions=config.max_function_variants)
     cache = EmbeddingCache(config.cache_mib * 1024 * 1024, cache_queries=config.cache_queries, observer=metrics)
     return EmbeddingCore(registry or get_registry(), runtime, images=images, batching=batching,
-                         max_inputs_per_request=config.max_inputs_per_request, queue_observer=metrics,
+                         max_inputs_per_request=config.max_inputs_per_request,
+                         max_rerank_documents=config.max_rerank_documents, queue_observer=metrics,
                          load_observer=metrics, cache=cache)
 
 

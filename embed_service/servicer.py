@@ -40,3 +40,8 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         items = conversions.stream_items(request_iterator)
         for sequence, dims, vectors in self._core.embed_stream(items, context.is_active):
             yield conversions.stream_response(sequence, dims, vectors)
+
+    def Rerank(self, request: pb.RerankRequest, context: grpc.ServicerContext) -> pb.RerankResponse:
+        scores = self._core.rerank(conversions.function_spec(request.function), request.query,
+                                   list(request.documents))
+        return pb.RerankResponse(scores=scores.tolist())

@@ -29,10 +29,11 @@ from rpc_common import paging
 from store_service import memory, schema_changes
 from store_service.search import computed as computed_columns
 from store_service.search import multivector, reads
-from store_service.search import full_text, hybrid
+from store_service.search import full_text, hybrid, reranking
 from store_service.search import vector_search as search
 from store_service.search.full_text import TextQuery, TextSearch
 from store_service.search.hybrid import Fusion
+from store_service.search.reranking import Reranking
 from store_service.search.vector_search import VectorSearch
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
 from store_service.errors import Aborted, Cancelled, InvalidArgument, ServiceError, TableExists
@@ -360,9 +361,15 @@ class StoreCore:
         return again
 
     def search(self, name: str, query: np.ndarray | Query, request: VectorSearch, *, version: int = 0,
-               deadline: Deadline = NO_DEADLINE, computed: Mapping[str, str] | None = None) -> tuple[pa.Table, int]:
+               deadline: Deadline = NO_DEADLINE, computed: Mapping[str, str] | None = None,
+               rerank: Reranking | None = None) -> tuple[pa.Table, int]:
         """The nearest rows to `query` (a vector, vectors, or text / an image the column's function embeds),
-        with `computed` columns evaluated for them."""
+        with `computed` columns evaluated for them, reranked by a model when `rerank` says so."""
+        if rerank is not None:
+            text = query.text if isinstance(query, Query) else None
+            return self._reranked(name, lambda select, at: self.search(
+                name, query, dataclasses.replace(request, select=select), version=at, deadline=deadline),
+                request.select, rerank, text, version, deadline, computed)
         computed = dict(computed or {})
         if not computed:
             return self._search(name, query, request, version=version, deadline=deadline)
@@ -408,9 +415,15 @@ class StoreCore:
         return search.search(view, query, request, index), view.version
 
     def search_text(self, name: str, query: TextQuery, request: TextSearch, *, version: int = 0,
-                    computed: Mapping[str, str] | None = None) -> tuple[pa.Table, int]:
+                    computed: Mapping[str, str] | None = None, rerank: Reranking | None = None,
+                    deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:
         """The rows that best match a full-text query (BM25 over the table's FTS indexes), `_score` highest
-        first, with `computed` columns evaluated for them."""
+        first, with `computed` columns evaluated for them, reranked by a model when `rerank` says so."""
+        if rerank is not None:
+            text = query.text if isinstance(query, full_text.Terms) else None
+            return self._reranked(name, lambda select, at: self.search_text(
+                name, query, dataclasses.replace(request, select=select), version=at),
+                request.select, rerank, text, version, deadline, computed)
         self._check_limit(request.limit, request.offset)
         computed = dict(computed or {})
         judged = computed_columns.check(computed) if computed else {}
@@ -428,14 +441,17 @@ class StoreCore:
 
     def search_hybrid(self, name: str, query: np.ndarray | Query, vector_request: VectorSearch,
                       text_query: TextQuery, text_request: TextSearch, fusion: Fusion, *, version: int = 0,
-                      deadline: Deadline = NO_DEADLINE) -> tuple[pa.Table, int]:
+                      deadline: Deadline = NO_DEADLINE, rerank: Reranking | None = None) -> tuple[pa.Table, int]:
         """A vector search and a full-text search of one version, `limit + offset` rows each, fused
-        (`search/hybrid.py`); the full-text half runs beside the vector half (and its query's embedding)."""
+        (`search/hybrid.py`) or, with `rerank`, merged and reranked by a model; the full-text half runs
+        beside the vector half (and its query's embedding)."""
         fusion.check()
         limit, offset = vector_request.limit, vector_request.offset
         self._check_limit(limit, offset)
         view = self.owner(name).view(version)
-        wanted = list(vector_request.select) or list(view.schema.names)
+        if rerank is not None:
+            rerank.check(view.schema)
+        wanted = list(reranking.with_column(vector_request.select, rerank)) or list(view.schema.names)
         keep_row_id = ROW_ID in wanted
         select = tuple(n for n in wanted if n != ROW_ID) + (ROW_ID,)
         each = limit + offset
@@ -450,8 +466,33 @@ class StoreCore:
             text_half.cancel()  # (one already running finishes on its own)
             raise
         text_rows, _ = text_half.result()
-        fused = hybrid.fuse(vector_rows, text_rows, fusion, limit=limit, offset=offset, keep_row_id=keep_row_id)
-        return self._within_response(fused, "the results"), view.version
+        if rerank is None:
+            fused = hybrid.fuse(vector_rows, text_rows, fusion, limit=limit, offset=offset, keep_row_id=keep_row_id)
+            return self._within_response(fused, "the results"), view.version
+        text = rerank.query_for(query.text if isinstance(query, Query) else
+                                text_query.text if isinstance(text_query, full_text.Terms) else None)
+        ranked = reranking.rerank(hybrid.merge(vector_rows, text_rows), rerank, text, self._scorer(deadline),
+                                  keep=tuple(vector_request.select) or None).slice(offset, limit)
+        if not keep_row_id:
+            ranked = ranked.drop_columns([ROW_ID])
+        return self._within_response(ranked, "the results"), view.version
+
+    def _reranked(self, name: str, run: Callable[[tuple[str, ...], int], tuple[pa.Table, int]],
+                  select: tuple[str, ...], rerank: Reranking, text: str | None, version: int, deadline: Deadline,
+                  computed: Mapping[str, str] | None) -> tuple[pa.Table, int]:
+        """A search's results (`run(select, version)`) reranked by a model of the embed service."""
+        if computed:
+            raise InvalidArgument("a reranked search returns columns, not computed_columns",
+                                  reason="UNSUPPORTED_SEARCH")
+        view = self.owner(name).view(version)
+        rerank.check(view.schema)
+        query = rerank.query_for(text)
+        rows, at = run(reranking.with_column(select, rerank), view.version)
+        ranked = reranking.rerank(rows, rerank, query, self._scorer(deadline), keep=select or None)
+        return self._within_response(ranked, "the results"), at
+
+    def _scorer(self, deadline: Deadline) -> reranking.Scorer:
+        return lambda config, query, texts: self.embedder.rerank(config, query, texts, deadline)
 
     def _check_limit(self, limit: int, offset: int) -> None:
         if limit + offset > self.limits.max_search_limit:

@@ -173,6 +173,23 @@ class Embedder:
         purpose = epb.INPUT_PURPOSE_QUERY if as_queries else epb.INPUT_PURPOSE_SOURCE
         return self._embed(config, inputs, purpose, info.dimensions, deadline)
 
+    def rerank(self, config: FunctionConfig, query: str, documents: list[str],
+               deadline: Deadline = NO_DEADLINE) -> np.ndarray:
+        """One score per document from the embed service's rerank function `config` (one call)."""
+        if self._stub is None:
+            raise errors.FailedPrecondition("reranking needs the embed service, and this store has none "
+                                            "(--embed-address)", reason="NO_EMBED_SERVICE")
+        request = epb.RerankRequest(function=_spec(config), query=query, documents=documents)
+        try:
+            reply = self._stub.Rerank(request, timeout=deadline.remaining(self._timeout), metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise self._translate(exc, config) from None
+        if len(reply.scores) != len(documents):
+            raise errors.ServiceError(f"the embed service answered function {config.name!r} with "
+                                      f"{len(reply.scores)} scores for {len(documents)} documents",
+                                      reason="EMBED_SERVICE_MISMATCH")
+        return np.asarray(reply.scores, dtype=np.float32)
+
     def _require(self, config: FunctionConfig, deadline: Deadline) -> FunctionInfo:
         info = self.describe(config, deadline)
         if info is None:

@@ -111,6 +111,12 @@ def embed_fn(function: str, **settings: Any) -> epb.FunctionSpec:
     return epb.FunctionSpec(name=function, settings=struct(**settings))
 
 
+def rerank(function: epb.FunctionSpec, query: str = "q", documents: list[str] | None = None
+           ) -> Callable[[Targets], Any]:
+    return lambda t: t.embed.Rerank(epb.RerankRequest(function=function, query=query,
+                                                      documents=documents if documents is not None else ["d"]))
+
+
 def embed(inputs: list[epb.EmbedInput], function: epb.FunctionSpec | None = None, **fields: Any
           ) -> Callable[[Targets], Any]:
     return lambda t: t.embed.Embed(epb.EmbedRequest(function=function or t.clip, inputs=inputs, **fields))
@@ -740,6 +746,14 @@ EMBED_CASES = [
         epb.DescribeFunctionRequest(function=clip_with(colour="blue")(t))), INVALID, "UNKNOWN_SETTING"),
     Case("embed", "ListFunctions", "page token it never issued", lambda t: t.embed.ListFunctions(
         epb.ListFunctionsRequest(page_token="garbage!")), INVALID, "INVALID_PAGE_TOKEN"),
+    Case("embed", "Rerank", "an embedding function", rerank(embed_fn("open-clip")), INVALID, "NOT_A_RERANKER"),
+    Case("embed", "Rerank", "unknown function", rerank(embed_fn("no-such")), INVALID, "UNKNOWN_FUNCTION"),
+    Case("embed", "Rerank", "1,001 documents", rerank(embed_fn("cross-encoder"), documents=["d"] * 1001), INVALID,
+         "TOO_MANY_INPUTS"),
+    Case("embed", "Rerank", "a query of 70 KB", rerank(embed_fn("cross-encoder"), query="q" * 70_000), INVALID,
+         "QUERY_TOO_LONG"),
+    Case("embed", "Rerank", "a model it would have to download", rerank(embed_fn("cross-encoder")),
+         grpc.StatusCode.PERMISSION_DENIED, "MODEL_DOWNLOAD_NOT_ALLOWED"),
 ]
 
 CASES = {case.key: case for case in STORE_CASES + EMBED_CASES}

@@ -1,7 +1,10 @@
 """LanceDB's rerankers (`lancedb.rerankers`): `table.search("q", query_type="hybrid").rerank(RRFReranker())`.
-The fusion ones run in the store; subclass `Reranker` for your own, which runs here."""
+The fusion ones run in the store, the model ones (CrossEncoderReranker) in the embed service through the
+store; subclass `Reranker` for your own, which runs here."""
 
 from vectorlane.rerankers.base import Reranker
 from vectorlane.rerankers.fusion import FusionReranker, LinearCombinationReranker, MRRReranker, RRFReranker
+from vectorlane.rerankers.models import CrossEncoderReranker, ModelReranker
 
-__all__ = ["FusionReranker", "LinearCombinationReranker", "MRRReranker", "RRFReranker", "Reranker"]
+__all__ = ["CrossEncoderReranker", "FusionReranker", "LinearCombinationReranker", "MRRReranker", "ModelReranker",
+           "RRFReranker", "Reranker"]

@@ -31,6 +31,7 @@ BUILT_IN_MODULES = (
     "embed_service.functions.gemini_text",
     "embed_service.functions.bedrock",
     "embed_service.functions.watsonx",
+    "embed_service.functions.cross_encoder",
 )
 
 F = TypeVar("F", bound=type[EmbeddingFunction])

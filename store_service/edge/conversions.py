@@ -33,6 +33,7 @@ from store_service.schema_changes import Alteration
 from store_service.schema import IMAGE, TEXT, FunctionConfig, is_vector, vector_dimensions, vector_type
 from store_service.search import full_text as ft
 from store_service.search.hybrid import Fusion
+from store_service.search.reranking import Reranking
 from store_service.search.vector_search import VectorSearch
 from store_service.storage.manifest import Manifest
 from store_service.indexes.vector_index import INDEX_BOUNDS, SEARCH_BOUNDS, IndexParams, SearchParams
@@ -488,6 +489,18 @@ def fusion(request: pb.SearchRequest) -> Fusion:
                   fill=value("fill", 1.0), weight_vector=value("weight_vector", 0.5),
                   weight_fts=value("weight_fts", 0.5), normalize=_enum(_NORMALIZATIONS, given.normalize, "normalize"),
                   return_all_scores=given.return_all_scores)
+
+
+def reranking(request: pb.SearchRequest) -> Reranking | None:
+    """A search's model reranking, when it asks for one."""
+    if not request.HasField("rerank"):
+        return None
+    given = request.rerank
+    if not given.name:
+        raise InvalidArgument("rerank needs the rerank function's name (for example cross-encoder)",
+                              reason="MISSING_FUNCTION")
+    return Reranking(FunctionConfig(given.name, struct_to_python(given.settings)), column=given.column or "text",
+                     query=given.query, return_all_scores=given.return_all_scores)
 
 
 def hybrid_text_search(request: pb.SearchRequest) -> ft.TextSearch:

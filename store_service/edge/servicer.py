@@ -100,7 +100,8 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         rows, version = self._core.search(request.table, conversions.search_query(request),
                                           conversions.vector_search(request), version=request.version,
                                           deadline=_deadline(context),
-                                          computed=conversions.computed_columns(request.computed_columns))
+                                          computed=conversions.computed_columns(request.computed_columns),
+                                          rerank=conversions.reranking(request))
         return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
 
     def _search_text(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
@@ -114,14 +115,16 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
             rows, version = self._core.search_hybrid(
                 request.table, conversions.search_query(request), conversions.vector_search(request),
                 conversions.full_text_query(request.full_text), conversions.hybrid_text_search(request),
-                conversions.fusion(request), version=request.version, deadline=_deadline(context))
+                conversions.fusion(request), version=request.version, deadline=_deadline(context),
+                rerank=conversions.reranking(request))
             return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
         if request.HasField("fusion"):
             raise InvalidArgument("fusion applies to a hybrid search (a query with full_text)",
                                   reason="UNSUPPORTED_SEARCH")
         rows, version = self._core.search_text(request.table, conversions.full_text_query(request.full_text),
                                                conversions.text_search(request), version=request.version,
-                                               computed=conversions.computed_columns(request.computed_columns))
+                                               computed=conversions.computed_columns(request.computed_columns),
+                                               rerank=conversions.reranking(request), deadline=_deadline(context))
         return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
 
     def ReadRows(self, request: pb.ReadRowsRequest, context: grpc.ServicerContext) -> pb.ReadRowsResponse:

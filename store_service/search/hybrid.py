@@ -153,3 +153,24 @@ def _original(chosen: np.ndarray, ids: np.ndarray, values: np.ndarray) -> pa.Arr
     where = {int(i): p for p, i in enumerate(ids.tolist())}
     found = [where.get(int(i)) for i in chosen.tolist()]
     return pa.array([None if p is None else float(values[p]) for p in found], type=pa.float32())
+
+
+def merge(vector_rows: pa.Table, text_rows: pa.Table) -> pa.Table:
+    """Both lists as one, each row once (the vector list's copy first), with its `_distance` and `_score`
+    (null where its list lacks it) and `_rowid`: what a model reranks in a hybrid search."""
+    vector_ids = vector_rows.column(ROW_ID).to_numpy(zero_copy_only=False).astype(np.int64)
+    text_ids = text_rows.column(ROW_ID).to_numpy(zero_copy_only=False).astype(np.int64)
+    _, first = np.unique(text_ids, return_index=True)
+    text_only = np.zeros(len(text_ids), dtype=bool)
+    text_only[first] = True
+    text_only &= ~np.isin(text_ids, vector_ids)
+    columns = [n for n in vector_rows.column_names if n not in (DISTANCE, ROW_ID)]
+    head = vector_rows.select(columns)
+    tail = text_rows.filter(pa.array(text_only)).select(columns).cast(head.schema)
+    merged = pa.concat_tables([head, tail])
+    ids = np.concatenate([vector_ids, text_ids[text_only]])
+    distances = vector_rows.column(DISTANCE).to_numpy(zero_copy_only=False).astype(np.float32)
+    scores = text_rows.column(SCORE).to_numpy(zero_copy_only=False).astype(np.float32)
+    merged = merged.append_column(pa.field(DISTANCE, pa.float32()), _original(ids, vector_ids, distances))
+    merged = merged.append_column(pa.field(SCORE, pa.float32()), _original(ids, text_ids, scores))
+    return merged.append_column(pa.field(ROW_ID, pa.int64()), pa.array(ids, type=pa.int64()))

@@ -55,6 +55,11 @@ class EmbeddingServiceStub:
                 request_serializer=vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.StreamEmbedRequest.SerializeToString,
                 response_deserializer=vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.StreamEmbedResponse.FromString,
                 _registered_method=True)
+        self.Rerank = channel.unary_unary(
+                '/vectorlane.embed.v1.EmbeddingService/Rerank',
+                request_serializer=vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.RerankRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.RerankResponse.FromString,
+                _registered_method=True)
 
 
 class EmbeddingServiceServicer:
@@ -92,6 +97,15 @@ class EmbeddingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rerank(self, request, context):
+        """Scores documents against a query with a rerank function (a cross-encoder such as "cross-encoder"):
+        one relevance score per document, in the documents' order, higher is more relevant. Embedding
+        functions are refused here (NOT_A_RERANKER), rerank functions by Embed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbeddingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +128,11 @@ def add_EmbeddingServiceServicer_to_server(servicer, server):
                     servicer.StreamEmbed,
                     request_deserializer=vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.StreamEmbedRequest.FromString,
                     response_serializer=vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.StreamEmbedResponse.SerializeToString,
+            ),
+            'Rerank': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rerank,
+                    request_deserializer=vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.RerankRequest.FromString,
+                    response_serializer=vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.RerankResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +244,33 @@ class EmbeddingService:
             '/vectorlane.embed.v1.EmbeddingService/StreamEmbed',
             vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.StreamEmbedRequest.SerializeToString,
             vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.StreamEmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rerank(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.embed.v1.EmbeddingService/Rerank',
+            vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.RerankRequest.SerializeToString,
+            vectorlane_dot_embed_dot_v1_dot_embed__service__pb2.RerankResponse.FromString,
             options,
             channel_credentials,
             insecure,

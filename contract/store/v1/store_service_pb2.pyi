@@ -355,7 +355,7 @@ class Vectors(_message.Message):
     def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format", "computed_columns", "bypass_vector_index", "full_text", "fast_search", "fusion")
+    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format", "computed_columns", "bypass_vector_index", "full_text", "fast_search", "fusion", "rerank")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -380,6 +380,7 @@ class SearchRequest(_message.Message):
     FULL_TEXT_FIELD_NUMBER: _ClassVar[int]
     FAST_SEARCH_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
+    RERANK_FIELD_NUMBER: _ClassVar[int]
     table: str
     vector: Vector
     text: str
@@ -404,7 +405,22 @@ class SearchRequest(_message.Message):
     full_text: FullTextQuery
     fast_search: bool
     fusion: Fusion
-    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., bypass_vector_index: _Optional[bool] = ..., full_text: _Optional[_Union[FullTextQuery, _Mapping]] = ..., fast_search: _Optional[bool] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ...) -> None: ...
+    rerank: Rerank
+    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., bypass_vector_index: _Optional[bool] = ..., full_text: _Optional[_Union[FullTextQuery, _Mapping]] = ..., fast_search: _Optional[bool] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., rerank: _Optional[_Union[Rerank, _Mapping]] = ...) -> None: ...
+
+class Rerank(_message.Message):
+    __slots__ = ("name", "settings", "column", "query", "return_all_scores")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    RETURN_ALL_SCORES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    settings: _struct_pb2.Struct
+    column: str
+    query: str
+    return_all_scores: bool
+    def __init__(self, name: _Optional[str] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., column: _Optional[str] = ..., query: _Optional[str] = ..., return_all_scores: _Optional[bool] = ...) -> None: ...
 
 class Fusion(_message.Message):
     __slots__ = ("method", "k", "weight", "fill", "weight_vector", "weight_fts", "normalize", "return_all_scores")

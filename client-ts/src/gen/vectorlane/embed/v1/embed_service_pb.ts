@@ -24,7 +24,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file vectorlane/embed/v1/embed_service.proto.
  */
 export const file_vectorlane_embed_v1_embed_service: GenFile = /*@__PURE__*/
-  fileDesc("Cid2ZWN0b3JsYW5lL2VtYmVkL3YxL2VtYmVkX3NlcnZpY2UucHJvdG8SE3ZlY3RvcmxhbmUuZW1iZWQudjEiRwoMRnVuY3Rpb25TcGVjEgwKBG5hbWUYASABKAkSKQoIc2V0dGluZ3MYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlEKCkVtYmVkSW5wdXQSDgoEdGV4dBgBIAEoCUgAEhUKC2ltYWdlX2J5dGVzGAIgASgMSAASEwoJaW1hZ2VfdXJpGAMgASgJSABCBwoFdmFsdWUiGwoJRW1iZWRkaW5nEg4KBnZhbHVlcxgBIAMoAiI9ChRMaXN0RnVuY3Rpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSKvAQoMRnVuY3Rpb25JbmZvEgwKBG5hbWUYASABKAkSMQoKbW9kYWxpdGllcxgCIAMoDjIdLnZlY3RvcmxhbmUuZW1iZWQudjEuTW9kYWxpdHkSMAoPc2V0dGluZ3Nfc2NoZW1hGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBITCgtkZXNjcmlwdGlvbhgEIAEoCRIXCg9zZWNyZXRfc2V0dGluZ3MYBSADKAkiZgoVTGlzdEZ1bmN0aW9uc1Jlc3BvbnNlEjQKCWZ1bmN0aW9ucxgBIAMoCzIhLnZlY3RvcmxhbmUuZW1iZWQudjEuRnVuY3Rpb25JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJOChdEZXNjcmliZUZ1bmN0aW9uUmVxdWVzdBIzCghmdW5jdGlvbhgBIAEoCzIhLnZlY3RvcmxhbmUuZW1iZWQudjEuRnVuY3Rpb25TcGVjIscBChhEZXNjcmliZUZ1bmN0aW9uUmVzcG9uc2USDAoEbmFtZRgBIAEoCRISCgpkaW1lbnNpb25zGAIgASgFEjEKCm1vZGFsaXRpZXMYAyADKA4yHS52ZWN0b3JsYW5lLmVtYmVkLnYxLk1vZGFsaXR5EhIKCm5vcm1hbGl6ZWQYBCABKAgSFwoPc2VjcmV0X3NldHRpbmdzGAUgAygJEikKCHNldHRpbmdzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKoAQoMRW1iZWRSZXF1ZXN0EjMKCGZ1bmN0aW9uGAEgASgLMiEudmVjdG9ybGFuZS5lbWJlZC52MS5GdW5jdGlvblNwZWMSLwoGaW5wdXRzGAIgAygLMh8udmVjdG9ybGFuZS5lbWJlZC52MS5FbWJlZElucHV0EjIKB3B1cnBvc2UYAyABKA4yIS52ZWN0b3JsYW5lLmVtYmVkLnYxLklucHV0UHVycG9zZSJXCg1FbWJlZFJlc3BvbnNlEjIKCmVtYmVkZGluZ3MYASADKAsyHi52ZWN0b3JsYW5lLmVtYmVkLnYxLkVtYmVkZGluZxISCgpkaW1lbnNpb25zGAIgASgFIsABChJTdHJlYW1FbWJlZFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAMSMwoIZnVuY3Rpb24YAiABKAsyIS52ZWN0b3JsYW5lLmVtYmVkLnYxLkZ1bmN0aW9uU3BlYxIvCgZpbnB1dHMYAyADKAsyHy52ZWN0b3JsYW5lLmVtYmVkLnYxLkVtYmVkSW5wdXQSMgoHcHVycG9zZRgEIAEoDjIhLnZlY3RvcmxhbmUuZW1iZWQudjEuSW5wdXRQdXJwb3NlIm8KE1N0cmVhbUVtYmVkUmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAMSMgoKZW1iZWRkaW5ncxgCIAMoCzIeLnZlY3RvcmxhbmUuZW1iZWQudjEuRW1iZWRkaW5nEhIKCmRpbWVuc2lvbnMYAyABKAUqSwoITW9kYWxpdHkSGAoUTU9EQUxJVFlfVU5TUEVDSUZJRUQQABIRCg1NT0RBTElUWV9URVhUEAESEgoOTU9EQUxJVFlfSU1BR0UQAipgCgxJbnB1dFB1cnBvc2USHQoZSU5QVVRfUFVSUE9TRV9VTlNQRUNJRklFRBAAEhgKFElOUFVUX1BVUlBPU0VfU09VUkNFEAESFwoTSU5QVVRfUFVSUE9TRV9RVUVSWRACMqEDChBFbWJlZGRpbmdTZXJ2aWNlEmYKDUxpc3RGdW5jdGlvbnMSKS52ZWN0b3JsYW5lLmVtYmVkLnYxLkxpc3RGdW5jdGlvbnNSZXF1ZXN0GioudmVjdG9ybGFuZS5lbWJlZC52MS5MaXN0RnVuY3Rpb25zUmVzcG9uc2USbwoQRGVzY3JpYmVGdW5jdGlvbhIsLnZlY3RvcmxhbmUuZW1iZWQudjEuRGVzY3JpYmVGdW5jdGlvblJlcXVlc3QaLS52ZWN0b3JsYW5lLmVtYmVkLnYxLkRlc2NyaWJlRnVuY3Rpb25SZXNwb25zZRJOCgVFbWJlZBIhLnZlY3RvcmxhbmUuZW1iZWQudjEuRW1iZWRSZXF1ZXN0GiIudmVjdG9ybGFuZS5lbWJlZC52MS5FbWJlZFJlc3BvbnNlEmQKC1N0cmVhbUVtYmVkEicudmVjdG9ybGFuZS5lbWJlZC52MS5TdHJlYW1FbWJlZFJlcXVlc3QaKC52ZWN0b3JsYW5lLmVtYmVkLnYxLlN0cmVhbUVtYmVkUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("Cid2ZWN0b3JsYW5lL2VtYmVkL3YxL2VtYmVkX3NlcnZpY2UucHJvdG8SE3ZlY3RvcmxhbmUuZW1iZWQudjEiRwoMRnVuY3Rpb25TcGVjEgwKBG5hbWUYASABKAkSKQoIc2V0dGluZ3MYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlEKCkVtYmVkSW5wdXQSDgoEdGV4dBgBIAEoCUgAEhUKC2ltYWdlX2J5dGVzGAIgASgMSAASEwoJaW1hZ2VfdXJpGAMgASgJSABCBwoFdmFsdWUiGwoJRW1iZWRkaW5nEg4KBnZhbHVlcxgBIAMoAiI9ChRMaXN0RnVuY3Rpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSKvAQoMRnVuY3Rpb25JbmZvEgwKBG5hbWUYASABKAkSMQoKbW9kYWxpdGllcxgCIAMoDjIdLnZlY3RvcmxhbmUuZW1iZWQudjEuTW9kYWxpdHkSMAoPc2V0dGluZ3Nfc2NoZW1hGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBITCgtkZXNjcmlwdGlvbhgEIAEoCRIXCg9zZWNyZXRfc2V0dGluZ3MYBSADKAkiZgoVTGlzdEZ1bmN0aW9uc1Jlc3BvbnNlEjQKCWZ1bmN0aW9ucxgBIAMoCzIhLnZlY3RvcmxhbmUuZW1iZWQudjEuRnVuY3Rpb25JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJOChdEZXNjcmliZUZ1bmN0aW9uUmVxdWVzdBIzCghmdW5jdGlvbhgBIAEoCzIhLnZlY3RvcmxhbmUuZW1iZWQudjEuRnVuY3Rpb25TcGVjIscBChhEZXNjcmliZUZ1bmN0aW9uUmVzcG9uc2USDAoEbmFtZRgBIAEoCRISCgpkaW1lbnNpb25zGAIgASgFEjEKCm1vZGFsaXRpZXMYAyADKA4yHS52ZWN0b3JsYW5lLmVtYmVkLnYxLk1vZGFsaXR5EhIKCm5vcm1hbGl6ZWQYBCABKAgSFwoPc2VjcmV0X3NldHRpbmdzGAUgAygJEikKCHNldHRpbmdzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKoAQoMRW1iZWRSZXF1ZXN0EjMKCGZ1bmN0aW9uGAEgASgLMiEudmVjdG9ybGFuZS5lbWJlZC52MS5GdW5jdGlvblNwZWMSLwoGaW5wdXRzGAIgAygLMh8udmVjdG9ybGFuZS5lbWJlZC52MS5FbWJlZElucHV0EjIKB3B1cnBvc2UYAyABKA4yIS52ZWN0b3JsYW5lLmVtYmVkLnYxLklucHV0UHVycG9zZSJXCg1FbWJlZFJlc3BvbnNlEjIKCmVtYmVkZGluZ3MYASADKAsyHi52ZWN0b3JsYW5lLmVtYmVkLnYxLkVtYmVkZGluZxISCgpkaW1lbnNpb25zGAIgASgFIsABChJTdHJlYW1FbWJlZFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAMSMwoIZnVuY3Rpb24YAiABKAsyIS52ZWN0b3JsYW5lLmVtYmVkLnYxLkZ1bmN0aW9uU3BlYxIvCgZpbnB1dHMYAyADKAsyHy52ZWN0b3JsYW5lLmVtYmVkLnYxLkVtYmVkSW5wdXQSMgoHcHVycG9zZRgEIAEoDjIhLnZlY3RvcmxhbmUuZW1iZWQudjEuSW5wdXRQdXJwb3NlIm8KE1N0cmVhbUVtYmVkUmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAMSMgoKZW1iZWRkaW5ncxgCIAMoCzIeLnZlY3RvcmxhbmUuZW1iZWQudjEuRW1iZWRkaW5nEhIKCmRpbWVuc2lvbnMYAyABKAUiZgoNUmVyYW5rUmVxdWVzdBIzCghmdW5jdGlvbhgBIAEoCzIhLnZlY3RvcmxhbmUuZW1iZWQudjEuRnVuY3Rpb25TcGVjEg0KBXF1ZXJ5GAIgASgJEhEKCWRvY3VtZW50cxgDIAMoCSIgCg5SZXJhbmtSZXNwb25zZRIOCgZzY29yZXMYASADKAIqSwoITW9kYWxpdHkSGAoUTU9EQUxJVFlfVU5TUEVDSUZJRUQQABIRCg1NT0RBTElUWV9URVhUEAESEgoOTU9EQUxJVFlfSU1BR0UQAipgCgxJbnB1dFB1cnBvc2USHQoZSU5QVVRfUFVSUE9TRV9VTlNQRUNJRklFRBAAEhgKFElOUFVUX1BVUlBPU0VfU09VUkNFEAESFwoTSU5QVVRfUFVSUE9TRV9RVUVSWRACMvQDChBFbWJlZGRpbmdTZXJ2aWNlEmYKDUxpc3RGdW5jdGlvbnMSKS52ZWN0b3JsYW5lLmVtYmVkLnYxLkxpc3RGdW5jdGlvbnNSZXF1ZXN0GioudmVjdG9ybGFuZS5lbWJlZC52MS5MaXN0RnVuY3Rpb25zUmVzcG9uc2USbwoQRGVzY3JpYmVGdW5jdGlvbhIsLnZlY3RvcmxhbmUuZW1iZWQudjEuRGVzY3JpYmVGdW5jdGlvblJlcXVlc3QaLS52ZWN0b3JsYW5lLmVtYmVkLnYxLkRlc2NyaWJlRnVuY3Rpb25SZXNwb25zZRJOCgVFbWJlZBIhLnZlY3RvcmxhbmUuZW1iZWQudjEuRW1iZWRSZXF1ZXN0GiIudmVjdG9ybGFuZS5lbWJlZC52MS5FbWJlZFJlc3BvbnNlEmQKC1N0cmVhbUVtYmVkEicudmVjdG9ybGFuZS5lbWJlZC52MS5TdHJlYW1FbWJlZFJlcXVlc3QaKC52ZWN0b3JsYW5lLmVtYmVkLnYxLlN0cmVhbUVtYmVkUmVzcG9uc2UoATABElEKBlJlcmFuaxIiLnZlY3RvcmxhbmUuZW1iZWQudjEuUmVyYW5rUmVxdWVzdBojLnZlY3RvcmxhbmUuZW1iZWQudjEuUmVyYW5rUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * Names a registered function and the settings it is created with, as LanceDB's
@@ -446,6 +446,62 @@ export const StreamEmbedResponseSchema: GenMessage<StreamEmbedResponse> = /*@__P
   messageDesc(file_vectorlane_embed_v1_embed_service, 11);
 
 /**
+ * Request for Rerank.
+ *
+ * @generated from message vectorlane.embed.v1.RerankRequest
+ */
+export type RerankRequest = Message<"vectorlane.embed.v1.RerankRequest"> & {
+  /**
+   * The rerank function and its settings (as for an embedding function).
+   *
+   * @generated from field: vectorlane.embed.v1.FunctionSpec function = 1;
+   */
+  function?: FunctionSpec | undefined;
+
+  /**
+   * The query the documents are scored against (at most 65,536 bytes).
+   *
+   * @generated from field: string query = 2;
+   */
+  query: string;
+
+  /**
+   * The texts to score, at most the service's --max-rerank-documents; each is cut to the model's window.
+   *
+   * @generated from field: repeated string documents = 3;
+   */
+  documents: string[];
+};
+
+/**
+ * Describes the message vectorlane.embed.v1.RerankRequest.
+ * Use `create(RerankRequestSchema)` to create a new message.
+ */
+export const RerankRequestSchema: GenMessage<RerankRequest> = /*@__PURE__*/
+  messageDesc(file_vectorlane_embed_v1_embed_service, 12);
+
+/**
+ * Response of Rerank.
+ *
+ * @generated from message vectorlane.embed.v1.RerankResponse
+ */
+export type RerankResponse = Message<"vectorlane.embed.v1.RerankResponse"> & {
+  /**
+   * One score per document, in the order of the documents.
+   *
+   * @generated from field: repeated float scores = 1;
+   */
+  scores: number[];
+};
+
+/**
+ * Describes the message vectorlane.embed.v1.RerankResponse.
+ * Use `create(RerankResponseSchema)` to create a new message.
+ */
+export const RerankResponseSchema: GenMessage<RerankResponse> = /*@__PURE__*/
+  messageDesc(file_vectorlane_embed_v1_embed_service, 13);
+
+/**
  * What kind of input a function accepts.
  *
  * @generated from enum vectorlane.embed.v1.Modality
@@ -561,6 +617,18 @@ export const EmbeddingService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof StreamEmbedRequestSchema;
     output: typeof StreamEmbedResponseSchema;
+  },
+  /**
+   * Scores documents against a query with a rerank function (a cross-encoder such as "cross-encoder"):
+   * one relevance score per document, in the documents' order, higher is more relevant. Embedding
+   * functions are refused here (NOT_A_RERANKER), rerank functions by Embed.
+   *
+   * @generated from rpc vectorlane.embed.v1.EmbeddingService.Rerank
+   */
+  rerank: {
+    methodKind: "unary";
+    input: typeof RerankRequestSchema;
+    output: typeof RerankResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vectorlane_embed_v1_embed_service, 0);

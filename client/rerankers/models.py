@@ -1,0 +1,66 @@
+"""LanceDB's model rerankers, with the model hosted by the embed service: `table.search("q").rerank(
+CrossEncoderReranker())` sends the reranker with the search, and the store has the embed service score each
+result's `column` text against the query (`Rerank` in the contract). Nothing is computed in the client, so
+their `rerank_*` methods are not for direct calls here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from google.protobuf import struct_pb2
+
+from vectorlane.rerankers.base import Reranker
+from vectorlane_contract.store.v1 import store_service_pb2 as pb
+
+
+class ModelReranker(Reranker):
+    """A reranker whose model the embed service hosts (`function`, with `settings`)."""
+
+    function = ""
+
+    def __init__(self, column: str = "text", return_score: str = "relevance", **settings: Any) -> None:
+        super().__init__(return_score)
+        self.column = column
+        self.settings = {k: v for k, v in settings.items() if v is not None}
+
+    def to_proto(self, query: str | None = None) -> pb.Rerank:
+        """The contract's Rerank for this reranker (`query`: the text to score against, when not the
+        search's own)."""
+        settings = struct_pb2.Struct()
+        settings.update(self.settings)
+        return pb.Rerank(name=self.function, settings=settings, column=self.column, query=query or "",
+                         return_all_scores=self.score == "all")
+
+    def _in_the_store(self) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} reranks in the store: pass it to a query's "
+                                   ".rerank(...) (its model runs in the embed service)")
+
+    def rerank_vector(self, query: str, vector_results: pa.Table) -> pa.Table:
+        raise self._in_the_store()
+
+    def rerank_fts(self, query: str, fts_results: pa.Table) -> pa.Table:
+        raise self._in_the_store()
+
+    def rerank_hybrid(self, query: str, vector_results: pa.Table, fts_results: pa.Table) -> pa.Table:
+        raise self._in_the_store()
+
+
+class CrossEncoderReranker(ModelReranker):
+    """A sentence-transformers cross-encoder scoring (query, text) pairs: the embed service's `cross-encoder`
+    function. `model_name` is a model folder under the embed service's model roots, or a hub id."""
+
+    function = "cross-encoder"
+
+    def __init__(self, model_name: str = "cross-encoder/ms-marco-TinyBERT-L-6", column: str = "text",
+                 device: str | None = None, return_score: str = "relevance",
+                 trust_remote_code: bool | None = None) -> None:
+        super().__init__(column, return_score, name=model_name, device=device,
+                         trust_remote_code=trust_remote_code or None)
+        self.model_name = model_name
+
+    def __str__(self) -> str:
+        return f"CrossEncoderReranker(model_name={self.model_name})"
+
+
+__all__ = ["CrossEncoderReranker", "ModelReranker"]
