@@ -1,10 +1,26 @@
 /**
  * LanceDB's `Index` configurations for `table.createIndex(column, { config })`. The store builds FAISS
  * indexes: `Index.ivfFlat` (IVF_FLAT), `Index.ivfPq` (IVF_PQ, 8-bit codes), `Index.hnswFlat` (HNSW over full
- * vectors). What it cannot build as asked is refused before any call: quantized HNSW (`hnswPq`, `hnswSq`)
- * and scalar or full-text indexes (the store filters without them and has no full-text search).
+ * vectors), `Index.fts` (Lance's full-text inverted index). What it cannot build as asked is refused before
+ * any call: quantized HNSW (`hnswPq`, `hnswSq`) and scalar indexes (the store filters without them).
  */
-import { IndexType, Metric } from "./gen/vectorlane/store/v1/store_service_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { IndexType, Metric, type FtsParamsSchema } from "./gen/vectorlane/store/v1/store_service_pb.js";
+
+/** LanceDB's FTS index settings (`Index.fts({ withPosition: true })`). */
+export interface FtsOptions {
+  withPosition?: boolean;
+  baseTokenizer?: "simple" | "whitespace" | "raw" | "ngram";
+  language?: string;
+  maxTokenLength?: number;
+  lowerCase?: boolean;
+  stem?: boolean;
+  removeStopWords?: boolean;
+  asciiFolding?: boolean;
+  ngramMinLength?: number;
+  ngramMaxLength?: number;
+  prefixOnly?: boolean;
+}
 
 export type DistanceType = "l2" | "cosine" | "dot";
 
@@ -42,7 +58,7 @@ export function metricOf(name: string): Metric {
 }
 
 export class Index {
-  private constructor(readonly plan: IndexPlan) {}
+  private constructor(readonly plan: IndexPlan, readonly fts?: MessageInitShape<typeof FtsParamsSchema>) {}
 
   private static make(indexType: IndexType, options: HnswOptions & IvfPqOptions): Index {
     return new Index({ indexType, metric: metricOf(options.distanceType ?? "l2"), numPartitions: options.numPartitions ?? 0,
@@ -76,7 +92,13 @@ export class Index {
     throw new RangeError("btree: the store has no scalar indexes; it evaluates filters without one");
   }
 
-  static fts(): Index {
-    throw new RangeError("fts: full-text search is not part of vectorlane; the store searches vectors");
+  /** A full-text (BM25) index of a string column: Lance's inverted index, built by the store. */
+  static fts(options: FtsOptions = {}): Index {
+    return new Index({ indexType: IndexType.FTS, metric: Metric.UNSPECIFIED, numPartitions: 0, numSubVectors: 0, m: 0,
+      efConstruction: 0 }, { withPosition: options.withPosition ?? false, baseTokenizer: options.baseTokenizer ?? "simple",
+      language: options.language ?? "English", maxTokenLength: options.maxTokenLength ?? 40,
+      lowerCase: options.lowerCase ?? true, stem: options.stem ?? true, removeStopWords: options.removeStopWords ?? true,
+      asciiFolding: options.asciiFolding ?? true, ngramMinLength: options.ngramMinLength ?? 3,
+      ngramMaxLength: options.ngramMaxLength ?? 3, prefixOnly: options.prefixOnly ?? false });
   }
 }

@@ -5,10 +5,17 @@
  */
 import type * as arrow from "apache-arrow";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { RowFormat, SearchRequestSchema, StorageService } from "./gen/vectorlane/store/v1/store_service_pb.js";
-import { tableFromIpc } from "./arrow.js";
+import { FusionSchema, RowFormat, SearchRequestSchema } from "./gen/vectorlane/store/v1/store_service_pb.js";
+import { fullTextMessage, type FullTextQuery } from "./full_text.js";
 import { metricOf, type DistanceType } from "./index_config.js";
+import { RRFReranker, type Reranker } from "./rerankers.js";
 import type { Table } from "./table.js";
+
+/** A full-text search's query: a string (its words, in `columns` or every FTS-indexed column) or an object. */
+interface TextSearch {
+  query: string | FullTextQuery;
+  columns: string[];
+}
 
 export const DEFAULT_LIMIT = 10;
 
@@ -19,8 +26,26 @@ export class Query implements AsyncIterable<arrow.RecordBatch> {
   protected limitRows: number | undefined;
   protected offsetRows = 0;
   protected rowId = false;
+  protected text: TextSearch | undefined;
+  protected onlyIndexed = false;
 
   constructor(protected readonly table: Table) {}
+
+  /** A full-text (BM25) search over the table's FTS indexes: rows with `_score`, highest first. Followed by
+   * `nearestTo(v)`, a hybrid search of both. */
+  fullTextSearch(query: string | FullTextQuery, options: { columns?: string | string[] } = {}): this {
+    const columns = options.columns === undefined ? [] : typeof options.columns === "string" ? [options.columns]
+      : [...options.columns];
+    this.text = { query, columns };
+    if (this.limitRows === undefined) this.limitRows = DEFAULT_LIMIT;
+    return this;
+  }
+
+  /** A full-text search of only the rows its index covers (rows added since are missed until optimize). */
+  fastSearch(): this {
+    this.onlyIndexed = true;
+    return this;
+  }
 
   /** A SQL filter; called again, the filters combine with AND. */
   where(predicate: string): this {
@@ -62,7 +87,8 @@ export class Query implements AsyncIterable<arrow.RecordBatch> {
   nearestTo(vector: ArrayLike<number> | ArrayLike<number>[]): VectorQuery {
     const search = new VectorQuery(this.table, vector);
     Object.assign(search, { whereClause: this.whereClause, columns: this.columns, computed: this.computed,
-      offsetRows: this.offsetRows, rowId: this.rowId, limitRows: this.limitRows ?? DEFAULT_LIMIT });
+      offsetRows: this.offsetRows, rowId: this.rowId, limitRows: this.limitRows ?? DEFAULT_LIMIT, text: this.text,
+      onlyIndexed: this.onlyIndexed });
     return search;
   }
 
@@ -78,6 +104,14 @@ export class Query implements AsyncIterable<arrow.RecordBatch> {
 
   /** Runs the query. */
   async toArrow(options: { timeout?: number } = {}): Promise<arrow.Table> {
+    if (this.text) {
+      const request = create(SearchRequestSchema, { table: this.table.name, where: this.whereClause,
+        select: this.selected(), limit: this.limitRows ?? DEFAULT_LIMIT, offset: this.offsetRows,
+        version: this.table.checkedOut, format: RowFormat.ARROW, computedColumns: this.computedColumns(),
+        fastSearch: this.onlyIndexed });
+      request.fullText = fullTextMessage(this.text.query, this.text.columns);
+      return this.table.searchRows(request, options.timeout);
+    }
     return this.table.read({ where: this.whereClause, select: this.selected(), limit: this.limitRows ?? 0,
       offset: this.offsetRows, computed: this.computedColumns(), timeout: options.timeout });
   }
@@ -100,6 +134,8 @@ export class VectorQuery extends Query {
   private ef = 0;
   private post = false;
   private exact = false;
+  private reranker: Reranker | undefined;
+  private normalize: "score" | "rank" = "score";
 
   constructor(table: Table, private readonly queryValue: unknown, vectorColumn?: string) {
     super(table);
@@ -152,6 +188,14 @@ export class VectorQuery extends Query {
     return this;
   }
 
+  /** How a hybrid search (`fullTextSearch` with `nearestTo`) fuses its two lists: RRFReranker by default;
+   * `normalize` ("score" or "rank") makes their scores comparable first, as LanceDB does. */
+  rerank(reranker: Reranker, normalize: "score" | "rank" = "score"): this {
+    this.reranker = reranker;
+    this.normalize = normalize;
+    return this;
+  }
+
   /** The SearchRequest this query sends (what grpcurl would send for it, less the query itself). */
   request(): MessageInitShape<typeof SearchRequestSchema> {
     return { table: this.table.name, vectorColumn: this.vectorColumn, where: this.whereClause, postfilter: this.post,
@@ -164,7 +208,13 @@ export class VectorQuery extends Query {
   override async toArrow(options: { timeout?: number } = {}): Promise<arrow.Table> {
     const request = create(SearchRequestSchema, this.request());
     request.query = await this.table.queryOf(this.queryValue, this.vectorColumn);
-    const reply = await this.table.transport.unary(StorageService.method.search, request, options.timeout);
-    return tableFromIpc(reply.rows?.format.case === "arrowIpc" ? reply.rows.format.value : new Uint8Array());
+    if (this.text) { // a hybrid search: both halves in the store, fused there
+      request.fullText = fullTextMessage(this.text.query, this.text.columns);
+      request.fastSearch = this.onlyIndexed;
+      request.fusion = create(FusionSchema, (this.reranker ?? new RRFReranker()).fusion(this.normalize));
+    } else if (this.reranker) {
+      throw new TypeError("rerank fuses a hybrid search: add fullTextSearch(...) to this vector search");
+    }
+    return this.table.searchRows(request, options.timeout);
   }
 }

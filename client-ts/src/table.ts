@@ -20,6 +20,7 @@ import { Index, type DistanceType } from "./index_config.js";
 import { MergeInsertBuilder, type MergeResult } from "./merge.js";
 import { Operation } from "./operation.js";
 import { Query, VectorQuery } from "./query.js";
+import type { FullTextQuery } from "./full_text.js";
 import type { Transport } from "./transport.js";
 import { everyPage } from "./paging.js";
 
@@ -79,7 +80,32 @@ export interface ReadOptions {
 }
 
 const INDEX_NAMES: Record<number, string> = { [IndexType.FLAT]: "FLAT", [IndexType.IVF_FLAT]: "IVF_FLAT",
-  [IndexType.IVF_PQ]: "IVF_PQ", [IndexType.HNSW]: "HNSW" };
+  [IndexType.IVF_PQ]: "IVF_PQ", [IndexType.HNSW]: "HNSW", [IndexType.FTS]: "FTS" };
+
+export interface OptimizeStats {
+  version: number;
+  compaction: { fragmentsRemoved: number; fragmentsAdded: number };
+  prune: { oldVersionsRemoved: number; bytesRemoved: number };
+  indexesCaughtUp: number;
+}
+
+export interface TableStats {
+  totalBytes: number;
+  numRows: number;
+  numIndices: number;
+  fragmentStats: { numFragments: number; numSmallFragments: number };
+}
+
+export interface Tags {
+  create(tag: string, version: number): Promise<void>;
+  list(): Promise<Record<string, { version: number }>>;
+  delete(tag: string): Promise<void>;
+  getVersion(tag: string): Promise<number>;
+}
+
+function isFullTextQuery(value: unknown): value is FullTextQuery {
+  return typeof value === "object" && value !== null && typeof (value as FullTextQuery).toMessage === "function";
+}
 const METRIC_NAMES: Record<number, DistanceType> = { [Metric.L2]: "l2", [Metric.COSINE]: "cosine", [Metric.DOT]: "dot" };
 
 function entries<V>(value: Record<string, V> | Map<string, V> | undefined): [string, V][] {
@@ -217,9 +243,28 @@ export class Table {
     return new Query(this);
   }
 
-  /** The nearest rows to a text or image (embedded by the column's function) or a vector. */
-  search(query: string | Uint8Array | ArrayLike<number> | ArrayLike<number>[], vectorColumn?: string): VectorQuery {
-    return new VectorQuery(this, query, vectorColumn);
+  /** The nearest rows to a text or image (embedded by the column's function) or a vector; with `queryType`
+   * "fts" a full-text search (as "auto" does for a string when the table has no embedding function), with
+   * "hybrid" both, fused. */
+  search(query: string | FullTextQuery | Uint8Array | ArrayLike<number> | ArrayLike<number>[],
+    queryType: "auto" | "vector" | "fts" | "hybrid" = "auto", ftsColumns?: string | string[]): VectorQuery | Query {
+    const fullText = typeof query === "string" || isFullTextQuery(query);
+    const noFunction = this.embeddingFunctions().size === 0;
+    if (queryType === "fts" || isFullTextQuery(query) || (queryType === "auto" && typeof query === "string" && noFunction)) {
+      if (!fullText) throw new TypeError("a full-text search takes a string or a query object");
+      return new Query(this).fullTextSearch(query as string | FullTextQuery, { columns: ftsColumns });
+    }
+    if (queryType === "hybrid") {
+      if (typeof query !== "string") throw new TypeError("a hybrid search takes the text it embeds and searches");
+      return new VectorQuery(this, query).fullTextSearch(query, { columns: ftsColumns });
+    }
+    return new VectorQuery(this, query as string | Uint8Array | ArrayLike<number> | ArrayLike<number>[]);
+  }
+
+  /** One Search call's rows (what the queries run). */
+  async searchRows(request: SearchRequest, timeout?: number): Promise<arrow.Table> {
+    const reply = await this.transport.unary(StorageService.method.search, request, timeout);
+    return tableFromIpc(reply.rows?.format.case === "arrowIpc" ? reply.rows.format.value : new Uint8Array());
   }
 
   vectorSearch(vector: ArrayLike<number> | ArrayLike<number>[]): VectorQuery {
@@ -276,6 +321,12 @@ export class Table {
   // ----- indexes and versions ---------------------------------------------------------------------------
   async createIndex(column: string, options: { config?: Index; replace?: boolean; name?: string } = {}): Promise<void> {
     this.writable("createIndex");
+    const fts = options.config?.fts;
+    if (fts) {
+      await this.transport.unary(StorageService.method.createIndex, { table: this.name, indexType: IndexType.FTS,
+        column, fts, replace: options.replace ?? true, name: options.name ?? "" });
+      return;
+    }
     const plan = (options.config ?? Index.ivfPq()).plan;
     await this.transport.unary(StorageService.method.createIndex, {
       table: this.name, vectorColumn: column, indexType: plan.indexType, metric: plan.metric,
@@ -286,7 +337,82 @@ export class Table {
   async listIndices(): Promise<IndexInfo[]> {
     const reply = await this.transport.unary(StorageService.method.listIndexes, { table: this.name });
     return reply.indexes.map((i) => ({ name: i.name, indexType: INDEX_NAMES[i.indexType] ?? "UNKNOWN",
-      columns: [i.vectorColumn], distanceType: METRIC_NAMES[i.metric] ?? "l2" }));
+      columns: i.columns.length ? [...i.columns] : [i.vectorColumn],
+      distanceType: i.indexType === IndexType.FTS ? "" : METRIC_NAMES[i.metric] ?? "l2" }));
+  }
+
+  async dropIndex(name: string): Promise<void> {
+    this.writable("dropIndex");
+    await this.transport.unary(StorageService.method.dropIndex, { table: this.name, name });
+  }
+
+  // ----- maintenance and schema evolution ----------------------------------------------------------------
+  /** LanceDB's `optimize()`: compaction, indexes caught up (FTS ones rebuilt over new rows), and versions
+   * older than `cleanupOlderThan` (default 7 days) removed. */
+  async optimize(options: { cleanupOlderThan?: Date } = {}): Promise<OptimizeStats> {
+    this.writable("optimize");
+    const seconds = options.cleanupOlderThan ? Math.max(1e-9, (Date.now() - options.cleanupOlderThan.getTime()) / 1000) : 0;
+    const reply = await this.transport.unary(StorageService.method.optimizeTable, { table: this.name,
+      cleanupOlderThanSeconds: seconds });
+    return { version: Number(reply.version), compaction: { fragmentsRemoved: Number(reply.fragmentsRemoved),
+      fragmentsAdded: Number(reply.fragmentsAdded) }, prune: { oldVersionsRemoved: Number(reply.versionsRemoved),
+      bytesRemoved: Number(reply.bytesRemoved) }, indexesCaughtUp: Number(reply.indexesCaughtUp) };
+  }
+
+  /** LanceDB's `stats()`. */
+  async stats(): Promise<TableStats> {
+    const reply = await this.transport.unary(StorageService.method.getTableStats, { table: this.name });
+    return { totalBytes: Number(reply.totalBytes), numRows: Number(reply.numRows), numIndices: Number(reply.numIndices),
+      fragmentStats: { numFragments: Number(reply.numFragments), numSmallFragments: Number(reply.numSmallFragments) } };
+  }
+
+  /** Columns computed from SQL expressions of each row (`[{ name, valueSql }]`). */
+  async addColumns(columns: { name: string; valueSql: string }[]): Promise<{ version: number }> {
+    this.writable("addColumns");
+    const reply = await this.transport.unary(StorageService.method.addColumns, { table: this.name,
+      expressions: columns.map((c) => ({ name: c.name, expression: c.valueSql })) });
+    await this.refresh();
+    return { version: Number(reply.version) };
+  }
+
+  /** Renames, nullability or type casts of columns (`[{ path, rename?, nullable?, dataType? }]`). */
+  async alterColumns(alterations: { path: string; rename?: string; nullable?: boolean; dataType?: string }[]
+  ): Promise<{ version: number }> {
+    this.writable("alterColumns");
+    const reply = await this.transport.unary(StorageService.method.alterColumns, { table: this.name,
+      alterations: alterations.map((a) => ({ path: a.path, rename: a.rename ?? "", nullable: a.nullable,
+        dataType: a.dataType ?? "" })) });
+    await this.refresh();
+    return { version: Number(reply.version) };
+  }
+
+  async dropColumns(columns: string[]): Promise<{ version: number }> {
+    this.writable("dropColumns");
+    const reply = await this.transport.unary(StorageService.method.dropColumns, { table: this.name, columns });
+    await this.refresh();
+    return { version: Number(reply.version) };
+  }
+
+  /** LanceDB's `tags`: `create(tag, version)`, `list()`, `delete(tag)`, `getVersion(tag)`. */
+  get tags(): Tags {
+    const table = this;
+    return {
+      async create(tag: string, version: number): Promise<void> {
+        await table.transport.unary(StorageService.method.createTag, { table: table.name, tag, version: BigInt(version) });
+      },
+      async list(): Promise<Record<string, { version: number }>> {
+        const reply = await table.transport.unary(StorageService.method.listTags, { table: table.name });
+        return Object.fromEntries(reply.tags.map((t) => [t.name, { version: Number(t.version) }]));
+      },
+      async delete(tag: string): Promise<void> {
+        await table.transport.unary(StorageService.method.deleteTag, { table: table.name, tag });
+      },
+      async getVersion(tag: string): Promise<number> {
+        const found = (await this.list())[tag];
+        if (!found) throw new RangeError(`table ${table.name} has no tag ${JSON.stringify(tag)}`);
+        return found.version;
+      },
+    };
   }
 
   async listVersions(): Promise<VersionInfo[]> {

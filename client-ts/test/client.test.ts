@@ -229,3 +229,65 @@ test("reads are retried on UNAVAILABLE by the channel's service config: a store 
     proxy?.close();
   }
 });
+
+const DOCS = ["the quick brown fox", "lazy dog sleeps", "quick dog runs", "a cat", "brown cat and dog",
+  "foxes are quick", "the dog and the fox", "a quick quick dog"];
+
+test("full-text search, query objects and hybrid search with RRF: the Python client's rows, scores and order", async () => {
+  const rows = DOCS.map((text, id) => ({ id, text, vector: [id / 8, 1 - id / 8] }));
+  const table = await db.createTable("fts_docs", rows, { mode: "overwrite" });
+  await table.createIndex("text", { config: lancedb.Index.fts({ withPosition: true }) });
+  const indices = await table.listIndices();
+  assert.deepEqual(indices.map((i) => [i.indexType, i.columns]), [["FTS", ["text"]]]);
+
+  const byWords = await table.search("quick dog", "fts").limit(5).toArray();
+  const mine = byWords.map((r) => [Number(r.id), Number((r._score as number).toFixed(5))]);
+  const fused = await table.query().fullTextSearch("dog").nearestTo([0.5, 0.5])
+    .rerank(await lancedb.rerankers.RRFReranker.create(60)).limit(4).toArray();
+  const mineFused = fused.map((r) => [Number(r.id), Number((r._relevance_score as number).toFixed(6))]);
+  const theirs = await python(`
+import json, vectorlane
+t = vectorlane.connect("${services.storeUri}").open_table("fts_docs")
+words = t.search("quick dog", query_type="fts").limit(5).to_list()
+fused = t.search(query_type="hybrid").vector([0.5, 0.5]).text("dog").limit(4).to_list()
+print(json.dumps([[[r["id"], round(r["_score"], 5)] for r in words],
+                  [[r["id"], round(r["_relevance_score"], 6)] for r in fused]]))`) as [number[][], number[][]];
+  assert.deepEqual(mine, theirs[0]);
+  assert.deepEqual(mineFused, theirs[1]);
+  assert.equal(mine.length, 5);
+
+  const phrase = await table.query().fullTextSearch(new lancedb.PhraseQuery("quick dog", "text")).toArray();
+  assert.ok(phrase.length > 0 && phrase.every((r) => String(r.text).includes("quick dog")));
+  const both = await table.query().fullTextSearch(new lancedb.BooleanQuery([
+    [lancedb.Occur.Must, new lancedb.MatchQuery("dog", "text")],
+    [lancedb.Occur.MustNot, new lancedb.MatchQuery("quick", "text")]])).limit(10).toArray();
+  assert.ok(both.length > 0 && both.every((r) => String(r.text).includes("dog") && !String(r.text).includes("quick")));
+  const filtered = await table.query().fullTextSearch("dog").where("id > 3").select(["id"]).limit(10).toArray();
+  assert.ok(filtered.length > 0 && filtered.every((r) => Number(r.id) > 3));
+  await assert.rejects(table.query().fullTextSearch("dog", { columns: "nope" }).toArray(),
+    (e: lancedb.VectorlaneError) => e.reason === "NO_FTS_INDEX");
+  await table.dropIndex("text_idx");
+  assert.deepEqual(await table.listIndices(), []);
+});
+
+test("the table surface LanceDB's TypeScript client has: optimize, stats, tags, add / alter / drop columns", async () => {
+  const table = await db.createTable("surface", [{ id: 1, text: "a" }], { mode: "overwrite" });
+  for (let i = 2; i <= 4; i++) await table.add([{ id: i, text: String.fromCharCode(96 + i) }]);
+  const before = await table.stats();
+  assert.equal(before.numRows, 4);
+  assert.equal(before.fragmentStats.numFragments, 4);
+  const done = await table.optimize();
+  assert.equal(done.compaction.fragmentsRemoved, 4);
+  assert.equal((await table.stats()).fragmentStats.numFragments, 1);
+  await table.tags.create("first", 1);
+  assert.deepEqual(await table.tags.list(), { first: { version: 1 } });
+  assert.equal(await table.tags.getVersion("first"), 1);
+  await table.tags.delete("first");
+  assert.deepEqual(await table.tags.list(), {});
+  await table.addColumns([{ name: "twice", valueSql: "id * 2" }]);
+  await table.alterColumns([{ path: "text", rename: "letter" }]);
+  await table.dropColumns(["twice"]);
+  const rows = await table.query().toArray();
+  assert.deepEqual(table.columnNames(), ["id", "letter"]);
+  assert.deepEqual(rows.map((r) => String(r.letter)).sort(), ["a", "b", "c", "d"]);
+});
