@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-s3 run-embed run-store test lint stress test-fast parity bench bench-quick bench-storage bench-serving bench-scale bench-filters bench-10m protos settings-table check-protos clean
+.PHONY: help install run run-s3 run-embed run-store test lint stress test-fast parity bench bench-quick bench-storage bench-serving bench-scale bench-filters bench-text bench-10m protos settings-table check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -100,6 +100,9 @@ bench-scale: $(VENV)/.bench-installed ## tables on S3 (a local moto server) and 
 
 bench-filters: $(VENV)/.bench-installed ## filter evaluation (Arrow vs Lance's SQL) and prefiltered search at 10 % beside LanceDB, 1M rows
 	$(BIN)/python -m benchmarks.filters --rows 1000000
+
+bench-text: $(VENV)/.bench-installed ## full-text and hybrid search beside LanceDB embedded, and cross-encoder reranking through the embed service vs in-process, 1M short texts (~15 min)
+	$(BIN)/python -m benchmarks.text_search --rows 1000000
 
 protos: $(STAMP) $(NPM_STAMP) ## regenerate the stubs from protos/: Python into contract/, TypeScript into client-ts/src/gen/
 	$(BIN)/python scripts/gen_protos.py

@@ -354,6 +354,7 @@ class QueryBuilder:
                         fusion: pb.Fusion) -> pb.SearchRequest:
         request = vector_half.to_request()
         request.full_text.CopyFrom(text_half._text_request().full_text)
+        request.fast_search = self._fast_search
         request.fusion.CopyFrom(fusion)
         if isinstance(self._reranker, ModelReranker):
             request.rerank.CopyFrom(self._reranker.to_proto(self._rerank_query))

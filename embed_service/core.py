@@ -167,8 +167,10 @@ class EmbeddingCore:
         return dims, self._submit_cached(spec, loaded, inputs, purpose, is_active)
 
     # ----- reranking ---------------------------------------------------------------------------------
-    def rerank(self, spec: FunctionSpec, query: str, documents: Sequence[str]) -> np.ndarray:
-        """One relevance score per document from a rerank function (`functions/rerank.py`)."""
+    def rerank(self, spec: FunctionSpec, query: str, documents: Sequence[str],
+               is_active: IsActive = lambda: True) -> np.ndarray:
+        """One relevance score per document from a rerank function (`functions/rerank.py`); nothing is
+        computed for a caller that went away while it waited for the model."""
         if len(documents) > self._max_rerank:
             raise InvalidInput(f"{len(documents)} documents in one request; the limit is {self._max_rerank}",
                                reason="TOO_MANY_INPUTS", limit=self._max_rerank)
@@ -185,7 +187,7 @@ class EmbeddingCore:
                                   f"{', '.join(self.rerank_names())})", reason="NOT_A_RERANKER", function=spec.name)
         function = self._load(spec).function
         assert isinstance(function, RerankFunction)
-        return function.rerank(query, list(documents))
+        return function.rerank(query, list(documents), is_active)
 
     def rerank_names(self) -> list[str]:
         return [n for n in self._registry.names() if issubclass(self._registry.get(n), RerankFunction)]

@@ -43,5 +43,5 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
 
     def Rerank(self, request: pb.RerankRequest, context: grpc.ServicerContext) -> pb.RerankResponse:
         scores = self._core.rerank(conversions.function_spec(request.function), request.query,
-                                   list(request.documents))
+                                   list(request.documents), context.is_active)
         return pb.RerankResponse(scores=scores.tolist())

@@ -15,9 +15,11 @@ import datetime
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
@@ -36,7 +38,8 @@ from store_service.search.hybrid import Fusion
 from store_service.search.reranking import Reranking
 from store_service.search.vector_search import VectorSearch
 from store_service.embedder import NO_DEADLINE, Deadline, Embedder, FunctionInfo, Query
-from store_service.errors import Aborted, Cancelled, InvalidArgument, ServiceError, TableExists
+from store_service.errors import (Aborted, Cancelled, DeadlineExceeded, InvalidArgument, ResourceExhausted,
+                                  ServiceError, TableExists)
 from store_service.expressions import filters
 from store_service.expressions import lance as lance_sql
 from store_service.expressions.budget import EVALUATION
@@ -121,6 +124,8 @@ class TableInfo:
 DEFAULT_RETENTION_S = 7 * 24 * 3600.0  # LanceDB's default for optimize(cleanup_older_than=)
 MAX_RETENTION_S = 100 * 365 * 24 * 3600.0
 HYBRID_THREADS = 8  # full-text halves of hybrid searches run at once; more wait for a thread
+HYBRID_QUEUE = 64  # hybrid searches waiting for their full-text half; more are RESOURCE_EXHAUSTED
+HYBRID_WAIT_S = 300.0  # the longest a hybrid search without a deadline waits for its full-text half
 SMALL_FRAGMENT_ROWS = 100_000  # fragments below this many rows are what compaction merges first
 
 
@@ -163,6 +168,8 @@ class StoreCore:
         self.limits = limits
         self._pool = ThreadPoolExecutor(max_workers=limits.ingest_workers, thread_name_prefix="store-ingest")
         self._hybrid_pool = ThreadPoolExecutor(max_workers=HYBRID_THREADS, thread_name_prefix="store-hybrid")
+        self._hybrid_lock = threading.Lock()
+        self._hybrid_waiting = 0
         self.reembedder = Reembedder(embedder, lease_seconds=limits.lease_seconds)
         self.functions = FunctionChanges(self.tables, embedder, self.reembedder)
         self.jobs = jobs.Jobs({jobs.CREATE_INDEX: self._build_index, jobs.OPTIMIZE: self._optimize_now},
@@ -369,7 +376,9 @@ class StoreCore:
             text = query.text if isinstance(query, Query) else None
             return self._reranked(name, lambda select, at: self.search(
                 name, query, dataclasses.replace(request, select=select), version=at, deadline=deadline),
-                request.select, rerank, text, version, deadline, computed)
+                request.select, rerank, text, version, deadline, computed,
+                (request.limit + request.offset) * (len(query) if isinstance(query, np.ndarray) and query.ndim == 2
+                                                    else 1))
         computed = dict(computed or {})
         if not computed:
             return self._search(name, query, request, version=version, deadline=deadline)
@@ -423,7 +432,7 @@ class StoreCore:
             text = query.text if isinstance(query, full_text.Terms) else None
             return self._reranked(name, lambda select, at: self.search_text(
                 name, query, dataclasses.replace(request, select=select), version=at),
-                request.select, rerank, text, version, deadline, computed)
+                request.select, rerank, text, version, deadline, computed, request.limit + request.offset)
         self._check_limit(request.limit, request.offset)
         computed = dict(computed or {})
         judged = computed_columns.check(computed) if computed else {}
@@ -450,22 +459,34 @@ class StoreCore:
         self._check_limit(limit, offset)
         view = self.owner(name).view(version)
         if rerank is not None:
+            rerank.check_count(2 * (limit + offset))
             rerank.check(view.schema)
         wanted = list(reranking.with_column(vector_request.select, rerank)) or list(view.schema.names)
         keep_row_id = ROW_ID in wanted
         select = tuple(n for n in wanted if n != ROW_ID) + (ROW_ID,)
         each = limit + offset
-        text_half = self._hybrid_pool.submit(
-            self.search_text, name, text_query,
-            dataclasses.replace(text_request, limit=each, offset=0, select=select), version=view.version)
+        with self._hybrid_lock:
+            if self._hybrid_waiting >= HYBRID_QUEUE:
+                raise ResourceExhausted(f"{HYBRID_QUEUE} hybrid searches are waiting for their full-text half; "
+                                        "retry shortly", reason="SERVER_BUSY", limit=HYBRID_QUEUE)
+            self._hybrid_waiting += 1
         try:
-            vector_rows, _ = self.search(name, query,
-                                         dataclasses.replace(vector_request, limit=each, offset=0, select=select),
-                                         version=view.version, deadline=deadline)
-        except BaseException:
-            text_half.cancel()  # (one already running finishes on its own)
-            raise
-        text_rows, _ = text_half.result()
+            text_half = self._hybrid_pool.submit(
+                self.search_text, name, text_query,
+                dataclasses.replace(text_request, limit=each, offset=0, select=select), version=view.version)
+            try:
+                vector_rows, _ = self.search(name, query, dataclasses.replace(vector_request, limit=each, offset=0,
+                                                                              select=select),
+                                             version=view.version, deadline=deadline)
+                text_rows, _ = text_half.result(timeout=deadline.remaining(HYBRID_WAIT_S))
+            except FutureTimeout:
+                raise DeadlineExceeded("the full-text half of the hybrid search did not finish in time",
+                                       reason="DEADLINE_EXCEEDED") from None
+            finally:
+                text_half.cancel()  # (one already running finishes on its own)
+        finally:
+            with self._hybrid_lock:
+                self._hybrid_waiting -= 1
         if rerank is None:
             fused = hybrid.fuse(vector_rows, text_rows, fusion, limit=limit, offset=offset, keep_row_id=keep_row_id)
             return self._within_response(fused, "the results"), view.version
@@ -479,8 +500,10 @@ class StoreCore:
 
     def _reranked(self, name: str, run: Callable[[tuple[str, ...], int], tuple[pa.Table, int]],
                   select: tuple[str, ...], rerank: Reranking, text: str | None, version: int, deadline: Deadline,
-                  computed: Mapping[str, str] | None) -> tuple[pa.Table, int]:
-        """A search's results (`run(select, version)`) reranked by a model of the embed service."""
+                  computed: Mapping[str, str] | None, results: int) -> tuple[pa.Table, int]:
+        """A search's results (`run(select, version)`, at most `results`) reranked by a model of the embed
+        service."""
+        rerank.check_count(results)
         if computed:
             raise InvalidArgument("a reranked search returns columns, not computed_columns",
                                   reason="UNSUPPORTED_SEARCH")
@@ -692,7 +715,7 @@ class StoreCore:
         owner = self.owner(name)
         snapshot = owner.table.snapshot(owner.latest_version())
         return [*catalog.entries(snapshot.manifest),
-                *((e, text_index.parameters(snapshot, e.name)) for e in text_index.entries(snapshot))]
+                *((e, text_index.reported_parameters(snapshot, e.name)) for e in text_index.entries(snapshot))]
 
     def drop_index(self, name: str, index_name: str) -> int:
         owner = self.owner(name)

@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-from rpc_common.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, FailedPrecondition, InvalidArgument,
-                               NotFound, ResourceExhausted, ServiceError, Unavailable)
+from rpc_common.errors import (Aborted, AlreadyExists, Cancelled, DataLoss, DeadlineExceeded, FailedPrecondition,
+                               InvalidArgument, NotFound, ResourceExhausted, ServiceError, Unavailable)
 
 __all__ = [
-    "Aborted", "AlreadyExists", "Cancelled", "DataLoss", "FailedPrecondition", "InvalidArgument", "InvalidTableName",
-    "NotFound", "ServiceError", "StorageFailed", "StorageFull", "StorageUnreachable", "TableExists", "TableNotFound",
-    "TableReplaced", "VersionNotFound",
+    "Aborted", "AlreadyExists", "Cancelled", "DataLoss", "DeadlineExceeded", "FailedPrecondition", "InvalidArgument",
+    "InvalidTableName", "NotFound", "ResourceExhausted", "ServiceError", "StorageFailed", "StorageFull",
+    "StorageUnreachable", "TableExists", "TableNotFound", "TableReplaced", "VersionNotFound",
 ]
 
 

@@ -61,32 +61,16 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> TinyClip:
 
 
 TINY_CROSS_ENCODER = "tiny-cross-encoder"
-CROSS_ENCODER_WORDS = ("the a of and to in is apple banana cherry dog fox puppy quick river sun tiger red blue green "
-                       "car pie whale song lake fast slow tart night ocean").split()
 
 
 @pytest.fixture(scope="session")
 def tiny_cross_encoder(tiny_clip: TinyClip) -> Path:
-    """A 2-layer BERT cross-encoder with random weights and a 33-word vocabulary, saved where the embed
-    service's model roots are (beside the tiny open_clip): `cross-encoder` loads it by its folder's name
-    through the real sentence-transformers CrossEncoder."""
-    from embed_service.torchvision_compat import ensure_torchvision_importable
+    """A random-weights BERT cross-encoder (`tests/tiny_models.py`) where the embed service's model roots are
+    (beside the tiny open_clip): `cross-encoder` loads it by its folder's name through the real
+    sentence-transformers CrossEncoder."""
+    from tests.tiny_models import tiny_cross_encoder as build
 
-    ensure_torchvision_importable()
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    folder = tiny_clip.root / TINY_CROSS_ENCODER
-    if folder.exists():
-        return folder
-    vocabulary = tiny_clip.root / "tiny-cross-encoder-vocab.txt"
-    vocabulary.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *CROSS_ENCODER_WORDS]))
-    torch.manual_seed(4321)
-    config = BertConfig(vocab_size=5 + len(CROSS_ENCODER_WORDS), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128, num_labels=1)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    BertTokenizerFast(vocab_file=str(vocabulary), do_lower_case=True).save_pretrained(folder)
-    return folder
+    return build(tiny_clip.root / TINY_CROSS_ENCODER)
 
 
 @dataclass

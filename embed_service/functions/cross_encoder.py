@@ -27,7 +27,7 @@ class CrossEncoderRerank(RerankFunction):
     name: str = pydantic.Field("cross-encoder/ms-marco-TinyBERT-L-6", max_length=4096,
                                description="model folder under the model roots, or a hub id (with downloads)")
     device: str = device_setting()
-    batch_size: int = pydantic.Field(32, ge=1, le=4096, description="pairs per forward pass")
+    batch_size: int = pydantic.Field(32, ge=1, le=256, description="pairs per forward pass")
     precision: Literal["auto", "fp32", "fp16"] = pydantic.Field(
         "auto", description="auto is fp16 on CUDA and fp32 on CPU")
     trust_remote_code: bool = pydantic.Field(False, description="let the model folder run its own code")

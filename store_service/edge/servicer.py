@@ -97,6 +97,9 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
         if request.HasField("full_text"):
             return self._search_text(request, context)
+        if request.HasField("fusion") or request.fast_search:
+            raise InvalidArgument("fusion and fast_search apply to searches with full_text",
+                                  reason="UNSUPPORTED_SEARCH")
         rows, version = self._core.search(request.table, conversions.search_query(request),
                                           conversions.vector_search(request), version=request.version,
                                           deadline=_deadline(context),

@@ -15,6 +15,7 @@ vectorlane's compaction commit).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,15 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from store_service.errors import InvalidArgument, ServiceError
+from store_service.errors import AlreadyExists, InvalidArgument, ServiceError
 from store_service.schema import field_at
 from store_service.storage import lance_errors
 from store_service.storage.manifest import Manifest
-from store_service.storage.operations import CommittedNotDurable, CreateTextIndex, DropTextIndex
+from store_service.storage.operations import CommittedNotDurable, CreateTextIndex, DropTextIndex, Moved
 
 if TYPE_CHECKING:
     from store_service.storage.table import Snapshot, Table
     from store_service.tables.owner import TableOwner
+
+log = logging.getLogger(__name__)
 
 INDICES_DIR = "_indices"
 INVERTED = "Inverted"  # Lance's index type name in list_indices
@@ -39,7 +42,8 @@ BASE_TOKENIZERS = ("simple", "whitespace", "raw", "ngram")
 LANGUAGES = ("Arabic", "Danish", "Dutch", "English", "Finnish", "French", "German", "Greek", "Hungarian", "Italian",
              "Norwegian", "Portuguese", "Romanian", "Russian", "Spanish", "Swedish", "Tamil", "Turkish")
 MAX_TOKEN_LENGTH = 1024
-MAX_NGRAM = 64
+MAX_NGRAM = 16  # grams per character grow with max - min + 1: the build's memory with them
+MAX_NAME_CHARS = 256
 MAX_STOP_WORDS = 1024
 MAX_STOP_WORD_BYTES = 64
 
@@ -134,11 +138,19 @@ _ENTRIES_LOCK = threading.Lock()
 
 
 def parameters(snapshot: Snapshot, name: str) -> dict[str, Any]:
-    """An FTS index's tokenizer settings, as Lance reports them (empty when it cannot)."""
+    """An FTS index's tokenizer settings, as Lance reports them (LookupError when it cannot)."""
     try:
         found = snapshot.dataset.stats.index_stats(name)
         return dict(found["indices"][0]["params"])
-    except Exception:  # noqa: BLE001 - a listing never fails for want of an index's statistics
+    except Exception as exc:  # noqa: BLE001 - Lance's own errors, of many kinds
+        raise LookupError(f"Lance reports no settings for index {name!r}") from exc
+
+
+def reported_parameters(snapshot: Snapshot, name: str) -> dict[str, Any]:
+    """`parameters`, or none for a listing (which never fails for want of an index's statistics)."""
+    try:
+        return parameters(snapshot, name)
+    except LookupError:
         return {}
 
 
@@ -162,14 +174,34 @@ def check_column(schema: pa.Schema, column: str) -> None:
                               column=column)
 
 
+def check_name(name: str) -> None:
+    if len(name) > MAX_NAME_CHARS or not name.isprintable():
+        raise InvalidArgument(f"an index name has at most {MAX_NAME_CHARS} printable characters",
+                              reason="INVALID_INDEX_NAME", limit=MAX_NAME_CHARS)
+
+
+def check_free(snapshot: Snapshot, column: str, name: str, replace: bool) -> None:
+    """INDEX_EXISTS before any build when the name or column is taken (and not to be replaced); the commit
+    checks again against the version it commits on."""
+    for entry in entries(snapshot):
+        if (entry.name == name or entry.column == column) and not replace:
+            raise AlreadyExists(f"FTS index {entry.name!r} already exists on column {entry.column!r}; pass "
+                                "replace=True to rebuild it", reason="INDEX_EXISTS", index=entry.name)
+    if any(e["name"] == name for e in snapshot.manifest.indexes):
+        raise AlreadyExists(f"a vector index named {name!r} already exists", reason="INDEX_EXISTS", index=name)
+
+
 def prepare_create(table: Table, snapshot: Snapshot, column: str, params: TextIndexParams, *, name: str = "",
-                   replace: bool = False, operation: str = "create_fts_index") -> CreateTextIndex:
+                   replace: bool = False, operation: str = "create_fts_index",
+                   rebuilds: str | None = None) -> CreateTextIndex:
     """The index built over `snapshot`'s fragments, its files durable and hashed: the operation that lists it."""
     check_column(snapshot.schema, column)
     params.check()
+    name = name or f"{column}_idx"
+    check_name(name)
+    check_free(snapshot, column, name, replace)
     dataset = snapshot.dataset
     fragment_ids = [f.fragment_id for f in dataset.get_fragments()]
-    name = name or f"{column}_idx"
     segment_uuid = str(uuid.uuid4())
     written: list[str] = [f"{INDICES_DIR}/{segment_uuid}"]
     try:
@@ -187,7 +219,8 @@ def prepare_create(table: Table, snapshot: Snapshot, column: str, params: TextIn
         table.remove_folders(written)
         raise
     table.remove_folders([p for p in written if p != folder])  # the segment, merged into the index's files
-    return CreateTextIndex(index, column, replace, tuple(files), checksums, snapshot.manifest, name=operation)
+    return CreateTextIndex(index, column, replace, tuple(files), checksums, snapshot.manifest, name=operation,
+                           rebuilds=rebuilds)
 
 
 @contextlib.contextmanager
@@ -205,12 +238,12 @@ def _lance_refusals(table: Table) -> Iterator[None]:
 
 
 def create(owner: TableOwner, column: str, params: TextIndexParams, *, name: str = "", replace: bool = False,
-           operation: str = "create_fts_index") -> tuple[TextIndexEntry, Manifest]:
+           operation: str = "create_fts_index", rebuilds: str | None = None) -> tuple[TextIndexEntry, Manifest]:
     """Builds an FTS index on the latest version and lists it in a new version (replacing the column's FTS
     index, or the index of that name, when `replace`)."""
     snapshot = owner.latest_view().snapshot
     prepared = prepare_create(owner.table, snapshot, column, params, name=name, replace=replace,
-                              operation=operation)
+                              operation=operation, rebuilds=rebuilds)
     try:
         committed = owner.commit(prepared)
     except CommittedNotDurable:
@@ -235,8 +268,17 @@ def catch_up(owner: TableOwner) -> list[TextIndexEntry]:
     for entry in entries(snapshot):
         if entry.fragments >= present:
             continue
-        params = params_from_lance(parameters(snapshot, entry.name))
-        made, _ = create(owner, entry.column, params, name=entry.name, replace=True, operation="optimize:fts_index")
+        try:
+            params = params_from_lance(parameters(snapshot, entry.name)).check()
+        except (LookupError, ValueError, TypeError, InvalidArgument) as exc:  # settings it cannot rebuild with
+            log.warning("table %s: FTS index %s left as it is (its settings cannot be rebuilt here: %s); rows it "
+                        "lacks are still searched", owner.name, entry.name, exc)
+            continue
+        try:
+            made, _ = create(owner, entry.column, params, name=entry.name, replace=True,
+                             operation="optimize:fts_index", rebuilds=entry.uuid)
+        except Moved:  # dropped or replaced meanwhile: the caller's change stands
+            continue
         rebuilt.append(made)
         snapshot = owner.latest_view().snapshot
     return rebuilt
@@ -250,7 +292,8 @@ def params_from_lance(found: dict[str, Any]) -> TextIndexParams:
         with_position=bool(found.get("with_position", defaults.with_position)),
         base_tokenizer=str(found.get("base_tokenizer", defaults.base_tokenizer)),
         language=str(found.get("language", defaults.language)),
-        max_token_length=int(found["max_token_length"]) if found.get("max_token_length") else None,
+        max_token_length=(int(found["max_token_length"]) if found["max_token_length"] is not None else None)
+        if "max_token_length" in found else defaults.max_token_length,
         lower_case=bool(found.get("lower_case", defaults.lower_case)),
         stem=bool(found.get("stem", defaults.stem)),
         remove_stop_words=bool(found.get("remove_stop_words", defaults.remove_stop_words)),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Union
 import lance.query as lq
 import pyarrow as pa
 
-from store_service.errors import FailedPrecondition, InvalidArgument, ServiceError
+from store_service.errors import FailedPrecondition, InvalidArgument, ServiceError, StorageFailed
 from store_service.indexes import text_index
 from store_service.storage import lance_errors
 from store_service.storage.fragments import ROW_ID
@@ -259,6 +259,9 @@ def search(view: TableView, query: TextQuery, request: TextSearch, *, where: str
             with_row_id=True, fast_search=request.fast_search).to_table()
     except ServiceError:
         raise
+    except OSError as exc:  # the index's or the rows' files unreadable: storage, not the query
+        raise StorageFailed(f"table {snapshot.table.name!r}: the full-text search could not read its files "
+                            f"({snapshot.table.shown(exc)})", table=snapshot.table.name) from None
     except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
         if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
             raise

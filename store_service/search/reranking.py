@@ -18,6 +18,9 @@ from store_service.search.hybrid import RELEVANCE
 from store_service.search.vector_search import DISTANCE
 
 DEFAULT_COLUMN = "text"
+MAX_DOCUMENTS = 1000  # results one rerank scores (the embed service's --max-rerank-documents by default)
+MAX_QUERY_BYTES = 65_536
+MAX_TEXT_CHARS = 64 * 512  # of each result's text sent: 64 characters per token of a 512-token window
 Scorer = Callable[[FunctionConfig, str, list[str]], np.ndarray]
 
 
@@ -31,10 +34,22 @@ class Reranking:
     def query_for(self, search_text: str | None) -> str:
         """The text the results are scored against."""
         text = self.query or search_text
+        if text and len(text.encode("utf-8", "surrogatepass")) > MAX_QUERY_BYTES:
+            text = text.encode("utf-8", "surrogatepass")[:MAX_QUERY_BYTES].decode("utf-8", "ignore")
         if not text:
             raise InvalidArgument("reranking needs the query's text: a vector search's rerank names it "
                                   "(`rerank.query`)", reason="MISSING_RERANK_QUERY")
         return text
+
+    def check_count(self, results: int) -> None:
+        """RERANK_TOO_MANY before searching when the search may return more results than one rerank scores."""
+        if results > MAX_DOCUMENTS:
+            raise InvalidArgument(f"a reranked search scores at most {MAX_DOCUMENTS} results; this one may return "
+                                  f"{results} (a hybrid search's two lists count twice)", reason="RERANK_TOO_MANY",
+                                  limit=MAX_DOCUMENTS)
+        if len(self.query.encode("utf-8", "surrogatepass")) > MAX_QUERY_BYTES:
+            raise InvalidArgument(f"the rerank query holds more than {MAX_QUERY_BYTES} bytes",
+                                  reason="QUERY_TOO_LONG", limit=MAX_QUERY_BYTES)
 
     def check(self, schema: pa.Schema) -> None:
         if self.column not in schema.names:
@@ -56,7 +71,7 @@ def with_column(select: tuple[str, ...], reranking: Reranking | None) -> tuple[s
 def rerank(rows: pa.Table, reranking: Reranking, query: str, score: Scorer, *,
            keep: tuple[str, ...] | None = None) -> pa.Table:
     """`rows` scored and reordered; `keep`: the columns asked for (the scored one is dropped if not)."""
-    texts = ["" if text is None else str(text) for text in rows.column(reranking.column).to_pylist()]
+    texts = ["" if text is None else str(text)[:MAX_TEXT_CHARS] for text in rows.column(reranking.column).to_pylist()]
     scores = score(reranking.function, query, texts) if texts else np.empty(0, dtype=np.float32)
     order = np.argsort(-scores, kind="stable")
     ranked = rows.take(pa.array(order, type=pa.int64()))

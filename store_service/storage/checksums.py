@@ -275,8 +275,11 @@ class ChecksumLog:
         with self._lock:
             if folder in self._verified:
                 return
-        for entry in self.files.entries(folder):
-            self.verify(f"{folder}/{entry.name}", reason)
+        with self._lock:
+            logged = [path for path in self._load() if path.startswith(folder + "/")]
+        present = {f"{folder}/{entry.name}" for entry in self.files.entries(folder)}
+        for path in sorted(present | set(logged)):  # a logged file that is gone is FRAGMENT_MISSING
+            self.verify(path, reason)
         with self._lock:
             self._verified.add(folder)
 

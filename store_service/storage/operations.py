@@ -148,6 +148,8 @@ class CreateTextIndex:
     checksums: Mapping[str, tuple[int, str]]
     read_at: Manifest
     name: str = "create_fts_index"
+    rebuilds: str | None = None  # an optimize's catch-up: the uuid of the index it rebuilt, which must still be
+    # the one listed under that name (one dropped or replaced meanwhile is not brought back: Moved)
 
 
 @dataclass(frozen=True)

@@ -697,6 +697,9 @@ class Table:
             raise AlreadyExists(f"table {self.name!r} has a vector index named {name!r}", reason="INDEX_EXISTS",
                                 index=name)
         replaced = [i for i in listed if i["name"] == name or list(i["fields"]) == [operation.column]]
+        if operation.rebuilds is not None and [str(i["uuid"]) for i in replaced] != [operation.rebuilds]:
+            raise Moved(f"table {self.name!r}: FTS index {name!r} was dropped or replaced during its rebuild",
+                        table=self.name)
         if replaced and not operation.replace:
             raise AlreadyExists(f"FTS index {replaced[0]['name']!r} already exists on column {operation.column!r}; "
                                 "pass replace=True to rebuild it", reason="INDEX_EXISTS", index=replaced[0]["name"])

@@ -19,7 +19,7 @@ import vectorlane
 from store_service.server import StoreServer
 from tests.helpers import error_info
 from tests.store_service.conftest import BASE
-from vectorlane.errors import FailedPreconditionError
+from vectorlane.errors import FailedPreconditionError, InvalidArgumentError
 from vectorlane.query import BooleanQuery, BoostQuery, MatchQuery, MultiMatchQuery, Occur, PhraseQuery
 from vectorlane.store.v1 import store_service_pb2 as pb
 
@@ -251,6 +251,8 @@ BAD_SEARCHES = {
     "vector options": (pb.FullTextQuery(text="puppy"), {"nprobes": 5}, "VECTOR_OPTIONS_WITHOUT_QUERY"),
     "unknown selected column": (pb.FullTextQuery(text="puppy"), {"select": ["nope"]}, "UNKNOWN_COLUMN"),
     "limit too large": (pb.FullTextQuery(text="puppy"), {"limit": 10**7}, "LIMIT_TOO_LARGE"),
+    "a rerank of more results than one scores": (pb.FullTextQuery(text="puppy"), {"limit": 1001, "rerank": pb.Rerank(
+        name="cross-encoder")}, "RERANK_TOO_MANY"),
 }
 
 
@@ -317,3 +319,59 @@ def test_nested_columns_block_size_and_language_spelling(db):
     assert table.search("puppy", query_type="fts", fts_columns="text").limit(5).to_arrow().num_rows > 0
     with pytest.raises(ValueError, match="128 or 256"):
         table.create_index("text", config=vectorlane.index.FTS(block_size=129), replace=True)
+
+
+def test_an_optimize_does_not_bring_back_an_index_dropped_or_replaced_during_its_rebuild(start_store):
+    from store_service.indexes import text_index
+    from store_service.storage.operations import DropTextIndex, Moved
+
+    store = start_store()
+    db = vectorlane.connect(f"grpc://{store.target}", timeout=60)
+    table = db.create_table("t", data=docs(40))
+    table.create_fts_index("text")
+    table.add(docs(5, seed=3, start=100))
+    owner = store.server.core.owner("t")
+    snapshot = owner.latest_view().snapshot
+    (entry,) = text_index.entries(snapshot)
+    rebuilt = text_index.prepare_create(owner.table, snapshot, "text", text_index.TextIndexParams(), name=entry.name,
+                                        replace=True, operation="optimize:fts_index", rebuilds=entry.uuid)
+    owner.commit(DropTextIndex(entry.name))  # the drop lands while the rebuild was being built
+    with pytest.raises(Moved):
+        owner.commit(rebuilt)
+    assert table.list_indices() == []
+    table.create_fts_index("text", with_position=True)  # and a replacement made meanwhile is kept
+    assert table.optimize()["indexes_caught_up"] == 0 or table.list_indices()[0].parameters["with_position"]
+    db.close()
+
+
+def test_a_logged_index_file_that_is_gone_is_data_loss(start_store):
+    store = start_store()
+    db = vectorlane.connect(f"grpc://{store.target}", timeout=60)
+    db.create_table("t", data=docs(50)).create_fts_index("text")
+    db.close()
+    store.server.stop(grace=0.2)
+    victim = min((store.data_dir / "t.lance" / "_indices").rglob("*.lance"))
+    victim.unlink()
+    again = StoreServer(replace(BASE, data_dir=store.data_dir, embed_address="")).start()
+    try:
+        with pytest.raises(vectorlane.errors.DataLossError) as excinfo:
+            vectorlane.connect(f"grpc://127.0.0.1:{again.port}").open_table("t").search(
+                "puppy", query_type="fts").to_arrow()
+        assert reason_of(excinfo) == "FRAGMENT_MISSING"
+    finally:
+        again.stop(grace=0.2)
+
+
+def test_index_names_and_taken_names_are_refused_before_any_build(db):
+    table = db.create_table("t", data=docs(20))
+    table.create_fts_index("text")
+    folders = set((Path(db.store.data_dir) / "t.lance" / "_indices").iterdir())
+    with pytest.raises(vectorlane.errors.AlreadyExistsError):
+        table.create_fts_index("text")
+    assert set((Path(db.store.data_dir) / "t.lance" / "_indices").iterdir()) == folders  # nothing built
+    with pytest.raises(InvalidArgumentError) as excinfo:
+        table.create_fts_index("title", name="x" * 300)
+    assert reason_of(excinfo) == "INVALID_INDEX_NAME"
+    with pytest.raises(InvalidArgumentError) as excinfo:
+        table.create_fts_index("title", base_tokenizer="ngram", ngram_min_length=1, ngram_max_length=64)
+    assert reason_of(excinfo) == "INVALID_FTS_PARAMS"

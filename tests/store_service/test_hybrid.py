@@ -189,6 +189,8 @@ def test_bad_fusion_settings_are_refused(tables, name):
 def test_fusion_without_a_hybrid_search_and_hybrid_with_several_vectors_are_refused(tables):
     store, _, _ = tables
     for request in (pb.SearchRequest(table="t", full_text=pb.FullTextQuery(text="puppy"), fusion=pb.Fusion()),
+                    pb.SearchRequest(table="t", vector=pb.Vector(values=[0.0] * 8), fusion=pb.Fusion()),
+                    pb.SearchRequest(table="t", vector=pb.Vector(values=[0.0] * 8), fast_search=True),
                     pb.SearchRequest(table="t", full_text=pb.FullTextQuery(text="puppy"),
                                      vectors=pb.Vectors(vectors=[pb.Vector(values=[0.0] * 8)] * 2))):
         with pytest.raises(grpc.RpcError) as excinfo:

@@ -119,6 +119,10 @@ def test_bad_reranked_searches_are_refused(table):
             name="word-hash")), "NOT_A_RERANKER"),
         (pb.SearchRequest(table="t", full_text=pb.FullTextQuery(text="apple"), rerank=pb.Rerank()),
          "MISSING_FUNCTION"),
+        (pb.SearchRequest(table="t", text="apple", full_text=pb.FullTextQuery(text="apple"), limit=600,
+                          rerank=rerank), "RERANK_TOO_MANY"),  # two lists of 600
+        (pb.SearchRequest(table="t", vector=pb.Vector(values=[0.0] * 4), limit=1001, rerank=pb.Rerank(
+            name="cross-encoder", query="x")), "RERANK_TOO_MANY"),
     ]
     for request, reason in cases:
         with pytest.raises(grpc.RpcError) as excinfo:
