@@ -20,6 +20,7 @@ def tiny_cross_encoder(folder: Path, words: list[str] | None = None) -> Path:
 
     if folder.exists():
         return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
     vocabulary = folder.parent / f"{folder.name}-vocab.txt"
     chosen = list(words or CROSS_ENCODER_WORDS)
     vocabulary.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chosen]))
