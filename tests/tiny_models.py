@@ -9,9 +9,11 @@ CROSS_ENCODER_WORDS = ("the a of and to in is apple banana cherry dog fox puppy 
                        "car pie whale song lake fast slow tart night ocean").split()
 
 
-def tiny_cross_encoder(folder: Path, words: list[str] | None = None) -> Path:
-    """A BERT cross-encoder (32 hidden units, 2 layers, one relevance logit) with `words` as its vocabulary,
-    saved in `folder` for sentence-transformers' CrossEncoder; returns `folder`."""
+def tiny_cross_encoder(folder: Path, words: list[str] | None = None, *, hidden: int = 32, layers: int = 2,
+                       heads: int = 2) -> Path:
+    """A BERT cross-encoder (by default 32 hidden units and 2 layers; `hidden=384, layers=6, heads=12` is
+    ms-marco-MiniLM-L-6's shape) with one relevance logit and `words` as its vocabulary, saved in `folder` for
+    sentence-transformers' CrossEncoder; returns `folder`."""
     from embed_service.torchvision_compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()
@@ -25,8 +27,9 @@ def tiny_cross_encoder(folder: Path, words: list[str] | None = None) -> Path:
     chosen = list(words or CROSS_ENCODER_WORDS)
     vocabulary.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chosen]))
     torch.manual_seed(4321)
-    config = BertConfig(vocab_size=5 + len(chosen), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, num_labels=1)
+    config = BertConfig(vocab_size=5 + len(chosen), hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=hidden * 4 if hidden > 32 else 64,
+                        max_position_embeddings=512 if hidden > 32 else 128, num_labels=1)
     BertForSequenceClassification(config).save_pretrained(folder)
     BertTokenizerFast(vocab_file=str(vocabulary), do_lower_case=True).save_pretrained(folder)
     return folder
