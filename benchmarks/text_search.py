@@ -206,8 +206,8 @@ def report(r: dict[str, Any]) -> None:
           f"{theirs['hybrid_p50_ms']:.2f} ms: {store['hybrid_p50_ms'] / theirs['hybrid_p50_ms']:.2f}x (goal <= 1x)")
     print(f"cross-encoder rerank of {rerank['candidates']} candidates: embed service {rerank['service_per_s']:.0f}/s, "
           f"in-process {rerank['in_process_per_s']:.0f}/s: {rerank['service_per_s'] / rerank['in_process_per_s']:.2f}x "
-          f"(goal >= 0.9x); in-process from a worker thread {rerank['in_process_worker_thread_per_s']:.0f}/s: service = "
-          f"{rerank['service_per_s'] / rerank['in_process_worker_thread_per_s']:.2f}x of that")
+          f"(goal >= 0.9x); in-process from a worker thread {rerank['in_process_worker_thread_per_s']:.0f}/s: "
+          f"service = {rerank['service_per_s'] / rerank['in_process_worker_thread_per_s']:.2f}x of that")
 
 
 if __name__ == "__main__":
