@@ -38,6 +38,11 @@ def _known_dimensions() -> dict[str, int]:
 MODEL_DIMS = _known_dimensions()
 
 
+def rerank_score(query_words: set[str], document: str) -> float:
+    """The local rerank APIs' score: the share of the query's words the document holds."""
+    return len(query_words & set(document.lower().split())) / max(1, len(query_words))
+
+
 def image_vector(data: str, dims: int) -> list[float]:
     return text_vector("image:" + hashlib.sha256(data.encode()).hexdigest(), dims)
 
@@ -65,6 +70,8 @@ class ProviderServer(LocalHTTPServer):
         if scripted is not None:
             return scripted, {"message": f"scripted failure {scripted}"}
         route = urlsplit(path).path
+        if route in ("/v2/rerank", "/v1/rerank"):
+            return self._rerank(route, headers, body)
         if route == "/v2/embed":
             return self._cohere(headers, body)
         if route in ("/v1/embeddings", "/v1/multimodalembeddings"):
@@ -88,6 +95,17 @@ class ProviderServer(LocalHTTPServer):
         if re.fullmatch(r"/model/[^/]+/invoke", route):
             return self._bedrock(path, headers, raw)
         return 404, {"message": f"no route {route}"}
+
+    def _rerank(self, route: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
+        """Cohere's (/v2/rerank), Jina's and Voyage's (/v1/rerank; Voyage's with top_k, its results under
+        "data") rerank APIs: a document's score is the share of the query's words it holds, results by score."""
+        provider = "cohere" if route == "/v2/rerank" else "voyageai" if "top_k" in body else "jina"
+        if not self._bearer(headers, provider):
+            return 401, {"message": "invalid api token"}
+        words = set(body["query"].lower().split())
+        scored = [{"index": i, "relevance_score": rerank_score(words, d)} for i, d in enumerate(body["documents"])]
+        scored.sort(key=lambda r: -r["relevance_score"])
+        return 200, {"data" if provider == "voyageai" else "results": scored}
 
     def _bearer(self, headers: dict[str, str], provider: str) -> bool:
         return headers.get("authorization") == f"Bearer {KEYS[provider]}"

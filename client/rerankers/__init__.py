@@ -4,7 +4,8 @@ store; subclass `Reranker` for your own, which runs here."""
 
 from vectorlane.rerankers.base import Reranker
 from vectorlane.rerankers.fusion import FusionReranker, LinearCombinationReranker, MRRReranker, RRFReranker
-from vectorlane.rerankers.models import CrossEncoderReranker, ModelReranker
+from vectorlane.rerankers.models import (CohereReranker, CrossEncoderReranker, JinaReranker, ModelReranker,
+                                         VoyageAIReranker)
 
-__all__ = ["CrossEncoderReranker", "FusionReranker", "LinearCombinationReranker", "MRRReranker", "ModelReranker",
-           "RRFReranker", "Reranker"]
+__all__ = ["CohereReranker", "CrossEncoderReranker", "FusionReranker", "JinaReranker", "LinearCombinationReranker",
+           "MRRReranker", "ModelReranker", "RRFReranker", "Reranker", "VoyageAIReranker"]

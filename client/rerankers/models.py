@@ -63,4 +63,51 @@ class CrossEncoderReranker(ModelReranker):
         return f"CrossEncoderReranker(model_name={self.model_name})"
 
 
-__all__ = ["CrossEncoderReranker", "ModelReranker"]
+class _ApiReranker(ModelReranker):
+    """A provider's rerank API the embed service calls; `api_key` only as a `$var:name` reference (else the
+    service's own key for that provider)."""
+
+    def __init__(self, model_name: str, column: str = "text", top_n: int | None = None,
+                 return_score: str = "relevance", api_key: str | None = None, **settings: Any) -> None:
+        if api_key is not None and not str(api_key).startswith("$var:"):
+            raise ValueError("api_key must be a secret reference ('$var:name'): the embed service resolves it, and "
+                             "a key never travels in a request")
+        super().__init__(column, return_score, name=model_name, api_key=api_key, **settings)
+        self.model_name = model_name
+        self.top_n = top_n
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}(model_name={self.model_name})"
+
+
+class CohereReranker(_ApiReranker):
+    """Cohere's rerank API through the embed service (`cohere-rerank`)."""
+
+    function = "cohere-rerank"
+
+    def __init__(self, model_name: str = "rerank-english-v2.0", column: str = "text", top_n: int | None = None,
+                 return_score: str = "relevance", api_key: str | None = None) -> None:
+        super().__init__(model_name, column, top_n, return_score, api_key)
+
+
+class JinaReranker(_ApiReranker):
+    """Jina's rerank API through the embed service (`jina-rerank`)."""
+
+    function = "jina-rerank"
+
+    def __init__(self, model_name: str = "jina-reranker-v2-base-multilingual", column: str = "text",
+                 top_n: int | None = None, return_score: str = "relevance", api_key: str | None = None) -> None:
+        super().__init__(model_name, column, top_n, return_score, api_key)
+
+
+class VoyageAIReranker(_ApiReranker):
+    """Voyage AI's rerank API through the embed service (`voyageai-rerank`)."""
+
+    function = "voyageai-rerank"
+
+    def __init__(self, model_name: str = "rerank-2", column: str = "text", top_n: int | None = None,
+                 return_score: str = "relevance", api_key: str | None = None, truncation: bool | None = True) -> None:
+        super().__init__(model_name, column, top_n, return_score, api_key, truncation=truncation)
+
+
+__all__ = ["CohereReranker", "CrossEncoderReranker", "JinaReranker", "ModelReranker", "VoyageAIReranker"]

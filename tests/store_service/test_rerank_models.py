@@ -129,3 +129,27 @@ def test_bad_reranked_searches_are_refused(table):
             table.store.stub.Search(request)
         assert error_info(excinfo.value).reason == reason, excinfo.value.details()
     assert table.count_rows() == len(TEXTS)
+
+
+def test_a_providers_rerank_api_reranks_a_search_through_the_store(start_embed, start_store, monkeypatch):
+    from tests.provider_servers import KEYS, ProviderServer, rerank_score
+    from vectorlane.rerankers import CohereReranker, JinaReranker, VoyageAIReranker
+
+    monkeypatch.setenv("VECTORLANE_SECRET_COHERE_KEY", KEYS["cohere"])
+    monkeypatch.setenv("VECTORLANE_SECRET_JINA_KEY", KEYS["jina"])
+    monkeypatch.setenv("VECTORLANE_SECRET_VOYAGEAI_KEY", KEYS["voyageai"])
+    with ProviderServer() as upstream:
+        store = start_store(start_embed(secret_allowed_hosts=("http://127.0.0.1:*",)))
+        db = vectorlane.connect(f"grpc://{store.target}", timeout=60)
+        table = db.create_table("t", data=[{"id": i, "text": t} for i, t in enumerate(TEXTS)])
+        table.create_fts_index("text")
+        for reranker in (CohereReranker(api_key="$var:cohere_key"), JinaReranker(api_key="$var:jina_key"),
+                         VoyageAIReranker(api_key="$var:voyageai_key")):
+            reranker.settings["base_url"] = upstream.url
+            found = table.search("red apple blue", query_type="fts").rerank(reranker).limit(10).to_arrow()
+            expected = [rerank_score({"red", "apple", "blue"}, t) for t in found.column("text").to_pylist()]
+            assert np.allclose(found.column("_relevance_score").to_numpy(), expected)
+            assert np.all(np.diff(found.column("_relevance_score").to_numpy()) <= 0)
+        with pytest.raises(ValueError):  # a key travels only as a reference
+            CohereReranker(api_key="sk-literal")
+        db.close()
