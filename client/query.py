@@ -219,6 +219,8 @@ class QueryBuilder:
         "score" or "rank" makes their scores comparable first): by the store for the rerankers of
         `vectorlane.rerankers`, here for one of your own. A vector or full-text search's results go through
         `reranker.rerank_vector` / `rerank_fts` with the query's text (`query_string` for a vector query)."""
+        if normalize not in ("rank", "score") and self._kind() != HYBRID and query_string is None:
+            normalize, query_string = "score", normalize  # a vector / FTS query's rerank(reranker, query_string)
         if normalize not in ("rank", "score"):
             raise ValueError("normalize must be 'rank' or 'score'.")
         if reranker is not None and self._kind() == HYBRID and not isinstance(reranker, Reranker):

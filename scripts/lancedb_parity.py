@@ -60,6 +60,12 @@ NEEDS_NETWORK = {
     "docs/test_embeddings_optional.py::test_embeddings_secret": "calls api.openai.com with a real key",
     "test_embeddings.py::test_embedding_function_with_pandas_ollama_pickle": "an Ollama server on localhost:11434",
     "test_embeddings_slow.py::test_ollama_embedding": "an Ollama server on localhost:11434",
+    "test_rerankers.py::test_cross_encoder_reranker": "downloads cross-encoder/ms-marco-TinyBERT-L-6 from the hub",
+    "test_rerankers.py::test_cross_encoder_reranker_return_all": "downloads cross-encoder/ms-marco-TinyBERT-L-6 "
+                                                                  "from the hub",
+    "test_query.py::test_query_reranked_async": "downloads cross-encoder/ms-marco-TinyBERT-L-6 from the hub",
+    "test_fts.py::test_fts_jieba_tokenizer": "a jieba model in Lance's language-model home (an operator's files)",
+    "test_fts.py::test_fts_lindera_tokenizer": "a lindera model in Lance's language-model home (an operator's files)",
     "test_embeddings_slow.py::test_basic_text_embeddings[openai]": "calls api.openai.com with a real key",
     "test_embeddings_slow.py::test_basic_text_embeddings[huggingface]": "downloads colbert-ir/colbertv2.0 from the hub",
     "test_embeddings_slow.py::test_basic_text_embeddings[ollama]": "an Ollama server on localhost:11434",
