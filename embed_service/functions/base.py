@@ -176,6 +176,13 @@ class EmbeddingFunction(pydantic.BaseModel):
     def _load(self) -> None:
         """Subclasses load their model here, importing optional packages inside."""
 
+    def model_source(self, name: str) -> str:
+        """Where a model named by a setting is loaded from: a folder under the model roots, else the hub id
+        (refused unless the operator allows downloads)."""
+        sources = self._runtime.sources
+        local = sources.find_local(name, folder=True)
+        return str(local) if local is not None else sources.hub(name, setting="name", function=self.registry_name)
+
     def check_endpoint(self, url: str) -> None:
         """Refuses an endpoint the operator did not allow functions to call (--endpoint-allowed-hosts)."""
         if not self._runtime.endpoint_hosts.allows_url(url):

@@ -39,10 +39,7 @@ class CrossEncoderRerank(RerankFunction):
         from sentence_transformers import CrossEncoder
 
         device = resolve_device(self.device)
-        sources = self._runtime.sources
-        local = sources.find_local(self.name, folder=True)
-        source = str(local) if local is not None else sources.hub(self.name, setting="name",
-                                                                 function="cross-encoder")
+        source = self.model_source(self.name)
         try:
             model = CrossEncoder(source, device=device, trust_remote_code=self.trust_remote_code)
         except Exception as exc:

@@ -53,12 +53,7 @@ class SentenceTransformerEmbeddings(EmbeddingFunction):
         from sentence_transformers import SentenceTransformer
 
         device = resolve_device(self.device)
-        source = bundled_model_path(self.name)
-        if source is None:
-            sources = self._runtime.sources
-            local = sources.find_local(self.name, folder=True)
-            source = str(local) if local is not None else sources.hub(self.name, setting="name",
-                                                                     function="sentence-transformers")
+        source = bundled_model_path(self.name) or self.model_source(self.name)
         try:
             model = SentenceTransformer(source, device=device, trust_remote_code=self.trust_remote_code)
         except Exception as exc:
