@@ -22,8 +22,9 @@ The generated protobuf stubs of the contract are `vectorlane.store.v1` and `vect
 from vectorlane.connection import DEFAULT_URI, AsyncConnection, Connection, connect, connect_async
 from vectorlane.errors import VectorlaneError
 from vectorlane.table import AsyncTable, Table
+from vectorlane.tokenizers import tokenize
 
 __version__ = "0.1.0"
 
 __all__ = ["DEFAULT_URI", "AsyncConnection", "AsyncTable", "Connection", "Table", "VectorlaneError", "__version__",
-           "connect", "connect_async"]
+           "connect", "connect_async", "tokenize"]

@@ -18,7 +18,7 @@ from vectorlane._transport import Compute, Op, Unary, Upload
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.errors import NotFoundError, VectorlaneError
 from vectorlane.operations import Operation
-from vectorlane.results import AddResult, DeleteResult, IndexInfo, MergeResult, UpdateResult, VersionInfo
+from vectorlane.results import AddResult, DeleteResult, FtsToken, IndexInfo, MergeResult, UpdateResult, VersionInfo
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
 if TYPE_CHECKING:
@@ -307,7 +307,8 @@ def computed_columns(computed: dict[str, str] | None) -> list[pb.ColumnExpressio
 
 
 def read(table: "Table", where: str, select: list[str], limit: int, version: int, offset: int = 0,
-         timeout: float | None = None, computed: dict[str, str] | None = None) -> Op[pa.Table]:
+         timeout: float | None = None, computed: dict[str, str] | None = None,
+         order_by: list[pb.ColumnOrdering] | None = None) -> Op[pa.Table]:
     """The matching rows from `offset`, at most `limit` (0: all of them), page by page: the store caps one
     response, not what can be read; every page after the first reads the version the first one read.
     `computed`: columns evaluated from each row by SQL (LanceDB's `select({name: expression})`)."""
@@ -316,7 +317,7 @@ def read(table: "Table", where: str, select: list[str], limit: int, version: int
     while True:
         request = pb.ReadRowsRequest(table=table.name, where=where, select=select, limit=limit - got if limit else 0,
                                      offset=offset, version=version, format=pb.ROW_FORMAT_ARROW,
-                                     computed_columns=computed_columns(computed))
+                                     computed_columns=computed_columns(computed), order_by=order_by)
         reply = yield Unary("ReadRows", request, timeout)
         parts.append(rowlib.read_ipc(reply.rows.arrow_ipc))
         got += parts[-1].num_rows
@@ -396,7 +397,19 @@ def index_info(index: pb.Index) -> IndexInfo:
                      columns=list(index.columns) or [index.vector_column],
                      distance_type="" if index.index_type == pb.INDEX_TYPE_FTS
                      else pb.Metric.Name(index.metric).removeprefix("METRIC_").lower(),
-                     version=index.version, parameters=json_format.MessageToDict(index.parameters))
+                     version=index.version, parameters=json_format.MessageToDict(index.parameters),
+                     index_version=index.index_version or None)
+
+
+def tokenize(text: str, *, table: str = "", column: str | None = None, index_name: str | None = None,
+             settings: pb.FtsParams | None = None) -> Op[list[FtsToken]]:
+    """`text`'s tokens as the table's FTS index (on `column`, or named `index_name`) keeps them, or as an index
+    with `settings` would."""
+    if table and (column is None) == (index_name is None):
+        raise ValueError("Specify exactly one of column or index_name")
+    reply = yield Unary("Tokenize", pb.TokenizeRequest(text=text, table=table, column=column or "",
+                                                       index_name=index_name or "", fts=settings))
+    return [FtsToken(t.text, t.position) for t in reply.tokens]
 
 
 def drop_index(name: str, index: str) -> Op[int]:

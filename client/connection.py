@@ -14,10 +14,11 @@ from urllib.parse import urlparse
 
 import grpc
 
-from vectorlane import _ops
+from vectorlane import _ops, tokenizers
 from vectorlane._transport import AsyncTransport, ChannelOptions, SyncTransport
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.operations import Operation
+from vectorlane.results import FtsToken
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 from vectorlane.table import AsyncTable, Table, TableOps
 
@@ -142,6 +143,11 @@ class Connection(ConnectionBase):
         """A long-running operation by its name (`tables/<table>/operations/<id>`)."""
         return self._transport.run(_ops.start_operation(self, "GetOperation", pb.GetOperationRequest(name=name)))
 
+    def tokenize(self, query: str, **options: Any) -> list[FtsToken]:
+        """`query`'s tokens as an FTS index with LanceDB's tokenizer `options` would keep them, tokenized by
+        the store (`vectorlane.tokenize` does it in this process)."""
+        return self._transport.run(_ops.tokenize(query, settings=tokenizers.settings(**options).tokenizer_proto()))
+
     # ----- lifetime -----------------------------------------------------------------------------------
     def close(self) -> None:
         self._forget()
@@ -189,6 +195,10 @@ class AsyncConnection(ConnectionBase):
     async def get_operation(self, name: str) -> Operation:
         return await self._transport.run(_ops.start_operation(self, "GetOperation",
                                                               pb.GetOperationRequest(name=name)))
+
+    async def tokenize(self, query: str, **options: Any) -> list[FtsToken]:
+        return await self._transport.run(_ops.tokenize(query, settings=tokenizers.settings(**options)
+                                                       .tokenizer_proto()))
 
     async def close(self) -> None:
         self._forget()

@@ -56,6 +56,11 @@ class FailedPreconditionError(VectorlaneError, RuntimeError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class NoFullTextIndexError(FailedPreconditionError, ValueError):
+    """A full-text search or tokenize on a column without an FTS index (NO_FTS_INDEX): LanceDB raises
+    ValueError for it."""
+
+
 class AbortedError(VectorlaneError, RuntimeError):
     """A write conflicted with another one (WRITE_CONFLICT): read again and retry."""
 
@@ -100,7 +105,8 @@ _BY_REASON: dict[tuple[grpc.StatusCode, str], type[VectorlaneError]] = {
     (grpc.StatusCode.INVALID_ARGUMENT, "MISSING_COLUMN"): SchemaMismatchError,
     (grpc.StatusCode.INVALID_ARGUMENT, "NULL_IN_REQUIRED_COLUMN"): SchemaMismatchError,
     (grpc.StatusCode.NOT_FOUND, "VERSION_NOT_FOUND"): VersionNotFoundError,
-    (grpc.StatusCode.NOT_FOUND, "TAG_NOT_FOUND"): VersionNotFoundError}
+    (grpc.StatusCode.NOT_FOUND, "TAG_NOT_FOUND"): VersionNotFoundError,
+    (grpc.StatusCode.FAILED_PRECONDITION, "NO_FTS_INDEX"): NoFullTextIndexError}
 
 
 def from_rpc_error(error: grpc.RpcError) -> VectorlaneError:
@@ -122,7 +128,6 @@ def from_rpc_error(error: grpc.RpcError) -> VectorlaneError:
 
 
 __all__ = ["AbortedError", "AlreadyExistsError", "BadVectorError", "CancelledError", "DataLossError",
-           "DeadlineExceededError", "FailedPreconditionError", "InvalidArgumentError", "NotFoundError",
-           "PermissionDeniedError", "ResourceExhaustedError", "SchemaMismatchError", "UnauthenticatedError",
-           "UnavailableError",
-           "VectorlaneError", "VersionNotFoundError", "from_rpc_error"]
+           "DeadlineExceededError", "FailedPreconditionError", "InvalidArgumentError", "NoFullTextIndexError",
+           "NotFoundError", "PermissionDeniedError", "ResourceExhaustedError", "SchemaMismatchError",
+           "UnauthenticatedError", "UnavailableError", "VectorlaneError", "VersionNotFoundError", "from_rpc_error"]

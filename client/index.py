@@ -94,19 +94,41 @@ class FTS:
     ngram_max_length: int = 3
     prefix_only: bool = False
     block_size: int = 128
+    memory_limit: int | None = None  # MiB for this build, shared by its workers (not kept with the index)
+    num_workers: int | None = None  # this build's workers (not kept with the index)
 
     def to_proto(self) -> pb.FtsParams:
         if self.block_size not in (128, 256):
             raise ValueError(f"block_size must be 128 or 256, not {self.block_size}")
         if self.custom_stop_words == []:
             raise ValueError("custom_stop_words=[]: pass remove_stop_words=False to keep every word")
-        return pb.FtsParams(
-            with_position=self.with_position, base_tokenizer=self.base_tokenizer, language=self.language,
+        return self.tokenizer_proto(with_position=self.with_position, block_size=self.block_size,
+                                    memory_limit=self.memory_limit, num_workers=self.num_workers or 0)
+
+    def tokenizer_proto(self, **build: Any) -> pb.FtsParams:
+        """The tokenizer settings (and `build`'s FtsParams fields), checked as LanceDB checks them."""
+        check_language(self.language)
+        if self.custom_stop_words is not None and not all(isinstance(w, str) for w in self.custom_stop_words):
+            kind = next(type(w).__name__ for w in self.custom_stop_words if not isinstance(w, str))
+            raise TypeError(f"custom_stop_words must hold strings, not {kind}")
+        return pb.FtsParams(**build,
+            base_tokenizer=self.base_tokenizer, language=self.language,
             max_token_length=-1 if self.max_token_length is None else self.max_token_length,
             lower_case=self.lower_case, stem=self.stem, remove_stop_words=self.remove_stop_words,
             ascii_folding=self.ascii_folding, ngram_min_length=self.ngram_min_length,
             ngram_max_length=self.ngram_max_length, prefix_only=self.prefix_only,
-            custom_stop_words=list(self.custom_stop_words or ()), block_size=self.block_size)
+            custom_stop_words=list(self.custom_stop_words or ()))
+
+
+LANGUAGES = ("Arabic", "Danish", "Dutch", "English", "Finnish", "French", "German", "Greek", "Hungarian", "Italian",
+             "Norwegian", "Portuguese", "Romanian", "Russian", "Spanish", "Swedish", "Tamil", "Turkish")
+
+
+def check_language(language: str) -> None:
+    """LanceDB's own check (the store checks too), with its exact words: a ValueError before any call."""
+    if language.capitalize() not in LANGUAGES:
+        raise ValueError(f"LanceDB does not support the requested language: {language!r}\n"
+                         f"Supported languages: {', '.join(LANGUAGES)}")
 
 
 _LANGUAGES = {"ar": "Arabic", "da": "Danish", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",
@@ -177,6 +199,7 @@ def warn_training(**given: Any) -> None:
                       "are not applied", stacklevel=3)
 
 
-__all__ = ["FTS", "Bitmap", "BTree", "HnswFlat", "HnswPq", "HnswSq", "IndexConfig", "IvfFlat", "IvfPq", "LabelList",
+__all__ = ["FTS", "LANGUAGES", "Bitmap", "BTree", "HnswFlat", "HnswPq", "HnswSq", "IndexConfig", "IvfFlat", "IvfPq",
+           "LabelList", "check_language",
            "fts_from_tokenizer_name",
            "VectorIndexPlan", "check_bits", "plan", "warn_training"]

@@ -103,6 +103,17 @@ def _columns(columns: list[str] | dict[str, str]) -> tuple[list[str], dict[str, 
     return list(columns), {}
 
 
+class ColumnOrdering(pydantic.BaseModel):
+    """One column of LanceDB's `order_by`: results sorted by it, ascending by default, nulls last."""
+
+    column_name: str
+    ascending: bool = True
+    nulls_first: bool = False
+
+    def to_proto(self) -> pb.ColumnOrdering:
+        return pb.ColumnOrdering(column=self.column_name, descending=not self.ascending, nulls_first=self.nulls_first)
+
+
 class QueryBuilder:
     """One query: by text, image or vector (`table.search(q)`), several vectors at once
     (`table.search([v1, v2])`, each result row with `query_index`), or none (a plain read of the rows, every
@@ -141,6 +152,7 @@ class QueryBuilder:
         self._with_row_id = False
         self._computed: dict[str, str] = {}
         self._exact = False
+        self._order_by: list[ColumnOrdering] = []
 
     # ----- building -----------------------------------------------------------------------------------
     def where(self, where: "str | Expr", prefilter: bool = True) -> Self:
@@ -173,6 +185,18 @@ class QueryBuilder:
             raise ValueError("offset must not be negative")
         self._offset = int(offset)
         return self
+
+    def order_by(self, ordering: "list[ColumnOrdering] | None") -> Self:
+        """Sort the results by these columns instead of relevance (None: relevance again). A search sorts its
+        `limit + offset` best rows (then skips `offset`); a plain read sorts every matching row."""
+        given = list(ordering or ())
+        if not all(isinstance(o, (ColumnOrdering, dict)) for o in given):
+            raise TypeError("order_by takes ColumnOrdering objects")
+        self._order_by = [o if isinstance(o, ColumnOrdering) else ColumnOrdering(**o) for o in given]
+        return self
+
+    def _orderings(self) -> list[pb.ColumnOrdering]:
+        return [o.to_proto() for o in self._order_by]
 
     def with_row_id(self, with_row_id: bool = True) -> Self:
         """Also return `_rowid`, each row's stable id (what `take_row_ids` takes)."""
@@ -275,6 +299,8 @@ class QueryBuilder:
         if kind == HYBRID:
             return self._hybrid(limit)
         if self._reranker is not None and kind in (FTS, VECTOR) and not isinstance(self._reranker, ModelReranker):
+            if self._order_by:
+                raise ValueError("order_by with a reranker that runs in this process: sort its results instead")
             return self._reranked(kind, limit)
         if kind == FTS:
             return _ops.search(self._text_request(), timeout=limit)
@@ -282,7 +308,8 @@ class QueryBuilder:
             if self._metric or self._nprobes or self._ef or self._refine or self._range != (None, None):
                 raise ValueError("vector search options need a query")
             return _ops.read(self._table, self._where, self._selected(), self._limit or 0,
-                             self._table._checked_out, self._offset, timeout=limit, computed=self._computed)
+                             self._table._checked_out, self._offset, timeout=limit, computed=self._computed,
+                             order_by=self._orderings())
         return self._search(limit)
 
     def _search(self, timeout: float | None) -> _ops.Op[pa.Table]:
@@ -346,6 +373,8 @@ class QueryBuilder:
             request = (yield _ops.Compute(self._hybrid_request, (vector_half, text_half, fusion))) \
                 if vector_half._embeds_locally() else self._hybrid_request(vector_half, text_half, fusion)
             return (yield from _ops.search(request, timeout=timeout))
+        if self._order_by:
+            raise ValueError("order_by with a reranker that runs in this process: sort its results instead")
         vector_rows = yield from vector_half._search(timeout)
         text_rows = yield from _ops.search(text_half._text_request(), timeout=timeout)
         return hybrid.combine(vector_rows, text_rows, normalize=self._normalize, query=text_half._query,
@@ -363,6 +392,8 @@ class QueryBuilder:
         request.limit, request.offset = self._limit or DEFAULT_HYBRID_LIMIT, self._offset
         del request.select[:]
         request.select.extend(self._selected())
+        del request.order_by[:]
+        request.order_by.extend(self._orderings())
         return request
 
     def _kind(self) -> str:
@@ -428,7 +459,7 @@ class QueryBuilder:
                                    select=self._selected(), limit=self._limit or 0, offset=self._offset,
                                    version=self._table._checked_out, format=pb.ROW_FORMAT_ARROW,
                                    full_text=full_text.to_proto(query, self._fts_columns),
-                                   fast_search=self._fast_search)
+                                   fast_search=self._fast_search, order_by=self._orderings())
         request.computed_columns.extend(_ops.computed_columns(self._computed))
         self._set_rerank(request)
         return request
@@ -446,7 +477,7 @@ class QueryBuilder:
                                    postfilter=self._postfilter, select=self._selected(), limit=self._limit or 0,
                                    offset=self._offset, nprobes=self._probes(), ef=self._ef,
                                    refine_factor=self._refine, version=self._table._checked_out,
-                                   format=pb.ROW_FORMAT_ARROW)
+                                   format=pb.ROW_FORMAT_ARROW, order_by=self._orderings())
         request.computed_columns.extend(_ops.computed_columns(self._computed))
         request.bypass_vector_index = self._exact
         if self._metric:
@@ -725,6 +756,18 @@ class TakeBuilder:
         self._select, self._computed = _columns(columns)
         return self
 
+    def order_by(self, ordering: "list[ColumnOrdering] | None") -> Self:
+        """Sort the results by these columns instead of relevance (None: relevance again). A search sorts its
+        `limit + offset` best rows (then skips `offset`); a plain read sorts every matching row."""
+        given = list(ordering or ())
+        if not all(isinstance(o, (ColumnOrdering, dict)) for o in given):
+            raise TypeError("order_by takes ColumnOrdering objects")
+        self._order_by = [o if isinstance(o, ColumnOrdering) else ColumnOrdering(**o) for o in given]
+        return self
+
+    def _orderings(self) -> list[pb.ColumnOrdering]:
+        return [o.to_proto() for o in self._order_by]
+
     def with_row_id(self, with_row_id: bool = True) -> Self:
         self._with_row_id = bool(with_row_id)
         return self
@@ -805,7 +848,8 @@ class AsyncMergeInsertBuilder(MergeBuilder):
 
 
 __all__ = ["DEFAULT_LIMIT", "AsyncFTSQuery", "AsyncHybridQuery", "AsyncMergeInsertBuilder", "AsyncQuery",
-           "AsyncQueryBase", "AsyncTakeQuery", "AsyncVectorQuery", "BooleanQuery", "BoostQuery", "FullTextOperator",
+           "AsyncQueryBase", "AsyncTakeQuery", "AsyncVectorQuery", "BooleanQuery", "BoostQuery", "ColumnOrdering",
+           "FullTextOperator",
            "FullTextQuery", "FullTextQueryType", "LanceFtsQueryBuilder", "LanceHybridQueryBuilder",
            "LanceVectorQueryBuilder", "MatchQuery", "MergeBuilder", "MergeInsertBuilder", "MultiMatchQuery", "Occur",
            "PhraseQuery", "Query", "QueryBuilder", "TakeBuilder", "TakeQuery", "ensure_vector_query", "seconds"]

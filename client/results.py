@@ -65,6 +65,7 @@ class IndexInfo:
     distance_type: str
     version: int
     parameters: dict[str, Any]
+    index_version: int | None = None  # an FTS index's on-disk format as Lance records it (2, or 3 for 256 blocks)
 
     @property
     def vector_column(self) -> str:
@@ -74,6 +75,15 @@ class IndexInfo:
     def index_details(self) -> dict[str, Any]:
         """LanceDB's name for an index's settings (an FTS index's tokenizer)."""
         return self.parameters
+
+
+@dataclass(frozen=True)
+class FtsToken:
+    """A token an FTS tokenizer keeps (LanceDB's `tokenize`): its text, and its position among the text's
+    tokens (counting those removed, such as stop words)."""
+
+    text: str
+    position: int
 
 
 @dataclass(frozen=True)
@@ -91,5 +101,6 @@ class VersionInfo:
         return getattr(self, key)
 
 
-__all__ = ["AddColumnsResult", "AddResult", "AlterColumnsResult", "DeleteResult", "DropColumnsResult", "IndexInfo",
+__all__ = ["AddColumnsResult", "AddResult", "AlterColumnsResult", "DeleteResult", "DropColumnsResult", "FtsToken",
+           "IndexInfo",
            "MergeResult", "UpdateFieldMetadataResult", "UpdateResult", "VersionInfo"]

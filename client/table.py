@@ -22,7 +22,7 @@ from vectorlane.operations import Operation
 from vectorlane.query import (AsyncMergeInsertBuilder, AsyncQuery, AsyncTakeQuery, AsyncVectorQuery,
                               MergeInsertBuilder, Query, TakeQuery)
 from vectorlane.results import (AddColumnsResult, AddResult, AlterColumnsResult, DeleteResult, DropColumnsResult,
-                                IndexInfo, UpdateFieldMetadataResult, UpdateResult, VersionInfo)
+                                FtsToken, IndexInfo, UpdateFieldMetadataResult, UpdateResult, VersionInfo)
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 from vectorlane.tags import AsyncTags, Tags
 
@@ -354,6 +354,11 @@ class Table(TableOps):
     def list_indices(self) -> list[IndexInfo]:
         return self._run(_ops.list_indexes(self.name))
 
+    def tokenize(self, query: str, *, column: str | None = None, index_name: str | None = None) -> list[FtsToken]:
+        """`query`'s tokens as the FTS index on `column` (or named `index_name`; exactly one) keeps them: the
+        store runs the index's own tokenizer, language models included."""
+        return self._run(_ops.tokenize(query, table=self.name, column=column, index_name=index_name))
+
     def drop_index(self, name: str) -> int:
         return self._run(_ops.drop_index(self.name, name))
 
@@ -574,6 +579,10 @@ class AsyncTable(TableOps):
 
     async def list_indices(self) -> list[IndexInfo]:
         return await self._run(_ops.list_indexes(self.name))
+
+    async def tokenize(self, query: str, *, column: str | None = None, index_name: str | None = None
+                       ) -> list[FtsToken]:
+        return await self._run(_ops.tokenize(query, table=self.name, column=column, index_name=index_name))
 
     async def drop_index(self, name: str) -> int:
         return await self._run(_ops.drop_index(self.name, name))

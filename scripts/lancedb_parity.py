@@ -232,15 +232,25 @@ def selected(path: str, name: str) -> bool:
     return bool(SELECT.search(name)) and not LEAVE_OUT.search(name)
 
 
-def prepare(source: Source, work: Path) -> list[str]:
-    (work / "conftest.py").write_text(CONFTEST.format(repo=str(REPO)))
+def prepare(source: Source, work: Path, under_lancedb: bool = False) -> list[str]:
+    """Write the chosen tests into `work`: changed to reach vectorlane, or unchanged (LanceDB's own conftest
+    and the installed `lancedb`) for the baseline run."""
     (work / "docs").mkdir()
+    if under_lancedb:
+        (work / "conftest.py").write_text(source.read(f"{TESTS}/conftest.py"))
+        (work / "utils.py").write_text(source.read(f"{TESTS}/utils.py"))
+        return _write_tests(source, work, lambda text, rel: text)
+    (work / "conftest.py").write_text(CONFTEST.format(repo=str(REPO)))
     helpers = source.read("python/python/lancedb/conftest.py").replace("from .embeddings", "from vectorlane.embeddings")
     (work / "lancedb_conftest.py").write_text(guard_module_imports(change_imports_and_connect(helpers), "conftest"))
     (work / "utils.py").write_text(change_imports_and_connect(source.read(f"{TESTS}/utils.py")))
+    return _write_tests(source, work, lambda text, rel: guard_module_imports(change_imports_and_connect(text), rel))
+
+
+def _write_tests(source: Source, work: Path, change) -> list[str]:
     chosen: list[str] = []
     for rel in WHOLE + ["test_table.py", "test_query.py"]:
-        text = guard_module_imports(change_imports_and_connect(source.read(f"{TESTS}/{rel}")), rel)
+        text = change(source.read(f"{TESTS}/{rel}"), rel)
         (work / rel).write_text(text)
         for node in ast.parse(text).body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
@@ -262,6 +272,44 @@ def run(work: Path, chosen: list[str], junit: Path, extra: list[str]) -> int:
            "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function", "-W", "ignore",
            "--timeout", "300", f"--junitxml={junit}", *deselect, *extra, *files]
     return subprocess.run(cmd, cwd=work).returncode
+
+
+def outcomes_of(junit: Path) -> dict[str, bool]:
+    """Each test that ran and was not skipped: whether it passed."""
+    result = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        if case.find("skipped") is None:
+            test_id = f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name')}"
+            result[test_id] = case.find("failure") is None and case.find("error") is None
+    return result
+
+
+def compare(junit: Path, baseline: Path) -> None:
+    """The goal's measure: every test that passes under LanceDB here passes against vectorlane."""
+    ours, theirs = outcomes_of(junit), outcomes_of(baseline)
+    both = sorted(t for t, ok in theirs.items() if ok and t in ours)
+    lost = [t for t in both if not ours[t]]
+    apart = [t for t in lost if t in NEEDS_NETWORK or t.split("[")[0] in NEEDS_NETWORK
+             or t.split("[")[0] in INTERNALS]
+    print(f"\n== against LanceDB {_lancedb_version()} on the same tests ==")
+    print(f"pass under LanceDB: {sum(theirs.values())} of {len(theirs)} that ran; "
+          f"of those, pass against vectorlane: {len(both) - len(lost)} of {len(both)}")
+    print(f"fail here but pass under LanceDB: {len(lost) - len(apart)} (and {len(apart)} counted apart above)")
+    for test_id in lost:
+        if test_id not in apart:
+            print(f"   {test_id}")
+    gained = sorted(t for t, ok in ours.items() if ok and t in theirs and not theirs[t])
+    print(f"pass here but fail under LanceDB: {len(gained)}")
+    for test_id in gained:
+        print(f"   {test_id}")
+
+
+def _lancedb_version() -> str:
+    try:
+        import lancedb  # type: ignore[import-not-found]
+        return str(lancedb.__version__)
+    except ImportError:
+        return "(not installed)"
 
 
 def report(junit: Path) -> None:
@@ -312,16 +360,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lancedb-src", type=Path, required=True, help="a LanceDB checkout or bare git directory")
     parser.add_argument("--keep", type=Path, help="write the changed tests here and keep them")
+    parser.add_argument("--under-lancedb", action="store_true",
+                        help="run the same tests unchanged under the installed lancedb (the baseline)")
+    parser.add_argument("--against", type=Path, help="a baseline run's junit.xml: report what passes there only")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (e.g. -k merge)")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="lancedb-parity-"))
     if args.keep and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    chosen = prepare(Source(args.lancedb_src), work)
+    chosen = prepare(Source(args.lancedb_src), work, args.under_lancedb)
     junit = work / "junit.xml"
     run(work, chosen, junit, args.pytest_args)
     report(junit)
+    if args.against:
+        compare(junit, args.against)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

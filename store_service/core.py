@@ -46,7 +46,8 @@ from store_service.expressions.budget import EVALUATION
 from store_service.functions.changes import FunctionChanges
 from store_service.indexes import catalog, text_index
 from store_service.indexes.catalog import IndexEntry
-from store_service.indexes.text_index import TextIndexEntry, TextIndexParams
+from store_service.search.ordering import ColumnOrdering
+from store_service.indexes.text_index import BuildResources, TextIndexEntry, TextIndexParams
 from store_service.ingest.rows import MAX_SUBVECTORS_PER_ROW, BadVectors, Batch, RowPreparer, stage_stream
 from store_service.ingest.merge import MergeRules, plan_merge
 from store_service.functions.reembed import Reembedder
@@ -543,14 +544,18 @@ class StoreCore:
 
     def read(self, name: str, *, where: str = "", select: tuple[str, ...] = (), limit: int = 0, offset: int = 0,
              version: int = 0, as_json: bool = False, offsets: np.ndarray | None = None,
-             row_ids: np.ndarray | None = None, computed: Mapping[str, str] | None = None
-             ) -> tuple[pa.Table, int, int]:
-        """(rows, version, next offset): one page of the matching rows (see `reads.page`), or the rows asked
-        for by position or stable id (`reads.take`), with `computed` columns evaluated for them."""
+             row_ids: np.ndarray | None = None, computed: Mapping[str, str] | None = None,
+             orderings: tuple[ColumnOrdering, ...] = ()) -> tuple[pa.Table, int, int]:
+        """(rows, version, next offset): one page of the matching rows (see `reads.page`; in `orderings`'
+        order when given), or the rows asked for by position or stable id (`reads.take`), with `computed`
+        columns evaluated for them."""
         computed = dict(computed or {})
         judged = computed_columns.check(computed) if computed else {}
         view = self.owner(name).view(version)
         fetched = computed_columns.with_row_ids(select) if computed else select
+        if orderings and (offsets is not None or row_ids is not None):
+            raise InvalidArgument("rows taken by position or id come in the order asked for: no order_by",
+                                  reason="INVALID_ORDERING")
         if offsets is not None or row_ids is not None:
             rows = self._within_response(reads.take(view, self.limits.max_read_rows, fetched, offsets, row_ids),
                                          "the rows asked for")
@@ -558,7 +563,8 @@ class StoreCore:
         else:
             budget = self.limits.max_response_bytes // (4 if as_json else 1)
             rows, next_offset = reads.page(view, fetched, where=where, limit=limit, offset=offset,
-                                           max_rows=self.limits.max_read_rows, max_bytes=budget)
+                                           max_rows=self.limits.max_read_rows, max_bytes=budget,
+                                           orderings=orderings)
         if computed:
             rows = computed_columns.attach(view, rows, judged, keep_row_id=ROW_ID in select,
                                           max_bytes=self.limits.max_response_bytes)
@@ -671,11 +677,14 @@ class StoreCore:
         return IndexEntry.from_json(done["entry"]), int(done["version"])
 
     def create_text_index(self, name: str, column: str, params: TextIndexParams, *, index_name: str = "",
-                          replace: bool = False) -> tuple[TextIndexEntry, int]:
+                          replace: bool = False, resources: BuildResources = BuildResources()) -> tuple[TextIndexEntry,
+                                                                                                       int]:
         """Builds an FTS index as a job (finished by another store if this one dies during it)."""
         params.check()
+        resources.check()
         done = self.jobs.run(self.owner(name), jobs.CREATE_INDEX, {
-            "fts": dataclasses.asdict(params), "column": column, "index_name": index_name, "replace": replace})
+            "fts": dataclasses.asdict(params), "column": column, "index_name": index_name, "replace": replace,
+            "resources": dataclasses.asdict(resources)})
         entry = done["entry"]
         return TextIndexEntry(entry["name"], entry["column"], entry["uuid"], int(entry["version"]),
                               frozenset(entry["fragments"])), int(done["version"])
@@ -687,7 +696,8 @@ class StoreCore:
             settings = TextIndexParams(**{**job["fts"], "custom_stop_words": None if stop_words is None
                                           else tuple(stop_words)})
             made, committed = text_index.create(owner, job["column"], settings, name=job["index_name"],
-                                                replace=bool(job["replace"]))
+                                                replace=bool(job["replace"]),
+                                                resources=BuildResources(**job.get("resources", {})))
             log.info("table %s: built FTS index %s on %s", owner.name, made.name, made.column)
             return {"entry": {**dataclasses.asdict(made), "fragments": sorted(made.fragments)},
                     "version": committed.version}
@@ -710,12 +720,24 @@ class StoreCore:
                 continue  # dropped meanwhile
         return self.functions.resume_all(steal) + self.jobs.take_over(owners, steal)
 
-    def list_indexes(self, name: str) -> list[IndexEntry | tuple[TextIndexEntry, dict[str, Any]]]:
-        """The vector indexes, and the FTS indexes with their tokenizer settings."""
+    def list_indexes(self, name: str) -> list[IndexEntry | tuple[TextIndexEntry, dict[str, Any], int]]:
+        """The vector indexes, and the FTS indexes with their tokenizer settings and format version."""
         owner = self.owner(name)
         snapshot = owner.table.snapshot(owner.latest_version())
+        text_indexes = text_index.entries(snapshot)
+        formats = text_index.format_versions(snapshot) if text_indexes else {}
         return [*catalog.entries(snapshot.manifest),
-                *((e, text_index.reported_parameters(snapshot, e.name)) for e in text_index.entries(snapshot))]
+                *((e, text_index.reported_parameters(snapshot, e.name), formats.get(e.uuid, 0)) for e in text_indexes)]
+
+    def tokenize(self, text: str, *, table: str = "", column: str = "", index_name: str = "",
+                 params: TextIndexParams | None = None, version: int = 0) -> list[tuple[str, int]]:
+        """`text`'s tokens as the table's FTS index on `column` (or named `index_name`) keeps them; without a
+        table, as an index with `params` would."""
+        if not table:
+            return text_index.tokenize(params or TextIndexParams(), text)
+        owner = self.owner(table)
+        snapshot = owner.table.snapshot(check_version(version) or owner.latest_version())
+        return text_index.tokenize(text_index.tokenizer_of(snapshot, column=column, name=index_name), text)
 
     def drop_index(self, name: str, index_name: str) -> int:
         owner = self.owner(name)

@@ -500,6 +500,26 @@ STORE_CASES = [
     Case("store", "CreateIndex", "FTS with 2,000 stop words", lambda t: t.store.CreateIndex(pb.CreateIndexRequest(
         table=DOCS, index_type=pb.INDEX_TYPE_FTS, column="text", fts=pb.FtsParams(custom_stop_words=["w"] * 2000))),
          INVALID, "INVALID_FTS_PARAMS"),
+    Case("store", "CreateIndex", "FTS build with 1,000 workers", lambda t: t.store.CreateIndex(pb.CreateIndexRequest(
+        table=DOCS, index_type=pb.INDEX_TYPE_FTS, column="text", fts=pb.FtsParams(num_workers=1000))),
+         INVALID, "INVALID_FTS_PARAMS"),
+    Case("store", "CreateIndex", "FTS build with a memory limit of 2^31-1 MiB", lambda t: t.store.CreateIndex(
+        pb.CreateIndexRequest(table=DOCS, index_type=pb.INDEX_TYPE_FTS, column="text",
+                              fts=pb.FtsParams(memory_limit=2 ** 31 - 1))), INVALID, "INVALID_FTS_PARAMS"),
+    Case("store", "Tokenize", "a text of 1 MB", lambda t: t.store.Tokenize(pb.TokenizeRequest(text="word " * 200_000)),
+         INVALID, "TEXT_TOO_LONG"),
+    Case("store", "Tokenize", "a language model named by a path", lambda t: t.store.Tokenize(pb.TokenizeRequest(
+        text="x", fts=pb.FtsParams(base_tokenizer="lindera/../../../etc"))), INVALID, "INVALID_FTS_PARAMS"),
+    Case("store", "Tokenize", "both a column and an index name", lambda t: t.store.Tokenize(pb.TokenizeRequest(
+        text="x", table=DOCS, column="text", index_name="text_idx")), INVALID, "INVALID_ARGUMENT"),
+    Case("store", "Tokenize", "a column without an FTS index", lambda t: t.store.Tokenize(pb.TokenizeRequest(
+        text="x", table=DOCS, column="text")), grpc.StatusCode.FAILED_PRECONDITION, "NO_FTS_INDEX"),
+    Case("store", "Search", "order_by 9 columns", search(text="x", order_by=[pb.ColumnOrdering(column="id")] * 9),
+         INVALID, "TOO_MANY_ORDERINGS"),
+    Case("store", "Search", "order_by a column the results lack", search(
+        text="x", order_by=[pb.ColumnOrdering(column="nope")]), INVALID, "UNKNOWN_COLUMN"),
+    Case("store", "ReadRows", "order_by a vector column", lambda t: t.store.ReadRows(pb.ReadRowsRequest(
+        table=DOCS, order_by=[pb.ColumnOrdering(column="vector")])), INVALID, "INVALID_ORDERING"),
     Case("store", "ListIndexes", "unknown table", lambda t: t.store.ListIndexes(
         pb.ListIndexesRequest(table="nope")), NOT_FOUND, "TABLE_NOT_FOUND"),
     Case("store", "DropIndex", "unknown index", lambda t: t.store.DropIndex(pb.DropIndexRequest(

@@ -25,13 +25,14 @@ from store_service.embedder import FunctionInfo, Query
 from store_service.errors import FailedPrecondition, InvalidArgument
 from store_service.indexes.catalog import IndexEntry
 from store_service.indexes import text_index
-from store_service.indexes.text_index import TextIndexEntry, TextIndexParams
+from store_service.indexes.text_index import BuildResources, TextIndexEntry, TextIndexParams
 from store_service.ingest.rows import BadVectors
 from store_service.ingest.merge import MergeRules
 from store_service.functions.operations import Operation
 from store_service.schema_changes import Alteration
 from store_service.schema import IMAGE, TEXT, FunctionConfig, is_vector, vector_dimensions, vector_type
 from store_service.search import full_text as ft
+from store_service.search import ordering
 from store_service.search.hybrid import Fusion
 from store_service.search.reranking import Reranking
 from store_service.search.vector_search import VectorSearch
@@ -372,16 +373,20 @@ def is_text_index(request: pb.CreateIndexRequest) -> bool:
 
 def text_index_params(request: pb.CreateIndexRequest) -> TextIndexParams:
     """CreateIndex's FTS settings, LanceDB's defaults where not set (checked by the index module)."""
-    fts = request.fts
-    if len(fts.custom_stop_words) > text_index.MAX_STOP_WORDS:
-        raise InvalidArgument(f"custom_stop_words holds at most {text_index.MAX_STOP_WORDS} words",
-                              reason="INVALID_FTS_PARAMS", field="custom_stop_words")
     if request.vector_column or request.metric or request.num_partitions or request.num_sub_vectors or request.m \
             or request.ef_construction:
         raise InvalidArgument("an FTS index takes `column` and `fts` settings, not vector index ones",
                               reason="INVALID_INDEX_PARAMETERS")
     if not request.column:
         raise InvalidArgument("an FTS index needs the string column to index (`column`)", reason="MISSING_COLUMN")
+    return tokenizer_params(request.fts)
+
+
+def tokenizer_params(fts: pb.FtsParams) -> TextIndexParams:
+    """FTS settings, LanceDB's defaults where not set (checked by the index module)."""
+    if len(fts.custom_stop_words) > text_index.MAX_STOP_WORDS:
+        raise InvalidArgument(f"custom_stop_words holds at most {text_index.MAX_STOP_WORDS} words",
+                              reason="INVALID_FTS_PARAMS", field="custom_stop_words")
 
     def flag(name: str) -> bool:
         return getattr(fts, name) if fts.HasField(name) else True
@@ -394,6 +399,12 @@ def text_index_params(request: pb.CreateIndexRequest) -> TextIndexParams:
         ascii_folding=flag("ascii_folding"), ngram_min_length=fts.ngram_min_length or 3,
         ngram_max_length=fts.ngram_max_length or 3, prefix_only=fts.prefix_only,
         custom_stop_words=tuple(fts.custom_stop_words) or None).check()
+
+
+def text_index_resources(request: pb.CreateIndexRequest) -> BuildResources:
+    fts = request.fts
+    return BuildResources(memory_limit_mib=fts.memory_limit if fts.HasField("memory_limit") else None,
+                          num_workers=fts.num_workers).check()
 
 
 def _language(name: str) -> str:
@@ -550,6 +561,27 @@ def vectors_to_proto(vectors: np.ndarray) -> pb.ComputeEmbeddingsResponse:
                                         dimensions=int(matrix.shape[1]) if matrix.ndim == 2 else 0)
 
 
+def orderings(given: Iterable[pb.ColumnOrdering]) -> tuple[ordering.ColumnOrdering, ...]:
+    return ordering.check([ordering.ColumnOrdering(o.column, o.descending, o.nulls_first) for o in given])
+
+
+def search_for_ordering(request: pb.SearchRequest, orderings: tuple[ordering.ColumnOrdering, ...]
+                        ) -> tuple[pb.SearchRequest, int, tuple[str, ...]]:
+    """(the search that finds the rows to sort: its `limit + offset` rows, the sort's columns selected too; the
+    limit to keep after sorting; the columns added for the sort only)."""
+    if request.limit < 0 or request.offset < 0:
+        raise InvalidArgument("limit and offset must not be negative", reason="OUT_OF_RANGE", field="limit")
+    limit = request.limit or 10
+    computed = {c.name for c in request.computed_columns}
+    extra = tuple(c for c in ordering.columns_needed(orderings, request.select) if c not in computed)
+    wider = pb.SearchRequest()
+    wider.CopyFrom(request)
+    del wider.order_by[:]
+    wider.limit, wider.offset = min(limit + request.offset, 2**31 - 1), 0
+    wider.select.extend(extra)
+    return wider, limit, extra
+
+
 def vector_search(request: pb.SearchRequest) -> VectorSearch:
     for name in ("limit", "offset"):
         if getattr(request, name) < 0:
@@ -617,12 +649,13 @@ def table_to_proto(info: TableInfo) -> pb.Table:
                     version=info.version, num_rows=info.num_rows, indexes=[index_to_proto(e) for e in info.indexes])
 
 
-def text_index_to_proto(entry: TextIndexEntry, parameters: dict[str, Any] | None = None) -> pb.Index:
+def text_index_to_proto(entry: TextIndexEntry, parameters: dict[str, Any] | None = None,
+                        index_version: int = 0) -> pb.Index:
     found = struct_pb2.Struct()
     found.update({k: list(v) if isinstance(v, tuple) else v for k, v in (parameters or {}).items()
                   if v is None or isinstance(v, (bool, int, float, str, list, tuple))})
     return pb.Index(name=entry.name, index_type=pb.INDEX_TYPE_FTS, version=entry.version, parameters=found,
-                    columns=[entry.column])
+                    columns=[entry.column], index_version=index_version)
 
 
 def index_to_proto(entry: IndexEntry | TextIndexEntry) -> pb.Index:

@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Iterator
 
 import grpc
+import pyarrow as pa
 
 from rpc_common.admission import still_wanted
 from store_service.edge import conversions
@@ -18,6 +19,7 @@ from store_service.core import Change, StoreCore
 from store_service.embedder import Deadline
 from store_service.errors import InvalidArgument
 from store_service.ingest.rows import Batch
+from store_service.search import ordering
 from store_service.edge.metrics import StoreMetrics
 from vectorlane_contract import wire
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
@@ -95,19 +97,27 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         return pb.AddRowsResponse(version=change.version, rows_added=change.inserted)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
+        if request.order_by:
+            orderings = conversions.orderings(request.order_by)
+            wider, limit, extra = conversions.search_for_ordering(request, orderings)
+            rows, version = self._found(wider, context)
+            rows = ordering.apply(rows, orderings, offset=request.offset, limit=limit, drop=extra)
+        else:
+            rows, version = self._found(request, context)
+        return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
+
+    def _found(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> tuple[pa.Table, int]:
         if request.HasField("full_text"):
             return self._search_text(request, context)
         if request.HasField("fusion") or request.fast_search:
             raise InvalidArgument("fusion and fast_search apply to searches with full_text",
                                   reason="UNSUPPORTED_SEARCH")
-        rows, version = self._core.search(request.table, conversions.search_query(request),
-                                          conversions.vector_search(request), version=request.version,
-                                          deadline=_deadline(context),
-                                          computed=conversions.computed_columns(request.computed_columns),
-                                          rerank=conversions.reranking(request))
-        return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
+        return self._core.search(request.table, conversions.search_query(request), conversions.vector_search(request),
+                                 version=request.version, deadline=_deadline(context),
+                                 computed=conversions.computed_columns(request.computed_columns),
+                                 rerank=conversions.reranking(request))
 
-    def _search_text(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
+    def _search_text(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> tuple[pa.Table, int]:
         if request.WhichOneof("query") is not None:
             if request.computed_columns:
                 raise InvalidArgument("a hybrid search returns columns, not computed_columns",
@@ -115,26 +125,25 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
             if request.HasField("vectors"):
                 raise InvalidArgument("a hybrid search takes one query vector, not several",
                                       reason="UNSUPPORTED_SEARCH")
-            rows, version = self._core.search_hybrid(
+            return self._core.search_hybrid(
                 request.table, conversions.search_query(request), conversions.vector_search(request),
                 conversions.full_text_query(request.full_text), conversions.hybrid_text_search(request),
                 conversions.fusion(request), version=request.version, deadline=_deadline(context),
                 rerank=conversions.reranking(request))
-            return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
         if request.HasField("fusion"):
             raise InvalidArgument("fusion applies to a hybrid search (a query with full_text)",
                                   reason="UNSUPPORTED_SEARCH")
-        rows, version = self._core.search_text(request.table, conversions.full_text_query(request.full_text),
-                                               conversions.text_search(request), version=request.version,
-                                               computed=conversions.computed_columns(request.computed_columns),
-                                               rerank=conversions.reranking(request), deadline=_deadline(context))
-        return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
+        return self._core.search_text(request.table, conversions.full_text_query(request.full_text),
+                                      conversions.text_search(request), version=request.version,
+                                      computed=conversions.computed_columns(request.computed_columns),
+                                      rerank=conversions.reranking(request), deadline=_deadline(context))
 
     def ReadRows(self, request: pb.ReadRowsRequest, context: grpc.ServicerContext) -> pb.ReadRowsResponse:
         rows, version, next_offset = self._core.read(
             request.table, where=request.where, select=tuple(request.select), limit=request.limit,
             offset=request.offset, version=request.version, as_json=request.format != pb.ROW_FORMAT_ARROW,
-            computed=conversions.computed_columns(request.computed_columns), **conversions.taken_rows(request))
+            computed=conversions.computed_columns(request.computed_columns), **conversions.taken_rows(request),
+            orderings=conversions.orderings(request.order_by))
         return pb.ReadRowsResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version,
                                    next_offset=next_offset)
 
@@ -186,11 +195,13 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
 
     def _create_text_index(self, request: pb.CreateIndexRequest) -> pb.CreateIndexResponse:
         params = conversions.text_index_params(request)
+        resources = conversions.text_index_resources(request)
         outcome = "error"
         with self._metrics.index_build_seconds.time():
             try:
                 entry, version = self._core.create_text_index(request.table, request.column, params,
-                                                              index_name=request.name, replace=request.replace)
+                                                              index_name=request.name, replace=request.replace,
+                                                              resources=resources)
                 outcome = "ok"
             finally:
                 self._metrics.index_builds.labels("FTS", outcome).inc()
@@ -204,6 +215,12 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
 
     def DropIndex(self, request: pb.DropIndexRequest, context: grpc.ServicerContext) -> pb.DropIndexResponse:
         return pb.DropIndexResponse(version=self._core.drop_index(request.table, request.name))
+
+    def Tokenize(self, request: pb.TokenizeRequest, context: grpc.ServicerContext) -> pb.TokenizeResponse:
+        tokens = self._core.tokenize(request.text, table=request.table, column=request.column,
+                                     index_name=request.index_name, version=request.version,
+                                     params=None if request.table else conversions.tokenizer_params(request.fts))
+        return pb.TokenizeResponse(tokens=[pb.Token(text=t, position=p) for t, p in tokens])
 
     # ----- versions -----------------------------------------------------------------------------------
     def ListVersions(self, request: pb.ListVersionsRequest, context: grpc.ServicerContext

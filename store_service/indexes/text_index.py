@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import lance
 import pyarrow as pa
 
-from store_service.errors import AlreadyExists, InvalidArgument, ServiceError
+from store_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ServiceError
 from store_service.schema import field_at
 from store_service.storage import lance_errors
 from store_service.storage.manifest import Manifest
@@ -38,7 +40,10 @@ log = logging.getLogger(__name__)
 
 INDICES_DIR = "_indices"
 INVERTED = "Inverted"  # Lance's index type name in list_indices
-BASE_TOKENIZERS = ("simple", "whitespace", "raw", "ngram")
+BASE_TOKENIZERS = ("simple", "whitespace", "raw", "ngram", "icu", "icu/split")
+# Tokenizers with a language model (Jieba for Chinese, Lindera's dictionaries for Japanese and Korean), read by
+# Lance from `$LANCE_LANGUAGE_MODEL_HOME/<kind>/<model>`: the operator's folder, so a model is a plain name.
+MODEL_TOKENIZER = re.compile(r"(jieba|lindera)/([A-Za-z0-9][A-Za-z0-9_-]{0,63})")
 LANGUAGES = ("Arabic", "Danish", "Dutch", "English", "Finnish", "French", "German", "Greek", "Hungarian", "Italian",
              "Norwegian", "Portuguese", "Romanian", "Russian", "Spanish", "Swedish", "Tamil", "Turkish")
 MAX_TOKEN_LENGTH = 1024
@@ -46,6 +51,9 @@ MAX_NGRAM = 16  # grams per character grow with max - min + 1: the build's memor
 MAX_NAME_CHARS = 256
 MAX_STOP_WORDS = 1024
 MAX_STOP_WORD_BYTES = 64
+MAX_BUILD_MEMORY_MIB = 16384  # Lance's default is 2 GiB per worker
+MAX_BUILD_WORKERS = 64
+MAX_TOKENIZE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,12 +78,13 @@ class TextIndexParams:
         def refuse(message: str, field: str) -> InvalidArgument:
             return InvalidArgument(message, reason="INVALID_FTS_PARAMS", field=field)
 
-        if self.base_tokenizer not in BASE_TOKENIZERS:
-            raise refuse(f"base_tokenizer must be one of {', '.join(BASE_TOKENIZERS)}; got "
+        if self.base_tokenizer not in BASE_TOKENIZERS and not MODEL_TOKENIZER.fullmatch(self.base_tokenizer):
+            raise refuse(f"base_tokenizer must be one of {', '.join(BASE_TOKENIZERS)}, or jieba/<model> or "
+                         f"lindera/<model> (a model name of letters, digits, '_' and '-'); got "
                          f"{self.base_tokenizer[:64]!r}", "base_tokenizer")
         if self.language not in LANGUAGES:
-            raise refuse(f"LanceDB does not support the requested language: {self.language[:64]!r}; supported "
-                         f"languages: {', '.join(LANGUAGES)}", "language")
+            raise refuse(f"LanceDB does not support the requested language: {self.language[:64]!r}\n"
+                         f"Supported languages: {', '.join(LANGUAGES)}", "language")
         if self.block_size not in (128, 256):
             raise refuse(f"block_size must be 128 or 256; got {self.block_size}", "block_size")
         if self.max_token_length is not None and not 1 <= self.max_token_length <= MAX_TOKEN_LENGTH:
@@ -99,6 +108,32 @@ class TextIndexParams:
             found.pop("custom_stop_words")
         else:
             found["custom_stop_words"] = list(self.custom_stop_words)
+        return found
+
+
+@dataclass(frozen=True)
+class BuildResources:
+    """What one build may use (LanceDB's `FTS(memory_limit=, num_workers=)`; not kept with the index). None and
+    0 workers mean Lance's defaults (2 GiB per worker; a worker per core)."""
+
+    memory_limit_mib: int | None = None
+    num_workers: int = 0
+
+    def check(self) -> "BuildResources":
+        if self.memory_limit_mib is not None and not 0 <= self.memory_limit_mib <= MAX_BUILD_MEMORY_MIB:
+            raise InvalidArgument(f"memory_limit must be 0 to {MAX_BUILD_MEMORY_MIB} MiB; got {self.memory_limit_mib}",
+                                  reason="INVALID_FTS_PARAMS", field="memory_limit")
+        if not 0 <= self.num_workers <= MAX_BUILD_WORKERS:
+            raise InvalidArgument(f"num_workers must be 0 to {MAX_BUILD_WORKERS}; got {self.num_workers}",
+                                  reason="INVALID_FTS_PARAMS", field="num_workers")
+        return self
+
+    def lance_arguments(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        if self.memory_limit_mib is not None:
+            found["memory_limit"] = self.memory_limit_mib
+        if self.num_workers:
+            found["num_workers"] = self.num_workers
         return found
 
 
@@ -154,6 +189,20 @@ def reported_parameters(snapshot: Snapshot, name: str) -> dict[str, Any]:
         return {}
 
 
+def format_versions(snapshot: Snapshot) -> dict[str, int]:
+    """Each FTS index's on-disk format version as Lance records it (LanceDB's `index_version`: 2 for 128-document
+    posting blocks, 3 for 256), by index uuid; none Lance cannot describe."""
+    found: dict[str, int] = {}
+    try:
+        for described in snapshot.dataset.describe_indices():
+            for segment in described.segments or ():
+                if segment.index_version is not None:
+                    found[str(segment.uuid)] = int(segment.index_version)
+    except Exception as exc:  # noqa: BLE001 - a listing never fails for want of Lance's description
+        log.debug("index format versions not described: %s", exc)
+    return found
+
+
 def files_of(index: Any) -> list[str]:
     """A built index's files, relative to the dataset."""
     return [f"{INDICES_DIR}/{index.uuid}/{f.path}" for f in index.files or ()]
@@ -164,8 +213,8 @@ def check_column(schema: pa.Schema, column: str) -> None:
     try:
         kind = field_at(schema, column).type
     except KeyError:
-        raise InvalidArgument(f"column {column!r} is not in the table", reason="UNKNOWN_COLUMN",
-                              column=column) from None
+        raise InvalidArgument(f"FTS index cannot be created: Field path `{column[:256]}` not found in the table",
+                              reason="UNKNOWN_COLUMN", column=column) from None
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or
             (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and
             (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type))):
@@ -192,11 +241,12 @@ def check_free(snapshot: Snapshot, column: str, name: str, replace: bool) -> Non
 
 
 def prepare_create(table: Table, snapshot: Snapshot, column: str, params: TextIndexParams, *, name: str = "",
-                   replace: bool = False, operation: str = "create_fts_index",
-                   rebuilds: str | None = None) -> CreateTextIndex:
+                   replace: bool = False, operation: str = "create_fts_index", rebuilds: str | None = None,
+                   resources: BuildResources = BuildResources()) -> CreateTextIndex:
     """The index built over `snapshot`'s fragments, its files durable and hashed: the operation that lists it."""
     check_column(snapshot.schema, column)
     params.check()
+    resources.check()
     name = name or f"{column}_idx"
     check_name(name)
     check_free(snapshot, column, name, replace)
@@ -205,10 +255,10 @@ def prepare_create(table: Table, snapshot: Snapshot, column: str, params: TextIn
     segment_uuid = str(uuid.uuid4())
     written: list[str] = [f"{INDICES_DIR}/{segment_uuid}"]
     try:
-        with _lance_refusals(table):
+        with _lance_refusals(table, params):
             segment = dataset.create_index_uncommitted(column, "INVERTED", name=name, fragment_ids=fragment_ids,
                                                        replace=True, index_uuid=segment_uuid,
-                                                       **params.lance_arguments())
+                                                       **params.lance_arguments(), **resources.lance_arguments())
             index = dataset.merge_existing_index_segments([segment])
         folder = f"{INDICES_DIR}/{index.uuid}"
         written.append(folder)
@@ -224,8 +274,9 @@ def prepare_create(table: Table, snapshot: Snapshot, column: str, params: TextIn
 
 
 @contextlib.contextmanager
-def _lance_refusals(table: Table) -> Iterator[None]:
-    """Lance refusing or failing a build (a Rust panic included) as INVALID_ARGUMENT FTS_BUILD_FAILED."""
+def _lance_refusals(table: Table, params: TextIndexParams) -> Iterator[None]:
+    """Lance refusing or failing a build (a Rust panic included) as INVALID_ARGUMENT FTS_BUILD_FAILED; a
+    language model the store lacks as FAILED_PRECONDITION LANGUAGE_MODEL_MISSING (without its path)."""
     try:
         yield
     except (ServiceError, OSError):
@@ -233,17 +284,28 @@ def _lance_refusals(table: Table) -> Iterator[None]:
     except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
         if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
             raise
+        if "Invalid directory path" in str(exc) and MODEL_TOKENIZER.fullmatch(params.base_tokenizer):
+            raise missing_model(params.base_tokenizer) from None
         text = lance_errors.without_location(table.shown(exc))
         raise InvalidArgument(f"Lance cannot build this FTS index ({text[:300]})", reason="FTS_BUILD_FAILED") from None
 
 
+def missing_model(tokenizer: str) -> FailedPrecondition:
+    kind = tokenizer.split("/")[0]
+    return FailedPrecondition(
+        f"Invalid directory path: the store has no language model {tokenizer!r}. The operator puts it under the "
+        f"store's LANCE_LANGUAGE_MODEL_HOME folder ({kind}/<model>; `python -m lance.download {kind}` fetches "
+        "Lance's default)", reason="LANGUAGE_MODEL_MISSING", tokenizer=tokenizer)
+
+
 def create(owner: TableOwner, column: str, params: TextIndexParams, *, name: str = "", replace: bool = False,
-           operation: str = "create_fts_index", rebuilds: str | None = None) -> tuple[TextIndexEntry, Manifest]:
+           operation: str = "create_fts_index", rebuilds: str | None = None,
+           resources: BuildResources = BuildResources()) -> tuple[TextIndexEntry, Manifest]:
     """Builds an FTS index on the latest version and lists it in a new version (replacing the column's FTS
     index, or the index of that name, when `replace`)."""
     snapshot = owner.latest_view().snapshot
     prepared = prepare_create(owner.table, snapshot, column, params, name=name, replace=replace,
-                              operation=operation, rebuilds=rebuilds)
+                              operation=operation, rebuilds=rebuilds, resources=resources)
     try:
         committed = owner.commit(prepared)
     except CommittedNotDurable:
@@ -253,6 +315,41 @@ def create(owner: TableOwner, column: str, params: TextIndexParams, *, name: str
         raise
     made = next(e for e in entries(owner.table.snapshot(committed.version)) if e.uuid == str(prepared.index.uuid))
     return made, committed
+
+
+def tokenize(params: TextIndexParams, text: str) -> list[tuple[str, int]]:
+    """The tokens (text, position) an index with these settings keeps of `text`: Lance's own tokenizer."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_TOKENIZE_BYTES:
+        raise InvalidArgument(f"a text to tokenize has at most {MAX_TOKENIZE_BYTES} bytes", reason="TEXT_TOO_LONG",
+                              limit=MAX_TOKENIZE_BYTES)
+    arguments = params.check().lance_arguments()
+    for build_only in ("with_position", "block_size"):
+        arguments.pop(build_only)
+    try:
+        tokens = lance.tokenize(text, **arguments)
+    except Exception as exc:  # noqa: BLE001 - Lance's refusals, of several kinds
+        if "Invalid directory path" in str(exc) and MODEL_TOKENIZER.fullmatch(params.base_tokenizer):
+            raise missing_model(params.base_tokenizer) from None
+        text = lance_errors.without_location(str(exc))
+        raise InvalidArgument(f"Lance cannot tokenize with these settings ({text[:300]})",
+                              reason="INVALID_FTS_PARAMS") from None
+    return [(str(t.text), int(t.position)) for t in tokens]
+
+
+def tokenizer_of(snapshot: Snapshot, *, column: str = "", name: str = "") -> TextIndexParams:
+    """The settings of the version's FTS index on `column`, or named `name` (exactly one given)."""
+    if bool(column) == bool(name):
+        raise InvalidArgument("Specify exactly one of column or index_name", reason="INVALID_ARGUMENT")
+    found = next((e for e in entries(snapshot) if (e.column == column if column else e.name == name)), None)
+    if found is None:
+        what = f"column {column!r}" if column else f"index {name!r}"
+        raise FailedPrecondition(f"{what} does not have a full text search index", reason="NO_FTS_INDEX",
+                                 **({"column": column} if column else {"index": name}))
+    try:
+        return params_from_lance(parameters(snapshot, found.name))
+    except LookupError:
+        raise FailedPrecondition(f"Lance reports no tokenizer settings for FTS index {found.name!r}",
+                                 reason="FTS_SETTINGS_UNKNOWN", index=found.name) from None
 
 
 def drop(owner: TableOwner, name: str) -> Manifest:

@@ -1,5 +1,8 @@
 """Reading rows of a table view: a page of the rows a filter matches, or rows by position or stable id.
 
+With an order (LanceDB's `order_by` on a plain query) the matching rows' order columns are read and sorted
+first (at most `MAX_SORT_BYTES` of them), and pages follow that order.
+
 A page holds at most `max_rows` rows and about `max_bytes` (estimated from the first 64 rows' size), so a
 response stays within gRPC's message bound however wide the rows are; the next offset tells where the rest
 starts (0: nothing asked for is left).
@@ -11,10 +14,13 @@ import numpy as np
 import pyarrow as pa
 
 from store_service.errors import InvalidArgument
+from store_service.search import ordering
+from store_service.search.ordering import ColumnOrdering
 from store_service.search.table_view import TableView
 from store_service.storage.fragments import ROW_ID
 
 SIZE_SAMPLE_ROWS = 64
+MAX_SORT_BYTES = 512 << 20  # the order columns of the rows an ordered read sorts
 
 
 def check_select(view: TableView, select: tuple[str, ...]) -> list[str]:
@@ -27,12 +33,16 @@ def check_select(view: TableView, select: tuple[str, ...]) -> list[str]:
 
 
 def page(view: TableView, select: tuple[str, ...], *, where: str, limit: int, offset: int, max_rows: int,
-         max_bytes: int) -> tuple[pa.Table, int]:
-    """(rows, next offset): the matching rows from `offset`, at most `limit` of them (0: all)."""
+         max_bytes: int, orderings: tuple[ColumnOrdering, ...] = ()) -> tuple[pa.Table, int]:
+    """(rows, next offset): the matching rows from `offset` (in `orderings`' order when given), at most
+    `limit` of them (0: all)."""
     if limit < 0 or offset < 0:
         raise InvalidArgument("limit and offset must not be negative", reason="INVALID_LIMIT")
     names = check_select(view, select)
     positions = np.flatnonzero(view.mask(where)) if where.strip() else None
+    if orderings:
+        positions = _in_order(view, np.arange(view.num_rows, dtype=np.int64) if positions is None else positions,
+                              orderings)
     total = view.num_rows if positions is None else len(positions)
     start = min(offset, total)
     end = total if not limit else min(total, offset + limit)
@@ -43,6 +53,18 @@ def page(view: TableView, select: tuple[str, ...], *, where: str, limit: int, of
     chosen = (np.arange(start, start + count, dtype=np.int64) if positions is None
               else positions[start:start + count])
     return view.take(chosen, names), (start + count if start + count < end else 0)
+
+
+def _in_order(view: TableView, positions: np.ndarray, orderings: tuple[ColumnOrdering, ...]) -> np.ndarray:
+    keys = check_select(view, tuple(dict.fromkeys(o.column for o in orderings)))
+    sample = view.take(positions[:SIZE_SAMPLE_ROWS], keys)
+    estimate = sample.nbytes // max(1, sample.num_rows) * len(positions)
+    if estimate > MAX_SORT_BYTES:
+        raise InvalidArgument(f"ordering {len(positions)} rows would read about {estimate >> 20} MiB of their order "
+                              f"columns; at most {MAX_SORT_BYTES >> 20} MiB: filter the rows first",
+                              reason="ORDER_TOO_LARGE", limit=MAX_SORT_BYTES)
+    order = ordering.sorted_indices(view.take(positions, keys), orderings).to_numpy()
+    return positions[order]
 
 
 def take(view: TableView, max_rows: int, select: tuple[str, ...], offsets: np.ndarray | None,

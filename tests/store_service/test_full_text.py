@@ -271,7 +271,8 @@ def test_bad_full_text_searches_are_refused_precisely_and_the_table_is_intact(db
 
 
 BAD_INDEXES = {
-    "unknown tokenizer": ({"base_tokenizer": "jieba/default"}, "INVALID_FTS_PARAMS"),
+    "unknown tokenizer": ({"base_tokenizer": "spacy"}, "INVALID_FTS_PARAMS"),
+    "a language model named by a path": ({"base_tokenizer": "jieba/../../etc"}, "INVALID_FTS_PARAMS"),
     "unknown language": ({"language": "Klingon"}, "INVALID_FTS_PARAMS"),
     "token length 0 after -2": ({"max_token_length": -2}, "INVALID_FTS_PARAMS"),
     "token length huge": ({"max_token_length": 10**6}, "INVALID_FTS_PARAMS"),

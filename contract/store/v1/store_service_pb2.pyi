@@ -355,7 +355,7 @@ class Vectors(_message.Message):
     def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format", "computed_columns", "bypass_vector_index", "full_text", "fast_search", "fusion", "rerank")
+    __slots__ = ("table", "vector", "text", "image_bytes", "image_uri", "vectors", "vector_column", "where", "postfilter", "select", "limit", "offset", "distance_range", "metric", "nprobes", "ef", "refine_factor", "version", "format", "computed_columns", "bypass_vector_index", "full_text", "fast_search", "fusion", "rerank", "order_by")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -381,6 +381,7 @@ class SearchRequest(_message.Message):
     FAST_SEARCH_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
     RERANK_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BY_FIELD_NUMBER: _ClassVar[int]
     table: str
     vector: Vector
     text: str
@@ -406,7 +407,18 @@ class SearchRequest(_message.Message):
     fast_search: bool
     fusion: Fusion
     rerank: Rerank
-    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., bypass_vector_index: _Optional[bool] = ..., full_text: _Optional[_Union[FullTextQuery, _Mapping]] = ..., fast_search: _Optional[bool] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., rerank: _Optional[_Union[Rerank, _Mapping]] = ...) -> None: ...
+    order_by: _containers.RepeatedCompositeFieldContainer[ColumnOrdering]
+    def __init__(self, table: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., text: _Optional[str] = ..., image_bytes: _Optional[bytes] = ..., image_uri: _Optional[str] = ..., vectors: _Optional[_Union[Vectors, _Mapping]] = ..., vector_column: _Optional[str] = ..., where: _Optional[str] = ..., postfilter: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., distance_range: _Optional[_Union[DistanceRange, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., nprobes: _Optional[int] = ..., ef: _Optional[int] = ..., refine_factor: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., bypass_vector_index: _Optional[bool] = ..., full_text: _Optional[_Union[FullTextQuery, _Mapping]] = ..., fast_search: _Optional[bool] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., rerank: _Optional[_Union[Rerank, _Mapping]] = ..., order_by: _Optional[_Iterable[_Union[ColumnOrdering, _Mapping]]] = ...) -> None: ...
+
+class ColumnOrdering(_message.Message):
+    __slots__ = ("column", "descending", "nulls_first")
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    DESCENDING_FIELD_NUMBER: _ClassVar[int]
+    NULLS_FIRST_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    descending: bool
+    nulls_first: bool
+    def __init__(self, column: _Optional[str] = ..., descending: _Optional[bool] = ..., nulls_first: _Optional[bool] = ...) -> None: ...
 
 class Rerank(_message.Message):
     __slots__ = ("name", "settings", "column", "query", "return_all_scores")
@@ -533,7 +545,7 @@ class SearchResponse(_message.Message):
     def __init__(self, rows: _Optional[_Union[Rows, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ReadRowsRequest(_message.Message):
-    __slots__ = ("table", "where", "select", "limit", "offset", "version", "format", "offsets", "row_ids", "computed_columns")
+    __slots__ = ("table", "where", "select", "limit", "offset", "version", "format", "offsets", "row_ids", "computed_columns", "order_by")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     SELECT_FIELD_NUMBER: _ClassVar[int]
@@ -544,6 +556,7 @@ class ReadRowsRequest(_message.Message):
     OFFSETS_FIELD_NUMBER: _ClassVar[int]
     ROW_IDS_FIELD_NUMBER: _ClassVar[int]
     COMPUTED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BY_FIELD_NUMBER: _ClassVar[int]
     table: str
     where: str
     select: _containers.RepeatedScalarFieldContainer[str]
@@ -554,7 +567,8 @@ class ReadRowsRequest(_message.Message):
     offsets: _containers.RepeatedScalarFieldContainer[int]
     row_ids: _containers.RepeatedScalarFieldContainer[int]
     computed_columns: _containers.RepeatedCompositeFieldContainer[ColumnExpression]
-    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., offsets: _Optional[_Iterable[int]] = ..., row_ids: _Optional[_Iterable[int]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ...) -> None: ...
+    order_by: _containers.RepeatedCompositeFieldContainer[ColumnOrdering]
+    def __init__(self, table: _Optional[str] = ..., where: _Optional[str] = ..., select: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., version: _Optional[int] = ..., format: _Optional[_Union[RowFormat, str]] = ..., offsets: _Optional[_Iterable[int]] = ..., row_ids: _Optional[_Iterable[int]] = ..., computed_columns: _Optional[_Iterable[_Union[ColumnExpression, _Mapping]]] = ..., order_by: _Optional[_Iterable[_Union[ColumnOrdering, _Mapping]]] = ...) -> None: ...
 
 class ReadRowsResponse(_message.Message):
     __slots__ = ("rows", "version", "next_offset")
@@ -673,7 +687,7 @@ class MergeInsertResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ..., rows_inserted: _Optional[int] = ..., rows_updated: _Optional[int] = ..., rows_deleted: _Optional[int] = ...) -> None: ...
 
 class Index(_message.Message):
-    __slots__ = ("name", "vector_column", "index_type", "metric", "version", "parameters", "columns")
+    __slots__ = ("name", "vector_column", "index_type", "metric", "version", "parameters", "columns", "index_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VECTOR_COLUMN_FIELD_NUMBER: _ClassVar[int]
     INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -681,6 +695,7 @@ class Index(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     vector_column: str
     index_type: IndexType
@@ -688,7 +703,8 @@ class Index(_message.Message):
     version: int
     parameters: _struct_pb2.Struct
     columns: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., vector_column: _Optional[str] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., version: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
+    index_version: int
+    def __init__(self, name: _Optional[str] = ..., vector_column: _Optional[str] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., version: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., index_version: _Optional[int] = ...) -> None: ...
 
 class CreateIndexRequest(_message.Message):
     __slots__ = ("table", "vector_column", "index_type", "metric", "num_partitions", "num_sub_vectors", "m", "ef_construction", "replace", "name", "column", "fts")
@@ -719,7 +735,7 @@ class CreateIndexRequest(_message.Message):
     def __init__(self, table: _Optional[str] = ..., vector_column: _Optional[str] = ..., index_type: _Optional[_Union[IndexType, str]] = ..., metric: _Optional[_Union[Metric, str]] = ..., num_partitions: _Optional[int] = ..., num_sub_vectors: _Optional[int] = ..., m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., replace: _Optional[bool] = ..., name: _Optional[str] = ..., column: _Optional[str] = ..., fts: _Optional[_Union[FtsParams, _Mapping]] = ...) -> None: ...
 
 class FtsParams(_message.Message):
-    __slots__ = ("with_position", "base_tokenizer", "language", "max_token_length", "lower_case", "stem", "remove_stop_words", "ascii_folding", "ngram_min_length", "ngram_max_length", "prefix_only", "custom_stop_words", "block_size")
+    __slots__ = ("with_position", "base_tokenizer", "language", "max_token_length", "lower_case", "stem", "remove_stop_words", "ascii_folding", "ngram_min_length", "ngram_max_length", "prefix_only", "custom_stop_words", "block_size", "memory_limit", "num_workers")
     WITH_POSITION_FIELD_NUMBER: _ClassVar[int]
     BASE_TOKENIZER_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -733,6 +749,8 @@ class FtsParams(_message.Message):
     PREFIX_ONLY_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_STOP_WORDS_FIELD_NUMBER: _ClassVar[int]
     BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     with_position: bool
     base_tokenizer: str
     language: str
@@ -746,7 +764,9 @@ class FtsParams(_message.Message):
     prefix_only: bool
     custom_stop_words: _containers.RepeatedScalarFieldContainer[str]
     block_size: int
-    def __init__(self, with_position: _Optional[bool] = ..., base_tokenizer: _Optional[str] = ..., language: _Optional[str] = ..., max_token_length: _Optional[int] = ..., lower_case: _Optional[bool] = ..., stem: _Optional[bool] = ..., remove_stop_words: _Optional[bool] = ..., ascii_folding: _Optional[bool] = ..., ngram_min_length: _Optional[int] = ..., ngram_max_length: _Optional[int] = ..., prefix_only: _Optional[bool] = ..., custom_stop_words: _Optional[_Iterable[str]] = ..., block_size: _Optional[int] = ...) -> None: ...
+    memory_limit: int
+    num_workers: int
+    def __init__(self, with_position: _Optional[bool] = ..., base_tokenizer: _Optional[str] = ..., language: _Optional[str] = ..., max_token_length: _Optional[int] = ..., lower_case: _Optional[bool] = ..., stem: _Optional[bool] = ..., remove_stop_words: _Optional[bool] = ..., ascii_folding: _Optional[bool] = ..., ngram_min_length: _Optional[int] = ..., ngram_max_length: _Optional[int] = ..., prefix_only: _Optional[bool] = ..., custom_stop_words: _Optional[_Iterable[str]] = ..., block_size: _Optional[int] = ..., memory_limit: _Optional[int] = ..., num_workers: _Optional[int] = ...) -> None: ...
 
 class CreateIndexResponse(_message.Message):
     __slots__ = ("index", "version")
@@ -767,6 +787,36 @@ class ListIndexesResponse(_message.Message):
     INDEXES_FIELD_NUMBER: _ClassVar[int]
     indexes: _containers.RepeatedCompositeFieldContainer[Index]
     def __init__(self, indexes: _Optional[_Iterable[_Union[Index, _Mapping]]] = ...) -> None: ...
+
+class TokenizeRequest(_message.Message):
+    __slots__ = ("text", "table", "column", "index_name", "fts", "version")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    INDEX_NAME_FIELD_NUMBER: _ClassVar[int]
+    FTS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    table: str
+    column: str
+    index_name: str
+    fts: FtsParams
+    version: int
+    def __init__(self, text: _Optional[str] = ..., table: _Optional[str] = ..., column: _Optional[str] = ..., index_name: _Optional[str] = ..., fts: _Optional[_Union[FtsParams, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class Token(_message.Message):
+    __slots__ = ("text", "position")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    position: int
+    def __init__(self, text: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class TokenizeResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[Token]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[Token, _Mapping]]] = ...) -> None: ...
 
 class DropIndexRequest(_message.Message):
     __slots__ = ("table", "name")

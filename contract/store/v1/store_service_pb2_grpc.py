@@ -109,6 +109,11 @@ class StorageServiceStub:
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropIndexRequest.SerializeToString,
                 response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropIndexResponse.FromString,
                 _registered_method=True)
+        self.Tokenize = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/Tokenize',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.TokenizeRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.TokenizeResponse.FromString,
+                _registered_method=True)
         self.ListVersions = channel.unary_unary(
                 '/vectorlane.store.v1.StorageService/ListVersions',
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ListVersionsRequest.SerializeToString,
@@ -311,6 +316,14 @@ class StorageServiceServicer:
 
     def DropIndex(self, request, context):
         """Drops an index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Tokenize(self, request, context):
+        """Splits a text into the tokens a full-text index keeps, as an FTS index's tokenizer does (LanceDB's
+        `table.tokenize`) or as given settings would (LanceDB's `lancedb.tokenize`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -537,6 +550,11 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.DropIndex,
                     request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropIndexRequest.FromString,
                     response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropIndexResponse.SerializeToString,
+            ),
+            'Tokenize': grpc.unary_unary_rpc_method_handler(
+                    servicer.Tokenize,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.TokenizeRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.TokenizeResponse.SerializeToString,
             ),
             'ListVersions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListVersions,
@@ -1017,6 +1035,33 @@ class StorageService:
             '/vectorlane.store.v1.StorageService/DropIndex',
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropIndexRequest.SerializeToString,
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.DropIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Tokenize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/Tokenize',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.TokenizeRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.TokenizeResponse.FromString,
             options,
             channel_credentials,
             insecure,
