@@ -9,7 +9,6 @@ import random
 
 import grpc
 import lancedb
-import pyarrow as pa
 import pytest
 
 import vectorlane
