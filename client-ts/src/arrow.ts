@@ -6,6 +6,7 @@
  * pad or cut them silently).
  */
 import * as arrow from "apache-arrow";
+import { isTableLike, ownTable } from "./foreign_arrow.js";
 
 export type Row = Record<string, unknown>;
 export type Data = Row[] | arrow.Table;
@@ -89,7 +90,7 @@ function inferred(values: unknown[]): arrow.DataType {
 /** `data` as an Arrow table: in `schema`'s types when given (only the columns the rows have: vectors the
  * store computes stay absent), else with types inferred from the values. */
 export function toArrowTable(data: Data, schema?: arrow.Schema): arrow.Table {
-  if (data instanceof arrow.Table) return data;
+  if (isTableLike(data)) return ownTable(data);
   if (!Array.isArray(data)) throw new TypeError("rows must be an array of objects or an Arrow Table");
   const names = [...new Set(data.flatMap((row) => Object.keys(row)))];
   const columns: Record<string, arrow.Vector> = {};

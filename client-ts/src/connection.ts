@@ -5,6 +5,7 @@
 import * as arrow from "apache-arrow";
 import { CreateMode, StorageService, type Table as TableMessage } from "./gen/vectorlane/store/v1/store_service_pb.js";
 import { schemaToIpc, tableToIpc, toArrowTable, type Data } from "./arrow.js";
+import { ownSchema } from "./foreign_arrow.js";
 import { functionsOf, withFunctions, type EmbeddingFunctionConfig } from "./embeddings/schema.js";
 import { ServerFunction, setHostedFunctions } from "./embeddings/embedding_function.js";
 import type { JsonObject } from "@bufbuild/protobuf";
@@ -90,6 +91,7 @@ export class Connection {
   }
 
   private async create(name: string, data: Data | undefined, options: CreateTableOptions): Promise<Table> {
+    if (options.schema) options = { ...options, schema: ownSchema(options.schema) };
     const configs: EmbeddingFunctionConfig[] = options.schema ? functionsOf(options.schema) : [];
     if (options.embeddingFunction) {
       const given = options.embeddingFunction;

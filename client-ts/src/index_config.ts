@@ -10,7 +10,9 @@ import { IndexType, Metric, type FtsParamsSchema } from "./gen/vectorlane/store/
 /** LanceDB's FTS index settings (`Index.fts({ withPosition: true })`). */
 export interface FtsOptions {
   withPosition?: boolean;
-  baseTokenizer?: "simple" | "whitespace" | "raw" | "ngram";
+  /** "simple", "whitespace", "raw", "ngram", "icu", "icu/split", or "jieba/<model>" / "lindera/<model>" (a
+   * language model in the store's LANCE_LANGUAGE_MODEL_HOME). */
+  baseTokenizer?: string;
   language?: string;
   maxTokenLength?: number;
   lowerCase?: boolean;
@@ -20,6 +22,13 @@ export interface FtsOptions {
   ngramMinLength?: number;
   ngramMaxLength?: number;
   prefixOnly?: boolean;
+  customStopWords?: string[];
+  /** Documents per posting block: 128 or 256. */
+  blockSize?: number;
+  /** This build's memory budget in MiB (not kept with the index). */
+  memoryLimit?: number;
+  /** This build's workers (not kept with the index). */
+  numWorkers?: number;
 }
 
 export type DistanceType = "l2" | "cosine" | "dot";
@@ -99,6 +108,8 @@ export class Index {
       language: options.language ?? "English", maxTokenLength: options.maxTokenLength ?? 40,
       lowerCase: options.lowerCase ?? true, stem: options.stem ?? true, removeStopWords: options.removeStopWords ?? true,
       asciiFolding: options.asciiFolding ?? true, ngramMinLength: options.ngramMinLength ?? 3,
-      ngramMaxLength: options.ngramMaxLength ?? 3, prefixOnly: options.prefixOnly ?? false });
+      ngramMaxLength: options.ngramMaxLength ?? 3, prefixOnly: options.prefixOnly ?? false,
+      customStopWords: options.customStopWords ?? [], blockSize: options.blockSize ?? 128,
+      memoryLimit: options.memoryLimit, numWorkers: options.numWorkers ?? 0 });
   }
 }

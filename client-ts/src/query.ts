@@ -19,6 +19,13 @@ interface TextSearch {
 
 export const DEFAULT_LIMIT = 10;
 
+/** One column of `orderBy`: ascending unless said, nulls last unless said (LanceDB's ColumnOrdering). */
+export interface ColumnOrdering {
+  columnName: string;
+  ascending?: boolean;
+  nullsFirst?: boolean;
+}
+
 export class Query implements AsyncIterable<arrow.RecordBatch> {
   protected whereClause = "";
   protected columns: string[] = [];
@@ -28,8 +35,21 @@ export class Query implements AsyncIterable<arrow.RecordBatch> {
   protected rowId = false;
   protected text: TextSearch | undefined;
   protected onlyIndexed = false;
+  protected ordering: ColumnOrdering[] = [];
 
   constructor(protected readonly table: Table) {}
+
+  /** Sort the results by these columns instead of relevance: a search sorts its `limit + offset` best rows
+   * (then skips `offset`); a plain read sorts every matching row. */
+  orderBy(ordering: ColumnOrdering[] | undefined): this {
+    this.ordering = [...(ordering ?? [])];
+    return this;
+  }
+
+  protected orderings(): { column: string; descending: boolean; nullsFirst: boolean }[] {
+    return this.ordering.map((o) => ({ column: o.columnName, descending: o.ascending === false,
+      nullsFirst: o.nullsFirst === true }));
+  }
 
   /** A full-text (BM25) search over the table's FTS indexes: rows with `_score`, highest first. Followed by
    * `nearestTo(v)`, a hybrid search of both. */
@@ -88,7 +108,7 @@ export class Query implements AsyncIterable<arrow.RecordBatch> {
     const search = new VectorQuery(this.table, vector);
     Object.assign(search, { whereClause: this.whereClause, columns: this.columns, computed: this.computed,
       offsetRows: this.offsetRows, rowId: this.rowId, limitRows: this.limitRows ?? DEFAULT_LIMIT, text: this.text,
-      onlyIndexed: this.onlyIndexed });
+      onlyIndexed: this.onlyIndexed, ordering: this.ordering });
     return search;
   }
 
@@ -108,12 +128,12 @@ export class Query implements AsyncIterable<arrow.RecordBatch> {
       const request = create(SearchRequestSchema, { table: this.table.name, where: this.whereClause,
         select: this.selected(), limit: this.limitRows ?? DEFAULT_LIMIT, offset: this.offsetRows,
         version: this.table.checkedOut, format: RowFormat.ARROW, computedColumns: this.computedColumns(),
-        fastSearch: this.onlyIndexed });
+        fastSearch: this.onlyIndexed, orderBy: this.orderings() });
       request.fullText = fullTextMessage(this.text.query, this.text.columns);
       return this.table.searchRows(request, options.timeout);
     }
     return this.table.read({ where: this.whereClause, select: this.selected(), limit: this.limitRows ?? 0,
-      offset: this.offsetRows, computed: this.computedColumns(), timeout: options.timeout });
+      offset: this.offsetRows, computed: this.computedColumns(), orderBy: this.orderings(), timeout: options.timeout });
   }
 
   /** The rows, as Arrow rows (a row's vector is an Arrow Vector: `.toArray()` gives its numbers). */
@@ -202,7 +222,7 @@ export class VectorQuery extends Query {
       select: this.selected(), limit: this.limitRows ?? DEFAULT_LIMIT, offset: this.offsetRows,
       metric: this.metric ? metricOf(this.metric) : undefined, nprobes: this.probes, ef: this.ef,
       refineFactor: this.refine, version: this.table.checkedOut, format: RowFormat.ARROW,
-      computedColumns: this.computedColumns(), bypassVectorIndex: this.exact };
+      computedColumns: this.computedColumns(), bypassVectorIndex: this.exact, orderBy: this.orderings() };
   }
 
   override async toArrow(options: { timeout?: number } = {}): Promise<arrow.Table> {

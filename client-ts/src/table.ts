@@ -52,6 +52,8 @@ export interface IndexInfo {
   indexType: string;
   columns: string[];
   distanceType: string;
+  /** An FTS index's on-disk format as Lance records it (2; 3 for 256-document blocks). */
+  indexVersion?: number;
 }
 
 export interface VersionInfo {
@@ -70,12 +72,19 @@ export interface MergeRules {
   whenNotMatchedBySourceDeleteWhere: string;
 }
 
+/** A token an FTS tokenizer keeps: its text and position (counting removed tokens such as stop words). */
+export interface FtsToken {
+  text: string;
+  position: number;
+}
+
 export interface ReadOptions {
   where: string;
   select: string[];
   limit: number;
   offset: number;
   computed: { name: string; expression: string }[];
+  orderBy?: { column: string; descending: boolean; nullsFirst: boolean }[];
   timeout?: number;
 }
 
@@ -302,7 +311,8 @@ export class Table {
     for (;;) {
       const reply = await this.transport.unary(StorageService.method.readRows, {
         table: this.name, where: options.where, select: options.select, limit: options.limit ? options.limit - got : 0,
-        offset, version, format: RowFormat.ARROW, computedColumns: options.computed }, options.timeout);
+        offset, version, format: RowFormat.ARROW, computedColumns: options.computed, orderBy: options.orderBy },
+        options.timeout);
       const part = tableFromIpc(reply.rows?.format.case === "arrowIpc" ? reply.rows.format.value : new Uint8Array());
       parts.push(part);
       got += part.numRows;
@@ -338,7 +348,19 @@ export class Table {
     const reply = await this.transport.unary(StorageService.method.listIndexes, { table: this.name });
     return reply.indexes.map((i) => ({ name: i.name, indexType: INDEX_NAMES[i.indexType] ?? "UNKNOWN",
       columns: i.columns.length ? [...i.columns] : [i.vectorColumn],
-      distanceType: i.indexType === IndexType.FTS ? "" : METRIC_NAMES[i.metric] ?? "l2" }));
+      distanceType: i.indexType === IndexType.FTS ? "" : METRIC_NAMES[i.metric] ?? "l2",
+      indexVersion: i.indexVersion || undefined }));
+  }
+
+  /** `text`'s tokens as the FTS index on `column` (or named `indexName`; exactly one) keeps them (LanceDB's
+   * `tokenize`): the store runs the index's own tokenizer. */
+  async tokenize(text: string, options: { column?: string; indexName?: string }): Promise<FtsToken[]> {
+    if ((options.column === undefined) === (options.indexName === undefined)) {
+      throw new TypeError("Specify exactly one of column or indexName");
+    }
+    const reply = await this.transport.unary(StorageService.method.tokenize, { text, table: this.name,
+      column: options.column ?? "", indexName: options.indexName ?? "", version: this.checkedOut });
+    return reply.tokens.map((t) => ({ text: t.text, position: t.position }));
   }
 
   async dropIndex(name: string): Promise<void> {

@@ -11,6 +11,7 @@ import { Utf8 } from "apache-arrow";
 import * as lancedb from "../src/index.js";
 import { EmbeddingFunction, LanceSchema, getRegistry, register } from "../src/embeddings/index.js";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import net from "node:net";
 import { OPENAI_KEY, freePort, python, startServices, startTlsStore, textVector, type Services } from "./services.js";
 
@@ -290,4 +291,52 @@ test("the table surface LanceDB's TypeScript client has: optimize, stats, tags, 
   const rows = await table.query().toArray();
   assert.deepEqual(table.columnNames(), ["id", "letter"]);
   assert.deepEqual(rows.map((r) => String(r.letter)).sort(), ["a", "b", "c", "d"]);
+});
+
+test("Arrow objects from another copy of apache-arrow (its CommonJS build) are taken as the client's own", async () => {
+  const other = createRequire(import.meta.url)("apache-arrow") as typeof arrow;
+  assert.notEqual(other.Table, arrow.Table); // a separate copy: its classes fail this copy's instanceof
+  const schema = new other.Schema([new other.Field("id", new other.Int64(), false), new other.Field("name", new other.Utf8(), true),
+    new other.Field("vector", new other.FixedSizeList(2, new other.Field("item", new other.Float32(), true)), true),
+    new other.Field("tags", new other.List(new other.Field("item", new other.Utf8(), true)), true)],
+  new Map([["owner", "tests"]]));
+  const empty = await db.createEmptyTable("foreign_schema", schema, { mode: "overwrite" });
+  const stored = await empty.schema();
+  assert.deepEqual(stored.fields.map((f) => [f.name, String(f.type)]),
+    [["id", "Int64"], ["name", "Utf8"], ["vector", "FixedSizeList[2]<Float32>"], ["tags", "List<Utf8>"]]);
+
+  const rows = other.tableFromArrays({ id: new BigInt64Array([1n, 2n, 3n]), name: ["a", "b", "c"] });
+  const withVectors = rows.assign(new other.Table({ vector: other.vectorFromArray([[1, 0], [0, 1], [1, 1]],
+    new other.FixedSizeList(2, new other.Field("item", new other.Float32(), true))) }));
+  const table = await db.createTable("foreign_rows", withVectors, { mode: "overwrite" });
+  await table.add(other.tableFromArrays({ id: new BigInt64Array([4n]), name: ["d"] }).assign(new other.Table({
+    vector: other.vectorFromArray([[0.9, 0.1]], new other.FixedSizeList(2, new other.Field("item", new other.Float32(), true))) })));
+  assert.equal(await table.countRows(), 4);
+  const nearest = await table.search([1, 0]).limit(2).toArray();
+  assert.deepEqual(nearest.map((r) => r.name), ["a", "d"]);
+  await empty.add(other.tableFromArrays({ id: new BigInt64Array([7n]), name: ["x"] }));
+  assert.equal(await empty.countRows(), 1);
+});
+
+test("tokenize with an index's tokenizer, the index's format version, and orderBy on searches and reads", async () => {
+  const rows = Array.from({ length: 30 }, (_, i) => ({ id: i, text: i % 2 ? "Running dogs in cafés" : "こんにちは世界 dogs",
+    rank: (i * 7) % 11, vector: [i % 5, 1] }));
+  const table = await db.createTable("tokens", rows, { mode: "overwrite" });
+  await table.createIndex("text", { config: lancedb.Index.fts({ baseTokenizer: "icu", stem: false, removeStopWords: false }) });
+  assert.deepEqual(await table.tokenize("Hello, こんにちは世界!", { column: "text" }),
+    [{ text: "hello", position: 0 }, { text: "こんにちは", position: 1 }, { text: "世界", position: 2 }]);
+  assert.deepEqual((await table.listIndices()).map((i) => [i.indexType, i.indexVersion]), [["FTS", 2]]);
+  await assert.rejects(table.tokenize("x", {}), TypeError);
+  await assert.rejects(table.tokenize("x", { indexName: "nope" }),
+    (e: unknown) => e instanceof lancedb.VectorlaneError && e.reason === "NO_FTS_INDEX");
+
+  const best = await table.query().fullTextSearch("dogs").limit(12).select(["id", "rank"]).toArray();
+  const ordered = await table.query().fullTextSearch("dogs").orderBy([{ columnName: "rank", ascending: false }])
+    .limit(12).select(["id", "rank"]).toArray();
+  const expected = [...best].sort((a, b) => Number(b.rank) - Number(a.rank)).map((r) => r.id);
+  assert.deepEqual(ordered.map((r) => r.id), expected);
+  const read = await table.query().where("id < 10").orderBy([{ columnName: "rank" }, { columnName: "id", ascending: false }])
+    .select(["id"]).toArray();
+  const byRank = rows.filter((r) => r.id < 10).sort((a, b) => a.rank - b.rank || b.id - a.id).map((r) => BigInt(r.id));
+  assert.deepEqual(read.map((r) => r.id), byRank);
 });

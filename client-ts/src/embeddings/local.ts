@@ -1,13 +1,14 @@
 /** The vectors of local functions (registered in this process), computed here for the rows that have a
  * source value and no vector; hosted functions' are left to the store. */
-import * as arrow from "apache-arrow";
 import type { Data, Row } from "../arrow.js";
+import { isTableLike, ownTable } from "../foreign_arrow.js";
 import type { EmbeddingFunctionConfig } from "./schema.js";
 
 export async function withLocalVectors(data: Data, configs: Iterable<EmbeddingFunctionConfig>): Promise<Data> {
   const local = [...configs].filter((c) => c.function.isLocal);
   if (!local.length) return data;
-  const rows: Row[] = data instanceof arrow.Table ? data.toArray().map((r) => ({ ...r.toJSON() })) : data.map((r) => ({ ...r }));
+  const rows: Row[] = isTableLike(data) ? ownTable(data).toArray().map((r) => ({ ...r.toJSON() }))
+    : (data as Row[]).map((r) => ({ ...r }));
   for (const config of local) {
     const missing = rows.filter((r) => r[config.sourceColumn] != null && r[config.vectorColumn] == null);
     if (!missing.length) continue;
