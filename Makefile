@@ -72,9 +72,10 @@ stress: $(STAMP) $(AZURITE_STAMP) ## long suites: 25 kill -9 trials, 500 fuzz ex
 test-fast: $(STAMP) ## the suite without the tests marked slow
 	$(BIN)/pytest -q -m 'not slow' tests
 
-parity: $(STAMP) ## LanceDB's own tests against vectorlane, imports and connect changed only (LANCEDB_SRC=<LanceDB checkout or git dir>)
+parity: $(STAMP) ## LanceDB's own tests under the installed lancedb, then against vectorlane (imports and connect changed only), compared (LANCEDB_SRC=<LanceDB checkout or git dir>)
 	@test -n "$(LANCEDB_SRC)" || { echo "give LANCEDB_SRC=<a LanceDB checkout, or its bare git directory>"; exit 2; }
-	$(BIN)/python scripts/lancedb_parity.py --lancedb-src "$(LANCEDB_SRC)"
+	$(BIN)/python scripts/lancedb_parity.py --under-lancedb --lancedb-src "$(LANCEDB_SRC)" --keep build/parity-lancedb >/dev/null || true
+	$(BIN)/python scripts/lancedb_parity.py --lancedb-src "$(LANCEDB_SRC)" --against build/parity-lancedb/junit.xml
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,test,dev,bench]'

@@ -363,6 +363,11 @@ def search(request: pb.SearchRequest, timeout: float | None = None) -> Op[pa.Tab
     return rowlib.read_ipc(reply.rows.arrow_ipc)
 
 
+def explain(request: pb.SearchRequest, verbose: bool, analyze: bool) -> Op[str]:
+    reply = yield Unary("ExplainSearch", pb.ExplainSearchRequest(search=request, verbose=verbose, analyze=analyze))
+    return str(reply.plan)
+
+
 def take(table: "Table", select: list[str], offsets: list[int] | None, row_ids: list[int] | None,
          timeout: float | None = None, computed: dict[str, str] | None = None) -> Op[pa.Table]:
     """Rows by position or stable id, in the order asked (ids not in the table left out)."""

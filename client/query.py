@@ -312,6 +312,25 @@ class QueryBuilder:
                              order_by=self._orderings())
         return self._search(limit)
 
+    def _explained(self, verbose: bool, analyze: bool) -> _ops.Op[str]:
+        """How the store runs this search (LanceDB's `explain_plan` / `analyze_plan`); a reranker that runs
+        in this process is not part of it."""
+        kind = self._kind()
+        if kind == READ:
+            raise ValueError("explain_plan explains a search: give a query, a full-text query or both")
+        if kind == HYBRID:
+            vector_half, text_half = self._halves()
+            reranker = self._reranker or RRFReranker()
+            fusion = (reranker.fusion(self._normalize) if isinstance(reranker, FusionReranker) else None) \
+                or pb.Fusion()
+            request = (yield _ops.Compute(self._hybrid_request, (vector_half, text_half, fusion))) \
+                if vector_half._embeds_locally() else self._hybrid_request(vector_half, text_half, fusion)
+        elif kind == FTS:
+            request = self._text_request()
+        else:
+            request = (yield _ops.Compute(self.to_request)) if self._embeds_locally() else self.to_request()
+        return (yield from _ops.explain(request, verbose, analyze))
+
     def _search(self, timeout: float | None) -> _ops.Op[pa.Table]:
         if self._embeds_locally():  # the query's vector comes from a local function: off the event loop
             request = yield _ops.Compute(self.to_request)
@@ -625,6 +644,15 @@ class Query(QueryBuilder, _Results):
     def _arrow(self, timeout: Any) -> pa.Table:
         return self._table._run(self._rows(timeout))
 
+    def explain_plan(self, verbose: bool = False) -> str:
+        """How the store runs this search: a vector search's steps (FAISS or an exact scan, filters), a
+        full-text search's Lance plan, a hybrid search's both (LanceDB's `explain_plan`)."""
+        return cast(str, self._table._run(self._explained(verbose, False)))
+
+    def analyze_plan(self) -> str:
+        """The plan with what running the search measured (LanceDB's `analyze_plan`)."""
+        return cast(str, self._table._run(self._explained(False, True)))
+
 
 class AsyncQueryBase(QueryBuilder, _AsyncResults):
     """A query of an `AsyncTable`, run by its awaited `to_*` methods (LanceDB's base of its async queries).
@@ -635,6 +663,12 @@ class AsyncQueryBase(QueryBuilder, _AsyncResults):
 
     async def _arrow(self, timeout: Any) -> pa.Table:
         return await self._table._run(self._rows(timeout))
+
+    async def explain_plan(self, verbose: bool = False) -> str:
+        return cast(str, await self._table._run(self._explained(verbose, False)))
+
+    async def analyze_plan(self) -> str:
+        return cast(str, await self._table._run(self._explained(False, True)))
 
     def __await__(self) -> Generator[Any, None, Self]:
         return self._itself().__await__()

@@ -31,7 +31,7 @@ from rpc_common import paging
 from store_service import memory, schema_changes
 from store_service.search import computed as computed_columns
 from store_service.search import multivector, reads
-from store_service.search import full_text, hybrid, reranking
+from store_service.search import explain, full_text, hybrid, reranking
 from store_service.search import vector_search as search
 from store_service.search.full_text import TextQuery, TextSearch
 from store_service.search.hybrid import Fusion
@@ -498,6 +498,50 @@ class StoreCore:
         if not keep_row_id:
             ranked = ranked.drop_columns([ROW_ID])
         return self._within_response(ranked, "the results"), view.version
+
+    def explain_search(self, name: str, *, query: np.ndarray | Query | None, vector: VectorSearch | None,
+                       text: tuple[TextQuery, TextSearch] | None, fusion: Fusion | None = None,
+                       rerank: Reranking | None = None, version: int = 0, verbose: bool = False,
+                       analyze: bool = False, deadline: Deadline = NO_DEADLINE) -> str:
+        """How the search (vector, full-text or both; neither: a plain read) runs (`search/explain.py`);
+        `analyze`: run it too, with what it measured."""
+        view = self.owner(name).view(version)
+        both = vector is not None and text is not None
+        text_plan = ""
+        if text is not None:
+            text_query, text_request = text
+            if vector is not None:  # a hybrid search: each half searches for limit + offset rows
+                text_request = dataclasses.replace(text_request, limit=vector.limit + vector.offset, offset=0)
+            self._check_limit(text_request.limit, text_request.offset)
+            where = filters.lance_filter(text_request.where, view.snapshot, self.limits.max_filter_length) \
+                if text_request.where.strip() else None
+            text_plan = full_text.explain(view, text_query, text_request, where=where, verbose=verbose,
+                                          analyze=analyze)
+            if vector is None:
+                return text_plan + (f"\nRerank: the results scored by the embed service's "
+                                    f"{rerank.function.name!r} on column {rerank.column!r}" if rerank else "")
+        if vector is None:
+            raise InvalidArgument("explain a search: give a query, a full-text query or both",
+                                  reason="UNSUPPORTED_SEARCH")
+        self._check_limit(vector.limit, vector.offset)
+        half = dataclasses.replace(vector, limit=vector.limit + vector.offset, offset=0) if both else vector
+        if not half.vector_column and isinstance(query, np.ndarray) and query.size:
+            half = dataclasses.replace(half, vector_column=pick_vector_column(view.schema, dims=int(query.shape[-1])))
+        column = search.check_request(view, half)
+        if half.where.strip():
+            filters.lance_filter(half.where, view.snapshot, self.limits.max_filter_length)  # refused as a search would
+        entry = next((e for e in catalog.entries(view.snapshot.manifest) if e.vector_column == column), None)
+        lines = explain.vector_plan(half, column, entry, num_rows=view.num_rows, fragments=len(view.parts),
+                                    table=name, version=view.version, verbose=verbose)
+        if analyze and query is not None:
+            started = time.perf_counter()
+            rows, _ = self.search(name, query, half, version=view.version, deadline=deadline)
+            lines = explain.measured(lines, rows.num_rows, time.perf_counter() - started)
+        if not both:
+            return "\n".join(lines) + (f"\n  Rerank: the results scored by the embed service's "
+                                       f"{rerank.function.name!r} on column {rerank.column!r}" if rerank else "")
+        return explain.hybrid(lines, text_plan, None if rerank else fusion,
+                              reranked_by=rerank.function.name if rerank else "")
 
     def _reranked(self, name: str, run: Callable[[tuple[str, ...], int], tuple[pa.Table, int]],
                   select: tuple[str, ...], rerank: Reranking, text: str | None, version: int, deadline: Deadline,

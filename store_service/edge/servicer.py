@@ -106,6 +106,22 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
             rows, version = self._found(request, context)
         return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
 
+    def ExplainSearch(self, request: pb.ExplainSearchRequest, context: grpc.ServicerContext
+                      ) -> pb.ExplainSearchResponse:
+        search = request.search
+        has_query, has_text = search.WhichOneof("query") is not None, search.HasField("full_text")
+        text = None
+        if has_text:
+            text = (conversions.full_text_query(search.full_text),
+                    conversions.hybrid_text_search(search) if has_query else conversions.text_search(search))
+        plan = self._core.explain_search(
+            search.table, query=conversions.search_query(search) if has_query else None,
+            vector=conversions.vector_search(search) if has_query else None, text=text,
+            fusion=conversions.fusion(search) if has_query and has_text else None,
+            rerank=conversions.reranking(search), version=search.version, verbose=request.verbose,
+            analyze=request.analyze, deadline=_deadline(context))
+        return pb.ExplainSearchResponse(plan=plan)
+
     def _found(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> tuple[pa.Table, int]:
         if request.HasField("full_text"):
             return self._search_text(request, context)

@@ -13,10 +13,13 @@ positions, an unknown language) answer INVALID_ARGUMENT.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
+import lance
 import lance.query as lq
 import pyarrow as pa
 
@@ -237,6 +240,37 @@ def search(view: TableView, query: TextQuery, request: TextSearch, *, where: str
     """The rows of the view's version that match `query`, with the selected columns (every column when none)
     and `_score`, highest first; `where`: the judged filter's text (None without one). The FTS indexes'
     files and the result rows' data files are checked against their checksums (once per process)."""
+    names, scanner = _scanner(view, query, request, where)
+    if scanner is None:
+        schema = view.snapshot.schema
+        return pa.schema([*(schema.field(n) if n != ROW_ID else pa.field(ROW_ID, pa.int64()) for n in names),
+                          pa.field(SCORE, pa.float32())]).empty_table()
+    with _lance_failures(view):
+        found = scanner.to_table()
+    row_ids = found.column(ROW_ID).cast(pa.int64())
+    view.check_rows(row_ids.to_numpy())
+    found = found.set_column(found.schema.get_field_index(ROW_ID), ROW_ID, row_ids)
+    return found.select([*names, SCORE])  # the row ids as the vector search gives them
+
+
+def explain(view: TableView, query: TextQuery, request: TextSearch, *, where: str | None, verbose: bool,
+            analyze: bool) -> str:
+    """Lance's plan for the search (`analyze`: run, with its metrics)."""
+    _, scanner = _scanner(view, query, request, where)
+    if scanner is None:
+        return "EmptyExec: limit 0"
+    with _lance_failures(view):
+        plan = str(scanner.analyze_plan() if analyze else scanner.explain_plan(verbose))
+    return _STORAGE_URI.sub(f"uri=<table {view.snapshot.table.name}>", plan)  # not where the store keeps it
+
+
+_STORAGE_URI = re.compile(r"uri=[^,\s]+")
+
+
+def _scanner(view: TableView, query: TextQuery, request: TextSearch, where: str | None
+             ) -> tuple[list[str], lance.LanceScanner | None]:
+    """The result's columns and Lance's scanner for the search (None when it asks for no rows), after the
+    query, the columns and the FTS indexes' files are checked."""
     check(query)
     snapshot = view.snapshot
     indexes = text_index.entries(snapshot)
@@ -250,25 +284,29 @@ def search(view: TableView, query: TextQuery, request: TextSearch, *, where: str
             raise InvalidArgument(f"selected column {name!r} is not in the table", reason="UNKNOWN_COLUMN",
                                   column=name)
     if request.limit + request.offset == 0:
-        return pa.schema([*(schema.field(n) if n != ROW_ID else pa.field(ROW_ID, pa.int64()) for n in names),
-                          pa.field(SCORE, pa.float32())]).empty_table()
-    try:
-        found = snapshot.dataset.scanner(
+        return names, None
+    with _lance_failures(view):
+        scanner = snapshot.dataset.scanner(
             columns=[*(n for n in names if n != ROW_ID), SCORE], full_text_query=to_lance(query), filter=where,
             prefilter=bool(where) and not request.postfilter, limit=request.limit, offset=request.offset or None,
-            with_row_id=True, fast_search=request.fast_search).to_table()
+            with_row_id=True, fast_search=request.fast_search)
+    return names, scanner
+
+
+@contextlib.contextmanager
+def _lance_failures(view: TableView) -> Iterator[None]:
+    """Lance failing a search: unreadable files as STORAGE_FAILED, anything else as INVALID_FULL_TEXT_QUERY."""
+    table = view.snapshot.table
+    try:
+        yield
     except ServiceError:
         raise
     except OSError as exc:  # the index's or the rows' files unreadable: storage, not the query
-        raise StorageFailed(f"table {snapshot.table.name!r}: the full-text search could not read its files "
-                            f"({snapshot.table.shown(exc)})", table=snapshot.table.name) from None
+        raise StorageFailed(f"table {table.name!r}: the full-text search could not read its files "
+                            f"({table.shown(exc)})", table=table.name) from None
     except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException
         if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
             raise
-        text = lance_errors.without_location(snapshot.table.shown(exc))
+        text = lance_errors.without_location(table.shown(exc))
         raise InvalidArgument(f"Lance cannot run this full-text search ({text[:300]})",
                               reason="INVALID_FULL_TEXT_QUERY") from None
-    row_ids = found.column(ROW_ID).cast(pa.int64())
-    view.check_rows(row_ids.to_numpy())
-    found = found.set_column(found.schema.get_field_index(ROW_ID), ROW_ID, row_ids)
-    return found.select([*names, SCORE])  # the row ids as the vector search gives them

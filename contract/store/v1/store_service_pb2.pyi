@@ -420,6 +420,22 @@ class ColumnOrdering(_message.Message):
     nulls_first: bool
     def __init__(self, column: _Optional[str] = ..., descending: _Optional[bool] = ..., nulls_first: _Optional[bool] = ...) -> None: ...
 
+class ExplainSearchRequest(_message.Message):
+    __slots__ = ("search", "verbose", "analyze")
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    VERBOSE_FIELD_NUMBER: _ClassVar[int]
+    ANALYZE_FIELD_NUMBER: _ClassVar[int]
+    search: SearchRequest
+    verbose: bool
+    analyze: bool
+    def __init__(self, search: _Optional[_Union[SearchRequest, _Mapping]] = ..., verbose: _Optional[bool] = ..., analyze: _Optional[bool] = ...) -> None: ...
+
+class ExplainSearchResponse(_message.Message):
+    __slots__ = ("plan",)
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    plan: str
+    def __init__(self, plan: _Optional[str] = ...) -> None: ...
+
 class Rerank(_message.Message):
     __slots__ = ("name", "settings", "column", "query", "return_all_scores")
     NAME_FIELD_NUMBER: _ClassVar[int]

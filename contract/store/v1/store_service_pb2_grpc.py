@@ -69,6 +69,11 @@ class StorageServiceStub:
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.SearchRequest.SerializeToString,
                 response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.ExplainSearch = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/ExplainSearch',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ExplainSearchRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ExplainSearchResponse.FromString,
+                _registered_method=True)
         self.ReadRows = channel.unary_unary(
                 '/vectorlane.store.v1.StorageService/ReadRows',
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ReadRowsRequest.SerializeToString,
@@ -258,6 +263,14 @@ class StorageServiceServicer:
 
     def Search(self, request, context):
         """Searches by vector, text or image, with an optional filter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainSearch(self, request, context):
+        """How a search runs (LanceDB's `explain_plan` / `analyze_plan`): a vector search's steps in the store, a
+        full-text search's Lance plan, a hybrid search's both; with `analyze`, the search is run and measured.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -510,6 +523,11 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.Search,
                     request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.SearchRequest.FromString,
                     response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.SearchResponse.SerializeToString,
+            ),
+            'ExplainSearch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainSearch,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ExplainSearchRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.ExplainSearchResponse.SerializeToString,
             ),
             'ReadRows': grpc.unary_unary_rpc_method_handler(
                     servicer.ReadRows,
@@ -819,6 +837,33 @@ class StorageService:
             '/vectorlane.store.v1.StorageService/Search',
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.SearchRequest.SerializeToString,
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainSearch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/ExplainSearch',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.ExplainSearchRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.ExplainSearchResponse.FromString,
             options,
             channel_credentials,
             insecure,
