@@ -514,8 +514,9 @@ STORE_CASES = [
         text="x", table=DOCS, column="text", index_name="text_idx")), INVALID, "INVALID_ARGUMENT"),
     Case("store", "Tokenize", "a column without an FTS index", lambda t: t.store.Tokenize(pb.TokenizeRequest(
         text="x", table=DOCS, column="text")), grpc.StatusCode.FAILED_PRECONDITION, "NO_FTS_INDEX"),
-    Case("store", "ExplainSearch", "a search with neither a query nor a full-text query", lambda t: t.store.ExplainSearch(
-        pb.ExplainSearchRequest(search=pb.SearchRequest(table=DOCS))), INVALID, "UNSUPPORTED_SEARCH"),
+    Case("store", "ExplainSearch", "a search with neither a query nor a full-text query",
+         lambda t: t.store.ExplainSearch(pb.ExplainSearchRequest(search=pb.SearchRequest(table=DOCS))), INVALID,
+         "UNSUPPORTED_SEARCH"),
     Case("store", "ExplainSearch", "a filter calling `repeat` (unbounded output)", lambda t: t.store.ExplainSearch(
         pb.ExplainSearchRequest(search=pb.SearchRequest(table=DOCS, text="x", where="repeat(text, 1000000000) = 'a'"))),
          INVALID, "FUNCTION_NOT_ALLOWED"),
