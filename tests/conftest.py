@@ -73,6 +73,18 @@ def tiny_cross_encoder(tiny_clip: TinyClip) -> Path:
     return build(tiny_clip.root / TINY_CROSS_ENCODER)
 
 
+TINY_COLBERT = "tiny-colbert"
+
+
+@pytest.fixture(scope="session")
+def tiny_colbert(tiny_clip: TinyClip) -> Path:
+    """A random-weights ColBERT checkpoint (`tests/tiny_models.py`) where the embed service's model roots are:
+    `colbert` loads it by its folder's name."""
+    from tests.tiny_models import tiny_colbert as build
+
+    return build(tiny_clip.root / TINY_COLBERT)
+
+
 @dataclass
 class RunningEmbed:
     server: EmbedServer

@@ -63,6 +63,41 @@ class CrossEncoderReranker(ModelReranker):
         return f"CrossEncoderReranker(model_name={self.model_name})"
 
 
+class ColbertReranker(ModelReranker):
+    """ColBERT's late interaction (each query token's best match among the text's tokens, summed): the embed
+    service's `colbert` function. `model_name` is a ColBERT checkpoint folder under the embed service's model
+    roots, or a hub id."""
+
+    function = "colbert"
+
+    def __init__(self, model_name: str = "colbert-ir/colbertv2.0", column: str = "text",
+                 return_score: str = "relevance", **kwargs: Any) -> None:
+        super().__init__(column, return_score, name=model_name, **kwargs)
+        self.model_name = model_name
+
+    def __str__(self) -> str:
+        return f"ColbertReranker(model_name={self.model_name})"
+
+
+class AnswerdotaiRerankers(ModelReranker):
+    """LanceDB's reranker over AnswerDotAI's `rerankers` models, with the kinds the embed service hosts:
+    `model_type="colbert"` (its `colbert` function) and `"cross-encoder"` (its `cross-encoder`)."""
+
+    HOSTED = {"colbert": "colbert", "cross-encoder": "cross-encoder"}
+
+    def __init__(self, model_type: str = "colbert", model_name: str = "answerdotai/answerai-colbert-small-v1",
+                 column: str = "text", return_score: str = "relevance", **kwargs: Any) -> None:
+        if model_type not in self.HOSTED:
+            raise ValueError(f"model_type {model_type!r} is not hosted by the embed service; hosted: "
+                             f"{', '.join(self.HOSTED)}")
+        super().__init__(column, return_score, name=model_name, **kwargs)
+        self.function = self.HOSTED[model_type]
+        self.model_type, self.model_name = model_type, model_name
+
+    def __str__(self) -> str:
+        return f"AnswerdotaiRerankers(model_type={self.model_type}, model_name={self.model_name})"
+
+
 class _ApiReranker(ModelReranker):
     """A provider's rerank API the embed service calls; `api_key` only as a `$var:name` reference (else the
     service's own key for that provider)."""
@@ -110,4 +145,5 @@ class VoyageAIReranker(_ApiReranker):
         super().__init__(model_name, column, top_n, return_score, api_key, truncation=truncation)
 
 
-__all__ = ["CohereReranker", "CrossEncoderReranker", "JinaReranker", "ModelReranker", "VoyageAIReranker"]
+__all__ = ["AnswerdotaiRerankers", "CohereReranker", "ColbertReranker", "CrossEncoderReranker", "JinaReranker",
+           "ModelReranker", "VoyageAIReranker"]

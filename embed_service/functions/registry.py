@@ -32,6 +32,7 @@ BUILT_IN_MODULES = (
     "embed_service.functions.bedrock",
     "embed_service.functions.watsonx",
     "embed_service.functions.cross_encoder",
+    "embed_service.functions.colbert",
     "embed_service.functions.rerank_apis",
 )
 
