@@ -58,8 +58,9 @@ def test_list_functions_pages_and_errors_show_their_reason(embed):
         token = page.get("next_page_token", "")
         if not token:
             break
-    assert [len(p) for p in pages] == [4, 4, 4, 3]
-    assert sum(pages, []) == ["bedrock-text", "cohere", "cohere-rerank", "cross-encoder", "gemini-text", "huggingface",
+    assert [len(p) for p in pages] == [4, 4, 4, 4]
+    assert sum(pages, []) == ["bedrock-text", "cohere", "cohere-rerank", "colbert", "cross-encoder", "gemini-text",
+                              "huggingface",
                               "jina", "jina-rerank", "ollama", "open-clip", "openai", "sentence-transformers",
                               "voyageai", "voyageai-rerank", "watsonx"]
     failed = grpcurl(embed.target, "vectorlane.embed.v1.EmbeddingService/Embed",
