@@ -790,18 +790,6 @@ class TakeBuilder:
         self._select, self._computed = _columns(columns)
         return self
 
-    def order_by(self, ordering: "list[ColumnOrdering] | None") -> Self:
-        """Sort the results by these columns instead of relevance (None: relevance again). A search sorts its
-        `limit + offset` best rows (then skips `offset`); a plain read sorts every matching row."""
-        given = list(ordering or ())
-        if not all(isinstance(o, (ColumnOrdering, dict)) for o in given):
-            raise TypeError("order_by takes ColumnOrdering objects")
-        self._order_by = [o if isinstance(o, ColumnOrdering) else ColumnOrdering(**o) for o in given]
-        return self
-
-    def _orderings(self) -> list[pb.ColumnOrdering]:
-        return [o.to_proto() for o in self._order_by]
-
     def with_row_id(self, with_row_id: bool = True) -> Self:
         self._with_row_id = bool(with_row_id)
         return self

@@ -379,7 +379,7 @@ def main() -> int:
     parser.add_argument("--against", type=Path, help="a baseline run's junit.xml: report what passes there only")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (e.g. -k merge)")
     args = parser.parse_args()
-    work = args.keep or Path(tempfile.mkdtemp(prefix="lancedb-parity-"))
+    work = (args.keep or Path(tempfile.mkdtemp(prefix="lancedb-parity-"))).resolve()
     if args.keep and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from rpc_common import paging
 from store_service import memory, schema_changes
 from store_service.search import computed as computed_columns
 from store_service.search import multivector, reads
-from store_service.search import explain, full_text, hybrid, reranking
+from store_service.search import explain, full_text, hybrid, ordering, reranking
 from store_service.search import vector_search as search
 from store_service.search.full_text import TextQuery, TextSearch
 from store_service.search.hybrid import Fusion
@@ -558,6 +558,12 @@ class StoreCore:
         rows, at = run(reranking.with_column(select, rerank), view.version)
         ranked = reranking.rerank(rows, rerank, query, self._scorer(deadline), keep=select or None)
         return self._within_response(ranked, "the results"), at
+
+    def in_order(self, rows: pa.Table, orderings: tuple[ColumnOrdering, ...], *, offset: int, limit: int,
+                 drop: tuple[str, ...] = ()) -> pa.Table:
+        """A search's `limit + offset` best rows sorted by columns (`search/ordering.py`), `offset` skipped."""
+        return ordering.apply(self._within_response(rows, "the rows to order"), orderings, offset=offset,
+                              limit=limit, drop=drop)
 
     def _scorer(self, deadline: Deadline) -> reranking.Scorer:
         return lambda config, query, texts: self.embedder.rerank(config, query, texts, deadline)

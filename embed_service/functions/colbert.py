@@ -21,7 +21,7 @@ import numpy as np
 import pydantic
 
 from embed_service.errors import ModelLoadFailed
-from embed_service.functions.base import device_setting, resolve_device
+from embed_service.functions.base import device_setting, resolve_device, within_window
 from embed_service.functions.registry import register
 from embed_service.functions.rerank import RerankFunction
 from embed_service.torchvision_compat import ensure_torchvision_importable
@@ -47,6 +47,7 @@ class ColbertRerank(RerankFunction):
     _linear: Any = pydantic.PrivateAttr(None)
     _tokenizer: Any = pydantic.PrivateAttr(None)
     _device: str = pydantic.PrivateAttr("cpu")
+    _positions: int = pydantic.PrivateAttr(512)  # the encoder's position embeddings: the most tokens it takes
 
     def _load(self) -> None:
         ensure_torchvision_importable()
@@ -59,9 +60,10 @@ class ColbertRerank(RerankFunction):
             tokenizer = AutoTokenizer.from_pretrained(source)
             encoder = AutoModel.from_pretrained(source)
             projection = _linear_weight(source)
-        except Exception as exc:
-            raise ModelLoadFailed(f"colbert could not load {self.name!r}: {type(exc).__name__}: {exc}",
-                                  function="colbert") from exc
+        except Exception as exc:  # its text may name the model roots or the hub cache: the type only
+            raise ModelLoadFailed(f"colbert could not load {self.name!r} ({type(exc).__name__}); a ColBERT "
+                                  "checkpoint is one model.safetensors or pytorch_model.bin with bert.* and "
+                                  "linear.weight", function="colbert") from exc
         missing = [t for t in (QUERY_MARKER, DOCUMENT_MARKER, tokenizer.mask_token)
                    if t is None or tokenizer.convert_tokens_to_ids(t) == tokenizer.unk_token_id]
         if missing or projection.shape[1] != encoder.config.hidden_size:
@@ -76,16 +78,21 @@ class ColbertRerank(RerankFunction):
             if half:
                 module.half()
         self._encoder, self._linear, self._tokenizer, self._device = encoder, linear, tokenizer, device
+        self._positions = int(getattr(encoder.config, "max_position_embeddings", 512))
 
     def score_pairs(self, query: str, documents: list[str]) -> np.ndarray:
         import torch
 
+        query_length = min(self.query_max_length, self._positions)
+        document_length = min(self.document_max_length, self._positions)
+        query = within_window([query], query_length)[0]
+        documents = within_window(documents, document_length)
         with torch.inference_mode():
-            query_vectors, _ = self._encode([query], QUERY_MARKER, self.query_max_length, augment=True)
+            query_vectors, _ = self._encode([query], QUERY_MARKER, query_length, augment=True)
             scores = []
             for start in range(0, len(documents), self.batch_size):
                 vectors, valid = self._encode(documents[start:start + self.batch_size], DOCUMENT_MARKER,
-                                              self.document_max_length, augment=False)
+                                              document_length, augment=False)
                 similarity = torch.einsum("qd,btd->bqt", query_vectors[0], vectors)
                 similarity = similarity.masked_fill(~valid[:, None, :], float("-inf"))
                 scores.append(similarity.max(dim=2).values.sum(dim=1).float().cpu().numpy())
@@ -119,6 +126,8 @@ def _linear_weight(source: str) -> Any:
 
         folder = Path(snapshot_download(source, allow_patterns=["*.safetensors", "*.bin", "*.json", "*.txt"]))
     safetensors = folder / "model.safetensors"
+    if not safetensors.is_file() and not (folder / "pytorch_model.bin").is_file():
+        raise FileNotFoundError("no model.safetensors or pytorch_model.bin (a sharded checkpoint is not read)")
     if safetensors.is_file():
         from safetensors import safe_open
 

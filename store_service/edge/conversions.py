@@ -561,6 +561,29 @@ def vectors_to_proto(vectors: np.ndarray) -> pb.ComputeEmbeddingsResponse:
                                         dimensions=int(matrix.shape[1]) if matrix.ndim == 2 else 0)
 
 
+def search_kind(request: pb.SearchRequest, explained: bool = False) -> str:
+    """"vector", "full_text" or "hybrid" (a query and full_text); UNSUPPORTED_SEARCH for options the kind does
+    not take. `explained`: ExplainSearch, which also takes neither ("read": refused there, with its words)."""
+    has_query, has_text = request.WhichOneof("query") is not None, request.HasField("full_text")
+    if not has_text and (request.HasField("fusion") or request.fast_search):
+        raise InvalidArgument("fusion and fast_search apply to searches with full_text", reason="UNSUPPORTED_SEARCH")
+    if has_query and has_text:
+        if request.computed_columns:
+            raise InvalidArgument("a hybrid search returns columns, not computed_columns",
+                                  reason="UNSUPPORTED_SEARCH")
+        if request.HasField("vectors"):
+            raise InvalidArgument("a hybrid search takes one query vector, not several", reason="UNSUPPORTED_SEARCH")
+        return "hybrid"
+    if has_text:
+        if request.HasField("fusion"):
+            raise InvalidArgument("fusion applies to a hybrid search (a query with full_text)",
+                                  reason="UNSUPPORTED_SEARCH")
+        return "full_text"
+    if explained and not has_query:
+        return "read"
+    return "vector"
+
+
 def orderings(given: Iterable[pb.ColumnOrdering]) -> tuple[ordering.ColumnOrdering, ...]:
     return ordering.check([ordering.ColumnOrdering(o.column, o.descending, o.nulls_first) for o in given])
 
@@ -571,6 +594,9 @@ def search_for_ordering(request: pb.SearchRequest, orderings: tuple[ordering.Col
     limit to keep after sorting; the columns added for the sort only)."""
     if request.limit < 0 or request.offset < 0:
         raise InvalidArgument("limit and offset must not be negative", reason="OUT_OF_RANGE", field="limit")
+    if request.HasField("vectors"):
+        raise InvalidArgument("order_by sorts one search's results: not those of several query vectors",
+                              reason="UNSUPPORTED_SEARCH", field="order_by")
     limit = request.limit or 10
     computed = {c.name for c in request.computed_columns}
     extra = tuple(c for c in ordering.columns_needed(orderings, request.select) if c not in computed)

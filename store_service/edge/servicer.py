@@ -19,7 +19,6 @@ from store_service.core import Change, StoreCore
 from store_service.embedder import Deadline
 from store_service.errors import InvalidArgument
 from store_service.ingest.rows import Batch
-from store_service.search import ordering
 from store_service.edge.metrics import StoreMetrics
 from vectorlane_contract import wire
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
@@ -101,7 +100,7 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
             orderings = conversions.orderings(request.order_by)
             wider, limit, extra = conversions.search_for_ordering(request, orderings)
             rows, version = self._found(wider, context)
-            rows = ordering.apply(rows, orderings, offset=request.offset, limit=limit, drop=extra)
+            rows = self._core.in_order(rows, orderings, offset=request.offset, limit=limit, drop=extra)
         else:
             rows, version = self._found(request, context)
         return pb.SearchResponse(rows=conversions.arrow_to_rows(rows, request.format), version=version)
@@ -109,7 +108,8 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
     def ExplainSearch(self, request: pb.ExplainSearchRequest, context: grpc.ServicerContext
                       ) -> pb.ExplainSearchResponse:
         search = request.search
-        has_query, has_text = search.WhichOneof("query") is not None, search.HasField("full_text")
+        kind = conversions.search_kind(search, explained=True)
+        has_query, has_text = kind in ("vector", "hybrid"), kind in ("full_text", "hybrid")
         text = None
         if has_text:
             text = (conversions.full_text_query(search.full_text),
@@ -123,36 +123,22 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         return pb.ExplainSearchResponse(plan=plan)
 
     def _found(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> tuple[pa.Table, int]:
-        if request.HasField("full_text"):
-            return self._search_text(request, context)
-        if request.HasField("fusion") or request.fast_search:
-            raise InvalidArgument("fusion and fast_search apply to searches with full_text",
-                                  reason="UNSUPPORTED_SEARCH")
-        return self._core.search(request.table, conversions.search_query(request), conversions.vector_search(request),
-                                 version=request.version, deadline=_deadline(context),
-                                 computed=conversions.computed_columns(request.computed_columns),
-                                 rerank=conversions.reranking(request))
-
-    def _search_text(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> tuple[pa.Table, int]:
-        if request.WhichOneof("query") is not None:
-            if request.computed_columns:
-                raise InvalidArgument("a hybrid search returns columns, not computed_columns",
-                                      reason="UNSUPPORTED_SEARCH")
-            if request.HasField("vectors"):
-                raise InvalidArgument("a hybrid search takes one query vector, not several",
-                                      reason="UNSUPPORTED_SEARCH")
+        kind = conversions.search_kind(request)
+        if kind == "hybrid":
             return self._core.search_hybrid(
                 request.table, conversions.search_query(request), conversions.vector_search(request),
                 conversions.full_text_query(request.full_text), conversions.hybrid_text_search(request),
                 conversions.fusion(request), version=request.version, deadline=_deadline(context),
                 rerank=conversions.reranking(request))
-        if request.HasField("fusion"):
-            raise InvalidArgument("fusion applies to a hybrid search (a query with full_text)",
-                                  reason="UNSUPPORTED_SEARCH")
-        return self._core.search_text(request.table, conversions.full_text_query(request.full_text),
-                                      conversions.text_search(request), version=request.version,
-                                      computed=conversions.computed_columns(request.computed_columns),
-                                      rerank=conversions.reranking(request), deadline=_deadline(context))
+        if kind == "full_text":
+            return self._core.search_text(request.table, conversions.full_text_query(request.full_text),
+                                          conversions.text_search(request), version=request.version,
+                                          computed=conversions.computed_columns(request.computed_columns),
+                                          rerank=conversions.reranking(request), deadline=_deadline(context))
+        return self._core.search(request.table, conversions.search_query(request), conversions.vector_search(request),
+                                 version=request.version, deadline=_deadline(context),
+                                 computed=conversions.computed_columns(request.computed_columns),
+                                 rerank=conversions.reranking(request))
 
     def ReadRows(self, request: pb.ReadRowsRequest, context: grpc.ServicerContext) -> pb.ReadRowsResponse:
         rows, version, next_offset = self._core.read(

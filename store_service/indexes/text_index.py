@@ -54,6 +54,7 @@ MAX_STOP_WORD_BYTES = 64
 MAX_BUILD_MEMORY_MIB = 16384  # Lance's default is 2 GiB per worker
 MAX_BUILD_WORKERS = 64
 MAX_TOKENIZE_BYTES = 64 * 1024
+MAX_TOKENS = 65_536  # what one Tokenize answers; an ngram tokenizer makes up to (max - min + 1) per character
 
 
 @dataclass(frozen=True)
@@ -318,21 +319,31 @@ def create(owner: TableOwner, column: str, params: TextIndexParams, *, name: str
 
 
 def tokenize(params: TextIndexParams, text: str) -> list[tuple[str, int]]:
-    """The tokens (text, position) an index with these settings keeps of `text`: Lance's own tokenizer."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_TOKENIZE_BYTES:
-        raise InvalidArgument(f"a text to tokenize has at most {MAX_TOKENIZE_BYTES} bytes", reason="TEXT_TOO_LONG",
-                              limit=MAX_TOKENIZE_BYTES)
-    arguments = params.check().lance_arguments()
+    """The tokens (text, position) an index with these settings keeps of `text`: Lance's own tokenizer. The
+    text is bounded so that the tokens are too: an ngram tokenizer's text by MAX_TOKENS / grams per character."""
+    params.check()
+    most = MAX_TOKENIZE_BYTES
+    if params.base_tokenizer == "ngram":
+        most = min(most, MAX_TOKENS // (params.ngram_max_length - params.ngram_min_length + 1))
+    if len(text.encode("utf-8", "surrogatepass")) > most:
+        raise InvalidArgument(f"a text to tokenize with these settings has at most {most} bytes",
+                              reason="TEXT_TOO_LONG", limit=most)
+    arguments = params.lance_arguments()
     for build_only in ("with_position", "block_size"):
         arguments.pop(build_only)
     try:
         tokens = lance.tokenize(text, **arguments)
-    except Exception as exc:  # noqa: BLE001 - Lance's refusals, of several kinds
+    except BaseException as exc:  # noqa: BLE001 - Lance's refusals, of several kinds; a Rust panic too
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
         if "Invalid directory path" in str(exc) and MODEL_TOKENIZER.fullmatch(params.base_tokenizer):
             raise missing_model(params.base_tokenizer) from None
         text = lance_errors.without_location(str(exc))
         raise InvalidArgument(f"Lance cannot tokenize with these settings ({text[:300]})",
                               reason="INVALID_FTS_PARAMS") from None
+    if len(tokens) > MAX_TOKENS:
+        raise InvalidArgument(f"the text makes {len(tokens)} tokens; one Tokenize answers at most {MAX_TOKENS}",
+                              reason="TOO_MANY_TOKENS", limit=MAX_TOKENS)
     return [(str(t.text), int(t.position)) for t in tokens]
 
 

@@ -261,10 +261,15 @@ def explain(view: TableView, query: TextQuery, request: TextSearch, *, where: st
         return "EmptyExec: limit 0"
     with _lance_failures(view):
         plan = str(scanner.analyze_plan() if analyze else scanner.explain_plan(verbose))
-    return _STORAGE_URI.sub(f"uri=<table {view.snapshot.table.name}>", plan)  # not where the store keeps it
+    shown = f"<table {view.snapshot.table.name}>"  # not where the store keeps it
+    where = str(view.snapshot.dataset.uri).rstrip("/")
+    for spelling in (where, where.lstrip("/"), where.split("://", 1)[-1]):
+        if spelling:
+            plan = plan.replace(f"uri={spelling}/data", f"uri={shown}").replace(spelling, shown)
+    return _STORAGE_URI.sub(f"uri={shown}", plan)
 
 
-_STORAGE_URI = re.compile(r"uri=[^,\s]+")
+_STORAGE_URI = re.compile(r"uri=(?!<table )[^,\n]+")
 
 
 def _scanner(view: TableView, query: TextQuery, request: TextSearch, where: str | None

@@ -58,7 +58,11 @@ def sorted_indices(rows: pa.Table, orderings: Sequence[ColumnOrdering]) -> pa.Ar
         if pa.types.is_nested(values.type):
             raise InvalidArgument(f"order_by column {ordering.column!r} holds {values.type}, which has no order",
                                   reason="INVALID_ORDERING", column=ordering.column)
-        order = pc.sort_indices(values, sort_keys=[("", "descending" if ordering.descending else "ascending",
-                                                     "at_start" if ordering.nulls_first else "at_end")])
+        try:
+            order = pc.sort_indices(values, sort_keys=[("", "descending" if ordering.descending else "ascending",
+                                                         "at_start" if ordering.nulls_first else "at_end")])
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise InvalidArgument(f"order_by column {ordering.column!r} holds {values.type}, which Arrow cannot "
+                                  "sort", reason="INVALID_ORDERING", column=ordering.column) from None
         indices = indices.take(order)
     return indices

@@ -21,6 +21,7 @@ from store_service.storage.fragments import ROW_ID
 
 SIZE_SAMPLE_ROWS = 64
 MAX_SORT_BYTES = 512 << 20  # the order columns of the rows an ordered read sorts
+SORT_CHUNK_ROWS = 65_536
 
 
 def check_select(view: TableView, select: tuple[str, ...]) -> list[str]:
@@ -56,14 +57,21 @@ def page(view: TableView, select: tuple[str, ...], *, where: str, limit: int, of
 
 
 def _in_order(view: TableView, positions: np.ndarray, orderings: tuple[ColumnOrdering, ...]) -> np.ndarray:
+    """`positions` in the order `orderings` say: their order columns read a chunk at a time, refused as soon
+    as they hold more than MAX_SORT_BYTES."""
     keys = check_select(view, tuple(dict.fromkeys(o.column for o in orderings)))
-    sample = view.take(positions[:SIZE_SAMPLE_ROWS], keys)
-    estimate = sample.nbytes // max(1, sample.num_rows) * len(positions)
-    if estimate > MAX_SORT_BYTES:
-        raise InvalidArgument(f"ordering {len(positions)} rows would read about {estimate >> 20} MiB of their order "
-                              f"columns; at most {MAX_SORT_BYTES >> 20} MiB: filter the rows first",
-                              reason="ORDER_TOO_LARGE", limit=MAX_SORT_BYTES)
-    order = ordering.sorted_indices(view.take(positions, keys), orderings).to_numpy()
+    chunks, held = [], 0
+    for start in range(0, len(positions), SORT_CHUNK_ROWS):
+        chunk = view.take(positions[start:start + SORT_CHUNK_ROWS], keys)
+        held += chunk.nbytes
+        if held > MAX_SORT_BYTES:
+            raise InvalidArgument(f"ordering {len(positions)} rows reads more than {MAX_SORT_BYTES >> 20} MiB of their "
+                                  "order columns: filter the rows first", reason="ORDER_TOO_LARGE",
+                                  limit=MAX_SORT_BYTES)
+        chunks.append(chunk)
+    if not chunks:
+        return positions
+    order = ordering.sorted_indices(pa.concat_tables(chunks), orderings).to_numpy()
     return positions[order]
 
 

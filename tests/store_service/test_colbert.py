@@ -64,6 +64,9 @@ def test_the_embed_service_scores_as_colbert_defines_it(embed, reference):
         reply = embed.stub.Rerank(epb.RerankRequest(function=spec(batch_size=batch), query="red apple",
                                                     documents=TEXTS))
         assert np.allclose(reply.scores, expected, atol=1e-4)
+    huge = embed.stub.Rerank(epb.RerankRequest(function=spec(), query="red apple " * 6_000,
+                                               documents=["blue whale " * 90_000, TEXTS[0]]))
+    assert len(huge.scores) == 2 and np.isfinite(huge.scores).all()  # both cut to the model's window first
     backwards = embed.stub.Rerank(epb.RerankRequest(function=spec(), query="red apple", documents=TEXTS[::-1]))
     assert np.allclose(backwards.scores, expected[::-1], atol=1e-4)
 

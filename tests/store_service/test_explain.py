@@ -17,8 +17,8 @@ from vectorlane.store.v1 import store_service_pb2 as pb
 
 
 @pytest.fixture
-def table(start_store):
-    store = start_store()
+def table(start_store, tmp_path):
+    store = start_store(data_dir=tmp_path / "vector lane, data")  # a space and a comma: the plan hides it too
     db = vectorlane.connect(f"grpc://{store.target}", timeout=60)
     rng = random.Random(0)
     made = db.create_table("t", data=[{"id": i, "text": rng.choice(["dog cat", "puppy dog", "bird"]),
@@ -57,7 +57,7 @@ def test_a_full_text_plan_is_lance_s_with_a_prefilter_pushed_into_the_scan(table
     assert "AnalyzeExec" in analyzed and "metrics=[output_rows=3" in analyzed
     store_dir = str(table.store.data_dir)
     for plan in (before, after, analyzed):
-        assert store_dir not in plan and store_dir.lstrip("/") not in plan and "uri=<table t>" in plan
+        assert "vector lane" not in plan and store_dir.lstrip("/") not in plan and "uri=<table t>" in plan
 
 
 def test_a_hybrid_plan_shows_both_halves_and_the_fusion(table):
@@ -80,6 +80,9 @@ def test_explaining_a_bad_search_is_refused_as_searching_it_is(table):
         (pb.SearchRequest(table="t", vector=pb.Vector(values=[0.1, 0.2]), limit=10 ** 6), "LIMIT_TOO_LARGE"),
         (pb.SearchRequest(table="t", full_text=pb.FullTextQuery(text="dog"), where="nope = 1"), "INVALID_FILTER"),
         (pb.SearchRequest(table="t", vector=pb.Vector(values=[0.1, 0.2]), select=["nope"]), "UNKNOWN_COLUMN"),
+        (pb.SearchRequest(table="t", vectors=pb.Vectors(vectors=[pb.Vector(values=[0.1, 0.2])]),
+                          full_text=pb.FullTextQuery(text="dog")), "UNSUPPORTED_SEARCH"),
+        (pb.SearchRequest(table="t", vector=pb.Vector(values=[0.1, 0.2]), fast_search=True), "UNSUPPORTED_SEARCH"),
     ]:
         with pytest.raises(grpc.RpcError) as refused:
             stub.ExplainSearch(pb.ExplainSearchRequest(search=search), timeout=30)

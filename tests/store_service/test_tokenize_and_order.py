@@ -9,6 +9,7 @@ import random
 
 import grpc
 import lancedb
+import pyarrow as pa
 import pytest
 
 import vectorlane
@@ -86,6 +87,10 @@ def test_tokenize_refusals_are_precise(db):
          "INVALID_FTS_PARAMS"),
         (pb.TokenizeRequest(text="a", fts=pb.FtsParams(ngram_min_length=1, ngram_max_length=17)),
          grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FTS_PARAMS"),
+        # 16 gram lengths of each of 64 K characters would be a million tokens (measured: 770 MiB, 2.7 s)
+        (pb.TokenizeRequest(text="a" * 8192, fts=pb.FtsParams(base_tokenizer="ngram", ngram_min_length=1,
+                                                              ngram_max_length=16, max_token_length=-1)),
+         grpc.StatusCode.INVALID_ARGUMENT, "TEXT_TOO_LONG"),
     ]:
         with pytest.raises(grpc.RpcError) as failed:
             stub.Tokenize(request, timeout=30)
@@ -213,6 +218,13 @@ def test_order_by_refusals_leave_the_store_serving(db):
     with pytest.raises(InvalidArgumentError) as nested:
         table.search().order_by([by("vector")]).to_list()
     assert nested.value.reason == "INVALID_ORDERING"
+    with pytest.raises(InvalidArgumentError) as batch:  # several query vectors: each has its own results
+        table.search([[1.0, 1.0], [2.0, 2.0]]).order_by([by("count")]).to_list()
+    assert batch.value.reason == "UNSUPPORTED_SEARCH"
+    halves = db.create_table("halves", data=pa.table({"h": pa.array([1.0, 0.5], pa.float16()), "id": [1, 2]}))
+    with pytest.raises(InvalidArgumentError) as half:
+        halves.search().order_by([by("h")]).to_list()
+    assert half.value.reason == "INVALID_ORDERING"
     request = pb.ReadRowsRequest(table="t", offsets=[1, 2], order_by=[pb.ColumnOrdering(column="id")])
     with pytest.raises(grpc.RpcError) as taken:
         db.store.stub.ReadRows(request, timeout=30)
