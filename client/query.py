@@ -123,7 +123,7 @@ class QueryBuilder:
     def __init__(self, table: "TableOps", query: Any, vector_column: str | None, query_type: str,
                  fts_columns: str | list[str] | None = None, fast_search: bool | None = None) -> None:
         if query_type not in _QUERY_TYPES:
-            raise ValueError(f"query_type must be one of {_QUERY_TYPES}, not {query_type!r}")
+            raise ValueError(f"Unknown query type: {query_type!r} (one of {', '.join(_QUERY_TYPES)})")
         if query_type == FTS and not isinstance(query, (str, FullTextQuery)):
             raise TypeError(f"'fts' query must be a string or FullTextQuery: {type(query)}")
         ensure_vector_query(query)
@@ -446,6 +446,8 @@ class QueryBuilder:
         """This query with a filter no row passes (what `output_schema` runs)."""
         empty = copy.copy(self)
         empty._where, empty._postfilter = "FALSE", False
+        if self._kind() == FTS:  # as LanceDB plans a full-text query's schema: the selected columns
+            empty._query, empty._query_type = None, "auto"
         return empty
 
     def _selected(self) -> list[str]:
@@ -662,7 +664,18 @@ class AsyncQueryBase(QueryBuilder, _AsyncResults):
     _table: "AsyncTable"
 
     async def _arrow(self, timeout: Any) -> pa.Table:
+        await self._resolve_auto()
         return await self._table._run(self._rows(timeout))
+
+    async def _resolve_auto(self) -> None:
+        """LanceDB's async "auto": a string on a vector column with an embedding function is a hybrid search
+        when the function's source column has an FTS index (a vector search otherwise)."""
+        if self._query_type != "auto" or not isinstance(self._query, str) or self._kind() != VECTOR:
+            return
+        config = self._function()
+        if config is not None and any(i.index_type == "FTS" and i.columns[:1] == [config.source_column]
+                                      for i in await self._table.list_indices()):
+            self._query_type = HYBRID
 
     async def explain_plan(self, verbose: bool = False) -> str:
         return cast(str, await self._table._run(self._explained(verbose, False)))
@@ -674,7 +687,20 @@ class AsyncQueryBase(QueryBuilder, _AsyncResults):
         return self._itself().__await__()
 
     async def _itself(self) -> Self:
-        return self
+        """The query awaited (as LanceDB's `await table.search(q)`): of the class its kind has
+        (AsyncVectorQuery, AsyncFTSQuery or AsyncHybridQuery), "auto" resolved as LanceDB resolves it."""
+        await self._resolve_auto()
+        if self._kind() == VECTOR and isinstance(self._query, str) and self._function() is None:
+            column = self._vector_column or "vector"
+            raise ValueError(f"Column {column!r} has no registered embedding function. "
+                             + ("No embedding functions are registered for any columns"
+                                if not self._table.function_configs() else "Pass vector_column_name"))
+        kind = {VECTOR: AsyncVectorQuery, FTS: AsyncFTSQuery, HYBRID: AsyncHybridQuery}.get(self._kind())
+        if kind is None or isinstance(self, kind) or type(self) not in (AsyncQuery, AsyncQueryBase):
+            return self
+        resolved = copy.copy(self)
+        cast(Any, resolved).__class__ = kind
+        return resolved
 
 
 class AsyncQuery(AsyncQueryBase):

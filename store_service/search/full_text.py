@@ -205,7 +205,8 @@ def resolve(query: TextQuery, indexed: Sequence[str]) -> TextQuery:
     """`query` with a string query's columns filled in, after checking that every column it names has an FTS
     index (`indexed`: the version's FTS-indexed columns)."""
     if not indexed:
-        raise FailedPrecondition("the table has no full-text (FTS) index: create one with create_fts_index(column)",
+        raise FailedPrecondition("Cannot perform full text search unless an INVERTED index has been created: the "
+                                 "table has no full-text (FTS) index; create one with create_fts_index(column)",
                                  reason="NO_FTS_INDEX")
     missing = sorted(columns_of(query) - set(indexed))
     if missing:

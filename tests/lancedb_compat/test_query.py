@@ -186,16 +186,32 @@ def test_random_vectors_search_their_own_row_first(mem_db):
     assert table.search(first).limit(1).to_list()[0]["text"] == "b"
 
 
-@pytest.mark.skip(reason="full-text search (create_fts_index, query_type='fts' / 'hybrid') is not part of "
-                         "vectorlane: the store searches vectors")
-def test_full_text_and_hybrid_queries():
-    """LanceDB's FTS and hybrid query tests."""
+def test_full_text_and_hybrid_queries(mem_db):
+    """LanceDB's FTS and hybrid queries: BM25 `_score`s, query objects, a hybrid search fused by RRF."""
+    from vectorlane.query import MatchQuery
+
+    table = mem_db.create_table("docs", pa.table({
+        "id": pa.array([1, 2, 3]), "text": pa.array(["puppy runs fast", "a cat sleeps", "puppy and cat play"]),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array([1.0, 0.0, 0.0, 1.0, 0.7, 0.7], pa.float32()), 2)}))
+    table.create_fts_index("text")
+    found = table.search("puppy", query_type="fts").select(["id"]).to_list()
+    assert sorted(r["id"] for r in found) == [1, 3] and all(r["_score"] > 0 for r in found)
+    assert [r["id"] for r in table.search(MatchQuery("cat", "text")).select(["id"]).limit(1).to_list()] in ([2], [3])
+    hybrid = table.search(query_type="hybrid").vector([0.0, 1.0]).text("cat").select(["id"]).to_list()
+    assert hybrid[0]["id"] in (2, 3) and "_relevance_score" in hybrid[0]
+    assert [t.text for t in table.tokenize("Puppies running", column="text")] == ["puppi", "run"]
 
 
-@pytest.mark.skip(reason="explain_plan / analyze_plan describe Lance's query engine; the store plans "
-                         "searches with FAISS and its own filter evaluation")
-def test_explain_plan():
-    """LanceDB's test_explain_plan / test_analyze_plan."""
+def test_explain_plan(mem_db):
+    """LanceDB's explain_plan / analyze_plan: the store's own steps for the vector half (FAISS or an exact
+    scan), Lance's plan for a full-text search."""
+    table = mem_db.create_table("docs", pa.table({"id": pa.array([1, 2]), "text": pa.array(["puppy", "cat"]),
+                                                  "vector": pa.FixedSizeListArray.from_arrays(
+                                                      pa.array([1.0, 0.0, 0.0, 1.0], pa.float32()), 2)}))
+    table.create_fts_index("text")
+    assert "ExactScan" in table.search([1.0, 0.0]).explain_plan()
+    assert "MatchQuery" in table.search("puppy", query_type="fts").explain_plan(verbose=True)
+    assert "AnalyzeExec" in table.search("puppy", query_type="fts").analyze_plan()
 
 
 def test_output_schema(table):
