@@ -6,12 +6,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NPM_STAMP := client-ts/node_modules/.installed
 AZURITE_STAMP := tests/azurite/node_modules/.installed
+RUST_STAMP := client-rs/target/.debian-packages
+# The Rust client builds offline from Debian's packaged crate sources (crates.io is not reachable here) with
+# Debian's toolchain, named by path: a rustup toolchain earlier on PATH cannot read this Cargo.lock.
+RUST_PACKAGES := rustc cargo protobuf-compiler librust-h2-dev librust-prost-dev librust-prost-build-dev \
+	librust-prost-types-dev librust-tokio-dev librust-serde-json-dev librust-thiserror-dev librust-bytes-dev \
+	librust-http-dev librust-base64-dev librust-tokio-rustls-dev librust-rustls-dev librust-rustls-pemfile-dev
+CARGO := PATH=/usr/bin:$$PATH /usr/bin/cargo
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-s3 run-embed run-store test lint stress test-fast parity bench bench-quick bench-storage bench-serving bench-scale bench-filters bench-text bench-10m protos settings-table check-protos clean
+.PHONY: help install run run-s3 run-embed run-store test test-rust lint stress test-fast parity bench bench-quick bench-storage bench-serving bench-scale bench-filters bench-text bench-10m protos settings-table check-protos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,7 +45,13 @@ $(AZURITE_STAMP): tests/azurite/package.json tests/azurite/package-lock.json
 	cd tests/azurite && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(STAMP) $(NPM_STAMP) $(AZURITE_STAMP) ## create .venv and install vectorlane with its test and dev tools (and the npm packages: client-ts's, Azurite)
+# The Rust client's toolchain and crates, from Debian.
+$(RUST_STAMP): client-rs/Cargo.toml client-rs/Cargo.lock
+	@dpkg -s $(RUST_PACKAGES) >/dev/null 2>&1 || { echo "installing Debian's Rust toolchain and crates"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(RUST_PACKAGES); }
+	@mkdir -p client-rs/target && touch $@
+
+install: $(STAMP) $(NPM_STAMP) $(AZURITE_STAMP) $(RUST_STAMP) ## create .venv and install vectorlane with its test and dev tools (and the npm packages: client-ts's, Azurite; Debian's Rust crates)
 
 run: $(STAMP) ## start the system: embed service on :50052, then the store on :50051 (data: VECTORLANE_DATA_DIR or ./data)
 	$(BIN)/python scripts/run_system.py
@@ -52,10 +65,14 @@ run-embed: $(STAMP) ## start only the embed service (:50052)
 run-store: $(STAMP) ## start only the store service (:50051), using the embed service at 127.0.0.1:50052
 	$(BIN)/vectorlane-store
 
-test: $(STAMP) $(NPM_STAMP) $(AZURITE_STAMP) lint ## run the whole test suite: lint, Python (pytest) and the TypeScript client (node --test)
+test: $(STAMP) $(NPM_STAMP) $(AZURITE_STAMP) $(RUST_STAMP) lint ## run the whole test suite: lint, Python (pytest), the TypeScript client (node --test) and the Rust client (cargo test)
 	$(BIN)/pytest -q tests
 	VECTORLANE_TEST_STORAGE=s3 $(BIN)/pytest -q -p no:cacheprovider tests/lancedb_compat  # the conformance suite again, tables on S3
 	cd client-ts && VECTORLANE_PYTHON=$(CURDIR)/$(BIN)/python npm test --silent
+	$(MAKE) --no-print-directory test-rust
+
+test-rust: $(STAMP) $(RUST_STAMP) ## build the Rust client (offline, Debian's crates) and run its tests against real services
+	cd client-rs && VECTORLANE_PYTHON=$(CURDIR)/$(BIN)/python $(CARGO) test --offline --quiet
 
 lint: $(STAMP) ## ruff over the tree, mypy over the services and the client (settings in pyproject.toml)
 	$(BIN)/ruff check .
@@ -111,6 +128,6 @@ protos: $(STAMP) $(NPM_STAMP) ## regenerate the stubs from protos/: Python into 
 settings-table: $(STAMP) ## regenerate the README's table of every setting
 	$(BIN)/python scripts/settings_table.py --write
 
-clean: ## remove the virtual environment, client-ts's packages and build, and caches
-	rm -rf $(VENV) .pytest_cache build *.egg-info client-ts/node_modules client-ts/dist
+clean: ## remove the virtual environment, client-ts's packages and build, the Rust build, and caches
+	rm -rf $(VENV) .pytest_cache build *.egg-info client-ts/node_modules client-ts/dist client-rs/target
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
