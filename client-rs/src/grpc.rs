@@ -47,7 +47,8 @@ pub struct TlsOptions {
     pub ca_pem: Vec<u8>,
     pub client_cert_pem: Option<Vec<u8>>,
     pub client_key_pem: Option<Vec<u8>>,
-    /// The name the server's certificate must carry; by default the host of the URI.
+    /// The DNS name the server's certificate must carry; by default the host of the URI (which must then be a
+    /// name: rustls 0.20 does not check IP addresses in certificates).
     pub server_name: Option<String>,
 }
 
@@ -75,7 +76,14 @@ impl Channel {
             }
             Some(options) => {
                 let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
-                let name = options.server_name.clone().unwrap_or_else(|| host.trim_matches(|c| c == '[' || c == ']').to_string());
+                let host = host.trim_matches(|c| c == '[' || c == ']');
+                let name = match &options.server_name {
+                    Some(name) => name.clone(),
+                    None if host.parse::<std::net::IpAddr>().is_ok() => return Err(Error::Usage(format!(
+                        "{} is an IP address: rustls 0.20 (Debian's) checks a certificate's DNS names only, so give \
+                         TlsOptions.server_name (a DNS name the store's certificate carries)", host))),
+                    None => host.to_string(),
+                };
                 let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(&options)?));
                 let server_name = rustls::ServerName::try_from(name.as_str())
                     .map_err(|_| Error::Usage(format!("{:?} is not a server name TLS can check", name)))?;

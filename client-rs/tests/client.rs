@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vectorlane::{connect, DataType, EmbeddingDefinition, Error, Field, HostedFunction, Index};
+use vectorlane::{connect, DataType, EmbeddingDefinition, Error, Field, HostedFunction, Index, TlsOptions};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -191,6 +191,45 @@ async fn the_rust_client_against_real_services() {
     let keyed = connect(&secured_uri).api_key("rust-token").execute().await.unwrap();
     assert_eq!(keyed.table_names().await.unwrap(), Vec::<String>::new());
 
+    // ----- mutual TLS and a token (certificates from the Python tests' throwaway CA)
+    let certs_dir = data.join("certs");
+    let script = format!(
+        "import json, pathlib\nfrom tests.security_certs import make_certificates\n\
+         c = make_certificates(pathlib.Path({:?}))\n\
+         print(json.dumps({{k: str(getattr(c, k)) for k in ('ca', 'server_cert', 'server_key', 'client_cert', \
+         'client_key')}}))", certs_dir.to_string_lossy());
+    let output = Command::new(python()).args(["-c", &script]).current_dir(repo()).output().expect("python");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let certs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let path = |k: &str| certs[k].as_str().unwrap().to_string();
+    let tls_dir = data.join("tls").to_string_lossy().to_string();
+    let tls_store = start("store_service", &["--data-dir", &tls_dir, "--embed-address", &embed.address,
+                                             "--tls-cert", &path("server_cert"), "--tls-key", &path("server_key"),
+                                             "--tls-client-ca", &path("ca"), "--auth-tokens", "rust-token"], "");
+    let tls_uri = format!("grpcs://{}", tls_store.address);
+    let read = |k: &str| std::fs::read(path(k)).unwrap();
+    let mutual = TlsOptions { ca_pem: read("ca"), client_cert_pem: Some(read("client_cert")),
+                              client_key_pem: Some(read("client_key")), server_name: Some("localhost".into()) };
+    let by_address = TlsOptions { server_name: None, ..mutual.clone() };
+    assert!(matches!(connect(&tls_uri).tls(by_address).execute().await, Err(Error::Usage(_))));
+    let over_tls = connect(&tls_uri).tls(mutual.clone()).api_key("rust-token").execute().await.expect("mTLS");
+    over_tls.embedding_registry().register("minilm", HostedFunction::new("sentence-transformers"));
+    let secure_table = over_tls.create_table("secure", vec![json!({"text": "hello over TLS"})])
+        .add_embedding(EmbeddingDefinition::new("text", "minilm", None)).unwrap().execute().await.expect("create over TLS");
+    assert_eq!(secure_table.query().nearest_to("hello").unwrap().limit(1).execute().await.unwrap()[0]["text"],
+               "hello over TLS");
+    let no_client_cert = TlsOptions { ca_pem: read("ca"), server_name: Some("localhost".into()),
+                                      ..TlsOptions::default() };
+    let refused = match connect(&tls_uri).tls(no_client_cert).api_key("rust-token").execute().await {
+        Err(error) => error,
+        Ok(connection) => connection.table_names().await.err().expect("the store asks for a client certificate"),
+    };
+    assert!(matches!(refused, Error::Transport(_) | Error::Unavailable(_)), "{:?}", refused);
+    assert!(matches!(connect(&tls_uri).execute().await, Err(Error::Usage(_))));  // grpcs:// needs TLS options
+    let no_token = connect(&tls_uri).tls(mutual).execute().await.unwrap();
+    assert!(matches!(no_token.table_names().await, Err(Error::Unauthenticated(_))));
+
+    drop(tls_store);
     drop(secured);
     drop(store);
     drop(embed);
