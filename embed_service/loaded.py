@@ -89,7 +89,8 @@ class LoadedFunctions:
                     return found
                 sibling = next((f for f in self._functions.values() if f.model_key == model_key), None)
                 evicted = self._make_room(new_model=sibling is None)
-            self._close(evicted)
+                still_loaded = {f.model_key for f in self._functions.values()}
+            self._close(evicted, still_loaded)
             if sibling is not None:
                 candidate.share_model(sibling.function)
             else:
@@ -120,7 +121,7 @@ class LoadedFunctions:
             self._functions.clear()
             for loaded in everything:
                 loaded.evicted = True
-        self._close(everything)
+        self._close(everything, set())
 
     # ----- internals -----------------------------------------------------------------------------------
     def _load(self, name: str, candidate: EmbeddingFunction) -> None:
@@ -171,8 +172,13 @@ class LoadedFunctions:
         return None
 
     @staticmethod
-    def _close(functions: list[LoadedFunction]) -> None:
+    def _close(functions: list[LoadedFunction], still_loaded: set[str]) -> None:
+        """Closes the evicted functions' queues; a model no loaded variant uses any more is released."""
+        released: set[str] = set()
         for loaded in functions:
             log.info("evicting %s from the loaded functions", loaded.name)
             for queue in loaded.queues.values():
                 queue.close()
+            if loaded.model_key not in still_loaded and loaded.model_key not in released:
+                released.add(loaded.model_key)
+                loaded.function.release()

@@ -166,6 +166,12 @@ async fn the_rust_client_against_real_services() {
         .add_embedding(EmbeddingDefinition::new("text", "not-registered", None)).err().expect("unregistered");
     assert!(matches!(unregistered, Error::Usage(_)));
     assert!(matches!(connect("http://x:1").execute().await, Err(Error::Usage(_))));
+    db.embedding_registry().register("leaky", HostedFunction::new("openai").setting("api_key", "sk-plain-key-123"));
+    let leaky = db.create_table("leaky", vec![json!({"text": "x"})])
+        .add_embedding(EmbeddingDefinition::new("text", "leaky", None)).unwrap().execute().await.err()
+        .expect("a key given as a value");
+    assert!(matches!(leaky, Error::InvalidArgument(_)) && reason(&leaky) == "LITERAL_SECRET", "{:?}", leaky);
+    assert!(!leaky.to_string().contains("sk-plain-key-123"));
     db.drop_table("plain").await.unwrap();
     assert!(matches!(db.open_table("plain").await, Err(Error::NotFound(_))));
 

@@ -176,6 +176,10 @@ class EmbeddingFunction(pydantic.BaseModel):
     def _load(self) -> None:
         """Subclasses load their model here, importing optional packages inside."""
 
+    def release(self) -> None:
+        """Frees what `load` started beside the model (threads) when the model's last variant is evicted;
+        the model itself goes with the last reference to it."""
+
     def model_source(self, name: str) -> str:
         """Where a model named by a setting is loaded from: a folder under the model roots, else the hub id
         (refused unless the operator allows downloads)."""

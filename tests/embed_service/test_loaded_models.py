@@ -82,3 +82,26 @@ def test_a_busy_model_is_not_evicted_and_a_new_one_is_refused_meanwhile(start_em
             assert error_info(refused.value).reason == "MODEL_CACHE_FULL"
             assert len(busy.result().embeddings) == 1  # the busy one finished undisturbed
         assert len(embed.stub.Embed(pb.EmbedRequest(function=other, inputs=texts("now"))).embeddings) == 1
+
+
+def test_a_rerank_model_runs_on_its_own_thread_which_stops_when_it_is_evicted(start_embed, tiny_clip,
+                                                                               tiny_cross_encoder):
+    import time
+
+    from google.protobuf import struct_pb2
+
+    settings = struct_pb2.Struct()
+    settings.update({"name": tiny_cross_encoder.name, "device": "cpu"})
+    embed = start_embed(max_loaded_models=1)
+    request = pb.RerankRequest(function=pb.FunctionSpec(name="cross-encoder", settings=settings), query="red",
+                               documents=["red apple", "blue whale"])
+    first = embed.stub.Rerank(request).scores
+    assert [t for t in threading.enumerate() if t.name.startswith("rerank-cross-encoder")]
+    assert list(embed.stub.Rerank(request).scores) == list(first)  # the same thread, the same scores
+    embed.stub.Embed(pb.EmbedRequest(function=spec("open-clip", tiny_clip.settings()), inputs=texts("x")))
+    deadline = time.monotonic() + 10  # the cross-encoder was evicted for open-clip: its thread ends
+    while [t for t in threading.enumerate() if t.name.startswith("rerank-cross-encoder")] and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [t for t in threading.enumerate() if t.name.startswith("rerank-cross-encoder")]
+    assert list(embed.stub.Rerank(request).scores) == list(first)  # loaded again, with a thread of its own
