@@ -83,11 +83,14 @@ def p50_ms(run: Any, inputs: list[Any]) -> float:
 
 
 def qps(run: Any, inputs: list[Any], seconds: float) -> float:
-    count, end = 0, time.perf_counter() + seconds
+    """Calls per second, back to back, over at least `seconds` (divided by the time they took: the last call
+    ends past `seconds`)."""
+    count, started = 0, time.perf_counter()
+    end = started + seconds
     while time.perf_counter() < end:
         run(inputs[count % len(inputs)])
         count += 1
-    return count / seconds
+    return count / (time.perf_counter() - started)
 
 
 def measure_search(table: Any, queries: list[str], vectors: np.ndarray, seconds: float) -> dict[str, float]:
@@ -104,9 +107,10 @@ def measure_search(table: Any, queries: list[str], vectors: np.ndarray, seconds:
 
 def rerank_rates(model: Path, query: str, documents: list[str], seconds: float) -> dict[str, Any]:
     """Reranks (of `documents`) per second, in-process and through the embed service's Rerank, measured in
-    alternating rounds (in-process, then the service, six times) so that both see the same machine: the
-    ratio is the median of the rounds' ratios. (Measured one after the other, whichever ran first was up to
-    a third faster on these shared 2-core machines, whatever it was.)"""
+    alternating rounds so that both see the same machine: RERANK_ROUNDS rounds of both, which one goes first
+    alternating (on 2 cores, the first calls after a switch of process pay for the other's threads still
+    spinning down); the ratio is the median of the rounds' ratios. (Measured one after the other, whichever
+    ran first was up to a third faster on these shared machines, whatever it was.)"""
     import grpc
     from google.protobuf import struct_pb2
 
@@ -134,10 +138,10 @@ def rerank_rates(model: Path, query: str, documents: list[str], seconds: float) 
             stub.Rerank(request, timeout=600)
             in_process(None)
         rounds = []
-        for _ in range(RERANK_ROUNDS):
-            here = qps(in_process, [0], seconds / RERANK_ROUNDS)
-            served = qps(lambda _: stub.Rerank(request), [0], seconds / RERANK_ROUNDS)
-            rounds.append({"in_process_per_s": here, "service_per_s": served})
+        modes = {"in_process_per_s": in_process, "service_per_s": lambda _: stub.Rerank(request)}
+        for number in range(RERANK_ROUNDS):
+            order = list(modes) if number % 2 == 0 else list(modes)[::-1]
+            rounds.append({mode: qps(modes[mode], [0], seconds / RERANK_ROUNDS) for mode in order})
     finally:
         service.stop()
     return {"in_process_per_s": statistics.median(r["in_process_per_s"] for r in rounds),
@@ -145,7 +149,7 @@ def rerank_rates(model: Path, query: str, documents: list[str], seconds: float) 
             "ratio": statistics.median(r["service_per_s"] / r["in_process_per_s"] for r in rounds), "rounds": rounds}
 
 
-RERANK_ROUNDS = 6
+RERANK_ROUNDS = 10
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 
+from embed_service import memory
 from embed_service.config import EmbedConfig
 from embed_service.server import EmbedServer
 from rpc_common import process
@@ -20,6 +21,7 @@ def address_in_banner(lines: Iterable[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     config = EmbedConfig.from_args(argv)
     process.configure_logging(config.log_level)
+    memory.keep_freed_memory()
     server = EmbedServer(config).start()
     print(f"{BANNER}{server.address}  (try: grpcurl -plaintext {server.address} list)\n"
           f"  health:  grpcurl -plaintext {server.address} grpc.health.v1.Health/Check\n"

@@ -11,32 +11,19 @@ same memory at once but made every Lance write fault its buffers in again, 2-4x 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import threading
 import time
 
 import pyarrow as pa
 
+from rpc_common.glibc import glibc
+
 
 RELEASE_EVERY_S = 1.0
 
-_libc = None
 _last_release = 0.0
 _pending: threading.Timer | None = None
 _lock = threading.Lock()
-
-
-def _glibc() -> ctypes.CDLL | None:
-    global _libc
-    if _libc is None:
-        try:
-            found = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            found.malloc_trim  # noqa: B018 - glibc has it; musl and others do not
-            _libc = found
-        except (OSError, AttributeError):
-            return None
-    return _libc
 
 
 def release_unused(force: bool = False) -> None:
@@ -65,6 +52,6 @@ def _release_later() -> None:
 
 def _release() -> None:
     pa.default_memory_pool().release_unused()
-    libc = _glibc()
+    libc = glibc()
     if libc is not None:
         libc.malloc_trim(0)
