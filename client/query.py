@@ -23,6 +23,7 @@ from vectorlane.expr import Expr, sql_of
 from vectorlane.full_text import (BooleanQuery, BoostQuery, FullTextOperator, FullTextQuery, FullTextQueryType,
                                   MatchQuery, MultiMatchQuery, Occur, PhraseQuery)
 from vectorlane.rerankers import FusionReranker, ModelReranker, Reranker, RRFReranker
+from vectorlane.query_object import FullTextSearchQuery, QueryObject
 from vectorlane.results import MergeResult
 from vectorlane_contract.store.v1 import store_service_pb2 as pb
 
@@ -512,6 +513,42 @@ class QueryBuilder:
         self._set_rerank(request)
         return request
 
+    def to_query_object(self) -> QueryObject:
+        """LanceDB's serializable description of this query (its `Query` model's fields; None where a setting
+        was left alone). A hybrid query has none, as in LanceDB."""
+        kind = self._kind()
+        if kind == HYBRID:
+            raise NotImplementedError("to_query_object not yet supported on a hybrid query")
+        common: dict[str, Any] = dict(
+            filter=self._where or None, postfilter=True if self._postfilter else None, limit=self._limit,
+            offset=self._offset or None, with_row_id=True if self._with_row_id else None,
+            columns=dict(self._computed) if self._computed else (list(self._select) or None),
+            order_by=list(self._order_by) or None)
+        if kind == FTS:
+            query = full_text.as_phrase(self._query) if self._phrase else self._query
+            return QueryObject(**common, full_text_query=FullTextSearchQuery(query=query,
+                                                                             columns=self._fts_columns or None),
+                               fast_search=True if self._fast_search else None)
+        if kind == READ:
+            return QueryObject(**common)
+        lower, upper = self._range
+        return QueryObject(
+            **common, vector_column=self._vector_column or None, vector=self._vector_value(),
+            distance_type=self._metric or None,  # nprobes(n) is both bounds, as in LanceDB
+            minimum_nprobes=self._min_nprobes if self._min_nprobes is not None else (self._nprobes or None),
+            maximum_nprobes=self._max_nprobes if self._max_nprobes is not None else (self._nprobes or None),
+            lower_bound=lower, upper_bound=upper, refine_factor=self._refine or None, ef=self._ef or None,
+            bypass_vector_index=True if self._exact else None)
+
+    def _vector_value(self) -> list[float] | list[list[float]] | None:
+        """The query vector(s) as lists of floats; None for a text or image (embedded by the store)."""
+        query, kind = self._query, self._query_type
+        if kind in ("auto", "vector") and _is_vector_batch(query):
+            return [np.asarray(v, dtype=np.float64).reshape(-1).tolist() for v in query]
+        if kind == "vector" or (kind == "auto" and isinstance(query, (list, tuple, np.ndarray))):
+            return np.asarray(query, dtype=np.float64).reshape(-1).tolist()
+        return None
+
     def _function(self) -> "EmbeddingFunctionConfig | None":
         configs = self._table.function_configs()
         if self._vector_column:
@@ -897,7 +934,7 @@ class AsyncMergeInsertBuilder(MergeBuilder):
 
 __all__ = ["DEFAULT_LIMIT", "AsyncFTSQuery", "AsyncHybridQuery", "AsyncMergeInsertBuilder", "AsyncQuery",
            "AsyncQueryBase", "AsyncTakeQuery", "AsyncVectorQuery", "BooleanQuery", "BoostQuery", "ColumnOrdering",
-           "FullTextOperator",
-           "FullTextQuery", "FullTextQueryType", "LanceFtsQueryBuilder", "LanceHybridQueryBuilder",
-           "LanceVectorQueryBuilder", "MatchQuery", "MergeBuilder", "MergeInsertBuilder", "MultiMatchQuery", "Occur",
-           "PhraseQuery", "Query", "QueryBuilder", "TakeBuilder", "TakeQuery", "ensure_vector_query", "seconds"]
+           "FullTextOperator", "FullTextQuery", "FullTextQueryType", "FullTextSearchQuery", "LanceFtsQueryBuilder",
+           "LanceHybridQueryBuilder", "LanceVectorQueryBuilder", "MatchQuery", "MergeBuilder", "MergeInsertBuilder",
+           "MultiMatchQuery", "Occur", "PhraseQuery", "Query", "QueryBuilder", "QueryObject", "TakeBuilder",
+           "TakeQuery", "ensure_vector_query", "seconds"]

@@ -83,13 +83,6 @@ INTERNALS = {
     "test_fts.py::test_reject_legacy_tantivy_index": "calls LanceDB's private _get_fts_index_path (tantivy's folder)",
     "test_fts.py::test_fts_phrase_query_execution_preserves_user_text": "mocks LanceDB's table internals "
                                                                          "(_execute_query)",
-    "test_fts.py::test_fts_phrase_query_is_preserved_in_query_object": "reads LanceDB's internal query object "
-                                                                         "(to_query_object)",
-    "test_fts.py::test_fts_phrase_query_false_preserves_string": "reads LanceDB's internal query object",
-    "test_fts.py::test_fts_phrase_query_preserves_fully_quoted_string": "reads LanceDB's internal query object",
-    "test_fts.py::test_fts_phrase_query_preserves_structured_phrase_query": "reads LanceDB's internal query object",
-    "test_fts.py::test_fts_phrase_query_rejects_other_structured_queries": "reads LanceDB's internal query object",
-    "test_fts.py::test_fts_fast_search": "reads LanceDB's internal query object",
     "test_hybrid_query.py::test_hybrid_phrase_query_is_preserved_in_analyze_plan": "mocks LanceDB's table "
                                                                                     "internals (_analyze_plan)",
 }

@@ -376,3 +376,36 @@ def test_index_names_and_taken_names_are_refused_before_any_build(db):
     with pytest.raises(InvalidArgumentError) as excinfo:
         table.create_fts_index("title", base_tokenizer="ngram", ngram_min_length=1, ngram_max_length=64)
     assert reason_of(excinfo) == "INVALID_FTS_PARAMS"
+
+
+def test_to_query_object_describes_the_query_as_lancedb_does(db):
+    table = db.create_table("described", data=[*docs(40), {"id": 100, "text": "a puppy runs home", "title": "x",
+                                                          "group": 0, "vector": [1.0, 1.0]}])
+    table.create_fts_index("text", with_position=True)
+    fts = table.search("puppy runs", query_type="fts", fts_columns="text").phrase_query().select(["id"]).limit(5)
+    described = fts.to_query_object()
+    assert described.full_text_query.query == '"puppy runs"' and described.full_text_query.columns == ["text"]
+    assert (described.limit, described.columns, described.fast_search, described.vector) == (5, ["id"], None, None)
+    assert table.search('"puppy runs"', query_type="fts").phrase_query().to_query_object() \
+        .full_text_query.query == '"puppy runs"'  # already quoted: kept
+    assert table.search("puppy runs", query_type="fts").phrase_query(False).to_query_object() \
+        .full_text_query.query == "puppy runs"
+    phrase = PhraseQuery("puppy runs", "text")
+    assert table.search(phrase).phrase_query().to_query_object().full_text_query.query is phrase
+    with pytest.raises(TypeError, match=r"phrase_query\(\) requires a string or PhraseQuery, got MatchQuery"):
+        table.search(MatchQuery("puppy", "text")).phrase_query().to_query_object()
+    assert table.search("xyz", query_type="fts").fast_search().to_query_object().fast_search is True
+
+    vector = table.search([0.5, 1.0], vector_column_name="vector").metric("cosine").where("id < 10", prefilter=False) \
+        .limit(3).nprobes(7).refine_factor(2).to_query_object()
+    assert (vector.vector, vector.vector_column, vector.distance_type, vector.filter, vector.postfilter,
+            vector.limit, vector.refine_factor, vector.minimum_nprobes, vector.maximum_nprobes,
+            vector.full_text_query) == ([0.5, 1.0], "vector", "cosine", "id < 10", True, 3, 2, 7, 7, None)
+    read = table.search().where("id > 2").select({"double": "id * 2"}).offset(4).with_row_id(True)
+    assert read.to_query_object().model_dump(exclude_none=True) == {
+        "filter": "id > 2", "columns": {"double": "id * 2"}, "offset": 4, "with_row_id": True}
+    # what it describes is what runs: the phrase, not its words anywhere
+    assert fts.to_arrow().column("id").to_pylist() == [100]
+    assert table.search(phrase).select(["id"]).limit(5).to_arrow().column("id").to_pylist() == [100]
+    with pytest.raises(NotImplementedError, match="hybrid"):
+        table.search("puppy", query_type="hybrid").to_query_object()
