@@ -409,3 +409,29 @@ def test_to_query_object_describes_the_query_as_lancedb_does(db):
     assert table.search(phrase).select(["id"]).limit(5).to_arrow().column("id").to_pylist() == [100]
     with pytest.raises(NotImplementedError, match="hybrid"):
         table.search("puppy", query_type="hybrid").to_query_object()
+
+
+def test_a_phrase_query_searches_the_phrase_and_reranks_by_the_users_text(db):
+    """What LanceDB's tests check by mocking its table's `_execute_query` / `_analyze_plan`: the search gets
+    the quoted phrase, a reranker the text as the user wrote it; in a hybrid plan too."""
+    table = db.create_table("phrased", data=[*docs(40), {"id": 100, "text": "a puppy runs home", "title": "x",
+                                                        "group": 0, "vector": [1.0, 1.0]}])
+    table.create_fts_index("text", with_position=True)
+
+    class Capturing:
+        score = "relevance"
+
+        def __init__(self):
+            self.queries = []
+
+        def rerank_fts(self, query, results):
+            self.queries.append(query)
+            return results.append_column("_relevance_score", pa.array([1.0] * results.num_rows, pa.float32()))
+
+    reranker = Capturing()
+    rows = table.search("puppy runs", query_type="fts").phrase_query().rerank(reranker).to_arrow()
+    assert rows.column("id").to_pylist() == [100] and reranker.queries == ["puppy runs"]
+    plan = table.search(query_type="hybrid").vector([1.0, 1.0]).text("puppy runs").phrase_query().explain_plan()
+    assert "PhraseQuery: column=text, query=puppy runs" in plan, plan
+    words = table.search(query_type="hybrid").vector([1.0, 1.0]).text("puppy runs").explain_plan()
+    assert "PhraseQuery" not in words and "puppy runs" in words, words
