@@ -294,8 +294,11 @@ class QueryBuilder:
 
     # ----- running ------------------------------------------------------------------------------------
     def _rows(self, timeout: Any = None) -> _ops.Op[pa.Table]:
-        """The operation that runs the query (`timeout`: seconds or a timedelta for this call)."""
-        limit = seconds(timeout)
+        """The operation that runs the query (`timeout`: seconds or a timedelta for this call); past its
+        deadline, DeadlineExceededError in LanceDB's words ("Query timeout")."""
+        return _worded_timeout(self._operation(seconds(timeout)))
+
+    def _operation(self, limit: float | None) -> _ops.Op[pa.Table]:
         kind = self._kind()
         if kind == HYBRID:
             return self._hybrid(limit)
@@ -585,6 +588,14 @@ class QueryBuilder:
             request.text = query
         else:
             raise TypeError(f"cannot search by {type(query).__name__}: use text, an image, bytes, a path or a vector")
+
+
+def _worded_timeout(operation: _ops.Op[pa.Table]) -> _ops.Op[pa.Table]:
+    try:
+        return (yield from operation)
+    except DeadlineExceededError as exc:
+        raise DeadlineExceededError(f"Query timeout ({exc.message})", reason=exc.reason,
+                                    metadata=exc.metadata) from None
 
 
 def _as_models(table: pa.Table, model: type[M]) -> list[M]:

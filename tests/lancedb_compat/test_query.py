@@ -143,11 +143,16 @@ def test_query_and_vector_search_builders(table):
     assert table.vector_search([3, 4]).limit(1).to_list()[0]["id"] == 2
 
 
-def test_a_timeout_of_zero_times_out(table):
-    with pytest.raises(TimeoutError):
-        table.search().where("str_field = 'a'").to_list(timeout=timedelta(0))
-    with pytest.raises(TimeoutError):
-        table.search([0.0, 0.0]).to_arrow(timeout=timedelta(0))
+def test_a_timeout_of_zero_times_out_in_lancedbs_words(mem_db):
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array([0.1, 0.2, 0.3, 0.4], pa.float32()), 2)
+    table = mem_db.create_table("timed", pa.table({"text": ["alpha", "beta"], "vector": vectors}))
+    table.create_fts_index("text")
+    for query in (table.search().where("text = 'alpha'"), table.search([0.0, 0.0]),
+                  table.search("alpha", query_type="fts"), table.search(query_type="hybrid").vector([0.0, 0.0])
+                  .text("alpha")):
+        with pytest.raises(TimeoutError, match="Query timeout"):
+            query.to_arrow(timeout=timedelta(0))
+    assert table.search("alpha", query_type="fts").to_arrow(timeout=timedelta(seconds=30)).num_rows == 1
 
 
 def test_take_by_offset_and_by_row_id(mem_db):
@@ -179,7 +184,7 @@ def test_an_empty_query_vector_is_refused(table):
 
 
 def test_random_vectors_search_their_own_row_first(mem_db):
-    data = pa.table({"text": ["a", "b"], "vector": pa.FixedSizeListArray.from_arrays(
+    data = pa.table({"text": ["alpha", "beta"], "vector": pa.FixedSizeListArray.from_arrays(
         pc.random(4).cast(pa.float32()), 2)})
     table = mem_db.create_table("test", data)
     first = data["vector"][1].as_py()
