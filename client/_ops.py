@@ -469,6 +469,13 @@ def add_columns(name: str, transforms: Any) -> Op[int]:
     return int((yield Unary("AddColumns", request)).version)
 
 
+def merge_columns(name: str, other: pa.Table, left_on: str, right_on: str | None) -> Op[int]:
+    """LanceDB's `merge`: the other table, whole in one message, joined by the store."""
+    request = pb.MergeColumnsRequest(table=name, arrow_ipc=rowlib.ipc(other).to_pybytes(), left_on=left_on,
+                                     right_on=right_on or "")
+    return int((yield Unary("MergeColumns", request)).version)
+
+
 def alter_columns(name: str, alterations: tuple[dict[str, Any], ...]) -> Op[int]:
     request = pb.AlterColumnsRequest(table=name)
     for alteration in alterations:

@@ -31,8 +31,8 @@ _MAX_MESSAGE = 64 << 20  # the services' default --max-message-bytes
 # changed the rows first), which the store then applies to the version latest now, as Lance retries its own.
 _IDEMPOTENT = ("GetTable", "ListTables", "Search", "ReadRows", "CountRows", "ListIndexes", "ListVersions",
                "DescribeFunction", "ComputeEmbeddings", "GetTableStats", "ListTags")
-_CONFLICT_RETRIED = ("DeleteRows", "UpdateRows", "AddColumns", "AlterColumns", "DropColumns", "DropIndex",
-                     "RestoreVersion", "CreateTag", "DeleteTag")
+_CONFLICT_RETRIED = ("DeleteRows", "UpdateRows", "AddColumns", "MergeColumns", "AlterColumns", "DropColumns",
+                     "DropIndex", "RestoreVersion", "CreateTag", "DeleteTag")
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [{
     "name": [{"service": "vectorlane.store.v1.StorageService", "method": m} for m in _IDEMPOTENT],
     "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 
 from vectorlane import _ops, index
+from vectorlane import rows as rowlib
 from vectorlane.embeddings.config import EmbeddingFunctionConfig
 from vectorlane.expr import Expr, sql_of
 from vectorlane.operations import Operation
@@ -442,6 +443,21 @@ class Table(TableOps):
         """LanceDB's `add_columns`: {name: SQL expression} computed for every row (e.g. `"price * 2"`), or
         `pa.field(...)` / a list of fields / a schema of columns null in every row."""
         return AddColumnsResult(self._run(self._op_evolve("add_columns", _ops.add_columns(self.name, transforms))))
+
+    def merge(self, other_table: Any, left_on: str, right_on: str | None = None, schema: Any = None) -> None:
+        """LanceDB's `merge`: a left join adding the other table's columns (all but its key) to every row,
+        null where no row of the other has the row's key. `other_table`: a vectorlane or Lance table, a
+        pyarrow Table or RecordBatchReader, a pandas or polars DataFrame, or rows; `schema` (pyarrow or a
+        LanceModel) casts it first. Its keys are unique; it travels whole in one message."""
+        if isinstance(other_table, Table):
+            other = other_table.to_arrow()
+        elif hasattr(other_table, "to_table") and not isinstance(other_table, pa.Table):  # a Lance dataset
+            other = other_table.to_table()
+        else:
+            other = rowlib.to_arrow(other_table)
+        if schema is not None:
+            other = other.cast(schema.to_arrow_schema() if hasattr(schema, "to_arrow_schema") else schema)
+        self._run(self._op_evolve("merge", _ops.merge_columns(self.name, other, left_on, right_on)))
 
     def alter_columns(self, *alterations: dict[str, Any]) -> AlterColumnsResult:
         """LanceDB's `alter_columns`: dicts of `path` and any of `rename`, `nullable`, `data_type` (a pyarrow

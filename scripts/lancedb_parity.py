@@ -95,6 +95,8 @@ DIFFERS = {
         "governs commits made by other processes (another store, LanceDB) on the same dataset",
     "test_table.py::test_table_uri": "a table lives in the store, not at a path the client sees: its uri is the "
                                      "store's address and the table's name",
+    "test_table.py::test_search_after_merge": "asserts Lance's ANN plan node; the store's plan names FaissSearch "
+        "(the merge and the search themselves: tests/store_service/test_merge_columns.py)",
     "test_table.py::test_basic": "asserts the repr of LanceDB's LanceTable; a vectorlane Table's repr is its own",
     "test_embeddings.py::test_openai_variables_survive_metadata_round_trip": "a hosted function's secrets stay "
         "$var references in the client and are resolved by the embed service from its mounted secrets",

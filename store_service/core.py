@@ -875,6 +875,14 @@ class StoreCore:
                     else schema_changes.plan_add_nulls(latest.schema, null_columns))
             return self._change_schema(owner, [plan], latest)
 
+    def merge_columns(self, name: str, other: pa.Table, left_on: str, right_on: str = "") -> int:
+        """LanceDB's `merge`: new columns from `other`, joined to each row by its key (a left join)."""
+        owner = self.owner(name)
+        with owner.changing():
+            latest = owner.table.manifest()
+            plan = schema_changes.plan_merge(latest.schema, other, left_on, right_on or left_on)
+            return self._change_schema(owner, [plan], latest)
+
     def alter_columns(self, name: str, alterations: list[schema_changes.Alteration]) -> int:
         """LanceDB's `alter_columns`: renames (functions and indexes follow), nullability, casts."""
         owner = self.owner(name)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from store_service.errors import FailedPrecondition, InvalidArgument
 from store_service.expressions import Judged, Role, judge
@@ -153,6 +154,59 @@ def plan_add_nulls(schema: pa.Schema, fields: pa.Schema) -> Plan:
     def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
         return _check_result(current), list(indexes)
     return Plan(NewColumns(nulls, reads=[read]), edit, "add_columns")
+
+
+def _key_kind(kind: pa.DataType) -> str | None:
+    if pa.types.is_integer(kind):
+        return "integer"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "string"
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return "binary"
+    return None
+
+
+def plan_merge(schema: pa.Schema, other: pa.Table, left_on: str, right_on: str) -> Plan:
+    """LanceDB's `merge`: the other table's columns (but its key) as new columns, each row taking the values
+    of the other table's row with its key, null where there is none. Keys are integers, strings or binaries,
+    unique and non-null in the other table."""
+    if schema.get_field_index(left_on) < 0:
+        raise InvalidArgument(f"left_on: the table has no column {left_on!r}", reason="UNKNOWN_COLUMN",
+                              column=left_on)
+    if other.schema.get_field_index(right_on) < 0:
+        raise InvalidArgument(f"right_on: the other table has no column {right_on!r}", reason="UNKNOWN_COLUMN",
+                              column=right_on)
+    left_type, right_type = schema.field(left_on).type, other.schema.field(right_on).type
+    if _key_kind(left_type) is None or _key_kind(left_type) != _key_kind(right_type):
+        raise InvalidArgument(f"merge keys must be integers, strings or binaries of one kind: {left_on!r} is "
+                              f"{left_type}, the other table's {right_on!r} is {right_type}",
+                              reason="KEY_TYPE_MISMATCH", column=left_on)
+    keys = other.column(right_on)
+    if keys.null_count:
+        raise InvalidArgument(f"the other table's key column {right_on!r} holds nulls", reason="NULL_KEY",
+                              column=right_on)
+    try:
+        keys = keys.cast(left_type).combine_chunks()  # safe: a value that does not fit is refused
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InvalidArgument(f"the other table's keys do not fit {left_on!r} ({left_type})",
+                              reason="KEY_TYPE_MISMATCH", column=right_on) from exc
+    if pc.count_distinct(keys).as_py() != len(keys):
+        raise InvalidArgument(f"the other table's key column {right_on!r} repeats a key: each row of the table "
+                              "must take at most one row", reason="DUPLICATE_KEY", column=right_on)
+    values = other.drop_columns([right_on]).combine_chunks()
+    wanted = [f.with_nullable(True) for f in values.schema]  # rows without a match hold null
+    _check_new_names(schema, [f.name for f in wanted])
+    check_table_schema(pa.schema([*schema, *wanted]))
+    columns = [values.column(f.name).combine_chunks() if values.num_rows else pa.array([], f.type) for f in wanted]
+
+    def joined(batch: pa.RecordBatch) -> pa.RecordBatch:
+        at = pc.index_in(batch.column(0), value_set=keys)
+        return pa.RecordBatch.from_arrays([column.take(at) for column in columns], schema=pa.schema(wanted))
+
+    def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
+        return _check_result(current), list(indexes)
+    # a large batch: each one looks its keys up in a hash table of the other table's keys, built per batch
+    return Plan(NewColumns(joined, reads=[left_on], batch_rows=65536, error_reason="INVALID_MERGE"), edit, "merge")
 
 
 def _castable(source: pa.DataType, target: pa.DataType) -> bool:

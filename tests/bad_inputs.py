@@ -581,6 +581,17 @@ STORE_CASES = [
     Case("store", "AddColumns", "a non-nullable null column", lambda t: t.store.AddColumns(pb.AddColumnsRequest(
         table=DOCS, null_columns=pb.Schema(fields=[pb.Field(name="n", type=pb.DATA_TYPE_INT64)]))), INVALID,
          "NULL_IN_REQUIRED_COLUMN"),
+    Case("store", "MergeColumns", "the other table repeating a key", lambda t: t.store.MergeColumns(
+        pb.MergeColumnsRequest(table=DOCS, left_on="id", arrow_ipc=ipc_of(pa.table({"id": [1, 1], "n": [1, 2]})))),
+         INVALID, "DUPLICATE_KEY"),
+    Case("store", "MergeColumns", "keys of another kind (strings for an integer key)", lambda t: t.store.MergeColumns(
+        pb.MergeColumnsRequest(table=DOCS, left_on="id", arrow_ipc=ipc_of(pa.table({"id": ["1"], "n": [1]})))),
+         INVALID, "KEY_TYPE_MISMATCH"),
+    Case("store", "MergeColumns", "ZSTD-compressed other table (a decompression bomb)", lambda t: t.store.MergeColumns(
+        pb.MergeColumnsRequest(table=DOCS, left_on="id", arrow_ipc=ipc_rows(compression="zstd").arrow_ipc)),
+         INVALID, "INVALID_ARROW_IPC"),
+    Case("store", "MergeColumns", "no other table", lambda t: t.store.MergeColumns(
+        pb.MergeColumnsRequest(table=DOCS, left_on="id")), INVALID, "MISSING_ROWS"),
     Case("store", "AlterColumns", "column that does not exist", lambda t: t.store.AlterColumns(
         pb.AlterColumnsRequest(table=DOCS, alterations=[pb.ColumnAlteration(path="nope", rename="x")])), INVALID,
          "UNKNOWN_COLUMN"),

@@ -15,8 +15,8 @@ export const DEFAULT_TIMEOUT_S = 300;
 const MAX_MESSAGE = 64 << 20; // the services' default --max-message-bytes
 const IDEMPOTENT = ["GetTable", "ListTables", "Search", "ReadRows", "CountRows", "ListIndexes", "ListVersions",
   "DescribeFunction", "ComputeEmbeddings", "GetTableStats", "ListTags", "GetOperation", "ListOperations"];
-const CONFLICT_RETRIED = ["DeleteRows", "UpdateRows", "AddColumns", "AlterColumns", "DropColumns", "DropIndex",
-  "RestoreVersion", "CreateTag", "DeleteTag"];
+const CONFLICT_RETRIED = ["DeleteRows", "UpdateRows", "AddColumns", "MergeColumns", "AlterColumns", "DropColumns",
+  "DropIndex", "RestoreVersion", "CreateTag", "DeleteTag"];
 const SERVICE_CONFIG = JSON.stringify({
   loadBalancingConfig: [{ round_robin: {} }],
   methodConfig: [{

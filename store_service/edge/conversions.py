@@ -136,6 +136,15 @@ def _read_ipc(data: bytes | memoryview) -> pa.Table:
     return arrow_ipc.read_stream(data)
 
 
+def merged_table(request: pb.MergeColumnsRequest) -> pa.Table:
+    """The other table of a MergeColumns request."""
+    if not request.arrow_ipc:
+        raise InvalidArgument("merge needs the other table (arrow_ipc)", reason="MISSING_ROWS")
+    if not request.left_on:
+        raise InvalidArgument("merge needs left_on, the table's key column", reason="MISSING_KEY")
+    return _read_ipc(request.arrow_ipc)
+
+
 def request_rows(request: Decoded, schema: pa.Schema | None) -> pa.Table | None:
     """The rows of a request decoded by `vectorlane.wire.decode` (Arrow IPC left in the received bytes) as
     an Arrow table; None when there are none."""

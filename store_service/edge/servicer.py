@@ -263,6 +263,12 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
                                          null_columns=conversions.null_columns(request.null_columns))
         return pb.AddColumnsResponse(version=version)
 
+    def MergeColumns(self, request: pb.MergeColumnsRequest, context: grpc.ServicerContext
+                     ) -> pb.MergeColumnsResponse:
+        other = conversions.merged_table(request)
+        return pb.MergeColumnsResponse(version=self._core.merge_columns(request.table, other, request.left_on,
+                                                                        request.right_on))
+
     def AlterColumns(self, request: pb.AlterColumnsRequest, context: grpc.ServicerContext
                      ) -> pb.AlterColumnsResponse:
         version = self._core.alter_columns(request.table, conversions.alterations(request.alterations))

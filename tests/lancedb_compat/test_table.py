@@ -394,6 +394,19 @@ def test_merge_insert_every_form(mem_db):
         table.merge_insert("a").when_matched_update_all().execute(new_data, timeout=timedelta(0))
 
 
+def test_merge_joins_new_columns_by_key(mem_db):
+    table = mem_db.create_table("my_table", schema=pa.schema({"vector": pa.list_(pa.float32(), 2),
+                                                              "id": pa.int64()}))
+    table.add([{"vector": [1.1, 0.9], "id": 0}, {"vector": [1.2, 1.9], "id": 1}])
+    table.merge(pa.table({"document": ["foo", "bar"], "id": [0, 1]}), left_on="id")
+    assert len(table.list_versions()) == 3
+    assert table.to_arrow() == pa.table({"vector": [[1.1, 0.9], [1.2, 1.9]], "id": [0, 1],
+                                         "document": ["foo", "bar"]}, schema=table.schema)
+    table.restore(1)
+    table.merge(pd.DataFrame({"key": [1], "n": [5]}), left_on="id", right_on="key")
+    assert table.to_arrow().column_names == ["vector", "id", "n"] and table.count_rows() == 0
+
+
 def test_merge_insert_condition_on_the_new_rows(mem_db):
     table = mem_db.create_table("t", data=pa.table({"a": [1, 2], "n": [10, 20]}))
     merged = table.merge_insert("a").when_matched_update_all(where="source.n > target.n").execute(

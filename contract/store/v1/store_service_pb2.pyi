@@ -1032,6 +1032,24 @@ class AddColumnsResponse(_message.Message):
     version: int
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
+class MergeColumnsRequest(_message.Message):
+    __slots__ = ("table", "arrow_ipc", "left_on", "right_on")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    LEFT_ON_FIELD_NUMBER: _ClassVar[int]
+    RIGHT_ON_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    arrow_ipc: bytes
+    left_on: str
+    right_on: str
+    def __init__(self, table: _Optional[str] = ..., arrow_ipc: _Optional[bytes] = ..., left_on: _Optional[str] = ..., right_on: _Optional[str] = ...) -> None: ...
+
+class MergeColumnsResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
 class ColumnAlteration(_message.Message):
     __slots__ = ("path", "rename", "nullable", "data_type", "metadata", "metadata_removed", "metadata_replace")
     class MetadataEntry(_message.Message):

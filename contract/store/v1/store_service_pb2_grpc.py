@@ -159,6 +159,11 @@ class StorageServiceStub:
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsRequest.SerializeToString,
                 response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsResponse.FromString,
                 _registered_method=True)
+        self.MergeColumns = channel.unary_unary(
+                '/vectorlane.store.v1.StorageService/MergeColumns',
+                request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.MergeColumnsRequest.SerializeToString,
+                response_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.MergeColumnsResponse.FromString,
+                _registered_method=True)
         self.AlterColumns = channel.unary_unary(
                 '/vectorlane.store.v1.StorageService/AlterColumns',
                 request_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AlterColumnsRequest.SerializeToString,
@@ -403,6 +408,15 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MergeColumns(self, request, context):
+        """LanceDB's `table.merge(other, left_on, right_on)`: new columns from another table, joined to each row
+        by a key (a left join: null where no row of the other table has the row's key). The other table's keys
+        are unique; its columns other than the key are the new columns. One new version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AlterColumns(self, request, context):
         """LanceDB's `table.alter_columns()`: renames (a column's embedding function and indexes follow it),
         nullability, casts within a kind of type. Renames and nullability write a manifest alone; casts rewrite
@@ -613,6 +627,11 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.AddColumns,
                     request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsRequest.FromString,
                     response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsResponse.SerializeToString,
+            ),
+            'MergeColumns': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeColumns,
+                    request_deserializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.MergeColumnsRequest.FromString,
+                    response_serializer=vectorlane_dot_store_dot_v1_dot_store__service__pb2.MergeColumnsResponse.SerializeToString,
             ),
             'AlterColumns': grpc.unary_unary_rpc_method_handler(
                     servicer.AlterColumns,
@@ -1323,6 +1342,33 @@ class StorageService:
             '/vectorlane.store.v1.StorageService/AddColumns',
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsRequest.SerializeToString,
             vectorlane_dot_store_dot_v1_dot_store__service__pb2.AddColumnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeColumns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vectorlane.store.v1.StorageService/MergeColumns',
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.MergeColumnsRequest.SerializeToString,
+            vectorlane_dot_store_dot_v1_dot_store__service__pb2.MergeColumnsResponse.FromString,
             options,
             channel_credentials,
             insecure,
