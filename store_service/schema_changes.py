@@ -18,11 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from store_service.errors import FailedPrecondition, InvalidArgument
 from store_service.expressions import Judged, Role, judge
+from store_service.expressions.cost import MAX_FIXED
+from store_service.expressions.row_sizes import cell_bytes
 from store_service.schema import (check_table_schema, functions_of, is_vector, unsupported_type,
                                   with_functions)
 from store_service.storage.new_columns import NewColumns
@@ -30,6 +33,8 @@ from store_service.storage.new_columns import NewColumns
 MAX_NEW_COLUMNS = 64
 MAX_EXPRESSION_LENGTH = 4096
 MAX_ALTERATIONS = 256
+MAX_MERGE_ROW_BYTES = MAX_FIXED  # what an add_columns expression may make of one row
+MERGE_BATCH_BYTES = 64 << 20
 _CAST_PREFIX = "__vectorlane_cast_"
 
 @dataclass(frozen=True)
@@ -198,6 +203,15 @@ def plan_merge(schema: pa.Schema, other: pa.Table, left_on: str, right_on: str) 
     _check_new_names(schema, [f.name for f in wanted])
     check_table_schema(pa.schema([*schema, *wanted]))
     columns = [values.column(f.name).combine_chunks() if values.num_rows else pa.array([], f.type) for f in wanted]
+    # Each row of the other table may be taken by every row of the table: its values are held to what an
+    # add_columns expression may make of a row (1 MiB), and a batch to MERGE_BATCH_BYTES of them.
+    row_bytes = sum((cell_bytes(c) for c in columns), np.zeros(len(keys))) if columns else np.zeros(0)
+    largest = float(row_bytes.max()) if len(row_bytes) else 0.0
+    if largest > MAX_MERGE_ROW_BYTES:
+        raise InvalidArgument(f"a row of the other table holds {int(largest):,} bytes of new values; at most "
+                              f"{MAX_MERGE_ROW_BYTES:,} (each may be copied to every row with its key)",
+                              reason="MERGE_ROW_TOO_LARGE")
+    batch_rows = int(max(1, min(65536, MERGE_BATCH_BYTES // max(largest, 1.0))))
 
     def joined(batch: pa.RecordBatch) -> pa.RecordBatch:
         at = pc.index_in(batch.column(0), value_set=keys)
@@ -205,8 +219,9 @@ def plan_merge(schema: pa.Schema, other: pa.Table, left_on: str, right_on: str) 
 
     def edit(current: pa.Schema, indexes: tuple[dict[str, Any], ...]) -> tuple[pa.Schema, list[dict[str, Any]]]:
         return _check_result(current), list(indexes)
-    # a large batch: each one looks its keys up in a hash table of the other table's keys, built per batch
-    return Plan(NewColumns(joined, reads=[left_on], batch_rows=65536, error_reason="INVALID_MERGE"), edit, "merge")
+    # large batches: each looks its keys up in a hash table of the other table's keys, built per batch
+    return Plan(NewColumns(joined, reads=[left_on], batch_rows=batch_rows, error_reason="INVALID_MERGE"), edit,
+                "merge")
 
 
 def _castable(source: pa.DataType, target: pa.DataType) -> bool:

@@ -102,6 +102,8 @@ def reason(excinfo: pytest.ExceptionInfo) -> str:
     (pa.table({"id": [0], **{f"c{i}": [i] for i in range(65)}}), "id", None, "TOO_MANY_COLUMNS"),
     (pa.table({"id": [0], "_rowid": [1]}), "id", None, "RESERVED_COLUMN"),
     (pa.table({"vector": [0], "x": ["a"]}), "vector", None, "KEY_TYPE_MISMATCH"),  # a vector is no key
+    # each row of the other may be copied to every row with its key: 2 MiB would be 2 TiB over a 1M-row table
+    (pa.table({"id": [0], "blob": [b"x" * (2 << 20)]}), "id", None, "MERGE_ROW_TOO_LARGE"),
 ])
 def test_a_merge_that_cannot_be_done_is_refused_precisely_and_changes_nothing(db, other, left_on, right_on,
                                                                                expected):
@@ -129,3 +131,12 @@ def test_hostile_merge_requests_are_refused_over_the_wire(db):
         info = error_info(caught.value)
         assert info is not None and (expected is None or info.reason == expected), (request.left_on, info)
     assert db.open_table("t").count_rows() == 3
+
+
+def test_a_large_value_shared_by_many_rows_is_copied_to_each_of_them(db):
+    table = db.create_table("shared", data=[{"id": i % 2, "n": i} for i in range(40)])
+    value = b"v" * (512 << 10)
+    table.merge(pa.table({"id": [0], "blob": [value]}), left_on="id")
+    blobs = table.search().select(["n", "blob"]).to_arrow()
+    assert all((b == value) == (n % 2 == 0) and (b is None) == (n % 2 == 1)
+               for n, b in zip(blobs["n"].to_pylist(), blobs["blob"].to_pylist()))
