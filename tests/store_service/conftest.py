@@ -22,6 +22,7 @@ from embed_service.functions import EmbeddingFunction, get_registry
 from store_service.config import StoreConfig
 from store_service.server import StoreServer
 from tests.conftest import RunningEmbed
+import vectorlane
 from vectorlane.store.v1 import store_service_pb2 as pb
 from vectorlane.store.v1 import store_service_pb2_grpc as pb_grpc
 
@@ -95,6 +96,16 @@ def start_store(tmp_path: Path) -> Iterator[Callable[..., RunningStore]]:
 @pytest.fixture
 def store(start_store: Callable[..., RunningStore], embed: RunningEmbed) -> RunningStore:
     return start_store(embed)
+
+
+@pytest.fixture
+def db(start_store: Callable[..., RunningStore]) -> Iterator[vectorlane.Connection]:
+    """A client of a store without an embed service (`db.store`: the store it talks to)."""
+    store = start_store()
+    connection = vectorlane.connect(f"grpc://{store.target}", timeout=60)
+    connection.store = store  # type: ignore[attr-defined]
+    yield connection
+    connection.close()
 
 
 # ----- request builders -----------------------------------------------------------------------------------

@@ -34,15 +34,6 @@ def docs(count: int, seed: int = 0, start: int = 0) -> list[dict]:
             for i in range(count)]
 
 
-@pytest.fixture
-def db(start_store):
-    store = start_store()
-    connection = vectorlane.connect(f"grpc://{store.target}", timeout=60)
-    connection.store = store
-    yield connection
-    connection.close()
-
-
 def reason_of(excinfo: pytest.ExceptionInfo) -> str:
     return excinfo.value.reason
 

@@ -17,15 +17,6 @@ from vectorlane.index import IvfPq
 from vectorlane.store.v1 import store_service_pb2 as pb
 
 
-@pytest.fixture
-def db(start_store):
-    store = start_store()
-    connection = vectorlane.connect(f"grpc://{store.target}", timeout=60)
-    connection.store = store
-    yield connection
-    connection.close()
-
-
 def small(db, name="t"):
     table = db.create_table(name, schema=pa.schema({"vector": pa.list_(pa.float32(), 2), "id": pa.int64()}))
     table.add([{"vector": [1.1, 0.9], "id": 0}, {"vector": [1.2, 1.9], "id": 1}, {"vector": [0.0, 0.5], "id": 7}])

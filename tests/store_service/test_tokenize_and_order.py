@@ -22,15 +22,6 @@ from vectorlane.store.v1 import store_service_pb2 as pb
 WORDS = "apple banana cherry dog puppy quick river sun tiger whale".split()
 
 
-@pytest.fixture
-def db(start_store):
-    store = start_store()
-    connection = vectorlane.connect(f"grpc://{store.target}", timeout=60)
-    connection.store = store
-    yield connection
-    connection.close()
-
-
 def rows(count: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     return [{"id": i, "text": " ".join(rng.choices(WORDS, k=rng.randint(2, 8))), "count": rng.randint(0, 5),
